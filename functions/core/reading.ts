@@ -94,3 +94,20 @@ export interface MessageOutcome {
   events: LifecycleEvent[];
   actions: Action[];
 }
+
+/** Registry facts attached to every reading before it is stored (the seeds' enrichment). */
+export interface Enrichment {
+  /** Device type id from the registry (or the auto-registration default). */
+  deviceType: string;
+  typeName?: string;
+  category?: string;
+  capabilities?: string[];
+  /** Site / group from the registry (falls back to the Sparkplug group). */
+  site?: string;
+  /** Ids of the applications registered for the device type (routing and access). */
+  applications: string[];
+}
+
+export interface EnrichedReading extends Reading {
+  enrichment: Enrichment;
+}
