@@ -54,7 +54,8 @@ function fail(code: string, message: string): never {
 
 export function parseSparkplugTopic(topic: string): SparkplugTopic {
   const parts = topic.split('/');
-  if (parts[0] !== SPARKPLUG_NAMESPACE) fail('TOPIC_NAMESPACE', `topic "${topic}" is not in ${SPARKPLUG_NAMESPACE}`);
+  if (parts[0] !== SPARKPLUG_NAMESPACE)
+    fail('TOPIC_NAMESPACE', `topic "${topic}" is not in ${SPARKPLUG_NAMESPACE}`);
   if (parts[1] === 'STATE') {
     // 3.0: spBv1.0/STATE/{host_id}
     if (parts.length !== 3 || !isValidSparkplugId(parts[2] ?? '')) {
@@ -72,15 +73,22 @@ export function parseSparkplugTopic(topic: string): SparkplugTopic {
   if (!isValidSparkplugId(group)) fail('TOPIC_GROUP', `invalid group_id in topic "${topic}"`);
   if (!isValidSparkplugId(node)) fail('TOPIC_NODE', `invalid edge_node_id in topic "${topic}"`);
   const nodeLevel = NODE_TYPES.has(type);
-  if (nodeLevel && device !== undefined) fail('TOPIC_LEVELS', `${type} topic "${topic}" must not name a device`);
+  if (nodeLevel && device !== undefined)
+    fail('TOPIC_LEVELS', `${type} topic "${topic}" must not name a device`);
   if (!nodeLevel && device === undefined) fail('TOPIC_LEVELS', `${type} topic "${topic}" must name a device`);
-  if (device !== undefined && !isValidSparkplugId(device)) fail('TOPIC_DEVICE', `invalid device_id in "${topic}"`);
+  if (device !== undefined && !isValidSparkplugId(device))
+    fail('TOPIC_DEVICE', `invalid device_id in "${topic}"`);
   const parsed: SparkplugTopic = { kind: 'message', group, type: type as SparkplugMessageType, node };
   if (device !== undefined) parsed.device = device;
   return parsed;
 }
 
-export function sparkplugTopic(group: string, type: SparkplugMessageType, node: string, device?: string): string {
+export function sparkplugTopic(
+  group: string,
+  type: SparkplugMessageType,
+  node: string,
+  device?: string,
+): string {
   for (const [name, id] of [
     ['group', group],
     ['node', node],
@@ -106,24 +114,29 @@ export function sparkplugPartitionKey(group: string, node: string): string {
 export function parseLwm2mTopic(topic: string): Lwm2mTopic {
   const parts = topic.split('/');
   const at = parts.lastIndexOf('lwm2m', parts.length - 3);
-  if (at < 0 || parts.length - at !== 3) fail('TOPIC_LWM2M', `topic "${topic}" is not [PREFIX/]lwm2m/{rd|bs}/{endpoint}`);
+  if (at < 0 || parts.length - at !== 3)
+    fail('TOPIC_LWM2M', `topic "${topic}" is not [PREFIX/]lwm2m/{rd|bs}/{endpoint}`);
   const iface = parts[at + 1];
   const endpoint = parts[at + 2] ?? '';
-  if (iface !== 'rd' && iface !== 'bs') fail('TOPIC_LWM2M_IFACE', `LwM2M interface "${iface}" must be rd or bs`);
-  if (!isValidEndpoint(endpoint)) fail('TOPIC_ENDPOINT', `invalid LwM2M endpoint "${endpoint}" in topic "${topic}"`);
+  if (iface !== 'rd' && iface !== 'bs')
+    fail('TOPIC_LWM2M_IFACE', `LwM2M interface "${iface}" must be rd or bs`);
+  if (!isValidEndpoint(endpoint))
+    fail('TOPIC_ENDPOINT', `invalid LwM2M endpoint "${endpoint}" in topic "${topic}"`);
   const parsed: Lwm2mTopic = { iface, endpoint };
   if (at > 0) parsed.prefix = parts.slice(0, at).join('/');
   return parsed;
 }
 
 export function lwm2mTopic(endpoint: string, iface: Lwm2mInterface = 'rd', prefix?: string): string {
-  if (!isValidEndpoint(endpoint)) throw new ProtocolError('TOPIC_ENDPOINT', `invalid LwM2M endpoint "${endpoint}"`);
+  if (!isValidEndpoint(endpoint))
+    throw new ProtocolError('TOPIC_ENDPOINT', `invalid LwM2M endpoint "${endpoint}"`);
   return `${prefix ? `${prefix}/` : ''}lwm2m/${iface}/${endpoint}`;
 }
 
 /** Which protocol tree a topic belongs to, parsed; throws ProtocolError for anything else. */
 export function parseTopic(topic: string): ParsedTopic {
-  if (topic.startsWith(`${SPARKPLUG_NAMESPACE}/`)) return { protocol: 'sparkplug', topic: parseSparkplugTopic(topic) };
+  if (topic.startsWith(`${SPARKPLUG_NAMESPACE}/`))
+    return { protocol: 'sparkplug', topic: parseSparkplugTopic(topic) };
   if (/(^|\/)lwm2m\//.test(topic)) return { protocol: 'lwm2m', topic: parseLwm2mTopic(topic) };
   return fail('TOPIC_UNKNOWN', `topic "${topic}" is neither Sparkplug B nor LwM2M`);
 }
@@ -136,7 +149,11 @@ export function deviceMayPublish(thingName: string, topic: string): boolean {
   try {
     const parsed = parseTopic(topic);
     if (parsed.protocol === 'sparkplug') {
-      return parsed.topic.kind === 'message' && parsed.topic.node === thingName && !parsed.topic.type.endsWith('CMD');
+      return (
+        parsed.topic.kind === 'message' &&
+        parsed.topic.node === thingName &&
+        !parsed.topic.type.endsWith('CMD')
+      );
     }
     return parsed.topic.endpoint === thingName && parsed.topic.prefix === undefined;
   } catch {

@@ -11,8 +11,8 @@ import type { InboundMessage, MessageProcessor } from '../../functions/core/proc
 import type { MessageOutcome, Reading } from '../../functions/core/reading.js';
 import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/index.js';
 import { parseTopic } from '../../functions/core/topics.js';
-import type { Command } from './main.js';
 import { stringifyLine } from './json.js';
+import type { Command } from './main.js';
 
 const HELP = `usage: dualpath decode [FILE]
 
@@ -34,10 +34,16 @@ export function parseEnvelope(line: string, now: number): InboundMessage {
   }
   const env = parsed as Record<string, unknown>;
   if (typeof env.topic !== 'string' || env.topic.length === 0) {
-    throw new ValidationError('"topic" must be a non-empty string', { field: 'topic', code: 'ENVELOPE_FIELD' });
+    throw new ValidationError('"topic" must be a non-empty string', {
+      field: 'topic',
+      code: 'ENVELOPE_FIELD',
+    });
   }
   if (typeof env.payload !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(env.payload)) {
-    throw new ValidationError('"payload" must be a base64 string', { field: 'payload', code: 'ENVELOPE_FIELD' });
+    throw new ValidationError('"payload" must be a base64 string', {
+      field: 'payload',
+      code: 'ENVELOPE_FIELD',
+    });
   }
   let receivedAt = now;
   if (env.receivedAt !== undefined) {
@@ -49,7 +55,11 @@ export function parseEnvelope(line: string, now: number): InboundMessage {
     }
     receivedAt = env.receivedAt;
   }
-  const message: InboundMessage = { topic: env.topic, payload: new Uint8Array(Buffer.from(env.payload, 'base64')), receivedAt };
+  const message: InboundMessage = {
+    topic: env.topic,
+    payload: new Uint8Array(Buffer.from(env.payload, 'base64')),
+    receivedAt,
+  };
   if (typeof env.clientId === 'string') message.clientId = env.clientId;
   return message;
 }
@@ -85,7 +95,13 @@ export function formatOutcome(outcome: MessageOutcome): Record<string, unknown> 
     ...head,
     readings: outcome.readings.map(formatReading),
     events: outcome.events,
-    actions: outcome.actions.map((a) => ({ topic: a.topic, qos: a.qos, reason: a.reason, describe: a.describe, payload: a.payload })),
+    actions: outcome.actions.map((a) => ({
+      topic: a.topic,
+      qos: a.qos,
+      reason: a.reason,
+      describe: a.describe,
+      payload: a.payload,
+    })),
   };
 }
 

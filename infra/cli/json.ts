@@ -8,7 +8,8 @@ export function toJsonSafe(value: unknown): unknown {
       ? Number(value)
       : value.toString();
   }
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   if (Array.isArray(value)) return value.map(toJsonSafe);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
