@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { DecodeError, TransientError } from '../../functions/core/errors.js';
+import { InMemoryEventLog } from '../../functions/core/events.js';
+import {
+  type EnricherPort,
+  type IngestDeps,
+  type IngestRecord,
+  processBatch,
+  type StorePort,
+} from '../../functions/core/ingest.js';
+import type { InboundMessage, MessageProcessor } from '../../functions/core/processor.js';
+import type { EnrichedReading, MessageOutcome, Reading } from '../../functions/core/reading.js';
+
+const T0 = 1_700_000_000_000;
+
+function record(seq: number, key: string, topic: string, payload: string | null, extra = {}): IngestRecord {
+  const envelope =
+    payload === null
+      ? 'not json {'
+      : JSON.stringify({
+          topic,
+          payload: Buffer.from(payload).toString('base64'),
+          receivedAt: T0 + seq,
+          ...extra,
+        });
+  return { sequenceNumber: String(seq).padStart(10, '0'), partitionKey: key, data: Buffer.from(envelope) };
+}
+
+/** A processor whose payload text says what to do: "ok:<n readings>", "bad", "flaky:<fails>". */
+class ScriptedProcessor implements MessageProcessor {
+  readonly seen: string[] = [];
+  private readonly failures = new Map<string, number>();
+  async handle(message: InboundMessage): Promise<MessageOutcome> {
+    const text = Buffer.from(message.payload).toString();
+    const deviceId = message.topic.split('/').at(-1)!;
+    this.seen.push(`${deviceId}:${text}`);
+    if (text === 'bad') throw new DecodeError('TEST_BAD', 'payload is bad', { field: 'payload' });
+    if (text.startsWith('flaky:')) {
+      const left = this.failures.get(text) ?? Number(text.slice(6));
+      this.failures.set(text, left - 1);
+      if (left > 0) throw new TransientError('TEST_FLAKY', 'try again');
+    }
+    const n = text.startsWith('ok:') ? Number(text.slice(3)) : 1;
+    const readings: Reading[] = Array.from({ length: n }, (_, i) => ({
+      protocol: 'lwm2m',
+      deviceId,
+      metric: `/3303/0/${5700 + i}`,
+      type: 'Float',
+      value: i,
+      time: message.receivedAt,
+      historical: false,
+      transient: false,
+      quality: 'GOOD',
+    }));
+    return {
+      protocol: 'lwm2m',
+      kind: 'send',
+      deviceId,
+      readings,
+      events: [{ type: 'update', protocol: 'lwm2m', deviceId, time: message.receivedAt }],
+      actions: [
+        {
+          kind: 'publish',
+          topic: `lwm2m/rd/${deviceId}`,
+          payload: new Uint8Array([1]),
+          qos: 1,
+          reason: 'ack',
+        },
+      ],
+    };
+  }
+}
+
+function deps(overrides: Partial<IngestDeps> = {}) {
+  const stored: EnrichedReading[] = [];
+  const published: string[] = [];
+  const prepared: string[][] = [];
+  const enricher: EnricherPort = {
+    async prepare(ids) {
+      prepared.push(ids);
+    },
+    enrich(readings) {
+      const unknownDevices = [
+        ...new Set(readings.filter((r) => r.deviceId.startsWith('unknown')).map((r) => r.deviceId)),
+      ];
+      return {
+        enriched: readings
+          .filter((r) => !unknownDevices.includes(r.deviceId))
+          .map((r) => ({ ...r, enrichment: { deviceType: 'sensor', applications: [] } })),
+        unknownDevices,
+      };
+    },
+  };
+  const store: StorePort = {
+    async write(readings) {
+      stored.push(...readings);
+      return { written: readings.length, duplicates: 0, rejected: [] };
+    },
+  };
+  const events = new InMemoryEventLog();
+  const processor = new ScriptedProcessor();
+  const d: IngestDeps = {
+    protocol: 'lwm2m',
+    processor,
+    enricher,
+    store,
+    publisher: {
+      async publish(actions) {
+        published.push(...actions.map((a) => a.topic));
+      },
+    },
+    events,
+    clock: () => T0,
+    sleep: async () => {},
+    ...overrides,
+  };
+  return { d, stored, published, events, processor, prepared };
+}
+
+describe('processBatch', () => {
+  it('stores every reading, publishes actions and logs events for a clean batch', async () => {
+    const { d, stored, published, events, prepared } = deps();
+    const records = [record(1, 'a', 'lwm2m/rd/a', 'ok:3'), record(2, 'b', 'lwm2m/rd/b', 'ok:2')];
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([]);
+    expect(stored).toHaveLength(5);
+    expect(result.stats).toMatchObject({ records: 2, readingsDecoded: 5, readingsStored: 5, quarantined: 0 });
+    expect(published).toEqual(['lwm2m/rd/a', 'lwm2m/rd/b']);
+    expect((await events.list({})).events.map((e) => e.type)).toEqual(['update', 'update']);
+    expect(prepared).toEqual([['a', 'b']]);
+  });
+
+  it('quarantines a bad record with its reason and keeps its neighbours', async () => {
+    const { d, stored, events } = deps();
+    const records = [
+      record(1, 'a', 'lwm2m/rd/a', 'ok:1'),
+      record(2, 'a', 'lwm2m/rd/a', 'bad'),
+      record(3, 'x', '', null),
+      record(4, 'a', 'lwm2m/rd/a', 'ok:2'),
+    ];
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([]);
+    expect(stored).toHaveLength(3);
+    const quarantined = (await events.list({ types: ['quarantined'] })).events;
+    expect(quarantined).toHaveLength(2);
+    expect(quarantined.map((e) => (e.data as { reason: { code: string } }).reason.code).sort()).toEqual([
+      'ENVELOPE_JSON',
+      'TEST_BAD',
+    ]);
+    const bad = quarantined.find((e) => e.deviceId === 'a')!;
+    expect(bad.data).toMatchObject({ topic: 'lwm2m/rd/a', payload: Buffer.from('bad').toString('base64') });
+  });
+
+  it('retries a transient failure and succeeds without reporting it', async () => {
+    const { d, stored } = deps();
+    const result = await processBatch([record(1, 'a', 'lwm2m/rd/a', 'flaky:2')], d);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(result.stats.retries).toBe(2);
+    expect(stored).toHaveLength(1);
+  });
+
+  it('reports the lowest failed sequence number when a failure persists, and skips later records of that key', async () => {
+    const { d, stored, processor } = deps({ attempts: 2 });
+    const records = [
+      record(1, 'b', 'lwm2m/rd/b', 'ok:1'),
+      record(2, 'a', 'lwm2m/rd/a', 'flaky:5'),
+      record(3, 'a', 'lwm2m/rd/a', 'ok:1'),
+      record(4, 'b', 'lwm2m/rd/b', 'ok:1'),
+    ];
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[1]!.sequenceNumber }]);
+    expect(processor.seen.filter((s) => s.startsWith('a:'))).toEqual(['a:flaky:5', 'a:flaky:5']);
+    expect(stored.map((r) => r.deviceId)).toEqual(['b', 'b']);
+  });
+
+  it('keeps per-key order while running keys concurrently', async () => {
+    const { d, processor } = deps({ concurrency: 4 });
+    const records = Array.from({ length: 40 }, (_, i) =>
+      record(i, `k${i % 4}`, `lwm2m/rd/k${i % 4}`, `ok:${i}`),
+    );
+    await processBatch(records, d);
+    for (let k = 0; k < 4; k++) {
+      const order = processor.seen.filter((s) => s.startsWith(`k${k}:`)).map((s) => Number(s.split(':')[2]));
+      expect(order).toEqual([...order].sort((x, y) => x - y));
+      expect(order).toHaveLength(10);
+    }
+  });
+
+  it('fails the batch from its first record when the store keeps failing', async () => {
+    const store: StorePort = {
+      async write() {
+        throw new TransientError('STORE_THROTTLED', 'throttled');
+      },
+    };
+    const { d } = deps({ store, attempts: 3 });
+    const records = [record(5, 'a', 'lwm2m/rd/a', 'ok:1'), record(6, 'b', 'lwm2m/rd/b', 'ok:1')];
+    const result = await processBatch(records, d);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.sequenceNumber }]);
+    expect(result.stats.retries).toBe(2);
+  });
+
+  it('quarantines messages of unknown devices when auto-registration is off', async () => {
+    const { d, stored, events } = deps();
+    const result = await processBatch(
+      [record(1, 'u', 'lwm2m/rd/unknown-1', 'ok:2'), record(2, 'a', 'lwm2m/rd/a', 'ok:1')],
+      d,
+    );
+    expect(stored.map((r) => r.deviceId)).toEqual(['a']);
+    expect(result.stats.quarantined).toBe(1);
+    const [q] = (await events.list({ types: ['quarantined'] })).events;
+    expect(q?.deviceId).toBe('unknown-1');
+    expect(q?.detail).toContain('UNKNOWN_DEVICE');
+  });
+
+  it('gives the same event ids when a batch is redelivered (idempotent event log)', async () => {
+    const { d, events } = deps();
+    const records = [record(1, 'a', 'lwm2m/rd/a', 'ok:1'), record(2, 'a', 'lwm2m/rd/a', 'bad')];
+    await processBatch(records, d);
+    await processBatch(records, d);
+    expect((await events.list({})).events).toHaveLength(2);
+  });
+});
