@@ -1,0 +1,72 @@
+/**
+ * Timestream for LiveAnalytics database and table (memory/magnetic retention from context, magnetic
+ * store writes on for late historical data). Only created when the telemetry backend is
+ * `timestream`: the service is closed to accounts that were not customers before 2025-06-20, where
+ * CREATE fails and the stack rolls back — `npm run preflight` checks this before a deploy.
+ */
+import type { RemovalPolicy } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-timestream';
+import { Construct } from 'constructs';
+
+export interface TelemetryProps {
+  databaseName: string;
+  tableName: string;
+  memoryRetentionHours: number;
+  magneticRetentionDays: number;
+  removalPolicy: RemovalPolicy;
+}
+
+export class TimestreamTelemetry extends Construct {
+  readonly database: CfnDatabase;
+  readonly table: CfnTable;
+  readonly rejectsBucket: Bucket;
+
+  constructor(scope: Construct, id: string, props: TelemetryProps) {
+    super(scope, id);
+    this.rejectsBucket = new Bucket(this, 'MagneticRejects', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      removalPolicy: props.removalPolicy,
+      autoDeleteObjects: false,
+    });
+    this.database = new CfnDatabase(this, 'Database', { databaseName: props.databaseName });
+    this.database.applyRemovalPolicy(props.removalPolicy);
+    this.table = new CfnTable(this, 'Table', {
+      databaseName: props.databaseName,
+      tableName: props.tableName,
+      retentionProperties: {
+        MemoryStoreRetentionPeriodInHours: String(props.memoryRetentionHours),
+        MagneticStoreRetentionPeriodInDays: String(props.magneticRetentionDays),
+      },
+      magneticStoreWriteProperties: {
+        EnableMagneticStoreWrites: true,
+        MagneticStoreRejectedDataLocation: {
+          S3Configuration: { BucketName: this.rejectsBucket.bucketName, EncryptionOption: 'SSE_S3' },
+        },
+      },
+    });
+    this.table.addDependency(this.database);
+    this.table.applyRemovalPolicy(props.removalPolicy);
+  }
+
+  writeStatements(): PolicyStatement[] {
+    return [
+      new PolicyStatement({ actions: ['timestream:WriteRecords'], resources: [this.table.attrArn] }),
+      // Endpoint discovery has no resource-level permissions.
+      new PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }),
+    ];
+  }
+
+  queryStatements(): PolicyStatement[] {
+    return [
+      new PolicyStatement({ actions: ['timestream:Select'], resources: [this.table.attrArn] }),
+      new PolicyStatement({
+        actions: ['timestream:DescribeEndpoints', 'timestream:SelectValues'],
+        resources: ['*'],
+      }),
+    ];
+  }
+}
