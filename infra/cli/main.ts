@@ -10,6 +10,7 @@ export interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   decode: async () => (await import('./decode.js')).decodeCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
+  cost: async () => (await import('./cost.js')).costCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
 };
 

@@ -1,0 +1,101 @@
+/**
+ * `dualpath cost --devices N --interval S --readings-per-message K [...]`: AWS cost per million
+ * readings and per month for a fleet shape, from the cost model and the price table
+ * (infra/cost/prices.ts). `--counters FILE` takes measured efficiency counters (JSON written by the
+ * e2e benchmark) in place of the defaults.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ValidationError } from '../../functions/core/errors.js';
+import { type CostInputs, type CostReport, DEFAULT_INPUTS, estimateCost } from '../cost/model.js';
+import { PRICES } from '../cost/prices.js';
+import type { Command } from './main.js';
+
+const NUMERIC: Array<[string, keyof CostInputs]> = [
+  ['devices', 'devices'],
+  ['interval', 'intervalSeconds'],
+  ['readings-per-message', 'readingsPerMessage'],
+  ['bytes-per-reading', 'bytesPerReading'],
+  ['records-per-invocation', 'recordsPerInvocation'],
+  ['us-per-reading', 'usPerReading'],
+  ['measures-per-record', 'measuresPerRecord'],
+  ['records-per-write', 'recordsPerWrite'],
+  ['memory-mb', 'lambdaMemoryMb'],
+  ['memory-store-hours', 'memoryStoreHours'],
+];
+
+function parseFlags(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      ...Object.fromEntries(NUMERIC.map(([flag]) => [flag, { type: 'string' as const }])),
+      kinesis: { type: 'string' },
+      counters: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+    allowNegative: false,
+  });
+}
+
+export function parseCostArgs(args: string[]): Partial<CostInputs> & { json?: boolean } {
+  let values: ReturnType<typeof parseFlags>['values'];
+  try {
+    values = parseFlags(args).values;
+  } catch (error) {
+    throw new ValidationError((error as Error).message, { field: 'args' });
+  }
+  const out: Partial<CostInputs> & { json?: boolean } = {};
+  if (typeof values.counters === 'string') {
+    Object.assign(out, JSON.parse(readFileSync(values.counters, 'utf8')) as Partial<CostInputs>);
+  }
+  for (const [flag, key] of NUMERIC) {
+    const raw = (values as Record<string, string | boolean | undefined>)[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new ValidationError(`--${flag} must be a positive number`, { field: flag });
+    (out as Record<string, number>)[key] = n;
+  }
+  if (values.kinesis !== undefined) {
+    if (values.kinesis !== 'on-demand' && values.kinesis !== 'provisioned') {
+      throw new ValidationError('--kinesis must be on-demand or provisioned', { field: 'kinesis' });
+    }
+    out.kinesisMode = values.kinesis;
+  }
+  if (values.json === true) out.json = true;
+  return out;
+}
+
+const usd = (n: number) => (n >= 100 ? `$${n.toFixed(0)}` : n >= 1 ? `$${n.toFixed(2)}` : `$${n.toFixed(4)}`);
+
+export function formatReport(r: CostReport): string {
+  const rows = r.lines.map((l) => [l.service, l.item, usd(l.monthly), usd(l.perMillionReadings)]);
+  const widths = [10, 52, 12, 12];
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' ');
+  return [
+    `Fleet: ${r.inputs.devices} devices, one message every ${r.inputs.intervalSeconds} s, ${r.inputs.readingsPerMessage} readings per message (${r.volumes.messageBytes} B)`,
+    `Volume: ${(r.volumes.messagesPerMonth / 1e6).toFixed(1)} M messages, ${(r.volumes.readingsPerMonth / 1e6).toFixed(1)} M readings per month; prices ${PRICES.region} as of ${PRICES.asOf}`,
+    '',
+    fmt(['service', 'item', 'per month', 'per M readings']),
+    ...rows.map(fmt),
+    '',
+    `Total: ${usd(r.monthlyTotal)} per month, ${usd(r.perMillionReadings)} per million readings (${usd(r.perMillionReadingsVariable)} usage-priced only)`,
+  ].join('\n');
+}
+
+export const costCommand: Command = {
+  summary: 'AWS cost per million readings and per month for a fleet shape',
+  async run(args) {
+    if (args.includes('--help')) {
+      process.stdout.write(
+        `usage: dualpath cost --devices N --interval S --readings-per-message K [--kinesis on-demand|provisioned] [--counters FILE] [--json]\ndefaults: ${JSON.stringify(DEFAULT_INPUTS)}\n`,
+      );
+      return 0;
+    }
+    const { json, ...inputs } = parseCostArgs(args);
+    const report = estimateCost(inputs);
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+    return 0;
+  },
+};
