@@ -11,7 +11,7 @@
  * no timestamps or absolute paths.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -40,7 +40,7 @@ function run(bin, args) {
 
 function normalise(path) {
   const text = readFileSync(path, 'utf8').replace(/\r\n/g, '\n');
-  writeFileSync(path, banner + text.replace(/\s+$/, '') + '\n');
+  writeFileSync(path, `${banner}${text.replace(/\s+$/, '')}\n`);
 }
 
 function generate(dir) {
