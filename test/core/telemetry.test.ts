@@ -97,7 +97,7 @@ describe('point identity and cursor', () => {
       (v) => (typeof v === 'number' ? String(v) : `'${v}'`),
     );
     expect(sql).toBe(
-      "(t > 5 OR (t = 5 AND (s > '' OR (s = '' AND (m > 'm' OR (m = 'm' AND (r > -1 OR (r = -1 AND (i > 2))))))))))",
+      "(t > 5 OR (t = 5 AND (s > '' OR (s = '' AND (m > 'm' OR (m = 'm' AND (r > -1 OR (r = -1 AND (i > 2)))))))))",
     );
   });
 
