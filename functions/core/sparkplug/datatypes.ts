@@ -135,6 +135,24 @@ const RANGES: Record<number, [bigint, bigint]> = {
   [DataType.UInt64]: [0n, 2n ** 64n - 1n],
 };
 
+const RANGES32: Record<number, [number, number]> = {
+  [DataType.Int8]: [-128, 127],
+  [DataType.Int16]: [-32768, 32767],
+  [DataType.Int32]: [-2147483648, 2147483647],
+  [DataType.UInt8]: [0, 255],
+  [DataType.UInt16]: [0, 65535],
+  [DataType.UInt32]: [0, 4294967295],
+};
+
+/** An 8/16/32-bit integer as its 32-bit pattern (signed types sign-extended, as Tahu does). */
+function int32Pattern(datatype: number, value: SpValue, field: string): number {
+  if (typeof value === 'number' && Number.isInteger(value)) {
+    const range = RANGES32[datatype]!;
+    if (value >= range[0] && value <= range[1]) return value >>> 0;
+  }
+  return Number(BigInt.asUintN(32, integer(datatype, value, field)));
+}
+
 function integer(datatype: number, value: SpValue, field: string): bigint {
   let b: bigint;
   if (typeof value === 'bigint') b = value;
@@ -164,7 +182,7 @@ export function toRawValue(datatype: number, value: SpValue, field = 'value'): R
     case DataType.UInt8:
     case DataType.UInt16:
     case DataType.UInt32:
-      return { field: 'int', value: Number(BigInt.asUintN(32, integer(datatype, value, field))) };
+      return { field: 'int', value: int32Pattern(datatype, value, field) };
     case DataType.Int64:
     case DataType.UInt64:
     case DataType.DateTime:

@@ -5,6 +5,7 @@
  * raises a DecodeError (never a RangeError or an infinite loop). 64-bit varints are read as two 32-bit
  * halves (`lo`, `hi`) so the caller chooses a number or a bigint without going through Long objects.
  */
+import { Buffer } from 'node:buffer';
 import { DecodeError } from '../../errors.js';
 
 export const ErrorCode = {
@@ -23,6 +24,14 @@ export const ErrorCode = {
 export const WireType = { varint: 0, fixed64: 1, bytes: 2, startGroup: 3, endGroup: 4, fixed32: 5 } as const;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// Buffer#latin1Slice is the native method behind toString('latin1') without its argument handling;
+// it has existed on Buffer.prototype since Node 0.x. Fall back to toString if it ever disappears.
+type Latin1 = { latin1Slice?: (start: number, end: number) => string };
+const latin1 =
+  typeof (Buffer.prototype as Latin1).latin1Slice === 'function'
+    ? (b: Buffer, start: number, end: number): string => (b as Latin1).latin1Slice!(start, end)
+    : (b: Buffer, start: number, end: number): string => b.toString('latin1', start, end);
 const MAX_GROUP_DEPTH = 16;
 
 export function truncated(field: string, pos: number): DecodeError {
@@ -37,19 +46,9 @@ export function malformed(field: string, detail: string): DecodeError {
   });
 }
 
-/** Decodes UTF-8 strictly; ASCII (the common case: metric names) takes a fast path. */
+/** Decodes UTF-8 strictly (invalid sequences are a DecodeError naming `field`). */
 export function decodeUtf8(buf: Uint8Array, start: number, end: number, field: string): string {
-  const len = end - start;
-  if (len === 0) return '';
-  if (len <= 32) {
-    let s = '';
-    for (let i = start; i < end; i++) {
-      const c = buf[i]!;
-      if (c >= 0x80) return decodeUtf8Slow(buf, start, end, field);
-      s += String.fromCharCode(c);
-    }
-    return s;
-  }
+  if (start === end) return '';
   return decodeUtf8Slow(buf, start, end, field);
 }
 
@@ -71,6 +70,8 @@ function decodeUtf8Slow(buf: Uint8Array, start: number, end: number, field: stri
 export class Reader {
   readonly buf: Uint8Array;
   readonly view: DataView;
+  /** The same bytes as a Buffer, for its fast native latin1 slice on ASCII strings. */
+  private readonly nb: Buffer;
   pos: number;
   end: number;
   /** Low / high 32 bits of the last varint read by `varint64` (unsigned). */
@@ -80,6 +81,7 @@ export class Reader {
   constructor(buf: Uint8Array) {
     this.buf = buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.nb = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = 0;
     this.end = buf.length;
   }
@@ -144,6 +146,14 @@ export class Reader {
 
   /** A uint64 field as an unsigned bigint. */
   uint64(field: string): bigint {
+    const pos = this.pos;
+    if (pos < this.end) {
+      const b = this.buf[pos]!;
+      if (b < 0x80) {
+        this.pos = pos + 1;
+        return BigInt(b);
+      }
+    }
     this.varint64(field);
     return this.hi === 0 ? BigInt(this.lo) : (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
@@ -185,7 +195,12 @@ export class Reader {
     const end = this.delimited(field);
     const start = this.pos;
     this.pos = end;
-    return decodeUtf8(this.buf, start, end, field);
+    const buf = this.buf;
+    for (let i = start; i < end; i++) {
+      if (buf[i]! >= 0x80) return decodeUtf8Slow(buf, start, end, field);
+    }
+    // ASCII only: latin1 and UTF-8 agree, and Buffer's native latin1 slice is the fastest path.
+    return start === end ? '' : latin1(this.nb, start, end);
   }
 
   /** Bytes as a copy, so decoded values never alias (or pin) the input buffer. */

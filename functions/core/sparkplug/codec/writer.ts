@@ -37,8 +37,18 @@ export class Writer {
 
   /** An unsigned 64-bit varint (bigint taken modulo 2^64, number must be a non-negative integer). */
   varint64(v: bigint | number): void {
-    if (typeof v === 'number' && v >= 0 && v <= 0xffffffff) {
-      this.varint32(v);
+    if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) {
+      if (v <= 0xffffffff) {
+        this.varint32(v);
+        return;
+      }
+      // Safe integer above 2^32 (epoch-ms timestamps): 7 bits at a time without BigInt.
+      this.ensure(10);
+      while (v > 0x7f) {
+        this.buf[this.pos++] = (v % 128) | 0x80;
+        v = Math.floor(v / 128);
+      }
+      this.buf[this.pos++] = v;
       return;
     }
     let b = BigInt.asUintN(64, BigInt(v));
