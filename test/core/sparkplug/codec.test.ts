@@ -13,7 +13,10 @@ import {
 import { DataType, type RawValue, type SpMetric } from '../../../functions/core/sparkplug/types.js';
 
 const T = 1_700_000_000_000;
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+function rawHex(raw: RawValue): string {
+  if (raw.field !== 'bytes') throw new Error(`expected bytes_value, got ${raw.field}`);
+  return Buffer.from(raw.value).toString('hex');
+}
 
 function roundTrip(metric: SpMetricInput): SpMetric {
   return decodePayload(encodePayload({ metrics: [metric] })).metrics[0]!;
@@ -207,35 +210,31 @@ describe('arrays (22–34)', () => {
   });
 
   it('lays out packed little-endian elements', () => {
-    expect(
-      hex(roundTrip({ name: 'a', datatype: DataType.Int16Array, value: [-87, 1] }).raw.value as Uint8Array),
-    ).toBe('a9ff0100');
-    expect(
-      hex(roundTrip({ name: 'a', datatype: DataType.FloatArray, value: [1] }).raw.value as Uint8Array),
-    ).toBe('0000803f');
-    expect(
-      hex(roundTrip({ name: 'a', datatype: DataType.DateTimeArray, value: [T] }).raw.value as Uint8Array),
-    ).toBe('0068e5cf8b010000');
+    expect(rawHex(roundTrip({ name: 'a', datatype: DataType.Int16Array, value: [-87, 1] }).raw)).toBe(
+      'a9ff0100',
+    );
+    expect(rawHex(roundTrip({ name: 'a', datatype: DataType.FloatArray, value: [1] }).raw)).toBe('0000803f');
+    expect(rawHex(roundTrip({ name: 'a', datatype: DataType.DateTimeArray, value: [T] }).raw)).toBe(
+      '0068e5cf8b010000',
+    );
   });
 
   it('packs BooleanArray as a uint32 LE count then MSB-first bits, for counts not a multiple of 8', () => {
     const nine = [true, false, true, true, false, false, false, false, true];
     const m = roundTrip({ name: 'b', datatype: DataType.BooleanArray, value: nine });
 
-    expect(hex(m.raw.value as Uint8Array)).toBe('09000000b080');
+    expect(rawHex(m.raw)).toBe('09000000b080');
     expect(m.value).toEqual(nine);
     for (const n of [0, 1, 7, 8, 17]) {
       const values = Array.from({ length: n }, (_, i) => i % 3 === 0);
       expect(roundTrip({ name: 'b', datatype: DataType.BooleanArray, value: values }).value).toEqual(values);
     }
-    expect(
-      hex(roundTrip({ name: 'b', datatype: DataType.BooleanArray, value: [] }).raw.value as Uint8Array),
-    ).toBe('00000000');
+    expect(rawHex(roundTrip({ name: 'b', datatype: DataType.BooleanArray, value: [] }).raw)).toBe('00000000');
   });
 
   it('writes StringArray as NUL-terminated UTF-8 strings', () => {
     const m = roundTrip({ name: 's', datatype: DataType.StringArray, value: ['', 'a', 'ü'] });
-    expect(hex(m.raw.value as Uint8Array)).toBe('006100c3bc00');
+    expect(rawHex(m.raw)).toBe('006100c3bc00');
   });
 
   it('rejects malformed array bytes with ARRAY_LAYOUT', () => {
