@@ -892,10 +892,10 @@ function writeMetric(w: Writer, fieldNo: number, m: SpMetricInput, field: string
   if (isNull) w.boolField(7, true);
   if (m.metadata !== undefined) writeMetaData(w, m.metadata);
   if (m.properties !== undefined) writePropertySet(w, 9, m.properties, `${field}.properties`, depth + 1);
-  if (m.raw !== undefined) writeRaw(w, m.raw, METRIC, `${field}.value`, depth + 1);
+  if (m.raw !== undefined) writeRaw(w, m.raw, METRIC, `${field}.value`, depth);
   else if (!isNull && m.value !== undefined && m.value !== null) {
     if (m.datatype === undefined) throw invalid(`${field}.datatype`, 'a value needs a datatype (or raw)');
-    writeTyped(w, m.datatype, m.value, METRIC, `${field}.value`, depth + 1);
+    writeTyped(w, m.datatype, m.value, METRIC, `${field}.value`, depth);
   }
   w.ldelim(mark);
 }
