@@ -150,6 +150,18 @@ describe('floating point, boolean, strings, bytes', () => {
     expect(roundTrip({ name: 'f', datatype: DataType.File, value: bytes }).value).toEqual(bytes);
   });
 
+  it('copies Bytes out of a Buffer input (plain Uint8Array, no aliasing of the input)', () => {
+    const input = Buffer.from(
+      encodePayload({ metrics: [{ name: 'y', datatype: DataType.Bytes, value: Uint8Array.from([7, 8]) }] }),
+    );
+
+    const value = decodePayload(input).metrics[0]!.value as Uint8Array;
+    input.fill(0);
+
+    expect(value.constructor).toBe(Uint8Array);
+    expect([...value]).toEqual([7, 8]);
+  });
+
   it('throws VALUE_MISMATCH naming the field when the wire field cannot carry the datatype', () => {
     const bytes = encodePayload({
       metrics: [{ name: 'x', datatype: DataType.Int32, raw: { field: 'string', value: 'no' } }],

@@ -206,7 +206,10 @@ export class Reader {
   /** Bytes as a copy, so decoded values never alias (or pin) the input buffer. */
   bytes(field: string): Uint8Array {
     const end = this.delimited(field);
-    const out = this.buf.slice(this.pos, end);
+    // Uint8Array#slice copies; Buffer#slice (when the input is a Buffer) would alias, so copy explicitly
+    // and return a plain Uint8Array either way.
+    const out = new Uint8Array(end - this.pos);
+    out.set(this.buf.subarray(this.pos, end));
     this.pos = end;
     return out;
   }
