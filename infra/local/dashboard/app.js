@@ -1,0 +1,316 @@
+// Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
+// API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
+const $ = (sel) => document.querySelector(sel);
+const state = { key: null, principal: null, device: null, lastStored: null, flow: [], eventsSince: null };
+
+function esc(text) {
+  return String(text ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  );
+}
+
+async function api(path, { key = state.key, method = 'GET', body } = {}) {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error(json?.error?.message ?? `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return json;
+}
+
+const fmt = (n) => (n === undefined || n === null ? '–' : Number(n).toLocaleString('en-US'));
+const ago = (t) => {
+  if (!t) return '–';
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+};
+const show = (v) =>
+  v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+
+// ---- charts: a tiny SVG line chart ------------------------------------------------------------
+function lineChart(svg, points, { width = 600, height = 160 } = {}) {
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  if (points.length === 0) {
+    svg.innerHTML = `<text x="10" y="20">no data in this window</text>`;
+    return;
+  }
+  const pad = { l: 44, r: 8, t: 8, b: 18 };
+  const xs = points.map((p) => p.x);
+  const ys = points.map((p) => p.y);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+  const sx = (x) => pad.l + ((x - x0) / Math.max(1, x1 - x0)) * (width - pad.l - pad.r);
+  const sy = (y) => height - pad.b - ((y - y0) / (y1 - y0)) * (height - pad.t - pad.b);
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join('');
+  const t = (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
+  svg.innerHTML = `
+    <line class="axis" x1="${pad.l}" y1="${height - pad.b}" x2="${width - pad.r}" y2="${height - pad.b}"/>
+    <line class="axis" x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${height - pad.b}"/>
+    <text x="2" y="${pad.t + 8}">${esc(y1.toPrecision(4))}</text>
+    <text x="2" y="${height - pad.b}">${esc(y0.toPrecision(4))}</text>
+    <text x="${pad.l}" y="${height - 4}">${t(x0)}</text>
+    <text x="${width - pad.r - 48}" y="${height - 4}">${t(x1)}</text>
+    <path class="line" d="${d}"><title>${points.length} points</title></path>`;
+  svg.dataset.points = String(points.length);
+}
+
+// ---- overview ----------------------------------------------------------------------------------
+async function refreshOverview() {
+  if (state.principal?.kind === 'admin') {
+    try {
+      const s = await api('/local/status');
+      $('#m-messages').textContent = fmt((s.messages?.sparkplug ?? 0) + (s.messages?.lwm2m ?? 0));
+      $('#m-messages-split').textContent =
+        `Sparkplug ${fmt(s.messages?.sparkplug)} · LwM2M ${fmt(s.messages?.lwm2m)} · refused ${fmt(s.refused)}`;
+      $('#m-stored').textContent = fmt(s.readingsStored);
+      $('#m-quarantined').textContent = fmt(s.quarantined);
+      $('#m-lag').textContent = `${fmt(s.lag?.records ?? 0)} rec`;
+      $('#m-lag-split').textContent = `Sparkplug ${fmt(s.lag?.sparkplug)} · LwM2M ${fmt(s.lag?.lwm2m)}`;
+      $('#m-online').textContent = fmt((s.online?.sparkplug ?? 0) + (s.online?.lwm2m ?? 0));
+      $('#m-online-split').textContent =
+        `Sparkplug ${fmt(s.online?.sparkplug)} · LwM2M ${fmt(s.online?.lwm2m)}`;
+      const now = Date.now();
+      if (state.lastStored) {
+        const rate = ((s.readingsStored - state.lastStored.v) * 1000) / Math.max(1, now - state.lastStored.t);
+        state.flow.push({ x: now, y: Math.max(0, rate) });
+        state.flow = state.flow.slice(-120);
+        $('#m-rate').textContent = `${fmt(Math.round(rate))} readings/s`;
+      }
+      state.lastStored = { t: now, v: s.readingsStored };
+      lineChart($('#flow-chart'), state.flow);
+    } catch (e) {
+      $('#m-rate').textContent = e.message;
+    }
+  }
+  try {
+    const { devices = [] } = await api('/devices?limit=100');
+    $('#devices-table tbody').innerHTML = devices
+      .map(
+        (
+          d,
+        ) => `<tr data-device="${esc(d.id)}"><td><a href="#" data-open="${esc(d.id)}">${esc(d.id)}</a></td><td>${esc(d.type)}</td>
+        <td>${esc((d.protocols ?? []).join(', '))}</td><td>${d.sparkplug ? (d.sparkplug.online ? 'online' : 'offline') : '–'}</td>
+        <td>${d.lwm2m ? (d.lwm2m.online ? 'registered' : 'expired') : '–'}</td><td>${esc(ago(d.lastSeen))}</td></tr>`,
+      )
+      .join('');
+    fillDeviceSelect(devices);
+  } catch (e) {
+    $('#devices-table tbody').innerHTML = `<tr><td colspan="6" class="error">${esc(e.message)}</td></tr>`;
+  }
+  try {
+    state.eventsSince ??= String(Date.now() - 10 * 60_000).padStart(15, '0');
+    const { events = [], nextCursor } = await api(
+      `/events?limit=200&since=${encodeURIComponent(state.eventsSince)}`,
+    );
+    if (events.length > 0) state.eventsSince = nextCursor ?? events.at(-1).id;
+    const list = $('#events');
+    for (const e of events) {
+      const li = document.createElement('li');
+      li.innerHTML = `<span class="tag ${esc(e.type)}">${esc(e.type)}</span> ${esc(new Date(e.time).toLocaleTimeString('en-GB'))} <b>${esc(e.deviceId)}</b>${e.subDevice ? `/${esc(e.subDevice)}` : ''} ${esc(e.detail ?? '')}`;
+      list.prepend(li);
+    }
+    while (list.children.length > 200) list.lastChild.remove();
+  } catch {
+    /* events are best-effort on the overview */
+  }
+}
+
+function fillDeviceSelect(devices) {
+  const sel = $('#device-select');
+  const current = sel.value;
+  sel.innerHTML = devices
+    .map((d) => `<option value="${esc(d.id)}">${esc(d.id)} (${esc(d.type)})</option>`)
+    .join('');
+  if (current && devices.some((d) => d.id === current)) sel.value = current;
+}
+
+// ---- device view -------------------------------------------------------------------------------
+async function refreshDevice() {
+  const id = $('#device-select').value;
+  if (!id) return;
+  const windowMs = Number($('#window-select').value);
+  const to = Date.now();
+  const from = to - windowMs;
+  const device = await api(`/devices/${encodeURIComponent(id)}`);
+  const online = device.sparkplug?.online || device.lwm2m?.online;
+  $('#device-status').textContent = online ? 'online' : 'offline';
+  $('#device-status').className = `badge ${online ? 'online' : 'offline'}`;
+  const objects = device.lwm2m?.objects ?? device.lwm2m?.registration?.objects ?? [];
+  $('#objects').innerHTML = objects.length
+    ? objects
+        .map(
+          (o) =>
+            `<li>/${esc(o.id)} ${o.version ? `v${esc(o.version)}` : ''} instances ${esc((o.instances ?? []).join(', '))}</li>`,
+        )
+        .join('')
+    : '<li>–</li>';
+  const stateRes = await api(`/devices/${encodeURIComponent(id)}/state`);
+  const points = Array.isArray(stateRes) ? stateRes : (stateRes.points ?? stateRes.metrics ?? []);
+  $('#state-table tbody').innerHTML = points
+    .map(
+      (
+        p,
+      ) => `<tr><td>${esc(p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric)}</td><td>${esc(p.name ?? '')}</td><td>${esc(show(p.value))}</td>
+      <td>${esc(p.unit ?? '')}</td><td>${esc(ago(p.time))}</td><td>${esc(p.quality)}</td></tr>`,
+    )
+    .join('');
+  const numeric = points
+    .filter((p) => typeof p.value === 'number' || typeof p.value === 'boolean')
+    .slice(0, 12);
+  const interval = windowMs <= 900_000 ? '10s' : windowMs <= 3_600_000 ? '1m' : '15m';
+  const charts = $('#charts');
+  charts.innerHTML = numeric
+    .map(
+      (p, i) =>
+        `<div class="chart-box"><h4>${esc(p.name ? `${p.name} (${p.metric})` : p.metric)}${p.unit ? ` [${esc(p.unit)}]` : ''}</h4><svg class="chart" id="chart-${i}"></svg></div>`,
+    )
+    .join('');
+  await Promise.all(
+    numeric.map(async (p, i) => {
+      const q = new URLSearchParams({
+        metric: p.metric,
+        from: String(from),
+        to: String(to),
+        interval,
+        agg: 'avg,min,max,count',
+      });
+      if (p.subDevice) q.set('subDevice', p.subDevice);
+      const res = await api(`/devices/${encodeURIComponent(id)}/telemetry?${q}`);
+      const buckets = res.buckets ?? [];
+      lineChart(
+        document.getElementById(`chart-${i}`),
+        buckets.filter((b) => b.avg !== undefined && b.avg !== null).map((b) => ({ x: b.start, y: b.avg })),
+        { height: 120, width: 320 },
+      );
+    }),
+  );
+}
+
+async function sendCommand(ev) {
+  ev.preventDefault();
+  const id = $('#device-select').value;
+  const [protocol, operation] = $('#cmd-op').value.split(':');
+  const body = { protocol, operation };
+  if (protocol === 'lwm2m') body.path = $('#cmd-path').value;
+  const value = $('#cmd-value').value;
+  if (operation === 'write') body.value = Number.isNaN(Number(value)) || value === '' ? value : Number(value);
+  if (operation === 'execute' && value) body.args = value;
+  const out = $('#command-result');
+  try {
+    const created = await api(`/devices/${encodeURIComponent(id)}/commands`, { method: 'POST', body });
+    out.textContent = `${created.commandId}: pending…`;
+    for (let i = 0; i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const cmd = await api(
+        `/devices/${encodeURIComponent(id)}/commands/${encodeURIComponent(created.commandId)}`,
+      );
+      out.textContent = JSON.stringify(cmd, null, 2);
+      out.dataset.status = cmd.status;
+      if (cmd.status !== 'pending') break;
+    }
+  } catch (e) {
+    out.textContent = `error: ${e.message}`;
+  }
+}
+
+// ---- application view --------------------------------------------------------------------------
+async function viewAsApp(ev) {
+  ev.preventDefault();
+  const key = $('#app-key').value.trim();
+  $('#app-error').textContent = '';
+  try {
+    const { devices = [] } = await api('/devices?limit=100', { key });
+    $('#app-title').textContent = `Application view: ${devices.length} device(s)`;
+    const rows = await Promise.all(
+      devices.map(async (d) => {
+        const s = await api(`/devices/${encodeURIComponent(d.id)}/state`, { key }).catch(() => ({
+          points: [],
+        }));
+        const points = Array.isArray(s) ? s : (s.points ?? []);
+        const latest = points
+          .slice(0, 3)
+          .map((p) => `${p.name ?? p.metric}=${show(p.value)}`)
+          .join(', ');
+        return `<tr><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${esc(latest)}</td></tr>`;
+      }),
+    );
+    $('#app-devices tbody').innerHTML = rows.join('');
+  } catch (e) {
+    $('#app-error').textContent = e.message;
+  }
+}
+
+// ---- shell -------------------------------------------------------------------------------------
+function selectTab(name) {
+  for (const b of document.querySelectorAll('.tabs button'))
+    b.setAttribute('aria-selected', String(b.dataset.tab === name));
+  for (const p of document.querySelectorAll('[data-panel]')) p.hidden = p.dataset.panel !== name;
+  if (name === 'device') refreshDevice().catch((e) => ($('#device-status').textContent = e.message));
+}
+
+async function signIn(key) {
+  const previous = state.key;
+  state.key = key;
+  try {
+    const me = await api('/devices?limit=1');
+    state.principal = key.startsWith('dp_app_') ? { kind: 'app' } : { kind: 'admin' };
+    sessionStorage.setItem('dualpath-key', key);
+    $('#login').hidden = true;
+    $('main').hidden = false;
+    $('#who').textContent =
+      state.principal.kind === 'admin' ? 'signed in as admin' : 'signed in with an application key';
+    void me;
+    return true;
+  } catch (e) {
+    state.key = previous;
+    $('#login-error').textContent = e.message;
+    return false;
+  }
+}
+
+async function boot() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (fromHash) history.replaceState(null, '', location.pathname);
+  const key = fromHash ?? sessionStorage.getItem('dualpath-key');
+  $('main').hidden = true;
+  if (!key || !(await signIn(key))) $('#login').hidden = false;
+  $('#login-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await signIn($('#login-key').value.trim())) tick();
+  });
+  for (const b of document.querySelectorAll('.tabs button'))
+    b.addEventListener('click', () => selectTab(b.dataset.tab));
+  $('#devices-table').addEventListener('click', (e) => {
+    const id = e.target?.dataset?.open;
+    if (!id) return;
+    e.preventDefault();
+    $('#device-select').value = id;
+    selectTab('device');
+  });
+  $('#device-select').addEventListener('change', () => refreshDevice());
+  $('#window-select').addEventListener('change', () => refreshDevice());
+  $('#command-form').addEventListener('submit', sendCommand);
+  $('#app-form').addEventListener('submit', viewAsApp);
+  if (state.key) tick();
+}
+
+let timer;
+function tick() {
+  clearTimeout(timer);
+  const run = async () => {
+    if (!$('#tab-overview').hidden) await refreshOverview().catch(() => {});
+    else if (!$('#tab-device').hidden) await refreshDevice().catch(() => {});
+    timer = setTimeout(run, 2000);
+  };
+  run();
+}
+
+boot();
