@@ -6,9 +6,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import sparkplug from 'sparkplug-payload';
-import type { Benchmark } from '../../infra/cli/bench.js';
 import { decodePayload, encodePayload, type SpPayloadInput } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
+import type { Benchmark } from '../../infra/cli/bench.js';
 
 interface PeerCodec {
   encodePayload(p: unknown): Uint8Array;
@@ -97,7 +97,10 @@ export const benchmark: Benchmark = {
     const metricsPerMsg = input.ours.metrics!.length;
 
     // Sanity: both decoders read the same message to the same number of metrics.
-    if (decodePayload(bytes).metrics.length !== metricsPerMsg || peer.decodePayload(bytes).metrics?.length !== 10) {
+    if (
+      decodePayload(bytes).metrics.length !== metricsPerMsg ||
+      peer.decodePayload(bytes).metrics?.length !== 10
+    ) {
       throw new Error('bench payload does not decode to 10 metrics');
     }
 
@@ -126,7 +129,9 @@ export const benchmark: Benchmark = {
     const med: Record<string, number> = {};
     for (const name of Object.keys(cases)) {
       med[name] = median(results[name]!);
-      out.write(`${name.padEnd(28)}${fmt(med[name]!).padStart(14)}${fmt(med[name]! * metricsPerMsg).padStart(16)}\n`);
+      out.write(
+        `${name.padEnd(28)}${fmt(med[name]!).padStart(14)}${fmt(med[name]! * metricsPerMsg).padStart(16)}\n`,
+      );
     }
     const dec = med['decode ours']! / med['decode sparkplug-payload']!;
     const enc = med['encode ours']! / med['encode sparkplug-payload']!;

@@ -429,7 +429,7 @@ describe('PropertySets, MetaData, flags and timestamps', () => {
       ],
       null,
     ]);
-    expect(m.properties?.values[3]!.isNull).toBe(true);
+    expect(m.properties?.values[3]?.isNull).toBe(true);
   });
 
   it('decodes MetaData, flags, metric and payload timestamps, seq, uuid and body', () => {
