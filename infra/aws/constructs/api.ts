@@ -11,6 +11,7 @@ import {
   IdentitySource,
   LambdaIntegration,
   LogGroupLogDestination,
+  type Method,
   MethodLoggingLevel,
   RequestAuthorizer,
   RestApi,
@@ -28,6 +29,8 @@ export interface ApiProps {
 
 export class DualpathApi extends Construct {
   readonly api: RestApi;
+  readonly publicMethods: Method[] = [];
+  readonly proxyMethod: Method;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -59,17 +62,18 @@ export class DualpathApi extends Construct {
     });
     const integration = new LambdaIntegration(props.handler, { proxy: true });
     // Public: health only.
-    this.api.root.addResource('health').addMethod('GET', integration, {
+    const health = this.api.root.addResource('health').addMethod('GET', integration, {
       authorizationType: AuthorizationType.NONE,
       requestValidator: validator,
     });
-    this.api.root.addResource('openapi.json').addMethod('GET', integration, {
+    const openapi = this.api.root.addResource('openapi.json').addMethod('GET', integration, {
       authorizationType: AuthorizationType.NONE,
       requestValidator: validator,
     });
     // Everything else through the authorizer; the router validates bodies and parameters itself.
     const proxy = this.api.root.addResource('{proxy+}');
-    proxy.addMethod('ANY', integration, {
+    this.publicMethods.push(health, openapi);
+    this.proxyMethod = proxy.addMethod('ANY', integration, {
       authorizer,
       authorizationType: AuthorizationType.CUSTOM,
       requestValidator: validator,

@@ -23,7 +23,7 @@ export interface IotProps {
   thingTypeName: string;
 }
 
-// biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, not a JS template
+// An IoT policy variable (not a JS template): resolves to the connecting thing's name.
 const THING = '${iot:Connection.Thing.ThingName}';
 
 /** The device policy document; exported for tests and docs. */

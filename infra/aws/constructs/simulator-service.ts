@@ -40,6 +40,7 @@ export interface SimulatorServiceProps {
 export class SimulatorService extends Construct {
   readonly service: FargateService;
   readonly secret: Secret;
+  readonly taskDefinition: FargateTaskDefinition;
 
   constructor(scope: Construct, id: string, props: SimulatorServiceProps) {
     super(scope, id);
@@ -108,6 +109,7 @@ export class SimulatorService extends Construct {
         operatingSystemFamily: OperatingSystemFamily.LINUX,
       },
     });
+    this.taskDefinition = task;
     this.secret.grantRead(task.taskRole);
     task.addContainer('simulator', {
       image: ContainerImage.fromAsset(props.repoRoot, {

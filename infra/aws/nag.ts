@@ -1,0 +1,162 @@
+/**
+ * cdk-nag AwsSolutions findings we accept, each with its reason. Everything not listed here fails
+ * `cdk synth` (and the infra tests). Findings are acknowledged on the construct that raises them, so a
+ * new resource with the same problem is still reported.
+ */
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+
+const ack = (scope: IConstruct, rule: string, reason: string) =>
+  Validations.of(scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${rule}`, reason });
+
+export interface NagTargets {
+  functions: IConstruct[];
+  ingestFunctions: IConstruct[];
+  apiFunctions: IConstruct[];
+  provisioner: IConstruct;
+  provisionerScope: IConstruct;
+  registryTable: IConstruct;
+  queues: IConstruct[];
+  secrets: IConstruct[];
+  api: IConstruct;
+  publicMethods: IConstruct[];
+  proxyMethod: IConstruct;
+  taskDefinition: IConstruct;
+  rejectsBucket?: IConstruct;
+  timestreamDatabase?: IConstruct;
+  timestreamScope?: IConstruct;
+  endpointLookup: IConstruct;
+}
+
+function logicalId(c: IConstruct): string {
+  return Stack.of(c).getLogicalId(c.node.defaultChild as CfnElement);
+}
+
+export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
+  const iot = (topic: string) => `Resource::arn:aws:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
+  const publishTopics = ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'];
+  const registryIndex = `Resource::<${logicalId(t.registryTable)}.Arn>/index/*`;
+
+  for (const fn of t.functions) {
+    ack(
+      fn,
+      'L1',
+      'Targets nodejs22.x on purpose (supported until 2027-04-30); Node 24 drops nothing we rely on but is not yet our tested runtime.',
+    );
+    ack(
+      fn,
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'The basic execution role only allows writing the function’s own CloudWatch Logs.',
+    );
+  }
+  for (const fn of [...t.ingestFunctions, ...t.apiFunctions]) {
+    ack(fn, `IAM5[${registryIndex}]`, 'Queries on the registry GSI (gsi1) need the table’s index ARNs.');
+    ack(
+      fn,
+      'IAM5[Resource::*]',
+      'timestream:DescribeEndpoints / SelectValues have no resource-level permissions.',
+    );
+    for (const topic of publishTopics) {
+      ack(
+        fn,
+        `IAM5[${iot(topic)}]`,
+        'Publishing commands and responses to any device: one topic per device, scoped to the command/response topic shapes only.',
+      );
+    }
+  }
+  ack(
+    t.provisioner,
+    'IAM5[Resource::*]',
+    'iot:CreateKeysAndCertificate and iot:DescribeEndpoint have no resource-level permissions.',
+  );
+  ack(
+    t.provisioner,
+    `IAM5[Resource::arn:aws:iot:${stack.region}:${stack.account}:thing/dualpath-sim-*]`,
+    'The provisioner creates and deletes only the simulator things, all named with this prefix.',
+  );
+  ack(
+    t.provisioner,
+    `IAM5[Resource::arn:aws:iot:${stack.region}:${stack.account}:cert/*]`,
+    'The certificate id is only known after CreateKeysAndCertificate; the provisioner attaches/deletes only the one it created.',
+  );
+  ack(
+    t.provisionerScope,
+    'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    'CDK custom-resource provider framework function: logs only.',
+  );
+  ack(
+    t.provisionerScope,
+    `IAM5[Resource::<${logicalId(t.provisioner)}.Arn>:*]`,
+    'CDK provider framework invokes any version of the provisioner function.',
+  );
+  ack(t.provisionerScope, 'L1', 'CDK provider framework runtime is chosen by aws-cdk-lib.');
+  ack(t.endpointLookup, 'IAM5[Resource::*]', 'iot:DescribeEndpoint has no resource-level permissions.');
+  ack(
+    stack,
+    'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    'Singleton Lambda of AwsCustomResource (IoT endpoint lookup): logs only.',
+  );
+  ack(stack, 'L1', 'Singleton Lambda of AwsCustomResource: runtime chosen by aws-cdk-lib.');
+
+  for (const q of t.queues) {
+    ack(
+      q,
+      'SQS3',
+      'This queue is itself a dead-letter destination (ESM on-failure or IoT rule error action).',
+    );
+  }
+  for (const s of t.secrets) {
+    ack(
+      s,
+      'SMG4',
+      'Rotated by redeploying (admin key) or re-provisioning (simulator certificate); no rotation Lambda needed.',
+    );
+  }
+  ack(
+    t.api,
+    'APIG2',
+    'The router validates every body and query parameter and answers 400 naming the field.',
+  );
+  ack(t.api, 'APIG3', 'WAF is optional and billed separately; throttling and key authorization are on.');
+  ack(
+    t.api,
+    'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+    'API Gateway account role for execution and access logs.',
+  );
+  for (const m of t.publicMethods) {
+    ack(m, 'APIG4', 'GET /health and GET /openapi.json are public by design (no data).');
+    ack(m, 'COG4', 'Public route, no authorizer by design.');
+  }
+  ack(
+    t.proxyMethod,
+    'COG4',
+    'Authorized by the Lambda REQUEST authorizer (admin or application API keys), not Cognito.',
+  );
+  ack(
+    t.taskDefinition,
+    'ECS2',
+    'Plain environment holds only fleet size and rate; credentials come from Secrets Manager.',
+  );
+  ack(
+    t.taskDefinition,
+    'IAM5[Resource::*]',
+    'ECS execution role: ecr:GetAuthorizationToken has no resource-level permissions.',
+  );
+  if (t.rejectsBucket) {
+    ack(
+      t.rejectsBucket,
+      'S1',
+      'Holds only Timestream magnetic-store rejection reports written by the service.',
+    );
+  }
+  if (t.timestreamDatabase) {
+    ack(t.timestreamDatabase, 'TS3', 'AWS-owned key encryption at rest; a customer key is optional.');
+  }
+  if (t.timestreamScope) {
+    Validations.of(t.timestreamScope).acknowledge({
+      id: 'CloudFormation-Validate::W3697',
+      reason:
+        'Timestream for LiveAnalytics is only for accounts that were customers before 2025-06-20; `npm run preflight` checks this and -c telemetry=dynamodb|none avoids it.',
+    });
+  }
+}
