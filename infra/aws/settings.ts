@@ -2,7 +2,7 @@
 import { ValidationError } from '../../functions/core/errors.js';
 
 export interface DeploySettings {
-  telemetry: 'timestream' | 'none';
+  telemetry: 'timestream' | 'dynamodb' | 'none';
   kinesisMode: 'on-demand' | 'provisioned';
   shardCount: number;
   memoryRetentionHours: number;
@@ -47,7 +47,7 @@ function bool(get: Lookup, key: string): boolean {
 
 export function readSettings(get: Lookup): DeploySettings {
   return {
-    telemetry: oneOf(get, 'telemetry', ['timestream', 'none'] as const),
+    telemetry: oneOf(get, 'telemetry', ['timestream', 'dynamodb', 'none'] as const),
     kinesisMode: oneOf(get, 'kinesisMode', ['on-demand', 'provisioned'] as const),
     shardCount: int(get, 'shardCount', 1, 500),
     memoryRetentionHours: int(get, 'memoryRetentionHours', 1, 8766),

@@ -105,6 +105,15 @@ export class DualpathStack extends Stack {
           })
         : undefined;
 
+    // Telemetry in DynamoDB: works in every account (Timestream for LiveAnalytics does not).
+    const telemetryTable =
+      s.telemetry === 'dynamodb'
+        ? new Tables(this, 'TelemetryStore', {
+            removalPolicy,
+            tables: [{ name: 'telemetry', ttlAttribute: 'expiresAt' }],
+          }).get('telemetry')
+        : undefined;
+
     // The IoT data-plane endpoint (for publishing rebirth requests, LwM2M responses and commands).
     const endpoint = new AwsCustomResource(this, 'IotDataEndpoint', {
       onUpdate: {
@@ -145,6 +154,7 @@ export class DualpathStack extends Stack {
       });
       for (const name of ['registry', 'state', 'events']) tables.get(name).grantReadWriteData(ingest.fn);
       for (const st of telemetry?.writeStatements() ?? []) ingest.fn.addToRolePolicy(st);
+      telemetryTable?.grantReadWriteData(ingest.fn);
       ingest.fn.addToRolePolicy(IotIngress.publishStatement());
       const rule = pipeline.rules.find((r) => r.stream === fnSpec.stream)!;
       return {
@@ -186,6 +196,7 @@ export class DualpathStack extends Stack {
     adminKey.grantRead(apiFn);
     adminKey.grantRead(authorizerFn);
     for (const st of telemetry?.queryStatements() ?? []) apiFn.addToRolePolicy(st);
+    telemetryTable?.grantReadData(apiFn);
     apiFn.addToRolePolicy(IotIngress.publishStatement());
     const api = new DualpathApi(this, 'Api', {
       handler: apiFn,

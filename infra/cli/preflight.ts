@@ -29,8 +29,8 @@ export async function checkTimestream(
         status: 'closed',
         message:
           'This account is not an existing Timestream for LiveAnalytics customer (the service closed to new ' +
-          'accounts on 2025-06-20). Deploy with `-c telemetry=none` (readings are decoded, enriched and counted but ' +
-          'not stored in Timestream) or ask AWS to enable the service for the account.',
+          'accounts on 2025-06-20). Deploy with `-c telemetry=dynamodb` (telemetry in a DynamoDB table, the same ' +
+          'API queries) or `-c telemetry=none`.',
       };
     }
     if (e.name === 'CredentialsProviderError' || /credential/i.test(e.message)) {

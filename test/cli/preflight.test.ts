@@ -34,7 +34,7 @@ describe('preflight: Timestream for LiveAnalytics availability', () => {
     const outcome = await checkTimestream(new TimestreamWriteClient({ region: 'us-east-1' }));
     expect(outcome.status).toBe('closed');
     expect(outcome.message).toContain('2025-06-20');
-    expect(outcome.message).toContain('-c telemetry=none');
+    expect(outcome.message).toContain('-c telemetry=dynamodb');
   });
 
   it('tells missing credentials apart from other failures', async () => {
