@@ -12,6 +12,7 @@
  * - CBOR_TOO_DEEP          nesting deeper than maxDepth
  * - CBOR_TOO_MANY_ITEMS    more data items than maxItems
  * - CBOR_DUPLICATE_KEY     a map repeats a number/string/bool/null key
+ * - CBOR_TYPE              (CborReader only) the next item is not the container the caller expects
  */
 import { DecodeError } from '../errors.js';
 import { type CborDecodeOptions, CborSimple, CborTagged, type CborValue } from './types.js';
@@ -19,7 +20,11 @@ import { type CborDecodeOptions, CborSimple, CborTagged, type CborValue } from '
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const TWO_32 = 4294967296;
 
-class Reader {
+/**
+ * The decoder's cursor, exported for codecs that walk a known structure without building Maps (SenML).
+ * Same strictness and limits as decodeCbor.
+ */
+export class CborReader {
   pos = 0;
   items = 0;
   view: DataView | undefined;
@@ -190,6 +195,40 @@ class Reader {
     }
   }
 
+  /** Major type of the next item, without consuming it. */
+  peekMajor(): number {
+    if (this.pos >= this.bytes.length) this.fail('CBOR_TRUNCATED', 'input ends where an item was expected');
+    return this.bytes[this.pos]! >> 5;
+  }
+
+  /**
+   * Consumes the head of an array (mt 4) or map (mt 5) at nesting `depth` and returns its count
+   * (pairs for a map), or -1 when indefinite (then call `atBreak` before each element).
+   */
+  containerStart(mt: 4 | 5, depth: number): number {
+    if (this.peekMajor() !== mt) this.fail('CBOR_TYPE', `expected ${mt === 4 ? 'an array' : 'a map'}`);
+    if (++this.items > this.maxItems) this.fail('CBOR_TOO_MANY_ITEMS', `more than ${this.maxItems} items`);
+    if (depth >= this.maxDepth) this.fail('CBOR_TOO_DEEP', `nesting deeper than ${this.maxDepth}`);
+    const ai = this.bytes[this.pos++]! & 31;
+    if (ai === 31) return -1;
+    return this.length(ai, mt === 4 ? 1 : 2, mt === 4 ? 'array' : 'map');
+  }
+
+  /** In an indefinite container: consumes a break and returns true, or returns false. */
+  atBreak(): boolean {
+    if (this.pos >= this.bytes.length) this.fail('CBOR_TRUNCATED', 'indefinite item has no break');
+    if (this.bytes[this.pos] !== 0xff) return false;
+    this.pos++;
+    return true;
+  }
+
+  /** Fails unless the whole input was consumed. */
+  finish(): void {
+    if (this.pos !== this.bytes.length) {
+      this.fail('CBOR_TRAILING_BYTES', `${this.bytes.length - this.pos} byte(s) after the top-level item`);
+    }
+  }
+
   entry(out: Map<CborValue, CborValue>, depth: number): void {
     const at = this.pos;
     const key = this.item(depth + 1);
@@ -307,11 +346,9 @@ function halfToNumber(h: number): number {
 
 /** Decodes exactly one CBOR data item that spans the whole input. */
 export function decodeCbor(bytes: Uint8Array, opts: CborDecodeOptions = {}): CborValue {
-  const r = new Reader(bytes, opts.maxDepth ?? 32, opts.maxItems ?? 1 << 20);
+  const r = new CborReader(bytes, opts.maxDepth ?? 32, opts.maxItems ?? 1 << 20);
   const value = r.item(0);
-  if (r.pos !== bytes.length) {
-    r.fail('CBOR_TRAILING_BYTES', `${bytes.length - r.pos} byte(s) after the top-level item`);
-  }
+  r.finish();
   return value;
 }
 
@@ -324,7 +361,7 @@ export function decodeCborPrefix(
   offset = 0,
   opts: CborDecodeOptions = {},
 ): { value: CborValue; end: number } {
-  const r = new Reader(bytes, opts.maxDepth ?? 32, opts.maxItems ?? 1 << 20);
+  const r = new CborReader(bytes, opts.maxDepth ?? 32, opts.maxItems ?? 1 << 20);
   r.pos = offset;
   const value = r.item(0);
   return { value, end: r.pos };

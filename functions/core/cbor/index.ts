@@ -1,4 +1,4 @@
 /** Our own RFC 8949 CBOR codec (no npm CBOR package): strict decoder, preferred-serialisation encoder. */
-export { decodeCbor, decodeCborPrefix } from './decode.js';
+export { CborReader, decodeCbor, decodeCborPrefix } from './decode.js';
 export { encodeCbor } from './encode.js';
 export { type CborDecodeOptions, CborSimple, CborTagged, type CborValue } from './types.js';

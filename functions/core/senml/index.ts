@@ -11,7 +11,7 @@
  *
  * Errors: DecodeError SENML_* with field `records[i].<label>` (or `records` / `records[i]`).
  */
-import { CborTagged, type CborValue, decodeCbor, encodeCbor } from '../cbor/index.js';
+import { CborReader, CborTagged, type CborValue, encodeCbor } from '../cbor/index.js';
 import { DecodeError, ValidationError } from '../errors.js';
 
 export type SenmlValue =
@@ -75,28 +75,26 @@ const RELATIVE_TIME_LIMIT_MS = RELATIVE_TIME_LIMIT * 1000;
 const DEFAULT_MAX_RECORDS = 100_000;
 
 type Label = keyof typeof SenmlLabel | 'vlo';
-const LABEL_BY_CBOR_KEY = new Map<number, Label>(
-  Object.entries(SenmlLabel).map(([name, key]) => [key, name as Label]),
-);
 const STRING_LABELS = new Set<string>(['bn', 'bu', 'n', 'u', 'vs', 'vlo']);
-const NUMBER_LABELS = new Set<string>(['bt', 'bv', 'bs', 'bver', 't', 'v', 's', 'ut']);
 
-/** One record's fields after parsing, before base resolution. */
-interface RawRecord {
-  bn?: string;
-  bt?: number;
-  bv?: number;
-  bs?: number;
-  n?: string;
-  t?: number;
-  v?: number;
-  vs?: string;
-  vb?: boolean;
-  vd?: Uint8Array;
-  vlo?: string;
-  s?: number;
+/** One record's fields after parsing, before base resolution (a class: one stable shape). */
+class RawRecord {
+  bn: string | undefined = undefined;
+  bt: number | undefined = undefined;
+  bv: number | undefined = undefined;
+  bs: number | undefined = undefined;
+  n: string | undefined = undefined;
+  t: number | undefined = undefined;
+  v: number | undefined = undefined;
+  vs: string | undefined = undefined;
+  vb: boolean | undefined = undefined;
+  vd: Uint8Array | undefined = undefined;
+  vlo: string | undefined = undefined;
+  s: number | undefined = undefined;
   /** How many value fields (v, vs, vb, vd, vlo) the record carried. */
-  values: number;
+  values = 0;
+  /** Bit set of the CBOR labels seen (duplicate detection; JSON.parse already keeps one). */
+  seen = 0;
 }
 
 function fail(code: string, message: string, field: string): never {
@@ -112,47 +110,97 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function setField(rec: RawRecord, label: Label, v: unknown, i: number, json: boolean): void {
+function str(v: unknown, i: number, label: Label): string {
+  if (typeof v === 'string') return v;
   const field = `records[${i}].${label}`;
-  if (STRING_LABELS.has(label)) {
-    if (typeof v !== 'string')
-      fail('SENML_FIELD_TYPE', `${field} must be a string, got ${typeName(v)}`, field);
-  } else if (NUMBER_LABELS.has(label)) {
-    if (typeof v === 'bigint') v = Number(v);
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
-      fail('SENML_FIELD_TYPE', `${field} must be a finite number, got ${typeName(v)}`, field);
-    }
-    if (label === 'bver' && !Number.isInteger(v))
-      fail('SENML_FIELD_TYPE', `${field} must be an integer`, field);
-  } else if (label === 'vb') {
-    if (typeof v !== 'boolean')
-      fail('SENML_FIELD_TYPE', `${field} must be a boolean, got ${typeName(v)}`, field);
-  } else if (label === 'vd') {
-    if (json) {
-      if (typeof v !== 'string') fail('SENML_FIELD_TYPE', `${field} must be a base64url string`, field);
-      v = base64urlDecode(v, field);
-    } else if (!(v instanceof Uint8Array)) {
-      fail('SENML_FIELD_TYPE', `${field} must be a byte string, got ${typeName(v)}`, field);
-    }
+  return fail('SENML_FIELD_TYPE', `${field} must be a string, got ${typeName(v)}`, field);
+}
+
+function num(v: unknown, i: number, label: Label): number {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'bigint') return Number(v);
+  const field = `records[${i}].${label}`;
+  return fail('SENML_FIELD_TYPE', `${field} must be a finite number, got ${typeName(v)}`, field);
+}
+
+function oneValue(rec: RawRecord, i: number, label: Label): void {
+  if (++rec.values > 1) {
+    fail('SENML_MULTIPLE_VALUES', `records[${i}] has more than one value field`, `records[${i}].${label}`);
   }
+}
+
+function setField(rec: RawRecord, label: Label, v: unknown, i: number, json: boolean): void {
   switch (label) {
+    case 'bn':
+      rec.bn = str(v, i, label);
+      return;
+    case 'n':
+      rec.n = str(v, i, label);
+      return;
+    case 'bt':
+      rec.bt = num(v, i, label);
+      return;
+    case 't':
+      rec.t = num(v, i, label);
+      return;
+    case 'bv':
+      rec.bv = num(v, i, label);
+      return;
+    case 'bs':
+      rec.bs = num(v, i, label);
+      return;
+    case 's':
+      rec.s = num(v, i, label);
+      return;
     case 'v':
+      oneValue(rec, i, label);
+      rec.v = num(v, i, label);
+      return;
     case 'vs':
-    case 'vb':
-    case 'vd':
+      oneValue(rec, i, label);
+      rec.vs = str(v, i, label);
+      return;
     case 'vlo':
-      rec.values++;
-      if (rec.values > 1) fail('SENML_MULTIPLE_VALUES', `records[${i}] has more than one value field`, field);
-      break;
+      oneValue(rec, i, label);
+      rec.vlo = str(v, i, label);
+      return;
+    case 'vb':
+      oneValue(rec, i, label);
+      if (typeof v !== 'boolean') {
+        fail(
+          'SENML_FIELD_TYPE',
+          `records[${i}].vb must be a boolean, got ${typeName(v)}`,
+          `records[${i}].vb`,
+        );
+      }
+      rec.vb = v;
+      return;
+    case 'vd': {
+      oneValue(rec, i, label);
+      const field = `records[${i}].vd`;
+      if (json) {
+        if (typeof v !== 'string') fail('SENML_FIELD_TYPE', `${field} must be a base64url string`, field);
+        rec.vd = base64urlDecode(v, field);
+      } else if (v instanceof Uint8Array) {
+        rec.vd = v;
+      } else {
+        fail('SENML_FIELD_TYPE', `${field} must be a byte string, got ${typeName(v)}`, field);
+      }
+      return;
+    }
     case 'bu':
     case 'u':
+      str(v, i, label); // checked, not used by LwM2M (units come from the object model)
+      return;
     case 'ut':
+      num(v, i, label);
+      return;
     case 'bver':
-      return; // checked, not used by LwM2M
-    default:
-      break;
+      if (!Number.isInteger(num(v, i, label))) {
+        fail('SENML_FIELD_TYPE', `records[${i}].bver must be an integer`, `records[${i}].bver`);
+      }
+      return;
   }
-  (rec as unknown as Record<string, unknown>)[label] = v;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
@@ -199,10 +247,10 @@ function parseJson(bytes: Uint8Array, maxRecords: number): RawRecord[] {
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
       fail('SENML_RECORD', `records[${i}] must be an object, got ${typeName(obj)}`, `records[${i}]`);
     }
-    const rec: RawRecord = { values: 0 };
+    const rec = new RawRecord();
     for (const label in obj) {
       const v = (obj as Record<string, unknown>)[label];
-      if (label in SenmlLabel || label === 'vlo') setField(rec, label as Label, v, i, true);
+      if (Object.hasOwn(SenmlLabel, label) || label === 'vlo') setField(rec, label as Label, v, i, true);
       else unknownLabel(label, i);
     }
     out[i] = rec;
@@ -210,30 +258,55 @@ function parseJson(bytes: Uint8Array, maxRecords: number): RawRecord[] {
   return out;
 }
 
+/** CBOR label (-6..8) → label name, indexed by label + 6. */
+const LABEL_BY_INDEX: (Label | undefined)[] = [];
+for (const [name, key] of Object.entries(SenmlLabel)) LABEL_BY_INDEX[key + 6] = name as Label;
+const VLO_BIT = 1 << 15;
+
+/** Walks the CBOR pack with a cursor: no Map per record, same strictness as decodeCbor. */
 function parseCbor(bytes: Uint8Array, maxRecords: number): RawRecord[] {
-  const root = decodeCbor(bytes, { maxDepth: 8 });
-  if (!Array.isArray(root))
+  const r = new CborReader(bytes, 8, 1 << 20);
+  if (r.peekMajor() !== 4) {
+    const root = r.item(0);
+    r.finish();
     fail('SENML_NOT_ARRAY', `a pack must be an array, got ${typeName(root)}`, 'records');
-  if (root.length > maxRecords) fail('SENML_TOO_MANY_RECORDS', `more than ${maxRecords} records`, 'records');
-  const out: RawRecord[] = new Array(root.length);
-  for (let i = 0; i < root.length; i++) {
-    const map = root[i];
-    if (!(map instanceof Map))
-      fail('SENML_RECORD', `records[${i}] must be a map, got ${typeName(map)}`, `records[${i}]`);
-    const rec: RawRecord = { values: 0 };
-    for (const [k, v] of map as Map<CborValue, CborValue>) {
-      if (typeof k === 'number') {
-        const label = LABEL_BY_CBOR_KEY.get(k);
-        if (label !== undefined) setField(rec, label, v, i, false);
-      } else if (typeof k === 'string') {
-        if (k === 'vlo') setField(rec, 'vlo', v, i, false);
-        else unknownLabel(k, i);
-      } else {
-        fail('SENML_LABEL', `records[${i}] has a label of type ${typeName(k)}`, `records[${i}]`);
+  }
+  const count = r.containerStart(4, 0);
+  if (count > maxRecords) fail('SENML_TOO_MANY_RECORDS', `more than ${maxRecords} records`, 'records');
+  const out: RawRecord[] = count >= 0 ? new Array(count) : [];
+  for (let i = 0; count < 0 ? !r.atBreak() : i < count; i++) {
+    if (i >= maxRecords) fail('SENML_TOO_MANY_RECORDS', `more than ${maxRecords} records`, 'records');
+    if (r.peekMajor() !== 5) {
+      const item = r.item(1);
+      fail('SENML_RECORD', `records[${i}] must be a map, got ${typeName(item)}`, `records[${i}]`);
+    }
+    const pairs = r.containerStart(5, 1);
+    const rec = new RawRecord();
+    for (let k = 0; pairs < 0 ? !r.atBreak() : k < pairs; k++) {
+      const key = r.item(2);
+      const value = r.item(2);
+      let label: Label | undefined;
+      let bit = 0;
+      if (typeof key === 'number') {
+        label = key >= -6 && key <= 8 && Number.isInteger(key) ? LABEL_BY_INDEX[key + 6] : undefined;
+        bit = label === undefined ? 0 : 1 << (key + 6);
+      } else if (typeof key === 'string') {
+        if (key === 'vlo') {
+          label = 'vlo';
+          bit = VLO_BIT;
+        } else unknownLabel(key, i);
+      } else if (typeof key !== 'bigint') {
+        fail('SENML_LABEL', `records[${i}] has a label of type ${typeName(key)}`, `records[${i}]`);
       }
+      if (label === undefined) continue;
+      if (rec.seen & bit)
+        fail('SENML_DUPLICATE_LABEL', `records[${i}] repeats label ${label}`, `records[${i}].${label}`);
+      rec.seen |= bit;
+      setField(rec, label, value, i, false);
     }
     out[i] = rec;
   }
+  r.finish();
   return out;
 }
 

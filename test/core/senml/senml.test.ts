@@ -216,6 +216,22 @@ describe('SenML errors', () => {
     expect(e.message).toContain(field.startsWith('records[') ? field.split('.')[0]! : 'SenML');
   });
 
+  it('rejects a CBOR record that repeats a label, and accepts indefinite-length arrays and maps', () => {
+    // [{0: "/a", 2: 1, 2: 2}]
+    const dup = Uint8Array.from(Buffer.from('81a300622f610201020 2'.replace(/\s/g, ''), 'hex'));
+    const e = decodeFailure(dup, 112);
+    expect(e.code).toBe('SENML_DUPLICATE_LABEL');
+    expect(e.field).toBe('records[0].v');
+    // [_ {_ 0: "/a", 2: 1.5}, {0: "/b", 4: true} ]
+    const indefinite = Uint8Array.from(Buffer.from('9fbf00622f6102f93e00ffa200622f6204f5ff', 'hex'));
+    expect(decodeSenml(indefinite, 112, { receivedAt: 3 }).map((r) => [r.name, r.value])).toEqual([
+      ['/a', { kind: 'v', value: 1.5 }],
+      ['/b', { kind: 'vb', value: true }],
+    ]);
+    expect(decodeFailure(Uint8Array.from([0x9f, 0xa0]), 112).code).toBe('CBOR_TRUNCATED');
+    expect(decodeFailure(Uint8Array.from([0x81, 0xa0, 0x00]), 112).code).toBe('CBOR_TRAILING_BYTES');
+  });
+
   it('rejects more records than maxRecords', () => {
     expect(() =>
       decodeSenml(json([{ n: '/a' }, { n: '/b' }]), 110, { receivedAt: 0, maxRecords: 1 }),
