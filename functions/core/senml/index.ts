@@ -1,6 +1,6 @@
 /**
  * SenML (RFC 8428) in JSON (content format 110) and CBOR (112), with the LwM2M specifics of Core
- * §7.4.4/7.4.5: names are LwM2M paths starting with '/', `vlo` (object link "oid:iid") under the text
+ * §7.5.6/7.5.7: names are LwM2M paths starting with '/', `vlo` (object link "oid:iid") under the text
  * label "vlo" in both encodings, records without a value (path lists, SenML-ETCH) allowed.
  *
  * Resolution (RFC 8428 §4.5): a base field (bn, bt, bv, bs, bver) applies to its record and every later

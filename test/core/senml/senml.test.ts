@@ -67,7 +67,7 @@ function decodeFailure(bytes: Uint8Array, format: 110 | 112): DecodeError {
   throw new Error('expected DecodeError');
 }
 
-describe('SenML golden examples (RFC 8428 §5/§6, LwM2M Core §7.4.5)', () => {
+describe('SenML golden examples (RFC 8428 §5/§6, LwM2M Core §7.5.6)', () => {
   it.each(Object.entries(fixtures).filter(([k]) => !k.startsWith('$')))('%s', (_name, f) => {
     // Prepare
     const bytes = payloadOf(f);
