@@ -303,7 +303,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
       const type = deps.enricher.deviceType?.(e.deviceId);
       if (type !== undefined) stored.deviceType = type;
       events.push(stored);
-      if (e.type === 'rebirth-requested') stats.rebirthsRequested++;
+      if (e.type === 'rebirth-requested' && e.data?.throttled !== true) stats.rebirthsRequested++;
       if (e.type === 'register') stats.registrations++;
     });
   }

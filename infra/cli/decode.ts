@@ -9,7 +9,7 @@ import { describeError, ValidationError } from '../../functions/core/errors.js';
 import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/index.js';
 import type { InboundMessage, MessageProcessor } from '../../functions/core/processor.js';
 import type { MessageOutcome, Reading } from '../../functions/core/reading.js';
-import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/index.js';
+import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';
 import { parseTopic } from '../../functions/core/topics.js';
 import { stringifyLine } from './json.js';
 import type { Command } from './main.js';

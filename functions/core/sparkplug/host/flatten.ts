@@ -1,0 +1,152 @@
+/**
+ * Metric → readings. Scalars and arrays give one reading; a DataSet gives one reading per cell named
+ * `{metric}/{column}` with its `row`; a Template instance is flattened recursively to
+ * `{instance}/{member}` (members take the definition's datatype when the instance omits it). Property
+ * sets are metadata: `Quality` (0 BAD, 192 GOOD, 500 STALE) becomes the reading's quality and an
+ * engineering-unit property its unit.
+ */
+import type { Quality, Reading, ReadingValue } from '../../reading.js';
+import { dataTypeName, interpretValue } from '../codec.js';
+import {
+  DataType,
+  type SpDataSet,
+  type SpMetric,
+  type SpPropertySet,
+  type SpTemplate,
+  type SpValue,
+} from '../types.js';
+
+export interface FlattenContext {
+  deviceId: string;
+  group: string;
+  subDevice?: string;
+  /** Reading time when the metric has no timestamp: payload timestamp, else receipt time. */
+  defaultTime: number;
+  /** Template definitions from the NBIRTH. */
+  templates: Record<string, SpTemplate>;
+}
+
+const UNIT_KEYS = new Set(['engunit', 'engunits', 'unit', 'units', 'engineeringunits']);
+
+export function propertyValue(props: SpPropertySet | undefined, name: string): SpValue | undefined {
+  if (!props) return undefined;
+  const i = props.keys.findIndex((k) => k.toLowerCase() === name.toLowerCase());
+  return i < 0 ? undefined : props.values[i]?.value;
+}
+
+export function unitOf(props: SpPropertySet | undefined): string | undefined {
+  if (!props) return undefined;
+  const i = props.keys.findIndex((k) => UNIT_KEYS.has(k.toLowerCase().replace(/[\s_-]/g, '')));
+  const v = i < 0 ? undefined : props.values[i]?.value;
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+export function qualityOf(props: SpPropertySet | undefined): Quality {
+  const q = propertyValue(props, 'Quality');
+  if (q === undefined || q === null) return 'GOOD';
+  const n = typeof q === 'bigint' ? Number(q) : typeof q === 'number' ? q : Number.NaN;
+  if (n === 192) return 'GOOD';
+  if (n === 500) return 'STALE';
+  if (n === 0) return 'BAD';
+  return 'UNCERTAIN';
+}
+
+function toReadingValue(v: SpValue): ReadingValue {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v as ReadingValue;
+  if (Array.isArray(v)) return v as ReadingValue[];
+  return null;
+}
+
+function isDataSet(v: unknown): v is SpDataSet {
+  return typeof v === 'object' && v !== null && 'columns' in v && 'rows' in v;
+}
+
+function isTemplate(v: unknown): v is SpTemplate {
+  return typeof v === 'object' && v !== null && 'metrics' in v && 'isDefinition' in v;
+}
+
+/**
+ * Flattens one metric whose name and datatype are resolved. `unit` is the unit known from the birth
+ * (DATA messages seldom repeat properties).
+ */
+export function flattenMetric(
+  metric: SpMetric,
+  name: string,
+  datatype: number,
+  ctx: FlattenContext,
+  unit?: string,
+  depth = 0,
+): Reading[] {
+  const time = metric.timestamp ?? ctx.defaultTime;
+  const quality = qualityOf(metric.properties);
+  const base = {
+    protocol: 'sparkplug' as const,
+    deviceId: ctx.deviceId,
+    group: ctx.group,
+    ...(ctx.subDevice === undefined ? {} : { subDevice: ctx.subDevice }),
+    time,
+    historical: metric.isHistorical,
+    transient: metric.isTransient,
+    quality,
+  };
+  const resolvedUnit = unitOf(metric.properties) ?? unit;
+  const value: SpValue = metric.isNull
+    ? null
+    : metric.value !== undefined
+      ? metric.value
+      : interpretValue(datatype, metric.raw);
+
+  if (datatype === DataType.DataSet && isDataSet(value)) {
+    const out: Reading[] = [];
+    value.rows.forEach((row, r) => {
+      value.columns.forEach((column, c) => {
+        const cell = row[c];
+        out.push({
+          ...base,
+          metric: `${name}/${column}`,
+          type: dataTypeName(value.types[c] ?? DataType.Unknown),
+          value: toReadingValue(cell === undefined ? null : cell),
+          row: r,
+        });
+      });
+    });
+    return out;
+  }
+  if (datatype === DataType.Template && isTemplate(value)) {
+    if (value.isDefinition || depth > 16) return [];
+    const definition = value.templateRef ? ctx.templates[value.templateRef] : undefined;
+    const out: Reading[] = [];
+    for (const member of value.metrics) {
+      if (member.name === undefined) continue;
+      const def = definition?.metrics.find((m) => m.name === member.name);
+      const memberType = member.datatype ?? def?.datatype;
+      if (memberType === undefined) continue;
+      const inherited: SpMetric = {
+        ...member,
+        timestamp: member.timestamp ?? time,
+        isHistorical: member.isHistorical || metric.isHistorical,
+        isTransient: member.isTransient || metric.isTransient,
+      };
+      out.push(
+        ...flattenMetric(
+          inherited,
+          `${name}/${member.name}`,
+          memberType,
+          ctx,
+          unitOf(def?.properties),
+          depth + 1,
+        ),
+      );
+    }
+    return out;
+  }
+  if (datatype === DataType.PropertySet || datatype === DataType.PropertySetList) return [];
+  const reading: Reading = {
+    ...base,
+    metric: name,
+    type: dataTypeName(datatype),
+    value: toReadingValue(value),
+  };
+  if (resolvedUnit !== undefined) reading.unit = resolvedUnit;
+  return [reading];
+}

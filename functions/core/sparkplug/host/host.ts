@@ -1,0 +1,518 @@
+/**
+ * The Sparkplug B 3.0 host application, minus the MQTT session: it never publishes STATE, but does
+ * everything else a correct host does (spec Ch.5/6), with its state behind a storage port so a
+ * stateless Lambda can run it. See ADR 0003 for the rules and the sequence algorithm.
+ */
+import { ConflictError, ProtocolError } from '../../errors.js';
+import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
+import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
+import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
+import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
+import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
+import { flattenMetric, unitOf } from './flatten.js';
+import type { DeviceRecord, MetricDef, NodeRecord, SparkplugStateStore } from './state.js';
+
+export interface SparkplugHostOptions {
+  store: SparkplugStateStore;
+  clock: Clock;
+  /** Minimum time between two rebirth requests to one node (Tahu: 5 s). */
+  rebirthThrottleMs?: number;
+  /** How long a seq gap may stay open before it counts as lost (spec "Reorder Timeout"). */
+  reorderTimeoutMs?: number;
+  /** Conflict retries when another writer changed the node concurrently. */
+  conflictRetries?: number;
+}
+
+const RECENT_SEQS = 32;
+const REBIRTH_METRIC = 'Node Control/Rebirth';
+/** Protocol plumbing, not telemetry. */
+const isControlMetric = (name: string) => name === 'bdSeq' || name.startsWith('Node Control/');
+
+type Kind = 'NBIRTH' | 'NDATA' | 'NDEATH' | 'DBIRTH' | 'DDATA' | 'DDEATH' | 'NCMD' | 'DCMD' | 'STATE';
+
+interface Ctx {
+  topic: Extract<SparkplugTopic, { kind: 'message' }>;
+  msg: InboundMessage;
+  payload: SpPayload;
+  now: number;
+  readings: Reading[];
+  events: LifecycleEvent[];
+  actions: PublishAction[];
+}
+
+export class SparkplugHost implements MessageProcessor {
+  private readonly store: SparkplugStateStore;
+  private readonly clock: Clock;
+  private readonly throttleMs: number;
+  private readonly reorderMs: number;
+  private readonly conflictRetries: number;
+
+  constructor(opts: SparkplugHostOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.throttleMs = opts.rebirthThrottleMs ?? 5000;
+    this.reorderMs = opts.reorderTimeoutMs ?? 2000;
+    this.conflictRetries = opts.conflictRetries ?? 3;
+  }
+
+  async handle(msg: InboundMessage): Promise<MessageOutcome> {
+    const topic = parseSparkplugTopic(msg.topic);
+    if (topic.kind === 'state') {
+      // STATE is JSON from another host application: never protobuf.
+      const state = parseStateMessage(msg.payload);
+      return {
+        protocol: 'sparkplug',
+        kind: 'STATE',
+        deviceId: topic.hostId,
+        readings: [],
+        events: [
+          {
+            type: 'state',
+            protocol: 'sparkplug',
+            deviceId: topic.hostId,
+            time: msg.receivedAt,
+            detail: `host ${topic.hostId} ${state.online ? 'online' : 'offline'}`,
+            data: { online: state.online, timestamp: state.timestamp },
+          },
+        ],
+        actions: [],
+      };
+    }
+    const payload = decodePayload(msg.payload);
+    for (let attempt = 0; ; attempt++) {
+      const ctx: Ctx = { topic, msg, payload, now: this.clock(), readings: [], events: [], actions: [] };
+      try {
+        await this.dispatch(ctx);
+        const outcome: MessageOutcome = {
+          protocol: 'sparkplug',
+          kind: topic.type,
+          deviceId: topic.node,
+          group: topic.group,
+          readings: ctx.readings,
+          events: ctx.events,
+          actions: ctx.actions,
+        };
+        if (topic.device !== undefined) outcome.subDevice = topic.device;
+        return outcome;
+      } catch (error) {
+        // Another writer advanced the node between our read and write: read again and decide again.
+        if (error instanceof ConflictError && attempt < this.conflictRetries) continue;
+        throw error;
+      }
+    }
+  }
+
+  private async dispatch(ctx: Ctx): Promise<void> {
+    switch (ctx.topic.type as Kind) {
+      case 'NBIRTH':
+        return this.nodeBirth(ctx);
+      case 'NDEATH':
+        return this.nodeDeath(ctx);
+      case 'NCMD':
+      case 'DCMD':
+        // Commands are host → device; seeing one means our own (or another host's) publish came back.
+        this.event(ctx, 'ignored', `${ctx.topic.type} is a command to the edge node, not data`);
+        return;
+      default:
+        return this.nodeMessage(ctx);
+    }
+  }
+
+  // ---- births and deaths -----------------------------------------------------------------------
+
+  private async nodeBirth(ctx: Ctx): Promise<void> {
+    const { topic, payload, msg } = ctx;
+    const existing = await this.store.getNode(topic.group, topic.node);
+    const birthTime = payload.timestamp ?? msg.receivedAt;
+    const bdSeq = bdSeqOf(payload.metrics);
+    if (existing?.online && existing.birthTime > birthTime) {
+      this.event(
+        ctx,
+        'ignored',
+        `late NBIRTH (timestamp ${birthTime}) older than the current birth ${existing.birthTime}`,
+      );
+      return;
+    }
+    const defs = collectDefs(payload.metrics);
+    const templates: Record<string, SpTemplate> = {};
+    for (const m of payload.metrics) {
+      if (m.name !== undefined && m.datatype === DataType.Template && isDefinition(m)) {
+        templates[m.name] = m.value as SpTemplate;
+      }
+    }
+    const seq = payload.seq === undefined ? 0 : Number(payload.seq % 256n);
+    const record: NodeRecord = {
+      group: topic.group,
+      node: topic.node,
+      version: existing?.version ?? 0,
+      online: true,
+      birthTime,
+      lastSeen: msg.receivedAt,
+      expectedSeq: (seq + 1) % 256,
+      recentSeqs: [seq],
+      aliases: defs.aliases,
+      metrics: defs.metrics,
+      templates,
+      devices: existing?.devices ?? [],
+    };
+    if (bdSeq !== undefined) record.bdSeq = bdSeq;
+    if (existing?.lastRebirthRequest !== undefined) record.lastRebirthRequest = existing.lastRebirthRequest;
+    this.event(ctx, 'birth', `NBIRTH bdSeq ${bdSeq ?? '?'}`, {
+      bdSeq,
+      metrics: Object.keys(defs.metrics).length,
+    });
+    if (bdSeq === undefined) this.event(ctx, 'ignored', 'NBIRTH without a bdSeq metric');
+    if (defs.duplicates.length > 0) {
+      this.requestRebirth(ctx, record, `duplicate alias in NBIRTH: ${defs.duplicates.join(', ')}`);
+    }
+    this.emitMetrics(ctx, payload.metrics, record, undefined, {
+      aliases: defs.aliases,
+      metrics: defs.metrics,
+    });
+    await this.store.putNode(record, existing?.version);
+  }
+
+  private async nodeDeath(ctx: Ctx): Promise<void> {
+    const { topic, payload, msg } = ctx;
+    const node = await this.store.getNode(topic.group, topic.node);
+    const bdSeq = bdSeqOf(payload.metrics);
+    if (!node) {
+      this.event(ctx, 'ignored', 'NDEATH for a node never born');
+      return;
+    }
+    if (!node.online) {
+      this.event(ctx, 'ignored', 'NDEATH for a node already offline');
+      return;
+    }
+    if (bdSeq === undefined || bdSeq !== node.bdSeq) {
+      // A late Will from an older session must not kill the current one.
+      this.event(
+        ctx,
+        'ignored',
+        `NDEATH bdSeq ${bdSeq ?? 'missing'} does not match the NBIRTH bdSeq ${node.bdSeq ?? '?'}`,
+      );
+      return;
+    }
+    node.online = false;
+    node.lastSeen = msg.receivedAt;
+    delete node.gap;
+    // Stale at the host's receipt time (spec: NDEATH may be the broker's Will, with no useful time).
+    this.event(ctx, 'death', `NDEATH bdSeq ${bdSeq}`, { bdSeq });
+    this.event(ctx, 'stale', `node metrics stale: ${Object.keys(node.metrics).length}`, {
+      metrics: Object.keys(node.metrics).filter((n) => !isControlMetric(n)),
+      devices: node.devices,
+      at: msg.receivedAt,
+    });
+    for (const device of node.devices) {
+      const d = await this.store.getDevice(topic.group, topic.node, device);
+      if (!d?.online) continue;
+      ctx.events.push({
+        type: 'stale',
+        protocol: 'sparkplug',
+        deviceId: topic.node,
+        subDevice: device,
+        time: msg.receivedAt,
+        detail: `device stale with its node: ${Object.keys(d.metrics).length} metrics`,
+        data: { metrics: Object.keys(d.metrics), at: msg.receivedAt },
+      });
+      await this.store.putDevice({ ...d, online: false }, d.version);
+    }
+    await this.store.putNode(node, node.version);
+  }
+
+  // ---- DATA, DBIRTH, DDEATH (seq-checked) ------------------------------------------------------
+
+  private async nodeMessage(ctx: Ctx): Promise<void> {
+    const { topic, payload, msg } = ctx;
+    const node = await this.store.getNode(topic.group, topic.node);
+    if (!node?.online) {
+      // No live session: keep (or start) a record so the rebirth throttle holds across messages.
+      const record = node ?? placeholderNode(topic.group, topic.node, msg.receivedAt);
+      this.event(ctx, 'ignored', `${topic.type} from ${node ? 'an offline' : 'an unknown'} edge node`);
+      this.requestRebirth(ctx, record, `${topic.type} before NBIRTH`);
+      await this.store.putNode(record, node?.version);
+      return;
+    }
+    node.lastSeen = msg.receivedAt;
+    this.checkSeq(ctx, node);
+
+    switch (topic.type as Kind) {
+      case 'NDATA':
+        this.emitMetrics(ctx, payload.metrics, node, undefined, node);
+        break;
+      case 'DBIRTH':
+        await this.deviceBirth(ctx, node);
+        break;
+      case 'DDATA':
+        await this.deviceData(ctx, node);
+        break;
+      case 'DDEATH':
+        await this.deviceDeath(ctx, node);
+        break;
+    }
+    await this.store.putNode(node, node.version);
+  }
+
+  private async deviceBirth(ctx: Ctx, node: NodeRecord): Promise<void> {
+    const device = ctx.topic.device!;
+    const existing = await this.store.getDevice(ctx.topic.group, ctx.topic.node, device);
+    const defs = collectDefs(ctx.payload.metrics);
+    const record: DeviceRecord = {
+      group: ctx.topic.group,
+      node: ctx.topic.node,
+      device,
+      version: existing?.version ?? 0,
+      online: true,
+      nodeBirthTime: node.birthTime,
+      birthTime: ctx.payload.timestamp ?? ctx.msg.receivedAt,
+      aliases: defs.aliases,
+      metrics: defs.metrics,
+    };
+    if (!node.devices.includes(device)) node.devices.push(device);
+    ctx.events.push({
+      type: 'birth',
+      protocol: 'sparkplug',
+      deviceId: ctx.topic.node,
+      subDevice: device,
+      time: ctx.msg.receivedAt,
+      detail: `DBIRTH ${Object.keys(defs.metrics).length} metrics`,
+    });
+    if (defs.duplicates.length > 0)
+      this.requestRebirth(ctx, node, `duplicate alias in DBIRTH: ${defs.duplicates.join(', ')}`);
+    this.emitMetrics(ctx, ctx.payload.metrics, node, device, record);
+    await this.store.putDevice(record, existing?.version);
+  }
+
+  private async liveDevice(ctx: Ctx, node: NodeRecord): Promise<DeviceRecord | undefined> {
+    const device = ctx.topic.device!;
+    const d = await this.store.getDevice(ctx.topic.group, ctx.topic.node, device);
+    if (d?.online && d.nodeBirthTime === node.birthTime) return d;
+    this.event(ctx, 'ignored', `${ctx.topic.type} for device ${device} without a DBIRTH in this session`);
+    this.requestRebirth(ctx, node, `${ctx.topic.type} for device ${device} without DBIRTH`);
+    return undefined;
+  }
+
+  private async deviceData(ctx: Ctx, node: NodeRecord): Promise<void> {
+    const d = await this.liveDevice(ctx, node);
+    if (d) this.emitMetrics(ctx, ctx.payload.metrics, node, d.device, d);
+  }
+
+  private async deviceDeath(ctx: Ctx, node: NodeRecord): Promise<void> {
+    const d = await this.liveDevice(ctx, node);
+    if (!d) return;
+    const at = ctx.payload.timestamp ?? ctx.msg.receivedAt;
+    ctx.events.push(
+      {
+        type: 'death',
+        protocol: 'sparkplug',
+        deviceId: ctx.topic.node,
+        subDevice: d.device,
+        time: at,
+        detail: 'DDEATH',
+      },
+      {
+        type: 'stale',
+        protocol: 'sparkplug',
+        deviceId: ctx.topic.node,
+        subDevice: d.device,
+        time: at,
+        detail: `device metrics stale: ${Object.keys(d.metrics).length}`,
+        data: { metrics: Object.keys(d.metrics), at },
+      },
+    );
+    await this.store.putDevice({ ...d, online: false }, d.version);
+  }
+
+  /**
+   * One seq counter per node (0-255, shared by N* and D* except NDEATH). In order: advance. Ahead:
+   * record the missing seqs with a deadline (messages may be reordered). Behind: a late message
+   * fills the gap, or is a duplicate. A gap still open after its deadline asks for a rebirth.
+   */
+  private checkSeq(ctx: Ctx, node: NodeRecord): void {
+    const seqRaw = ctx.payload.seq;
+    if (seqRaw === undefined) {
+      this.event(ctx, 'seq-gap', `${ctx.topic.type} without seq`);
+      return;
+    }
+    const seq = Number(seqRaw % 256n);
+    const now = ctx.msg.receivedAt;
+    const expected = node.expectedSeq ?? seq;
+    const ahead = (seq - expected + 256) % 256;
+    if (node.gap?.missing.includes(seq)) {
+      node.gap.missing = node.gap.missing.filter((s) => s !== seq);
+      this.event(ctx, 'seq-gap', `late seq ${seq} filled the gap`, { missing: node.gap.missing });
+    } else if (node.recentSeqs.includes(seq) && ahead !== 0) {
+      this.event(ctx, 'duplicate', `seq ${seq} already received`);
+    } else if (ahead === 0) {
+      node.expectedSeq = (seq + 1) % 256;
+    } else if (ahead < 128) {
+      const missing = Array.from({ length: ahead }, (_, i) => (expected + i) % 256);
+      node.gap = {
+        missing: [...(node.gap?.missing ?? []), ...missing],
+        deadline: node.gap?.deadline ?? now + this.reorderMs,
+      };
+      node.expectedSeq = (seq + 1) % 256;
+      this.event(ctx, 'seq-gap', `expected seq ${expected}, got ${seq}`, { missing });
+    } else {
+      this.event(ctx, 'duplicate', `old seq ${seq} (expected ${expected})`);
+    }
+    node.recentSeqs = [...node.recentSeqs.filter((s) => s !== seq), seq].slice(-RECENT_SEQS);
+    if (node.gap && node.gap.missing.length === 0) delete node.gap;
+    if (node.gap && now > node.gap.deadline) {
+      const lost = node.gap.missing;
+      delete node.gap;
+      this.requestRebirth(
+        ctx,
+        node,
+        `seq gap not recovered within ${this.reorderMs} ms: missing ${lost.join(', ')}`,
+      );
+    }
+  }
+
+  // ---- metrics ---------------------------------------------------------------------------------
+
+  private emitMetrics(
+    ctx: Ctx,
+    metrics: SpMetric[],
+    node: NodeRecord,
+    device: string | undefined,
+    scope: { aliases: Record<string, MetricDef>; metrics: Record<string, MetricDef> },
+  ): void {
+    const unknown: string[] = [];
+    const defaultTime = ctx.payload.timestamp ?? ctx.msg.receivedAt;
+    const fctx = {
+      deviceId: ctx.topic.node,
+      group: ctx.topic.group,
+      defaultTime,
+      templates: node.templates,
+      ...(device === undefined ? {} : { subDevice: device }),
+    };
+    for (const m of metrics) {
+      const def =
+        m.name !== undefined
+          ? scope.metrics[m.name]
+          : m.alias !== undefined
+            ? scope.aliases[m.alias.toString()]
+            : undefined;
+      const name = m.name ?? def?.name;
+      const datatype = m.datatype ?? def?.datatype;
+      if (name === undefined || datatype === undefined || (m.name !== undefined && def === undefined)) {
+        unknown.push(m.name ?? `alias ${m.alias ?? '?'}`);
+        continue;
+      }
+      if (isControlMetric(name)) continue;
+      if (datatype === DataType.Template && isDefinition(m)) continue;
+      ctx.readings.push(...flattenMetric(m, name, datatype, fctx, def?.unit));
+    }
+    if (unknown.length > 0) {
+      this.event(ctx, 'ignored', `metrics not in the birth: ${unknown.slice(0, 10).join(', ')}`, { unknown });
+      this.requestRebirth(ctx, node, `unknown metric or alias: ${unknown.slice(0, 3).join(', ')}`);
+    }
+  }
+
+  // ---- rebirth requests ------------------------------------------------------------------------
+
+  private requestRebirth(ctx: Ctx, node: NodeRecord, reason: string): void {
+    const now = ctx.now;
+    if (node.lastRebirthRequest !== undefined && now - node.lastRebirthRequest < this.throttleMs) {
+      this.event(ctx, 'rebirth-requested', `throttled: ${reason}`, { throttled: true });
+      return;
+    }
+    node.lastRebirthRequest = now;
+    ctx.actions.push(rebirthAction(ctx.topic.group, ctx.topic.node, now, reason));
+    this.event(ctx, 'rebirth-requested', reason, { throttled: false });
+  }
+
+  private event(
+    ctx: Ctx,
+    type: LifecycleEvent['type'],
+    detail: string,
+    data?: Record<string, unknown>,
+  ): void {
+    const e: LifecycleEvent = {
+      type,
+      protocol: 'sparkplug',
+      deviceId: ctx.topic.node,
+      time: ctx.msg.receivedAt,
+      detail,
+    };
+    if (ctx.topic.device !== undefined) e.subDevice = ctx.topic.device;
+    if (data) e.data = data;
+    ctx.events.push(e);
+  }
+}
+
+/** NCMD `Node Control/Rebirth` = true: QoS 0, a timestamp, no seq (spec Ch.5 Commands). */
+export function rebirthAction(group: string, node: string, now: number, reason: string): PublishAction {
+  const payload = encodePayload({
+    timestamp: now,
+    metrics: [{ name: REBIRTH_METRIC, datatype: DataType.Boolean, value: true, timestamp: now }],
+  });
+  return {
+    kind: 'publish',
+    topic: sparkplugTopic(group, 'NCMD', node),
+    payload,
+    qos: 0,
+    reason: `rebirth: ${reason}`,
+    describe: { metrics: [{ name: REBIRTH_METRIC, type: 'Boolean', value: true }], timestamp: now },
+  };
+}
+
+function placeholderNode(group: string, node: string, now: number): NodeRecord {
+  return {
+    group,
+    node,
+    version: 0,
+    online: false,
+    birthTime: 0,
+    lastSeen: now,
+    recentSeqs: [],
+    aliases: {},
+    metrics: {},
+    templates: {},
+    devices: [],
+  };
+}
+
+function isDefinition(m: SpMetric): boolean {
+  const v = m.value as SpTemplate | undefined | null;
+  return typeof v === 'object' && v !== null && 'isDefinition' in v && v.isDefinition === true;
+}
+
+function bdSeqOf(metrics: SpMetric[]): string | undefined {
+  const m = metrics.find((x) => x.name === 'bdSeq');
+  if (!m) return undefined;
+  const raw = m.raw;
+  if (raw.field === 'long') return raw.value.toString();
+  if (raw.field === 'int') return String(raw.value);
+  const v = m.value;
+  return typeof v === 'number' || typeof v === 'bigint' ? v.toString() : undefined;
+}
+
+function collectDefs(metrics: SpMetric[]): {
+  aliases: Record<string, MetricDef>;
+  metrics: Record<string, MetricDef>;
+  duplicates: string[];
+} {
+  const aliases: Record<string, MetricDef> = {};
+  const byName: Record<string, MetricDef> = {};
+  const duplicates: string[] = [];
+  for (const m of metrics) {
+    if (m.name === undefined) continue;
+    if (m.datatype === undefined) {
+      throw new ProtocolError('SPARKPLUG_BIRTH_DATATYPE', `birth metric "${m.name}" has no datatype`, {
+        field: `metrics.${m.name}.datatype`,
+      });
+    }
+    const def: MetricDef = { name: m.name, datatype: m.datatype };
+    const unit = unitOf(m.properties);
+    if (unit !== undefined) def.unit = unit;
+    byName[m.name] = def;
+    if (m.alias !== undefined) {
+      const a = m.alias.toString();
+      if (aliases[a] && aliases[a].name !== m.name) duplicates.push(a);
+      aliases[a] = def;
+    }
+  }
+  return { aliases, metrics: byName, duplicates };
+}

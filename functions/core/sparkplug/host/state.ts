@@ -1,0 +1,108 @@
+/**
+ * Sparkplug host state behind a storage port. One item per edge node and one per device (births can
+ * be large: DynamoDB items are capped at 400 KB). Every record carries a `version`; a write states the
+ * version it read (undefined = must not exist) so concurrent or stale writers fail with ConflictError
+ * instead of overwriting newer state.
+ */
+import { ConflictError } from '../../errors.js';
+import type { SpTemplate } from '../types.js';
+
+export interface MetricDef {
+  name: string;
+  datatype: number;
+  unit?: string;
+}
+
+export interface SeqGap {
+  missing: number[];
+  /** Epoch ms after which an unfilled gap triggers a rebirth request. */
+  deadline: number;
+}
+
+export interface NodeRecord {
+  group: string;
+  node: string;
+  version: number;
+  online: boolean;
+  /** bdSeq of the current NBIRTH (string: Int64/UInt64 without precision loss). */
+  bdSeq?: string;
+  /** NBIRTH payload timestamp (epoch ms); identifies the session. */
+  birthTime: number;
+  /** Receipt time of the last message from the node. */
+  lastSeen: number;
+  expectedSeq?: number;
+  /** The last few seqs received, for duplicate detection (bounded). */
+  recentSeqs: number[];
+  gap?: SeqGap;
+  /** alias (decimal string) → metric; node-level. */
+  aliases: Record<string, MetricDef>;
+  /** metric name → definition; node-level. */
+  metrics: Record<string, MetricDef>;
+  /** Template definitions from the NBIRTH, by name. */
+  templates: Record<string, SpTemplate>;
+  devices: string[];
+  lastRebirthRequest?: number;
+}
+
+export interface DeviceRecord {
+  group: string;
+  node: string;
+  device: string;
+  version: number;
+  online: boolean;
+  /** The node session (NBIRTH birthTime) this DBIRTH belongs to. */
+  nodeBirthTime: number;
+  birthTime: number;
+  aliases: Record<string, MetricDef>;
+  metrics: Record<string, MetricDef>;
+}
+
+export interface SparkplugStateStore {
+  getNode(group: string, node: string): Promise<NodeRecord | undefined>;
+  /** Writes `record` with version = expectedVersion + 1; ConflictError if the stored version differs. */
+  putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void>;
+  getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined>;
+  putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void>;
+}
+
+const key = (...parts: string[]) => parts.join('\u0000');
+
+/** In-memory adapter (tests, `dualpath decode`). Stores copies so callers cannot mutate state. */
+export class InMemorySparkplugStateStore implements SparkplugStateStore {
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly devices = new Map<string, DeviceRecord>();
+
+  async getNode(group: string, node: string): Promise<NodeRecord | undefined> {
+    const r = this.nodes.get(key(group, node));
+    return r ? structuredClone(r) : undefined;
+  }
+
+  async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
+    const k = key(record.group, record.node);
+    check(this.nodes.get(k)?.version, expectedVersion, `node ${record.group}/${record.node}`);
+    this.nodes.set(k, structuredClone({ ...record, version: (expectedVersion ?? 0) + 1 }));
+  }
+
+  async getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined> {
+    const r = this.devices.get(key(group, node, device));
+    return r ? structuredClone(r) : undefined;
+  }
+
+  async putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void> {
+    const k = key(record.group, record.node, record.device);
+    check(
+      this.devices.get(k)?.version,
+      expectedVersion,
+      `device ${record.group}/${record.node}/${record.device}`,
+    );
+    this.devices.set(k, structuredClone({ ...record, version: (expectedVersion ?? 0) + 1 }));
+  }
+}
+
+function check(stored: number | undefined, expected: number | undefined, what: string): void {
+  if (stored !== expected) {
+    throw new ConflictError(
+      `${what}: stored version ${stored ?? 'none'} is not the expected ${expected ?? 'none'}`,
+    );
+  }
+}
