@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describeError, ValidationError } from '../../functions/core/errors.js';
-import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/index.js';
+import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
 import type { InboundMessage, MessageProcessor } from '../../functions/core/processor.js';
 import type { MessageOutcome, Reading } from '../../functions/core/reading.js';
 import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';

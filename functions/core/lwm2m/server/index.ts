@@ -1,0 +1,20 @@
+/** The LwM2M server: public entry points. */
+import type { Clock } from '../../processor.js';
+import { Lwm2mServer } from './server.js';
+import { InMemoryPendingRequestStore, InMemoryRegistrationStore } from './state.js';
+
+export { recordsToReadings } from './readings.js';
+export { Lwm2mServer, type Lwm2mServerOptions, type RequestOperation, type RequestSpec } from './server.js';
+export * from './state.js';
+
+export function createInMemoryLwm2mServer(opts: {
+  clock: Clock;
+  defaultLifetime?: number;
+  requestTimeoutMs?: number;
+}): Lwm2mServer {
+  return new Lwm2mServer({
+    registrations: new InMemoryRegistrationStore(),
+    pending: new InMemoryPendingRequestStore(),
+    ...opts,
+  });
+}

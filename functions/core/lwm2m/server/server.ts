@@ -1,0 +1,535 @@
+/**
+ * The LwM2M 1.2 server over the OMA MQTT binding (topic [PREFIX/]lwm2m/rd/{endpoint}, both ways, CBOR
+ * maps with integer keys). Registration interface, information reporting (Send, Notify), device
+ * management requests with token correlation. Echoes of our own messages are recognised and ignored.
+ * See ADR 0005.
+ */
+import { DecodeError, DualpathError, describeError } from '../../errors.js';
+import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
+import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
+import { compressRecords, encodeSenml, type SenmlValue } from '../../senml/index.js';
+import { lwm2mTopic, parseLwm2mTopic } from '../../topics.js';
+import { decodeContent } from '../content.js';
+import { parseObjectList } from '../link-format.js';
+import {
+  ContentFormat,
+  decodeMessage,
+  encodeMessage,
+  encodePaths,
+  type Lwm2mMessage,
+  Operation,
+  operationName,
+} from '../message.js';
+import { describePath } from '../objects.js';
+import { recordsToReadings } from './readings.js';
+import {
+  isRegistrationAlive,
+  type PendingRequest,
+  type PendingRequestStore,
+  type Registration,
+  type RegistrationStore,
+} from './state.js';
+
+export type RequestOperation =
+  | 'read'
+  | 'read-composite'
+  | 'discover'
+  | 'write'
+  | 'write-partial'
+  | 'write-composite'
+  | 'execute'
+  | 'observe'
+  | 'observe-composite'
+  | 'cancel-observe'
+  | 'write-attributes';
+
+export interface RequestSpec {
+  operation: RequestOperation;
+  path?: string;
+  paths?: string[];
+  /** Single-resource write value. */
+  value?: number | string | boolean;
+  /** Composite write: path → value. */
+  values?: Record<string, number | string | boolean>;
+  attributes?: Partial<Record<'pmin' | 'pmax' | 'gt' | 'st' | 'epmin' | 'epmax' | 'hqmax', number>> & {
+    edge?: boolean;
+  };
+  args?: string;
+}
+
+export interface Lwm2mServerOptions {
+  registrations: RegistrationStore;
+  pending: PendingRequestStore;
+  clock: Clock;
+  /** Lifetime assumed when a Register omits it (seconds). */
+  defaultLifetime?: number;
+  /** How long a request waits for the device's response. */
+  requestTimeoutMs?: number;
+}
+
+/** Operation codes a device never sends: seeing one means our own request came back to us. */
+const SERVER_OPS = new Set([9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22]);
+const SEND_FORMATS = new Set<number>([
+  ContentFormat.SenmlCbor,
+  ContentFormat.SenmlJson,
+  ContentFormat.Lwm2mCbor,
+]);
+const REQUEST_OPS: Record<RequestOperation, number> = {
+  read: Operation.Read,
+  'read-composite': Operation.ReadComposite,
+  discover: Operation.Discover,
+  write: Operation.WriteReplace,
+  'write-partial': Operation.WritePartial,
+  'write-composite': Operation.WriteComposite,
+  execute: Operation.Execute,
+  observe: Operation.Observe,
+  'observe-composite': Operation.ObserveComposite,
+  'cancel-observe': Operation.CancelObserve,
+  'write-attributes': Operation.WriteAttributes,
+};
+
+interface Ctx {
+  endpoint: string;
+  msg: InboundMessage;
+  m: Lwm2mMessage;
+  readings: Reading[];
+  events: LifecycleEvent[];
+  actions: PublishAction[];
+  kind: string;
+  prefix?: string;
+}
+
+export class Lwm2mServer implements MessageProcessor {
+  private readonly registrations: RegistrationStore;
+  private readonly pending: PendingRequestStore;
+  private readonly clock: Clock;
+  private readonly defaultLifetime: number;
+  private readonly requestTimeoutMs: number;
+
+  constructor(opts: Lwm2mServerOptions) {
+    this.registrations = opts.registrations;
+    this.pending = opts.pending;
+    this.clock = opts.clock;
+    this.defaultLifetime = opts.defaultLifetime ?? 86_400;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+  }
+
+  async handle(msg: InboundMessage): Promise<MessageOutcome> {
+    const topic = parseLwm2mTopic(msg.topic);
+    const m = decodeMessage(msg.payload);
+    const ctx: Ctx = {
+      endpoint: topic.endpoint,
+      msg,
+      m,
+      readings: [],
+      events: [],
+      actions: [],
+      kind: 'ignored',
+    };
+    if (topic.prefix !== undefined) ctx.prefix = topic.prefix;
+    if (topic.iface === 'bs') {
+      ctx.kind = 'bootstrap';
+      this.event(ctx, 'ignored', 'LwM2M bootstrap over MQTT is not supported by this server');
+      if (m.operation !== undefined) this.respond(ctx, 501, 'bootstrap interface not supported', 'bs');
+    } else if (m.operation !== undefined) {
+      await this.request(ctx, m.operation);
+    } else {
+      await this.response(ctx);
+    }
+    return {
+      protocol: 'lwm2m',
+      kind: ctx.kind,
+      deviceId: topic.endpoint,
+      readings: ctx.readings,
+      events: ctx.events,
+      actions: ctx.actions,
+    };
+  }
+
+  // ---- device → server requests ----------------------------------------------------------------
+
+  private async request(ctx: Ctx, op: number): Promise<void> {
+    if (ctx.m.ep !== undefined && ctx.m.ep !== ctx.endpoint) {
+      ctx.kind = 'rejected';
+      this.event(ctx, 'ignored', `ep "${ctx.m.ep}" does not match the topic endpoint`);
+      this.respond(ctx, 400, `ep "${ctx.m.ep}" does not match the topic endpoint "${ctx.endpoint}"`);
+      return;
+    }
+    switch (op) {
+      case Operation.Register:
+        return this.register(ctx);
+      case Operation.Update:
+        return this.update(ctx);
+      case Operation.Deregister:
+        return this.deregister(ctx);
+      case Operation.Send:
+        return this.send(ctx);
+      case Operation.Notify:
+        return this.notifyOrSend(ctx);
+      default:
+        if (SERVER_OPS.has(op)) {
+          ctx.kind = 'ignored';
+          this.event(ctx, 'ignored', `echo of our own ${operationName(op)} request`);
+          return;
+        }
+        ctx.kind = 'rejected';
+        this.event(
+          ctx,
+          'ignored',
+          `operation ${operationName(op)} is not accepted on the registration interface`,
+        );
+        this.respond(ctx, 405, `operation ${op} not allowed`);
+    }
+  }
+
+  private async register(ctx: Ctx): Promise<void> {
+    ctx.kind = 'register';
+    const { m, msg } = ctx;
+    if (m.version === undefined || !/^1\.\d+$/.test(m.version)) {
+      this.event(ctx, 'ignored', `unsupported LwM2M version ${m.version ?? '(missing)'}`);
+      this.respond(ctx, 412, `unsupported LwM2M version ${m.version ?? '(missing)'}: 1.x required`);
+      return;
+    }
+    let objects: Registration['objects'];
+    try {
+      objects = parseObjectList(m.payload ? new TextDecoder('utf-8', { fatal: true }).decode(m.payload) : '');
+    } catch (error) {
+      this.event(ctx, 'ignored', `bad object list: ${describeError(error).message}`);
+      this.respond(ctx, 400, `object list: ${describeError(error).message}`);
+      return;
+    }
+    const existing = await this.registrations.get(ctx.endpoint);
+    const binding = m.binding ?? 'U';
+    const reg: Registration = {
+      endpoint: ctx.endpoint,
+      version: existing?.version ?? 0,
+      lwm2mVersion: m.version,
+      lifetime: m.lifetime ?? this.defaultLifetime,
+      binding,
+      queueMode: binding.includes('Q'),
+      objects,
+      registeredAt: msg.receivedAt,
+      lastUpdate: msg.receivedAt,
+      // A new registration voids every observation of the previous one.
+      observations: {},
+    };
+    if (m.sms !== undefined) reg.sms = m.sms;
+    await this.registrations.put(reg, existing?.version);
+    if (existing) await this.pending.deleteEndpoint(ctx.endpoint);
+    this.event(
+      ctx,
+      'register',
+      `lifetime ${reg.lifetime} s, binding ${binding}, ${objects.objects.length} objects`,
+      {
+        lifetime: reg.lifetime,
+        version: reg.lwm2mVersion,
+        binding,
+        objects: objects.objects,
+        replaced: existing !== undefined,
+      },
+    );
+    this.respond(ctx, 201);
+  }
+
+  private async update(ctx: Ctx): Promise<void> {
+    ctx.kind = 'update';
+    const reg = await this.aliveRegistration(ctx);
+    if (!reg) return;
+    const { m } = ctx;
+    if (m.lifetime !== undefined) reg.lifetime = m.lifetime;
+    if (m.binding !== undefined) {
+      reg.binding = m.binding;
+      reg.queueMode = m.binding.includes('Q');
+    }
+    if (m.sms !== undefined) reg.sms = m.sms;
+    if (m.payload !== undefined && m.payload.length > 0) {
+      try {
+        // An object list in an Update is complete, not a delta.
+        reg.objects = parseObjectList(new TextDecoder('utf-8', { fatal: true }).decode(m.payload));
+      } catch (error) {
+        this.respond(ctx, 400, `object list: ${describeError(error).message}`);
+        return;
+      }
+    }
+    reg.lastUpdate = ctx.msg.receivedAt;
+    await this.registrations.put(reg, reg.version);
+    this.event(ctx, 'update', `lifetime ${reg.lifetime} s`, {
+      lifetime: reg.lifetime,
+      objects: reg.objects.objects.length,
+    });
+    this.respond(ctx, 204);
+  }
+
+  private async deregister(ctx: Ctx): Promise<void> {
+    ctx.kind = 'deregister';
+    const reg = await this.registrations.get(ctx.endpoint);
+    if (!reg) {
+      this.event(ctx, 'ignored', 'De-register without a registration');
+      this.respond(ctx, 404, 'not registered');
+      return;
+    }
+    await this.registrations.delete(ctx.endpoint);
+    await this.pending.deleteEndpoint(ctx.endpoint);
+    this.event(ctx, 'deregister', 'de-registered; observations voided');
+    this.respond(ctx, 202);
+  }
+
+  private async aliveRegistration(ctx: Ctx): Promise<Registration | undefined> {
+    const reg = await this.registrations.get(ctx.endpoint);
+    if (reg && isRegistrationAlive(reg, ctx.msg.receivedAt)) return reg;
+    if (reg) {
+      this.event(ctx, 'expired', `registration expired at ${reg.lastUpdate + reg.lifetime * 1000}`);
+    } else {
+      this.event(ctx, 'ignored', `${operationName(ctx.m.operation ?? -1)} without a registration`);
+    }
+    this.respond(ctx, 404, reg ? 'registration expired: register again' : 'not registered');
+    return undefined;
+  }
+
+  private async notifyOrSend(ctx: Ctx): Promise<void> {
+    const reg = await this.registrations.get(ctx.endpoint);
+    const token = ctx.m.token === undefined ? undefined : String(ctx.m.token);
+    const observation = token !== undefined ? reg?.observations[token] : undefined;
+    if (observation && reg && isRegistrationAlive(reg, ctx.msg.receivedAt)) {
+      ctx.kind = 'notify';
+      this.decodeReadings(ctx, observation.paths.length === 1 ? observation.paths[0] : undefined);
+      const e: Record<string, unknown> = { token: observation.token, paths: observation.paths };
+      if (observation.commandId !== undefined) e.commandId = observation.commandId;
+      this.event(ctx, 'update', `notify: ${ctx.readings.length} readings`, e);
+      // No response: the MQTT PUBACK acknowledges a Notify (ADR 0005).
+      return;
+    }
+    // The binding's own example sends with op 23: accept it as Send when it carries content.
+    if (ctx.m.payload !== undefined && ctx.m.contentFormat !== undefined) return this.send(ctx);
+    ctx.kind = 'ignored';
+    this.event(ctx, 'ignored', `Notify with token ${token ?? '(none)'} matches no observation`);
+  }
+
+  private async send(ctx: Ctx): Promise<void> {
+    ctx.kind = 'send';
+    const reg = await this.aliveRegistration(ctx);
+    if (!reg) return;
+    const ct = ctx.m.contentFormat;
+    if (ct === undefined || !SEND_FORMATS.has(ct)) {
+      this.event(
+        ctx,
+        'ignored',
+        `Send content format ${ct ?? '(missing)'} is not SenML CBOR/JSON or LwM2M CBOR`,
+      );
+      this.respond(ctx, 415, 'Send needs content format 112, 110 or 11544');
+      return;
+    }
+    if (!this.decodeReadings(ctx)) return;
+    this.respond(ctx, 204);
+  }
+
+  /** Decodes the message content into readings; a bad payload is answered 400 and kept as an event. */
+  private decodeReadings(ctx: Ctx, path?: string): boolean {
+    if (ctx.m.payload === undefined) return true;
+    try {
+      const records = decodeContent(ctx.m.payload, ctx.m.contentFormat, {
+        receivedAt: ctx.msg.receivedAt,
+        ...(path === undefined ? {} : { path }),
+      });
+      ctx.readings.push(...recordsToReadings(ctx.endpoint, records));
+      return true;
+    } catch (error) {
+      if (!(error instanceof DualpathError)) throw error;
+      const reason = describeError(error);
+      this.event(ctx, 'quarantined', `${reason.code}: ${reason.message}`, {
+        topic: ctx.msg.topic,
+        payload: Buffer.from(ctx.msg.payload).toString('base64'),
+        reason,
+      });
+      if (ctx.kind === 'send') this.respond(ctx, 400, reason.message);
+      return false;
+    }
+  }
+
+  // ---- device → server responses ---------------------------------------------------------------
+
+  private async response(ctx: Ctx): Promise<void> {
+    const { m } = ctx;
+    const token = m.token === undefined ? undefined : Number(m.token);
+    const pending = token === undefined ? undefined : await this.pending.take(ctx.endpoint, token);
+    if (!pending) {
+      // Either the echo of one of our own responses, or a late/unknown response: never an error.
+      ctx.kind = 'ignored';
+      this.event(
+        ctx,
+        'ignored',
+        `response ${m.result} with token ${token ?? '(none)'} matches no pending request`,
+      );
+      return;
+    }
+    ctx.kind = 'response';
+    const result = m.result ?? 0;
+    const success = result >= 200 && result < 300;
+    if (success) this.decodeReadings(ctx, pending.paths.length === 1 ? pending.paths[0] : undefined);
+    if (success && (pending.operation === 'observe' || pending.operation === 'observe-composite')) {
+      const reg = await this.registrations.get(ctx.endpoint);
+      if (reg) {
+        reg.observations[String(pending.token)] = {
+          token: pending.token,
+          paths: pending.paths,
+          since: ctx.msg.receivedAt,
+          ...(pending.commandId === undefined ? {} : { commandId: pending.commandId }),
+        };
+        await this.registrations.put(reg, reg.version);
+      }
+    }
+    const data: Record<string, unknown> = {
+      operation: pending.operation,
+      paths: pending.paths,
+      result,
+      success,
+      token: pending.token,
+      readings: ctx.readings.map((r) => ({
+        metric: r.metric,
+        name: r.name,
+        unit: r.unit,
+        type: r.type,
+        value: r.value,
+      })),
+    };
+    if (pending.commandId !== undefined) data.commandId = pending.commandId;
+    if (!success && m.payload !== undefined) data.reason = new TextDecoder().decode(m.payload);
+    this.event(ctx, 'response', `${pending.operation} ${pending.paths.join(',')} → ${result}`, data);
+  }
+
+  // ---- server → device requests ----------------------------------------------------------------
+
+  /** Builds a request, allocates its token and records it as pending. Publishing is the caller's. */
+  async buildRequest(
+    endpoint: string,
+    spec: RequestSpec,
+    commandId?: string,
+  ): Promise<{ token: number; action: PublishAction; message: Lwm2mMessage }> {
+    const op = REQUEST_OPS[spec.operation];
+    if (op === undefined)
+      throw new DecodeError('LWM2M_REQUEST', `unknown operation "${spec.operation}"`, { field: 'operation' });
+    const paths = spec.paths ?? (spec.path !== undefined ? [spec.path] : []);
+    const composite = spec.operation.endsWith('composite');
+    if (
+      (spec.operation === 'read-composite' || spec.operation === 'observe-composite') &&
+      paths.length === 0
+    ) {
+      throw new DecodeError('LWM2M_REQUEST', `${spec.operation} needs paths`, { field: 'paths' });
+    }
+    if (!composite && paths.length !== 1) {
+      throw new DecodeError('LWM2M_REQUEST', `${spec.operation} needs exactly one path`, { field: 'path' });
+    }
+    const token = await this.pending.allocateToken(endpoint);
+    const m: Lwm2mMessage = { operation: op, token };
+    if (!composite) m.uri = paths[0]!;
+    if (spec.operation === 'read-composite' || spec.operation === 'observe-composite')
+      m.paths = encodePaths(paths);
+    if (spec.operation === 'write' || spec.operation === 'write-partial') {
+      if (spec.value === undefined)
+        throw new DecodeError('LWM2M_REQUEST', 'write needs a value', { field: 'value' });
+      m.contentFormat = ContentFormat.SenmlCbor;
+      m.payload = encodeSenml(
+        compressRecords([{ name: paths[0]!, value: senmlValue(paths[0]!, spec.value) }]),
+        112,
+      );
+    }
+    if (spec.operation === 'write-composite') {
+      const values = Object.entries(spec.values ?? {});
+      if (values.length === 0)
+        throw new DecodeError('LWM2M_REQUEST', 'write-composite needs values', { field: 'values' });
+      m.contentFormat = ContentFormat.SenmlCbor;
+      m.payload = encodeSenml(
+        compressRecords(values.map(([name, v]) => ({ name, value: senmlValue(name, v) }))),
+        112,
+      );
+      paths.splice(0, paths.length, ...values.map(([name]) => name));
+    }
+    if (spec.operation === 'execute' && spec.args !== undefined) {
+      m.contentFormat = ContentFormat.Text;
+      m.payload = new TextEncoder().encode(spec.args);
+    }
+    if (spec.operation === 'write-attributes') Object.assign(m, spec.attributes ?? {});
+    if (spec.operation === 'cancel-observe') await this.cancelObservation(endpoint, paths[0]!);
+    const now = this.clock();
+    const pending: PendingRequest = {
+      endpoint,
+      token,
+      operation: spec.operation,
+      paths,
+      createdAt: now,
+      deadline: now + this.requestTimeoutMs,
+    };
+    if (commandId !== undefined) pending.commandId = commandId;
+    await this.pending.put(pending);
+    const action: PublishAction = {
+      kind: 'publish',
+      topic: lwm2mTopic(endpoint),
+      payload: encodeMessage(m),
+      qos: 1,
+      reason: `${spec.operation} ${paths.join(',')}`,
+      describe: { ...m, payload: m.payload ? `${m.payload.length} bytes` : undefined, paths },
+    };
+    return { token, action, message: m };
+  }
+
+  /** Pending requests past their deadline (removed): the caller marks their commands timed out. */
+  async expirePending(now = this.clock()): Promise<PendingRequest[]> {
+    return this.pending.takeExpired(now);
+  }
+
+  private async cancelObservation(endpoint: string, path: string): Promise<void> {
+    const reg = await this.registrations.get(endpoint);
+    if (!reg) return;
+    let changed = false;
+    for (const [token, o] of Object.entries(reg.observations)) {
+      if (o.paths.includes(path)) {
+        delete reg.observations[token];
+        changed = true;
+      }
+    }
+    if (changed) await this.registrations.put(reg, reg.version);
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private respond(ctx: Ctx, result: number, reason?: string, iface: 'rd' | 'bs' = 'rd'): void {
+    const m: Lwm2mMessage = { result };
+    if (ctx.m.token !== undefined) m.token = ctx.m.token;
+    if (reason !== undefined) {
+      m.contentFormat = ContentFormat.Text;
+      m.payload = new TextEncoder().encode(reason);
+    }
+    ctx.actions.push({
+      kind: 'publish',
+      topic: lwm2mTopic(ctx.endpoint, iface, ctx.prefix),
+      payload: encodeMessage(m),
+      qos: 1,
+      reason: `${operationName(ctx.m.operation ?? -1)} → ${result}`,
+      describe:
+        reason === undefined ? { result, token: ctx.m.token } : { result, token: ctx.m.token, reason },
+    });
+  }
+
+  private event(
+    ctx: Ctx,
+    type: LifecycleEvent['type'],
+    detail: string,
+    data?: Record<string, unknown>,
+  ): void {
+    const e: LifecycleEvent = {
+      type,
+      protocol: 'lwm2m',
+      deviceId: ctx.endpoint,
+      time: ctx.msg.receivedAt,
+      detail,
+    };
+    if (data) e.data = data;
+    ctx.events.push(e);
+  }
+}
+
+function senmlValue(path: string, v: number | string | boolean): SenmlValue {
+  if (typeof v === 'boolean') return { kind: 'vb', value: v };
+  if (typeof v === 'number') return { kind: 'v', value: v };
+  return describePath(path).type === 'Objlnk' ? { kind: 'vlo', value: v } : { kind: 'vs', value: v };
+}
