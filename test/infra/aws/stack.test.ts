@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
 import { readSettings } from '../../../infra/aws/settings.js';
 import { DualpathStack } from '../../../infra/aws/stack.js';
-import { pipeline } from '../../fixtures/infra/pipeline-stub.js';
+import { pipeline as realPipeline } from '../../../infra/pipeline.js';
 
 const defaults: Record<string, unknown> = {
   telemetry: 'timestream',
@@ -27,6 +27,18 @@ const defaults: Record<string, unknown> = {
   autoRegister: false,
   logRetentionDays: 30,
   removalPolicy: 'retain',
+};
+
+// The real pipeline definition; only the entry points are swapped for a tiny handler so the suite does
+// not bundle the whole application four times.
+const FIXTURE = 'test/fixtures/infra/lambda.ts';
+const pipeline = {
+  ...realPipeline,
+  functions: {
+    sparkplugIngest: { ...realPipeline.functions.sparkplugIngest, entry: FIXTURE },
+    lwm2mIngest: { ...realPipeline.functions.lwm2mIngest, entry: FIXTURE },
+    api: { ...realPipeline.functions.api, entry: FIXTURE, authorizerEntry: FIXTURE },
+  },
 };
 
 let template: Template;
