@@ -182,6 +182,6 @@ describe('dualpath decode', () => {
       'TOPIC_UNKNOWN',
       undefined,
     ]);
-    expect((out[2]?.error as { field: string }).field).toBe('payload');
+    expect(out[2]?.error).toMatchObject({ field: 'payload' });
   });
 });
