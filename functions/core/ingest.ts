@@ -24,6 +24,10 @@ export interface EnricherPort {
   prepare(deviceIds: string[]): Promise<void>;
   enrich(readings: Reading[]): { enriched: EnrichedReading[]; unknownDevices: string[] };
   deviceType?(deviceId: string): string | undefined;
+  /** Notes what a message said about its device (online, registration, last seen). */
+  record?(deviceId: string, protocol: Protocol, time: number, events: LifecycleEvent[], group?: string): void;
+  /** Writes the noted device changes (at most one write per device per batch). */
+  flush?(): Promise<void>;
 }
 
 export interface StorePort {
@@ -157,6 +161,7 @@ interface RecordResult {
   events: LifecycleEvent[];
   actions: PublishAction[];
   deviceId?: string;
+  group?: string;
   quarantine?: QuarantineEntry;
 }
 
@@ -315,6 +320,20 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     }
   }
 
+  // 6. The registry's view of each device (last seen, online, registration): one write per device.
+  if (deps.enricher.record && deps.enricher.flush) {
+    for (const r of good) {
+      if (r.quarantine || r.deviceId === undefined || !r.envelope) continue;
+      deps.enricher.record(r.deviceId, deps.protocol, r.envelope.receivedAt, r.events, r.group);
+    }
+    try {
+      await withRetry(() => deps.enricher.flush!(), deps, stats);
+    } catch (error) {
+      // Registry bookkeeping is not worth redelivering a stored batch for: report and go on.
+      deps.onProblem?.({ kind: 'transient', record: records[0]!, error });
+    }
+  }
+
   stats.messages = results.length;
   return { batchItemFailures: lowestFailure(records, failed), stats };
 }
@@ -359,6 +378,7 @@ async function processRecord(
       events: outcome.events,
       actions: outcome.actions,
       deviceId: outcome.deviceId,
+      ...(outcome.group === undefined ? {} : { group: outcome.group }),
     };
   } catch (error) {
     if (isRetryable(error)) throw error;
