@@ -1,0 +1,372 @@
+/**
+ * The embedded local stack behind `npm start`: an MQTT broker with the IoT policy's per-device ACL, the
+ * pipeline's topic rules, Kinesis (kinesalite) and DynamoDB (dynalite, persisted) emulators reached
+ * through the real AWS SDK clients, an event-source runner invoking the SAME ingest handlers with real
+ * Kinesis events, a DuckDB telemetry store, and the API + dashboard. Endpoints can point at LocalStack
+ * instead (AWS_ENDPOINT_URL).
+ */
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import dynalite from 'dynalite';
+import kinesalite from 'kinesalite';
+import { DynamoEventLog } from '../../functions/adapters/dynamo-events.js';
+import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
+import {
+  DynamoPendingRequestStore,
+  DynamoRegistrationStore,
+  DynamoSparkplugStateStore,
+} from '../../functions/adapters/dynamo-state.js';
+import { createApiRouter } from '../../functions/api/app.js';
+import { Authenticator, hashKey, newApiKey } from '../../functions/api/auth.js';
+import { CommandService } from '../../functions/core/commands.js';
+import { Enricher } from '../../functions/core/enrich.js';
+import type { EventLog, StoredEvent } from '../../functions/core/events.js';
+import type { IngestStats } from '../../functions/core/ingest.js';
+import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
+import type { Protocol } from '../../functions/core/reading.js';
+import type { Application, RegistryPort } from '../../functions/core/registry.js';
+import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
+import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
+import { pipeline, type StreamKey } from '../pipeline.js';
+import { type LocalBroker, startBroker } from './broker.js';
+import { dynamoClients, ensureStream, ensureTable, kinesisClient } from './clients.js';
+import { DuckDbTelemetryStore } from './duckdb-store.js';
+import { EventSourceRunner } from './event-source.js';
+import { startHttpServer } from './http-server.js';
+
+export interface LocalStackOptions {
+  dataDir: string;
+  mqttPort: number;
+  httpPort: number;
+  adminKey?: string;
+  autoRegister?: boolean;
+  log?: (line: string) => void;
+  /** Use external endpoints (LocalStack) instead of the embedded emulators. */
+  endpoints?: { kinesis: string; dynamodb: string };
+}
+
+export interface LocalStatus {
+  uptimeMs: number;
+  messages: Record<StreamKey, number>;
+  refused: number;
+  recordsForwarded: number;
+  readingsDecoded: number;
+  readingsStored: number;
+  duplicates: number;
+  quarantined: number;
+  actionsPublished: number;
+  dlqRecords: number;
+  lag: { records: number; sparkplug: number; lwm2m: number };
+  online: { sparkplug: number; lwm2m: number };
+  connected: number;
+}
+
+export interface LocalStack {
+  mqttPort: number;
+  httpPort: number;
+  adminKey: string;
+  demoApp?: { name: string; apiKey: string };
+  registry: RegistryPort;
+  store: DuckDbTelemetryStore;
+  events: EventLog;
+  broker: LocalBroker;
+  status(): LocalStatus;
+  /** Waits until every record the broker accepted has been processed. */
+  drain(timeoutMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/** Device types the simulator uses, and the seeds' per-application isolation demo. */
+export const SEED_TYPES = [
+  {
+    id: 'env-sensor',
+    name: 'Temperature / humidity sensor',
+    category: 'environment',
+    capabilities: ['temperature', 'humidity'],
+    units: {},
+  },
+  {
+    id: 'pressure',
+    name: 'Pressure transmitter',
+    category: 'process',
+    capabilities: ['pressure'],
+    units: {},
+  },
+  {
+    id: 'flow-meter',
+    name: 'Flow meter with pump',
+    category: 'process',
+    capabilities: ['flow', 'pump'],
+    units: {},
+  },
+  {
+    id: 'breaker',
+    name: 'Smart circuit breaker',
+    category: 'energy',
+    capabilities: ['voltage', 'current', 'power', 'trip'],
+    units: {},
+  },
+  { id: 'unclassified', name: 'Unclassified', category: 'auto-registered', capabilities: [], units: {} },
+];
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack> {
+  const started = Date.now();
+  const log = o.log ?? (() => {});
+  mkdirSync(o.dataDir, { recursive: true });
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+  // ---- emulators (or LocalStack) ------------------------------------------------------------------
+  const servers: Server[] = [];
+  let endpoints = o.endpoints;
+  if (!endpoints) {
+    // Kinesis is in memory: shutdown drains every accepted record first, so nothing is lost, and the
+    // checkpoints of the previous run are meaningless for a fresh stream.
+    rmSync(join(o.dataDir, 'checkpoints.json'), { force: true });
+    const k = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 50 });
+    const d = dynalite({
+      path: join(o.dataDir, 'dynamodb'),
+      createTableMs: 0,
+      deleteTableMs: 0,
+      updateTableMs: 0,
+    });
+    servers.push(k, d);
+    endpoints = { kinesis: await listen(k), dynamodb: await listen(d) };
+  }
+  const kinesis = kinesisClient(endpoints.kinesis);
+  const { client: ddb, doc } = dynamoClients(endpoints.dynamodb);
+  const streamNames = { sparkplug: pipeline.streams.sparkplug.name, lwm2m: pipeline.streams.lwm2m.name };
+  for (const s of Object.values(pipeline.streams)) await ensureStream(kinesis, s.name, s.shardCount);
+  const tables: Record<string, string> = {};
+  for (const [name, def] of Object.entries(pipeline.tables)) {
+    tables[name] = `dualpath-${name}`;
+    await ensureTable(ddb, tables[name], def);
+  }
+
+  // ---- ports ------------------------------------------------------------------------------------------
+  const clock = Date.now;
+  const registry = new DynamoRegistry({ client: doc, tableName: tables.registry! });
+  const stateOpts = { client: doc, tableName: tables.state!, clock };
+  const store = await DuckDbTelemetryStore.open({ dataDir: o.dataDir });
+  const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events!, clock });
+
+  // Seeds: device types, and one application on first start (its key is shown once).
+  for (const t of SEED_TYPES) if (!(await registry.getDeviceType(t.id))) await registry.putDeviceType(t);
+  let demoApp: LocalStack['demoApp'];
+  if ((await registry.listApplications()).length === 0) {
+    const apiKey = newApiKey('app');
+    const app: Application = {
+      id: randomUUID(),
+      name: 'Smart Grid Monitor',
+      developer: 'Dualpath demo',
+      category: 'energy',
+      deviceTypes: ['breaker'],
+      keyHash: hashKey(apiKey),
+      keyPrefix: apiKey.slice(0, 12),
+      createdAt: clock(),
+    };
+    await registry.putApplication(app);
+    demoApp = { name: app.name, apiKey };
+  }
+
+  // ---- broker, protocol servers, commands -----------------------------------------------------------
+  const broker = await startBroker({
+    port: o.mqttPort,
+    rules: pipeline.rules,
+    kinesis,
+    streamNames,
+    onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
+  });
+  const publish = async (actions: Array<Parameters<LocalBroker['publish']>[0]>) => {
+    await Promise.all(actions.map((a) => broker.publish(a)));
+  };
+  const lwm2m = new Lwm2mServer({
+    registrations: new DynamoRegistrationStore(stateOpts),
+    pending: new DynamoPendingRequestStore(stateOpts),
+    clock,
+  });
+  const commands = new CommandService({ registry, lwm2m, publish, clock, newId: randomUUID });
+  // Device answers complete their commands as the response events are logged.
+  const events: EventLog = {
+    list: (q) => baseEvents.list(q),
+    async append(list: StoredEvent[]) {
+      await baseEvents.append(list);
+      for (const e of list) {
+        const d = e.data as { commandId?: string; result?: number; success?: boolean } | undefined;
+        if (e.type === 'response' && d?.commandId) {
+          await commands
+            .complete(e.deviceId, d.commandId, {
+              ...(d as Record<string, unknown>),
+              result: d.result ?? 0,
+              success: d.success === true,
+            })
+            .catch(() => {});
+        }
+      }
+    },
+  };
+
+  // ---- the SAME ingest handlers, driven by the local event-source runner ------------------------------
+  const totals: IngestStats = {
+    records: 0,
+    messages: 0,
+    readingsDecoded: 0,
+    readingsStored: 0,
+    duplicates: 0,
+    quarantined: 0,
+    rejectedByStore: 0,
+    actionsPublished: 0,
+    rebirthsRequested: 0,
+    registrations: 0,
+    transientFailures: 0,
+    retries: 0,
+  };
+  const processors: Record<Protocol, SparkplugHost | Lwm2mServer> = {
+    sparkplug: new SparkplugHost({ store: new DynamoSparkplugStateStore(stateOpts), clock }),
+    lwm2m,
+  };
+  const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
+  for (const protocol of ['sparkplug', 'lwm2m'] as const) {
+    const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
+    const handler = createIngestHandler({
+      protocol,
+      processor: processors[protocol],
+      enricher: new Enricher({
+        registry,
+        clock,
+        autoRegister: { enabled: o.autoRegister ?? true, defaultType: 'unclassified' },
+      }),
+      store,
+      publisher: { publish },
+      events,
+      clock,
+      logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
+      metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
+      onBatch: (stats) => {
+        for (const k of Object.keys(totals) as Array<keyof IngestStats>) totals[k] += stats[k];
+      },
+    });
+    const runner = new EventSourceRunner({
+      kinesis,
+      streamName: streamNames[fn.stream],
+      functionName: `${protocol}-ingest`,
+      settings: fn.eventSource,
+      handler,
+      checkpointFile: join(o.dataDir, `checkpoint-${protocol}.json`),
+      onFailure: ({ reason, records }) =>
+        appendFileSync(
+          join(o.dataDir, 'dlq.jsonl'),
+          `${JSON.stringify({ stream: fn.stream, reason, records: records.map((r) => r.kinesis) })}\n`,
+        ),
+      onError: (error) => log(`${protocol}-ingest: ${(error as Error).message}`),
+    });
+    await runner.start();
+    runners[fn.stream] = runner;
+  }
+
+  // ---- API and dashboard -------------------------------------------------------------------------------
+  const adminKey = o.adminKey ?? newApiKey('admin');
+  const authenticator = new Authenticator(hashKey(adminKey), registry);
+  let online = { sparkplug: 0, lwm2m: 0 };
+  const refreshOnline = async () => {
+    const { items } = await registry.listDevices({ limit: 1000 });
+    const now = clock();
+    online = {
+      sparkplug: items.filter((d) => d.sparkplug?.online).length,
+      lwm2m: items.filter(
+        (d) =>
+          d.lwm2m?.online &&
+          (d.lwm2m.lifetime === 0 || (d.lwm2m.lastUpdate ?? 0) + (d.lwm2m.lifetime ?? 0) * 1000 > now),
+      ).length,
+    };
+  };
+  const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 2000);
+  const router = createApiRouter({
+    registry,
+    store,
+    events,
+    commands,
+    authenticator,
+    clock,
+    health: async () => ({ online }),
+  });
+
+  const status = (): LocalStatus => ({
+    uptimeMs: Date.now() - started,
+    messages: { ...broker.counters.messagesIn },
+    refused: broker.counters.refused,
+    recordsForwarded: broker.counters.recordsForwarded,
+    readingsDecoded: totals.readingsDecoded,
+    readingsStored: totals.readingsStored,
+    duplicates: totals.duplicates,
+    quarantined: totals.quarantined,
+    actionsPublished: totals.actionsPublished,
+    dlqRecords: runners.sparkplug.counters.dlqRecords + runners.lwm2m.counters.dlqRecords,
+    lag: {
+      records: Math.max(
+        0,
+        broker.counters.recordsForwarded -
+          runners.sparkplug.counters.recordsRead -
+          runners.lwm2m.counters.recordsRead,
+      ),
+      sparkplug: runners.sparkplug.counters.millisBehind,
+      lwm2m: runners.lwm2m.counters.millisBehind,
+    },
+    online,
+    connected: broker.counters.connected,
+  });
+  const http = await startHttpServer({
+    port: o.httpPort,
+    router,
+    status,
+    authenticate: (req) => authenticator.authenticate(req),
+  });
+
+  const drain = async (timeoutMs = 30_000) => {
+    const until = Date.now() + timeoutMs;
+    let idle = 0;
+    while (Date.now() < until) {
+      const s = status();
+      const busy = runners.sparkplug.counters.inFlight + runners.lwm2m.counters.inFlight;
+      idle = s.lag.records === 0 && busy === 0 ? idle + 1 : 0;
+      if (idle >= 5) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+
+  return {
+    mqttPort: broker.port,
+    httpPort: http.port,
+    adminKey,
+    ...(demoApp ? { demoApp } : {}),
+    registry,
+    store,
+    events,
+    broker,
+    status,
+    drain,
+    async stop() {
+      clearInterval(onlineTimer);
+      await broker.close();
+      await drain(30_000);
+      await Promise.all(Object.values(runners).map((r) => r.stop()));
+      await http.close();
+      await store.close();
+      kinesis.destroy();
+      ddb.destroy();
+      for (const s of servers) await close(s);
+    },
+  };
+}
