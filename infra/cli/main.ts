@@ -8,6 +8,8 @@ export interface Command {
 }
 
 const commands: Record<string, () => Promise<Command>> = {
+  start: async () => (await import('./start.js')).startCommand,
+  simulate: async () => (await import('./simulate.js')).simulateCommand,
   decode: async () => (await import('./decode.js')).decodeCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
   cost: async () => (await import('./cost.js')).costCommand,

@@ -188,7 +188,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     streamNames,
     onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
   });
+  let brokerClosed = false;
   const publish = async (actions: Array<Parameters<LocalBroker['publish']>[0]>) => {
+    // After shutdown began, devices are gone: answers to them are undeliverable, not worth a retry.
+    if (brokerClosed) return;
     await Promise.all(actions.map((a) => broker.publish(a)));
   };
   const lwm2m = new Lwm2mServer({
@@ -359,6 +362,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     drain,
     async stop() {
       clearInterval(onlineTimer);
+      brokerClosed = true;
       await broker.close();
       await drain(30_000);
       await Promise.all(Object.values(runners).map((r) => r.stop()));
