@@ -3,7 +3,7 @@
  * `cdk synth` (and the infra tests). Findings are acknowledged on the construct that raises them, so a
  * new resource with the same problem is still reported.
  */
-import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
@@ -33,6 +33,9 @@ function logicalId(c: IConstruct): string {
 }
 
 export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
+  // cdk-nag prints unresolved pseudo parameters as <AWS::Region> / <AWS::AccountId>.
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
   const iot = (topic: string) => `Resource::arn:aws:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
   const publishTopics = ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'];
   const registryIndex = `Resource::<${logicalId(t.registryTable)}.Arn>/index/*`;
@@ -71,12 +74,12 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
   );
   ack(
     t.provisioner,
-    `IAM5[Resource::arn:aws:iot:${stack.region}:${stack.account}:thing/dualpath-sim-*]`,
+    `IAM5[Resource::arn:aws:iot:${region}:${account}:thing/dualpath-sim-*]`,
     'The provisioner creates and deletes only the simulator things, all named with this prefix.',
   );
   ack(
     t.provisioner,
-    `IAM5[Resource::arn:aws:iot:${stack.region}:${stack.account}:cert/*]`,
+    `IAM5[Resource::arn:aws:iot:${region}:${account}:cert/*]`,
     'The certificate id is only known after CreateKeysAndCertificate; the provisioner attaches/deletes only the one it created.',
   );
   ack(
