@@ -18,7 +18,7 @@ import { compressRecords, encodeSenml, type SenmlValue } from '../functions/core
 import { decodePayload, encodePayload, type SpMetricInput } from '../functions/core/sparkplug/codec.js';
 import { DataType } from '../functions/core/sparkplug/types.js';
 import { lwm2mTopic, sparkplugTopic } from '../functions/core/topics.js';
-import { createRng, type DeviceModel } from './generators.js';
+import { createRng, type DeviceModel } from './models.js';
 
 export interface DeviceStats {
   messages: { sparkplug: number; lwm2m: number };

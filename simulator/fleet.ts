@@ -4,7 +4,7 @@
  */
 import type { IClientOptions } from 'mqtt';
 import { type DeviceStats, SimulatedDevice } from './device.js';
-import { MODEL_TYPES, MODELS } from './generators.js';
+import { MODEL_TYPES, MODELS } from './models.js';
 
 export interface FleetOptions {
   url: string;

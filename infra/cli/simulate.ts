@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
 import { type FleetOptions, startFleet } from '../../simulator/fleet.js';
-import { MODEL_TYPES } from '../../simulator/generators.js';
+import { MODEL_TYPES } from '../../simulator/models.js';
 import type { Command } from './main.js';
 
 export const simulateCommand: Command = {
