@@ -93,7 +93,9 @@ export class Enricher {
         unknown.add(r.deviceId);
         continue;
       }
-      enriched.push({ ...r, enrichment: e });
+      // Readings are fresh objects from the decoders: attach in place instead of copying each one.
+      (r as EnrichedReading).enrichment = e;
+      enriched.push(r as EnrichedReading);
     }
     return { enriched, unknownDevices: [...unknown] };
   }

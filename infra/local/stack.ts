@@ -66,6 +66,30 @@ export interface LocalStatus {
   connected: number;
 }
 
+/** Publish → stored latency of live readings (reading time = when the device sampled and published). */
+export class LatencyRecorder {
+  private samples: number[] = [];
+  private seen = 0;
+  record(ms: number): void {
+    this.seen++;
+    // Reservoir of 20,000: bounded memory at any rate.
+    if (this.samples.length < 20_000) this.samples.push(ms);
+    else {
+      const i = Math.floor(Math.random() * this.seen);
+      if (i < this.samples.length) this.samples[i] = ms;
+    }
+  }
+  reset(): void {
+    this.samples = [];
+    this.seen = 0;
+  }
+  percentiles(): { p50: number; p99: number; max: number; count: number } {
+    const s = [...this.samples].sort((a, b) => a - b);
+    const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+    return { p50: at(0.5), p99: at(0.99), max: s.at(-1) ?? 0, count: this.seen };
+  }
+}
+
 export interface LocalStack {
   mqttPort: number;
   httpPort: number;
@@ -76,6 +100,7 @@ export interface LocalStack {
   events: EventLog;
   broker: LocalBroker;
   status(): LocalStatus;
+  latency: LatencyRecorder;
   /** Waits until every record the broker accepted has been processed. */
   drain(timeoutMs?: number): Promise<boolean>;
   stop(): Promise<void>;
@@ -159,6 +184,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const registry = new DynamoRegistry({ client: doc, tableName: tables.registry! });
   const stateOpts = { client: doc, tableName: tables.state!, clock };
   const store = await DuckDbTelemetryStore.open({ dataDir: o.dataDir });
+  const latency = new LatencyRecorder();
+  const timedStore = {
+    async write(readings: Parameters<DuckDbTelemetryStore['write']>[0]) {
+      const out = await store.write(readings);
+      const now = Date.now();
+      for (const r of readings) if (!r.historical) latency.record(now - r.time);
+      return out;
+    },
+  };
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events!, clock });
 
   // Seeds: device types, and one application on first start (its key is shown once).
@@ -250,7 +284,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         clock,
         autoRegister: { enabled: o.autoRegister ?? true, defaultType: 'unclassified' },
       }),
-      store,
+      store: timedStore,
       publisher: { publish },
       events,
       clock,
@@ -359,6 +393,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     events,
     broker,
     status,
+    latency,
     drain,
     async stop() {
       clearInterval(onlineTimer);

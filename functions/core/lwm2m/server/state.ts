@@ -65,7 +65,8 @@ export class InMemoryRegistrationStore implements RegistrationStore {
 
   async get(endpoint: string): Promise<Registration | undefined> {
     const r = this.items.get(endpoint);
-    return r ? structuredClone(r) : undefined;
+    // Shallow copy with its own observations map: cheap, and a caller's edits stay its own until put.
+    return r ? { ...r, observations: { ...r.observations } } : undefined;
   }
 
   async put(registration: Registration, expectedVersion: number | undefined): Promise<void> {

@@ -141,12 +141,20 @@ export function flattenMetric(
     return out;
   }
   if (datatype === DataType.PropertySet || datatype === DataType.PropertySetList) return [];
+  // Hot path (every scalar metric of every DATA message): one object literal, no spreads.
   const reading: Reading = {
-    ...base,
+    protocol: 'sparkplug',
+    deviceId: ctx.deviceId,
+    group: ctx.group,
     metric: name,
     type: dataTypeName(datatype),
     value: toReadingValue(value),
+    time,
+    historical: metric.isHistorical,
+    transient: metric.isTransient,
+    quality,
   };
+  if (ctx.subDevice !== undefined) reading.subDevice = ctx.subDevice;
   if (resolvedUnit !== undefined) reading.unit = resolvedUnit;
   return [reading];
 }

@@ -67,25 +67,29 @@ export interface SparkplugStateStore {
 
 const key = (...parts: string[]) => parts.join('\u0000');
 
-/** In-memory adapter (tests, `dualpath decode`). Stores copies so callers cannot mutate state. */
+/**
+ * In-memory adapter (tests, `dualpath decode`, benchmarks). Single-threaded: it hands out its records
+ * without copying (a structuredClone per message cost more than the whole decode), and versions still
+ * guard against a writer that read an older record.
+ */
 export class InMemorySparkplugStateStore implements SparkplugStateStore {
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly devices = new Map<string, DeviceRecord>();
 
   async getNode(group: string, node: string): Promise<NodeRecord | undefined> {
     const r = this.nodes.get(key(group, node));
-    return r ? structuredClone(r) : undefined;
+    return r ? { ...r } : undefined;
   }
 
   async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
     const k = key(record.group, record.node);
     check(this.nodes.get(k)?.version, expectedVersion, `node ${record.group}/${record.node}`);
-    this.nodes.set(k, structuredClone({ ...record, version: (expectedVersion ?? 0) + 1 }));
+    this.nodes.set(k, { ...record, version: (expectedVersion ?? 0) + 1 });
   }
 
   async getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined> {
     const r = this.devices.get(key(group, node, device));
-    return r ? structuredClone(r) : undefined;
+    return r ? { ...r } : undefined;
   }
 
   async putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void> {
@@ -95,7 +99,7 @@ export class InMemorySparkplugStateStore implements SparkplugStateStore {
       expectedVersion,
       `device ${record.group}/${record.node}/${record.device}`,
     );
-    this.devices.set(k, structuredClone({ ...record, version: (expectedVersion ?? 0) + 1 }));
+    this.devices.set(k, { ...record, version: (expectedVersion ?? 0) + 1 });
   }
 }
 
