@@ -77,6 +77,8 @@ export interface IngestDeps {
   attempts?: number;
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Batch-scoped protocol-state caches: cleared before a batch, flushed once after decoding it. */
+  stateCaches?: Array<{ clear(): void; flush(): Promise<void> }>;
   /** Called for every record-level problem (for the logger). */
   onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
 }
@@ -199,6 +201,8 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     else groups.set(record.partitionKey, [record]);
   }
 
+  for (const c of deps.stateCaches ?? []) c.clear();
+
   // 2. Decode + protocol state, in order per key, keys concurrently.
   const results: RecordResult[] = [];
   const queue = [...groups.values()];
@@ -219,6 +223,15 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     for (let group = queue.shift(); group; group = queue.shift()) await runGroup(group);
   });
   await Promise.all(workers);
+
+  // State changes of the batch are written once per key; a conflict means another writer moved the
+  // state: the whole batch is redelivered and decided again.
+  try {
+    for (const c of deps.stateCaches ?? []) await c.flush();
+  } catch (error) {
+    for (const c of deps.stateCaches ?? []) c.clear();
+    return failEverything(records, stats, deps, error);
+  }
 
   // 3. Enrich and store the readings of every record that went through.
   const good = results.filter((r) => r.quarantine === undefined);

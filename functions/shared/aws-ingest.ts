@@ -3,8 +3,10 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { Enricher } from '../core/enrich.js';
+import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { Protocol } from '../core/reading.js';
 import { SparkplugHost } from '../core/sparkplug/host/host.js';
+import { CachedRegistrationStore, CachedSparkplugStateStore } from '../core/state-cache.js';
 import {
   awsClients,
   iotPublisher,
@@ -22,18 +24,23 @@ export function awsIngestHandler(protocol: Protocol): KinesisHandler {
     const config = loadConfig();
     const { doc } = awsClients();
     const { registry, events } = registryAndEvents(config, doc);
+    const stores = stateStores(config, doc);
+    // Protocol state is read and written once per key per batch (write-back, version-checked).
+    const sparkplugState = new CachedSparkplugStateStore(stores.sparkplug);
+    const registrations = new CachedRegistrationStore(stores.registrations);
     const processor =
       protocol === 'sparkplug'
         ? new SparkplugHost({
-            store: stateStores(config, doc).sparkplug,
+            store: sparkplugState,
             clock: Date.now,
             rebirthThrottleMs: config.REBIRTH_THROTTLE_MS,
             reorderTimeoutMs: config.REORDER_TIMEOUT_MS,
           })
-        : lwm2mServer(config, doc);
+        : new Lwm2mServer({ registrations, pending: stores.pending, clock: Date.now });
     return createIngestHandler({
       protocol,
       processor,
+      stateCaches: protocol === 'sparkplug' ? [sparkplugState] : [registrations],
       enricher: new Enricher({
         registry,
         clock: Date.now,

@@ -44,7 +44,11 @@ export interface EventSourceOptions {
   streamName: string;
   functionName: string;
   settings: EventSourceDef;
-  handler: KinesisHandler;
+  /**
+   * One handler per concurrent lane (like separate Lambda instances: module state such as caches is
+   * never shared by two invocations running at once). Lane i uses handlers[i % handlers.length].
+   */
+  handlers: KinesisHandler[];
   checkpointFile?: string;
   onFailure?: (info: { reason: string; records: KinesisStreamRecord[] }) => void;
   onError?: (error: unknown) => void;
@@ -173,11 +177,19 @@ export class EventSourceRunner {
     const pf = Math.max(1, this.o.settings.parallelizationFactor);
     const lanes = Array.from({ length: pf }, () => [] as KinesisStreamRecord[]);
     for (const r of records) lanes[hash(r.kinesis.partitionKey) % pf]!.push(r);
-    await Promise.all(lanes.filter((l) => l.length > 0).map((lane) => this.deliver(lane, 0)));
+    await Promise.all(
+      lanes.map((lane, i) =>
+        lane.length > 0 ? this.deliver(lane, 0, this.o.handlers[i % this.o.handlers.length]!) : undefined,
+      ),
+    );
   }
 
   /** Delivers records until they succeed, or go to the on-failure sink. */
-  private async deliver(records: KinesisStreamRecord[], attempt: number): Promise<void> {
+  private async deliver(
+    records: KinesisStreamRecord[],
+    attempt: number,
+    handler: KinesisHandler,
+  ): Promise<void> {
     const s = this.o.settings;
     const oldest = Math.min(...records.map((r) => r.kinesis.approximateArrivalTimestamp * 1000));
     if (s.maxRecordAgeSeconds > 0 && Date.now() - oldest > s.maxRecordAgeSeconds * 1000) {
@@ -188,7 +200,7 @@ export class EventSourceRunner {
     let failedFrom: number | undefined;
     let threw = false;
     try {
-      const res = await this.o.handler({ Records: records }, localContext(this.o.functionName));
+      const res = await handler({ Records: records }, localContext(this.o.functionName));
       const failures = res?.batchItemFailures ?? [];
       if (failures.length > 0 && s.reportBatchItemFailures) {
         this.counters.itemFailures += failures.length;
@@ -209,15 +221,15 @@ export class EventSourceRunner {
     const rest = records.slice(failedFrom);
     if (threw && s.bisectBatchOnFunctionError && rest.length > 1) {
       const mid = Math.ceil(rest.length / 2);
-      await this.deliver(rest.slice(0, mid), attempt);
-      await this.deliver(rest.slice(mid), attempt);
+      await this.deliver(rest.slice(0, mid), attempt, handler);
+      await this.deliver(rest.slice(mid), attempt, handler);
       return;
     }
     if (s.maxRetryAttempts >= 0 && attempt >= s.maxRetryAttempts)
       return this.fail(rest, 'retry attempts exhausted');
     this.counters.retries++;
     await sleep(Math.min(2000, 50 * 2 ** attempt));
-    await this.deliver(rest, attempt + 1);
+    await this.deliver(rest, attempt + 1, handler);
   }
 
   private fail(records: KinesisStreamRecord[], reason: string): void {

@@ -31,6 +31,7 @@ import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
 import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
+import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
 import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
 import { pipeline, type StreamKey } from '../pipeline.js';
 import { type LocalBroker, startBroker } from './broker.js';
@@ -269,16 +270,28 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     transientFailures: 0,
     retries: 0,
   };
-  const processors: Record<Protocol, SparkplugHost | Lwm2mServer> = {
-    sparkplug: new SparkplugHost({ store: new DynamoSparkplugStateStore(stateOpts), clock }),
-    lwm2m,
-  };
-  const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
-  for (const protocol of ['sparkplug', 'lwm2m'] as const) {
-    const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
-    const handler = createIngestHandler({
+  // One ingest handler per concurrent lane, as separate Lambda instances would be: each has its own
+  // protocol-state write-back cache (read and written once per key per batch).
+  const makeHandler = (protocol: Protocol) => {
+    const processor =
+      protocol === 'sparkplug'
+        ? new SparkplugHost({
+            store: new CachedSparkplugStateStore(new DynamoSparkplugStateStore(stateOpts)),
+            clock,
+          })
+        : new Lwm2mServer({
+            registrations: new CachedRegistrationStore(new DynamoRegistrationStore(stateOpts)),
+            pending: new DynamoPendingRequestStore(stateOpts),
+            clock,
+          });
+    const cache =
+      processor instanceof SparkplugHost
+        ? processor.stateStore
+        : (processor as Lwm2mServer).registrationStore;
+    return createIngestHandler({
       protocol,
-      processor: processors[protocol],
+      processor,
+      stateCaches: [cache as CachedSparkplugStateStore | CachedRegistrationStore],
       enricher: new Enricher({
         registry,
         clock,
@@ -294,12 +307,16 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         for (const k of Object.keys(totals) as Array<keyof IngestStats>) totals[k] += stats[k];
       },
     });
+  };
+  const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
+  for (const protocol of ['sparkplug', 'lwm2m'] as const) {
+    const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
     const runner = new EventSourceRunner({
       kinesis,
       streamName: streamNames[fn.stream],
       functionName: `${protocol}-ingest`,
       settings: fn.eventSource,
-      handler,
+      handlers: Array.from({ length: fn.eventSource.parallelizationFactor }, () => makeHandler(protocol)),
       checkpointFile: join(o.dataDir, `checkpoint-${protocol}.json`),
       onFailure: ({ reason, records }) =>
         appendFileSync(

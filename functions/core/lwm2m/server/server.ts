@@ -101,6 +101,9 @@ interface Ctx {
 
 export class Lwm2mServer implements MessageProcessor {
   private readonly registrations: RegistrationStore;
+  get registrationStore(): RegistrationStore {
+    return this.registrations;
+  }
   private readonly pending: PendingRequestStore;
   private readonly clock: Clock;
   private readonly defaultLifetime: number;

@@ -42,6 +42,10 @@ interface Ctx {
 
 export class SparkplugHost implements MessageProcessor {
   private readonly store: SparkplugStateStore;
+  /** The state port (the ingest path flushes a write-back cache through it). */
+  get stateStore(): SparkplugStateStore {
+    return this.store;
+  }
   private readonly clock: Clock;
   private readonly throttleMs: number;
   private readonly reorderMs: number;
