@@ -416,7 +416,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       clearInterval(onlineTimer);
       brokerClosed = true;
       await broker.close();
-      await drain(30_000);
+      // Kinesis is in memory here: process every accepted record before exiting, however long it takes.
+      while (!(await drain(10_000))) log(`draining: ${status().lag.records} records left`);
       await Promise.all(Object.values(runners).map((r) => r.stop()));
       await http.close();
       await store.close();
