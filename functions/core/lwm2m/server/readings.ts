@@ -68,7 +68,10 @@ export function recordsToReadings(endpoint: string, records: ResolvedRecord[]): 
       quality: 'GOOD',
     };
     if (info.name !== undefined) reading.name = info.name;
-    const unit = (info.instance !== undefined && unitsByInstance.size > 0 ? unitsByInstance.get(info.instance) : undefined) ?? info.unit;
+    const unit =
+      (info.instance !== undefined && unitsByInstance.size > 0
+        ? unitsByInstance.get(info.instance)
+        : undefined) ?? info.unit;
     if (unit !== undefined) reading.unit = unit;
     out.push(reading);
   }
