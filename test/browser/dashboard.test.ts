@@ -1,0 +1,169 @@
+/**
+ * The dashboard in headless Chromium (Debian's, driven by playwright-core) against a running local
+ * stack with real data: pages load, charts render from stored telemetry, an LwM2M command round-trips
+ * to a device over MQTT and its decoded response is shown. Screenshots go to test-results/.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ContentFormat,
+  decodeMessage,
+  encodeMessage,
+  Operation,
+} from '../../functions/core/lwm2m/message.js';
+import { encodePayload } from '../../functions/core/sparkplug/codec.js';
+import { DataType } from '../../functions/core/sparkplug/types.js';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const available = existsSync(CHROMIUM);
+if (!available)
+  console.info(`[browser] skipped: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run does this)`);
+
+const ADMIN = 'browser-admin-key';
+const SHOTS = join(process.cwd(), 'test-results');
+let stack: LocalStack;
+let browser: Browser;
+let dir: string;
+let device: MqttClient;
+
+describe.skipIf(!available)('dashboard in headless Chromium', () => {
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'dualpath-ui-'));
+    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    const now = Date.now();
+    await stack.registry.putDevice({
+      id: 'breaker-ui',
+      type: 'breaker',
+      tags: {},
+      status: 'active',
+      protocols: [],
+      createdAt: now,
+      updatedAt: now,
+    });
+    device = await mqtt.connectAsync(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+      clientId: 'breaker-ui',
+      reconnectPeriod: 0,
+    });
+    await device.subscribeAsync('lwm2m/rd/breaker-ui', { qos: 1 });
+    device.on('message', (_t, payload) => {
+      const m = decodeMessage(new Uint8Array(payload));
+      if (m.operation === Operation.Read) {
+        void device.publishAsync(
+          'lwm2m/rd/breaker-ui',
+          Buffer.from(
+            encodeMessage({
+              result: 205,
+              token: m.token!,
+              contentFormat: ContentFormat.Text,
+              payload: new TextEncoder().encode('Dualpath UI test'),
+            }),
+          ),
+          { qos: 1 },
+        );
+      }
+    });
+    await device.publishAsync(
+      'lwm2m/rd/breaker-ui',
+      Buffer.from(
+        encodeMessage({
+          operation: Operation.Register,
+          token: 1,
+          ep: 'breaker-ui',
+          lifetime: 600,
+          version: '1.2',
+          payload: new TextEncoder().encode('</3/0>,</3316/0>'),
+        }),
+      ),
+      { qos: 1 },
+    );
+    const t0 = now - 60_000;
+    await device.publishAsync(
+      'spBv1.0/grid/NBIRTH/breaker-ui',
+      Buffer.from(
+        encodePayload({
+          timestamp: t0,
+          seq: 0,
+          metrics: [
+            { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
+            { name: 'Voltage', alias: 1, datatype: DataType.Float, value: 230, timestamp: t0 },
+          ],
+        }),
+      ),
+      { qos: 1 },
+    );
+    for (let i = 1; i <= 30; i++) {
+      const t = t0 + i * 2000;
+      await device.publishAsync(
+        'spBv1.0/grid/NDATA/breaker-ui',
+        Buffer.from(
+          encodePayload({
+            timestamp: t,
+            seq: i,
+            metrics: [
+              { alias: 1, datatype: DataType.Float, value: 228 + (i % 5), omitDatatype: true, timestamp: t },
+            ],
+          }),
+        ),
+        { qos: 1 },
+      );
+    }
+    expect(await stack.drain()).toBe(true);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    device?.end(true);
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('shows the overview with the device and live counters', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 15_000 });
+    await page.waitForFunction("document.querySelector('#m-stored')?.textContent !== '–'", undefined, {
+      timeout: 10_000,
+    });
+    expect(Number((await page.textContent('#m-stored'))!.replace(/,/g, ''))).toBeGreaterThanOrEqual(31);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('renders a chart from stored telemetry and round-trips an LwM2M Read', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 15_000 });
+    await page.click('[data-tab="device"]');
+    await page.selectOption('#device-select', 'breaker-ui');
+    await page.waitForSelector('#charts svg.chart path.line', { state: 'attached', timeout: 15_000 });
+    const points = await page.getAttribute('#charts svg.chart', 'data-points');
+    expect(Number(points)).toBeGreaterThan(5);
+    await page.fill('#cmd-path', '/3/0/0');
+    await page.click('#command-form button[type="submit"]');
+    await page.waitForFunction(
+      "document.querySelector('#command-result')?.getAttribute('data-status') === 'succeeded'",
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect(await page.textContent('#command-result')).toContain('Dualpath UI test');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-device.png'), fullPage: true });
+    await page.close();
+  });
+});
