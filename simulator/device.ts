@@ -1,383 +1,692 @@
 /**
- * One simulated device: ONE MQTT session (client id = thing name) speaking both protocols.
- * Sparkplug B: NDEATH as the Will with bdSeq, NBIRTH (with Node Control/Rebirth), DBIRTH of its child
- * device, alias-only DDATA with seq 0-255 wrapping, answers NCMD rebirth and DCMD writes.
- * LwM2M 1.2 over the OMA MQTT binding: Register, Update within the lifetime, bulk Send (SenML CBOR with
- * each record's own timestamp, including records buffered while offline), answers Read / Write /
- * Execute / Observe (+ Notify) from the server, and ignores its own messages echoed on the topic.
+ * One simulated device: ONE MQTT 3.1.1 session (client id = thing name) carrying both protocols.
+ *  - Sparkplug B edge node (sparkplug-node.ts): NDEATH as the Will with bdSeq, NBIRTH + DBIRTHs after
+ *    subscribing to NCMD/DCMD, alias-only DDATA/NDATA, rebirth on NCMD, DCMD writes applied and
+ *    reported, DDEATH + NDEATH on a clean stop, a new bdSeq on every connect.
+ *  - LwM2M 1.2 client (lwm2m-client.ts): Register (waits for 2.01), Update at half the lifetime, bulk
+ *    Send of records sampled continuously (kept while offline, flushed after re-registration), Notify
+ *    for observations, answers to the server's requests, reboot on Execute /3/0/4.
+ * Everything time-driven runs on the fleet's one scheduler; values come from the device type's pure
+ * generators with the device's seeded RNGs. Publishes pass a per-connection token bucket.
+ *
+ * Counting (exact): a message and its readings are counted in the publish callback without error, i.e.
+ * when the client has written it (QoS 0) or the broker has acknowledged it (QoS 1).
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { SenmlValue } from '../functions/core/senml/index.js';
+import { sparkplugTopic } from '../functions/core/topics.js';
+import { badLwm2m, badSparkplug } from './bad-messages.js';
+import type { DeviceState, DeviceType, SignalDef, SignalValue } from './device-types.js';
+import { backoffMs, nextEmissions, type TrafficShape } from './generators/traffic.js';
 import {
-  ContentFormat,
-  decodeMessage,
-  encodeMessage,
-  type Lwm2mMessage,
-  Operation,
-} from '../functions/core/lwm2m/message.js';
-import { compressRecords, encodeSenml, type SenmlValue } from '../functions/core/senml/index.js';
-import { decodePayload, encodePayload, type SpMetricInput } from '../functions/core/sparkplug/codec.js';
-import { DataType } from '../functions/core/sparkplug/types.js';
-import { lwm2mTopic, sparkplugTopic } from '../functions/core/topics.js';
-import { createRng, type DeviceModel } from './models.js';
+  type ClientEvent,
+  Lwm2mClient,
+  type Lwm2mClient as Lwm2mClientType,
+  type Lwm2mOut,
+} from './lwm2m-client.js';
+import { createRng, deriveSeed, type Rng } from './rng.js';
+import { type Scheduler, TokenBucket } from './scheduler.js';
+import { type NodeValues, type Sample, SparkplugNode, type SpMessage } from './sparkplug-node.js';
+
+export type Proto = 'sparkplug' | 'lwm2m';
 
 export interface DeviceStats {
-  messages: { sparkplug: number; lwm2m: number };
-  readings: { sparkplug: number; lwm2m: number };
-  bad: number;
+  messages: Record<Proto, number>;
+  readings: Record<Proto, number>;
+  bad: Record<Proto, number>;
+  commands: Record<Proto, number>;
   reconnects: number;
-  commandsAnswered: number;
+  connectFailures: number;
+  publishErrors: number;
+  /** Publishes delayed by the per-connection token bucket. */
+  throttled: number;
+  /** Messages or records dropped: publish queue full, offline buffer full, session ended while queued. */
+  dropped: number;
 }
 
-export interface DeviceOptions {
+export interface DeviceConfig {
   id: string;
   group: string;
-  model: DeviceModel;
-  url: string;
+  type: DeviceType;
   seed: number;
+  url: string;
   clock: () => number;
-  /** Records per LwM2M Send (bulk size). */
-  readingsPerSend: number;
-  lifetime: number;
-  badRatio: number;
+  scheduler: Scheduler;
   mqtt?: IClientOptions;
+  keepalive?: number;
+  sparkplug: {
+    shape: TrafficShape;
+    /** Metrics per DDATA (default: one sample of every metric of the child device). */
+    metricsPerMessage?: number;
+    qos: 0 | 1;
+    ndataEveryS: number;
+  };
+  lwm2m: {
+    /** LwM2M Send messages per second per device (0: no Send). */
+    sendRate: number;
+    readingsPerSend: number;
+    lifetime: number;
+    maxBuffered: number;
+    registerTimeoutMs: number;
+    pmin?: number;
+    pmax?: number;
+    firmwareDownloadMs?: number;
+    firmwareUpdateMs?: number;
+  };
+  badRatio: number;
+  churn?: { meanSessionS: number; abruptShare: number };
+  backoff: { baseMs: number; maxMs: number };
+  /** Token bucket per connection: publishes per second and burst. */
+  publishRate: number;
+  publishBurst: number;
+  maxQueued: number;
 }
 
-const CHILD = 'meter';
+export const emptyStats = (): DeviceStats => ({
+  messages: { sparkplug: 0, lwm2m: 0 },
+  readings: { sparkplug: 0, lwm2m: 0 },
+  bad: { sparkplug: 0, lwm2m: 0 },
+  commands: { sparkplug: 0, lwm2m: 0 },
+  reconnects: 0,
+  connectFailures: 0,
+  publishErrors: 0,
+  throttled: 0,
+  dropped: 0,
+});
+
+interface Outgoing {
+  topic: string;
+  bytes: Uint8Array;
+  qos: 0 | 1;
+  proto: Proto;
+  readings: number;
+  bad?: boolean;
+  session: number;
+  done?: (ok: boolean) => void;
+}
+
+type Record_ = { name: string; time: number; value: SenmlValue };
 
 export class SimulatedDevice {
-  readonly stats: DeviceStats = {
-    messages: { sparkplug: 0, lwm2m: 0 },
-    readings: { sparkplug: 0, lwm2m: 0 },
-    bad: 0,
-    reconnects: 0,
-    commandsAnswered: 0,
-  };
+  readonly stats: DeviceStats = emptyStats();
+  readonly node: SparkplugNode;
+  readonly lwm2m: Lwm2mClientType;
+  readonly state: DeviceState;
+  private readonly physics: Rng;
+  private readonly traffic: Rng;
+  private stateTime: number;
   private client: MqttClient | undefined;
-  private readonly rng: () => number;
-  private readonly state: Record<string, number> = {};
-  private bdSeq = 0;
-  private seq = 0;
-  private token = 0;
-  private lastUpdate = 0;
-  private readonly sentTokens = new Set<number>();
-  private readonly bulk: Array<{ name: string; time: number; value: SenmlValue }> = [];
-  private readonly observations = new Map<string, number>();
-  private last: Record<string, number | boolean> = {};
-  private stopped = false;
+  private session = 0;
+  private everConnected = false;
+  private attempt = 0;
+  private stopping = false;
+  private isConnected = false;
+  private readonly queue: Outgoing[] = [];
+  private draining = false;
+  private bucket: TokenBucket;
+  private readonly buffer: Record_[] = [];
+  private readonly sendSignals: SignalDef[];
+  private childTurn = 0;
+  private readonly rotation = new Map<string, number>();
+  private lastEmission = 0;
+  private connectedAt = 0;
+  private registerAttempt = 0;
+  private observeLoop = false;
+  private readonly inflight = new Set<Promise<void>>();
 
-  constructor(private readonly o: DeviceOptions) {
-    this.rng = createRng(o.seed);
+  constructor(readonly cfg: DeviceConfig) {
+    const now = cfg.clock();
+    this.physics = createRng(deriveSeed(cfg.seed, 0, 1));
+    this.traffic = createRng(deriveSeed(cfg.seed, 0, 2));
+    this.state = cfg.type.init(this.physics, now);
+    this.stateTime = now;
+    this.bucket = new TokenBucket(cfg.publishRate, cfg.publishBurst, now);
+    this.node = new SparkplugNode(cfg.group, cfg.id, cfg.type, this.traffic.int(0, 255));
+    this.sendSignals = cfg.type.signals.filter((s) => s.lwm2m && s.send);
+    this.lwm2m = new Lwm2mClient({
+      endpoint: cfg.id,
+      type: cfg.type,
+      lifetime: cfg.lwm2m.lifetime,
+      clock: cfg.clock,
+      schedule: (ms, fn) => cfg.scheduler.after(ms, fn),
+      read: (key) => {
+        this.advance(cfg.clock());
+        return this.state[key];
+      },
+      info: {
+        manufacturer: 'Dualpath Devices',
+        model: cfg.type.model,
+        serial: `SN${deriveSeed(cfg.seed, 7).toString(16).toUpperCase().padStart(8, '0')}`,
+        firmware: '1.4.2',
+        hardware: 'rev-C',
+        software: 'dualpath-sim 1.0',
+      },
+      status: () => ({
+        memoryFree: 1800 + (deriveSeed(cfg.seed, 9) % 200),
+        rssi: this.rssi(),
+        linkQuality: 90,
+      }),
+      ...(cfg.lwm2m.pmin === undefined ? {} : { defaultPmin: cfg.lwm2m.pmin }),
+      ...(cfg.lwm2m.pmax === undefined ? {} : { defaultPmax: cfg.lwm2m.pmax }),
+      ...(cfg.lwm2m.firmwareDownloadMs === undefined
+        ? {}
+        : { firmwareDownloadMs: cfg.lwm2m.firmwareDownloadMs }),
+      ...(cfg.lwm2m.firmwareUpdateMs === undefined ? {} : { firmwareUpdateMs: cfg.lwm2m.firmwareUpdateMs }),
+    });
+    this.lwm2m.onFirmware = () => {
+      if (this.isConnected && this.lwm2m.registered) this.sendLwm2m(this.lwm2m.update(true));
+    };
+  }
+
+  get id(): string {
+    return this.cfg.id;
   }
 
   get connected(): boolean {
-    return this.client?.connected === true;
+    return this.isConnected;
   }
 
-  async connect(): Promise<void> {
-    const o = this.o;
-    const will = encodePayload({
-      timestamp: o.clock(),
-      metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: this.bdSeq }],
-    });
-    this.client = await mqtt.connectAsync(o.url, {
-      clientId: o.id,
+  get registered(): boolean {
+    return this.isConnected && this.lwm2m.registered;
+  }
+
+  /** Records sampled but not yet sent (offline backlog or below the bulk size). */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  private rssi(): number {
+    return -65 - ((deriveSeed(this.cfg.seed, 11) % 20) | 0);
+  }
+
+  /** Advances the device physics to time t (monotonic; earlier times reuse the current state). */
+  private advance(t: number): void {
+    if (t <= this.stateTime) return;
+    this.cfg.type.step(this.state, t, (t - this.stateTime) / 1000, this.physics);
+    this.stateTime = t;
+  }
+
+  private nodeValues(now: number): NodeValues {
+    return {
+      type: this.cfg.type.id,
+      firmware: this.lwm2m.info.firmware,
+      uptime: this.connectedAt ? Math.floor((now - this.connectedAt) / 1000) : 0,
+      rssi: this.rssi(),
+    };
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /** Starts the device: LwM2M sampling (runs while offline too) and the first connect. */
+  start(): void {
+    this.scheduleSampling();
+    this.connect();
+  }
+
+  connect(): void {
+    if (this.stopping) return;
+    const cfg = this.cfg;
+    if (this.everConnected || this.session > 0) this.node.newSession();
+    const session = ++this.session;
+    const now = cfg.clock();
+    const client = mqtt.connect(cfg.url, {
+      clientId: cfg.id,
       protocolVersion: 4,
       clean: true,
-      keepalive: 60,
+      keepalive: cfg.keepalive ?? 60,
       reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      resubscribe: false,
       will: {
-        topic: sparkplugTopic(o.group, 'NDEATH', o.id),
-        payload: Buffer.from(will),
+        topic: sparkplugTopic(cfg.group, 'NDEATH', cfg.id),
+        payload: Buffer.from(this.node.death(now).payload),
         qos: 1,
         retain: false,
       },
-      ...o.mqtt,
+      ...cfg.mqtt,
     });
-    this.client.on(
-      'message',
-      (topic, payload) => void this.onMessage(topic, new Uint8Array(payload)).catch(() => {}),
-    );
-    await this.client.subscribeAsync(
-      [sparkplugTopic(o.group, 'NCMD', o.id), `spBv1.0/${o.group}/DCMD/${o.id}/+`, lwm2mTopic(o.id)],
+    this.client = client;
+    client.on('connect', () => {
+      if (session !== this.session) return;
+      this.onConnected(session);
+    });
+    client.on('message', (topic, payload) => {
+      if (session === this.session) this.onMessage(topic, payload);
+    });
+    client.on('error', () => {
+      if (session === this.session && !this.isConnected) this.stats.connectFailures++;
+    });
+    client.on('close', () => {
+      if (session !== this.session) return;
+      this.onClosed(session);
+    });
+  }
+
+  private onConnected(session: number): void {
+    const cfg = this.cfg;
+    const client = this.client!;
+    this.isConnected = true;
+    this.attempt = 0;
+    if (this.everConnected) this.stats.reconnects++;
+    this.everConnected = true;
+    const now = cfg.clock();
+    this.connectedAt = now;
+    this.lastEmission = now;
+    this.bucket = new TokenBucket(cfg.publishRate, cfg.publishBurst, now);
+    client.subscribe(
+      [
+        sparkplugTopic(cfg.group, 'NCMD', cfg.id),
+        `${sparkplugTopic(cfg.group, 'DCMD', cfg.id, 'x').slice(0, -1)}+`,
+        this.lwm2m.topic,
+      ],
       { qos: 1 },
-    );
-    this.last = o.model.sample(o.clock(), this.rng, this.state);
-    await this.births();
-    await this.register();
-  }
-
-  private publish(
-    topic: string,
-    payload: Uint8Array,
-    protocol: 'sparkplug' | 'lwm2m',
-    readings: number,
-    qos: 0 | 1 = 1,
-  ): Promise<void> {
-    if (!this.client?.connected) return Promise.resolve();
-    return this.client.publishAsync(topic, Buffer.from(payload), { qos }).then(() => {
-      this.stats.messages[protocol]++;
-      this.stats.readings[protocol] += readings;
-    });
-  }
-
-  private nextSeq(): number {
-    const s = this.seq;
-    this.seq = (this.seq + 1) % 256;
-    return s;
-  }
-
-  private async births(): Promise<void> {
-    const { group, id, model, clock } = this.o;
-    const now = clock();
-    this.seq = 0;
-    await this.publish(
-      sparkplugTopic(group, 'NBIRTH', id),
-      encodePayload({
-        timestamp: now,
-        seq: this.nextSeq(),
-        metrics: [
-          { name: 'bdSeq', datatype: DataType.Int64, value: this.bdSeq, timestamp: now },
-          { name: 'Node Control/Rebirth', datatype: DataType.Boolean, value: false, timestamp: now },
-          { name: 'Properties/Type', alias: 1, datatype: DataType.String, value: model.type, timestamp: now },
-        ],
-      }),
-      'sparkplug',
-      1,
-    );
-    await this.publish(
-      sparkplugTopic(group, 'DBIRTH', id, CHILD),
-      encodePayload({
-        timestamp: now,
-        seq: this.nextSeq(),
-        metrics: model.signals.map((s, i) => ({
-          name: s.name,
-          alias: 100 + i,
-          datatype: s.datatype,
-          value: this.last[s.name] ?? null,
-          timestamp: now,
-          ...(s.unit
-            ? { properties: { keys: ['engUnit'], values: [{ type: DataType.String, value: s.unit }] } }
-            : {}),
-        })),
-      }),
-      'sparkplug',
-      model.signals.length,
-    );
-  }
-
-  private async register(): Promise<void> {
-    const links = ['</>;ct="112 110"', ...this.o.model.objects.map((p) => `<${p}>`)].join(',');
-    await this.lwm2mRequest({
-      operation: Operation.Register,
-      ep: this.o.id,
-      lifetime: this.o.lifetime,
-      version: '1.2',
-      binding: 'M',
-      payload: new TextEncoder().encode(links),
-    });
-    this.lastUpdate = this.o.clock();
-  }
-
-  private lwm2mRequest(m: Lwm2mMessage, readings = 0): Promise<void> {
-    this.token = (this.token % 0xffff_ff00) + 1;
-    this.sentTokens.add(this.token);
-    if (this.sentTokens.size > 256) this.sentTokens.delete(this.sentTokens.values().next().value!);
-    return this.publish(lwm2mTopic(this.o.id), encodeMessage({ ...m, token: this.token }), 'lwm2m', readings);
-  }
-
-  /** One tick: Sparkplug DDATA with fresh values; LwM2M records buffered and sent in bulk. */
-  async tick(): Promise<void> {
-    const { model, clock, group, id } = this.o;
-    const now = clock();
-    this.last = model.sample(now, this.rng, this.state);
-    for (const s of model.signals) {
-      const v = this.last[s.name];
-      if (s.lwm2m && typeof v === 'number')
-        this.bulk.push({ name: s.lwm2m, time: now, value: { kind: 'v', value: v } });
-    }
-    if (!this.connected) return; // offline: LwM2M records stay buffered with their own timestamps
-    if (this.rng() < this.o.badRatio) {
-      this.stats.bad++;
-      await this.client!.publishAsync(
-        sparkplugTopic(group, 'DDATA', id, CHILD),
-        Buffer.from([0x0a, 0xff, 0xff]),
-        { qos: 1 },
-      );
-      return;
-    }
-    const metrics: SpMetricInput[] = model.signals.map((s, i) => ({
-      alias: 100 + i,
-      datatype: s.datatype,
-      value: this.last[s.name] ?? null,
-      omitDatatype: true,
-      timestamp: now,
-    }));
-    await this.publish(
-      sparkplugTopic(group, 'DDATA', id, CHILD),
-      encodePayload({ timestamp: now, seq: this.nextSeq(), metrics }),
-      'sparkplug',
-      metrics.length,
-      0,
-    );
-    if (this.bulk.length >= this.o.readingsPerSend) await this.flushBulk();
-    if (now - this.lastUpdate > (this.o.lifetime * 1000) / 2) {
-      await this.lwm2mRequest({ operation: Operation.Update });
-      this.lastUpdate = now;
-    }
-    for (const [path, token] of this.observations) {
-      const v = this.valueAt(path);
-      if (v !== undefined) {
-        await this.publish(
-          lwm2mTopic(id),
-          encodeMessage({
-            operation: Operation.Notify,
-            token,
-            contentFormat: ContentFormat.SenmlCbor,
-            payload: encodeSenml(compressRecords([{ name: path, value: v }]), 112),
-          }),
-          'lwm2m',
-          1,
-        );
-      }
-    }
-  }
-
-  private async flushBulk(): Promise<void> {
-    const records = this.bulk.splice(0, this.bulk.length);
-    await this.lwm2mRequest(
-      {
-        operation: Operation.Send,
-        contentFormat: ContentFormat.SenmlCbor,
-        payload: encodeSenml(compressRecords(records), 112),
+      (err) => {
+        if (err || session !== this.session) return;
+        this.births();
+        this.register(session);
+        this.scheduleEmissions(session);
+        this.scheduleNodeData(session);
+        this.scheduleChurn(session);
       },
-      records.length,
     );
   }
 
-  private valueAt(path: string): SenmlValue | undefined {
-    if (path === '/3/0/0') return { kind: 'vs', value: 'Dualpath Simulator' };
-    if (path === '/3/0/1') return { kind: 'vs', value: this.o.model.type };
-    if (path === '/3/0/2') return { kind: 'vs', value: `SN-${this.o.id}` };
-    if (path === '/3/0/3') return { kind: 'vs', value: '1.0.0' };
-    if (path === '/3/0/9') return { kind: 'v', value: 87 };
-    const s = this.o.model.signals.find((x) => x.lwm2m === path);
-    const v = s ? this.last[s.name] : undefined;
-    return typeof v === 'number' ? { kind: 'v', value: v } : undefined;
+  private onClosed(session: number): void {
+    const wasConnected = this.isConnected;
+    this.isConnected = false;
+    this.lwm2m.disconnected();
+    this.observeLoop = false;
+    // Queued (not yet handed to the client) messages of this session are lost; records go back to the buffer.
+    this.flushQueue(session, false);
+    if (this.stopping) return;
+    const delay = wasConnected
+      ? backoffMs(0, this.cfg.backoff.baseMs, this.cfg.backoff.maxMs, this.traffic)
+      : backoffMs(++this.attempt, this.cfg.backoff.baseMs, this.cfg.backoff.maxMs, this.traffic);
+    this.cfg.scheduler.after(delay, () => {
+      if (session === this.session && !this.stopping) this.connect();
+    });
   }
 
-  private async onMessage(topic: string, payload: Uint8Array): Promise<void> {
-    const { id, group } = this.o;
-    if (topic === lwm2mTopic(id)) {
-      const m = decodeMessage(payload);
-      if (m.operation === undefined) return; // responses from the server (201/204) or our own echoes
-      if (
-        [
-          Operation.Register,
-          Operation.Update,
-          Operation.Deregister,
-          Operation.Send,
-          Operation.Notify,
-        ].includes(m.operation as 6)
-      )
-        return;
-      await this.answer(m);
+  /** Drops the connection without DISCONNECT: the broker publishes the Will (NDEATH). */
+  dropConnection(): void {
+    this.client?.end(true);
+  }
+
+  /** Clean stop: flush the LwM2M backlog, DDEATHs, De-register, NDEATH, DISCONNECT. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const client = this.client;
+    if (this.isConnected && client) {
+      const now = this.cfg.clock();
+      if (this.lwm2m.registered) this.flushBuffer(true);
+      for (const d of this.cfg.type.childDevices) this.sendSp(this.node.deviceDeath(d, now));
+      if (this.lwm2m.registered) this.sendLwm2m(this.lwm2m.deregister());
+      this.sendSp(this.node.death(now), 1);
+      this.flushQueue(this.session, true);
+      await Promise.allSettled([...this.inflight]);
+    }
+    this.session++;
+    this.isConnected = false;
+    if (client) await client.endAsync().catch(() => undefined);
+  }
+
+  // ---- publishing ------------------------------------------------------------------------------
+
+  private enqueue(o: Omit<Outgoing, 'session'>): void {
+    const out: Outgoing = { ...o, session: this.session };
+    if (!this.isConnected) {
+      out.done?.(false);
+      this.stats.dropped++;
       return;
     }
-    if (topic === sparkplugTopic(group, 'NCMD', id)) {
-      const p = decodePayload(payload);
-      if (p.metrics.some((x) => x.name === 'Node Control/Rebirth' && x.value === true)) await this.births();
+    if (this.queue.length === 0 && this.bucket.tryTake(this.cfg.clock())) {
+      this.write(out);
       return;
     }
-    if (topic.startsWith(`spBv1.0/${group}/DCMD/${id}/`)) {
-      const p = decodePayload(payload);
-      const metrics: SpMetricInput[] = [];
-      for (const x of p.metrics) {
-        const i = this.o.model.signals.findIndex((s) => s.name === x.name);
-        const s = this.o.model.signals[i];
-        if (!s || (typeof x.value !== 'number' && typeof x.value !== 'boolean')) continue;
-        this.last[s.name] = x.value;
-        metrics.push({
-          alias: 100 + i,
-          datatype: s.datatype,
-          value: x.value,
-          omitDatatype: true,
-          timestamp: this.o.clock(),
-        });
-      }
-      this.stats.commandsAnswered++;
-      if (metrics.length > 0) {
-        await this.publish(
-          sparkplugTopic(group, 'DDATA', id, CHILD),
-          encodePayload({ timestamp: this.o.clock(), seq: this.nextSeq(), metrics }),
-          'sparkplug',
-          metrics.length,
-        );
+    if (this.queue.length >= this.cfg.maxQueued) {
+      out.done?.(false);
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.throttled++;
+    this.queue.push(out);
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.cfg.scheduler.after(this.bucket.waitMs(this.cfg.clock()), () => {
+      this.draining = false;
+      const now = this.cfg.clock();
+      while (this.queue.length > 0 && this.bucket.tryTake(now)) this.write(this.queue.shift()!);
+      if (this.queue.length > 0) this.scheduleDrain();
+    });
+  }
+
+  /** Stop: write everything queued now (send = true), or abandon it (session over). */
+  private flushQueue(session: number, send: boolean): void {
+    const items = this.queue.splice(0, this.queue.length);
+    for (const o of items) {
+      if (send && o.session === session) this.write(o);
+      else {
+        this.stats.dropped++;
+        o.done?.(false);
       }
     }
   }
 
-  private async answer(m: Lwm2mMessage): Promise<void> {
-    const reply = (r: Lwm2mMessage) =>
-      this.publish(lwm2mTopic(this.o.id), encodeMessage({ ...r, token: m.token! }), 'lwm2m', 0);
-    this.stats.commandsAnswered++;
-    const path = m.uri ?? '';
-    switch (m.operation) {
-      case Operation.Read:
-      case Operation.Observe: {
-        const v = this.valueAt(path);
-        if (!v) return reply({ result: 404 });
-        if (m.operation === Operation.Observe) this.observations.set(path, Number(m.token));
-        return reply({
-          result: 205,
-          contentFormat: ContentFormat.SenmlCbor,
-          payload: encodeSenml(compressRecords([{ name: path, value: v }]), 112),
-        });
-      }
-      case Operation.CancelObserve:
-        this.observations.delete(path);
-        return reply({ result: 205 });
-      case Operation.WriteReplace:
-      case Operation.WritePartial:
-        return reply({ result: path.startsWith('/1/') || path.startsWith('/3/0/13') ? 204 : 405 });
-      case Operation.Execute:
-        if (path === '/3/0/4') {
-          await reply({ result: 204 });
-          this.reboot();
+  private write(o: Outgoing): void {
+    const client = this.client;
+    if (!client || o.session !== this.session || !this.isConnected) {
+      this.stats.dropped++;
+      o.done?.(false);
+      return;
+    }
+    let resolve!: () => void;
+    const p = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.inflight.add(p);
+    client.publish(
+      o.topic,
+      Buffer.from(o.bytes.buffer, o.bytes.byteOffset, o.bytes.byteLength),
+      { qos: o.qos },
+      (err) => {
+        this.inflight.delete(p);
+        resolve();
+        if (err) {
+          this.stats.publishErrors++;
+          o.done?.(false);
           return;
         }
-        return reply({ result: 405 });
-      default:
-        return reply({ result: 501 });
+        if (o.bad) this.stats.bad[o.proto]++;
+        else {
+          this.stats.messages[o.proto]++;
+          this.stats.readings[o.proto] += o.readings;
+        }
+        o.done?.(true);
+      },
+    );
+  }
+
+  private sendSp(m: SpMessage, qos: 0 | 1 = this.cfg.sparkplug.qos): void {
+    this.enqueue({ topic: m.topic, bytes: m.payload, qos, proto: 'sparkplug', readings: m.readings });
+  }
+
+  private sendLwm2m(o: Lwm2mOut, done?: (ok: boolean) => void): void {
+    this.enqueue({
+      topic: this.lwm2m.topic,
+      bytes: o.bytes,
+      qos: 1,
+      proto: 'lwm2m',
+      readings: o.readings,
+      ...(done ? { done } : {}),
+    });
+  }
+
+  // ---- Sparkplug -------------------------------------------------------------------------------
+
+  private births(): void {
+    const now = this.cfg.clock();
+    this.advance(now);
+    for (const m of this.node.births(now, this.nodeValues(now), (k) => this.state[k])) this.sendSp(m);
+  }
+
+  private scheduleEmissions(session: number): void {
+    const delays = nextEmissions(this.cfg.sparkplug.shape, this.traffic);
+    const base = this.cfg.clock();
+    delays.forEach((d, i) => {
+      this.cfg.scheduler.at(base + d, () => {
+        if (session !== this.session || !this.isConnected) return;
+        this.emit();
+        if (i === delays.length - 1) this.scheduleEmissions(session);
+      });
+    });
+  }
+
+  /** One DDATA for the next child device (round robin) with K metrics, each with its own sample time. */
+  emit(): void {
+    const cfg = this.cfg;
+    const now = cfg.clock();
+    const children = cfg.type.childDevices;
+    const device = children[this.childTurn++ % children.length]!;
+    const signals = this.node.signalsOf(device);
+    if (signals.length === 0) return;
+    const k = cfg.sparkplug.metricsPerMessage ?? signals.length;
+    const n = Math.ceil(k / signals.length);
+    const span = Math.max(0, now - this.lastEmission);
+    this.lastEmission = now;
+    const start = this.rotation.get(device) ?? 0;
+    this.rotation.set(device, (start + k) % signals.length);
+    const samples: Sample[] = [];
+    for (let j = 0; j < n; j++) {
+      const t = Math.round(now - ((n - 1 - j) * span) / n);
+      this.advance(t);
+      const time = Math.max(t, 0);
+      for (let i = j * signals.length; i < Math.min(k, (j + 1) * signals.length); i++) {
+        const def = signals[(start + i) % signals.length]!;
+        const v = this.state[def.key];
+        if (v !== undefined) samples.push({ key: def.key, time, value: v });
+      }
+    }
+    if (this.traffic.chance(cfg.badRatio)) {
+      const bad = badSparkplug(this.node, device, now, this.traffic);
+      this.enqueue({
+        topic: bad.topic,
+        bytes: bad.payload,
+        qos: cfg.sparkplug.qos,
+        proto: 'sparkplug',
+        readings: 0,
+        bad: true,
+      });
+      return;
+    }
+    this.sendSp(this.node.data(device, now, samples));
+  }
+
+  private scheduleNodeData(session: number): void {
+    const every = this.cfg.sparkplug.ndataEveryS;
+    if (!(every > 0)) return;
+    this.cfg.scheduler.after(every * 1000, () => {
+      if (session !== this.session || !this.isConnected) return;
+      const now = this.cfg.clock();
+      this.sendSp(this.node.nodeData(now, this.nodeValues(now)));
+      this.scheduleNodeData(session);
+    });
+  }
+
+  private scheduleChurn(session: number): void {
+    const churn = this.cfg.churn;
+    if (!churn || !(churn.meanSessionS > 0)) return;
+    this.cfg.scheduler.after(this.traffic.exponential(churn.meanSessionS) * 1000, () => {
+      if (session !== this.session || !this.isConnected || this.stopping) return;
+      if (this.traffic.chance(churn.abruptShare)) {
+        this.dropConnection();
+        return;
+      }
+      // Clean disconnect: deaths first (the Will is then discarded by the broker), then DISCONNECT.
+      const now = this.cfg.clock();
+      for (const d of this.cfg.type.childDevices) this.sendSp(this.node.deviceDeath(d, now));
+      if (this.lwm2m.registered) this.sendLwm2m(this.lwm2m.deregister());
+      this.sendSp(this.node.death(now), 1);
+      this.flushQueue(session, true);
+      void Promise.allSettled([...this.inflight]).then(() => this.client?.end(false));
+    });
+  }
+
+  // ---- LwM2M -----------------------------------------------------------------------------------
+
+  private register(session: number): void {
+    const attempt = ++this.registerAttempt;
+    this.sendLwm2m(this.lwm2m.register());
+    this.cfg.scheduler.after(this.cfg.lwm2m.registerTimeoutMs, () => {
+      if (session !== this.session || !this.isConnected || this.lwm2m.registered) return;
+      if (attempt !== this.registerAttempt) return;
+      this.register(session);
+    });
+  }
+
+  private scheduleUpdate(session: number): void {
+    this.cfg.scheduler.after(Math.max(1000, (this.lwm2m.lifetime * 1000) / 2), () => {
+      if (session !== this.session || !this.isConnected || !this.lwm2m.registered) return;
+      this.sendLwm2m(this.lwm2m.update());
+      this.scheduleUpdate(session);
+    });
+  }
+
+  private scheduleSampling(): void {
+    const { sendRate, readingsPerSend } = this.cfg.lwm2m;
+    if (!(sendRate > 0) || this.sendSignals.length === 0) return;
+    const interval = (1000 * this.sendSignals.length) / (sendRate * readingsPerSend);
+    const tick = () => {
+      if (this.stopping) return;
+      this.sample();
+      this.cfg.scheduler.after(interval * (0.9 + 0.2 * this.traffic.next()), tick);
+    };
+    this.cfg.scheduler.after(interval * this.traffic.next(), tick);
+  }
+
+  /** Samples the LwM2M Send signals into the buffer (also while offline) and sends full bulks. */
+  sample(): void {
+    const now = this.cfg.clock();
+    this.advance(now);
+    for (const s of this.sendSignals) {
+      const v = this.state[s.key];
+      if (v === undefined) continue;
+      if (typeof v === 'number') this.lwm2m.noteSample(s.lwm2m!, v);
+      this.buffer.push({ name: s.lwm2m!, time: now, value: senml(v) });
+    }
+    const over = this.buffer.length - this.cfg.lwm2m.maxBuffered;
+    if (over > 0) {
+      this.buffer.splice(0, over);
+      this.stats.dropped += over;
+    }
+    this.flushBuffer(false);
+  }
+
+  /** Sends the buffer in bulks of K (all of it, in larger bulks, after a reconnect or on stop). */
+  private flushBuffer(all: boolean): void {
+    if (!this.isConnected || !this.lwm2m.registered) return;
+    const k = this.cfg.lwm2m.readingsPerSend;
+    const chunk = all || this.buffer.length > 2 * k ? Math.max(k, 250) : k;
+    while (this.buffer.length >= k || (all && this.buffer.length > 0)) {
+      const records = this.buffer.splice(0, Math.min(chunk, this.buffer.length));
+      if (this.traffic.chance(this.cfg.badRatio)) {
+        this.buffer.unshift(...records);
+        const bad = badLwm2m(this.lwm2m, records, this.traffic);
+        this.enqueue({ topic: this.lwm2m.topic, bytes: bad, qos: 1, proto: 'lwm2m', readings: 0, bad: true });
+        if (!all) return;
+        continue;
+      }
+      const session = this.session;
+      this.sendLwm2m(this.lwm2m.send(records), (ok) => {
+        // Not acknowledged: keep the records (with their own times) for the next session.
+        if (!ok && !this.stopping && session <= this.session) this.buffer.unshift(...records);
+      });
     }
   }
 
-  /** Simulated reboot / connection churn: drop the session (the broker fires the Will), reconnect with a new bdSeq. */
-  reboot(): void {
-    this.client?.end(true);
-    this.stats.reconnects++;
-    setTimeout(() => {
-      if (this.stopped) return;
-      this.bdSeq = (this.bdSeq + 1) % 256;
-      void this.connect().catch(() => {});
-    }, 500);
+  private checkObservations(session: number): void {
+    if (session !== this.session || !this.isConnected) {
+      this.observeLoop = false;
+      return;
+    }
+    const now = this.cfg.clock();
+    this.advance(now);
+    for (const o of this.lwm2m.notifications(now)) this.sendLwm2m(o);
+    const period = this.lwm2m.checkPeriodS;
+    if (!Number.isFinite(period)) {
+      this.observeLoop = false;
+      return;
+    }
+    this.cfg.scheduler.after(period * 1000, () => this.checkObservations(session));
   }
 
-  /** Clean stop: flush bulk, De-register, NDEATH with the current bdSeq, disconnect. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.connected) {
-      if (this.bulk.length > 0) await this.flushBulk();
-      await this.lwm2mRequest({ operation: Operation.Deregister });
-      await this.publish(
-        sparkplugTopic(this.o.group, 'NDEATH', this.o.id),
-        encodePayload({
-          timestamp: this.o.clock(),
-          metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: this.bdSeq }],
-        }),
-        'sparkplug',
-        0,
-      );
+  private onLwm2mEvents(events: ClientEvent[]): void {
+    const session = this.session;
+    for (const e of events) {
+      switch (e.kind) {
+        case 'registered':
+          this.scheduleUpdate(session);
+          this.flushBuffer(true);
+          break;
+        case 'register-failed':
+          this.cfg.scheduler.after(backoffMs(this.registerAttempt, 1000, 60_000, this.traffic), () => {
+            if (session === this.session && this.isConnected && !this.lwm2m.registered)
+              this.register(session);
+          });
+          break;
+        case 'update-failed':
+        case 'send-failed':
+          if (!this.lwm2m.registered) this.register(session);
+          break;
+        case 'update-trigger':
+          this.sendLwm2m(this.lwm2m.update());
+          break;
+        case 'reboot':
+          this.reboot();
+          break;
+        default:
+          break;
+      }
     }
-    await this.client?.endAsync();
+    if (this.lwm2m.observationCount > 0 && !this.observeLoop) {
+      this.observeLoop = true;
+      this.cfg.scheduler.after(this.lwm2m.checkPeriodS * 1000, () => this.checkObservations(session));
+    }
   }
+
+  /** Reboot: the reply goes out first, then the session drops (Will NDEATH) and reconnects. */
+  private reboot(): void {
+    const session = this.session;
+    void Promise.allSettled([...this.inflight]).then(() => {
+      this.cfg.scheduler.after(100, () => {
+        if (session === this.session && this.isConnected) this.dropConnection();
+      });
+    });
+  }
+
+  // ---- incoming --------------------------------------------------------------------------------
+
+  private onMessage(topic: string, payload: Uint8Array): void {
+    const cfg = this.cfg;
+    if (topic === this.lwm2m.topic) {
+      const { replies, events } = this.lwm2m.receive(payload);
+      if (replies.length > 0) this.stats.commands.lwm2m++;
+      for (const r of replies) this.sendLwm2m(r);
+      this.onLwm2mEvents(events);
+      return;
+    }
+    let result: ReturnType<SparkplugNode['command']>;
+    try {
+      result = this.node.command(topic, payload);
+    } catch {
+      return; // not a command for this node, or undecodable: a real edge node ignores it too
+    }
+    this.stats.commands.sparkplug++;
+    if (result.rebirth) this.births();
+    const now = cfg.clock();
+    const touched = new Set<string>();
+    for (const w of result.writes) {
+      this.advance(now);
+      if (cfg.type.write(this.state, w.key, w.value as SignalValue, now)) touched.add(w.device);
+    }
+    for (const device of touched) {
+      const samples = this.node
+        .signalsOf(device)
+        .map((d) => ({ key: d.key, time: now, value: this.state[d.key]! }));
+      this.sendSp(this.node.data(device, now, samples));
+    }
+    if (result.reboot) this.reboot();
+  }
+}
+
+function senml(v: SignalValue): SenmlValue {
+  return typeof v === 'number'
+    ? { kind: 'v', value: v }
+    : typeof v === 'boolean'
+      ? { kind: 'vb', value: v }
+      : { kind: 'vs', value: v };
 }

@@ -1,13 +1,60 @@
 /**
- * `dualpath simulate`: a fleet against any MQTT broker — the local stack, or AWS IoT Core with mutual
- * TLS (`--from-env` reads DEVICE_CREDENTIALS {certificatePem, privateKey, endpoint} as written by the
- * CDK provisioner, with SIM_DEVICES / SIM_RATE / SIM_THING_PREFIX).
+ * `dualpath simulate`: a fleet of simulated devices (both protocols on one MQTT session each) against any
+ * broker: the local stack (mqtt://) or AWS IoT Core (mqtts:// :8883, mutual TLS). Options come from
+ * flags, a --profile file (YAML/JSON) and, with --from-env (the Fargate image), the environment.
+ * Flags win over the profile, the profile over the environment.
  */
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
-import { type FleetOptions, startFleet } from '../../simulator/fleet.js';
-import { MODEL_TYPES } from '../../simulator/models.js';
+import { DEVICE_TYPE_IDS } from '../../simulator/device-types.js';
+import { type FleetOptions, type FleetStats, startFleet } from '../../simulator/fleet.js';
+import { credentialsFromEnv, loadProfile, optionsFromEnv, type Profile } from '../../simulator/profile.js';
 import type { Command } from './main.js';
+
+const HELP = `usage: dualpath simulate [options]
+
+  --url URL                  broker (default mqtt://127.0.0.1:1883; mqtts://<ats-endpoint>:8883 for IoT Core)
+  --devices N                devices, one MQTT session each (default 10)
+  --rate R                   Sparkplug DDATA messages/s per device (default 1)
+  --shape steady|burst       burst = random 3-8 s gaps with occasional bursts
+  --lwm2m-rate R             LwM2M Send messages/s per device (default rate/10)
+  --readings-per-message K   bulk size: metrics per DDATA and records per Send
+  --duration S               stop after S seconds (default: until SIGINT/SIGTERM)
+  --seed X                   reproducible signals and traffic (default 1)
+  --group G                  Sparkplug group id (default sim)
+  --prefix P                 thing-name prefix (default sim-)
+  --types a,b                device types (${DEVICE_TYPE_IDS.join(', ')})
+  --bad-ratio F              share of deliberately bad messages (default 0)
+  --churn S                  mean session length in seconds (connection churn; half abrupt)
+  --connects-per-second N    connect ramp (default 100; IoT Core allows 500/s per account)
+  --publish-rate N           per-connection publish limit (default 100/s, the IoT Core limit)
+  --lifetime S               LwM2M registration lifetime (default 300)
+  --profile FILE             YAML or JSON profile (keys as in FleetOptions)
+  --from-env                 read SIM_*, MQTT_URL, IOT_ENDPOINT, DEVICE_CREDENTIALS / DEVICE_CERTS_SECRET /
+                             DEVICE_CERT_FILE + DEVICE_KEY_FILE (+ DEVICE_CA_FILE)
+  --cert F --key F --ca F    TLS client certificate, key and CA files (mutual TLS)
+  --json                     final summary as JSON on stdout
+`;
+
+function num(raw: string | undefined, field: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0)
+    throw new ValidationError(`--${field} must be a non-negative number`, { field });
+  return n;
+}
+
+export function progressLine(s: FleetStats, prev: FleetStats | undefined): string {
+  const dt = prev ? Math.max(1, s.elapsedMs - prev.elapsedMs) / 1000 : 1;
+  const rate = (a: number, b: number | undefined) => Math.round((a - (b ?? 0)) / dt);
+  const readings = s.readings.sparkplug + s.readings.lwm2m;
+  const prevReadings = prev ? prev.readings.sparkplug + prev.readings.lwm2m : 0;
+  return (
+    `connected ${s.connected}/${s.devices} reg ${s.registered} | msg/s sp ${rate(s.messages.sparkplug, prev?.messages.sparkplug)}` +
+    ` lw ${rate(s.messages.lwm2m, prev?.messages.lwm2m)} | readings/s ${rate(readings, prevReadings)}` +
+    ` | bad ${s.bad.sparkplug + s.bad.lwm2m} | errors ${s.publishErrors + s.connectFailures} | reconnects ${s.reconnects}`
+  );
+}
 
 export const simulateCommand: Command = {
   summary: 'run a simulated fleet (both protocols on one MQTT session per device)',
@@ -18,73 +65,113 @@ export const simulateCommand: Command = {
         url: { type: 'string' },
         devices: { type: 'string' },
         rate: { type: 'string' },
+        shape: { type: 'string' },
+        'lwm2m-rate': { type: 'string' },
+        'readings-per-message': { type: 'string' },
         duration: { type: 'string' },
         seed: { type: 'string' },
+        group: { type: 'string' },
+        prefix: { type: 'string' },
         types: { type: 'string' },
-        'readings-per-message': { type: 'string' },
         'bad-ratio': { type: 'string' },
+        churn: { type: 'string' },
+        'connects-per-second': { type: 'string' },
+        'publish-rate': { type: 'string' },
+        lifetime: { type: 'string' },
+        profile: { type: 'string' },
         'from-env': { type: 'boolean' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        ca: { type: 'string' },
         json: { type: 'boolean' },
-        help: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     });
     if (values.help) {
-      process.stdout.write(
-        `usage: dualpath simulate [--url mqtt://127.0.0.1:1883] [--devices N] [--rate R] [--duration S] [--seed X]\n` +
-          `  [--types ${MODEL_TYPES.join(',')}] [--readings-per-message K] [--bad-ratio 0.01] [--from-env] [--json]\n`,
-      );
+      process.stdout.write(HELP);
       return 0;
     }
-    const num = (raw: string | undefined, fallback: number, field: string) => {
-      if (raw === undefined) return fallback;
-      const n = Number(raw);
-      if (!Number.isFinite(n) || n < 0)
-        throw new ValidationError(`--${field} must be a non-negative number`, { field });
-      return n;
+    const env: Profile = values['from-env'] ? optionsFromEnv(process.env) : {};
+    const profile: Profile = values.profile ? await loadProfile(values.profile) : {};
+    const flags: Profile = {};
+    const setNum = <K extends keyof Profile>(key: K, raw: string | undefined, field: string) => {
+      const n = num(raw, field);
+      if (n !== undefined) (flags as Record<string, unknown>)[key] = n;
     };
-    const env = process.env;
-    const opts: FleetOptions = {
-      url: values.url ?? 'mqtt://127.0.0.1:1883',
-      devices: num(values.devices ?? (values['from-env'] ? env.SIM_DEVICES : undefined), 10, 'devices'),
-      rate: Math.min(num(values.rate ?? (values['from-env'] ? env.SIM_RATE : undefined), 1, 'rate'), 100),
-      seed: num(values.seed, 1, 'seed'),
-      readingsPerSend: num(values['readings-per-message'], 50, 'readings-per-message'),
-      badRatio: num(values['bad-ratio'], 0, 'bad-ratio'),
-      ...(values.types ? { types: values.types.split(',') } : {}),
-    };
-    if (values['from-env']) {
-      if (env.SIM_THING_PREFIX) opts.prefix = env.SIM_THING_PREFIX;
-      if (env.DEVICE_CREDENTIALS) {
-        // AWS IoT Core: mutual TLS on 8883 to the ATS endpoint; IoT Core caps a connection at 100 publishes/s.
-        const creds = JSON.parse(env.DEVICE_CREDENTIALS) as {
-          certificatePem: string;
-          privateKey: string;
-          endpoint: string;
+    if (values.url) flags.url = values.url;
+    setNum('devices', values.devices, 'devices');
+    setNum('rate', values.rate, 'rate');
+    setNum('lwm2mRate', values['lwm2m-rate'], 'lwm2m-rate');
+    setNum('readingsPerMessage', values['readings-per-message'], 'readings-per-message');
+    setNum('duration', values.duration, 'duration');
+    setNum('seed', values.seed, 'seed');
+    setNum('badRatio', values['bad-ratio'], 'bad-ratio');
+    setNum('connectsPerSecond', values['connects-per-second'], 'connects-per-second');
+    setNum('publishRate', values['publish-rate'], 'publish-rate');
+    setNum('lifetime', values.lifetime, 'lifetime');
+    const churn = num(values.churn, 'churn');
+    if (churn !== undefined && churn > 0) flags.churn = { meanSessionS: churn };
+    if (values.shape) {
+      if (values.shape !== 'steady' && values.shape !== 'burst')
+        throw new ValidationError('--shape must be steady or burst', { field: 'shape' });
+      flags.shape = values.shape;
+    }
+    if (values.group) flags.group = values.group;
+    if (values.prefix) flags.prefix = values.prefix;
+    if (values.types) flags.types = values.types.split(',').map((t) => t.trim());
+
+    const merged: Profile = { ...env, ...profile, ...flags };
+    const { duration = 0, ...rest } = merged;
+    const opts: FleetOptions = { url: 'mqtt://127.0.0.1:1883', devices: 10, ...rest };
+
+    // Mutual TLS (AWS IoT Core): files from flags, else credentials from the environment / a secret.
+    const { readFile } = await import('node:fs/promises');
+    if (values.cert && values.key) {
+      opts.mqtt = {
+        cert: await readFile(values.cert, 'utf8'),
+        key: await readFile(values.key, 'utf8'),
+        ...(values.ca ? { ca: await readFile(values.ca, 'utf8') } : {}),
+        rejectUnauthorized: true,
+      };
+    } else if (values['from-env']) {
+      const creds = await credentialsFromEnv(process.env);
+      if (creds) {
+        opts.mqtt = {
+          cert: creds.certificatePem,
+          key: creds.privateKey,
+          ...(creds.caPem ? { ca: creds.caPem } : {}),
+          rejectUnauthorized: true,
         };
-        opts.url = `mqtts://${creds.endpoint}:8883`;
-        opts.mqtt = { cert: creds.certificatePem, key: creds.privateKey, rejectUnauthorized: true };
+        if (!process.env.MQTT_URL && creds.endpoint) opts.url = `mqtts://${creds.endpoint}:8883`;
+        if (!opts.prefix && creds.thingPrefix) {
+          opts.prefix = creds.thingPrefix;
+          opts.naming = 'indexed';
+        }
       }
     }
+    if (opts.url.startsWith('mqtts://') && opts.publishRate === undefined) opts.publishRate = 100;
+
     const fleet = await startFleet(opts);
-    const duration = num(values.duration, 0, 'duration');
-    const tick = setInterval(() => {
+    const tty = process.stderr.isTTY === true;
+    let prev: FleetStats | undefined;
+    const timer = setInterval(() => {
       const s = fleet.stats();
-      if (process.stderr.isTTY) {
-        process.stderr.write(
-          `\rconnected ${s.connected}/${s.devices} | msgs sp ${s.messages.sparkplug} lw ${s.messages.lwm2m} | readings ${s.readings.sparkplug + s.readings.lwm2m} | bad ${s.bad}   `,
-        );
-      }
+      const line = progressLine(s, prev);
+      prev = s;
+      if (tty) process.stderr.write(`\r${line.padEnd(150)}`);
+      else if (Math.round(s.elapsedMs / 1000) % 30 === 0) process.stderr.write(`${line}\n`);
     }, 1000);
     await new Promise<void>((resolveStop) => {
       process.once('SIGINT', () => resolveStop());
       process.once('SIGTERM', () => resolveStop());
       if (duration > 0) setTimeout(resolveStop, duration * 1000).unref();
     });
-    clearInterval(tick);
+    clearInterval(timer);
     await fleet.stop();
     const s = fleet.stats();
-    process.stdout.write(`${values.json ? JSON.stringify(s) : `\nsummary: ${JSON.stringify(s)}`}\n`);
+    if (tty) process.stderr.write('\n');
+    process.stdout.write(values.json ? `${JSON.stringify(s)}\n` : `summary: ${JSON.stringify(s, null, 2)}\n`);
     return 0;
   },
 };
