@@ -161,6 +161,8 @@ const flowMeter: DeviceType = {
     running: true,
     speed: 80,
     flow: 0,
+    _flow: 0,
+    _amps: 0,
     totaliser: round(rng.uniform(1000, 50_000), 3),
     motorCurrent: 0,
     linePressure: 250,
@@ -170,11 +172,13 @@ const flowMeter: DeviceType = {
     const on = s.running === true;
     s._noise = ou(num(s, '_noise'), 0, 0.5, 0.6, dt, rng);
     const target = on ? (42 * num(s, 'speed')) / 100 + num(s, '_noise') : 0;
-    const flow = Math.max(0, firstOrder(num(s, 'flow'), target, 4, dt));
+    const flow = Math.max(0, firstOrder(num(s, '_flow'), target, 4, dt));
+    s._flow = flow;
     s.flow = round(flow, 2);
     s.totaliser = round(num(s, 'totaliser') + (flow * dt) / 3600, 4);
     const amps = on ? 2.5 + 0.22 * flow + rng.normal() * 0.1 : 0;
-    s.motorCurrent = round(Math.max(0, firstOrder(num(s, 'motorCurrent'), amps, 1.5, dt)), 2);
+    s._amps = Math.max(0, firstOrder(num(s, '_amps'), amps, 1.5, dt));
+    s.motorCurrent = round(s._amps, 2);
     s.linePressure = round(180 + 2.1 * flow + rng.normal() * 0.8, 1);
   },
   write(s, key, value) {
@@ -255,6 +259,7 @@ const breaker: DeviceType = {
     power: 0,
     frequency: 50,
     temperature: 30,
+    _temp: 30,
     tripCount: 0,
     status: 'CLOSED',
     trip: false,
@@ -274,7 +279,8 @@ const breaker: DeviceType = {
     s.power = round(p, 1);
     s.frequency = round(ou(num(s, 'frequency'), 50, 0.5, 0.01, dt, rng), 3);
     const i2 = PHASES.reduce((sum, ph) => sum + num(s, `current${ph}`) ** 2, 0);
-    s.temperature = round(firstOrder(num(s, 'temperature'), 28 + 0.004 * i2, 600, dt), 2);
+    s._temp = firstOrder(num(s, '_temp'), 28 + 0.004 * i2, 600, dt);
+    s.temperature = round(num(s, '_temp'), 2);
     // Overcurrent or a rare fault trips the breaker (~one fault per simulated week).
     const over = PHASES.some((ph) => num(s, `current${ph}`) > 63);
     if (closed && (over || rng.chance(dt / 604_800))) {
