@@ -139,7 +139,7 @@ export function parseRuleEnvelope(data: Uint8Array): Envelope {
   return envelope;
 }
 
-function emptyStats(): IngestStats {
+export function emptyStats(): IngestStats {
   return {
     records: 0,
     messages: 0,

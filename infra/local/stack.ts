@@ -26,7 +26,7 @@ import { Authenticator, hashKey, newApiKey } from '../../functions/api/auth.js';
 import { CommandService } from '../../functions/core/commands.js';
 import { Enricher } from '../../functions/core/enrich.js';
 import type { EventLog, StoredEvent } from '../../functions/core/events.js';
-import type { IngestStats } from '../../functions/core/ingest.js';
+import { emptyStats, type IngestStats } from '../../functions/core/ingest.js';
 import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
@@ -256,20 +256,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   };
 
   // ---- the SAME ingest handlers, driven by the local event-source runner ------------------------------
-  const totals: IngestStats = {
-    records: 0,
-    messages: 0,
-    readingsDecoded: 0,
-    readingsStored: 0,
-    duplicates: 0,
-    quarantined: 0,
-    rejectedByStore: 0,
-    actionsPublished: 0,
-    rebirthsRequested: 0,
-    registrations: 0,
-    transientFailures: 0,
-    retries: 0,
-  };
+  const totals: IngestStats = emptyStats();
   // One ingest handler per concurrent lane, as separate Lambda instances would be: each has its own
   // protocol-state write-back cache (read and written once per key per batch).
   const makeHandler = (protocol: Protocol) => {

@@ -12,17 +12,10 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { EventSourceDef } from '../../pipeline.js';
 
-export interface EventSourceSettings {
-  batchSize: number;
-  maxBatchingWindowSeconds: number;
-  parallelizationFactor: number;
-  bisectBatchOnFunctionError: boolean;
-  maxRetryAttempts: number;
-  maxRecordAgeSeconds: number;
-  reportBatchItemFailures: boolean;
-  startingPosition: 'TRIM_HORIZON' | 'LATEST';
-}
+/** The event-source settings of the pipeline definition (infra/pipeline.ts). */
+export type EventSourceSettings = EventSourceDef;
 
 export interface FunctionSpec {
   entry: string;
