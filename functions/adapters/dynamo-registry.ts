@@ -1,11 +1,13 @@
 /**
- * The registry on DynamoDB, single table (ADR 0008):
- *   device        pk DEVICE#{id}  sk META        gsi1pk TYPE#{type} gsi1sk DEVICE#{id}
- *   device type   pk TYPE#{id}    sk META        gsi1pk TYPES       gsi1sk {id}
- *   application   pk APP#{id}     sk META        gsi1pk APPS        gsi1sk {name}
- *   subscription  pk TYPE#{type}  sk APP#{id}    (one Query gives a type and its applications)
- *   key lookup    pk APPKEY#{sha256}  sk META    → application id
- *   command       pk DEVICE#{id}  sk CMD#{commandId}
+ * The registry on DynamoDB, one table (ADR 0008). Items keep the domain object under one attribute
+ * (`device`, `deviceType`, `application`, `command`) next to their keys:
+ *   device        pk DEVICE#{id}      sk META             gsi1pk TYPE#{type}  gsi1sk DEVICE#{id}
+ *   device type   pk TYPE#{id}        sk META             gsi1pk TYPES        gsi1sk {id}
+ *   application   pk APP#{id}         sk META             gsi1pk APPS         gsi1sk {name}
+ *   subscription  pk TYPE#{type}      sk APP#{id}         (one Query gives a type and its applications)
+ *   key lookup    pk APPKEY#{sha256}  sk META             → application id
+ *   command       pk DEVICE#{id}      sk CMD#{commandId}  expiresAt (TTL, epoch seconds)
+ * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (dynamo-errors.ts).
  */
 import {
   BatchGetCommand,
@@ -15,39 +17,65 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandInput,
   ScanCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, TransientError } from '../core/errors.js';
+import { ConflictError, NotFoundError, TransientError, ValidationError } from '../core/errors.js';
 import {
   type Application,
   type Command,
+  type CommandPatch,
+  commandExpiresAt,
   type Device,
   type DeviceFilter,
   type DeviceType,
-  decodePageToken,
+  decodeKeyToken,
   encodePageToken,
   type Page,
   type RegistryPort,
+  type WriteMode,
 } from '../core/registry.js';
 import { mapAwsError } from './dynamo-errors.js';
 
 export interface DynamoRegistryOptions {
   client: DynamoDBDocumentClient;
+  /** The registry table (injected from config, never hard-coded). */
   tableName: string;
+  /**
+   * Application writes are one TransactWriteItems call. `undefined` (default): use transactions and
+   * fall back to ordered single-item writes if the endpoint does not know the operation (dynalite).
+   */
+  transactions?: boolean;
+  /** Attempts for BatchGet/BatchWrite unprocessed items before a TransientError (default 8). */
+  maxBatchAttempts?: number;
   sleep?: (ms: number) => Promise<void>;
 }
 
 type Item = Record<string, unknown>;
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+const META = 'META';
+const BATCH_GET_MAX = 100;
+const BATCH_WRITE_MAX = 25;
+const TRANSACT_MAX = 100;
+
+const deviceKey = (id: string) => ({ pk: `DEVICE#${id}`, sk: META });
 
 export class DynamoRegistry implements RegistryPort {
   private readonly t: string;
   private readonly c: DynamoDBDocumentClient;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly maxAttempts: number;
+  private transactions: boolean | undefined;
 
   constructor(o: DynamoRegistryOptions) {
     this.t = o.tableName;
     this.c = o.client;
+    this.transactions = o.transactions;
+    this.maxAttempts = o.maxBatchAttempts ?? 8;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -55,66 +83,132 @@ export class DynamoRegistry implements RegistryPort {
     try {
       return await fn();
     } catch (error) {
-      throw mapAwsError(error, `registry.${what}`);
+      throw mapError(error, `registry.${what}`);
     }
   }
 
-  private async get(pk: string, sk = 'META'): Promise<Item | undefined> {
+  private async get(what: string, pk: string, sk = META): Promise<Item | undefined> {
     return this.call(
-      'get',
+      what,
       async () => (await this.c.send(new GetCommand({ TableName: this.t, Key: { pk, sk } }))).Item,
     );
   }
 
-  // ---- devices ---------------------------------------------------------------------------------
-
-  async getDevice(id: string): Promise<Device | undefined> {
-    return (await this.get(`DEVICE#${id}`))?.device as Device | undefined;
-  }
-
-  async getDevices(ids: string[]): Promise<Map<string, Device>> {
-    const out = new Map<string, Device>();
-    const unique = [...new Set(ids)];
-    for (let i = 0; i < unique.length; i += 100) {
-      let keys: Item[] = unique.slice(i, i + 100).map((id) => ({ pk: `DEVICE#${id}`, sk: 'META' }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        const res = await this.call('getDevices', () =>
-          this.c.send(new BatchGetCommand({ RequestItems: { [this.t]: { Keys: keys } } })),
+  /** BatchGetItem in chunks of 100, retrying UnprocessedKeys with exponential backoff. */
+  private async batchGet(what: string, keys: Item[]): Promise<Item[]> {
+    const out: Item[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+      let pending = keys.slice(i, i + BATCH_GET_MAX);
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const res = await this.call(what, () =>
+          this.c.send(new BatchGetCommand({ RequestItems: { [this.t]: { Keys: pending } } })),
         );
-        for (const item of res.Responses?.[this.t] ?? []) {
-          const d = item.device as Device;
-          out.set(d.id, d);
-        }
-        keys = (res.UnprocessedKeys?.[this.t]?.Keys ?? []) as Item[];
-        if (keys.length > 0) {
-          if (attempt >= 8)
-            throw new TransientError('REGISTRY_UNPROCESSED', `${keys.length} device keys left unprocessed`);
-          await this.sleep(20 * 2 ** attempt);
+        out.push(...(res.Responses?.[this.t] ?? []));
+        pending = (res.UnprocessedKeys?.[this.t]?.Keys ?? []) as Item[];
+        if (pending.length > 0) {
+          if (attempt >= this.maxAttempts) {
+            throw new TransientError(
+              'REGISTRY_UNPROCESSED',
+              `${what}: ${pending.length} keys still unprocessed after ${attempt} attempts`,
+            );
+          }
+          await this.sleep(backoff(attempt));
         }
       }
     }
     return out;
   }
 
-  async putDevice(device: Device): Promise<void> {
-    await this.call('putDevice', () =>
-      this.c.send(
-        new PutCommand({
-          TableName: this.t,
-          Item: {
-            pk: `DEVICE#${device.id}`,
-            sk: 'META',
-            gsi1pk: `TYPE#${device.type}`,
-            gsi1sk: `DEVICE#${device.id}`,
-            device,
-          },
-        }),
-      ),
-    );
+  /** BatchWriteItem in chunks of 25, retrying UnprocessedItems. */
+  private async batchWrite(what: string, puts: Item[], deletes: Item[]): Promise<void> {
+    const requests: Item[] = [
+      ...puts.map((Item) => ({ PutRequest: { Item } })),
+      ...deletes.map((Key) => ({ DeleteRequest: { Key } })),
+    ];
+    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) {
+      let pending = requests.slice(i, i + BATCH_WRITE_MAX);
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const out = await this.call(what, () =>
+          this.c.send(new BatchWriteCommand({ RequestItems: { [this.t]: pending as never } })),
+        );
+        pending = (out.UnprocessedItems?.[this.t] ?? []) as Item[];
+        if (pending.length > 0) {
+          if (attempt >= this.maxAttempts) {
+            throw new TransientError(
+              'REGISTRY_UNPROCESSED',
+              `${what}: ${pending.length} writes still unprocessed after ${attempt} attempts`,
+            );
+          }
+          await this.sleep(backoff(attempt));
+        }
+      }
+    }
+  }
+
+  /** Every page of a query (the registry's lists are small: types, applications, one device's commands). */
+  private async queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    const items: Item[] = [];
+    let cursor: Item | undefined;
+    do {
+      const page = await this.call(what, () =>
+        this.c.send(new QueryCommand({ ...input, TableName: this.t, ExclusiveStartKey: cursor })),
+      );
+      items.push(...(page.Items ?? []));
+      cursor = page.LastEvaluatedKey;
+    } while (cursor);
+    return items;
+  }
+
+  private async putItem(what: string, item: Item, mode: WriteMode, label: string): Promise<void> {
+    const condition =
+      mode === 'create'
+        ? { ConditionExpression: 'attribute_not_exists(pk)' }
+        : mode === 'update'
+          ? { ConditionExpression: 'attribute_exists(pk)' }
+          : {};
+    try {
+      await this.call(what, () =>
+        this.c.send(new PutCommand({ TableName: this.t, Item: item, ...condition })),
+      );
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        if (mode === 'update') throw new NotFoundError(`${label} not found`, { field: 'id', cause: error });
+        throw new ConflictError(`${label} already exists`, { field: 'id', cause: error });
+      }
+      throw error;
+    }
+  }
+
+  // ---- devices ---------------------------------------------------------------------------------
+
+  async getDevice(id: string): Promise<Device | undefined> {
+    return (await this.get('getDevice', `DEVICE#${id}`))?.device as Device | undefined;
+  }
+
+  async getDevices(ids: string[]): Promise<Map<string, Device>> {
+    const out = new Map<string, Device>();
+    const items = await this.batchGet('getDevices', [...new Set(ids)].map(deviceKey));
+    for (const item of items) {
+      const d = item.device as Device;
+      out.set(d.id, d);
+    }
+    return out;
+  }
+
+  async putDevice(device: Device, mode: WriteMode = 'upsert'): Promise<void> {
+    const item = {
+      ...deviceKey(device.id),
+      gsi1pk: `TYPE#${device.type}`,
+      gsi1sk: `DEVICE#${device.id}`,
+      device,
+    };
+    await this.putItem('putDevice', item, mode, `device ${device.id}`);
   }
 
   async updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'createdAt'>>): Promise<void> {
-    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
+    const entries = Object.entries(patch).filter(
+      ([k, v]) => v !== undefined && k !== 'id' && k !== 'createdAt',
+    );
     if (entries.length === 0) return;
     const names: Record<string, string> = { '#d': 'device' };
     const values: Record<string, unknown> = {};
@@ -129,44 +223,56 @@ export class DynamoRegistry implements RegistryPort {
       sets.push('#g = :g');
     }
     try {
-      await this.c.send(
-        new UpdateCommand({
-          TableName: this.t,
-          Key: { pk: `DEVICE#${id}`, sk: 'META' },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        }),
+      await this.call('updateDevice', () =>
+        this.c.send(
+          new UpdateCommand({
+            TableName: this.t,
+            Key: deviceKey(id),
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          }),
+        ),
       );
     } catch (error) {
-      const mapped = mapAwsError(error, 'registry.updateDevice');
-      if (mapped instanceof ConflictError) return; // deleted meanwhile: nothing to update
-      throw mapped;
+      if (error instanceof ConflictError) return; // deleted meanwhile: nothing to update
+      throw error;
     }
   }
 
   async deleteDevice(id: string): Promise<boolean> {
     const out = await this.call('deleteDevice', () =>
-      this.c.send(
-        new DeleteCommand({
-          TableName: this.t,
-          Key: { pk: `DEVICE#${id}`, sk: 'META' },
-          ReturnValues: 'ALL_OLD',
-        }),
-      ),
+      this.c.send(new DeleteCommand({ TableName: this.t, Key: deviceKey(id), ReturnValues: 'ALL_OLD' })),
     );
     return out.Attributes !== undefined;
   }
 
+  /**
+   * With a type: a Query on gsi1 (TYPE#{type}); otherwise a Scan of device items. protocol, status and
+   * group are FilterExpressions (server-side). Pages are filled up to `limit` across DynamoDB pages.
+   */
   async listDevices(filter: DeviceFilter): Promise<Page<Device>> {
-    const limit = Math.min(filter.limit ?? 100, 1000);
-    const start = filter.nextToken ? (decodePageToken(filter.nextToken) as Item) : undefined;
+    const limit = Math.max(1, Math.min(filter.limit ?? 100, 1000));
+    let cursor: Item | undefined;
+    if (filter.nextToken) {
+      cursor = decodeKeyToken(
+        filter.nextToken,
+        filter.type ? ['pk', 'sk', 'gsi1pk', 'gsi1sk'] : ['pk', 'sk'],
+      );
+      const fits = filter.type
+        ? cursor.gsi1pk === `TYPE#${filter.type}`
+        : String(cursor.pk).startsWith('DEVICE#');
+      if (!fits) {
+        throw new ValidationError('nextToken belongs to a different listing', { field: 'nextToken' });
+      }
+    }
     const conds: string[] = [];
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
     if (filter.protocol) {
-      conds.push('contains(#d.protocols, :p)');
+      conds.push('contains(#d.#p, :p)');
+      names['#p'] = 'protocols';
       values[':p'] = filter.protocol;
     }
     if (filter.status) {
@@ -180,24 +286,20 @@ export class DynamoRegistry implements RegistryPort {
       values[':g'] = filter.group;
     }
     if (conds.length > 0) names['#d'] = 'device';
+    const withNames = Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {};
     const items: Device[] = [];
-    let cursor: Item | undefined = start;
     do {
-      const base = {
-        TableName: this.t,
-        ExclusiveStartKey: cursor,
-        Limit: limit - items.length,
-        ...(conds.length > 0 ? { FilterExpression: conds.join(' AND ') } : {}),
-      };
+      const base = { TableName: this.t, ExclusiveStartKey: cursor, Limit: limit - items.length };
       const page = filter.type
         ? await this.call('listDevices', () =>
             this.c.send(
               new QueryCommand({
                 ...base,
                 IndexName: 'gsi1',
-                KeyConditionExpression: 'gsi1pk = :t AND begins_with(gsi1sk, :dev)',
-                ExpressionAttributeValues: { ...values, ':t': `TYPE#${filter.type}`, ':dev': 'DEVICE#' },
-                ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+                KeyConditionExpression: 'gsi1pk = :t',
+                ExpressionAttributeValues: { ...values, ':t': `TYPE#${filter.type}` },
+                ...(conds.length > 0 ? { FilterExpression: conds.join(' AND ') } : {}),
+                ...withNames,
               }),
             ),
           )
@@ -206,63 +308,52 @@ export class DynamoRegistry implements RegistryPort {
               new ScanCommand({
                 ...base,
                 FilterExpression: ['begins_with(pk, :dev) AND sk = :meta', ...conds].join(' AND '),
-                ExpressionAttributeValues: { ...values, ':dev': 'DEVICE#', ':meta': 'META' },
-                ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+                ExpressionAttributeValues: { ...values, ':dev': 'DEVICE#', ':meta': META },
+                ...withNames,
               }),
             ),
           );
       for (const item of page.Items ?? []) items.push(item.device as Device);
       cursor = page.LastEvaluatedKey;
     } while (cursor && items.length < limit);
-    items.sort((a, b) => (a.id < b.id ? -1 : 1));
     return cursor ? { items, nextToken: encodePageToken(cursor) } : { items };
   }
 
   // ---- device types ----------------------------------------------------------------------------
 
   async getDeviceType(id: string): Promise<DeviceType | undefined> {
-    return (await this.get(`TYPE#${id}`))?.deviceType as DeviceType | undefined;
+    return (await this.get('getDeviceType', `TYPE#${id}`))?.deviceType as DeviceType | undefined;
   }
 
   async getTypeWithApps(id: string): Promise<{ type?: DeviceType; applications: string[] }> {
-    const out = await this.call('getTypeWithApps', () =>
-      this.c.send(
-        new QueryCommand({
-          TableName: this.t,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `TYPE#${id}` },
-        }),
-      ),
-    );
+    const items = await this.queryAll('getTypeWithApps', {
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': `TYPE#${id}` },
+    });
     let type: DeviceType | undefined;
     const applications: string[] = [];
-    for (const item of out.Items ?? []) {
-      if (item.sk === 'META') type = item.deviceType as DeviceType;
+    for (const item of items) {
+      if (item.sk === META) type = item.deviceType as DeviceType;
       else if (typeof item.sk === 'string' && item.sk.startsWith('APP#')) applications.push(item.sk.slice(4));
     }
     return type ? { type, applications } : { applications };
   }
 
-  async putDeviceType(type: DeviceType): Promise<void> {
-    await this.call('putDeviceType', () =>
-      this.c.send(
-        new PutCommand({
-          TableName: this.t,
-          Item: { pk: `TYPE#${type.id}`, sk: 'META', gsi1pk: 'TYPES', gsi1sk: type.id, deviceType: type },
-        }),
-      ),
-    );
+  async putDeviceType(type: DeviceType, mode: WriteMode = 'upsert'): Promise<void> {
+    const item = { pk: `TYPE#${type.id}`, sk: META, gsi1pk: 'TYPES', gsi1sk: type.id, deviceType: type };
+    await this.putItem('putDeviceType', item, mode, `device type ${type.id}`);
   }
 
   async deleteDeviceType(id: string): Promise<boolean> {
     const used = await this.listDevices({ type: id, limit: 1 });
-    if (used.items.length > 0)
+    if (used.items.length > 0) {
       throw new ConflictError(`device type "${id}" is still used by devices`, { field: 'type' });
+    }
     const out = await this.call('deleteDeviceType', () =>
       this.c.send(
         new DeleteCommand({
           TableName: this.t,
-          Key: { pk: `TYPE#${id}`, sk: 'META' },
+          Key: { pk: `TYPE#${id}`, sk: META },
           ReturnValues: 'ALL_OLD',
         }),
       ),
@@ -271,121 +362,133 @@ export class DynamoRegistry implements RegistryPort {
   }
 
   async listDeviceTypes(): Promise<DeviceType[]> {
-    const out = await this.call('listDeviceTypes', () =>
-      this.c.send(
-        new QueryCommand({
-          TableName: this.t,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :t',
-          ExpressionAttributeValues: { ':t': 'TYPES' },
-        }),
-      ),
-    );
-    return (out.Items ?? []).map((i) => i.deviceType as DeviceType);
+    const items = await this.queryAll('listDeviceTypes', {
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :t',
+      ExpressionAttributeValues: { ':t': 'TYPES' },
+    });
+    return items.map((i) => i.deviceType as DeviceType);
   }
 
   // ---- applications ----------------------------------------------------------------------------
 
-  /**
-   * Key lookup and subscriptions first, the application item last, so a reader never sees an
-   * application whose key does not resolve. BatchWriteItem, not a transaction: dynalite (the local
-   * emulator) has no TransactWriteItems, and each item is idempotent on replay (ADR 0008).
-   */
   async putApplication(app: Application, previous?: Application): Promise<void> {
-    const puts: Item[] = [
-      { pk: `APPKEY#${app.keyHash}`, sk: 'META', appId: app.id },
-      ...app.deviceTypes.map((t) => ({ pk: `TYPE#${t}`, sk: `APP#${app.id}`, appId: app.id })),
+    const types = [...new Set(app.deviceTypes)];
+    const appItem = { pk: `APP#${app.id}`, sk: META, gsi1pk: 'APPS', gsi1sk: app.name, application: app };
+    const lookups: Item[] = [
+      { pk: `APPKEY#${app.keyHash}`, sk: META, appId: app.id },
+      ...types.map((t) => ({ pk: `TYPE#${t}`, sk: `APP#${app.id}`, appId: app.id })),
     ];
     const deletes: Item[] = [];
     if (previous) {
-      if (previous.keyHash !== app.keyHash) deletes.push({ pk: `APPKEY#${previous.keyHash}`, sk: 'META' });
-      for (const t of previous.deviceTypes.filter((x) => !app.deviceTypes.includes(x))) {
-        deletes.push({ pk: `TYPE#${t}`, sk: `APP#${app.id}` });
+      if (previous.keyHash !== app.keyHash) deletes.push({ pk: `APPKEY#${previous.keyHash}`, sk: META });
+      for (const t of new Set(previous.deviceTypes)) {
+        if (!types.includes(t)) deletes.push({ pk: `TYPE#${t}`, sk: `APP#${app.id}` });
       }
     }
-    await this.batchWrite(puts, []);
+    // With `previous`, the write holds only if nobody changed the key since it was read.
+    const guard = previous
+      ? {
+          ConditionExpression: '#a.#k = :prev',
+          ExpressionAttributeNames: { '#a': 'application', '#k': 'keyHash' },
+          ExpressionAttributeValues: { ':prev': previous.keyHash },
+        }
+      : {};
+    const tx: TransactItem[] = [
+      { Put: { TableName: this.t, Item: appItem, ...guard } },
+      ...lookups.map((Item) => ({ Put: { TableName: this.t, Item } })),
+      ...deletes.map((Key) => ({ Delete: { TableName: this.t, Key } })),
+    ];
+    if (await this.transact('putApplication', tx)) return;
+    // Ordered fallback: lookups first and removals last, so a reader never sees an application whose
+    // current key does not resolve; every step is idempotent on replay.
+    await this.batchWrite('putApplication', lookups, []);
     await this.call('putApplication', () =>
-      this.c.send(
-        new PutCommand({
-          TableName: this.t,
-          Item: { pk: `APP#${app.id}`, sk: 'META', gsi1pk: 'APPS', gsi1sk: app.name, application: app },
-        }),
-      ),
+      this.c.send(new PutCommand({ TableName: this.t, Item: appItem, ...guard })),
     );
-    await this.batchWrite([], deletes);
+    await this.batchWrite('putApplication', [], deletes);
   }
 
-  private async batchWrite(puts: Item[], deletes: Item[]): Promise<void> {
-    let requests: Item[] = [
-      ...puts.map((Item) => ({ PutRequest: { Item } })),
-      ...deletes.map((Key) => ({ DeleteRequest: { Key } })),
-    ];
-    while (requests.length > 0) {
-      let chunk = requests.slice(0, 25);
-      requests = requests.slice(25);
-      for (let attempt = 0; chunk.length > 0; attempt++) {
-        const out = await this.call('batchWrite', () =>
-          this.c.send(new BatchWriteCommand({ RequestItems: { [this.t]: chunk as never } })),
-        );
-        chunk = (out.UnprocessedItems?.[this.t] ?? []) as Item[];
-        if (chunk.length > 0) {
-          if (attempt >= 8)
-            throw new TransientError(
-              'REGISTRY_UNPROCESSED',
-              `${chunk.length} registry writes left unprocessed`,
-            );
-          await this.sleep(20 * 2 ** attempt);
-        }
+  /**
+   * One TransactWriteItems call; false when transactions are off, unsupported by the endpoint
+   * (remembered), or the write is larger than one transaction allows.
+   */
+  private async transact(what: string, items: TransactItem[]): Promise<boolean> {
+    if (this.transactions === false || items.length > TRANSACT_MAX) return false;
+    try {
+      await this.c.send(new TransactWriteCommand({ TransactItems: items }));
+      this.transactions = true;
+      return true;
+    } catch (error) {
+      if (this.transactions === undefined && (error as Error).name === 'UnknownOperationException') {
+        this.transactions = false;
+        return false;
       }
+      throw mapError(error, `registry.${what}`);
     }
   }
 
   async getApplication(id: string): Promise<Application | undefined> {
-    return (await this.get(`APP#${id}`))?.application as Application | undefined;
+    return (await this.get('getApplication', `APP#${id}`))?.application as Application | undefined;
   }
 
   async findApplicationByKeyHash(keyHash: string): Promise<Application | undefined> {
-    const ref = await this.get(`APPKEY#${keyHash}`);
+    const ref = await this.get('findApplicationByKeyHash', `APPKEY#${keyHash}`);
     if (typeof ref?.appId !== 'string') return undefined;
     const app = await this.getApplication(ref.appId);
-    // A rotated key's lookup item may briefly outlive the rotation: the application decides.
+    // The application item decides: a lookup item left over from a rotation never authenticates.
     return app?.keyHash === keyHash ? app : undefined;
   }
 
   async listApplications(filter: { deviceType?: string } = {}): Promise<Application[]> {
+    let apps: Application[];
     if (filter.deviceType) {
       const { applications } = await this.getTypeWithApps(filter.deviceType);
-      const apps = await Promise.all(applications.map((id) => this.getApplication(id)));
-      return apps.filter((a): a is Application => a !== undefined);
+      const items = await this.batchGet(
+        'listApplications',
+        applications.map((id) => ({ pk: `APP#${id}`, sk: META })),
+      );
+      apps = items.map((i) => i.application as Application);
+    } else {
+      const items = await this.queryAll('listApplications', {
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :a',
+        ExpressionAttributeValues: { ':a': 'APPS' },
+      });
+      apps = items.map((i) => i.application as Application);
     }
-    const out = await this.call('listApplications', () =>
-      this.c.send(
-        new QueryCommand({
-          TableName: this.t,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :a',
-          ExpressionAttributeValues: { ':a': 'APPS' },
-        }),
-      ),
-    );
-    return (out.Items ?? []).map((i) => i.application as Application);
+    return apps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
   }
 
   async deleteApplication(id: string): Promise<boolean> {
     const app = await this.getApplication(id);
     if (!app) return false;
-    // The application item first: once it is gone its key no longer authenticates.
+    const rest: Item[] = [
+      { pk: `APPKEY#${app.keyHash}`, sk: META },
+      ...[...new Set(app.deviceTypes)].map((t) => ({ pk: `TYPE#${t}`, sk: `APP#${id}` })),
+    ];
+    const tx: TransactItem[] = [
+      { Delete: { TableName: this.t, Key: { pk: `APP#${id}`, sk: META } } },
+      ...rest.map((Key) => ({ Delete: { TableName: this.t, Key } })),
+    ];
+    if (await this.transact('deleteApplication', tx)) return true;
+    // Ordered fallback: the application item first, so its key stops authenticating at once.
     await this.call('deleteApplication', () =>
-      this.c.send(new DeleteCommand({ TableName: this.t, Key: { pk: `APP#${id}`, sk: 'META' } })),
+      this.c.send(new DeleteCommand({ TableName: this.t, Key: { pk: `APP#${id}`, sk: META } })),
     );
-    await this.batchWrite(
-      [],
-      [
-        { pk: `APPKEY#${app.keyHash}`, sk: 'META' },
-        ...app.deviceTypes.map((t) => ({ pk: `TYPE#${t}`, sk: `APP#${id}` })),
-      ],
-    );
+    await this.batchWrite('deleteApplication', [], rest);
     return true;
+  }
+
+  async rotateKey(
+    id: string,
+    key: { keyHash: string; keyPrefix: string; rotatedAt: number },
+  ): Promise<Application> {
+    const app = await this.getApplication(id);
+    if (!app) throw new NotFoundError(`application ${id} not found`, { field: 'appId' });
+    const next: Application = { ...app, ...key };
+    await this.putApplication(next, app);
+    return next;
   }
 
   // ---- commands --------------------------------------------------------------------------------
@@ -399,7 +502,7 @@ export class DynamoRegistry implements RegistryPort {
             pk: `DEVICE#${command.deviceId}`,
             sk: `CMD#${command.commandId}`,
             command,
-            expiresAt: Math.floor(command.createdAt / 1000) + 30 * 86_400,
+            expiresAt: commandExpiresAt(command),
           },
         }),
       ),
@@ -407,7 +510,40 @@ export class DynamoRegistry implements RegistryPort {
   }
 
   async getCommand(deviceId: string, commandId: string): Promise<Command | undefined> {
-    return (await this.get(`DEVICE#${deviceId}`, `CMD#${commandId}`))?.command as Command | undefined;
+    return (await this.get('getCommand', `DEVICE#${deviceId}`, `CMD#${commandId}`))?.command as
+      | Command
+      | undefined;
+  }
+
+  async updateCommand(deviceId: string, commandId: string, patch: CommandPatch): Promise<void> {
+    const names: Record<string, string> = { '#c': 'command', '#status': 'status' };
+    const values: Record<string, unknown> = { ':pending': 'pending' };
+    const sets: string[] = [];
+    Object.entries(patch).forEach(([k, v], i) => {
+      if (v === undefined) return;
+      names[`#f${i}`] = k;
+      values[`:v${i}`] = v;
+      sets.push(`#c.#f${i} = :v${i}`);
+    });
+    try {
+      await this.call('updateCommand', () =>
+        this.c.send(
+          new UpdateCommand({
+            TableName: this.t,
+            Key: { pk: `DEVICE#${deviceId}`, sk: `CMD#${commandId}` },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ConditionExpression: '#c.#status = :pending',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          }),
+        ),
+      );
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        throw new ConflictError(`command ${commandId} is not pending`, { field: 'commandId', cause: error });
+      }
+      throw error;
+    }
   }
 
   async completeCommand(
@@ -415,37 +551,44 @@ export class DynamoRegistry implements RegistryPort {
     commandId: string,
     patch: Pick<Command, 'status' | 'response' | 'updatedAt'>,
   ): Promise<void> {
-    await this.call('completeCommand', () =>
-      this.c.send(
-        new UpdateCommand({
-          TableName: this.t,
-          Key: { pk: `DEVICE#${deviceId}`, sk: `CMD#${commandId}` },
-          UpdateExpression: 'SET #c.#s = :s, #c.#r = :r, #c.#u = :u',
-          ConditionExpression: '#c.#s = :pending',
-          ExpressionAttributeNames: { '#c': 'command', '#s': 'status', '#r': 'response', '#u': 'updatedAt' },
-          ExpressionAttributeValues: {
-            ':s': patch.status,
-            ':r': patch.response ?? {},
-            ':u': patch.updatedAt,
-            ':pending': 'pending',
-          },
-        }),
-      ),
-    );
+    await this.updateCommand(deviceId, commandId, patch);
   }
 
+  /** Command ids are not time-ordered, so the device's commands are read whole (TTL keeps them few). */
   async listCommands(deviceId: string, limit = 50): Promise<Command[]> {
-    const out = await this.call('listCommands', () =>
-      this.c.send(
-        new QueryCommand({
-          TableName: this.t,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :c)',
-          ExpressionAttributeValues: { ':pk': `DEVICE#${deviceId}`, ':c': 'CMD#' },
-          ScanIndexForward: false,
-          Limit: limit,
-        }),
-      ),
-    );
-    return (out.Items ?? []).map((i) => i.command as Command).sort((a, b) => b.createdAt - a.createdAt);
+    const items = await this.queryAll('listCommands', {
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :c)',
+      ExpressionAttributeValues: { ':pk': `DEVICE#${deviceId}`, ':c': 'CMD#' },
+    });
+    return items
+      .map((i) => i.command as Command)
+      .sort((a, b) => b.createdAt - a.createdAt || (a.commandId < b.commandId ? 1 : -1))
+      .slice(0, limit);
   }
+}
+
+function backoff(attempt: number): number {
+  return Math.min(20 * 2 ** (attempt - 1), 1000);
+}
+
+/** mapAwsError plus transactions: a cancelled transaction is a conflict or transient by its reasons. */
+function mapError(error: unknown, what: string): unknown {
+  if (error instanceof Error && error.name === 'TransactionCanceledException') {
+    const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons ?? [];
+    const codes = reasons.map((r) => r.Code ?? 'None');
+    if (codes.includes('ConditionalCheckFailed')) {
+      return new ConflictError(`${what}: condition failed (${codes.join(', ')})`, { cause: error });
+    }
+    if (
+      codes.some(
+        (c) =>
+          c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded',
+      )
+    ) {
+      return new TransientError('AWS_TRANSIENT', `${what}: transaction cancelled (${codes.join(', ')})`, {
+        cause: error,
+      });
+    }
+  }
+  return mapAwsError(error, what);
 }

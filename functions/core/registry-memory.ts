@@ -1,30 +1,44 @@
-/** In-memory RegistryPort (tests, tools). Same semantics as the DynamoDB adapter. */
-import { ConflictError } from './errors.js';
+/**
+ * In-memory RegistryPort (tests, tools, benchmarks). Same observable semantics as the DynamoDB adapter
+ * (the contract suite in test/adapters/dynamo-registry.contract.test.ts runs against both): values are
+ * copied in and out, conditional writes fail with the same errors, lists have the same order.
+ */
+import { ConflictError, NotFoundError } from './errors.js';
 import {
   type Application,
   type Command,
+  type CommandPatch,
   type Device,
   type DeviceFilter,
   type DeviceType,
-  decodePageToken,
+  decodeKeyToken,
   encodePageToken,
   type Page,
   type RegistryPort,
+  type WriteMode,
 } from './registry.js';
 
 const clone = <T>(v: T): T => structuredClone(v);
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byName = (a: Application, b: Application) => (a.name < b.name ? -1 : a.name > b.name ? 1 : byId(a, b));
 
 export class InMemoryRegistry implements RegistryPort {
   readonly devices = new Map<string, Device>();
   readonly types = new Map<string, DeviceType>();
   readonly apps = new Map<string, Application>();
   readonly commands = new Map<string, Command>();
-  /** Counts calls, so tests can check the enricher's read budget. */
+  /** Calls per method, so tests can check a caller's read and write budget. */
   readonly calls: Record<string, number> = {};
 
   private count(name: string): void {
     this.calls[name] = (this.calls[name] ?? 0) + 1;
   }
+
+  resetCalls(): void {
+    for (const k of Object.keys(this.calls)) delete this.calls[k];
+  }
+
+  // ---- devices ---------------------------------------------------------------------------------
 
   async getDevice(id: string) {
     this.count('getDevice');
@@ -42,37 +56,46 @@ export class InMemoryRegistry implements RegistryPort {
     return out;
   }
 
-  async putDevice(device: Device) {
+  async putDevice(device: Device, mode: WriteMode = 'upsert') {
     this.count('putDevice');
+    checkMode(mode, this.devices.has(device.id), `device ${device.id}`);
     this.devices.set(device.id, clone(device));
   }
 
   async updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'createdAt'>>) {
     this.count('updateDevice');
     const d = this.devices.get(id);
-    if (d) this.devices.set(id, { ...d, ...clone(patch) });
+    if (!d) return;
+    const next = { ...d } as Record<string, unknown>;
+    for (const [k, v] of Object.entries(patch)) if (v !== undefined) next[k] = clone(v);
+    this.devices.set(id, next as unknown as Device);
   }
 
   async deleteDevice(id: string) {
+    this.count('deleteDevice');
     return this.devices.delete(id);
   }
 
   async listDevices(filter: DeviceFilter): Promise<Page<Device>> {
-    const after = filter.nextToken ? String(decodePageToken(filter.nextToken)) : '';
-    const limit = filter.limit ?? 100;
+    this.count('listDevices');
+    const after = filter.nextToken ? decodeKeyToken(filter.nextToken, ['id']).id : undefined;
+    const limit = Math.min(filter.limit ?? 100, 1000);
     const all = [...this.devices.values()]
-      .filter((d) => d.id > after)
+      .filter((d) => after === undefined || d.id > after)
       .filter((d) => !filter.type || d.type === filter.type)
       .filter((d) => !filter.protocol || d.protocols.includes(filter.protocol))
       .filter((d) => !filter.status || d.status === filter.status)
       .filter((d) => !filter.group || d.group === filter.group)
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
+      .sort(byId);
     const items = all.slice(0, limit).map(clone);
     const last = items.at(-1);
-    return all.length > limit && last ? { items, nextToken: encodePageToken(last.id) } : { items };
+    return all.length > limit && last ? { items, nextToken: encodePageToken({ id: last.id }) } : { items };
   }
 
+  // ---- device types ----------------------------------------------------------------------------
+
   async getDeviceType(id: string) {
+    this.count('getDeviceType');
     const t = this.types.get(id);
     return t ? clone(t) : undefined;
   }
@@ -80,15 +103,21 @@ export class InMemoryRegistry implements RegistryPort {
   async getTypeWithApps(id: string) {
     this.count('getTypeWithApps');
     const type = this.types.get(id);
-    const applications = [...this.apps.values()].filter((a) => a.deviceTypes.includes(id)).map((a) => a.id);
+    const applications = [...this.apps.values()]
+      .filter((a) => a.deviceTypes.includes(id))
+      .map((a) => a.id)
+      .sort();
     return type ? { type: clone(type), applications } : { applications };
   }
 
-  async putDeviceType(type: DeviceType) {
+  async putDeviceType(type: DeviceType, mode: WriteMode = 'upsert') {
+    this.count('putDeviceType');
+    checkMode(mode, this.types.has(type.id), `device type ${type.id}`);
     this.types.set(type.id, clone(type));
   }
 
   async deleteDeviceType(id: string) {
+    this.count('deleteDeviceType');
     if ([...this.devices.values()].some((d) => d.type === id)) {
       throw new ConflictError(`device type "${id}" is still used by devices`, { field: 'type' });
     }
@@ -96,41 +125,75 @@ export class InMemoryRegistry implements RegistryPort {
   }
 
   async listDeviceTypes() {
-    return [...this.types.values()].map(clone).sort((a, b) => (a.id < b.id ? -1 : 1));
+    this.count('listDeviceTypes');
+    return [...this.types.values()].map(clone).sort(byId);
   }
 
-  async putApplication(app: Application) {
-    this.apps.set(app.id, clone(app));
+  // ---- applications ----------------------------------------------------------------------------
+
+  async putApplication(app: Application, _previous?: Application) {
+    this.count('putApplication');
+    this.apps.set(app.id, clone({ ...app, deviceTypes: [...new Set(app.deviceTypes)] }));
   }
 
   async getApplication(id: string) {
+    this.count('getApplication');
     const a = this.apps.get(id);
     return a ? clone(a) : undefined;
   }
 
   async findApplicationByKeyHash(keyHash: string) {
+    this.count('findApplicationByKeyHash');
     const a = [...this.apps.values()].find((x) => x.keyHash === keyHash);
     return a ? clone(a) : undefined;
   }
 
   async listApplications(filter: { deviceType?: string } = {}) {
+    this.count('listApplications');
     return [...this.apps.values()]
       .filter((a) => !filter.deviceType || a.deviceTypes.includes(filter.deviceType))
       .map(clone)
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
+      .sort(byName);
   }
 
   async deleteApplication(id: string) {
+    this.count('deleteApplication');
     return this.apps.delete(id);
   }
 
+  async rotateKey(id: string, key: { keyHash: string; keyPrefix: string; rotatedAt: number }) {
+    this.count('rotateKey');
+    const app = this.apps.get(id);
+    if (!app) throw new NotFoundError(`application ${id} not found`, { field: 'appId' });
+    const next: Application = { ...app, ...key };
+    this.apps.set(id, next);
+    return clone(next);
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
   async putCommand(command: Command) {
-    this.commands.set(`${command.deviceId}\u0000${command.commandId}`, clone(command));
+    this.count('putCommand');
+    this.commands.set(commandKey(command.deviceId, command.commandId), clone(command));
   }
 
   async getCommand(deviceId: string, commandId: string) {
-    const c = this.commands.get(`${deviceId}\u0000${commandId}`);
+    this.count('getCommand');
+    const c = this.commands.get(commandKey(deviceId, commandId));
     return c ? clone(c) : undefined;
+  }
+
+  async updateCommand(deviceId: string, commandId: string, patch: CommandPatch) {
+    this.count('updateCommand');
+    const k = commandKey(deviceId, commandId);
+    const c = this.commands.get(k);
+    if (c?.status !== 'pending') {
+      throw new ConflictError(`command ${commandId} is not pending`, { field: 'commandId' });
+    }
+    const next: Command = { ...c };
+    for (const [f, v] of Object.entries(patch))
+      if (v !== undefined) (next as unknown as Record<string, unknown>)[f] = clone(v);
+    this.commands.set(k, next);
   }
 
   async completeCommand(
@@ -138,17 +201,24 @@ export class InMemoryRegistry implements RegistryPort {
     commandId: string,
     patch: Pick<Command, 'status' | 'response' | 'updatedAt'>,
   ) {
-    const k = `${deviceId}\u0000${commandId}`;
-    const c = this.commands.get(k);
-    if (!c || c.status !== 'pending') throw new ConflictError(`command ${commandId} is not pending`);
-    this.commands.set(k, { ...c, ...clone(patch) });
+    await this.updateCommand(deviceId, commandId, patch);
   }
 
   async listCommands(deviceId: string, limit = 50) {
+    this.count('listCommands');
     return [...this.commands.values()]
       .filter((c) => c.deviceId === deviceId)
-      .sort((a, b) => b.createdAt - a.createdAt)
+      .sort((a, b) => b.createdAt - a.createdAt || (a.commandId < b.commandId ? 1 : -1))
       .slice(0, limit)
       .map(clone);
   }
+}
+
+function commandKey(deviceId: string, commandId: string): string {
+  return `${deviceId}\u0000${commandId}`;
+}
+
+function checkMode(mode: WriteMode, exists: boolean, what: string): void {
+  if (mode === 'create' && exists) throw new ConflictError(`${what} already exists`, { field: 'id' });
+  if (mode === 'update' && !exists) throw new NotFoundError(`${what} not found`, { field: 'id' });
 }
