@@ -1,23 +1,72 @@
 /**
  * Enrichment (the seeds' model): every reading carries its device type, the type's name, category and
- * capabilities, the site/group, the protocol, and the applications registered for the type. Lookups
- * are cached with a TTL; a cold batch costs one getDevices call (BatchGetItem) for all its unknown
- * devices plus one query per cold device type — never more than one read per device per batch.
- * The enricher also keeps the registry's view of each device (last seen, protocols, online flags,
- * LwM2M registration) current, with at most one update per device per batch.
+ * capabilities, the site/group, and the applications registered for the type (routing and access).
+ *
+ * Read budget: `prepare()` loads a batch's cold devices with ONE getDevices call (BatchGetItem) and each
+ * cold type with one getTypeWithApps query; warm entries cost nothing. Entries live `ttlMs` (default
+ * 60 s) in an LRU of `maxEntries` devices; unknown devices are remembered for `negativeTtlMs` only, so a
+ * device registered through the API starts flowing within seconds.
+ *
+ * Write budget: what messages say about a device (last seen, protocols, online flags, LwM2M registration
+ * summary, Sparkplug metric catalog) is collected by `touch()`/`record()`/`enrich()` and written by
+ * `flush()` — at most one UpdateItem per device per batch, and a lastSeen-only change only when it
+ * advanced by at least `lastSeenResolutionMs`.
  */
+import { ConflictError } from './errors.js';
 import type { Clock } from './processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, Protocol, Reading } from './reading.js';
-import type { Device, RegistryPort } from './registry.js';
+import {
+  CATALOG_LIMITS,
+  type Device,
+  type DeviceType,
+  type MetricCatalog,
+  type RegistryPort,
+} from './registry.js';
+import { isValidEndpoint } from './topics.js';
 
 export interface EnricherOptions {
   registry: RegistryPort;
   clock: Clock;
+  /** How long a device or type stays cached (default 60 s). */
   ttlMs?: number;
+  /** How long an unknown device is remembered as unknown (default 5 s). */
+  negativeTtlMs?: number;
+  /** Devices kept in the LRU (default 10,000); types are bounded to a tenth of it (at least 100). */
   maxEntries?: number;
+  /** Unknown devices are created with `defaultType` (and the type too, if missing) when enabled. */
   autoRegister: { enabled: boolean; defaultType: string };
-  /** Skip lastSeen-only updates more frequent than this. */
+  /** Skip lastSeen-only updates more frequent than this (default 30 s). */
   lastSeenResolutionMs?: number;
+  /** UpdateItem calls in flight during flush() (default 16). */
+  flushConcurrency?: number;
+}
+
+export interface EnrichResult {
+  enriched: EnrichedReading[];
+  /** Devices whose readings were not enriched: unregistered (auto-registration off) or disabled. */
+  unknownDevices: string[];
+  /** The subset of unknownDevices that exist but are disabled. */
+  disabledDevices: string[];
+}
+
+/** What one message says about its device, for touch(). */
+export interface DeviceObservation {
+  protocol: Protocol;
+  /** When the device was seen (epoch ms). */
+  lastSeen: number;
+  /** Online flag for this protocol (Sparkplug node online / LwM2M registered), when the message says. */
+  online?: boolean;
+  /** Sparkplug group, when the message carries one. */
+  group?: string;
+}
+
+export interface EnricherStats {
+  hits: number;
+  misses: number;
+  negativeHits: number;
+  autoRegistered: number;
+  evictions: number;
+  writes: number;
 }
 
 interface CachedDevice {
@@ -30,155 +79,311 @@ interface CachedType {
   at: number;
 }
 
+type Patch = Partial<Omit<Device, 'id' | 'createdAt'>>;
+type SparkplugView = NonNullable<Device['sparkplug']>;
+type Lwm2mView = NonNullable<Device['lwm2m']>;
+
 export class Enricher {
   private readonly devices = new Map<string, CachedDevice>();
   private readonly types = new Map<string, CachedType>();
-  private readonly dirty = new Map<string, Partial<Device>>();
+  private readonly dirty = new Map<string, Patch>();
+  /** Latest time each device was seen in this batch (folded into writes that happen anyway). */
+  private readonly latest = new Map<string, number>();
+  /** Devices whose metric catalog reached CATALOG_LIMITS (checked without counting on the hot path). */
+  private readonly catalogFull = new Set<string>();
   private readonly ttlMs: number;
+  private readonly negativeTtlMs: number;
   private readonly maxEntries: number;
+  private readonly maxTypes: number;
   private readonly resolutionMs: number;
+  private readonly concurrency: number;
+  private defaultTypeReady = false;
+  readonly stats: EnricherStats = {
+    hits: 0,
+    misses: 0,
+    negativeHits: 0,
+    autoRegistered: 0,
+    evictions: 0,
+    writes: 0,
+  };
 
   constructor(private readonly opts: EnricherOptions) {
     this.ttlMs = opts.ttlMs ?? 60_000;
-    this.maxEntries = opts.maxEntries ?? 10_000;
+    this.negativeTtlMs = Math.min(opts.negativeTtlMs ?? 5_000, this.ttlMs);
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
+    this.maxTypes = Math.max(100, Math.floor(this.maxEntries / 10));
     this.resolutionMs = opts.lastSeenResolutionMs ?? 30_000;
+    this.concurrency = Math.max(1, opts.flushConcurrency ?? 16);
   }
 
-  /** Loads (at most once per TTL) every device of the batch and their types. */
+  /** Loads every cold device of the batch (one getDevices call) and every cold type (one query each). */
   async prepare(deviceIds: string[]): Promise<void> {
     const now = this.opts.clock();
-    const cold = deviceIds.filter((id) => {
+    const cold: string[] = [];
+    for (const id of new Set(deviceIds)) {
       const c = this.devices.get(id);
-      return !c || now - c.at > this.ttlMs;
-    });
+      if (c && now - c.at < (c.device ? this.ttlMs : this.negativeTtlMs)) {
+        if (c.device) this.stats.hits++;
+        else this.stats.negativeHits++;
+        this.devices.delete(id); // LRU: a hit becomes the most recent entry
+        this.devices.set(id, c);
+      } else cold.push(id);
+    }
     if (cold.length > 0) {
+      this.stats.misses += cold.length;
       const found = await this.opts.registry.getDevices(cold);
       for (const id of cold) {
         let device = found.get(id);
-        if (!device && this.opts.autoRegister.enabled) device = await this.autoRegister(id, now);
+        if (!device && this.opts.autoRegister.enabled && isValidEndpoint(id)) {
+          device = await this.autoRegister(id, now);
+        }
         this.remember(id, { device, at: now });
       }
     }
     const coldTypes = new Set<string>();
     for (const id of deviceIds) {
       const type = this.devices.get(id)?.device?.type;
-      if (type === undefined) continue;
+      if (type === undefined || coldTypes.has(type)) continue;
       const t = this.types.get(type);
-      if (!t || now - t.at > this.ttlMs) coldTypes.add(type);
+      if (!t || now - t.at >= this.ttlMs) coldTypes.add(type);
     }
-    for (const type of coldTypes) {
-      const { type: def, applications } = await this.opts.registry.getTypeWithApps(type);
-      const enrichment: Omit<Enrichment, 'site'> = { deviceType: type, applications };
-      if (def) {
-        enrichment.typeName = def.name;
-        if (def.category !== undefined) enrichment.category = def.category;
-        enrichment.capabilities = def.capabilities;
-      }
-      this.types.set(type, { enrichment, at: now });
-    }
+    await Promise.all(
+      [...coldTypes].map(async (type) => {
+        const { type: def, applications } = await this.opts.registry.getTypeWithApps(type);
+        this.rememberType(type, { enrichment: typeEnrichment(type, def, applications), at: now });
+      }),
+    );
   }
 
-  /** Synchronous after prepare(). Readings of unregistered devices come back as unknownDevices. */
-  enrich(readings: Reading[]): { enriched: EnrichedReading[]; unknownDevices: string[] } {
+  /**
+   * Synchronous after prepare(). Readings of unregistered or disabled devices are left out and their
+   * device ids returned in unknownDevices (the handler quarantines them). Sparkplug readings also feed
+   * the device's metric catalog (written by flush()).
+   */
+  enrich(readings: Reading[]): EnrichResult {
     const enriched: EnrichedReading[] = [];
     const unknown = new Set<string>();
+    const disabled = new Set<string>();
     const perDevice = new Map<string, Enrichment | null>();
     for (const r of readings) {
       let e = perDevice.get(r.deviceId);
       if (e === undefined) {
-        e = this.enrichmentFor(r.deviceId, r.group);
+        const device = this.devices.get(r.deviceId)?.device;
+        e = device && device.status !== 'disabled' ? this.enrichmentFor(device, r.group) : null;
+        if (device?.status === 'disabled') disabled.add(r.deviceId);
         perDevice.set(r.deviceId, e);
       }
       if (e === null) {
         unknown.add(r.deviceId);
         continue;
       }
+      if (r.protocol === 'sparkplug') this.catalog(r);
       // Readings are fresh objects from the decoders: attach in place instead of copying each one.
       (r as EnrichedReading).enrichment = e;
       enriched.push(r as EnrichedReading);
     }
-    return { enriched, unknownDevices: [...unknown] };
+    return { enriched, unknownDevices: [...unknown], disabledDevices: [...disabled] };
   }
 
+  /** The cached type of a device (events carry it), if the device is known. */
   deviceType(deviceId: string): string | undefined {
     return this.devices.get(deviceId)?.device?.type;
   }
 
-  /** Notes what a message told us about its device; written by flush() (once per device per batch). */
-  record(deviceId: string, protocol: Protocol, time: number, events: LifecycleEvent[], group?: string): void {
+  /** Forgets a device (after an API write), so the next batch reads it again. */
+  invalidate(deviceId: string): void {
+    this.devices.delete(deviceId);
+  }
+
+  /** Notes that a device was seen; written by flush() (once per device per batch). */
+  touch(deviceId: string, seen: DeviceObservation): void {
     const device = this.devices.get(deviceId)?.device;
     if (!device) return;
     const patch = this.dirty.get(deviceId) ?? {};
-    if (!device.protocols.includes(protocol) && !(patch.protocols ?? []).includes(protocol)) {
-      patch.protocols = [...new Set([...(patch.protocols ?? device.protocols), protocol])];
-    }
-    if (device.lastSeen === undefined || time - device.lastSeen >= this.resolutionMs) {
-      patch.lastSeen = Math.max(patch.lastSeen ?? 0, time);
-    }
-    for (const e of events) {
-      if (protocol === 'sparkplug' && (e.type === 'birth' || e.type === 'death')) {
-        const sp = patch.sparkplug ??
-          structuredClone(device.sparkplug) ?? { group: group ?? '', online: false, devices: {} };
-        if (e.subDevice === undefined) {
-          sp.online = e.type === 'birth';
-          if (e.type === 'birth') {
-            sp.lastBirth = e.time;
-            const bdSeq = e.data?.bdSeq;
-            if (typeof bdSeq === 'string') sp.bdSeq = bdSeq;
-            for (const d of Object.values(sp.devices)) d.online = false;
-          } else for (const d of Object.values(sp.devices)) d.online = false;
-        } else {
-          sp.devices[e.subDevice] = { online: e.type === 'birth' };
-        }
-        if (group !== undefined) sp.group = group;
-        patch.sparkplug = sp;
-      }
-      if (protocol === 'lwm2m' && ['register', 'update', 'deregister', 'expired'].includes(e.type)) {
-        const lw = patch.lwm2m ?? structuredClone(device.lwm2m) ?? { online: false };
-        lw.online = e.type === 'register' || e.type === 'update';
-        if (e.type === 'register' || e.type === 'update') lw.lastUpdate = e.time;
-        const d = e.data ?? {};
-        if (typeof d.lifetime === 'number') lw.lifetime = d.lifetime;
-        if (typeof d.version === 'string') lw.version = d.version;
-        if (typeof d.binding === 'string') lw.binding = d.binding;
-        if (Array.isArray(d.objects)) lw.objects = d.objects as NonNullable<Device['lwm2m']>['objects'];
-        patch.lwm2m = lw;
+    this.notice(device, patch, seen.protocol, seen.lastSeen);
+    if (seen.online !== undefined) {
+      if (seen.protocol === 'sparkplug') {
+        const sp = this.sparkplugOf(device, patch, seen.group);
+        if (sp.online !== seen.online) sp.online = seen.online;
+      } else {
+        const lw = this.lwm2mOf(device, patch);
+        if (lw.online !== seen.online) lw.online = seen.online;
       }
     }
     if (Object.keys(patch).length > 0) this.dirty.set(deviceId, patch);
   }
 
-  /** Writes the noted device changes: one UpdateItem per changed device. */
+  /** Notes what a message and its lifecycle events said about its device (births, registrations). */
+  record(deviceId: string, protocol: Protocol, time: number, events: LifecycleEvent[], group?: string): void {
+    const device = this.devices.get(deviceId)?.device;
+    if (!device) return;
+    const patch = this.dirty.get(deviceId) ?? {};
+    this.notice(device, patch, protocol, time);
+    for (const e of events) {
+      if (protocol === 'sparkplug' && (e.type === 'birth' || e.type === 'death')) {
+        const sp = this.sparkplugOf(device, patch, group);
+        const born = e.type === 'birth';
+        if (e.subDevice === undefined) {
+          sp.online = born;
+          if (born) {
+            sp.lastBirth = e.time;
+            const bdSeq = e.data?.bdSeq;
+            if (typeof bdSeq === 'string' || typeof bdSeq === 'number') sp.bdSeq = String(bdSeq);
+          }
+          // A node birth or death ends its devices' sessions (they re-announce with DBIRTH).
+          for (const d of Object.values(sp.devices)) d.online = false;
+        } else {
+          const d = sp.devices[e.subDevice];
+          if (d) d.online = born;
+          else if (Object.keys(sp.devices).length < CATALOG_LIMITS.subDevices) {
+            sp.devices[e.subDevice] = { online: born };
+          }
+        }
+      }
+      if (protocol === 'lwm2m' && ['register', 'update', 'deregister', 'expired'].includes(e.type)) {
+        const lw = this.lwm2mOf(device, patch);
+        lw.online = e.type === 'register' || e.type === 'update';
+        if (lw.online) lw.lastUpdate = e.time;
+        const d = e.data ?? {};
+        if (typeof d.lifetime === 'number') lw.lifetime = d.lifetime;
+        if (typeof d.version === 'string') lw.version = d.version;
+        if (typeof d.binding === 'string') lw.binding = d.binding;
+        if (Array.isArray(d.objects)) {
+          lw.objects = (d.objects as NonNullable<Lwm2mView['objects']>).slice(0, CATALOG_LIMITS.objects);
+        }
+      }
+    }
+    if (Object.keys(patch).length > 0) this.dirty.set(deviceId, patch);
+  }
+
+  /**
+   * Writes the noted device changes: one UpdateItem per changed device, `flushConcurrency` at a time.
+   * A device whose write failed stays pending, so calling flush() again retries only what failed.
+   */
   async flush(): Promise<void> {
     const now = this.opts.clock();
     const pending = [...this.dirty.entries()];
-    this.dirty.clear();
     for (const [id, patch] of pending) {
-      await this.opts.registry.updateDevice(id, { ...patch, updatedAt: now });
-      const cached = this.devices.get(id);
-      if (cached?.device) cached.device = { ...cached.device, ...patch };
+      // A write happens anyway: let it carry the newest lastSeen too.
+      const seen = this.latest.get(id);
+      const known = patch.lastSeen ?? this.devices.get(id)?.device?.lastSeen ?? 0;
+      if (seen !== undefined && seen > known) patch.lastSeen = seen;
     }
+    this.latest.clear();
+    let failure: unknown;
+    let next = 0;
+    const worker = async () => {
+      while (next < pending.length) {
+        const [id, patch] = pending[next++]!;
+        try {
+          await this.opts.registry.updateDevice(id, { ...patch, updatedAt: now });
+          this.stats.writes++;
+          if (this.dirty.get(id) === patch) this.dirty.delete(id);
+          const cached = this.devices.get(id);
+          if (cached?.device) cached.device = { ...cached.device, ...patch, updatedAt: now };
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, pending.length) }, worker));
+    if (failure !== undefined) throw failure;
   }
 
-  private enrichmentFor(deviceId: string, group: string | undefined): Enrichment | null {
-    const device = this.devices.get(deviceId)?.device;
-    if (!device || device.status === 'disabled') return null;
+  /** Devices with changes not yet written (for tests and diagnostics). */
+  pendingWrites(): number {
+    return this.dirty.size;
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private enrichmentFor(device: Device, group: string | undefined): Enrichment {
     const type = this.types.get(device.type)?.enrichment ?? { deviceType: device.type, applications: [] };
     const site = device.group ?? group;
     return site === undefined ? { ...type } : { ...type, site };
   }
 
-  private async autoRegister(id: string, now: number): Promise<Device> {
+  /** lastSeen (at the configured resolution) and the protocol list. */
+  private notice(device: Device, patch: Patch, protocol: Protocol, time: number): void {
+    if (time > (this.latest.get(device.id) ?? 0)) this.latest.set(device.id, time);
+    const known = patch.protocols ?? device.protocols;
+    if (!known.includes(protocol)) patch.protocols = [...known, protocol];
+    const last = patch.lastSeen ?? device.lastSeen;
+    if (
+      last === undefined ||
+      time - last >= this.resolutionMs ||
+      (patch.lastSeen !== undefined && time > last)
+    ) {
+      patch.lastSeen = Math.max(last ?? 0, time);
+    }
+  }
+
+  private sparkplugOf(device: Device, patch: Patch, group?: string): SparkplugView {
+    if (!patch.sparkplug) {
+      patch.sparkplug = device.sparkplug
+        ? structuredClone(device.sparkplug)
+        : { group: group ?? '', online: false, devices: {} };
+    }
+    if (group !== undefined && patch.sparkplug.group !== group) patch.sparkplug.group = group;
+    return patch.sparkplug;
+  }
+
+  private lwm2mOf(device: Device, patch: Patch): Lwm2mView {
+    patch.lwm2m ??= device.lwm2m ? structuredClone(device.lwm2m) : { online: false };
+    return patch.lwm2m;
+  }
+
+  /** Adds a Sparkplug metric (name → datatype, unit) to the device's bounded catalog when it is new. */
+  private catalog(r: Reading): void {
+    const device = this.devices.get(r.deviceId)?.device;
+    if (!device) return;
+    const patch = this.dirty.get(r.deviceId);
+    const sp = patch?.sparkplug ?? device.sparkplug;
+    const current = r.subDevice === undefined ? sp?.metrics : sp?.devices[r.subDevice]?.metrics;
+    const known = current?.[r.metric];
+    if (known && known.datatype === r.type && known.unit === r.unit) return;
+    if (!known && this.catalogFull.has(r.deviceId)) return;
+    if (!known && sp && catalogSize(sp) >= CATALOG_LIMITS.metrics) {
+      this.catalogFull.add(r.deviceId);
+      return;
+    }
+    if (!known && r.subDevice !== undefined && sp && !sp.devices[r.subDevice]) {
+      if (Object.keys(sp.devices).length >= CATALOG_LIMITS.subDevices) return;
+    }
+    const p = patch ?? {};
+    const view = this.sparkplugOf(device, p, r.group);
+    let owner: { metrics?: MetricCatalog } = view;
+    if (r.subDevice !== undefined) {
+      const sub = view.devices[r.subDevice] ?? { online: true };
+      view.devices[r.subDevice] = sub;
+      owner = sub;
+    }
+    const target = owner.metrics ?? {};
+    owner.metrics = target;
+    target[r.metric] = r.unit === undefined ? { datatype: r.type } : { datatype: r.type, unit: r.unit };
+    if (!patch) this.dirty.set(r.deviceId, p);
+  }
+
+  private async autoRegister(id: string, now: number): Promise<Device | undefined> {
+    const { registry } = this.opts;
     const type = this.opts.autoRegister.defaultType;
-    if (!(await this.opts.registry.getDeviceType(type))) {
-      await this.opts.registry.putDeviceType({
-        id: type,
-        name: type,
-        category: 'auto-registered',
-        capabilities: [],
-        units: {},
-        description: 'Default type for devices registered on first message',
-      });
+    if (!this.defaultTypeReady) {
+      if (!(await registry.getDeviceType(type))) {
+        await ignoreConflict(
+          registry.putDeviceType(
+            {
+              id: type,
+              name: type,
+              category: 'auto-registered',
+              capabilities: [],
+              units: {},
+              description: 'Default type for devices registered on their first message',
+            },
+            'create',
+          ),
+        );
+      }
+      this.defaultTypeReady = true;
     }
     const device: Device = {
       id,
@@ -190,18 +395,64 @@ export class Enricher {
       updatedAt: now,
       autoRegistered: true,
     };
-    await this.opts.registry.putDevice(device);
-    return device;
+    try {
+      await registry.putDevice(device, 'create');
+      this.stats.autoRegistered++;
+      return device;
+    } catch (error) {
+      // Another instance registered it first (or an operator did): theirs wins.
+      if (error instanceof ConflictError) return registry.getDevice(id);
+      throw error;
+    }
   }
 
   private remember(id: string, entry: CachedDevice): void {
+    this.catalogFull.delete(id);
     this.devices.delete(id);
     this.devices.set(id, entry);
-    // LRU by insertion order: evict the oldest entries beyond the bound.
     while (this.devices.size > this.maxEntries) {
       const oldest = this.devices.keys().next().value;
       if (oldest === undefined) break;
       this.devices.delete(oldest);
+      this.stats.evictions++;
     }
+  }
+
+  private rememberType(id: string, entry: CachedType): void {
+    this.types.delete(id);
+    this.types.set(id, entry);
+    while (this.types.size > this.maxTypes) {
+      const oldest = this.types.keys().next().value;
+      if (oldest === undefined) break;
+      this.types.delete(oldest);
+    }
+  }
+}
+
+function typeEnrichment(
+  type: string,
+  def: DeviceType | undefined,
+  applications: string[],
+): Omit<Enrichment, 'site'> {
+  const e: Omit<Enrichment, 'site'> = { deviceType: type, applications };
+  if (def) {
+    e.typeName = def.name;
+    if (def.category !== undefined) e.category = def.category;
+    e.capabilities = def.capabilities;
+  }
+  return e;
+}
+
+function catalogSize(sp: SparkplugView): number {
+  let n = Object.keys(sp.metrics ?? {}).length;
+  for (const d of Object.values(sp.devices)) n += Object.keys(d.metrics ?? {}).length;
+  return n;
+}
+
+async function ignoreConflict(p: Promise<void>): Promise<void> {
+  try {
+    await p;
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
   }
 }
