@@ -203,11 +203,12 @@ export class Enricher {
     this.notice(device, patch, seen.protocol, seen.lastSeen);
     if (seen.online !== undefined) {
       if (seen.protocol === 'sparkplug') {
-        const sp = this.sparkplugOf(device, patch, seen.group);
-        if (sp.online !== seen.online) sp.online = seen.online;
-      } else {
-        const lw = this.lwm2mOf(device, patch);
-        if (lw.online !== seen.online) lw.online = seen.online;
+        const current = patch.sparkplug ?? device.sparkplug;
+        if (current?.online !== seen.online || (seen.group !== undefined && current.group !== seen.group)) {
+          this.sparkplugOf(device, patch, seen.group).online = seen.online;
+        }
+      } else if ((patch.lwm2m ?? device.lwm2m)?.online !== seen.online) {
+        this.lwm2mOf(device, patch).online = seen.online;
       }
     }
     if (Object.keys(patch).length > 0) this.dirty.set(deviceId, patch);
