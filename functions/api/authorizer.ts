@@ -1,43 +1,67 @@
 /**
- * API Gateway REQUEST authorizer: accepts the admin key (its hash from Secrets Manager, read once per
- * cold start) or an application key (hash looked up in the registry). The principal is passed to the
- * router in the authorizer context; API Gateway caches the decision for 5 minutes. Keys are never logged.
+ * API Gateway REQUEST authorizer. Accepts the admin key (its SHA-256 computed from the Secrets Manager
+ * secret once per cold start) or an application key (hash looked up in the registry), and returns an
+ * IAM policy allowing execute-api on the whole stage with the principal as JSON in the context; the
+ * router trusts that context. API Gateway caches the decision per Authorization header for 5 minutes.
+ * A missing or unknown key is `Unauthorized` (401); a failing dependency is an error (500), never an
+ * Allow. Keys are never logged.
  */
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { awsClients, loadConfig, registryAndEvents } from '../shared/aws.js';
-import { Authenticator, extractKey } from './auth.js';
-import { adminKeyHash } from './handler.js';
+import { Authenticator, extractKey, type Principal } from './auth.js';
+import { adminKeyHashFromSecret, adminKeySecretArn } from './aws-deps.js';
+import { HttpError } from './http.js';
 
-let authenticator: Authenticator | undefined;
+/** The policy covers every method and path of the stage, because the decision is cached per key. */
+export function stageWildcard(methodArn: string): string {
+  // arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path...}
+  const [prefix, stage] = methodArn.split('/');
+  return `${prefix}/${stage}/*`;
+}
 
-function policy(effect: 'Allow' | 'Deny', resource: string, principal?: string): APIGatewayAuthorizerResult {
+export function allowPolicy(principal: Principal, methodArn: string): APIGatewayAuthorizerResult {
   return {
-    principalId: principal ? 'dualpath' : 'anonymous',
+    principalId: principal.kind === 'admin' ? 'admin' : `app:${principal.appId}`,
     policyDocument: {
       Version: '2012-10-17',
-      Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: resource }],
+      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: stageWildcard(methodArn) }],
     },
-    ...(principal ? { context: { principal } } : {}),
+    context: { principal: JSON.stringify(principal) },
   };
 }
 
-export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
-  if (!authenticator) {
-    const config = loadConfig();
-    const { registry } = registryAndEvents(config, awsClients().doc);
-    authenticator = new Authenticator(await adminKeyHash(), registry);
-  }
-  const headers = Object.fromEntries(
-    Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? undefined]),
-  );
-  const key = extractKey(headers);
-  // The cached decision covers the whole API (stage/*), so allow by resource wildcard per principal.
-  const resource = event.methodArn.split('/').slice(0, 2).join('/') + '/*';
-  if (!key) throw new Error('Unauthorized');
-  try {
-    const principal = await authenticator.authenticateKey(key);
-    return policy('Allow', resource, JSON.stringify(principal));
-  } catch {
-    throw new Error('Unauthorized');
-  }
+export function createAuthorizer(makeAuthenticator: () => Promise<Authenticator>) {
+  let authenticator: Promise<Authenticator> | undefined;
+  return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+    const headers = Object.fromEntries(
+      Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? undefined]),
+    );
+    const key = extractKey(headers);
+    if (!key) throw new Error('Unauthorized');
+    authenticator ??= makeAuthenticator().catch((error: unknown) => {
+      authenticator = undefined;
+      throw error;
+    });
+    let principal: Principal;
+    try {
+      principal = await (await authenticator).authenticateKey(key);
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 401) throw new Error('Unauthorized');
+      console.error(
+        JSON.stringify({ level: 'ERROR', message: 'authorizer dependency failed', error: String(error) }),
+      );
+      throw error;
+    }
+    return allowPolicy(principal, event.methodArn);
+  };
 }
+
+export const handler = createAuthorizer(async () => {
+  const config = loadConfig();
+  const { registry } = registryAndEvents(config, awsClients().doc);
+  return new Authenticator(
+    await adminKeyHashFromSecret(new SecretsManagerClient({}), adminKeySecretArn()),
+    registry,
+  );
+});

@@ -1,62 +1,29 @@
-/** Lambda entry point for API Gateway (REST, proxy integration): the same router the local stack serves. */
-import { randomUUID } from 'node:crypto';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+/**
+ * Lambda entry point for API Gateway (REST API, proxy integration): translates the proxy event to the
+ * transport-neutral ApiRequest and back, and serves the same router as the local stack. Dependencies
+ * are built lazily at the first request of a cold start (createAwsApiDeps).
+ */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { stringifyLine } from '../../infra/cli/json.js';
-import { CommandService } from '../core/commands.js';
-import {
-  awsClients,
-  iotPublisher,
-  loadConfig,
-  lwm2mServer,
-  registryAndEvents,
-  telemetryStore,
-} from '../shared/aws.js';
-import { createApiRouter } from './app.js';
-import { Authenticator, hashKey } from './auth.js';
-import type { ApiRequest } from './http.js';
+import type { Principal } from './auth.js';
+import { createAwsApiDeps } from './aws-deps.js';
+import type { ApiRequest, Router } from './http.js';
+import { type ApiDeps, createApiRouter } from './router.js';
 
-let router: ReturnType<typeof createApiRouter> | undefined;
+const INVALID_JSON = Symbol('invalid-json');
+const MAX_BODY = 256 * 1024;
 
-export async function adminKeyHash(): Promise<string> {
-  const arn = process.env.ADMIN_KEY_SECRET_ARN;
-  if (!arn) throw new Error('ADMIN_KEY_SECRET_ARN is not set');
-  const out = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: arn }));
-  return hashKey(out.SecretString ?? '');
-}
-
-async function build() {
-  const config = loadConfig();
-  const { doc } = awsClients();
-  const { registry, events } = registryAndEvents(config, doc);
-  const publisher = iotPublisher(config);
-  const commands = new CommandService({
-    registry,
-    lwm2m: lwm2mServer(config, doc),
-    publish: (a) => publisher.publish(a),
-    clock: Date.now,
-    newId: randomUUID,
-  });
-  return createApiRouter({
-    registry,
-    store: await telemetryStore(config, doc),
-    events,
-    commands,
-    authenticator: new Authenticator(await adminKeyHash(), registry),
-    clock: Date.now,
-  });
-}
-
-export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest {
+export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest | { invalid: string } {
   let body: unknown;
   if (event.body) {
     const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+    if (text.length > MAX_BODY) return { invalid: `body is larger than ${MAX_BODY} bytes` };
     try {
       body = JSON.parse(text);
     } catch {
-      body = Symbol.for('invalid-json');
+      body = INVALID_JSON;
     }
   }
+  if (body === INVALID_JSON) return { invalid: 'body is not valid JSON' };
   const headers = Object.fromEntries(
     Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? undefined]),
   );
@@ -69,25 +36,45 @@ export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest {
     headers,
     body,
   };
+  // The REQUEST authorizer already checked the key; its decision travels in the context.
   const ctx = event.requestContext?.authorizer;
   if (ctx && typeof ctx.principal === 'string') req.authorizerContext = { principal: ctx.principal };
   return req;
 }
 
-export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  router ??= await build();
-  const req = toApiRequest(event);
-  if (req.body === Symbol.for('invalid-json')) {
-    return {
-      statusCode: 400,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ error: { code: 'BAD_JSON', message: 'body is not valid JSON', field: 'body' } }),
-    };
-  }
-  const out = await router.handle(req);
+function respond(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
   return {
-    statusCode: out.status,
-    headers: { 'content-type': 'application/json', ...(out.headers ?? {}) },
-    body: out.body === null || out.body === undefined ? '' : stringifyLine(out.body),
+    statusCode: status,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === null || body === undefined ? '' : JSON.stringify(body),
   };
 }
+
+/** The handler over any deps factory (tests pass in-memory deps). */
+export function createApiHandler(makeDeps: () => Promise<ApiDeps>) {
+  let router: Promise<Router<Principal>> | undefined;
+  return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    router ??= makeDeps().then(createApiRouter);
+    let r: Router<Principal>;
+    try {
+      r = await router;
+    } catch (error) {
+      router = undefined; // the next request tries again (e.g. Secrets Manager throttled)
+      console.error(
+        JSON.stringify({ level: 'ERROR', message: 'API dependencies failed', error: String(error) }),
+      );
+      return respond(
+        503,
+        { error: { code: 'UNAVAILABLE', message: 'temporarily unavailable' } },
+        { 'retry-after': '1' },
+      );
+    }
+    const req = toApiRequest(event);
+    if ('invalid' in req)
+      return respond(400, { error: { code: 'BAD_JSON', message: req.invalid, field: 'body' } });
+    const out = await r.handle(req);
+    return respond(out.status, out.body, out.headers);
+  };
+}
+
+export const handler = createApiHandler(createAwsApiDeps);

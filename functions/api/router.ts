@@ -1,0 +1,32 @@
+/**
+ * The REST API: one router, served by API Gateway (functions/api/handler.ts) and by the local stack's
+ * HTTP server. Every route but GET /health and GET /openapi.json needs a credential; application keys
+ * see only the device types they registered for, and anything else is 403 — never silently empty
+ * (ADR 0010). One module per resource under ./routes.
+ */
+import type { Principal } from './auth.js';
+import { Router } from './http.js';
+import { openApiDocument } from './openapi.js';
+import { registerAppRoutes } from './routes/apps.js';
+import { registerCommandRoutes } from './routes/commands.js';
+import { type ApiDeps, json } from './routes/context.js';
+import { registerDeviceTypeRoutes } from './routes/device-types.js';
+import { registerDeviceRoutes } from './routes/devices.js';
+import { registerEventRoutes } from './routes/events.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerTelemetryRoutes } from './routes/telemetry.js';
+
+export type { ApiDeps, HealthCounts } from './routes/context.js';
+
+export function createApiRouter(deps: ApiDeps): Router<Principal> {
+  const r = new Router<Principal>((req) => deps.authenticator.authenticate(req));
+  registerHealthRoutes(r, deps);
+  r.add('GET', '/openapi.json', async () => json(openApiDocument()), { public: true });
+  registerDeviceRoutes(r, deps);
+  registerTelemetryRoutes(r, deps);
+  registerCommandRoutes(r, deps);
+  registerDeviceTypeRoutes(r, deps);
+  registerAppRoutes(r, deps);
+  registerEventRoutes(r, deps);
+  return r;
+}

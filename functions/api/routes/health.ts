@@ -1,0 +1,70 @@
+/** GET /health: public, no data beyond counts. */
+
+import { describeError } from '../../core/errors.js';
+import type { Protocol } from '../../core/reading.js';
+import type { Device, RegistryPort } from '../../core/registry.js';
+import type { Principal } from '../auth.js';
+import type { Router } from '../http.js';
+import { type ApiDeps, type HealthCounts, json } from './context.js';
+
+export function registerHealthRoutes(r: Router<Principal>, deps: ApiDeps): void {
+  r.add(
+    'GET',
+    '/health',
+    async () => {
+      const time = deps.clock();
+      try {
+        return json({ status: 'ok', time, ...(await deps.health()) });
+      } catch (error) {
+        // A health check must answer even when a dependency does not: 503 says which.
+        const { code } = describeError(error);
+        return json({ status: 'degraded', time, error: { code, message: 'counts unavailable' } }, 503);
+      }
+    },
+    { public: true },
+  );
+}
+
+/** Whether a device is online on a protocol now (an LwM2M registration past its lifetime is not). */
+export function isOnline(device: Device, protocol: Protocol, now: number): boolean {
+  if (protocol === 'sparkplug') return device.sparkplug?.online === true;
+  const l = device.lwm2m;
+  if (!l?.online) return false;
+  if (l.lifetime === undefined || l.lifetime === 0 || l.lastUpdate === undefined) return true;
+  return l.lastUpdate + l.lifetime * 1000 > now;
+}
+
+/**
+ * Health counts computed from the registry (AWS): devices and devices online per protocol. Pages
+ * through the registry at most `maxPages` × 1000 devices (`truncated` says when it stopped early) and
+ * caches the answer for `ttlMs`, so a health probe cannot turn into a table scan per request.
+ */
+export function registryHealth(
+  registry: Pick<RegistryPort, 'listDevices'>,
+  clock: () => number,
+  opts: { ttlMs?: number; maxPages?: number } = {},
+): () => Promise<HealthCounts> {
+  const ttl = opts.ttlMs ?? 30_000;
+  const maxPages = opts.maxPages ?? 10;
+  let cached: { at: number; counts: HealthCounts } | undefined;
+  return async () => {
+    const now = clock();
+    if (cached && now - cached.at < ttl) return cached.counts;
+    const online = { sparkplug: 0, lwm2m: 0 };
+    let devices = 0;
+    let nextToken: string | undefined;
+    let pages = 0;
+    do {
+      const page = await registry.listDevices({ limit: 1000, ...(nextToken ? { nextToken } : {}) });
+      for (const d of page.items) {
+        devices++;
+        if (isOnline(d, 'sparkplug', now)) online.sparkplug++;
+        if (isOnline(d, 'lwm2m', now)) online.lwm2m++;
+      }
+      nextToken = page.nextToken;
+    } while (nextToken && ++pages < maxPages);
+    const counts: HealthCounts = { devices, online, ...(nextToken ? { truncated: true } : {}) };
+    cached = { at: now, counts };
+    return counts;
+  };
+}
