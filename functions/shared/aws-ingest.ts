@@ -11,7 +11,6 @@ import {
   awsClients,
   iotPublisher,
   loadConfig,
-  lwm2mServer,
   registryAndEvents,
   stateStores,
   telemetryStore,

@@ -15,7 +15,6 @@ import {
   DynamoRegistrationStore,
   DynamoSparkplugStateStore,
 } from '../adapters/dynamo-state.js';
-import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
 import { TimestreamTelemetryStore } from '../adapters/timestream-store.js';
 import { type IngestConfig, ingestConfigSpec, parseConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';

@@ -25,7 +25,7 @@ import type { EventSourceDef } from '../pipeline.js';
 export type KinesisHandler = (
   event: KinesisStreamEvent,
   context: Context,
-) => Promise<KinesisStreamBatchResponse | void>;
+) => Promise<KinesisStreamBatchResponse | undefined>;
 
 export interface EventSourceCounters {
   recordsRead: number;

@@ -51,13 +51,13 @@ export const benchmark: Benchmark = {
     const stored = s1.readingsStored - s0.readingsStored;
     const messages = s1.messages.sparkplug + s1.messages.lwm2m - s0.messages.sparkplug - s0.messages.lwm2m;
     process.stdout.write(
-      [
+      `${[
         `End-to-end (local stack), node ${process.version}: ${devices} devices, ${rate} Sparkplug msg/s each (10-11 metrics), LwM2M Send every ${perSend} records`,
         `window ${elapsed.toFixed(1)} s: stored ${stored.toLocaleString('en-US')} readings = ${Math.round(stored / elapsed).toLocaleString('en-US')} readings/s (median second ${samples[Math.floor(samples.length / 2)]!.toLocaleString('en-US')})`,
         `latency publish → stored (live readings, n=${lat.count}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms`,
         `efficiency: ${messages.toLocaleString('en-US')} MQTT messages = ${messages.toLocaleString('en-US')} Kinesis records, ${(stored / Math.max(1, messages)).toFixed(1)} readings per message`,
         `accounting after drain: published ${(f.readings.sparkplug + f.readings.lwm2m).toLocaleString('en-US')} readings, stored ${final.readingsStored.toLocaleString('en-US')}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}`,
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
   },
 };
