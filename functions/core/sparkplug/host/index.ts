@@ -5,7 +5,7 @@ import { InMemorySparkplugStateStore } from './state.js';
 
 export * from '../codec.js';
 export * from '../types.js';
-export { flattenMetric, qualityOf, unitOf } from './flatten.js';
+export { type FlattenContext, flattenMetric, qualityOf, unitOf } from './flatten.js';
 export { rebirthAction, SparkplugHost, type SparkplugHostOptions } from './host.js';
 export * from './state.js';
 
