@@ -24,6 +24,18 @@ export interface FlattenContext {
   defaultTime: number;
   /** Template definitions from the NBIRTH. */
   templates: Record<string, SpTemplate>;
+  /**
+   * Filled with the paths of template members whose datatype cannot be known (no datatype on the
+   * wire and no definition member to take it from); they produce no reading.
+   */
+  unresolved?: string[];
+}
+
+/** What the birth said about a metric, for DATA messages that repeat neither properties nor refs. */
+export interface BirthHint {
+  unit?: string;
+  /** For a Template instance: the definition it instantiates. */
+  templateRef?: string;
 }
 
 const UNIT_KEYS = new Set(['engunit', 'engunits', 'unit', 'units', 'engineeringunits']);
@@ -66,15 +78,16 @@ function isTemplate(v: unknown): v is SpTemplate {
 }
 
 /**
- * Flattens one metric whose name and datatype are resolved. `unit` is the unit known from the birth
- * (DATA messages seldom repeat properties).
+ * Flattens one metric whose name and datatype are resolved. `birth` is what the birth said about it
+ * (unit, template reference), since DATA messages seldom repeat properties. Pure: throws only the
+ * codec's DecodeError when the raw value does not fit the datatype.
  */
 export function flattenMetric(
   metric: SpMetric,
   name: string,
   datatype: number,
   ctx: FlattenContext,
-  unit?: string,
+  birth?: BirthHint,
   depth = 0,
 ): Reading[] {
   const time = metric.timestamp ?? ctx.defaultTime;
@@ -89,7 +102,7 @@ export function flattenMetric(
     transient: metric.isTransient,
     quality,
   };
-  const resolvedUnit = unitOf(metric.properties) ?? unit;
+  const resolvedUnit = unitOf(metric.properties) ?? birth?.unit;
   const value: SpValue = metric.isNull
     ? null
     : metric.value !== undefined
@@ -113,30 +126,32 @@ export function flattenMetric(
     return out;
   }
   if (datatype === DataType.Template && isTemplate(value)) {
+    // Definitions are state (kept from the NBIRTH), not data; parameters are attributes, not series.
     if (value.isDefinition || depth > 16) return [];
-    const definition = value.templateRef ? ctx.templates[value.templateRef] : undefined;
+    const ref = value.templateRef ?? birth?.templateRef;
+    const definition = ref === undefined ? undefined : ctx.templates[ref];
     const out: Reading[] = [];
     for (const member of value.metrics) {
       if (member.name === undefined) continue;
       const def = definition?.metrics.find((m) => m.name === member.name);
       const memberType = member.datatype ?? def?.datatype;
-      if (memberType === undefined) continue;
+      if (memberType === undefined) {
+        ctx.unresolved?.push(`${name}/${member.name}`);
+        continue;
+      }
       const inherited: SpMetric = {
         ...member,
         timestamp: member.timestamp ?? time,
         isHistorical: member.isHistorical || metric.isHistorical,
         isTransient: member.isTransient || metric.isTransient,
       };
-      out.push(
-        ...flattenMetric(
-          inherited,
-          `${name}/${member.name}`,
-          memberType,
-          ctx,
-          unitOf(def?.properties),
-          depth + 1,
-        ),
-      );
+      const hint: BirthHint = {};
+      const memberUnit = unitOf(def?.properties);
+      if (memberUnit !== undefined) hint.unit = memberUnit;
+      const defValue = def?.value;
+      const nestedRef = isTemplate(defValue) ? defValue.templateRef : undefined;
+      if (nestedRef !== undefined) hint.templateRef = nestedRef;
+      out.push(...flattenMetric(inherited, `${name}/${member.name}`, memberType, ctx, hint, depth + 1));
     }
     return out;
   }

@@ -3,7 +3,7 @@
  * everything else a correct host does (spec Ch.5/6), with its state behind a storage port so a
  * stateless Lambda can run it. See ADR 0003 for the rules and the sequence algorithm.
  */
-import { ConflictError, ProtocolError } from '../../errors.js';
+import { ConflictError, DecodeError, ProtocolError } from '../../errors.js';
 import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
 import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
@@ -23,6 +23,7 @@ export interface SparkplugHostOptions {
   conflictRetries?: number;
 }
 
+/** Size of the window of recently received seqs used to recognise duplicates. */
 const RECENT_SEQS = 32;
 const REBIRTH_METRIC = 'Node Control/Rebirth';
 /** Protocol plumbing, not telemetry. */
@@ -137,6 +138,22 @@ export class SparkplugHost implements MessageProcessor {
       );
       return;
     }
+    if (existing && !existing.online && existing.birthTime > 0 && existing.bdSeq === bdSeq) {
+      if (birthTime <= existing.birthTime) {
+        // A reconnect increments bdSeq: the same bdSeq and no newer timestamp is a redelivered birth
+        // of a session whose death we already honoured. It must not bring the node back online.
+        this.event(ctx, 'ignored', `NBIRTH of the dead session bdSeq ${bdSeq} (redelivered)`);
+        return;
+      }
+    }
+    if (existing?.online && existing.birthTime === birthTime && existing.bdSeq === bdSeq) {
+      // The same NBIRTH again (QoS 0 duplicate or a retried batch): its values are re-emitted
+      // (writes are idempotent) but the session, seq and aliases are not reset.
+      this.event(ctx, 'duplicate', `NBIRTH bdSeq ${bdSeq ?? '?'} already received`);
+      this.emitMetrics(ctx, payload.metrics, existing, undefined, existing);
+      await this.store.putNode(existing, existing.version);
+      return;
+    }
     const defs = collectDefs(payload.metrics);
     const templates: Record<string, SpTemplate> = {};
     for (const m of payload.metrics) {
@@ -203,7 +220,11 @@ export class SparkplugHost implements MessageProcessor {
     // Stale at the host's receipt time (spec: NDEATH may be the broker's Will, with no useful time).
     this.event(ctx, 'death', `NDEATH bdSeq ${bdSeq}`, { bdSeq });
     this.event(ctx, 'stale', `node metrics stale: ${Object.keys(node.metrics).length}`, {
-      metrics: Object.keys(node.metrics).filter((n) => !isControlMetric(n)),
+      // Birth-level names: a stale name covers its flattened readings (`name/...`). Template
+      // definitions are state, not data, so they are not listed.
+      metrics: Object.keys(node.metrics).filter(
+        (n) => !isControlMetric(n) && node.templates[n] === undefined,
+      ),
       devices: node.devices,
       at: msg.receivedAt,
     });
@@ -272,7 +293,8 @@ export class SparkplugHost implements MessageProcessor {
       aliases: defs.aliases,
       metrics: defs.metrics,
     };
-    if (!node.devices.includes(device)) node.devices.push(device);
+    // Never mutate nested state in place: a conflicting write must leave the stored record intact.
+    if (!node.devices.includes(device)) node.devices = [...node.devices, device];
     ctx.events.push({
       type: 'birth',
       protocol: 'sparkplug',
@@ -328,9 +350,12 @@ export class SparkplugHost implements MessageProcessor {
   }
 
   /**
-   * One seq counter per node (0-255, shared by N* and D* except NDEATH). In order: advance. Ahead:
-   * record the missing seqs with a deadline (messages may be reordered). Behind: a late message
-   * fills the gap, or is a duplicate. A gap still open after its deadline asks for a rebirth.
+   * One seq counter per node (0-255, shared by N* and D* except NDEATH). In order: advance. Ahead by
+   * 1..127: record the skipped seqs as missing with a deadline (messages may be reordered) and advance.
+   * Otherwise the seq is behind: it fills a missing seq (late), or it was received already
+   * (duplicate). A gap still open when a message arrives after its deadline asks for a rebirth; if that
+   * request is throttled the gap stays open, so the next message after the throttle window asks again.
+   * See ADR 0003.
    */
   private checkSeq(ctx: Ctx, node: NodeRecord): void {
     const seqRaw = ctx.payload.seq;
@@ -342,35 +367,44 @@ export class SparkplugHost implements MessageProcessor {
     const now = ctx.msg.receivedAt;
     const expected = node.expectedSeq ?? seq;
     const ahead = (seq - expected + 256) % 256;
-    if (node.gap?.missing.includes(seq)) {
-      node.gap.missing = node.gap.missing.filter((s) => s !== seq);
-      this.event(ctx, 'seq-gap', `late seq ${seq} filled the gap`, { missing: node.gap.missing });
-    } else if (node.recentSeqs.includes(seq) && ahead !== 0) {
-      this.event(ctx, 'duplicate', `seq ${seq} already received`);
+    let gap = node.gap;
+    if (gap?.missing.includes(seq)) {
+      gap = { ...gap, missing: gap.missing.filter((s) => s !== seq) };
+      this.event(ctx, 'seq-gap', `late seq ${seq} filled the gap`, { seq, missing: gap.missing });
     } else if (ahead === 0) {
       node.expectedSeq = (seq + 1) % 256;
-    } else if (ahead < 128) {
+    } else if (ahead < 128 && !node.recentSeqs.includes(seq)) {
       const missing = Array.from({ length: ahead }, (_, i) => (expected + i) % 256);
-      node.gap = {
-        missing: [...(node.gap?.missing ?? []), ...missing],
-        deadline: node.gap?.deadline ?? now + this.reorderMs,
-      };
+      // Bounded: at most 255 distinct seqs can be missing; a seq we now receive is not missing.
+      const all = new Set([...(gap?.missing ?? []), ...missing]);
+      all.delete(seq);
+      gap = { missing: [...all].slice(-255), deadline: gap?.deadline ?? now + this.reorderMs };
       node.expectedSeq = (seq + 1) % 256;
-      this.event(ctx, 'seq-gap', `expected seq ${expected}, got ${seq}`, { missing });
+      this.event(ctx, 'seq-gap', `expected seq ${expected}, got ${seq}`, { seq, expected, missing });
     } else {
-      this.event(ctx, 'duplicate', `old seq ${seq} (expected ${expected})`);
-    }
-    node.recentSeqs = [...node.recentSeqs.filter((s) => s !== seq), seq].slice(-RECENT_SEQS);
-    if (node.gap && node.gap.missing.length === 0) delete node.gap;
-    if (node.gap && now > node.gap.deadline) {
-      const lost = node.gap.missing;
-      delete node.gap;
-      this.requestRebirth(
+      const seen = node.recentSeqs.includes(seq);
+      this.event(
         ctx,
-        node,
-        `seq gap not recovered within ${this.reorderMs} ms: missing ${lost.join(', ')}`,
+        'duplicate',
+        seen ? `seq ${seq} already received` : `old seq ${seq} (expected ${expected})`,
+        {
+          seq,
+          expected,
+        },
       );
     }
+    node.recentSeqs = [...node.recentSeqs.filter((s) => s !== seq), seq].slice(-RECENT_SEQS);
+    if (gap && gap.missing.length === 0) gap = undefined;
+    if (gap && now > gap.deadline) {
+      const sent = this.requestRebirth(
+        ctx,
+        node,
+        `seq gap not recovered within ${this.reorderMs} ms: missing ${gap.missing.join(', ')}`,
+      );
+      if (sent) gap = undefined;
+    }
+    if (gap) node.gap = gap;
+    else delete node.gap;
   }
 
   // ---- metrics ---------------------------------------------------------------------------------
@@ -389,6 +423,7 @@ export class SparkplugHost implements MessageProcessor {
       group: ctx.topic.group,
       defaultTime,
       templates: node.templates,
+      unresolved: unknown,
       ...(device === undefined ? {} : { subDevice: device }),
     };
     for (const m of metrics) {
@@ -406,7 +441,14 @@ export class SparkplugHost implements MessageProcessor {
       }
       if (isControlMetric(name)) continue;
       if (datatype === DataType.Template && isDefinition(m)) continue;
-      ctx.readings.push(...flattenMetric(m, name, datatype, fctx, def?.unit));
+      try {
+        ctx.readings.push(...flattenMetric(m, name, datatype, fctx, def));
+      } catch (error) {
+        // The datatype came from our copy of the birth and the wire value does not fit it: the edge
+        // node's metric set changed without a birth we saw. Not a malformed payload: ask again.
+        if (m.datatype !== undefined || !(error instanceof DecodeError)) throw error;
+        unknown.push(`${name} (value does not fit the birth datatype)`);
+      }
     }
     if (unknown.length > 0) {
       this.event(ctx, 'ignored', `metrics not in the birth: ${unknown.slice(0, 10).join(', ')}`, { unknown });
@@ -416,15 +458,17 @@ export class SparkplugHost implements MessageProcessor {
 
   // ---- rebirth requests ------------------------------------------------------------------------
 
-  private requestRebirth(ctx: Ctx, node: NodeRecord, reason: string): void {
+  /** Returns whether a request was sent (false: throttled, an event only). */
+  private requestRebirth(ctx: Ctx, node: NodeRecord, reason: string): boolean {
     const now = ctx.now;
     if (node.lastRebirthRequest !== undefined && now - node.lastRebirthRequest < this.throttleMs) {
       this.event(ctx, 'rebirth-requested', `throttled: ${reason}`, { throttled: true });
-      return;
+      return false;
     }
     node.lastRebirthRequest = now;
     ctx.actions.push(rebirthAction(ctx.topic.group, ctx.topic.node, now, reason));
     this.event(ctx, 'rebirth-requested', reason, { throttled: false });
+    return true;
   }
 
   private event(
@@ -511,6 +555,8 @@ function collectDefs(metrics: SpMetric[]): {
     const def: MetricDef = { name: m.name, datatype: m.datatype };
     const unit = unitOf(m.properties);
     if (unit !== undefined) def.unit = unit;
+    const ref = (m.value as SpTemplate | null | undefined)?.templateRef;
+    if (m.datatype === DataType.Template && typeof ref === 'string') def.templateRef = ref;
     byName[m.name] = def;
     if (m.alias !== undefined) {
       const a = m.alias.toString();

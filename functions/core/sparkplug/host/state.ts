@@ -11,6 +11,8 @@ export interface MetricDef {
   name: string;
   datatype: number;
   unit?: string;
+  /** Template instances: the definition (NBIRTH metric name) they instantiate. */
+  templateRef?: string;
 }
 
 export interface SeqGap {
