@@ -1,203 +1,351 @@
 /**
- * The local MQTT broker (Aedes, in-process) with the same per-device authorization as the IoT policy:
- * the client id is the thing name; a client may publish only on its own Sparkplug node and LwM2M
- * endpoint topics and subscribe only to its own commands (functions/core/topics.ts). Every accepted
- * device publish goes through the rule engine and, for QoS 1, is acknowledged only once its Kinesis
- * record is stored: what the broker accepted is never lost.
+ * The local MQTT broker (Aedes 1.x, in-process) with the same per-device authorization as the IoT
+ * policy: the client id is the thing name; a client may publish only on its own Sparkplug node and
+ * LwM2M endpoint topics and subscribe only to its own commands (functions/core/topics.ts). A refused
+ * publish closes the connection and a refused subscription gets a failure SUBACK (0x80), as in IoT
+ * Core. Every accepted publish goes through the rule engine (infra/local/rules.ts) and a batching
+ * forwarder into Kinesis; the broker's `published` hook completes only once the message's records
+ * are stored, so a QoS 1 PUBACK means "in the stream" and a slow Kinesis slows the publishers down
+ * instead of filling memory. Nothing accepted is dropped: failed records are retried with backoff
+ * until they are stored, and close() flushes everything first.
  */
-
-import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { Aedes } from 'aedes';
+import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import { TransientError } from '../../functions/core/errors.js';
 import type { PublishAction } from '../../functions/core/reading.js';
 import { deviceMayPublish, deviceMaySubscribe, isValidEndpoint } from '../../functions/core/topics.js';
 import type { RuleDef, StreamKey } from '../pipeline.js';
-import { createRuleEngine, type RuleOutput } from './rules.js';
+import { createRuleEngine, NO_CLIENT_ID, type RuleOutput } from './rules.js';
 
-export interface BrokerCounters {
-  connected: number;
-  messagesIn: Record<StreamKey, number>;
-  refused: number;
+/** PutRecords limits: 500 records and 5 MiB (data + partition keys) per call. */
+export const PUT_RECORDS_MAX_RECORDS = 500;
+export const PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024;
+
+export interface ForwarderCounters {
+  /** Records handed to the forwarder. */
+  recordsIn: number;
+  /** Records Kinesis accepted. */
   recordsForwarded: number;
+  /** PutRecords calls made (including retries). */
+  putRecordsCalls: number;
+  /** Records sent again after a failed call or a per-record error. */
   forwardRetries: number;
+  /** Records waiting or in flight. */
+  pendingRecords: number;
 }
 
-export interface LocalBroker {
-  port: number;
-  counters: BrokerCounters;
-  /** Publishes as the server (the IoT data-plane role): bypasses the device ACL. */
-  publish(action: PublishAction): Promise<void>;
-  close(): Promise<void>;
+export interface BrokerCounters extends ForwarderCounters {
+  connected: number;
+  /** Accepted device messages that a rule routed, per protocol (stream). */
+  messagesIn: Record<StreamKey, number>;
+  /** Accepted device publishes, routed or not. */
+  devicePublishes: number;
+  /** Publishes made by the server (the IoT data-plane role). */
+  serverPublishes: number;
+  /** Refused connects + publishes + subscriptions. */
+  refused: number;
+  refusedConnects: number;
+  refusedPublishes: number;
+  refusedSubscribes: number;
+  /** Rules that matched but whose action could not run (IoT's error action). */
+  ruleActionErrors: number;
 }
 
-export interface BrokerOptions {
+export interface ForwarderOptions {
+  kinesis: KinesisClient;
+  streamNames: Record<StreamKey, string>;
+  /** A partial batch is sent after this many ms (a full one at once). Default 5. */
+  lingerMs?: number;
+  /** Backpressure: enqueue waits while this many records are pending. Default 20,000. */
+  maxPendingRecords?: number;
+  /** Retry backoff: base and cap in ms (defaults 20 and 2,000). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  onForwardError?: (error: unknown, stream: StreamKey, records: number) => void;
+}
+
+export interface BrokerOptions extends ForwarderOptions {
+  /** 0 = a free port. */
   port: number;
   host?: string;
   rules: readonly RuleDef[];
-  kinesis: KinesisClient;
-  streamNames: Record<StreamKey, string>;
   clock?: () => number;
+  /** Accept any client id and topic (tests, debugging). */
+  allowAll?: boolean;
+  /**
+   * Run the server's own publishes through the rules as IoT does for data-plane publishes, with
+   * clientid() = 'n/a' (so a rebirth NCMD reaches the Sparkplug stream; the LwM2M rule drops them).
+   * Default true.
+   */
+  serverPublishesToRules?: boolean;
   onRefused?: (clientId: string, what: string) => void;
-  /** Flush Kinesis batches after this many ms (or 500 records). */
-  lingerMs?: number;
+  onRuleError?: (error: Error, topic: string, clientId: string) => void;
 }
 
 interface Pending {
-  out: RuleOutput;
+  stream: StreamKey;
+  data: Buffer;
+  partitionKey: string;
+  bytes: number;
   done: (error?: Error) => void;
 }
 
-/** Batches rule outputs into PutRecords calls per stream; resolves each record once stored. */
-class KinesisForwarder {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Batches rule outputs into PutRecords calls, one call in flight per stream (so records of one
+ * partition key reach the shard in the order they were accepted), and resolves each record once
+ * Kinesis stored it. Failed calls and failed records are retried with capped exponential backoff.
+ */
+export class KinesisForwarder {
+  readonly counters: ForwarderCounters = {
+    recordsIn: 0,
+    recordsForwarded: 0,
+    putRecordsCalls: 0,
+    forwardRetries: 0,
+    pendingRecords: 0,
+  };
   private readonly queues = new Map<StreamKey, Pending[]>();
+  private readonly bytes = new Map<StreamKey, number>();
+  private readonly sending = new Set<StreamKey>();
+  private readonly waiters: Array<() => void> = [];
+  private readonly idle: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
-  private inflight = 0;
+  private readonly maxPending: number;
 
-  constructor(
-    private readonly o: BrokerOptions,
-    private readonly counters: BrokerCounters,
-  ) {}
+  constructor(private readonly o: ForwarderOptions) {
+    this.maxPending = o.maxPendingRecords ?? 20_000;
+  }
 
-  enqueue(out: RuleOutput): Promise<void> {
+  /** Resolves once the record is stored in Kinesis; waits first while too many records are pending. */
+  async enqueue(out: Pick<RuleOutput, 'stream' | 'data' | 'partitionKey'>): Promise<void> {
+    while (this.counters.pendingRecords >= this.maxPending)
+      await new Promise<void>((r) => this.waiters.push(r));
+    this.counters.recordsIn++;
+    this.counters.pendingRecords++;
     return new Promise((resolve, reject) => {
+      const bytes = out.data.length + Buffer.byteLength(out.partitionKey);
       const q = this.queues.get(out.stream) ?? [];
-      q.push({ out, done: (e) => (e ? reject(e) : resolve()) });
+      q.push({ ...out, bytes, done: (e) => (e ? reject(e) : resolve()) });
       this.queues.set(out.stream, q);
-      if (q.length >= 500) void this.flush(out.stream);
+      const total = (this.bytes.get(out.stream) ?? 0) + bytes;
+      this.bytes.set(out.stream, total);
+      if (q.length >= PUT_RECORDS_MAX_RECORDS || total >= PUT_RECORDS_MAX_BYTES) void this.pump(out.stream);
       else this.timer ??= setTimeout(() => this.flushAll(), this.o.lingerMs ?? 5);
     });
   }
 
   private flushAll(): void {
     this.timer = undefined;
-    for (const stream of this.queues.keys()) void this.flush(stream);
+    for (const stream of this.queues.keys()) void this.pump(stream);
   }
 
-  private async flush(stream: StreamKey): Promise<void> {
-    const batch = (this.queues.get(stream) ?? []).splice(0, 500);
-    if (batch.length === 0) return;
-    this.inflight++;
+  /** Takes the next batch within both PutRecords limits. */
+  private take(stream: StreamKey): Pending[] {
+    const q = this.queues.get(stream) ?? [];
+    let n = 0;
+    let bytes = 0;
+    while (
+      n < q.length &&
+      n < PUT_RECORDS_MAX_RECORDS &&
+      (n === 0 || bytes + q[n]!.bytes <= PUT_RECORDS_MAX_BYTES)
+    )
+      bytes += q[n++]!.bytes;
+    this.bytes.set(stream, (this.bytes.get(stream) ?? 0) - bytes);
+    return q.splice(0, n);
+  }
+
+  private async pump(stream: StreamKey): Promise<void> {
+    if (this.sending.has(stream)) return;
+    this.sending.add(stream);
     try {
-      let pending = batch;
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        try {
-          const res = await this.o.kinesis.send(
-            new PutRecordsCommand({
-              StreamName: this.o.streamNames[stream],
-              Records: pending.map((p) => ({ Data: p.out.data, PartitionKey: p.out.partitionKey })),
-            }),
-          );
-          const failed: Pending[] = [];
-          (res.Records ?? []).forEach((r, i) => {
-            const p = pending[i]!;
-            if (r.ErrorCode) failed.push(p);
-            else {
-              this.counters.recordsForwarded++;
-              p.done();
-            }
-          });
-          pending = failed;
-        } catch (error) {
-          if (attempt >= 20) {
-            for (const p of pending) p.done(error as Error);
-            return;
-          }
-        }
-        if (pending.length > 0) {
-          this.counters.forwardRetries++;
-          await new Promise((r) => setTimeout(r, Math.min(1000, 10 * 2 ** attempt)));
-        }
+      for (let batch = this.take(stream); batch.length > 0; batch = this.take(stream)) {
+        await this.send(stream, batch);
       }
     } finally {
-      this.inflight--;
+      this.sending.delete(stream);
+      if (this.counters.pendingRecords === 0) for (const f of this.idle.splice(0)) f();
     }
   }
 
-  async drain(): Promise<void> {
+  private async send(stream: StreamKey, batch: Pending[]): Promise<void> {
+    let pending = batch;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) {
+        this.counters.forwardRetries += pending.length;
+        const cap = Math.min(this.o.retryMaxMs ?? 2000, (this.o.retryBaseMs ?? 20) * 2 ** (attempt - 1));
+        await sleep(cap / 2 + (cap / 2) * ((attempt * 0.618) % 1));
+      }
+      this.counters.putRecordsCalls++;
+      try {
+        const res = await this.o.kinesis.send(
+          new PutRecordsCommand({
+            StreamName: this.o.streamNames[stream],
+            Records: pending.map((p) => ({ Data: p.data, PartitionKey: p.partitionKey })),
+          }),
+        );
+        const results = res.Records ?? [];
+        const failed: Pending[] = [];
+        pending.forEach((p, i) => {
+          const r = results[i];
+          if (!r || r.ErrorCode) failed.push(p);
+          else this.stored(p);
+        });
+        if (failed.length > 0)
+          this.o.onForwardError?.(new Error(`${failed.length} records failed`), stream, failed.length);
+        pending = failed;
+      } catch (error) {
+        this.o.onForwardError?.(error, stream, pending.length);
+      }
+    }
+  }
+
+  private stored(p: Pending): void {
+    this.counters.recordsForwarded++;
+    this.counters.pendingRecords--;
+    this.waiters.shift()?.();
+    p.done();
+  }
+
+  /** Sends what is queued now and waits until nothing is pending (or the timeout passes). */
+  async flush(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    for (
-      let i = 0;
-      i < 200 && ([...this.queues.values()].some((q) => q.length > 0) || this.inflight > 0);
-      i++
-    ) {
-      this.flushAll();
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    if (this.counters.pendingRecords === 0) return;
+    const idle = new Promise<void>((r) => this.idle.push(r));
+    for (const stream of this.queues.keys()) void this.pump(stream);
+    if (timeoutMs === Number.POSITIVE_INFINITY) return idle;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+    });
+    const outcome = await Promise.race([idle, timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout')
+      throw new TransientError(
+        'KINESIS_UNAVAILABLE',
+        `${this.counters.pendingRecords} accepted records are not in Kinesis yet (still retrying)`,
+      );
   }
 }
 
-export async function startBroker(o: BrokerOptions): Promise<LocalBroker> {
+export interface LocalBroker {
+  port: number;
+  /** mqtt://host:port */
+  url: string;
+  /** The Aedes instance (for LocalBrokerPublisher and tests). */
+  aedes: Aedes;
+  counters: BrokerCounters;
+  /** Publishes as the server (the IoT data-plane role): bypasses the device ACL. */
+  publish(action: PublishAction): Promise<void>;
+  /** Waits until every accepted record is in Kinesis. */
+  flush(timeoutMs?: number): Promise<void>;
+  /** Stops accepting, disconnects clients (their Wills fire), then flushes every accepted record. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+function refusal(message: string, returnCode: number): Error {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
   const clock = o.clock ?? Date.now;
-  const engine = createRuleEngine(o.rules);
-  const counters: BrokerCounters = {
+  const forwarder = new KinesisForwarder(o);
+  const own = {
     connected: 0,
-    messagesIn: { sparkplug: 0, lwm2m: 0 },
+    messagesIn: { sparkplug: 0, lwm2m: 0 } as Record<StreamKey, number>,
+    devicePublishes: 0,
+    serverPublishes: 0,
     refused: 0,
-    recordsForwarded: 0,
-    forwardRetries: 0,
+    refusedConnects: 0,
+    refusedPublishes: 0,
+    refusedSubscribes: 0,
+    ruleActionErrors: 0,
   };
-  const forwarder = new KinesisForwarder(o, counters);
-  const refuse = (clientId: string, what: string) => {
-    counters.refused++;
-    o.onRefused?.(clientId, what);
+  // One live view: the forwarder's counters appear as the broker's own.
+  const counters = new Proxy(own, {
+    get: (target, key: string) =>
+      key in forwarder.counters
+        ? forwarder.counters[key as keyof ForwarderCounters]
+        : target[key as keyof typeof own],
+  }) as BrokerCounters;
+  const engine = createRuleEngine(o.rules, {
+    clock,
+    onActionError: (error, topic, clientId) => {
+      own.ruleActionErrors++;
+      o.onRuleError?.(error, topic, clientId);
+    },
+  });
+  const refuse = (
+    kind: 'refusedConnects' | 'refusedPublishes' | 'refusedSubscribes',
+    id: string,
+    what: string,
+  ) => {
+    own.refused++;
+    own[kind]++;
+    o.onRefused?.(id, what);
   };
+  const toRules = o.serverPublishesToRules ?? true;
 
   const aedes = await Aedes.createBroker({
-    authenticate: (client, _username, _password, done) => {
+    authenticate: (client: Client, _username, _password, done) => {
       // Client id = thing name (mutual TLS proves it in AWS; locally the id is taken as given).
-      if (!client.id || !isValidEndpoint(client.id)) {
-        refuse(String(client.id), 'connect: client id is not a valid thing name');
-        const error = Object.assign(new Error('client id must be a thing name'), { returnCode: 2 });
-        return done(error as never, false);
+      if (!o.allowAll && (!client.id || !isValidEndpoint(client.id))) {
+        refuse('refusedConnects', String(client.id), 'connect: the client id is not a valid thing name');
+        return done(refusal('client id must be a thing name', 2) as never, false);
       }
       done(null, true);
     },
     authorizePublish: (client, packet, done) => {
-      if (!client) return done(null);
-      if (!deviceMayPublish(client.id, packet.topic)) {
-        refuse(client.id, `publish to ${packet.topic}`);
-        return done(new Error(`not authorized to publish to ${packet.topic}`));
+      if (!client || o.allowAll) return done(null);
+      if (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic)) {
+        refuse('refusedPublishes', client.id, `publish to ${packet.topic}`);
+        // IoT Core closes the connection of a client that publishes where its policy does not allow.
+        return done(new Error(`client ${client.id} may not publish to ${packet.topic}`));
       }
       done(null);
     },
     authorizeSubscribe: (client, sub, done) => {
-      if (!deviceMaySubscribe(client.id, sub.topic)) {
-        refuse(client.id, `subscribe to ${sub.topic}`);
-        return done(new Error(`not authorized to subscribe to ${sub.topic}`), null);
+      if (!o.allowAll && !deviceMaySubscribe(client.id, sub.topic)) {
+        refuse('refusedSubscribes', client.id, `subscribe to ${sub.topic}`);
+        return done(null, null); // failure SUBACK (0x80); the session stays up
       }
       done(null, sub);
     },
-    published: (packet, client, done) => {
-      // Only device publishes go to the rules (the server's own publishes have no client, as with
-      // IoT data-plane Publish, whose messages carry no device client id).
-      if (!client || packet.topic.startsWith('$')) return done();
-      const outputs = engine.evaluate({
-        topic: packet.topic,
-        payload: packet.payload as Buffer,
-        clientId: client.id,
-        timestamp: clock(),
-      });
-      for (const out of outputs) counters.messagesIn[out.stream]++;
+    published: (packet: AedesPublishPacket, client: Client | null, done) => {
+      if (packet.topic.startsWith('$')) return done(); // $SYS heartbeats and the like
+      if (!client) own.serverPublishes++;
+      else own.devicePublishes++;
+      if (!client && !toRules) return done();
+      const outputs = engine.evaluate(
+        packet.topic,
+        packet.payload as Buffer,
+        client ? client.id : NO_CLIENT_ID,
+      );
+      if (outputs.length === 0) return done();
+      if (client) for (const out of outputs) own.messagesIn[out.stream]++;
       Promise.all(outputs.map((out) => forwarder.enqueue(out))).then(
         () => done(),
         (error: Error) => done(error),
       );
     },
   });
-  aedes.on('client', () => counters.connected++);
-  aedes.on('clientDisconnect', () => counters.connected--);
+  aedes.on('client', () => own.connected++);
+  aedes.on('clientDisconnect', () => own.connected--);
 
-  const server: Server = createServer(aedes.handle);
+  const server: Server = createServer((socket) => aedes.handle(socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host ?? '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address() as AddressInfo;
 
+  let closed = false;
   return {
-    port,
+    port: address.port,
+    url: `mqtt://${address.address}:${address.port}`,
+    aedes,
     counters,
     publish(action) {
       return new Promise((resolve, reject) =>
@@ -214,12 +362,17 @@ export async function startBroker(o: BrokerOptions): Promise<LocalBroker> {
         ),
       );
     },
-    async close() {
-      // Stop accepting, disconnect clients (their Wills fire), then flush what was accepted.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    flush: (timeoutMs) => forwarder.flush(timeoutMs),
+    async close(timeoutMs) {
+      if (closed) return;
+      closed = true;
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await forwarder.drain();
-      await closed;
+      await serverClosed;
+      await forwarder.flush(timeoutMs);
     },
   };
 }
+
+/** @deprecated the earlier name of createBroker (infra/local/stack.ts still uses it). */
+export const startBroker = createBroker;
