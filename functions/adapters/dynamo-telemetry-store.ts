@@ -11,11 +11,13 @@
  * (`1`..`g` then the digits), so the lexical order of sk is the (time, row, index) order.
  *
  * Port semantics (ADR 0007) as the other adapters: first write of an identity wins and later ones count
- * as duplicates (conditional PutItem; `writeMode: 'batch'` trades that for BatchWriteItem throughput),
+ * as duplicates (default `checked` mode: BatchGetItem finds stored identities, BatchWriteItem writes the
+ * rest; `conditional` and `batch` modes trade speed and exactness differently, ADR 0011),
  * transient readings skipped, historical readings never in `latest`, half-open ranges, the key cursor,
  * buckets computed with the core reference aggregation over the range (bounded).
  */
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   type DynamoDBDocumentClient,
   PutCommand,
@@ -55,7 +57,7 @@ export const TELEMETRY_TABLE_SCHEMA = {
   billingMode: 'PAY_PER_REQUEST',
 } as const;
 
-export type DynamoTelemetryWriteMode = 'conditional' | 'batch';
+export type DynamoTelemetryWriteMode = 'checked' | 'conditional' | 'batch';
 
 export interface DynamoTelemetryStoreOptions {
   client: DynamoDBDocumentClient;
@@ -65,9 +67,13 @@ export interface DynamoTelemetryStoreOptions {
   /** Requests in flight per call (PutItem or BatchWriteItem of 25, Query per series). Default 16. */
   concurrency?: number;
   /**
-   * `conditional` (default): one PutItem per point with `attribute_not_exists(pk)`: first write wins,
-   * exact duplicate counts. `batch`: BatchWriteItem of 25: fewer round trips, but a re-write overwrites
-   * the stored point and counts as written (ADR 0011).
+   * How points are written (ADR 0011):
+   * - `checked` (default): BatchGetItem (100 keys, consistent read) finds identities already stored, then
+   *   BatchWriteItem (25) writes the rest: first write wins and duplicates are counted, at batch speed;
+   *   two writers racing on the same new identity both write it (last wins).
+   * - `conditional`: one PutItem per point with `attribute_not_exists(pk)`: exact even under races,
+   *   one request per point.
+   * - `batch`: BatchWriteItem only: a re-write overwrites the stored point and counts as written.
    */
   writeMode?: DynamoTelemetryWriteMode;
   /** Most points a bucket query reads before asking for a narrower range. Default 200,000. */
@@ -265,9 +271,9 @@ export class DynamoTelemetryStore implements TelemetryStore {
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
       throw new ValidationError('concurrency must be a positive integer', { field: 'concurrency' });
     }
-    const mode = o.writeMode ?? 'conditional';
-    if (mode !== 'conditional' && mode !== 'batch') {
-      throw new ValidationError('writeMode must be conditional or batch', { field: 'writeMode' });
+    const mode = o.writeMode ?? 'checked';
+    if (mode !== 'checked' && mode !== 'conditional' && mode !== 'batch') {
+      throw new ValidationError('writeMode must be checked, conditional or batch', { field: 'writeMode' });
     }
     if (typeof o.tableName !== 'string' || o.tableName.length === 0) {
       throw new ValidationError('tableName must be a non-empty string', { field: 'tableName' });
@@ -358,7 +364,13 @@ export class DynamoTelemetryStore implements TelemetryStore {
     if (rows.length === 0) return result;
 
     if (this.writeMode === 'conditional') await this.putConditional(rows, result);
-    else await this.putBatches(rows, result);
+    else if (this.writeMode === 'batch') await this.putBatches(rows, result);
+    else {
+      const stored = await this.storedKeys(rows.map((row) => row.item));
+      const fresh = rows.filter((row) => !stored.has(`${row.item.pk}\u0000${row.item.sk}`));
+      result.duplicates += rows.length - fresh.length;
+      await this.putBatches(fresh, result);
+    }
 
     await this.updateSeriesItems(rows.map((row) => row.reading));
     return result;
@@ -418,6 +430,39 @@ export class DynamoTelemetryStore implements TelemetryStore {
         }
       }
     });
+  }
+
+  /** Keys (`pk\0sk`) of the given items already in the table: BatchGetItem of ≤ 100, consistent reads. */
+  private async storedKeys(items: Item[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    const chunks: Item[][] = [];
+    for (let i = 0; i < items.length; i += 100) chunks.push(items.slice(i, i + 100));
+    await pool(chunks, this.concurrency, async (chunk) => {
+      let keys: Array<Record<string, unknown>> = chunk.map((item) => ({ pk: item.pk, sk: item.sk }));
+      for (let attempt = 1; ; attempt++) {
+        const request = keys;
+        const out = await this.send('telemetry.write', () =>
+          this.o.client.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.table]: { Keys: request, ConsistentRead: true, ProjectionExpression: 'pk, sk' },
+              },
+            }),
+          ),
+        );
+        for (const got of out.Responses?.[this.table] ?? []) found.add(`${got.pk}\u0000${got.sk}`);
+        keys = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        if (keys.length === 0) break;
+        if (attempt >= this.maxAttempts) {
+          throw new TransientError(
+            'TELEMETRY_UNPROCESSED',
+            `telemetry.write: ${keys.length} keys still unprocessed after ${attempt} BatchGetItem attempts`,
+          );
+        }
+        await this.sleep(this.backoff(attempt - 1));
+      }
+    });
+    return found;
   }
 
   /** BatchWriteItem of ≤ 25 items; UnprocessedItems are re-sent with backoff. */

@@ -1,6 +1,12 @@
 /** DynamoTelemetryStore request shapes and failure handling, with aws-sdk-client-mock (no network). */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -11,6 +17,7 @@ import { TransientError } from '../../functions/core/errors.js';
 import type { EnrichedReading } from '../../functions/core/reading.js';
 
 const T0 = 1_700_000_000_000;
+type Item = { pk: string; sk: string };
 const doc = DynamoDBDocumentClient.from(
   new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
 );
@@ -101,11 +108,9 @@ describe('batch write mode', () => {
   });
 
   it('gives up with a retryable TransientError when items stay unprocessed', async () => {
-    mock
-      .on(BatchWriteCommand)
-      .callsFake((input: { RequestItems: Record<string, unknown[]> }) => ({
-        UnprocessedItems: input.RequestItems,
-      }));
+    mock.on(BatchWriteCommand).callsFake((input: { RequestItems: Record<string, unknown[]> }) => ({
+      UnprocessedItems: input.RequestItems,
+    }));
     const err = await open({ writeMode: 'batch', maxAttempts: 4 })
       .write([reading(1)])
       .catch((e: unknown) => e);
@@ -134,6 +139,54 @@ describe('batch write mode', () => {
   });
 });
 
+describe('checked write mode (default)', () => {
+  it('reads stored keys (100 per BatchGetItem, consistent) and batch-writes only the new points', async () => {
+    mock.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: Item[] }> }) => {
+      const keys = input.RequestItems.telemetry?.Keys ?? [];
+      // Points at even times are already stored.
+      return { Responses: { telemetry: keys.filter((k) => Number(k.sk.slice(0, 16)) % 2 === 0) } };
+    });
+    mock.on(BatchWriteCommand).resolves({});
+    mock.on(PutCommand).resolves({});
+    const res = await open().write(Array.from({ length: 150 }, (_, i) => reading(i)));
+    expect(res).toEqual({ written: 75, duplicates: 75, rejected: [], skipped: 0 });
+    const gets = mock.commandCalls(BatchGetCommand).map((c) => c.args[0].input.RequestItems?.telemetry);
+    expect(gets.map((g) => g?.Keys?.length)).toEqual([100, 50]);
+    expect(gets[0]).toMatchObject({ ConsistentRead: true, ProjectionExpression: 'pk, sk' });
+    const written = mock
+      .commandCalls(BatchWriteCommand)
+      .flatMap((c) => c.args[0].input.RequestItems?.telemetry ?? [])
+      .map((w) => (w.PutRequest?.Item?.t as number) - T0);
+    expect(written).toHaveLength(75);
+    expect(written.every((t) => t % 2 === 1)).toBe(true);
+  });
+
+  it('re-asks for UnprocessedKeys with backoff, then fails retryably if they stay unprocessed', async () => {
+    mock
+      .on(BatchGetCommand)
+      .resolvesOnce({ UnprocessedKeys: { telemetry: { Keys: [{ pk: 'P#ep-1##/3303/0/5700', sk: 'k' }] } } })
+      .resolves({ Responses: { telemetry: [] } });
+    mock.on(BatchWriteCommand).resolves({});
+    mock.on(PutCommand).resolves({});
+    expect((await open().write([reading(0), reading(1)])).written).toBe(2);
+    expect(mock.commandCalls(BatchGetCommand)[1]?.args[0].input.RequestItems?.telemetry?.Keys).toEqual([
+      { pk: 'P#ep-1##/3303/0/5700', sk: 'k' },
+    ]);
+    expect(sleeps).toEqual([38]);
+    mock.reset();
+    mock
+      .on(BatchGetCommand)
+      .callsFake((input: { RequestItems: Record<string, unknown> }) => ({
+        UnprocessedKeys: input.RequestItems,
+      }));
+    await expect(open({ maxAttempts: 2 }).write([reading(0)])).rejects.toMatchObject({
+      code: 'TELEMETRY_UNPROCESSED',
+      retryable: true,
+    });
+    expect(mock.commandCalls(BatchWriteCommand)).toHaveLength(0);
+  });
+});
+
 describe('conditional write mode', () => {
   it('puts each point with attribute_not_exists(pk) and counts a failed condition as a duplicate', async () => {
     mock.on(PutCommand).resolves({});
@@ -147,7 +200,7 @@ describe('conditional write mode', () => {
         }
         return {};
       });
-    const res = await open().write([reading(0), reading(1), reading(2)]);
+    const res = await open({ writeMode: 'conditional' }).write([reading(0), reading(1), reading(2)]);
     expect(res).toEqual({ written: 2, duplicates: 1, rejected: [], skipped: 0 });
     const points = mock
       .commandCalls(PutCommand)
@@ -157,7 +210,7 @@ describe('conditional write mode', () => {
 
   it('updates latest items with a strictly-older condition, once per series in a call', async () => {
     mock.on(PutCommand).resolves({});
-    await open().write([
+    await open({ writeMode: 'conditional' }).write([
       reading(0, { historical: false }),
       reading(5, { historical: false }),
       reading(3, { historical: false }),
@@ -173,7 +226,7 @@ describe('conditional write mode', () => {
 
   it('retries throttling with backoff, then fails with a retryable TransientError', async () => {
     mock.on(PutCommand).rejects(awsError('ProvisionedThroughputExceededException', 400));
-    const err = await open({ maxAttempts: 3 })
+    const err = await open({ writeMode: 'conditional', maxAttempts: 3 })
       .write([reading(1)])
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
@@ -188,14 +241,14 @@ describe('conditional write mode', () => {
       .rejectsOnce(awsError('ThrottlingException', 400))
       .rejectsOnce(awsError('InternalServerError', 500))
       .resolves({});
-    const res = await open().write([reading(1)]);
+    const res = await open({ writeMode: 'conditional' }).write([reading(1)]);
     expect(res.written).toBe(1);
     expect(sleeps).toHaveLength(2);
   });
 
   it('does not retry a missing table or denied access: a TransientError naming the cause', async () => {
     mock.on(PutCommand).rejects(awsError('ResourceNotFoundException', 400));
-    await expect(open().write([reading(1)])).rejects.toMatchObject({
+    await expect(open({ writeMode: 'conditional' }).write([reading(1)])).rejects.toMatchObject({
       code: 'TELEMETRY_UNAVAILABLE',
       retryable: true,
       message: expect.stringMatching(/ResourceNotFoundException/),

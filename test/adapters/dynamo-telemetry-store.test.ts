@@ -105,21 +105,29 @@ describe('DynamoTelemetryStore write', () => {
     expect((await all()).map((p) => p.value)).toEqual([0, 1, 2]);
   });
 
-  it('is idempotent: re-writing the same readings adds no items and counts duplicates', async () => {
-    const readings = [0, 1, 2].map((i) => reading({ time: T0 + i, value: i }));
-    await store.write(readings);
-    const again = await store.write([...readings, reading({ time: T0 + 3, value: 3 })]);
-    expect(again).toMatchObject({ written: 1, duplicates: 3 });
-    expect((await all()).map((p) => p.value)).toEqual([0, 1, 2, 3]);
-  });
+  it.each(['checked', 'conditional'] as const)(
+    'is idempotent (%s): re-writing the same readings adds no items and counts duplicates',
+    async (writeMode) => {
+      store = open({ writeMode });
+      const readings = [0, 1, 2].map((i) => reading({ time: T0 + i, value: i }));
+      await store.write(readings);
+      const again = await store.write([...readings, reading({ time: T0 + 3, value: 3 })]);
+      expect(again).toMatchObject({ written: 1, duplicates: 3 });
+      expect((await all()).map((p) => p.value)).toEqual([0, 1, 2, 3]);
+    },
+  );
 
-  it('keeps the first value when an identity is re-written with a different value', async () => {
-    await store.write([reading({ value: 1 })]);
-    const res = await store.write([reading({ value: 2 })]);
-    expect(res).toMatchObject({ written: 0, duplicates: 1 });
-    expect((await all()).map((p) => p.value)).toEqual([1]);
-    expect((await store.latest({ deviceId: 'edge-1' })).map((p) => p.value)).toEqual([1]);
-  });
+  it.each(['checked', 'conditional'] as const)(
+    'keeps the first value when an identity is re-written with a different value (%s)',
+    async (writeMode) => {
+      store = open({ writeMode });
+      await store.write([reading({ value: 1 })]);
+      const res = await store.write([reading({ value: 2 })]);
+      expect(res).toMatchObject({ written: 0, duplicates: 1 });
+      expect((await all()).map((p) => p.value)).toEqual([1]);
+      expect((await store.latest({ deviceId: 'edge-1' })).map((p) => p.value)).toEqual([1]);
+    },
+  );
 
   it('treats subDevice, row and index as part of the identity', async () => {
     const res = await store.write([
@@ -176,7 +184,7 @@ describe('DynamoTelemetryStore write', () => {
   });
 
   it('writes more items than one BatchWriteItem holds in one call, in either mode', async () => {
-    for (const writeMode of ['conditional', 'batch'] as const) {
+    for (const writeMode of ['checked', 'conditional', 'batch'] as const) {
       store = open({ writeMode });
       const deviceId = `many-${writeMode}`;
       const readings = Array.from({ length: 260 }, (_, i) => reading({ deviceId, time: T0 + i, value: i }));
