@@ -59,11 +59,22 @@ export interface DeviceRecord {
   metrics: Record<string, MetricDef>;
 }
 
+/**
+ * The host's state port. Reads return a record the caller may change (top-level fields only: the host
+ * never mutates nested objects it read) and write back with the version it read as the condition.
+ * Adapters: in-memory (below), DynamoDB (`functions/adapters/dynamo-state.ts`, conditional puts),
+ * batch write-back cache (`functions/core/state-cache.ts`). See ADR 0003.
+ */
 export interface SparkplugStateStore {
   getNode(group: string, node: string): Promise<NodeRecord | undefined>;
-  /** Writes `record` with version = expectedVersion + 1; ConflictError if the stored version differs. */
+  /**
+   * Writes `record` with version = (expectedVersion ?? 0) + 1. `expectedVersion` undefined means the
+   * record must not exist yet. Throws ConflictError when the stored version differs: the caller
+   * re-reads and decides again (a late birth or a stale death then loses on the fresh state).
+   */
   putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void>;
   getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined>;
+  /** As putNode, for the per-device item (births can exceed 400 KB, so devices are separate items). */
   putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void>;
 }
 
