@@ -1,0 +1,92 @@
+/**
+ * AWS SDK client factories for the local targets: the embedded emulators (kinesalite, dynalite) or an
+ * external endpoint such as LocalStack (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS,
+ * AWS_ENDPOINT_URL_DYNAMODB). Clients get an HTTP/1.1 NodeHttpHandler — the Kinesis client would talk
+ * HTTP/2 to a plain http:// endpoint otherwise — and dummy credentials and region unless real ones
+ * are wanted.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { ValidationError } from '../../functions/core/errors.js';
+
+export const LOCAL_REGION = 'us-east-1';
+/** Emulators accept any key; these make it obvious in logs that nothing real is used. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'dualpath-local', secretAccessKey: 'dualpath-local' };
+
+export interface LocalClientOptions {
+  /** http://host:port of the emulator or LocalStack. */
+  endpoint: string;
+  /** Default: AWS_REGION, else us-east-1. */
+  region?: string;
+  /** Use the default AWS credential chain instead of the dummy local credentials. */
+  useAwsCredentials?: boolean;
+  /** SDK attempts (default 5) and socket timeouts. */
+  maxAttempts?: number;
+  requestTimeoutMs?: number;
+}
+
+function common(o: LocalClientOptions) {
+  return {
+    endpoint: o.endpoint,
+    region: o.region ?? process.env.AWS_REGION ?? LOCAL_REGION,
+    ...(o.useAwsCredentials ? {} : { credentials: LOCAL_CREDENTIALS }),
+    maxAttempts: o.maxAttempts ?? 5,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 2000,
+      requestTimeout: o.requestTimeoutMs ?? 10_000,
+      // Keep-alive sockets: one PutRecords/GetRecords stream per shard reuses its connection.
+      httpAgent: { keepAlive: true, maxSockets: 64 },
+    }),
+  };
+}
+
+export function createKinesisClient(o: LocalClientOptions): KinesisClient {
+  return new KinesisClient(common(o));
+}
+
+export function createDynamoClient(o: LocalClientOptions): DynamoDBClient {
+  return new DynamoDBClient(common(o));
+}
+
+/** The document client every adapter uses: undefined attributes dropped, class instances as maps. */
+export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+  });
+}
+
+export function createDynamoClients(o: LocalClientOptions): {
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+} {
+  const client = createDynamoClient(o);
+  return { client, doc: documentClient(client) };
+}
+
+/** Endpoint-only shorthands (the signatures of infra/local/clients.ts, so it can re-export these). */
+export const kinesisClient = (endpoint: string): KinesisClient => createKinesisClient({ endpoint });
+export const dynamoClients = (endpoint: string) => createDynamoClients({ endpoint });
+
+export interface ExternalEndpoints {
+  kinesis?: string;
+  dynamodb?: string;
+}
+
+/**
+ * External endpoints from the environment, as the AWS SDKs read them: the service-specific variable
+ * wins over AWS_ENDPOINT_URL. Empty when nothing is set (then the emulators are started).
+ */
+export function endpointsFromEnv(env: NodeJS.ProcessEnv = process.env): ExternalEndpoints {
+  const any = env.AWS_ENDPOINT_URL || undefined;
+  const kinesis = env.AWS_ENDPOINT_URL_KINESIS || any;
+  const dynamodb = env.AWS_ENDPOINT_URL_DYNAMODB || any;
+  for (const [name, url] of Object.entries({ kinesis, dynamodb })) {
+    if (url !== undefined && !/^https?:\/\/[^/\s]+/.test(url))
+      throw new ValidationError(`the ${name} endpoint "${url}" must be an http(s):// URL`, {
+        field: name === 'kinesis' ? 'AWS_ENDPOINT_URL_KINESIS' : 'AWS_ENDPOINT_URL_DYNAMODB',
+      });
+  }
+  return { ...(kinesis ? { kinesis } : {}), ...(dynamodb ? { dynamodb } : {}) };
+}
