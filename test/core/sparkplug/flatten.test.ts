@@ -10,6 +10,7 @@ import {
   type FlattenContext,
   flattenMetric,
   qualityOf,
+  staticProps,
   unitOf,
 } from '../../../functions/core/sparkplug/host/flatten.js';
 import { DataType, type SpMetric, type SpTemplate } from '../../../functions/core/sparkplug/types.js';
@@ -136,6 +137,49 @@ describe('flattenMetric: properties', () => {
     expect(flattenMetric(m, 'P', DataType.Float, ctx(), { unit: 'kPa' })[0]?.unit).toBe('kPa');
     expect(unitOf(undefined)).toBeUndefined();
     expect(qualityOf(undefined)).toBe('GOOD');
+  });
+
+  it('keeps static birth properties as bounded scalar metadata, without Quality or nested sets', () => {
+    const m = metricOf({
+      name: 'P',
+      datatype: DataType.Float,
+      value: 1,
+      properties: {
+        keys: ['engUnit', 'engLow', 'engHigh', 'Quality', 'big', 'nested', 'desc'],
+        values: [
+          { type: DataType.String, value: 'bar' },
+          { type: DataType.Float, value: -1.5 },
+          { type: DataType.Int32, value: 10 },
+          { type: DataType.Int32, value: 192 },
+          { type: DataType.UInt64, value: 2n ** 64n - 1n },
+          {
+            type: DataType.PropertySet,
+            value: { keys: ['x'], values: [{ type: DataType.Int32, value: 1 }] },
+          },
+          { type: DataType.String, value: 'y'.repeat(1000) },
+        ],
+      },
+    });
+    const props = staticProps(m.properties);
+    expect(props).toEqual({
+      engUnit: 'bar',
+      engLow: -1.5,
+      engHigh: 10,
+      big: '18446744073709551615',
+      desc: 'y'.repeat(256),
+    });
+    const many = {
+      keys: Array.from({ length: 40 }, (_, i) => `k${i}`),
+      values: Array.from({ length: 40 }, (_, i) => ({ type: DataType.Int32, value: i })),
+    };
+    expect(
+      Object.keys(
+        staticProps(
+          metricOf({ name: 'M', datatype: DataType.Int32, value: 1, properties: many }).properties,
+        ) ?? {},
+      ),
+    ).toHaveLength(16);
+    expect(staticProps(undefined)).toBeUndefined();
   });
 
   it('gives a PropertySet metric no reading (metadata, not a series)', () => {

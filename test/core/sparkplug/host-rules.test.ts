@@ -289,6 +289,43 @@ describe('host: births', () => {
     expect(out.readings.map((r) => [r.metric, r.type, r.value])).toEqual([['Level', 'Double', 0.75]]);
   });
 
+  it('keeps static birth metadata (unit, engineering range) per device metric in state', async () => {
+    const { send, store } = hostHarness();
+    await send('NBIRTH', nbirth(1));
+    await send(
+      'DBIRTH',
+      {
+        timestamp: T0,
+        seq: 1,
+        metrics: [
+          {
+            name: 'Level',
+            alias: 3,
+            datatype: DataType.Float,
+            value: 2,
+            properties: {
+              keys: ['engUnit', 'engLow', 'engHigh'],
+              values: [
+                { type: DataType.String, value: 'm' },
+                { type: DataType.Float, value: 0 },
+                { type: DataType.Float, value: 12 },
+              ],
+            },
+          },
+        ],
+      },
+      DEVICE,
+    );
+    const rec = await store.getDevice(GROUP, NODE, DEVICE);
+    expect(rec?.metrics.Level).toEqual({
+      name: 'Level',
+      datatype: DataType.Float,
+      unit: 'm',
+      props: { engUnit: 'm', engLow: 0, engHigh: 12 },
+    });
+    expect(rec?.aliases['3']?.name).toBe('Level');
+  });
+
   it('keeps Template definitions from the NBIRTH as state and resolves DBIRTH and DDATA instances with them', async () => {
     const { send, store } = hostHarness();
     const birth = await send('NBIRTH', nbirth(1));

@@ -53,6 +53,33 @@ export function unitOf(props: SpPropertySet | undefined): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
+const MAX_STATIC_PROPS = 16;
+const MAX_PROP_STRING = 256;
+
+/**
+ * A birth's static metric properties as a small flat record (scalars only, bounded): kept in state as
+ * the metric's metadata. Quality (per reading) and nested property sets are left out.
+ */
+export function staticProps(
+  props: SpPropertySet | undefined,
+): Record<string, string | number | boolean> | undefined {
+  if (!props) return undefined;
+  const out: Record<string, string | number | boolean> = {};
+  let n = 0;
+  props.keys.forEach((key, i) => {
+    if (n >= MAX_STATIC_PROPS || key.toLowerCase() === 'quality') return;
+    const v = props.values[i]?.value;
+    let kept: string | number | boolean | undefined;
+    if (typeof v === 'number' || typeof v === 'boolean') kept = v;
+    else if (typeof v === 'bigint') kept = Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+    else if (typeof v === 'string') kept = v.slice(0, MAX_PROP_STRING);
+    if (kept === undefined || (typeof kept === 'number' && !Number.isFinite(kept))) return;
+    out[key] = kept;
+    n++;
+  });
+  return n === 0 ? undefined : out;
+}
+
 export function qualityOf(props: SpPropertySet | undefined): Quality {
   const q = propertyValue(props, 'Quality');
   if (q === undefined || q === null) return 'GOOD';

@@ -9,7 +9,7 @@ import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
 import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
-import { flattenMetric, unitOf } from './flatten.js';
+import { flattenMetric, staticProps, unitOf } from './flatten.js';
 import type { DeviceRecord, MetricDef, NodeRecord, SparkplugStateStore } from './state.js';
 
 export interface SparkplugHostOptions {
@@ -555,6 +555,8 @@ function collectDefs(metrics: SpMetric[]): {
     const def: MetricDef = { name: m.name, datatype: m.datatype };
     const unit = unitOf(m.properties);
     if (unit !== undefined) def.unit = unit;
+    const props = staticProps(m.properties);
+    if (props !== undefined) def.props = props;
     const ref = (m.value as SpTemplate | null | undefined)?.templateRef;
     if (m.datatype === DataType.Template && typeof ref === 'string') def.templateRef = ref;
     byName[m.name] = def;

@@ -5,7 +5,14 @@ import { InMemorySparkplugStateStore } from './state.js';
 
 export * from '../codec.js';
 export * from '../types.js';
-export { type BirthHint, type FlattenContext, flattenMetric, qualityOf, unitOf } from './flatten.js';
+export {
+  type BirthHint,
+  type FlattenContext,
+  flattenMetric,
+  qualityOf,
+  staticProps,
+  unitOf,
+} from './flatten.js';
 export { rebirthAction, SparkplugHost, type SparkplugHostOptions } from './host.js';
 export * from './state.js';
 

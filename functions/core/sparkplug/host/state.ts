@@ -13,6 +13,11 @@ export interface MetricDef {
   unit?: string;
   /** Template instances: the definition (NBIRTH metric name) they instantiate. */
   templateRef?: string;
+  /**
+   * Static metadata from the birth's PropertySet (engineering ranges, descriptions, ...): scalar
+   * values only, at most 16 keys; `Quality` is per reading, not static, and is not kept here.
+   */
+  props?: Record<string, string | number | boolean>;
 }
 
 export interface SeqGap {
