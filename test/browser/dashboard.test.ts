@@ -166,4 +166,28 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'dashboard-device.png'), fullPage: true });
     await page.close();
   });
+
+  it('shows what one application sees with its own key', async () => {
+    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/apps`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Env only', deviceTypes: ['env-sensor'] }),
+    });
+    const { apiKey } = (await res.json()) as { apiKey: string };
+    const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    await page.click('[data-tab="app"]');
+    await page.fill('#app-key', apiKey);
+    await page.click('#app-form button[type="submit"]');
+    await page.waitForFunction(
+      "document.querySelector('#app-title')?.textContent?.includes('device(s)')",
+      undefined,
+      { timeout: 10_000 },
+    );
+    // The breaker is not an env-sensor: the application must not see it.
+    expect(await page.textContent('#app-devices tbody')).not.toContain('breaker-ui');
+    expect(await page.textContent('#app-title')).toContain('0 device(s)');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-application.png') });
+    await page.close();
+  });
 });
