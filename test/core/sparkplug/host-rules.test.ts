@@ -364,6 +364,10 @@ describe('host: births', () => {
     expect(out.readings.map((r) => [r.metric, r.type, r.value, r.unit])).toEqual([
       ['Pump1/Speed', 'Float', 1500, 'rpm'],
     ]);
+    // Parameters are attributes kept with the instance, not series.
+    const rec = await store.getDevice(GROUP, NODE, DEVICE);
+    expect(rec?.metrics.Pump1).toMatchObject({ templateRef: 'Motor', params: { RatedKW: 7.5 } });
+    expect(dev.readings.some((r) => r.metric.includes('RatedKW'))).toBe(false);
     expect(out.actions).toEqual([]);
   });
 

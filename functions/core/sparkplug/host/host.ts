@@ -154,13 +154,13 @@ export class SparkplugHost implements MessageProcessor {
       await this.store.putNode(existing, existing.version);
       return;
     }
-    const defs = collectDefs(payload.metrics);
     const templates: Record<string, SpTemplate> = {};
     for (const m of payload.metrics) {
       if (m.name !== undefined && m.datatype === DataType.Template && isDefinition(m)) {
         templates[m.name] = m.value as SpTemplate;
       }
     }
+    const defs = collectDefs(payload.metrics, templates);
     const seq = payload.seq === undefined ? 0 : Number(payload.seq % 256n);
     const record: NodeRecord = {
       group: topic.group,
@@ -281,7 +281,7 @@ export class SparkplugHost implements MessageProcessor {
   private async deviceBirth(ctx: Ctx, node: NodeRecord): Promise<void> {
     const device = ctx.topic.device!;
     const existing = await this.store.getDevice(ctx.topic.group, ctx.topic.node, device);
-    const defs = collectDefs(ctx.payload.metrics);
+    const defs = collectDefs(ctx.payload.metrics, node.templates);
     const record: DeviceRecord = {
       group: ctx.topic.group,
       node: ctx.topic.node,
@@ -537,7 +537,10 @@ function bdSeqOf(metrics: SpMetric[]): string | undefined {
   return typeof v === 'number' || typeof v === 'bigint' ? v.toString() : undefined;
 }
 
-function collectDefs(metrics: SpMetric[]): {
+function collectDefs(
+  metrics: SpMetric[],
+  templates: Record<string, SpTemplate>,
+): {
   aliases: Record<string, MetricDef>;
   metrics: Record<string, MetricDef>;
   duplicates: string[];
@@ -558,7 +561,11 @@ function collectDefs(metrics: SpMetric[]): {
     const props = staticProps(m.properties);
     if (props !== undefined) def.props = props;
     const ref = (m.value as SpTemplate | null | undefined)?.templateRef;
-    if (m.datatype === DataType.Template && typeof ref === 'string') def.templateRef = ref;
+    if (m.datatype === DataType.Template && typeof ref === 'string') {
+      def.templateRef = ref;
+      const params = templateParams(m.value as SpTemplate, templates[ref]);
+      if (params !== undefined) def.params = params;
+    }
     byName[m.name] = def;
     if (m.alias !== undefined) {
       const a = m.alias.toString();
@@ -567,4 +574,21 @@ function collectDefs(metrics: SpMetric[]): {
     }
   }
   return { aliases, metrics: byName, duplicates };
+}
+
+/**
+ * A Template instance's parameters (attributes, not series): the definition's defaults overridden by
+ * the instance's own values; scalars only.
+ */
+function templateParams(
+  instance: SpTemplate,
+  definition: SpTemplate | undefined,
+): Record<string, string | number | boolean> | undefined {
+  const out: Record<string, string | number | boolean> = {};
+  for (const p of [...(definition?.parameters ?? []), ...instance.parameters]) {
+    const v = p.value;
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') out[p.name] = v;
+    else if (typeof v === 'bigint') out[p.name] = Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
 }

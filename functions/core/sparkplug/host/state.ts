@@ -18,6 +18,8 @@ export interface MetricDef {
    * values only, at most 16 keys; `Quality` is per reading, not static, and is not kept here.
    */
   props?: Record<string, string | number | boolean>;
+  /** Template instances: parameter values (the definition's defaults overridden by the instance's). */
+  params?: Record<string, string | number | boolean>;
 }
 
 export interface SeqGap {
