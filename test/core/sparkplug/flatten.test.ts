@@ -11,8 +11,10 @@ import {
   flattenMetric,
   qualityOf,
   staticProps,
+  templateDef,
   unitOf,
 } from '../../../functions/core/sparkplug/host/flatten.js';
+import type { TemplateDef } from '../../../functions/core/sparkplug/host/state.js';
 import { DataType, type SpMetric, type SpTemplate } from '../../../functions/core/sparkplug/types.js';
 
 const T = 1_700_000_000_000;
@@ -238,7 +240,7 @@ describe('flattenMetric: DataSets', () => {
 });
 
 describe('flattenMetric: Templates', () => {
-  const definitions = (): Record<string, SpTemplate> => {
+  const definitions = (): Record<string, TemplateDef> => {
     const motor = metricOf({
       name: 'Motor',
       datatype: DataType.Template,
@@ -266,7 +268,10 @@ describe('flattenMetric: Templates', () => {
       datatype: DataType.Template,
       value: { isDefinition: true, metrics: [{ name: 'Temp', datatype: DataType.Double, value: 0 }] },
     });
-    return { Motor: motor.value as SpTemplate, BearingDef: bearing.value as SpTemplate };
+    return {
+      Motor: templateDef(motor.value as SpTemplate),
+      BearingDef: templateDef(bearing.value as SpTemplate),
+    };
   };
 
   const instance = (over: Partial<SpMetricInput> = {}): SpMetricInput => ({
@@ -338,6 +343,36 @@ describe('flattenMetric: Templates', () => {
     const r = flatten(instance(), ctx({ templates: {}, unresolved }));
     expect(r).toEqual([]);
     expect(unresolved).toEqual(['Pump1/Speed', 'Pump1/Count', 'Pump1/Bearing/Temp']);
+  });
+
+  it('reduces a definition to small JSON-safe state: typed members, units, nested refs, defaults', () => {
+    const defs = definitions();
+    expect(defs.Motor).toEqual({
+      members: {
+        Speed: { name: 'Speed', datatype: DataType.Float, unit: 'rpm', props: { engUnit: 'rpm' } },
+        Count: { name: 'Count', datatype: DataType.UInt32 },
+        Bearing: { name: 'Bearing', datatype: DataType.Template, templateRef: 'BearingDef' },
+      },
+      params: { RatedKW: 0 },
+    });
+    expect(JSON.parse(JSON.stringify(defs))).toEqual(defs);
+  });
+
+  it('never resolves a member through Object.prototype (a member named "constructor")', () => {
+    const unresolved: string[] = [];
+    const m = metricOf({
+      name: 'Pump1',
+      datatype: DataType.Template,
+      value: {
+        isDefinition: false,
+        templateRef: 'Motor',
+        metrics: [{ name: 'constructor', datatype: DataType.Int32, value: 1, omitDatatype: true }],
+      },
+    });
+    expect(
+      flattenMetric(m, 'Pump1', DataType.Template, ctx({ templates: definitions(), unresolved })),
+    ).toEqual([]);
+    expect(unresolved).toEqual(['Pump1/constructor']);
   });
 
   it('gives a definition no readings (definitions are state, not data)', () => {

@@ -90,6 +90,15 @@ describe('host: unknown node, device, metric or alias → rebirth request', () =
     expect(rebirths(out)).toHaveLength(1);
   });
 
+  it('treats a DATA metric named like an Object.prototype member ("toString") as not in the birth', async () => {
+    const { send } = hostHarness();
+    await send('NBIRTH', nbirth(1));
+    const out = await send('NDATA', data(1, [{ name: 'toString', datatype: DataType.Int32, value: 1 }]));
+    expect(out.readings).toEqual([]);
+    expect(out.events.find((e) => e.type === 'ignored')?.data).toEqual({ unknown: ['toString'] });
+    expect(rebirths(out)).toHaveLength(1);
+  });
+
   it('a node alias is not a device alias: scopes are separate', async () => {
     const { send } = hostHarness();
     await send('NBIRTH', nbirth(1));

@@ -15,6 +15,7 @@ import {
   type SpTemplate,
   type SpValue,
 } from '../types.js';
+import { lookup, type MetricDef, type TemplateDef } from './state.js';
 
 export interface FlattenContext {
   deviceId: string;
@@ -23,7 +24,7 @@ export interface FlattenContext {
   /** Reading time when the metric has no timestamp: payload timestamp, else receipt time. */
   defaultTime: number;
   /** Template definitions from the NBIRTH. */
-  templates: Record<string, SpTemplate>;
+  templates: Record<string, TemplateDef>;
   /**
    * Filled with the paths of template members whose datatype cannot be known (no datatype on the
    * wire and no definition member to take it from); they produce no reading.
@@ -88,6 +89,46 @@ export function qualityOf(props: SpPropertySet | undefined): Quality {
   if (n === 500) return 'STALE';
   if (n === 0) return 'BAD';
   return 'UNCERTAIN';
+}
+
+/** What a birth says about one metric (name, datatype, unit, template reference, static properties). */
+export function describeMetric(m: SpMetric, name: string, datatype: number): MetricDef {
+  const def: MetricDef = { name, datatype };
+  const unit = unitOf(m.properties);
+  if (unit !== undefined) def.unit = unit;
+  const props = staticProps(m.properties);
+  if (props !== undefined) def.props = props;
+  if (datatype === DataType.Template && isTemplate(m.value) && typeof m.value.templateRef === 'string') {
+    def.templateRef = m.value.templateRef;
+  }
+  return def;
+}
+
+/** Scalar parameter values of a template, by name (bigint beyond 2^53 as a decimal string). */
+export function scalarParams(
+  params: SpTemplate['parameters'],
+  into: Record<string, string | number | boolean> = {},
+): Record<string, string | number | boolean> {
+  for (const p of params) {
+    const v = p.value;
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') into[p.name] = v;
+    else if (typeof v === 'bigint') into[p.name] = Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  }
+  return into;
+}
+
+/** Reduces an NBIRTH Template definition to the state the host keeps (members typed, defaults). */
+export function templateDef(t: SpTemplate): TemplateDef {
+  const members: Record<string, MetricDef> = {};
+  for (const m of t.metrics) {
+    if (m.name === undefined || m.datatype === undefined) continue;
+    members[m.name] = describeMetric(m, m.name, m.datatype);
+  }
+  const def: TemplateDef = { members };
+  if (t.version !== undefined && t.version !== '') def.version = t.version;
+  const params = scalarParams(t.parameters);
+  if (Object.keys(params).length > 0) def.params = params;
+  return def;
 }
 
 function toReadingValue(v: SpValue): ReadingValue {
@@ -156,11 +197,11 @@ export function flattenMetric(
     // Definitions are state (kept from the NBIRTH), not data; parameters are attributes, not series.
     if (value.isDefinition || depth > 16) return [];
     const ref = value.templateRef ?? birth?.templateRef;
-    const definition = ref === undefined ? undefined : ctx.templates[ref];
+    const definition = ref === undefined ? undefined : lookup(ctx.templates, ref);
     const out: Reading[] = [];
     for (const member of value.metrics) {
       if (member.name === undefined) continue;
-      const def = definition?.metrics.find((m) => m.name === member.name);
+      const def = lookup(definition?.members, member.name);
       const memberType = member.datatype ?? def?.datatype;
       if (memberType === undefined) {
         ctx.unresolved?.push(`${name}/${member.name}`);
@@ -173,11 +214,8 @@ export function flattenMetric(
         isTransient: member.isTransient || metric.isTransient,
       };
       const hint: BirthHint = {};
-      const memberUnit = unitOf(def?.properties);
-      if (memberUnit !== undefined) hint.unit = memberUnit;
-      const defValue = def?.value;
-      const nestedRef = isTemplate(defValue) ? defValue.templateRef : undefined;
-      if (nestedRef !== undefined) hint.templateRef = nestedRef;
+      if (def?.unit !== undefined) hint.unit = def.unit;
+      if (def?.templateRef !== undefined) hint.templateRef = def.templateRef;
       out.push(...flattenMetric(inherited, `${name}/${member.name}`, memberType, ctx, hint, depth + 1));
     }
     return out;

@@ -9,8 +9,15 @@ import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
 import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
-import { flattenMetric, staticProps, unitOf } from './flatten.js';
-import type { DeviceRecord, MetricDef, NodeRecord, SparkplugStateStore } from './state.js';
+import { describeMetric, flattenMetric, scalarParams, templateDef } from './flatten.js';
+import {
+  type DeviceRecord,
+  lookup,
+  type MetricDef,
+  type NodeRecord,
+  type SparkplugStateStore,
+  type TemplateDef,
+} from './state.js';
 
 export interface SparkplugHostOptions {
   store: SparkplugStateStore;
@@ -154,10 +161,10 @@ export class SparkplugHost implements MessageProcessor {
       await this.store.putNode(existing, existing.version);
       return;
     }
-    const templates: Record<string, SpTemplate> = {};
+    const templates: Record<string, TemplateDef> = {};
     for (const m of payload.metrics) {
       if (m.name !== undefined && m.datatype === DataType.Template && isDefinition(m)) {
-        templates[m.name] = m.value as SpTemplate;
+        templates[m.name] = templateDef(m.value as SpTemplate);
       }
     }
     const defs = collectDefs(payload.metrics, templates);
@@ -223,7 +230,7 @@ export class SparkplugHost implements MessageProcessor {
       // Birth-level names: a stale name covers its flattened readings (`name/...`). Template
       // definitions are state, not data, so they are not listed.
       metrics: Object.keys(node.metrics).filter(
-        (n) => !isControlMetric(n) && node.templates[n] === undefined,
+        (n) => !isControlMetric(n) && lookup(node.templates, n) === undefined,
       ),
       devices: node.devices,
       at: msg.receivedAt,
@@ -429,9 +436,9 @@ export class SparkplugHost implements MessageProcessor {
     for (const m of metrics) {
       const def =
         m.name !== undefined
-          ? scope.metrics[m.name]
+          ? lookup(scope.metrics, m.name)
           : m.alias !== undefined
-            ? scope.aliases[m.alias.toString()]
+            ? lookup(scope.aliases, m.alias.toString())
             : undefined;
       const name = m.name ?? def?.name;
       const datatype = m.datatype ?? def?.datatype;
@@ -539,7 +546,7 @@ function bdSeqOf(metrics: SpMetric[]): string | undefined {
 
 function collectDefs(
   metrics: SpMetric[],
-  templates: Record<string, SpTemplate>,
+  templates: Record<string, TemplateDef>,
 ): {
   aliases: Record<string, MetricDef>;
   metrics: Record<string, MetricDef>;
@@ -555,40 +562,21 @@ function collectDefs(
         field: `metrics.${m.name}.datatype`,
       });
     }
-    const def: MetricDef = { name: m.name, datatype: m.datatype };
-    const unit = unitOf(m.properties);
-    if (unit !== undefined) def.unit = unit;
-    const props = staticProps(m.properties);
-    if (props !== undefined) def.props = props;
-    const ref = (m.value as SpTemplate | null | undefined)?.templateRef;
-    if (m.datatype === DataType.Template && typeof ref === 'string') {
-      def.templateRef = ref;
-      const params = templateParams(m.value as SpTemplate, templates[ref]);
-      if (params !== undefined) def.params = params;
+    const def = describeMetric(m, m.name, m.datatype);
+    if (def.templateRef !== undefined && !isDefinition(m)) {
+      // Parameters are attributes: the definition's defaults overridden by the instance's values.
+      const params = scalarParams((m.value as SpTemplate).parameters, {
+        ...lookup(templates, def.templateRef)?.params,
+      });
+      if (Object.keys(params).length > 0) def.params = params;
     }
     byName[m.name] = def;
     if (m.alias !== undefined) {
       const a = m.alias.toString();
-      if (aliases[a] && aliases[a].name !== m.name) duplicates.push(a);
+      const seen = lookup(aliases, a);
+      if (seen && seen.name !== m.name) duplicates.push(a);
       aliases[a] = def;
     }
   }
   return { aliases, metrics: byName, duplicates };
-}
-
-/**
- * A Template instance's parameters (attributes, not series): the definition's defaults overridden by
- * the instance's own values; scalars only.
- */
-function templateParams(
-  instance: SpTemplate,
-  definition: SpTemplate | undefined,
-): Record<string, string | number | boolean> | undefined {
-  const out: Record<string, string | number | boolean> = {};
-  for (const p of [...(definition?.parameters ?? []), ...instance.parameters]) {
-    const v = p.value;
-    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') out[p.name] = v;
-    else if (typeof v === 'bigint') out[p.name] = Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
-  }
-  return Object.keys(out).length === 0 ? undefined : out;
 }

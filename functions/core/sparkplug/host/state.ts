@@ -5,7 +5,6 @@
  * instead of overwriting newer state.
  */
 import { ConflictError } from '../../errors.js';
-import type { SpTemplate } from '../types.js';
 
 export interface MetricDef {
   name: string;
@@ -20,6 +19,23 @@ export interface MetricDef {
   props?: Record<string, string | number | boolean>;
   /** Template instances: parameter values (the definition's defaults overridden by the instance's). */
   params?: Record<string, string | number | boolean>;
+}
+
+/**
+ * A Template definition from the NBIRTH, reduced to what the host needs to resolve instances: small and
+ * JSON-safe (no raw values, no bigint), so every adapter stores it as is.
+ */
+export interface TemplateDef {
+  version?: string;
+  /** Member name → datatype, unit, nested template reference, static properties. */
+  members: Record<string, MetricDef>;
+  /** Default parameter values (scalars). */
+  params?: Record<string, string | number | boolean>;
+}
+
+/** Own-property lookup: metric names such as "constructor" must not hit Object.prototype. */
+export function lookup<T>(record: Record<string, T> | undefined, key: string): T | undefined {
+  return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 export interface SeqGap {
@@ -47,8 +63,8 @@ export interface NodeRecord {
   aliases: Record<string, MetricDef>;
   /** metric name → definition; node-level. */
   metrics: Record<string, MetricDef>;
-  /** Template definitions from the NBIRTH, by name. */
-  templates: Record<string, SpTemplate>;
+  /** Template definitions from the NBIRTH, by name (state, not data). */
+  templates: Record<string, TemplateDef>;
   devices: string[];
   lastRebirthRequest?: number;
 }
