@@ -4,8 +4,8 @@
  * LwM2M endpoint topics and subscribe only to its own commands (functions/core/topics.ts). A refused
  * publish closes the connection and a refused subscription gets a failure SUBACK (0x80), as in IoT
  * Core. Every accepted publish goes through the rule engine (infra/local/rules.ts) and a batching
- * forwarder into Kinesis; the broker's `published` hook completes only once the message's records
- * are stored, so a QoS 1 PUBACK means "in the stream" and a slow Kinesis slows the publishers down
+ * forwarder into Kinesis before Aedes acknowledges it (the authorizePublish hook waits until the
+ * message's records are stored), so a QoS 1 PUBACK means "in the stream" and a slow Kinesis slows the publishers down
  * instead of filling memory. Nothing accepted is dropped: failed records are retried with backoff
  * until they are stored, and close() flushes everything first.
  */
@@ -287,6 +287,13 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     o.onRefused?.(id, what);
   };
   const toRules = o.serverPublishesToRules ?? true;
+  /** Rules → Kinesis; resolves once every record of the message is stored. */
+  const route = async (topic: string, payload: Buffer, clientId: string): Promise<void> => {
+    const outputs = engine.evaluate(topic, payload, clientId);
+    if (outputs.length === 0) return;
+    if (clientId !== NO_CLIENT_ID) for (const out of outputs) own.messagesIn[out.stream]++;
+    await Promise.all(outputs.map((out) => forwarder.enqueue(out)));
+  };
 
   const aedes = await Aedes.createBroker({
     authenticate: (client: Client, _username, _password, done) => {
@@ -297,14 +304,20 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
       }
       done(null, true);
     },
+    // Device publishes are routed here, before Aedes acknowledges them: Aedes 1.x writes the QoS 1
+    // PUBACK before its `published` hook runs, so only this hook can make PUBACK mean "in Kinesis".
     authorizePublish: (client, packet, done) => {
-      if (!client || o.allowAll) return done(null);
-      if (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic)) {
+      if (!client) return done(null);
+      if (!o.allowAll && (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic))) {
         refuse('refusedPublishes', client.id, `publish to ${packet.topic}`);
         // IoT Core closes the connection of a client that publishes where its policy does not allow.
         return done(new Error(`client ${client.id} may not publish to ${packet.topic}`));
       }
-      done(null);
+      own.devicePublishes++;
+      route(packet.topic, packet.payload as Buffer, client.id).then(
+        () => done(null),
+        (error: Error) => done(error),
+      );
     },
     authorizeSubscribe: (client, sub, done) => {
       if (!o.allowAll && !deviceMaySubscribe(client.id, sub.topic)) {
@@ -313,19 +326,12 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
       }
       done(null, sub);
     },
+    // The server's own publishes (no client) and $SYS messages arrive here only.
     published: (packet: AedesPublishPacket, client: Client | null, done) => {
-      if (packet.topic.startsWith('$')) return done(); // $SYS heartbeats and the like
-      if (!client) own.serverPublishes++;
-      else own.devicePublishes++;
-      if (!client && !toRules) return done();
-      const outputs = engine.evaluate(
-        packet.topic,
-        packet.payload as Buffer,
-        client ? client.id : NO_CLIENT_ID,
-      );
-      if (outputs.length === 0) return done();
-      if (client) for (const out of outputs) own.messagesIn[out.stream]++;
-      Promise.all(outputs.map((out) => forwarder.enqueue(out))).then(
+      if (client || packet.topic.startsWith('$')) return done();
+      own.serverPublishes++;
+      if (!toRules) return done();
+      route(packet.topic, packet.payload as Buffer, NO_CLIENT_ID).then(
         () => done(),
         (error: Error) => done(error),
       );

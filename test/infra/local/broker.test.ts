@@ -1,0 +1,332 @@
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  ListShardsCommand,
+  PutRecordsCommand,
+} from '@aws-sdk/client-kinesis';
+import { mockClient } from 'aws-sdk-client-mock';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TransientError } from '../../../functions/core/errors.js';
+import { createBroker, KinesisForwarder, type LocalBroker } from '../../../infra/local/broker.js';
+import { type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
+import { pipeline, type StreamKey } from '../../../infra/pipeline.js';
+
+const T0 = 1_750_000_000_000;
+let emu: LocalEmulators;
+let broker: LocalBroker;
+const refusals: string[] = [];
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  emu = await startEmulators({ env: {} });
+  broker = await createBroker({
+    port: 0,
+    rules: pipeline.rules,
+    kinesis: emu.kinesis,
+    streamNames: emu.streamNames,
+    clock: () => T0,
+    onRefused: (id, what) => refusals.push(`${id}: ${what}`),
+  });
+});
+afterEach(() => {
+  for (const c of clients.splice(0)) c.end(true);
+});
+afterAll(async () => {
+  await broker.close();
+  await emu.stop();
+});
+
+async function connect(clientId: string, url = broker.url): Promise<MqttClient> {
+  const c = mqtt.connect(url, { clientId, reconnectPeriod: 0, connectTimeout: 3000 });
+  clients.push(c);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+/** The SUBACK return code (mqtt.js rejects failure SUBACKs; the code is on the error's packet). */
+async function suback(c: MqttClient, filter: string): Promise<number | undefined> {
+  try {
+    return (await c.subscribeAsync(filter, { qos: 1 }))[0]?.qos;
+  } catch (error) {
+    return (error as { packet?: { granted?: number[] } }).packet?.granted?.[0];
+  }
+}
+
+/** Every record in the stream, from the start. */
+async function readStream(stream: StreamKey) {
+  const name = emu.streamNames[stream];
+  const shard = (await emu.kinesis.send(new ListShardsCommand({ StreamName: name }))).Shards![0]!.ShardId!;
+  let it = (
+    await emu.kinesis.send(
+      new GetShardIteratorCommand({ StreamName: name, ShardId: shard, ShardIteratorType: 'TRIM_HORIZON' }),
+    )
+  ).ShardIterator;
+  const out: Array<{ partitionKey: string; envelope: Record<string, unknown> }> = [];
+  for (let i = 0; i < 50 && it; i++) {
+    const res = await emu.kinesis.send(new GetRecordsCommand({ ShardIterator: it }));
+    for (const r of res.Records ?? [])
+      out.push({ partitionKey: r.PartitionKey!, envelope: JSON.parse(Buffer.from(r.Data!).toString()) });
+    if ((res.Records ?? []).length === 0) break;
+    it = res.NextShardIterator;
+  }
+  return out;
+}
+
+describe('local broker: device ACL and forwarding to Kinesis', () => {
+  it('forwards an allowed device publish to its stream with the rule envelope and partition key', async () => {
+    // Prepare
+    const a = await connect('edge-a');
+    const payload = Buffer.from([0x08, 0x01, 0xff]);
+
+    // Act: QoS 1 is acknowledged only once the record is in Kinesis.
+    await a.publishAsync('spBv1.0/plant/NBIRTH/edge-a', payload, { qos: 1 });
+    await a.publishAsync('lwm2m/rd/edge-a', Buffer.from([0xa1, 0x00, 0x01]), { qos: 1 });
+
+    // Assess
+    const sp = (await readStream('sparkplug')).filter((r) => r.envelope.clientId === 'edge-a');
+    expect(sp).toContainEqual({
+      partitionKey: 'plant/edge-a',
+      envelope: {
+        payload: payload.toString('base64'),
+        topic: 'spBv1.0/plant/NBIRTH/edge-a',
+        receivedAt: T0,
+        clientId: 'edge-a',
+      },
+    });
+    const lw = await readStream('lwm2m');
+    expect(lw).toContainEqual({
+      partitionKey: 'edge-a',
+      envelope: { payload: 'oQAB', topic: 'lwm2m/rd/edge-a', receivedAt: T0, clientId: 'edge-a' },
+    });
+    expect(broker.counters.messagesIn.sparkplug).toBeGreaterThanOrEqual(1);
+    expect(broker.counters.recordsForwarded).toBe(broker.counters.recordsIn);
+  });
+
+  it("refuses a publish on another device's topic: the connection is closed and nothing reaches Kinesis", async () => {
+    // Prepare
+    const a = await connect('edge-c');
+    const before = broker.counters.refusedPublishes;
+    const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+
+    // Act
+    a.publish('spBv1.0/plant/NDATA/edge-b', Buffer.from('x'), { qos: 1 });
+    await closed;
+
+    // Assess
+    expect(broker.counters.refusedPublishes).toBe(before + 1);
+    expect(refusals).toContain('edge-c: publish to spBv1.0/plant/NDATA/edge-b');
+    await broker.flush();
+    expect(
+      (await readStream('sparkplug')).some((r) => r.envelope.topic === 'spBv1.0/plant/NDATA/edge-b'),
+    ).toBe(false);
+  });
+
+  it("gives a failure SUBACK for another device's commands and delivers the device's own commands", async () => {
+    // Prepare
+    const a = await connect('edge-d');
+
+    // Act
+    const theirs = await suback(a, 'spBv1.0/plant/NCMD/edge-b');
+    const wildcard = await suback(a, 'spBv1.0/#');
+    const mine = await suback(a, 'spBv1.0/plant/NCMD/edge-d');
+    const received = new Promise<string>((resolve) => a.once('message', (topic) => resolve(topic)));
+    await broker.publish({
+      kind: 'publish',
+      topic: 'spBv1.0/plant/NCMD/edge-b',
+      payload: new Uint8Array([1]),
+      qos: 1,
+      reason: 't',
+    });
+    await broker.publish({
+      kind: 'publish',
+      topic: 'spBv1.0/plant/NCMD/edge-d',
+      payload: new Uint8Array([2]),
+      qos: 1,
+      reason: 't',
+    });
+
+    // Assess
+    expect(theirs).toBe(128);
+    expect(wildcard).toBe(128);
+    expect(mine).toBe(1);
+    expect(await received).toBe('spBv1.0/plant/NCMD/edge-d');
+    expect(a.connected).toBe(true);
+  });
+
+  it('refuses a client id that is not a valid thing name', async () => {
+    const before = broker.counters.refusedConnects;
+    const c = mqtt.connect(broker.url, { clientId: 'bad id#1', reconnectPeriod: 0 });
+    clients.push(c);
+    const error = await new Promise<Error & { code?: number }>((resolve) => c.once('error', resolve));
+    expect(error.code).toBe(2);
+    expect(broker.counters.refusedConnects).toBe(before + 1);
+  });
+
+  it("runs the server's own publishes through the rules with clientid() n/a, as IoT does for data-plane publishes", async () => {
+    // Act
+    await broker.publish({
+      kind: 'publish',
+      topic: 'spBv1.0/grp/NCMD/edge-z',
+      payload: new Uint8Array([7]),
+      qos: 0,
+      reason: 't',
+    });
+    await broker.publish({
+      kind: 'publish',
+      topic: 'lwm2m/rd/ep-z',
+      payload: new Uint8Array([7]),
+      qos: 0,
+      reason: 't',
+    });
+    await broker.flush();
+
+    // Assess: the Sparkplug rule keeps it (the host ignores NCMD), the LwM2M rule drops the echo.
+    const sp = await readStream('sparkplug');
+    expect(sp).toContainEqual(
+      expect.objectContaining({
+        partitionKey: 'grp/edge-z',
+        envelope: expect.objectContaining({ clientId: 'n/a' }),
+      }),
+    );
+    expect((await readStream('lwm2m')).some((r) => r.envelope.topic === 'lwm2m/rd/ep-z')).toBe(false);
+  });
+
+  it('allows anything with allowAll', async () => {
+    const open = await createBroker({
+      port: 0,
+      rules: pipeline.rules,
+      kinesis: emu.kinesis,
+      streamNames: emu.streamNames,
+      allowAll: true,
+    });
+    try {
+      const c = await connect('any client', open.url);
+      const sub = await suback(c, '#');
+      await c.publishAsync('spBv1.0/plant/NDATA/someone-else', Buffer.from('x'), { qos: 1 });
+      expect(sub).toBe(1);
+      expect(open.counters.refused).toBe(0);
+      expect(open.counters.recordsForwarded).toBe(1);
+    } finally {
+      for (const c of clients.splice(0)) c.end(true);
+      await open.close();
+    }
+  });
+});
+
+describe('Kinesis forwarder (mocked Kinesis)', () => {
+  // Mock one instance only: the emulator tests above use real clients.
+  const kinesis = new KinesisClient({ region: 'us-east-1' });
+  const kinesisMock = mockClient(kinesis);
+  afterEach(() => kinesisMock.reset());
+  const streamNames = { sparkplug: 'sp', lwm2m: 'lw' };
+  const rec = (i: number, size = 10) => ({
+    stream: 'sparkplug' as const,
+    partitionKey: `k${i % 7}`,
+    data: Buffer.alloc(size, i % 256),
+  });
+
+  it('sends at most 500 records per PutRecords, in order, and retries only the failed records', async () => {
+    // Prepare: the first call fails its records 1 and 3.
+    let call = 0;
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => {
+      call++;
+      return {
+        FailedRecordCount: call === 1 ? 2 : 0,
+        Records: input.Records.map((_, i) =>
+          call === 1 && (i === 1 || i === 3)
+            ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'slow down' }
+            : { SequenceNumber: String(i), ShardId: 'shardId-000000000000' },
+        ),
+      };
+    });
+    const f = new KinesisForwarder({
+      kinesis,
+      streamNames,
+      retryBaseMs: 1,
+    });
+
+    // Act
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => f.enqueue(rec(i))));
+
+    // Assess
+    const calls = kinesisMock.commandCalls(PutRecordsCommand).map((c) => c.args[0].input);
+    expect(calls.every((c) => c.Records!.length <= 500 && c.StreamName === 'sp')).toBe(true);
+    expect(calls.map((c) => c.Records!.length)).toEqual([500, 2, 500, 200]);
+    expect(calls[1]!.Records!.map((r) => r.Data![0])).toEqual([1, 3]);
+    expect(f.counters).toMatchObject({
+      recordsIn: 1200,
+      recordsForwarded: 1200,
+      forwardRetries: 2,
+      pendingRecords: 0,
+    });
+  });
+
+  it('keeps each call within 5 MiB', async () => {
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => ({
+      Records: input.Records.map(() => ({ SequenceNumber: '1' })),
+    }));
+    const f = new KinesisForwarder({ kinesis, streamNames });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => f.enqueue(rec(i, 1024 * 1024))));
+    const sizes = kinesisMock
+      .commandCalls(PutRecordsCommand)
+      .map((c) => c.args[0].input.Records!.reduce((n, r) => n + r.Data!.length + r.PartitionKey!.length, 0));
+    expect(sizes.every((s) => s <= 5 * 1024 * 1024)).toBe(true);
+    expect(sizes.length).toBe(3);
+  });
+
+  it('never drops: retries failed calls until Kinesis is back, and applies backpressure meanwhile', async () => {
+    // Prepare: Kinesis is down for the first 4 calls.
+    let calls = 0;
+    let maxPending = 0;
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => {
+      calls++;
+      if (calls <= 4) throw Object.assign(new Error('down'), { name: 'ServiceUnavailable' });
+      return { Records: input.Records.map(() => ({ SequenceNumber: '1' })) };
+    });
+    const errors: unknown[] = [];
+    const f = new KinesisForwarder({
+      kinesis,
+      streamNames,
+      retryBaseMs: 1,
+      maxPendingRecords: 10,
+      onForwardError: (e) => errors.push(e),
+    });
+
+    // Act
+    const all = Array.from({ length: 35 }, (_, i) => {
+      const p = f.enqueue(rec(i));
+      maxPending = Math.max(maxPending, f.counters.pendingRecords);
+      return p;
+    });
+    await Promise.all(all);
+
+    // Assess
+    expect(maxPending).toBeLessThanOrEqual(10);
+    expect(f.counters.recordsForwarded).toBe(35);
+    expect(errors).toHaveLength(4);
+  });
+
+  it('flush waits for pending records and reports, not drops, what it could not deliver in time', async () => {
+    kinesisMock
+      .on(PutRecordsCommand)
+      .rejects(Object.assign(new Error('down'), { name: 'ServiceUnavailable' }));
+    const f = new KinesisForwarder({
+      kinesis,
+      streamNames,
+      lingerMs: 60_000,
+      retryBaseMs: 5,
+    });
+    void f.enqueue(rec(1)).catch(() => {});
+    await expect(f.flush(100)).rejects.toThrow(TransientError);
+    expect(f.counters.pendingRecords).toBe(1);
+    kinesisMock.reset();
+    kinesisMock.on(PutRecordsCommand).resolves({ Records: [{ SequenceNumber: '1' }] });
+    await f.flush();
+    expect(f.counters).toMatchObject({ pendingRecords: 0, recordsForwarded: 1 });
+  });
+});
