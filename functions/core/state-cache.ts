@@ -33,9 +33,7 @@ abstract class WriteBack<T extends { version: number }> {
     const e = this.entries.get(key);
     const current = e?.value?.version;
     if (current !== expected) {
-      throw Object.assign(new Error(`${what}: cached version ${current ?? 'none'} ≠ ${expected ?? 'none'}`), {
-        name: 'ConflictError',
-      });
+      throw new ConflictError(`${what}: cached version ${current ?? 'none'} ≠ ${expected ?? 'none'}`);
     }
     // Keep the version number of the backing store; the flush increments it once.
     this.entries.set(key, { base: e?.base, value: { ...value, version: expected ?? 0 }, dirty: true });

@@ -174,11 +174,9 @@ describe('checked write mode (default)', () => {
     ]);
     expect(sleeps).toEqual([38]);
     mock.reset();
-    mock
-      .on(BatchGetCommand)
-      .callsFake((input: { RequestItems: Record<string, unknown> }) => ({
-        UnprocessedKeys: input.RequestItems,
-      }));
+    mock.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, unknown> }) => ({
+      UnprocessedKeys: input.RequestItems,
+    }));
     await expect(open({ maxAttempts: 2 }).write([reading(0)])).rejects.toMatchObject({
       code: 'TELEMETRY_UNPROCESSED',
       retryable: true,
