@@ -144,7 +144,12 @@ export const pipeline = {
     } satisfies FunctionDef,
   },
   tables: {
-    registry: { ...pkSk, gsis: [{ name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' }] },
+    // TTL: command items expire (expiresAt); devices, types and applications carry none.
+    registry: {
+      ...pkSk,
+      ttlAttribute: 'expiresAt',
+      gsis: [{ name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' }],
+    },
     state: { ...pkSk, ttlAttribute: 'expiresAt' },
     events: { ...pkSk, ttlAttribute: 'expiresAt' },
   } satisfies Record<TableKey, TableDef>,

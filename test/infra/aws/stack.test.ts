@@ -179,7 +179,7 @@ describe('streams, functions and event source mappings', () => {
 });
 
 describe('data at rest', () => {
-  it('uses on-demand DynamoDB with PITR and encryption, TTL on state and events', () => {
+  it('uses on-demand DynamoDB with PITR and encryption, TTL on registry commands, state and events', () => {
     template.allResourcesProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -188,7 +188,7 @@ describe('data at rest', () => {
     template.resourcePropertiesCountIs(
       'AWS::DynamoDB::Table',
       { TimeToLiveSpecification: Match.objectLike({ AttributeName: 'expiresAt', Enabled: true }) },
-      2,
+      3,
     );
   });
 
