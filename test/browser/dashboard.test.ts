@@ -152,9 +152,12 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 15_000 });
     await page.click('[data-tab="device"]');
     await page.selectOption('#device-select', 'breaker-ui');
-    await page.waitForSelector('#charts svg.chart path.line', { state: 'attached', timeout: 15_000 });
-    const points = await page.getAttribute('#charts svg.chart', 'data-points');
-    expect(Number(points)).toBeGreaterThan(5);
+    // The view re-renders every 2 s: wait until a rendered chart carries its point count.
+    await page.waitForFunction(
+      "Number(document.querySelector('#charts svg.chart path.line')?.closest('svg')?.getAttribute('data-points') ?? 0) > 5",
+      undefined,
+      { timeout: 15_000 },
+    );
     await page.fill('#cmd-path', '/3/0/0');
     await page.click('#command-form button[type="submit"]');
     await page.waitForFunction(
