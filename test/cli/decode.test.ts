@@ -157,7 +157,7 @@ describe('dualpath decode', () => {
           type: 'Float',
           value: 21.5,
           time: T - 5000,
-          historical: true,
+          historical: false, // the newest (only) value of its path answers latest (ADR 0005)
         },
       ],
     });

@@ -4,9 +4,11 @@ import { Lwm2mServer } from './server.js';
 import { InMemoryPendingRequestStore, InMemoryRegistrationStore } from './state.js';
 
 export { recordsToReadings } from './readings.js';
-export { Lwm2mServer, type Lwm2mServerOptions, type RequestOperation, type RequestSpec } from './server.js';
+export * from './requests.js';
+export { Lwm2mServer, type Lwm2mServerOptions } from './server.js';
 export * from './state.js';
 
+/** A server over in-memory stores (the decode CLI, tests, benchmarks). */
 export function createInMemoryLwm2mServer(opts: {
   clock: Clock;
   defaultLifetime?: number;

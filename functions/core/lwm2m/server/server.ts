@@ -4,10 +4,10 @@
  * management requests with token correlation. Echoes of our own messages are recognised and ignored.
  * See ADR 0005.
  */
+import { decodeCbor } from '../../cbor/index.js';
 import { DecodeError, DualpathError, describeError } from '../../errors.js';
 import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
 import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
-import { compressRecords, encodeSenml, type SenmlValue } from '../../senml/index.js';
 import { lwm2mTopic, parseLwm2mTopic } from '../../topics.js';
 import { decodeContent } from '../content.js';
 import { parseObjectList } from '../link-format.js';
@@ -15,13 +15,18 @@ import {
   ContentFormat,
   decodeMessage,
   encodeMessage,
-  encodePaths,
   type Lwm2mMessage,
+  MessageKey,
   Operation,
   operationName,
 } from '../message.js';
-import { describePath } from '../objects.js';
 import { recordsToReadings } from './readings.js';
+import {
+  buildRequestMessage,
+  isPlausibleResult,
+  type RequestSpec,
+  SERVER_OPERATION_CODES,
+} from './requests.js';
 import {
   isRegistrationAlive,
   type PendingRequest,
@@ -30,32 +35,7 @@ import {
   type RegistrationStore,
 } from './state.js';
 
-export type RequestOperation =
-  | 'read'
-  | 'read-composite'
-  | 'discover'
-  | 'write'
-  | 'write-partial'
-  | 'write-composite'
-  | 'execute'
-  | 'observe'
-  | 'observe-composite'
-  | 'cancel-observe'
-  | 'write-attributes';
-
-export interface RequestSpec {
-  operation: RequestOperation;
-  path?: string;
-  paths?: string[];
-  /** Single-resource write value. */
-  value?: number | string | boolean;
-  /** Composite write: path → value. */
-  values?: Record<string, number | string | boolean>;
-  attributes?: Partial<Record<'pmin' | 'pmax' | 'gt' | 'st' | 'epmin' | 'epmax' | 'hqmax', number>> & {
-    edge?: boolean;
-  };
-  args?: string;
-}
+export type { RequestOperation, RequestSpec } from './requests.js';
 
 export interface Lwm2mServerOptions {
   registrations: RegistrationStore;
@@ -67,26 +47,23 @@ export interface Lwm2mServerOptions {
   requestTimeoutMs?: number;
 }
 
-/** Operation codes a device never sends: seeing one means our own request came back to us. */
-const SERVER_OPS = new Set([9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22]);
 const SEND_FORMATS = new Set<number>([
   ContentFormat.SenmlCbor,
   ContentFormat.SenmlJson,
   ContentFormat.Lwm2mCbor,
 ]);
-const REQUEST_OPS: Record<RequestOperation, number> = {
-  read: Operation.Read,
-  'read-composite': Operation.ReadComposite,
-  discover: Operation.Discover,
-  write: Operation.WriteReplace,
-  'write-partial': Operation.WritePartial,
-  'write-composite': Operation.WriteComposite,
-  execute: Operation.Execute,
-  observe: Operation.Observe,
-  'observe-composite': Operation.ObserveComposite,
-  'cancel-observe': Operation.CancelObserve,
-  'write-attributes': Operation.WriteAttributes,
-};
+/** Results this server itself publishes: a response carrying another one cannot be an echo of ours. */
+const OWN_RESULTS = new Set([201, 202, 204, 400, 404, 405, 412, 415, 501]);
+/** Requests a device sends on the registration interface (a malformed one is answered 400). */
+const DEVICE_OPS = new Set<number>([
+  Operation.Register,
+  Operation.Update,
+  Operation.Deregister,
+  Operation.Notify,
+  Operation.Send,
+]);
+/** Binding letters of LwM2M 1.x (U, M, H, T, S, N) plus the 1.0-style queue-mode flag Q. */
+const BINDING = /^[UMHTSNQ]+$/;
 
 interface Ctx {
   endpoint: string;
@@ -119,17 +96,39 @@ export class Lwm2mServer implements MessageProcessor {
 
   async handle(msg: InboundMessage): Promise<MessageOutcome> {
     const topic = parseLwm2mTopic(msg.topic);
-    const m = decodeMessage(msg.payload);
     const ctx: Ctx = {
       endpoint: topic.endpoint,
       msg,
-      m,
+      m: {},
       readings: [],
       events: [],
       actions: [],
       kind: 'ignored',
     };
     if (topic.prefix !== undefined) ctx.prefix = topic.prefix;
+    const outcome = (): MessageOutcome => ({
+      protocol: 'lwm2m',
+      kind: ctx.kind,
+      deviceId: topic.endpoint,
+      readings: ctx.readings,
+      events: ctx.events,
+      actions: ctx.actions,
+    });
+    if (msg.clientId !== undefined && msg.clientId !== topic.endpoint) {
+      // Only the endpoint's own MQTT session speaks for it; anything else on its topic is the server's
+      // own publish coming back (the IoT rule filters these out too: clientid() = topic(3)).
+      this.event(ctx, 'ignored', `published by client "${msg.clientId}", not by the endpoint: echo`);
+      return outcome();
+    }
+    try {
+      ctx.m = decodeMessage(msg.payload);
+    } catch (error) {
+      // A device request that is a binding map with a mistyped field gets a 400 with the reason;
+      // anything else (not CBOR, not a map, ...) propagates and the caller quarantines it.
+      if (!this.rejectMalformedRequest(ctx, error)) throw error;
+      return outcome();
+    }
+    const { m } = ctx;
     if (topic.iface === 'bs') {
       ctx.kind = 'bootstrap';
       this.event(ctx, 'ignored', 'LwM2M bootstrap over MQTT is not supported by this server');
@@ -139,14 +138,34 @@ export class Lwm2mServer implements MessageProcessor {
     } else {
       await this.response(ctx);
     }
-    return {
-      protocol: 'lwm2m',
-      kind: ctx.kind,
-      deviceId: topic.endpoint,
-      readings: ctx.readings,
-      events: ctx.events,
-      actions: ctx.actions,
-    };
+    return outcome();
+  }
+
+  private rejectMalformedRequest(ctx: Ctx, error: unknown): boolean {
+    if (!(error instanceof DecodeError) || error.code !== 'LWM2M_KEY_TYPE') return false;
+    let root: unknown;
+    try {
+      root = decodeCbor(ctx.msg.payload);
+    } catch {
+      return false;
+    }
+    if (!(root instanceof Map)) return false;
+    const op = root.get(MessageKey.operation);
+    const token = root.get(MessageKey.token);
+    if (typeof op !== 'number' || !DEVICE_OPS.has(op)) return false;
+    if (typeof token === 'number' && Number.isInteger(token) && token >= 0) ctx.m.token = token;
+    else if (typeof token === 'bigint' && token >= 0n) ctx.m.token = token;
+    else return false;
+    ctx.m.operation = op;
+    ctx.kind = 'rejected';
+    const reason = describeError(error);
+    this.event(ctx, 'quarantined', `${operationName(op)} rejected: ${reason.message}`, {
+      topic: ctx.msg.topic,
+      payload: Buffer.from(ctx.msg.payload).toString('base64'),
+      reason,
+    });
+    this.respond(ctx, 400, reason.message);
+    return true;
   }
 
   // ---- device → server requests ----------------------------------------------------------------
@@ -170,7 +189,7 @@ export class Lwm2mServer implements MessageProcessor {
       case Operation.Notify:
         return this.notifyOrSend(ctx);
       default:
-        if (SERVER_OPS.has(op)) {
+        if (SERVER_OPERATION_CODES.has(op)) {
           ctx.kind = 'ignored';
           this.event(ctx, 'ignored', `echo of our own ${operationName(op)} request`);
           return;
@@ -188,9 +207,19 @@ export class Lwm2mServer implements MessageProcessor {
   private async register(ctx: Ctx): Promise<void> {
     ctx.kind = 'register';
     const { m, msg } = ctx;
-    if (m.version === undefined || !/^1\.\d+$/.test(m.version)) {
-      this.event(ctx, 'ignored', `unsupported LwM2M version ${m.version ?? '(missing)'}`);
-      this.respond(ctx, 412, `unsupported LwM2M version ${m.version ?? '(missing)'}: 1.x required`);
+    if (m.version === undefined) {
+      this.event(ctx, 'ignored', 'Register without an LwM2M version (key 9)');
+      this.respond(ctx, 400, 'version (key 9) is required');
+      return;
+    }
+    if (!/^1\.\d+$/.test(m.version)) {
+      this.event(ctx, 'ignored', `unsupported LwM2M version ${m.version}`);
+      this.respond(ctx, 412, `unsupported LwM2M version ${m.version}: 1.x required`);
+      return;
+    }
+    if (m.binding !== undefined && !BINDING.test(m.binding)) {
+      this.event(ctx, 'ignored', `bad binding "${m.binding}"`);
+      this.respond(ctx, 400, `binding "${m.binding}" must be letters of U, M, H, T, S, N (and Q)`);
       return;
     }
     let objects: Registration['objects'];
@@ -229,6 +258,7 @@ export class Lwm2mServer implements MessageProcessor {
         binding,
         objects: objects.objects,
         replaced: existing !== undefined,
+        observationsVoided: existing ? Object.keys(existing.observations).length : 0,
       },
     );
     this.respond(ctx, 201);
@@ -241,6 +271,11 @@ export class Lwm2mServer implements MessageProcessor {
     const { m } = ctx;
     if (m.lifetime !== undefined) reg.lifetime = m.lifetime;
     if (m.binding !== undefined) {
+      if (!BINDING.test(m.binding)) {
+        this.event(ctx, 'ignored', `bad binding "${m.binding}"`);
+        this.respond(ctx, 400, `binding "${m.binding}" must be letters of U, M, H, T, S, N (and Q)`);
+        return;
+      }
       reg.binding = m.binding;
       reg.queueMode = m.binding.includes('Q');
     }
@@ -250,6 +285,7 @@ export class Lwm2mServer implements MessageProcessor {
         // An object list in an Update is complete, not a delta.
         reg.objects = parseObjectList(new TextDecoder('utf-8', { fatal: true }).decode(m.payload));
       } catch (error) {
+        this.event(ctx, 'ignored', `bad object list: ${describeError(error).message}`);
         this.respond(ctx, 400, `object list: ${describeError(error).message}`);
         return;
       }
@@ -353,20 +389,25 @@ export class Lwm2mServer implements MessageProcessor {
 
   private async response(ctx: Ctx): Promise<void> {
     const { m } = ctx;
+    const result = m.result ?? 0;
     const token = m.token === undefined ? undefined : Number(m.token);
-    const pending = token === undefined ? undefined : await this.pending.take(ctx.endpoint, token);
+    let pending = token === undefined ? undefined : await this.pending.take(ctx.endpoint, token);
+    if (pending && !isPlausibleResult(pending.operation, result) && OWN_RESULTS.has(result)) {
+      // E.g. our own 201 to a Register whose token happens to equal a pending Read's: not its answer.
+      await this.pending.put(pending);
+      pending = undefined;
+    }
     if (!pending) {
       // Either the echo of one of our own responses, or a late/unknown response: never an error.
       ctx.kind = 'ignored';
       this.event(
         ctx,
         'ignored',
-        `response ${m.result} with token ${token ?? '(none)'} matches no pending request`,
+        `response ${result} with token ${token ?? '(none)'} matches no pending request`,
       );
       return;
     }
     ctx.kind = 'response';
-    const result = m.result ?? 0;
     const success = result >= 200 && result < 300;
     if (success) this.decodeReadings(ctx, pending.paths.length === 1 ? pending.paths[0] : undefined);
     if (success && (pending.operation === 'observe' || pending.operation === 'observe-composite')) {
@@ -402,57 +443,20 @@ export class Lwm2mServer implements MessageProcessor {
 
   // ---- server → device requests ----------------------------------------------------------------
 
-  /** Builds a request, allocates its token and records it as pending. Publishing is the caller's. */
+  /**
+   * Builds a request (requests.ts), allocates its token (unique among the endpoint's pending
+   * requests) and records it as pending with its deadline and command id. Publishing the returned
+   * action is the caller's job. Throws ValidationError for a request that cannot be sent.
+   */
   async buildRequest(
     endpoint: string,
     spec: RequestSpec,
     commandId?: string,
   ): Promise<{ token: number; action: PublishAction; message: Lwm2mMessage }> {
-    const op = REQUEST_OPS[spec.operation];
-    if (op === undefined)
-      throw new DecodeError('LWM2M_REQUEST', `unknown operation "${spec.operation}"`, { field: 'operation' });
-    const paths = spec.paths ?? (spec.path !== undefined ? [spec.path] : []);
-    const composite = spec.operation.endsWith('composite');
-    if (
-      (spec.operation === 'read-composite' || spec.operation === 'observe-composite') &&
-      paths.length === 0
-    ) {
-      throw new DecodeError('LWM2M_REQUEST', `${spec.operation} needs paths`, { field: 'paths' });
-    }
-    if (!composite && paths.length !== 1) {
-      throw new DecodeError('LWM2M_REQUEST', `${spec.operation} needs exactly one path`, { field: 'path' });
-    }
+    const { message: m, paths } = buildRequestMessage(spec);
     const token = await this.pending.allocateToken(endpoint);
-    const m: Lwm2mMessage = { operation: op, token };
-    if (!composite) m.uri = paths[0]!;
-    if (spec.operation === 'read-composite' || spec.operation === 'observe-composite')
-      m.paths = encodePaths(paths);
-    if (spec.operation === 'write' || spec.operation === 'write-partial') {
-      if (spec.value === undefined)
-        throw new DecodeError('LWM2M_REQUEST', 'write needs a value', { field: 'value' });
-      m.contentFormat = ContentFormat.SenmlCbor;
-      m.payload = encodeSenml(
-        compressRecords([{ name: paths[0]!, value: senmlValue(paths[0]!, spec.value) }]),
-        112,
-      );
-    }
-    if (spec.operation === 'write-composite') {
-      const values = Object.entries(spec.values ?? {});
-      if (values.length === 0)
-        throw new DecodeError('LWM2M_REQUEST', 'write-composite needs values', { field: 'values' });
-      m.contentFormat = ContentFormat.SenmlCbor;
-      m.payload = encodeSenml(
-        compressRecords(values.map(([name, v]) => ({ name, value: senmlValue(name, v) }))),
-        112,
-      );
-      paths.splice(0, paths.length, ...values.map(([name]) => name));
-    }
-    if (spec.operation === 'execute' && spec.args !== undefined) {
-      m.contentFormat = ContentFormat.Text;
-      m.payload = new TextEncoder().encode(spec.args);
-    }
-    if (spec.operation === 'write-attributes') Object.assign(m, spec.attributes ?? {});
-    if (spec.operation === 'cancel-observe') await this.cancelObservation(endpoint, paths[0]!);
+    m.token = token;
+    const payload = encodeMessage(m);
     const now = this.clock();
     const pending: PendingRequest = {
       endpoint,
@@ -464,13 +468,24 @@ export class Lwm2mServer implements MessageProcessor {
     };
     if (commandId !== undefined) pending.commandId = commandId;
     await this.pending.put(pending);
+    if (spec.operation === 'cancel-observe') await this.cancelObservation(endpoint, paths);
+    const describe: Record<string, unknown> = {
+      ...m,
+      operation: `${m.operation} ${operationName(m.operation!)}`,
+    };
+    if (m.paths !== undefined) describe.paths = paths;
+    if (m.payload !== undefined)
+      describe.payload =
+        m.contentFormat === ContentFormat.Text
+          ? new TextDecoder().decode(m.payload)
+          : `${m.payload.length} bytes`;
     const action: PublishAction = {
       kind: 'publish',
       topic: lwm2mTopic(endpoint),
-      payload: encodeMessage(m),
+      payload,
       qos: 1,
       reason: `${spec.operation} ${paths.join(',')}`,
-      describe: { ...m, payload: m.payload ? `${m.payload.length} bytes` : undefined, paths },
+      describe,
     };
     return { token, action, message: m };
   }
@@ -480,12 +495,14 @@ export class Lwm2mServer implements MessageProcessor {
     return this.pending.takeExpired(now);
   }
 
-  private async cancelObservation(endpoint: string, path: string): Promise<void> {
+  /** Forgets the observation(s) of exactly these paths: their Notifies are no longer expected. */
+  private async cancelObservation(endpoint: string, paths: string[]): Promise<void> {
     const reg = await this.registrations.get(endpoint);
     if (!reg) return;
+    const key = [...paths].sort().join('\n');
     let changed = false;
     for (const [token, o] of Object.entries(reg.observations)) {
-      if (o.paths.includes(path)) {
+      if ([...o.paths].sort().join('\n') === key) {
         delete reg.observations[token];
         changed = true;
       }
@@ -529,10 +546,4 @@ export class Lwm2mServer implements MessageProcessor {
     if (data) e.data = data;
     ctx.events.push(e);
   }
-}
-
-function senmlValue(path: string, v: number | string | boolean): SenmlValue {
-  if (typeof v === 'boolean') return { kind: 'vb', value: v };
-  if (typeof v === 'number') return { kind: 'v', value: v };
-  return describePath(path).type === 'Objlnk' ? { kind: 'vlo', value: v } : { kind: 'vs', value: v };
 }
