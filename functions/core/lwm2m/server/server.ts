@@ -125,7 +125,7 @@ export class Lwm2mServer implements MessageProcessor {
     } catch (error) {
       // A device request that is a binding map with a mistyped field gets a 400 with the reason;
       // anything else (not CBOR, not a map, ...) propagates and the caller quarantines it.
-      if (!this.rejectMalformedRequest(ctx, error)) throw error;
+      if (topic.iface !== 'rd' || !this.rejectMalformedRequest(ctx, error)) throw error;
       return outcome();
     }
     const { m } = ctx;
