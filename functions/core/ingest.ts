@@ -104,6 +104,11 @@ class EnvelopeError extends DualpathError {
   }
 }
 
+/** A plain Uint8Array view of a Buffer's bytes (no copy): decoded byte values stay plain arrays. */
+function plainBytes(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
 /** Parses the IoT-rule envelope: {"payload":"<base64>","topic":"...","receivedAt":ms,"clientId":"..."}. */
 export function parseRuleEnvelope(data: Uint8Array): Envelope {
   let parsed: unknown;
@@ -132,7 +137,7 @@ export function parseRuleEnvelope(data: Uint8Array): Envelope {
   const envelope: Envelope = {
     topic: env.topic,
     payloadB64: env.payload,
-    payload: new Uint8Array(Buffer.from(env.payload, 'base64')),
+    payload: plainBytes(Buffer.from(env.payload, 'base64')),
     receivedAt: env.receivedAt,
   };
   if (typeof env.clientId === 'string') envelope.clientId = env.clientId;
@@ -234,15 +239,19 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   }
 
   // 3. Enrich and store the readings of every record that went through.
-  const good = results.filter((r) => r.quarantine === undefined);
-  const readings = good.flatMap((r) => r.readings);
+  // Plain loops: flatMap/filter over 10,000 records showed up in profiles of the hot path.
+  const good: RecordResult[] = [];
+  const readings: Reading[] = [];
+  const deviceIds = new Set<string>();
+  for (const r of results) {
+    if (r.quarantine !== undefined) continue;
+    good.push(r);
+    for (const reading of r.readings) readings.push(reading);
+    if (r.deviceId) deviceIds.add(r.deviceId);
+  }
   stats.readingsDecoded = readings.length;
   try {
-    await withRetry(
-      () => deps.enricher.prepare([...new Set(good.map((r) => r.deviceId!).filter(Boolean))]),
-      deps,
-      stats,
-    );
+    await withRetry(() => deps.enricher.prepare([...deviceIds]), deps, stats);
   } catch (error) {
     return failEverything(records, stats, deps, error);
   }
@@ -291,7 +300,8 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   }
 
   // 4. Publish actions (rebirth requests, LwM2M responses); a persistent failure is retried via the stream.
-  const actions = good.filter((r) => !r.quarantine).flatMap((r) => r.actions);
+  const actions: PublishAction[] = [];
+  for (const r of good) if (!r.quarantine) for (const a of r.actions) actions.push(a);
   if (actions.length > 0) {
     try {
       await withRetry(() => deps.publisher.publish(actions), deps, stats);

@@ -156,20 +156,24 @@ export function flattenMetric(
   datatype: number,
   ctx: FlattenContext,
   birth?: BirthHint,
-  depth = 0,
 ): Reading[] {
+  const out: Reading[] = [];
+  flattenInto(out, metric, name, datatype, ctx, birth, 0);
+  return out;
+}
+
+/** As flattenMetric, appending to `out`: the host's hot path allocates no array per metric. */
+export function flattenInto(
+  out: Reading[],
+  metric: SpMetric,
+  name: string,
+  datatype: number,
+  ctx: FlattenContext,
+  birth: BirthHint | undefined,
+  depth: number,
+): void {
   const time = metric.timestamp ?? ctx.defaultTime;
-  const quality = qualityOf(metric.properties);
-  const base = {
-    protocol: 'sparkplug' as const,
-    deviceId: ctx.deviceId,
-    group: ctx.group,
-    ...(ctx.subDevice === undefined ? {} : { subDevice: ctx.subDevice }),
-    time,
-    historical: metric.isHistorical,
-    transient: metric.isTransient,
-    quality,
-  };
+  const quality = metric.properties === undefined ? 'GOOD' : qualityOf(metric.properties);
   const resolvedUnit = unitOf(metric.properties) ?? birth?.unit;
   const value: SpValue = metric.isNull
     ? null
@@ -178,27 +182,33 @@ export function flattenMetric(
       : interpretValue(datatype, metric.raw);
 
   if (datatype === DataType.DataSet && isDataSet(value)) {
-    const out: Reading[] = [];
     value.rows.forEach((row, r) => {
       value.columns.forEach((column, c) => {
         const cell = row[c];
-        out.push({
-          ...base,
+        const reading: Reading = {
+          protocol: 'sparkplug',
+          deviceId: ctx.deviceId,
+          group: ctx.group,
           metric: `${name}/${column}`,
           type: dataTypeName(value.types[c] ?? DataType.Unknown),
           value: toReadingValue(cell === undefined ? null : cell),
+          time,
+          historical: metric.isHistorical,
+          transient: metric.isTransient,
+          quality,
           row: r,
-        });
+        };
+        if (ctx.subDevice !== undefined) reading.subDevice = ctx.subDevice;
+        out.push(reading);
       });
     });
-    return out;
+    return;
   }
   if (datatype === DataType.Template && isTemplate(value)) {
     // Definitions are state (kept from the NBIRTH), not data; parameters are attributes, not series.
-    if (value.isDefinition || depth > 16) return [];
+    if (value.isDefinition || depth > 16) return;
     const ref = value.templateRef ?? birth?.templateRef;
     const definition = ref === undefined ? undefined : lookup(ctx.templates, ref);
-    const out: Reading[] = [];
     for (const member of value.metrics) {
       if (member.name === undefined) continue;
       const def = lookup(definition?.members, member.name);
@@ -216,11 +226,11 @@ export function flattenMetric(
       const hint: BirthHint = {};
       if (def?.unit !== undefined) hint.unit = def.unit;
       if (def?.templateRef !== undefined) hint.templateRef = def.templateRef;
-      out.push(...flattenMetric(inherited, `${name}/${member.name}`, memberType, ctx, hint, depth + 1));
+      flattenInto(out, inherited, `${name}/${member.name}`, memberType, ctx, hint, depth + 1);
     }
-    return out;
+    return;
   }
-  if (datatype === DataType.PropertySet || datatype === DataType.PropertySetList) return [];
+  if (datatype === DataType.PropertySet || datatype === DataType.PropertySetList) return;
   // Hot path (every scalar metric of every DATA message): one object literal, no spreads.
   const reading: Reading = {
     protocol: 'sparkplug',
@@ -236,5 +246,5 @@ export function flattenMetric(
   };
   if (ctx.subDevice !== undefined) reading.subDevice = ctx.subDevice;
   if (resolvedUnit !== undefined) reading.unit = resolvedUnit;
-  return [reading];
+  out.push(reading);
 }

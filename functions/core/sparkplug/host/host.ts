@@ -9,7 +9,7 @@ import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
 import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
-import { describeMetric, flattenMetric, scalarParams, templateDef } from './flatten.js';
+import { describeMetric, flattenInto, scalarParams, templateDef } from './flatten.js';
 import {
   type DeviceRecord,
   lookup,
@@ -400,7 +400,11 @@ export class SparkplugHost implements MessageProcessor {
         },
       );
     }
-    node.recentSeqs = [...node.recentSeqs.filter((s) => s !== seq), seq].slice(-RECENT_SEQS);
+    // A new array (stored state is never mutated in place), built in one pass: this runs per message.
+    const recent = node.recentSeqs.filter((s) => s !== seq);
+    recent.push(seq);
+    if (recent.length > RECENT_SEQS) recent.splice(0, recent.length - RECENT_SEQS);
+    node.recentSeqs = recent;
     if (gap && gap.missing.length === 0) gap = undefined;
     if (gap && now > gap.deadline) {
       const sent = this.requestRebirth(
@@ -448,9 +452,11 @@ export class SparkplugHost implements MessageProcessor {
       }
       if (isControlMetric(name)) continue;
       if (datatype === DataType.Template && isDefinition(m)) continue;
+      const before = ctx.readings.length;
       try {
-        ctx.readings.push(...flattenMetric(m, name, datatype, fctx, def));
+        flattenInto(ctx.readings, m, name, datatype, fctx, def, 0);
       } catch (error) {
+        ctx.readings.length = before; // a template that failed halfway adds none of its members
         // The datatype came from our copy of the birth and the wire value does not fit it: the edge
         // node's metric set changed without a birth we saw. Not a malformed payload: ask again.
         if (m.datatype !== undefined || !(error instanceof DecodeError)) throw error;
