@@ -3,6 +3,8 @@
  * the pipeline's streams and tables. Kinesis goes through a NodeHttpHandler: the SDK talks HTTP/2 by
  * default, which a plain http:// emulator does not.
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -19,22 +21,43 @@ const LOCAL = {
   credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
 };
 
-export function kinesisClient(endpoint: string): KinesisClient {
-  return new KinesisClient({
+export function kinesisClient(endpoint: string, calls?: CallCounts): KinesisClient {
+  const client = new KinesisClient({
     ...LOCAL,
     endpoint,
     requestHandler: new NodeHttpHandler({ connectionTimeout: 2000, requestTimeout: 10_000 }),
     maxAttempts: 5,
   });
+  if (calls) countCalls(client, calls);
+  return client;
 }
 
-export function dynamoClients(endpoint: string): { client: DynamoDBClient; doc: DynamoDBDocumentClient } {
+/** AWS calls by operation (GetItem, PutRecords, ...): the efficiency counters of the local run. */
+export type CallCounts = Record<string, number>;
+
+/** Counts every call a client makes, by operation, into `calls`. */
+export function countCalls(client: DynamoDBClient | KinesisClient, calls: CallCounts): void {
+  (client.middlewareStack as DynamoDBClient['middlewareStack']).add(
+    (next, context) => (args) => {
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
+      calls[op] = (calls[op] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'dualpathCallCounter' },
+  );
+}
+
+export function dynamoClients(
+  endpoint: string,
+  calls?: CallCounts,
+): { client: DynamoDBClient; doc: DynamoDBDocumentClient } {
   const client = new DynamoDBClient({
     ...LOCAL,
     endpoint,
     requestHandler: new NodeHttpHandler({ connectionTimeout: 2000, requestTimeout: 10_000 }),
     maxAttempts: 5,
   });
+  if (calls) countCalls(client, calls);
   return { client, doc: documentClient(client) };
 }
 
@@ -103,4 +126,31 @@ export async function ensureStream(client: KinesisClient, name: string, shardCou
     await sleep(50);
   }
   throw new Error(`stream ${name} did not become ACTIVE`);
+}
+
+/** An emulator running in its own process (see emulator-process.mjs). */
+export interface EmulatorProcess {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Starts kinesalite or dynalite (persisted at `path`) in a child process on a free 127.0.0.1 port. */
+export async function startEmulatorProcess(
+  kind: 'kinesalite' | 'dynalite',
+  path?: string,
+): Promise<EmulatorProcess> {
+  const entry = fileURLToPath(new URL('./emulator-process.mjs', import.meta.url));
+  const child = fork(entry, path ? [kind, path] : [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${kind} exited with code ${code} before listening`)));
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

@@ -7,13 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import dynalite from 'dynalite';
-import kinesalite from 'kinesalite';
 import { DynamoEventLog } from '../../functions/adapters/dynamo-events.js';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
 import {
@@ -35,7 +31,15 @@ import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functi
 import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
 import { pipeline, type StreamKey } from '../pipeline.js';
 import { type LocalBroker, startBroker } from './broker.js';
-import { dynamoClients, ensureStream, ensureTable, kinesisClient } from './clients.js';
+import {
+  type CallCounts,
+  dynamoClients,
+  type EmulatorProcess,
+  ensureStream,
+  ensureTable,
+  kinesisClient,
+  startEmulatorProcess,
+} from './clients.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
 import { EventSourceRunner } from './event-source.js';
 import { startHttpServer } from './http-server.js';
@@ -65,6 +69,12 @@ export interface LocalStatus {
   lag: { records: number; sparkplug: number; lwm2m: number };
   online: { sparkplug: number; lwm2m: number };
   connected: number;
+  /** Handler invocations (Lambda invocations in AWS). */
+  invocations: number;
+  /** DynamoDB calls by operation since start. */
+  dynamoCalls: CallCounts;
+  /** Kinesis calls by operation since start. */
+  kinesisCalls: CallCounts;
 }
 
 /** Publish → stored latency of live readings (reading time = when the device sampled and published). */
@@ -140,13 +150,6 @@ export const SEED_TYPES = [
   { id: 'unclassified', name: 'Unclassified', category: 'auto-registered', capabilities: [], units: {} },
 ];
 
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
-
 export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack> {
   const started = Date.now();
   const log = o.log ?? (() => {});
@@ -154,24 +157,24 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
   // ---- emulators (or LocalStack) ------------------------------------------------------------------
-  const servers: Server[] = [];
+  const emulators: EmulatorProcess[] = [];
   let endpoints = o.endpoints;
   if (!endpoints) {
     // Kinesis is in memory: shutdown drains every accepted record first, so nothing is lost, and the
     // checkpoints of the previous run are meaningless for a fresh stream.
     rmSync(join(o.dataDir, 'checkpoints.json'), { force: true });
-    const k = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 50 });
-    const d = dynalite({
-      path: join(o.dataDir, 'dynamodb'),
-      createTableMs: 0,
-      deleteTableMs: 0,
-      updateTableMs: 0,
-    });
-    servers.push(k, d);
-    endpoints = { kinesis: await listen(k), dynamodb: await listen(d) };
+    // Each emulator in its own process: their CPU work stays off this event loop.
+    const [k, d] = await Promise.all([
+      startEmulatorProcess('kinesalite'),
+      startEmulatorProcess('dynalite', join(o.dataDir, 'dynamodb')),
+    ]);
+    emulators.push(k, d);
+    endpoints = { kinesis: k.endpoint, dynamodb: d.endpoint };
   }
-  const kinesis = kinesisClient(endpoints.kinesis);
-  const { client: ddb, doc } = dynamoClients(endpoints.dynamodb);
+  const kinesisCalls: CallCounts = {};
+  const kinesis = kinesisClient(endpoints.kinesis, kinesisCalls);
+  const dynamoCalls: CallCounts = {};
+  const { client: ddb, doc } = dynamoClients(endpoints.dynamodb, dynamoCalls);
   const streamNames = { sparkplug: pipeline.streams.sparkplug.name, lwm2m: pipeline.streams.lwm2m.name };
   for (const s of Object.values(pipeline.streams)) await ensureStream(kinesis, s.name, s.shardCount);
   const tables: Record<string, string> = {};
@@ -366,6 +369,9 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     },
     online,
     connected: broker.counters.connected,
+    invocations: runners.sparkplug.counters.invocations + runners.lwm2m.counters.invocations,
+    dynamoCalls: { ...dynamoCalls },
+    kinesisCalls: { ...kinesisCalls },
   });
   const http = await startHttpServer({
     port: o.httpPort,
@@ -410,7 +416,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       await store.close();
       kinesis.destroy();
       ddb.destroy();
-      for (const s of servers) await close(s);
+      await Promise.all(emulators.map((e) => e.stop()));
     },
   };
 }

@@ -1,62 +1,133 @@
 /**
- * `npm run bench -- e2e [devices] [rate] [seconds] [readingsPerSend]`: end-to-end through the local
- * stack — simulated devices publish over MQTT, the broker ACL and rules forward to kinesalite, the
- * event-source runner drives the real handlers into DuckDB. Prints sustained readings/s stored and
- * publish → stored latency (p50/p99/max) of live readings, plus the efficiency counters the cost model
- * uses (messages, Kinesis records, invocations, readings per message).
+ * `npm run bench -- e2e [devices] [rate] [seconds] [readingsPerMessage] [--in-process]`: end to end
+ * through the local stack — simulated devices publish over MQTT, the broker ACL and rules forward to
+ * kinesalite, the event-source runner drives the real handlers into DuckDB and dynalite. Prints
+ * sustained readings/s stored, publish → stored latency (p50/p99/max) of live readings, the stream lag,
+ * the efficiency counters the cost model uses, and the accounting after the drain.
+ *
+ * The fleet runs as a child process (`dualpath simulate`) so it does not share the stack's event loop;
+ * `--in-process` runs it in the same process instead (the way `npm start` does).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { startLocalStack } from '../../infra/local/stack.js';
-import { startFleet } from '../../simulator/fleet.js';
+import { type FleetStats, startFleet } from '../../simulator/fleet.js';
+
+const BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/dualpath.mjs');
+const WARMUP_S = 5;
+
+interface FleetHandle {
+  /** Stops the devices (clean: deaths, de-registrations) and returns their final counters. */
+  stop(): Promise<FleetStats>;
+}
+
+async function childFleet(args: string[]): Promise<FleetHandle> {
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'simulate', ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? 1)));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      const line = out.trim().split('\n').at(-1);
+      if (code !== 0 || !line) throw new Error(`simulator exited with ${code}`);
+      return JSON.parse(line) as FleetStats;
+    },
+  };
+}
 
 export const benchmark: Benchmark = {
   summary: 'end-to-end readings/s and latency through the local stack',
-  async run(args) {
-    const devices = Number(args[0] ?? 200);
-    const rate = Number(args[1] ?? 5);
-    const seconds = Number(args[2] ?? 20);
-    const perSend = Number(args[3] ?? 50);
+  async run(argv) {
+    const inProcess = argv.includes('--in-process');
+    const args = argv.filter((a) => !a.startsWith('--'));
+    const devices = Number(args[0] ?? 1000);
+    const rate = Number(args[1] ?? 1);
+    const seconds = Number(args[2] ?? 30);
+    const perMessage = Number(args[3] ?? 50);
+    const lwm2mRate = rate / 10;
     const dir = mkdtempSync(join(tmpdir(), 'dualpath-e2e-'));
-    const stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0 });
-    const fleet = await startFleet({
-      url: `mqtt://127.0.0.1:${stack.mqttPort}`,
-      devices,
-      rate,
-      seed: 7,
-      readingsPerSend: perSend,
-    });
-    // Warm up, then measure a steady window.
-    await new Promise((r) => setTimeout(r, 3000));
+    const stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, log: () => {} });
+    const url = `mqtt://127.0.0.1:${stack.mqttPort}`;
+    const fleetOpts = { devices, rate, lwm2mRate, readingsPerMessage: perMessage, seed: 7 };
+    let fleet: FleetHandle;
+    if (inProcess) {
+      const f = await startFleet({ url, ...fleetOpts });
+      fleet = {
+        async stop() {
+          await f.stop();
+          return f.stats();
+        },
+      };
+    } else {
+      fleet = await childFleet([
+        `--url=${url}`,
+        `--devices=${devices}`,
+        `--rate=${rate}`,
+        `--lwm2m-rate=${lwm2mRate}`,
+        `--readings-per-message=${perMessage}`,
+        '--seed=7',
+        // The local broker has no IoT Core publish limit; the connect ramp still applies.
+        '--publish-rate=1000',
+      ]);
+    }
+    // Warm up (connect ramp, births, registrations), then measure a steady window.
+    await new Promise((r) => setTimeout(r, WARMUP_S * 1000 + devices));
     stack.latency.reset();
     const s0 = stack.status();
     const t0 = Date.now();
-    const samples: number[] = [];
+    const perSecond: number[] = [];
+    const lag: number[] = [];
     for (let i = 0; i < seconds; i++) {
       const before = stack.status().readingsStored;
       await new Promise((r) => setTimeout(r, 1000));
-      samples.push(stack.status().readingsStored - before);
+      const now = stack.status();
+      perSecond.push(now.readingsStored - before);
+      lag.push(now.lag.records);
     }
     const s1 = stack.status();
     const elapsed = (Date.now() - t0) / 1000;
     const lat = stack.latency.percentiles();
-    await fleet.stop();
+    const f = await fleet.stop();
+    const drainStart = Date.now();
     await stack.stop();
-    const f = fleet.stats();
+    const drainS = (Date.now() - drainStart) / 1000;
     const final = stack.status();
     rmSync(dir, { recursive: true, force: true });
-    samples.sort((a, b) => a - b);
+    const sorted = [...perSecond].sort((a, b) => a - b);
     const stored = s1.readingsStored - s0.readingsStored;
     const messages = s1.messages.sparkplug + s1.messages.lwm2m - s0.messages.sparkplug - s0.messages.lwm2m;
+    const n = (x: number) => Math.round(x).toLocaleString('en-US');
+    const records = s1.recordsForwarded - s0.recordsForwarded;
+    const invocations = s1.invocations - s0.invocations;
+    const callsSince = (now: Record<string, number>, before: Record<string, number>) =>
+      Object.entries(now)
+        .map(([op, c]) => [op, c - (before[op] ?? 0)] as const)
+        .filter(([, c]) => c > 0)
+        .map(([op, c]) => `${op} ${n(c)}`)
+        .join(', ') || 'none';
+    const dynamo = callsSince(s1.dynamoCalls, s0.dynamoCalls);
+    const kinesisCalls = callsSince(s1.kinesisCalls, s0.kinesisCalls);
+    const offered = devices * (rate + lwm2mRate) * perMessage;
+    const published = f.readings.sparkplug + f.readings.lwm2m;
     process.stdout.write(
       `${[
-        `End-to-end (local stack), node ${process.version}: ${devices} devices, ${rate} Sparkplug msg/s each (10-11 metrics), LwM2M Send every ${perSend} records`,
-        `window ${elapsed.toFixed(1)} s: stored ${stored.toLocaleString('en-US')} readings = ${Math.round(stored / elapsed).toLocaleString('en-US')} readings/s (median second ${samples[Math.floor(samples.length / 2)]!.toLocaleString('en-US')})`,
-        `latency publish → stored (live readings, n=${lat.count}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms`,
-        `efficiency: ${messages.toLocaleString('en-US')} MQTT messages = ${messages.toLocaleString('en-US')} Kinesis records, ${(stored / Math.max(1, messages)).toFixed(1)} readings per message`,
-        `accounting after drain: published ${(f.readings.sparkplug + f.readings.lwm2m).toLocaleString('en-US')} readings, stored ${final.readingsStored.toLocaleString('en-US')}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}`,
+        `End to end (local stack), node ${process.version}, fleet ${inProcess ? 'in process' : 'in a child process'}: ${n(devices)} devices × (${rate} DDATA + ${lwm2mRate} Send)/s × ${perMessage} readings/message = ${n(offered)} readings/s offered`,
+        `window ${elapsed.toFixed(1)} s: stored ${n(stored)} readings = ${n(stored / elapsed)} readings/s (median second ${n(sorted[Math.floor(sorted.length / 2)]!)}, min ${n(sorted[0]!)})`,
+        `latency publish → stored (live readings, n=${n(lat.count)}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms`,
+        `stream lag (records not yet read, sampled each second): first ${n(lag[0]!)}, last ${n(lag.at(-1)!)}, max ${n(Math.max(...lag))}`,
+        `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
+        `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
+        `accounting after a ${drainS.toFixed(1)} s drain: devices published ${n(published)} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f.publishErrors}, dropped ${f.dropped}`,
       ].join('\n')}\n`,
     );
   },

@@ -1,0 +1,30 @@
+// Child-process entry for one AWS emulator (kinesalite or dynalite). The local stack runs each
+// emulator in its own process so its CPU work (request validation, LevelDB) does not share the event
+// loop with the broker and the handlers: on a 2-core machine that is the difference between keeping
+// up and falling behind. Plain JS (no TypeScript loader needed): it only wires the npm packages.
+//
+// argv: <kinesalite|dynalite> [dataPath]. Sends {port} over IPC once listening; closes on SIGTERM or
+// when the parent goes away (IPC disconnect), so LevelDB files are closed cleanly.
+import dynalite from 'dynalite';
+import kinesalite from 'kinesalite';
+
+const [kind, path] = process.argv.slice(2);
+const options =
+  kind === 'kinesalite'
+    ? { createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 50 }
+    : { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(path ? { path } : {}) };
+const server = kind === 'kinesalite' ? kinesalite(options) : dynalite(options);
+
+let closing = false;
+const shutdown = () => {
+  if (closing) return;
+  closing = true;
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(0), 2000).unref();
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', () => {}); // Ctrl-C reaches the whole group: the parent decides when we stop.
+process.on('disconnect', shutdown);
+
+server.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
