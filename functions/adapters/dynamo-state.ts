@@ -6,6 +6,7 @@
  * overwriting newer state (the state machines re-read and decide again).
  */
 import {
+  BatchGetCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -14,14 +15,25 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { TransientError } from '../core/errors.js';
 import type {
   PendingRequest,
   PendingRequestStore,
   Registration,
   RegistrationStore,
 } from '../core/lwm2m/server/state.js';
-import type { DeviceRecord, NodeRecord, SparkplugStateStore } from '../core/sparkplug/host/state.js';
+import type {
+  DeviceKey,
+  DeviceRecord,
+  NodeKey,
+  NodeRecord,
+  SparkplugStateStore,
+} from '../core/sparkplug/host/state.js';
 import { mapAwsError } from './dynamo-errors.js';
+
+/** BatchGetItem takes at most 100 keys per call. */
+const BATCH_GET_MAX = 100;
+const BATCH_GET_ATTEMPTS = 5;
 
 export interface DynamoStateOptions {
   client: DynamoDBDocumentClient;
@@ -50,6 +62,51 @@ abstract class VersionedItems {
     } catch (error) {
       throw mapAwsError(error, what);
     }
+  }
+
+  /**
+   * Strongly consistent bulk read (BatchGetItem, 100 keys per call, unprocessed keys retried with
+   * backoff): the records that exist among `keys`, in no particular order.
+   */
+  protected async getManyData<T>(
+    keys: Array<{ pk: string; sk: string }>,
+    what: string,
+    versionsOnly = false,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+      let pending: Array<Record<string, unknown>> = keys.slice(i, i + BATCH_GET_MAX);
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        if (attempt > BATCH_GET_ATTEMPTS) {
+          throw new TransientError('AWS_UNPROCESSED', `${what}: ${pending.length} keys left unprocessed`);
+        }
+        if (attempt > 1) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        try {
+          const res = await this.o.client.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.o.tableName]: {
+                  Keys: pending,
+                  ConsistentRead: true,
+                  ...(versionsOnly ? { ProjectionExpression: 'pk, sk, version' } : {}),
+                },
+              },
+            }),
+          );
+          for (const item of res.Responses?.[this.o.tableName] ?? []) {
+            out.push(
+              versionsOnly
+                ? ({ pk: item.pk, sk: item.sk, version: item.version } as T)
+                : { ...(item.data as T), version: item.version as number },
+            );
+          }
+          pending = res.UnprocessedKeys?.[this.o.tableName]?.Keys ?? [];
+        } catch (error) {
+          throw mapAwsError(error, what);
+        }
+      }
+    }
+    return out;
   }
 
   protected async putVersioned(
@@ -100,6 +157,43 @@ export class DynamoSparkplugStateStore extends VersionedItems implements Sparkpl
     return this.getData<DeviceRecord>(`SP#${group}/${node}`, `DEV#${device}`, 'sparkplug.getDevice');
   }
 
+  async getMany(
+    nodes: NodeKey[],
+    devices: DeviceKey[],
+  ): Promise<{ nodes: NodeRecord[]; devices: DeviceRecord[] }> {
+    const keys = [
+      ...nodes.map((k) => ({ pk: `SP#${k.group}/${k.node}`, sk: 'NODE' })),
+      ...devices.map((k) => ({ pk: `SP#${k.group}/${k.node}`, sk: `DEV#${k.device}` })),
+    ];
+    const found = await this.getManyData<NodeRecord | DeviceRecord>(keys, 'sparkplug.getMany');
+    return {
+      nodes: found.filter((r): r is NodeRecord => !('device' in r)),
+      devices: found.filter((r): r is DeviceRecord => 'device' in r),
+    };
+  }
+
+  async getVersions(
+    nodes: NodeKey[],
+    devices: DeviceKey[],
+  ): Promise<{ nodes: Map<string, number>; devices: Map<string, number> }> {
+    const keys = [
+      ...nodes.map((k) => ({ pk: `SP#${k.group}/${k.node}`, sk: 'NODE' })),
+      ...devices.map((k) => ({ pk: `SP#${k.group}/${k.node}`, sk: `DEV#${k.device}` })),
+    ];
+    const found = await this.getManyData<{ pk: string; sk: string; version: number }>(
+      keys,
+      'sparkplug.getVersions',
+      true,
+    );
+    const out = { nodes: new Map<string, number>(), devices: new Map<string, number>() };
+    for (const item of found) {
+      const path = item.pk.slice(3); // "SP#group/node"
+      if (item.sk === 'NODE') out.nodes.set(path, item.version);
+      else out.devices.set(`${path}/${item.sk.slice(4)}`, item.version); // "DEV#device"
+    }
+    return out;
+  }
+
   putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void> {
     return this.putVersioned(
       `SP#${record.group}/${record.node}`,
@@ -114,6 +208,13 @@ export class DynamoSparkplugStateStore extends VersionedItems implements Sparkpl
 export class DynamoRegistrationStore extends VersionedItems implements RegistrationStore {
   get(endpoint: string): Promise<Registration | undefined> {
     return this.getData<Registration>(`LW#${endpoint}`, 'REG', 'lwm2m.getRegistration');
+  }
+
+  getMany(endpoints: string[]): Promise<Registration[]> {
+    return this.getManyData<Registration>(
+      endpoints.map((ep) => ({ pk: `LW#${ep}`, sk: 'REG' })),
+      'lwm2m.getRegistrations',
+    );
   }
 
   put(registration: Registration, expectedVersion: number | undefined): Promise<void> {

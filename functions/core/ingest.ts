@@ -77,8 +77,8 @@ export interface IngestDeps {
   attempts?: number;
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Batch-scoped protocol-state caches: cleared before a batch, flushed once after decoding it. */
-  stateCaches?: Array<{ clear(): void; flush(): Promise<void> }>;
+  /** Protocol-state caches: begun (or cleared) before a batch, flushed once after decoding it. */
+  stateCaches?: Array<{ begin?(): void; clear(): void; flush(): Promise<void> }>;
   /** Called for every record-level problem (for the logger). */
   onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
 }
@@ -206,15 +206,35 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     else groups.set(record.partitionKey, [record]);
   }
 
-  for (const c of deps.stateCaches ?? []) c.clear();
+  for (const c of deps.stateCaches ?? []) {
+    if (c.begin) c.begin();
+    else c.clear();
+  }
 
-  // 2. Decode + protocol state, in order per key, keys concurrently.
+  // 2. Envelopes first, so the processor can load the protocol state of the whole batch in bulk.
+  const parsed = new Map<IngestRecord, ParsedRecord | RecordResult>();
+  const messages: InboundMessage[] = [];
+  for (const record of records) {
+    const p = parseRecord(record, deps);
+    parsed.set(record, p);
+    if ('message' in p) messages.push(p.message);
+  }
+  if (deps.processor.prepare && messages.length > 0) {
+    try {
+      await withRetry(() => deps.processor.prepare!(messages), deps, stats);
+    } catch (error) {
+      for (const c of deps.stateCaches ?? []) c.clear();
+      return failEverything(records, stats, deps, error);
+    }
+  }
+
+  // 3. Decode + protocol state, in order per key, keys concurrently.
   const results: RecordResult[] = [];
   const queue = [...groups.values()];
   const runGroup = async (group: IngestRecord[]) => {
     for (const record of group) {
       try {
-        results.push(await processRecord(record, deps, stats));
+        results.push(await processRecord(record, parsed.get(record)!, deps, stats));
       } catch (error) {
         // Transient (after retries): this record and the rest of its key are redelivered.
         stats.transientFailures++;
@@ -238,7 +258,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     return failEverything(records, stats, deps, error);
   }
 
-  // 3. Enrich and store the readings of every record that went through.
+  // 4. Enrich and store the readings of every record that went through.
   // Plain loops: flatMap/filter over 10,000 records showed up in profiles of the hot path.
   const good: RecordResult[] = [];
   const readings: Reading[] = [];
@@ -299,7 +319,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     }
   }
 
-  // 4. Publish actions (rebirth requests, LwM2M responses); a persistent failure is retried via the stream.
+  // 5. Publish actions (rebirth requests, LwM2M responses); a persistent failure is retried via the stream.
   const actions: PublishAction[] = [];
   for (const r of good) if (!r.quarantine) for (const a of r.actions) actions.push(a);
   if (actions.length > 0) {
@@ -311,7 +331,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     }
   }
 
-  // 5. Lifecycle events and quarantine entries go to the event log (deterministic ids: idempotent).
+  // 6. Lifecycle events and quarantine entries go to the event log (deterministic ids: idempotent).
   const events: StoredEvent[] = [...storeRejects];
   for (const r of results) {
     if (r.quarantine) {
@@ -343,7 +363,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     }
   }
 
-  // 6. The registry's view of each device (last seen, online, registration): one write per device.
+  // 7. The registry's view of each device (last seen, online, registration): one write per device.
   if (deps.enricher.record && deps.enricher.flush) {
     for (const r of good) {
       if (r.quarantine || r.deviceId === undefined || !r.envelope) continue;
@@ -361,11 +381,13 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   return { batchItemFailures: lowestFailure(records, failed), stats };
 }
 
-async function processRecord(
-  record: IngestRecord,
-  deps: IngestDeps,
-  stats: IngestStats,
-): Promise<RecordResult> {
+interface ParsedRecord {
+  envelope: Envelope;
+  message: InboundMessage;
+}
+
+/** The record's envelope and message, or its quarantine result when the envelope is malformed. */
+function parseRecord(record: IngestRecord, deps: IngestDeps): ParsedRecord | RecordResult {
   let envelope: Envelope;
   try {
     envelope = parseRuleEnvelope(record.data);
@@ -392,6 +414,17 @@ async function processRecord(
     receivedAt: envelope.receivedAt,
   };
   if (envelope.clientId !== undefined) message.clientId = envelope.clientId;
+  return { envelope, message };
+}
+
+async function processRecord(
+  record: IngestRecord,
+  parsed: ParsedRecord | RecordResult,
+  deps: IngestDeps,
+  stats: IngestStats,
+): Promise<RecordResult> {
+  if (!('message' in parsed)) return parsed;
+  const { envelope, message } = parsed;
   try {
     const outcome = await withRetry(() => deps.processor.handle(message), deps, stats);
     return {

@@ -17,6 +17,11 @@ export interface InboundMessage {
  */
 export interface MessageProcessor {
   handle(message: InboundMessage): Promise<MessageOutcome>;
+  /**
+   * Optional: called once per batch, before `handle`, with every message of the batch, so protocol
+   * state can be read in bulk (one BatchGetItem per 100 keys instead of one GetItem per key).
+   */
+  prepare?(messages: InboundMessage[]): Promise<void>;
 }
 
 /** Injected clock: core code never calls Date.now() itself. */

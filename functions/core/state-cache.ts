@@ -7,13 +7,42 @@
  */
 import { ConflictError } from './errors.js';
 import type { PendingRequestStore, Registration, RegistrationStore } from './lwm2m/server/state.js';
-import type { DeviceRecord, NodeRecord, SparkplugStateStore } from './sparkplug/host/state.js';
+import type {
+  DeviceKey,
+  DeviceRecord,
+  NodeKey,
+  NodeRecord,
+  SparkplugStateStore,
+} from './sparkplug/host/state.js';
+
+/** Writes in flight while a batch's state is flushed. */
+const FLUSH_CONCURRENCY = 16;
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects (after the rest settle). */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+}
 
 interface Entry<T> {
   /** Version in the backing store when loaded (undefined: did not exist). */
   base: number | undefined;
   value: T | undefined;
   dirty: boolean;
+  /** Checked against the store in this batch (write-behind mode). */
+  verified?: boolean;
 }
 
 abstract class WriteBack<T extends { version: number }> {
@@ -39,10 +68,14 @@ abstract class WriteBack<T extends { version: number }> {
     this.entries.set(key, { base: e?.base, value: { ...value, version: expected ?? 0 }, dirty: true });
   }
 
+  /** Remembers what a bulk read found (and what it did not) for keys not cached yet. */
+  protected seed(key: string, value: T | undefined): void {
+    if (!this.entries.has(key)) this.entries.set(key, { base: value?.version, value, dirty: false });
+  }
+
   protected async flushWith(write: (value: T, base: number | undefined) => Promise<void>): Promise<void> {
-    for (const e of this.entries.values()) {
-      if (e.dirty && e.value) await write(e.value, e.base);
-    }
+    const dirty = [...this.entries.values()].filter((e) => e.dirty && e.value);
+    await eachLimited(dirty, FLUSH_CONCURRENCY, (e) => write(e.value!, e.base));
     this.entries.clear();
   }
 
@@ -52,27 +85,110 @@ abstract class WriteBack<T extends { version: number }> {
   }
 }
 
-export class CachedSparkplugStateStore extends WriteBack<NodeRecord> implements SparkplugStateStore {
-  private readonly devices = new Map<string, Entry<DeviceRecord>>();
+/** Node fields that change with (almost) every DATA message; the rest changes only with births, deaths, rebirths. */
+const VOLATILE_NODE_FIELDS = new Set<keyof NodeRecord>([
+  'version',
+  'lastSeen',
+  'expectedSeq',
+  'recentSeqs',
+  'gap',
+]);
 
-  constructor(private readonly inner: SparkplugStateStore) {
-    super();
+/** True when a field other than the volatile ones differs (the host never mutates nested state in place). */
+function structuralChange(a: NodeRecord, b: NodeRecord): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as Array<keyof NodeRecord>);
+  for (const k of keys) if (!VOLATILE_NODE_FIELDS.has(k) && a[k] !== b[k]) return true;
+  return false;
+}
+
+const nodeKey = (k: NodeKey) => `${k.group}/${k.node}`;
+const deviceKey = (k: DeviceKey) => `${k.group}/${k.node}/${k.device}`;
+
+/**
+ * The Sparkplug host's state cache. Two modes, chosen by the backing port:
+ *
+ * - Batch-scoped write-back (ports without `getVersions`): every batch reads its keys once and writes
+ *   every changed record once, conditional on the version it read.
+ * - Write-behind (ports with `getVersions`, i.e. DynamoDB; ADR 0012): records stay cached across
+ *   batches. At the start of a batch one bulk read of the versions of the batch's keys shows whether
+ *   another writer (another Lambda instance) moved a record since; such records, and uncached ones, are
+ *   read again. Only structural changes (birth, death, aliases, rebirth requests, devices) and a
+ *   periodic checkpoint are written; seq and lastSeen updates of DATA messages stay in memory. A record
+ *   read from the store may therefore carry an old seq: it is read "cold" — the seq window restarts
+ *   at the next message — and written back at the end of the batch, which bumps its version so the
+ *   previous holder sees the move. A gap exactly at a hand-over between instances goes unnoticed;
+ *   in exchange a steady fleet costs no state write per message.
+ */
+export class CachedSparkplugStateStore implements SparkplugStateStore {
+  private readonly nodes = new Map<string, NodeEntry>();
+  private readonly devices = new Map<string, Entry<DeviceRecord>>();
+  private readonly writeBehind: boolean;
+  private readonly checkpointMs: number;
+  private readonly maxEntries: number;
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly inner: SparkplugStateStore,
+    opts: { checkpointMs?: number; maxEntries?: number; clock?: () => number } = {},
+  ) {
+    this.writeBehind = typeof inner.getVersions === 'function';
+    this.checkpointMs = opts.checkpointMs ?? 60_000;
+    this.maxEntries = opts.maxEntries ?? 50_000;
+    this.clock = opts.clock ?? Date.now;
   }
 
-  getNode(group: string, node: string): Promise<NodeRecord | undefined> {
-    return this.load(`${group}/${node}`, () => this.inner.getNode(group, node));
+  /** Start of a batch: nothing cached is trusted until prefetch() has checked its version. */
+  begin(): void {
+    if (!this.writeBehind || this.nodes.size + this.devices.size > this.maxEntries) {
+      this.clear();
+      return;
+    }
+    for (const e of this.nodes.values()) e.verified = false;
+    for (const e of this.devices.values()) e.verified = false;
+  }
+
+  /** Drops everything (after a failed flush: the next batch reads the store again). */
+  clear(): void {
+    this.nodes.clear();
+    this.devices.clear();
+  }
+
+  async getNode(group: string, node: string): Promise<NodeRecord | undefined> {
+    const key = `${group}/${node}`;
+    let e = this.nodes.get(key);
+    if (!e?.verified) {
+      e = this.coldNode(await this.inner.getNode(group, node));
+      this.nodes.set(key, e);
+    }
+    return e.value ? { ...e.value } : undefined;
   }
 
   async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
-    this.stage(`${record.group}/${record.node}`, record, expectedVersion, 'node');
+    const key = `${record.group}/${record.node}`;
+    const e = this.nodes.get(key);
+    if (e?.value?.version !== expectedVersion) {
+      throw new ConflictError(
+        `node: cached version ${e?.value?.version ?? 'none'} ≠ ${expectedVersion ?? 'none'}`,
+      );
+    }
+    const value = { ...record, version: expectedVersion ?? 0 };
+    const structural = !e?.value || structuralChange(e.value, value);
+    this.nodes.set(key, {
+      base: e?.base,
+      value,
+      dirty: true,
+      verified: true,
+      mustWrite: (e?.mustWrite ?? false) || structural || !this.writeBehind,
+      writtenAt: e?.writtenAt ?? 0,
+    });
   }
 
   async getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined> {
     const key = `${group}/${node}/${device}`;
     let e = this.devices.get(key);
-    if (!e) {
+    if (!e?.verified) {
       const value = await this.inner.getDevice(group, node, device);
-      e = { base: value?.version, value, dirty: false };
+      e = { base: value?.version, value, dirty: false, verified: true };
       this.devices.set(key, e);
     }
     return e.value ? { ...e.value } : undefined;
@@ -88,19 +204,116 @@ export class CachedSparkplugStateStore extends WriteBack<NodeRecord> implements 
       base: e?.base,
       value: { ...record, version: expectedVersion ?? 0 },
       dirty: true,
+      verified: true,
     });
   }
 
-  async flush(): Promise<void> {
-    try {
-      await this.flushWith((v, base) => this.inner.putNode(v, base));
-      for (const e of this.devices.values())
-        if (e.dirty && e.value) await this.inner.putDevice(e.value, e.base);
-    } finally {
-      this.clear();
-      this.devices.clear();
+  /**
+   * Loads what the batch needs: in write-behind mode, checks the versions of cached records in bulk and
+   * reads the moved and uncached ones; otherwise reads the batch's records (in bulk when the port can).
+   */
+  async prefetch(nodes: NodeKey[], devices: DeviceKey[]): Promise<void> {
+    let staleNodes = nodes.filter((k) => !this.nodes.get(nodeKey(k))?.verified);
+    let staleDevices = devices.filter((k) => !this.devices.get(deviceKey(k))?.verified);
+    if (this.writeBehind) {
+      const cachedNodes = staleNodes.filter((k) => this.nodes.has(nodeKey(k)));
+      const cachedDevices = staleDevices.filter((k) => this.devices.has(deviceKey(k)));
+      if (cachedNodes.length + cachedDevices.length > 0) {
+        const versions = await this.inner.getVersions!(cachedNodes, cachedDevices);
+        for (const k of cachedNodes) {
+          const e = this.nodes.get(nodeKey(k))!;
+          if (versions.nodes.get(nodeKey(k)) === e.base) e.verified = true;
+        }
+        for (const k of cachedDevices) {
+          const e = this.devices.get(deviceKey(k))!;
+          if (versions.devices.get(deviceKey(k)) === e.base) e.verified = true;
+        }
+        staleNodes = staleNodes.filter((k) => !this.nodes.get(nodeKey(k))?.verified);
+        staleDevices = staleDevices.filter((k) => !this.devices.get(deviceKey(k))?.verified);
+      }
+    }
+    if (staleNodes.length + staleDevices.length === 0) return;
+    if (!this.inner.getMany) {
+      await eachLimited(
+        staleNodes,
+        FLUSH_CONCURRENCY,
+        async (k) => void (await this.getNode(k.group, k.node)),
+      );
+      await eachLimited(
+        staleDevices,
+        FLUSH_CONCURRENCY,
+        async (k) => void (await this.getDevice(k.group, k.node, k.device)),
+      );
+      return;
+    }
+    const found = await this.inner.getMany(staleNodes, staleDevices);
+    const foundNodes = new Map(found.nodes.map((r) => [nodeKey(r), r]));
+    const foundDevices = new Map(found.devices.map((r) => [deviceKey(r), r]));
+    for (const k of staleNodes) this.nodes.set(nodeKey(k), this.coldNode(foundNodes.get(nodeKey(k))));
+    for (const k of staleDevices) {
+      const value = foundDevices.get(deviceKey(k));
+      this.devices.set(deviceKey(k), { base: value?.version, value, dirty: false, verified: true });
     }
   }
+
+  /**
+   * Writes what must be written — every change in batch mode; in write-behind mode structural changes,
+   * records read cold, and checkpoints older than `checkpointMs` — conditional on the version read.
+   */
+  async flush(): Promise<void> {
+    const now = this.clock();
+    const nodes = [...this.nodes.values()].filter(
+      (e) => e.dirty && e.value && (e.mustWrite || now - e.writtenAt >= this.checkpointMs),
+    );
+    const devices = [...this.devices.values()].filter((e) => e.dirty && e.value);
+    try {
+      await eachLimited(nodes, FLUSH_CONCURRENCY, async (e) => {
+        await this.inner.putNode(e.value!, e.base);
+        const version = (e.base ?? 0) + 1;
+        e.base = version;
+        e.value = { ...e.value!, version };
+        e.dirty = false;
+        e.mustWrite = false;
+        e.writtenAt = now;
+      });
+      await eachLimited(devices, FLUSH_CONCURRENCY, async (e) => {
+        await this.inner.putDevice(e.value!, e.base);
+        const version = (e.base ?? 0) + 1;
+        e.base = version;
+        e.value = { ...e.value!, version };
+        e.dirty = false;
+      });
+    } catch (error) {
+      this.clear();
+      throw error;
+    }
+    if (!this.writeBehind) this.clear();
+  }
+
+  /** A node record read from the store. In write-behind mode its seq may be old: restart the window. */
+  private coldNode(value: NodeRecord | undefined): NodeEntry {
+    if (!value || !this.writeBehind) {
+      return { base: value?.version, value, dirty: false, verified: true, mustWrite: false, writtenAt: 0 };
+    }
+    const { expectedSeq: _seq, gap: _gap, ...rest } = value;
+    // Written back at the end of the batch even without a change: the version moves, so an instance
+    // that still caches this node reads it again instead of trusting its own (now older) seq.
+    return {
+      base: value.version,
+      value: { ...rest, recentSeqs: [] },
+      dirty: true,
+      verified: true,
+      mustWrite: true,
+      writtenAt: 0,
+    };
+  }
+}
+
+interface NodeEntry extends Entry<NodeRecord> {
+  verified: boolean;
+  /** A change that cannot wait for the checkpoint (structural, or a cold read to claim). */
+  mustWrite: boolean;
+  writtenAt: number;
 }
 
 export class CachedRegistrationStore extends WriteBack<Registration> implements RegistrationStore {
@@ -132,9 +345,21 @@ export class CachedRegistrationStore extends WriteBack<Registration> implements 
     this.deleted.add(endpoint);
   }
 
+  /** Loads the batch's registrations in bulk (getMany), or one by one when the port has no bulk read. */
+  async prefetch(endpoints: string[]): Promise<void> {
+    const missing = endpoints.filter((ep) => !this.entries.has(ep) && !this.deleted.has(ep));
+    if (missing.length === 0) return;
+    if (!this.inner.getMany) {
+      await eachLimited(missing, FLUSH_CONCURRENCY, async (ep) => void (await this.get(ep)));
+      return;
+    }
+    const found = new Map((await this.inner.getMany(missing)).map((r) => [r.endpoint, r]));
+    for (const ep of missing) this.seed(ep, found.get(ep));
+  }
+
   async flush(): Promise<void> {
     try {
-      for (const endpoint of this.deleted) await this.inner.delete(endpoint);
+      await eachLimited([...this.deleted], FLUSH_CONCURRENCY, (endpoint) => this.inner.delete(endpoint));
       await this.flushWith((v, base) => this.inner.put(v, base));
     } finally {
       this.clear();

@@ -94,6 +94,20 @@ export class Lwm2mServer implements MessageProcessor {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
   }
 
+  /** Bulk-loads the registrations of every endpoint the batch talks about (if the store can). */
+  async prepare(messages: InboundMessage[]): Promise<void> {
+    if (!this.registrations.prefetch) return;
+    const endpoints = new Set<string>();
+    for (const m of messages) {
+      try {
+        endpoints.add(parseLwm2mTopic(m.topic).endpoint);
+      } catch {
+        // handle() quarantines it
+      }
+    }
+    await this.registrations.prefetch([...endpoints]);
+  }
+
   async handle(msg: InboundMessage): Promise<MessageOutcome> {
     const topic = parseLwm2mTopic(msg.topic);
     const ctx: Ctx = {

@@ -43,6 +43,10 @@ export interface RegistrationStore {
   /** Writes with version = expectedVersion + 1; ConflictError if the stored version differs. */
   put(registration: Registration, expectedVersion: number | undefined): Promise<void>;
   delete(endpoint: string): Promise<void>;
+  /** Optional bulk read (one round trip per 100 endpoints): the registrations that exist. */
+  getMany?(endpoints: string[]): Promise<Registration[]>;
+  /** Optional hint before a batch: load these registrations now, in bulk (the batch cache implements it). */
+  prefetch?(endpoints: string[]): Promise<void>;
 }
 
 export interface PendingRequestStore {

@@ -11,9 +11,11 @@ import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
 import { describeMetric, flattenInto, scalarParams, templateDef } from './flatten.js';
 import {
+  type DeviceKey,
   type DeviceRecord,
   lookup,
   type MetricDef,
+  type NodeKey,
   type NodeRecord,
   type SparkplugStateStore,
   type TemplateDef,
@@ -65,6 +67,27 @@ export class SparkplugHost implements MessageProcessor {
     this.throttleMs = opts.rebirthThrottleMs ?? 5000;
     this.reorderMs = opts.reorderTimeoutMs ?? 2000;
     this.conflictRetries = opts.conflictRetries ?? 3;
+  }
+
+  /** Bulk-loads the state of every edge node and device the batch talks about (if the store can). */
+  async prepare(messages: InboundMessage[]): Promise<void> {
+    if (!this.store.prefetch) return;
+    const nodes = new Map<string, NodeKey>();
+    const devices = new Map<string, DeviceKey>();
+    for (const m of messages) {
+      let t: ReturnType<typeof parseSparkplugTopic>;
+      try {
+        t = parseSparkplugTopic(m.topic);
+      } catch {
+        continue; // handle() quarantines it
+      }
+      if (t.kind !== 'message') continue;
+      nodes.set(`${t.group}/${t.node}`, { group: t.group, node: t.node });
+      if (t.device !== undefined) {
+        devices.set(`${t.group}/${t.node}/${t.device}`, { group: t.group, node: t.node, device: t.device });
+      }
+    }
+    await this.store.prefetch([...nodes.values()], [...devices.values()]);
   }
 
   async handle(msg: InboundMessage): Promise<MessageOutcome> {

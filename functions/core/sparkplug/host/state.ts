@@ -88,6 +88,15 @@ export interface DeviceRecord {
  * Adapters: in-memory (below), DynamoDB (`functions/adapters/dynamo-state.ts`, conditional puts),
  * batch write-back cache (`functions/core/state-cache.ts`). See ADR 0003.
  */
+export interface NodeKey {
+  group: string;
+  node: string;
+}
+
+export interface DeviceKey extends NodeKey {
+  device: string;
+}
+
 export interface SparkplugStateStore {
   getNode(group: string, node: string): Promise<NodeRecord | undefined>;
   /**
@@ -99,6 +108,18 @@ export interface SparkplugStateStore {
   getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined>;
   /** As putNode, for the per-device item (births can exceed 400 KB, so devices are separate items). */
   putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void>;
+  /** Optional bulk read (one round trip per 100 keys): the records that exist among the keys. */
+  getMany?(nodes: NodeKey[], devices: DeviceKey[]): Promise<{ nodes: NodeRecord[]; devices: DeviceRecord[] }>;
+  /** Optional hint before a batch: load these records now, in bulk (the batch cache implements it). */
+  prefetch?(nodes: NodeKey[], devices: DeviceKey[]): Promise<void>;
+  /**
+   * Optional bulk read of versions only (keys `group/node` and `group/node/device`; absent = no
+   * record): lets a cache keep records across batches and notice when another writer moved one.
+   */
+  getVersions?(
+    nodes: NodeKey[],
+    devices: DeviceKey[],
+  ): Promise<{ nodes: Map<string, number>; devices: Map<string, number> }>;
 }
 
 const key = (...parts: string[]) => parts.join('\u0000');
