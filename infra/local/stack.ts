@@ -335,7 +335,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       ).length,
     };
   };
-  const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 2000);
+  // A registry scan: every 5 s is fresh enough for the status line and /health.
+  const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 5000);
   const router = createApiRouter({
     registry,
     store,
