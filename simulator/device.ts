@@ -129,6 +129,8 @@ export class SimulatedDevice {
   private childTurn = 0;
   private readonly rotation = new Map<string, number>();
   private lastEmission = 0;
+  /** Time of the last sample sent per child device. */
+  private readonly lastSampleAt = new Map<string, number>();
   private connectedAt = 0;
   private registerAttempt = 0;
   private observeLoop = false;
@@ -461,8 +463,12 @@ export class SimulatedDevice {
     const start = this.rotation.get(device) ?? 0;
     this.rotation.set(device, (start + k) % signals.length);
     const samples: Sample[] = [];
+    // Sample times strictly increase per child device: after a scheduler catch-up two emissions can
+    // be a few ms apart, and rounded slot times must not repeat a (device, metric, time) already sent.
+    let last = this.lastSampleAt.get(device) ?? -1;
     for (let j = 0; j < n; j++) {
-      const t = Math.round(now - ((n - 1 - j) * span) / n);
+      const t = Math.max(Math.round(now - ((n - 1 - j) * span) / n), last + 1);
+      last = t;
       this.advance(t);
       const time = Math.max(t, 0);
       for (let i = j * signals.length; i < Math.min(k, (j + 1) * signals.length); i++) {
@@ -471,6 +477,7 @@ export class SimulatedDevice {
         if (v !== undefined) samples.push({ key: def.key, time, value: v });
       }
     }
+    this.lastSampleAt.set(device, last);
     if (this.traffic.chance(cfg.badRatio)) {
       const bad = badSparkplug(this.node, device, now, this.traffic);
       this.enqueue({

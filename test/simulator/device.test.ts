@@ -306,3 +306,28 @@ describe('fleet', () => {
     expect(s.messages.lwm2m).toBe(fromDevices.length);
   });
 });
+
+describe('sample times', () => {
+  it('never repeats a (device, metric, time) when the scheduler catches up with several emissions at once', async () => {
+    // Prepare: many metrics per DDATA from a type with few signals, so each message carries several
+    // samples of every signal; big clock steps make overdue emissions run back to back.
+    const f = await start({ types: ['pressure'], metricsPerData: 20, rate: 5 });
+    // Act
+    await advance(6000, 1500);
+    await f.stop();
+    await sleep(50);
+    // Assess
+    const seen = new Set<string>();
+    let samples = 0;
+    for (const m of sp('DDATA')) {
+      const p = decodePayload(m.payload);
+      for (const metric of p.metrics) {
+        const key = `${m.topic}|${metric.alias}|${metric.timestamp}`;
+        expect(seen.has(key), key).toBe(false);
+        seen.add(key);
+        samples++;
+      }
+    }
+    expect(samples).toBeGreaterThan(40);
+  });
+});
