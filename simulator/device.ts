@@ -434,6 +434,9 @@ export class SimulatedDevice {
     const now = this.cfg.clock();
     this.advance(now);
     for (const m of this.node.births(now, this.nodeValues(now), (k) => this.state[k])) this.sendSp(m);
+    // The births carry a sample of every metric at `now`: DATA samples come after it.
+    this.lastEmission = now;
+    for (const d of this.cfg.type.childDevices) this.lastSampleAt.set(d, now);
   }
 
   private scheduleEmissions(session: number): void {

@@ -308,26 +308,42 @@ describe('fleet', () => {
 });
 
 describe('sample times', () => {
-  it('never repeats a (device, metric, time) when the scheduler catches up with several emissions at once', async () => {
-    // Prepare: many metrics per DDATA from a type with few signals, so each message carries several
-    // samples of every signal; big clock steps make overdue emissions run back to back.
-    const f = await start({ types: ['pressure'], metricsPerData: 20, rate: 5 });
-    // Act
-    await advance(6000, 1500);
+  it('never repeats a (device, metric, time): DATA samples after a rebirth come after the births', async () => {
+    // Prepare: one Sparkplug signal, 50 samples per DDATA every 200 ms → a slot every 4 ms, so a
+    // rebirth at a multiple of 4 ms used to share its time with a slot of the next DDATA.
+    const f = await start({ types: ['pressure'], metricsPerData: 50, rate: 5 });
+    const id = f.devices[0]!.id;
+    await advance(1000);
+    // Act: a rebirth between two emissions, then more DATA.
+    now += 100;
+    await h.publish(
+      `spBv1.0/sim/NCMD/${id}`,
+      encodePayload({
+        timestamp: now,
+        metrics: [{ name: 'Node Control/Rebirth', datatype: DataType.Boolean, value: true }],
+      }),
+      0,
+    );
+    await waitFor(() => sp('DBIRTH').length === 2, 3000, 'rebirth');
+    await advance(1000);
     await f.stop();
     await sleep(50);
-    // Assess
+    // Assess: every (alias, time) of the child device is sent once, births included, and no DATA
+    // sample is older than the birth before it.
     const seen = new Set<string>();
     let samples = 0;
-    for (const m of sp('DDATA')) {
+    let birthTime = -1;
+    for (const m of h.messages.filter((x) => /\/(DBIRTH|DDATA)\//.test(x.topic))) {
       const p = decodePayload(m.payload);
+      if (m.topic.includes('/DBIRTH/')) birthTime = Number(p.timestamp ?? -1);
       for (const metric of p.metrics) {
-        const key = `${m.topic}|${metric.alias}|${metric.timestamp}`;
+        const key = `${metric.alias}|${metric.timestamp}`;
         expect(seen.has(key), key).toBe(false);
         seen.add(key);
+        if (m.topic.includes('/DDATA/')) expect(Number(metric.timestamp) > birthTime, key).toBe(true);
         samples++;
       }
     }
-    expect(samples).toBeGreaterThan(40);
+    expect(samples).toBeGreaterThan(200);
   });
 });
