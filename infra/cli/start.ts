@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
 import { type Fleet, startFleet } from '../../simulator/fleet.js';
+import { endpointsFromEnv } from '../local/aws-clients.js';
 import { startLocalStack } from '../local/stack.js';
 import type { Command } from './main.js';
 
@@ -54,20 +55,13 @@ export const startCommand: Command = {
       return 0;
     }
     const out = (line: string) => process.stdout.write(`${line}\n`);
-    const endpoint = process.env.AWS_ENDPOINT_URL;
     const stack = await startLocalStack({
       dataDir: resolve(values['data-dir'] ?? process.env.DUALPATH_DATA_DIR ?? '.dualpath'),
       mqttPort: int(values['mqtt-port'] ?? process.env.MQTT_PORT, 1883, 'mqtt-port'),
       httpPort: int(values.port ?? process.env.PORT, 3000, 'port'),
       ...(process.env.DUALPATH_ADMIN_KEY ? { adminKey: process.env.DUALPATH_ADMIN_KEY } : {}),
-      ...(endpoint
-        ? {
-            endpoints: {
-              kinesis: process.env.AWS_ENDPOINT_URL_KINESIS ?? endpoint,
-              dynamodb: process.env.AWS_ENDPOINT_URL_DYNAMODB ?? endpoint,
-            },
-          }
-        : {}),
+      // AWS_ENDPOINT_URL[_KINESIS|_DYNAMODB] (e.g. LocalStack): that service is not emulated here.
+      endpoints: endpointsFromEnv(process.env),
       log: (line) => process.stderr.write(`${line}\n`),
     });
     out(`Dualpath local stack is up.`);

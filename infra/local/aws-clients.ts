@@ -25,6 +25,8 @@ export interface LocalClientOptions {
   /** SDK attempts (default 5) and socket timeouts. */
   maxAttempts?: number;
   requestTimeoutMs?: number;
+  /** Counts the client's calls by operation. */
+  calls?: CallCounts;
 }
 
 function common(o: LocalClientOptions) {
@@ -42,12 +44,31 @@ function common(o: LocalClientOptions) {
   };
 }
 
+/** AWS calls by operation (GetItem, PutRecords, ...): the efficiency counters of a local run. */
+export type CallCounts = Record<string, number>;
+
+/** Counts every call a client makes, by operation, into `calls`. */
+function countCalls(client: DynamoDBClient | KinesisClient, calls: CallCounts): void {
+  (client.middlewareStack as DynamoDBClient['middlewareStack']).add(
+    (next, context) => (args) => {
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
+      calls[op] = (calls[op] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'dualpathCallCounter' },
+  );
+}
+
 export function createKinesisClient(o: LocalClientOptions): KinesisClient {
-  return new KinesisClient(common(o));
+  const client = new KinesisClient(common(o));
+  if (o.calls) countCalls(client, o.calls);
+  return client;
 }
 
 export function createDynamoClient(o: LocalClientOptions): DynamoDBClient {
-  return new DynamoDBClient(common(o));
+  const client = new DynamoDBClient(common(o));
+  if (o.calls) countCalls(client, o.calls);
+  return client;
 }
 
 /** The document client every adapter uses: undefined attributes dropped, class instances as maps. */

@@ -3,7 +3,7 @@
 // loop with the broker and the handlers: on a 2-core machine that is the difference between keeping
 // up and falling behind. Plain JS (no TypeScript loader needed): it only wires the npm packages.
 //
-// argv: <kinesalite|dynalite> [dataPath]. Sends {port} over IPC once listening; closes on SIGTERM or
+// argv: <kinesalite|dynalite> [dataPath] (LevelDB directory; in memory without it). Sends {port} over IPC once listening; closes on SIGTERM or
 // when the parent goes away (IPC disconnect), so LevelDB files are closed cleanly.
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
@@ -11,7 +11,8 @@ import kinesalite from 'kinesalite';
 const [kind, path] = process.argv.slice(2);
 const options =
   kind === 'kinesalite'
-    ? { createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 50 }
+    ? // shardLimit: kinesalite's default (10) is per account; allow a few parallel test stacks.
+      { createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...(path ? { path } : {}) }
     : { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(path ? { path } : {}) };
 const server = kind === 'kinesalite' ? kinesalite(options) : dynalite(options);
 

@@ -1,15 +1,16 @@
 /**
  * The local AWS side: kinesalite (Kinesis API, in memory unless asked to persist) and dynalite
  * (DynamoDB API, persisted under the data directory so the registry and protocol state survive a
- * restart) on 127.0.0.1 free ports, with the streams and tables of infra/pipeline.ts created
+ * restart), each in its own child process (emulator-process.mjs: their CPU work stays off the
+ * handlers' event loop) on a free 127.0.0.1 port, with the streams and tables of infra/pipeline.ts created
  * idempotently and awaited until ACTIVE. When external endpoints are configured (AWS_ENDPOINT_URL,
  * AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB — e.g. LocalStack), that service's emulator is
  * not started; its resources are only ensured.
  */
+import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -24,10 +25,9 @@ import {
   StartStreamEncryptionCommand,
 } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import kinesalite from 'kinesalite';
 import { pipeline, type StreamDef, type StreamKey, type TableDef, type TableKey } from '../pipeline.js';
 import {
+  type CallCounts,
   createDynamoClients,
   createKinesisClient,
   type ExternalEndpoints,
@@ -43,7 +43,6 @@ export interface EmulatorOptions {
   endpoints?: ExternalEndpoints;
   /** Default process.env. */
   env?: NodeJS.ProcessEnv;
-  host?: string;
   streams?: Record<StreamKey, StreamDef>;
   tables?: Record<TableKey, TableDef>;
   /** Physical table names; default `dualpath-<key>`. */
@@ -52,6 +51,8 @@ export interface EmulatorOptions {
   region?: string;
   /** What could not be applied on the target (e.g. TTL on dynalite). */
   onNotice?: (message: string) => void;
+  /** Counters of the clients' calls by operation (efficiency figures). */
+  calls?: { kinesis?: CallCounts; dynamodb?: CallCounts };
 }
 
 export interface StreamInfo {
@@ -79,19 +80,32 @@ export interface LocalEmulators {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function listen(server: Server, host: string): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve());
-  });
-  return `http://${host}:${(server.address() as AddressInfo).port}`;
+/** An emulator running in its own process. */
+interface EmulatorProcess {
+  endpoint: string;
+  stop(): Promise<void>;
 }
 
-const closeServer = (server: Server) =>
-  new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
+/** Starts kinesalite or dynalite (persisted at `path`) in a child process on a free 127.0.0.1 port. */
+async function startEmulatorProcess(
+  kind: 'kinesalite' | 'dynalite',
+  path?: string,
+): Promise<EmulatorProcess> {
+  const entry = fileURLToPath(new URL('./emulator-process.mjs', import.meta.url));
+  const child = fork(entry, path ? [kind, path] : [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${kind} exited with code ${code} before listening`)));
   });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 function isName(error: unknown, ...names: string[]): boolean {
   return error instanceof Error && names.includes(error.name);
@@ -225,45 +239,38 @@ export async function ensureTable(
 
 /** Starts what is not external, then ensures every stream and table of the pipeline. */
 export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmulators> {
-  const host = o.host ?? '127.0.0.1';
   const external = o.endpoints ?? endpointsFromEnv(o.env ?? process.env);
   const notice = o.onNotice ?? (() => {});
-  const servers: Server[] = [];
-  const stopServers = async () => {
-    for (const s of servers.splice(0)) await closeServer(s);
+  const children: EmulatorProcess[] = [];
+  const stopChildren = async () => {
+    await Promise.all(children.splice(0).map((c) => c.stop()));
   };
 
   try {
     let kinesisEndpoint = external.kinesis;
     const kinesisPersistent = kinesisEndpoint !== undefined || (o.persistKinesis === true && !!o.dataDir);
-    if (!kinesisEndpoint) {
-      const path = o.persistKinesis && o.dataDir ? join(o.dataDir, 'kinesis') : undefined;
-      if (path) mkdirSync(path, { recursive: true });
-      // shardLimit: kinesalite's default (10) is per account; allow a few parallel test stacks.
-      const k = kinesalite({
-        createStreamMs: 0,
-        deleteStreamMs: 0,
-        updateStreamMs: 0,
-        shardLimit: 100,
-        ...(path ? { path } : {}),
-      });
-      servers.push(k);
-      kinesisEndpoint = await listen(k, host);
-    }
     let dynamoEndpoint = external.dynamodb;
-    if (!dynamoEndpoint) {
-      const path = o.dataDir ? join(o.dataDir, 'dynamodb') : undefined;
-      if (path) mkdirSync(path, { recursive: true });
-      const d = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(path ? { path } : {}) });
-      servers.push(d);
-      dynamoEndpoint = await listen(d, host);
-    }
+    const kinesisPath = o.persistKinesis && o.dataDir ? join(o.dataDir, 'kinesis') : undefined;
+    const dynamoPath = o.dataDir ? join(o.dataDir, 'dynamodb') : undefined;
+    for (const path of [kinesisPath, dynamoPath]) if (path) mkdirSync(path, { recursive: true });
+    const [k, d] = await Promise.all([
+      kinesisEndpoint ? undefined : startEmulatorProcess('kinesalite', kinesisPath),
+      dynamoEndpoint ? undefined : startEmulatorProcess('dynalite', dynamoPath),
+    ]);
+    for (const c of [k, d]) if (c) children.push(c);
+    kinesisEndpoint ??= k!.endpoint;
+    dynamoEndpoint ??= d!.endpoint;
 
     const region = o.region;
-    const kinesis = createKinesisClient({ endpoint: kinesisEndpoint, ...(region ? { region } : {}) });
+    const kinesis = createKinesisClient({
+      endpoint: kinesisEndpoint,
+      ...(region ? { region } : {}),
+      ...(o.calls?.kinesis ? { calls: o.calls.kinesis } : {}),
+    });
     const { client: dynamodb, doc } = createDynamoClients({
       endpoint: dynamoEndpoint,
       ...(region ? { region } : {}),
+      ...(o.calls?.dynamodb ? { calls: o.calls.dynamodb } : {}),
     });
 
     const streamDefs = o.streams ?? pipeline.streams;
@@ -295,11 +302,11 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
       async stop() {
         kinesis.destroy();
         dynamodb.destroy();
-        await stopServers();
+        await stopChildren();
       },
     };
   } catch (error) {
-    await stopServers();
+    await stopChildren();
     throw error;
   }
 }

@@ -30,17 +30,10 @@ import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
 import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
 import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
 import { pipeline, type StreamKey } from '../pipeline.js';
+import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
 import { type LocalBroker, startBroker } from './broker.js';
-import {
-  type CallCounts,
-  dynamoClients,
-  type EmulatorProcess,
-  ensureStream,
-  ensureTable,
-  kinesisClient,
-  startEmulatorProcess,
-} from './clients.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
+import { startEmulators } from './emulators.js';
 import { EventSourceRunner } from './event-source.js';
 import { startHttpServer } from './http-server.js';
 
@@ -51,8 +44,8 @@ export interface LocalStackOptions {
   adminKey?: string;
   autoRegister?: boolean;
   log?: (line: string) => void;
-  /** Use external endpoints (LocalStack) instead of the embedded emulators. */
-  endpoints?: { kinesis: string; dynamodb: string };
+  /** External endpoints (LocalStack) instead of the embedded emulators, per service. */
+  endpoints?: ExternalEndpoints;
 }
 
 export interface LocalStatus {
@@ -157,36 +150,28 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
   // ---- emulators (or LocalStack) ------------------------------------------------------------------
-  const emulators: EmulatorProcess[] = [];
-  let endpoints = o.endpoints;
-  if (!endpoints) {
+  const kinesisCalls: CallCounts = {};
+  const dynamoCalls: CallCounts = {};
+  const emulators = await startEmulators({
+    dataDir: o.dataDir,
+    endpoints: o.endpoints ?? {},
+    onNotice: log,
+    calls: { kinesis: kinesisCalls, dynamodb: dynamoCalls },
+  });
+  if (!emulators.kinesisPersistent) {
     // Kinesis is in memory: shutdown drains every accepted record first, so nothing is lost, and the
     // checkpoints of the previous run are meaningless for a fresh stream.
-    rmSync(join(o.dataDir, 'checkpoints.json'), { force: true });
-    // Each emulator in its own process: their CPU work stays off this event loop.
-    const [k, d] = await Promise.all([
-      startEmulatorProcess('kinesalite'),
-      startEmulatorProcess('dynalite', join(o.dataDir, 'dynamodb')),
-    ]);
-    emulators.push(k, d);
-    endpoints = { kinesis: k.endpoint, dynamodb: d.endpoint };
+    for (const key of Object.keys(pipeline.streams)) {
+      rmSync(join(o.dataDir, `checkpoint-${key}.json`), { force: true });
+    }
   }
-  const kinesisCalls: CallCounts = {};
-  const kinesis = kinesisClient(endpoints.kinesis, kinesisCalls);
-  const dynamoCalls: CallCounts = {};
-  const { client: ddb, doc } = dynamoClients(endpoints.dynamodb, dynamoCalls);
-  const streamNames = { sparkplug: pipeline.streams.sparkplug.name, lwm2m: pipeline.streams.lwm2m.name };
-  for (const s of Object.values(pipeline.streams)) await ensureStream(kinesis, s.name, s.shardCount);
-  const tables: Record<string, string> = {};
-  for (const [name, def] of Object.entries(pipeline.tables)) {
-    tables[name] = `dualpath-${name}`;
-    await ensureTable(ddb, tables[name], def);
-  }
+  const { kinesis, doc, streamNames } = emulators;
+  const tables = emulators.tableNames;
 
   // ---- ports ------------------------------------------------------------------------------------------
   const clock = Date.now;
-  const registry = new DynamoRegistry({ client: doc, tableName: tables.registry! });
-  const stateOpts = { client: doc, tableName: tables.state!, clock };
+  const registry = new DynamoRegistry({ client: doc, tableName: tables.registry });
+  const stateOpts = { client: doc, tableName: tables.state, clock };
   const store = await DuckDbTelemetryStore.open({ dataDir: o.dataDir });
   const latency = new LatencyRecorder();
   const timedStore = {
@@ -197,7 +182,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       return out;
     },
   };
-  const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events!, clock });
+  const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
 
   // Seeds: device types, and one application on first start (its key is shown once).
   for (const t of SEED_TYPES) if (!(await registry.getDeviceType(t.id))) await registry.putDeviceType(t);
@@ -415,9 +400,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       await Promise.all(Object.values(runners).map((r) => r.stop()));
       await http.close();
       await store.close();
-      kinesis.destroy();
-      ddb.destroy();
-      await Promise.all(emulators.map((e) => e.stop()));
+      await emulators.stop();
     },
   };
 }

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
-import { dynamoClients, ensureTable } from '../../infra/local/clients.js';
+import { createDynamoClients } from '../../infra/local/aws-clients.js';
+import { ensureTable } from '../../infra/local/emulators.js';
 import { pipeline } from '../../infra/pipeline.js';
 
 export interface LocalDynamo {
@@ -25,7 +26,7 @@ export async function startDynalite(opts: { path?: string } = {}): Promise<Local
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { client, doc } = dynamoClients(endpoint);
+  const { client, doc } = createDynamoClients({ endpoint });
   const suffix = `t${++counter}`;
   const tables: Record<string, string> = {};
   for (const [name, def] of Object.entries(pipeline.tables)) {
