@@ -328,7 +328,9 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     },
     // The server's own publishes (no client) and $SYS messages arrive here only.
     published: (packet: AedesPublishPacket, client: Client | null, done) => {
-      if (client || packet.topic.startsWith('$')) return done();
+      // Deferred: a synchronous done() lets Aedes read the client's next buffered packet on the same
+      // stack, and with thousands of busy sessions that recursion overflowed the stack (10,000-device run).
+      if (client || packet.topic.startsWith('$')) return queueMicrotask(() => done());
       own.serverPublishes++;
       if (!toRules) return done();
       route(packet.topic, packet.payload as Buffer, NO_CLIENT_ID).then(
