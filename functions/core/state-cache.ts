@@ -262,8 +262,10 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
    */
   async flush(): Promise<void> {
     const now = this.clock();
+    // Only records this batch checked: a cached node absent from the batch may have moved to another
+    // instance since, and its checkpoint would fail the batch on a version it never verified.
     const nodes = [...this.nodes.values()].filter(
-      (e) => e.dirty && e.value && (e.mustWrite || now - e.writtenAt >= this.checkpointMs),
+      (e) => e.dirty && e.value && e.verified && (e.mustWrite || now - e.writtenAt >= this.checkpointMs),
     );
     const devices = [...this.devices.values()].filter((e) => e.dirty && e.value);
     try {

@@ -226,3 +226,77 @@ describe('processBatch', () => {
     expect((await events.list({})).events).toHaveLength(2);
   });
 });
+
+describe('processBatch: processor.prepare', () => {
+  it('hands prepare only the messages with valid envelopes, once, before any handle', async () => {
+    const { d, processor } = deps();
+    const seenAtPrepare: string[][] = [];
+    d.processor = Object.assign(processor, {
+      async prepare(messages: InboundMessage[]) {
+        seenAtPrepare.push(messages.map((m) => `${m.topic}:${Buffer.from(m.payload).toString()}`));
+        expect(processor.seen).toEqual([]);
+      },
+    });
+    const records = [
+      record(1, 'a', 'lwm2m/rd/a', 'ok:1'),
+      record(2, 'x', '', null),
+      record(3, 'b', 'lwm2m/rd/b', 'ok:1'),
+      record(4, 'y', 'lwm2m/rd/y', 'ok:1', { receivedAt: 'yesterday' }),
+    ];
+    const result = await processBatch(records, d);
+    expect(seenAtPrepare).toEqual([['lwm2m/rd/a:ok:1', 'lwm2m/rd/b:ok:1']]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(result.stats.quarantined).toBe(2);
+  });
+
+  it('reports every record for retry (lowest sequence number) and stores nothing when prepare keeps failing', async () => {
+    const cleared: string[] = [];
+    const cache = {
+      begin: () => cleared.push('begin'),
+      clear: () => cleared.push('clear'),
+      flush: async () => {
+        cleared.push('flush');
+      },
+    };
+    const { d, stored, published, events, processor } = deps({ attempts: 3, stateCaches: [cache] });
+    let calls = 0;
+    d.processor = Object.assign(processor, {
+      async prepare() {
+        calls++;
+        throw new TransientError('STATE_THROTTLED', 'throttled');
+      },
+    });
+    const problems: string[] = [];
+    d.onProblem = (p) => problems.push(`${p.kind}:${p.record.sequenceNumber}`);
+    const records = [
+      record(7, 'b', 'lwm2m/rd/b', 'ok:1'),
+      record(8, 'a', 'lwm2m/rd/a', 'ok:2'),
+      record(9, 'b', 'lwm2m/rd/b', 'ok:1'),
+    ];
+
+    const result = await processBatch(records, d);
+
+    expect(calls).toBe(3);
+    expect(result.stats.retries).toBe(2);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.sequenceNumber }]);
+    expect(processor.seen).toEqual([]);
+    expect(stored).toEqual([]);
+    expect(published).toEqual([]);
+    expect((await events.list({})).events).toEqual([]);
+    expect(cleared).toEqual(['begin', 'clear']);
+    expect(problems).toEqual([`transient:${records[0]!.sequenceNumber}`]);
+  });
+
+  it('does not call prepare when no record has a valid envelope', async () => {
+    const { d, processor } = deps();
+    let calls = 0;
+    d.processor = Object.assign(processor, {
+      async prepare() {
+        calls++;
+      },
+    });
+    const result = await processBatch([record(1, 'x', '', null)], d);
+    expect(calls).toBe(0);
+    expect(result.stats.quarantined).toBe(1);
+  });
+});
