@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConflictError } from '../../functions/core/errors.js';
+import { InMemoryEventLog } from '../../functions/core/events.js';
+import { type IngestRecord, processBatch } from '../../functions/core/ingest.js';
 import { encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
 import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
 import {
@@ -688,5 +690,85 @@ describe('CachedRegistrationStore prefetch', () => {
         .map((r) => r.endpoint)
         .sort(),
     ).toEqual(['a', 'b']);
+  });
+});
+
+// ---- through processBatch ---------------------------------------------------------------------------
+
+describe('write-behind cache wired into processBatch', () => {
+  function ingest(port: Counting) {
+    const cache = new CachedSparkplugStateStore(port, { clock: () => T0 });
+    const host = new SparkplugHost({ store: cache, clock: () => now, rebirthThrottleMs: 0 });
+    const stored: unknown[] = [];
+    let seq = 0;
+    const run = (...messages: InboundMessage[]) => {
+      port.reset();
+      const records: IngestRecord[] = messages.map((m) => ({
+        sequenceNumber: String(++seq).padStart(8, '0'),
+        partitionKey: m.topic.split('/')[3]!,
+        data: Buffer.from(
+          JSON.stringify({
+            topic: m.topic,
+            payload: Buffer.from(m.payload).toString('base64'),
+            receivedAt: m.receivedAt,
+          }),
+        ),
+      }));
+      return processBatch(records, {
+        protocol: 'sparkplug',
+        processor: host,
+        stateCaches: [cache],
+        enricher: {
+          async prepare() {},
+          enrich: (readings) => ({
+            enriched: readings.map((r) => ({ ...r, enrichment: { deviceType: 'x', applications: [] } })),
+            unknownDevices: [],
+          }),
+        },
+        store: {
+          async write(readings) {
+            stored.push(...readings);
+            return { written: readings.length, duplicates: 0, rejected: [] };
+          },
+        },
+        publisher: { async publish() {} },
+        events: new InMemoryEventLog(),
+        clock: () => now,
+        sleep: async () => {},
+      });
+    };
+    return { run, stored };
+  }
+
+  it('keeps state across batches, and a flush conflict redelivers the batch and re-reads', async () => {
+    at(T0);
+    const backing = new InMemorySparkplugStateStore();
+    const port = new CountingVersioned(backing);
+    const { run, stored } = ingest(port);
+    expect((await run(msg('NBIRTH', nbirth(1)))).batchItemFailures).toEqual([]);
+
+    const warm = await run(msg('NDATA', ndata(1)), msg('NDATA', ndata(2)));
+    expect(warm.batchItemFailures).toEqual([]);
+    expect(port.calls).toEqual({ ...zero(), getVersions: 1 });
+
+    // Another writer moves the node while this batch (with a structural change) runs.
+    const original = port.getVersions.bind(port);
+    port.getVersions = async (nodes, devices) => {
+      const out = await original(nodes, devices);
+      await bumpNode(backing);
+      return out;
+    };
+    const batch = [msg('NDATA', ndata(3)), msg('NDATA', unknownAlias(4))];
+    const before = stored.length;
+    const conflicted = await run(...batch);
+    expect(conflicted.batchItemFailures).toHaveLength(1);
+    expect(stored.length).toBe(before);
+    port.getVersions = original;
+
+    // Redelivered: nothing is cached any more, the node is read in bulk (cold) and written.
+    const retried = await run(...batch);
+    expect(retried.batchItemFailures).toEqual([]);
+    expect(port.calls).toEqual({ ...zero(), getMany: 1, putNode: 1 });
+    expect(retried.stats.rebirthsRequested).toBe(1);
   });
 });
