@@ -332,12 +332,18 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
       // stack, and with thousands of busy sessions that recursion overflowed the stack (10,000-device run).
       if (client || packet.topic.startsWith('$')) return queueMicrotask(() => done());
       own.serverPublishes++;
-      if (!toRules) return done();
-      route(packet.topic, packet.payload as Buffer, NO_CLIENT_ID).then(
-        () => done(),
-        (error: Error) => done(error),
-      );
+      // Not awaited: no PUBACK depends on it, and the forwarder never drops what it accepted. Waiting
+      // here held Aedes' delivery slots for a PutRecords round trip each; under a 10,000-device
+      // registration storm its queue grew and MQEmitter's release recursion overflowed the stack.
+      if (toRules) {
+        route(packet.topic, packet.payload as Buffer, NO_CLIENT_ID).catch(() => {
+          own.ruleActionErrors++;
+        });
+      }
+      queueMicrotask(() => done());
     },
+    // Delivery slots (MQEmitter concurrency): many sessions publish at once.
+    concurrency: 1000,
   });
   aedes.on('client', () => own.connected++);
   aedes.on('clientDisconnect', () => own.connected--);
