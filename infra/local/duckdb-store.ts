@@ -286,11 +286,16 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     return rows.map(toPoint);
   }
 
-  async counts(): Promise<{ readings: number }> {
+  /** Stored rows, and distinct point identities among them (equal unless a duplicate slipped in). */
+  async counts(): Promise<{ readings: number; distinct: number }> {
     const rows = await this.serial('counts', async () =>
-      (await this.connection.runAndReadAll('SELECT count(*) FROM readings')).getRows(),
+      (
+        await this.connection.runAndReadAll(
+          'SELECT count(*), count(DISTINCT (device_id, sub_device, metric, time, row_idx, elem_idx)) FROM readings',
+        )
+      ).getRows(),
     );
-    return { readings: Number(rows[0]?.[0] ?? 0) };
+    return { readings: Number(rows[0]?.[0] ?? 0), distinct: Number(rows[0]?.[1] ?? 0) };
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,7 @@ import { type LocalBroker, startBroker } from './broker.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
 import { startEmulators } from './emulators.js';
 import { EventSourceRunner } from './event-source.js';
+import { type FaultCounters, FaultInjector, type LocalFaults } from './faults.js';
 import { startHttpServer } from './http-server.js';
 
 export interface LocalStackOptions {
@@ -46,6 +47,8 @@ export interface LocalStackOptions {
   log?: (line: string) => void;
   /** External endpoints (LocalStack) instead of the embedded emulators, per service. */
   endpoints?: ExternalEndpoints;
+  /** Inject faults (store throttling, DynamoDB errors, handler crashes): `npm run faults`. */
+  faults?: LocalFaults;
 }
 
 export interface LocalStatus {
@@ -68,6 +71,8 @@ export interface LocalStatus {
   dynamoCalls: CallCounts;
   /** Kinesis calls by operation since start. */
   kinesisCalls: CallCounts;
+  /** Faults injected so far (only with the `faults` option). */
+  faults?: FaultCounters;
 }
 
 /** Publish → stored latency of live readings (reading time = when the device sampled and published). */
@@ -107,6 +112,8 @@ export interface LocalStack {
   latency: LatencyRecorder;
   /** Waits until every record the broker accepted has been processed. */
   drain(timeoutMs?: number): Promise<boolean>;
+  /** Stops the event-source runners (checkpointing what completed) and starts new ones. */
+  restartRunners(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -166,6 +173,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     }
   }
   const { kinesis, doc, streamNames } = emulators;
+  const injector = o.faults ? new FaultInjector(o.faults) : undefined;
+  injector?.dynamo(emulators.dynamodb);
   const tables = emulators.tableNames;
 
   // ---- ports ------------------------------------------------------------------------------------------
@@ -174,7 +183,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const stateOpts = { client: doc, tableName: tables.state, clock };
   const store = await DuckDbTelemetryStore.open({ dataDir: o.dataDir });
   const latency = new LatencyRecorder();
-  const timedStore = {
+  const measuredStore = {
     async write(readings: Parameters<DuckDbTelemetryStore['write']>[0]) {
       const out = await store.write(readings);
       const now = Date.now();
@@ -182,6 +191,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       return out;
     },
   };
+  const timedStore = injector ? injector.store(measuredStore) : measuredStore;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
 
   // Seeds: device types, and one application on first start (its key is shown once).
@@ -284,14 +294,19 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     });
   };
   const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
-  for (const protocol of ['sparkplug', 'lwm2m'] as const) {
+  // Counters of runners stopped by restartRunners(), so the totals stay cumulative.
+  const retired = { recordsRead: 0, invocations: 0, dlqRecords: 0 };
+  const startRunner = async (protocol: Protocol) => {
     const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
     const runner = new EventSourceRunner({
       kinesis,
       streamName: streamNames[fn.stream],
       functionName: `${protocol}-ingest`,
       settings: fn.eventSource,
-      handlers: Array.from({ length: fn.eventSource.parallelizationFactor }, () => makeHandler(protocol)),
+      handlers: Array.from({ length: fn.eventSource.parallelizationFactor }, () => {
+        const handler = makeHandler(protocol);
+        return injector ? injector.handler(handler) : handler;
+      }),
       checkpointFile: join(o.dataDir, `checkpoint-${protocol}.json`),
       onFailure: ({ reason, records }) =>
         appendFileSync(
@@ -300,9 +315,12 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         ),
       onError: (error) => log(`${protocol}-ingest: ${(error as Error).message}`),
     });
+    runners[fn.stream] = runner; // before start(): the status never sums a stopped runner twice
     await runner.start();
-    runners[fn.stream] = runner;
-  }
+  };
+  for (const protocol of ['sparkplug', 'lwm2m'] as const) await startRunner(protocol);
+  const runnerTotal = (k: keyof typeof retired) =>
+    retired[k] + runners.sparkplug.counters[k] + runners.lwm2m.counters[k];
 
   // ---- API and dashboard -------------------------------------------------------------------------------
   const adminKey = o.adminKey ?? newApiKey('admin');
@@ -342,20 +360,16 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     duplicates: totals.duplicates,
     quarantined: totals.quarantined,
     actionsPublished: totals.actionsPublished,
-    dlqRecords: runners.sparkplug.counters.dlqRecords + runners.lwm2m.counters.dlqRecords,
+    dlqRecords: runnerTotal('dlqRecords'),
     lag: {
-      records: Math.max(
-        0,
-        broker.counters.recordsForwarded -
-          runners.sparkplug.counters.recordsRead -
-          runners.lwm2m.counters.recordsRead,
-      ),
+      records: Math.max(0, broker.counters.recordsForwarded - runnerTotal('recordsRead')),
       sparkplug: runners.sparkplug.counters.millisBehind,
       lwm2m: runners.lwm2m.counters.millisBehind,
     },
     online,
     connected: broker.counters.connected,
-    invocations: runners.sparkplug.counters.invocations + runners.lwm2m.counters.invocations,
+    invocations: runnerTotal('invocations'),
+    ...(injector ? { faults: { ...injector.counters } } : {}),
     dynamoCalls: { ...dynamoCalls },
     kinesisCalls: { ...kinesisCalls },
   });
@@ -379,6 +393,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     return false;
   };
 
+  injector?.arm();
   return {
     mqttPort: broker.port,
     httpPort: http.port,
@@ -391,6 +406,14 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     status,
     latency,
     drain,
+    async restartRunners() {
+      for (const key of Object.keys(runners) as StreamKey[]) {
+        const old = runners[key];
+        await old.stop();
+        for (const k of Object.keys(retired) as Array<keyof typeof retired>) retired[k] += old.counters[k];
+        await startRunner(key === 'sparkplug' ? 'sparkplug' : 'lwm2m');
+      }
+    },
     async stop() {
       clearInterval(onlineTimer);
       brokerClosed = true;
