@@ -249,15 +249,6 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   });
   await Promise.all(workers);
 
-  // State changes of the batch are written once per key; a conflict means another writer moved the
-  // state: the whole batch is redelivered and decided again.
-  try {
-    for (const c of deps.stateCaches ?? []) await c.flush();
-  } catch (error) {
-    for (const c of deps.stateCaches ?? []) c.clear();
-    return failEverything(records, stats, deps, error);
-  }
-
   // 4. Enrich and store the readings of every record that went through.
   // Plain loops: flatMap/filter over 10,000 records showed up in profiles of the hot path.
   const good: RecordResult[] = [];
@@ -317,6 +308,17 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     } catch (error) {
       return failEverything(records, stats, deps, error);
     }
+  }
+
+  // State changes of the batch are written once per key — after the readings are stored: a batch that
+  // fails before this point is redelivered against the state it started from (had a later death or
+  // de-registration been persisted first, the redelivered DATA before it would be dropped). A conflict
+  // means another writer moved the state: the batch is redelivered and decided again (its readings,
+  // already stored, are re-written as duplicates). Devices hear answers only after their state is saved.
+  try {
+    for (const c of deps.stateCaches ?? []) await c.flush();
+  } catch (error) {
+    return failEverything(records, stats, deps, error);
   }
 
   // 5. Publish actions (rebirth requests, LwM2M responses); a persistent failure is retried via the stream.
@@ -483,6 +485,8 @@ function failEverything(
   error: unknown,
 ): IngestResult {
   stats.transientFailures++;
+  // The batch is redelivered: protocol state advanced in memory must not outlive it.
+  for (const c of deps.stateCaches ?? []) c.clear();
   const first = records[0];
   // A dependency failing (even non-retryably) is not the records' fault: the stream redelivers them.
   if (first) deps.onProblem?.({ kind: 'transient', record: first, error });

@@ -3,7 +3,7 @@
  * Sparkplug host decides when records move between instances (batch-scoped write-back vs write-behind).
  */
 import { describe, expect, it } from 'vitest';
-import { ConflictError } from '../../functions/core/errors.js';
+import { ConflictError, TransientError } from '../../functions/core/errors.js';
 import { InMemoryEventLog } from '../../functions/core/events.js';
 import { type IngestRecord, processBatch } from '../../functions/core/ingest.js';
 import { encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
@@ -696,7 +696,8 @@ describe('CachedRegistrationStore prefetch', () => {
 // ---- through processBatch ---------------------------------------------------------------------------
 
 describe('write-behind cache wired into processBatch', () => {
-  function ingest(port: Counting) {
+  function ingest(port: Counting, opts: { failWrites?: number } = {}) {
+    let failWrites = opts.failWrites ?? 0;
     const cache = new CachedSparkplugStateStore(port, { clock: () => T0 });
     const host = new SparkplugHost({ store: cache, clock: () => now, rebirthThrottleMs: 0 });
     const stored: unknown[] = [];
@@ -727,6 +728,7 @@ describe('write-behind cache wired into processBatch', () => {
         },
         store: {
           async write(readings) {
+            if (failWrites-- > 0) throw new TransientError('TEST_STORE', 'store unavailable');
             stored.push(...readings);
             return { written: readings.length, duplicates: 0, rejected: [] };
           },
@@ -739,6 +741,23 @@ describe('write-behind cache wired into processBatch', () => {
     };
     return { run, stored };
   }
+
+  it('a batch whose store write fails is redelivered against the state it started from (DATA before a death is not lost)', async () => {
+    at(T0);
+    const port = new CountingVersioned(new InMemorySparkplugStateStore());
+    // The store fails all three attempts of the second batch, then recovers.
+    const { run, stored } = ingest(port, { failWrites: 0 });
+    expect((await run(msg('NBIRTH', nbirth(1)))).batchItemFailures).toEqual([]);
+    const failing = ingest(port, { failWrites: 3 });
+    const batch = [msg('NDATA', ndata(1, 7.5)), msg('NDEATH', ndeath(1))];
+    expect((await failing.run(...batch)).batchItemFailures).toHaveLength(1);
+    expect(failing.stored).toEqual([]);
+    // Redelivered: the death was not persisted by the failed attempt, so the DATA before it still counts.
+    const retried = await failing.run(...batch);
+    expect(retried.batchItemFailures).toEqual([]);
+    expect(failing.stored.map((r) => (r as { value: unknown }).value)).toEqual([7.5]);
+    expect(stored).toHaveLength(1); // the birth's reading, from the first handler
+  });
 
   it('keeps state across batches, and a flush conflict redelivers the batch and re-reads', async () => {
     at(T0);
@@ -762,7 +781,9 @@ describe('write-behind cache wired into processBatch', () => {
     const before = stored.length;
     const conflicted = await run(...batch);
     expect(conflicted.batchItemFailures).toHaveLength(1);
-    expect(stored.length).toBe(before);
+    // Readings are stored before state is flushed: the redelivery re-writes them (idempotent).
+    expect(stored.length).toBeGreaterThan(before);
+    const afterConflict = stored.length;
     port.getVersions = original;
 
     // Redelivered: nothing is cached any more, the node is read in bulk (cold) and written.
@@ -770,5 +791,6 @@ describe('write-behind cache wired into processBatch', () => {
     expect(retried.batchItemFailures).toEqual([]);
     expect(port.calls).toEqual({ ...zero(), getMany: 1, putNode: 1 });
     expect(retried.stats.rebirthsRequested).toBe(1);
+    expect(retried.stats.readingsStored + retried.stats.duplicates).toBe(stored.length - afterConflict);
   });
 });
