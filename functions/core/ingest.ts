@@ -8,7 +8,7 @@
  * transiently, the later records of that key are not processed in this invocation: the stream
  * redelivers from the lowest failed sequence number, and every write is idempotent.
  */
-import { DualpathError, describeError, isRetryable } from './errors.js';
+import { ConflictError, DualpathError, describeError, isRetryable } from './errors.js';
 import { type EventLog, eventId, type QuarantineEntry, quarantineEvent, type StoredEvent } from './events.js';
 import type { Clock, InboundMessage, MessageProcessor } from './processor.js';
 import type { EnrichedReading, LifecycleEvent, Protocol, PublishAction, Reading } from './reading.js';
@@ -77,7 +77,10 @@ export interface IngestDeps {
   attempts?: number;
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Protocol-state caches: begun (or cleared) before a batch, flushed once after decoding it. */
+  /**
+   * Protocol-state caches: begun (or cleared) before a batch, flushed after its readings are stored. A
+   * failed flush keeps what is still unwritten, so flushing again writes only the rest.
+   */
   stateCaches?: Array<{ begin?(): void; clear(): void; flush(): Promise<void> }>;
   /** Called for every record-level problem (for the logger). */
   onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
@@ -175,14 +178,19 @@ interface RecordResult {
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs `fn`, retrying retryable failures with exponential backoff and jitter-free delays. */
-async function withRetry<T>(fn: () => Promise<T>, deps: IngestDeps, stats: IngestStats): Promise<T> {
+async function withRetry<T>(
+  fn: () => Promise<T>,
+  deps: IngestDeps,
+  stats: IngestStats,
+  retryIf: (error: unknown) => boolean = isRetryable,
+): Promise<T> {
   const attempts = deps.attempts ?? 3;
   const sleep = deps.sleep ?? defaultSleep;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (error) {
-      if (!isRetryable(error) || attempt >= attempts) throw error;
+      if (!retryIf(error) || attempt >= attempts) throw error;
       stats.retries++;
       await sleep((deps.baseDelayMs ?? 50) * 2 ** (attempt - 1));
     }
@@ -315,8 +323,17 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   // de-registration been persisted first, the redelivered DATA before it would be dropped). A conflict
   // means another writer moved the state: the batch is redelivered and decided again (its readings,
   // already stored, are re-written as duplicates). Devices hear answers only after their state is saved.
+  // A throttled write is retried (the caches keep what is still unwritten); a conflict is not: the
+  // state moved under us and the batch has to be decided again.
   try {
-    for (const c of deps.stateCaches ?? []) await c.flush();
+    await withRetry(
+      async () => {
+        for (const c of deps.stateCaches ?? []) await c.flush();
+      },
+      deps,
+      stats,
+      (error) => isRetryable(error) && !(error instanceof ConflictError),
+    );
   } catch (error) {
     return failEverything(records, stats, deps, error);
   }

@@ -73,9 +73,16 @@ abstract class WriteBack<T extends { version: number }> {
     if (!this.entries.has(key)) this.entries.set(key, { base: value?.version, value, dirty: false });
   }
 
+  /** Writes the dirty entries; each written one is marked clean, so a retry after a failure writes only the rest. */
   protected async flushWith(write: (value: T, base: number | undefined) => Promise<void>): Promise<void> {
     const dirty = [...this.entries.values()].filter((e) => e.dirty && e.value);
-    await eachLimited(dirty, FLUSH_CONCURRENCY, (e) => write(e.value!, e.base));
+    await eachLimited(dirty, FLUSH_CONCURRENCY, async (e) => {
+      await write(e.value!, e.base);
+      const version = (e.base ?? 0) + 1;
+      e.base = version;
+      e.value = { ...e.value!, version };
+      e.dirty = false;
+    });
     this.entries.clear();
   }
 
@@ -268,27 +275,24 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
       (e) => e.dirty && e.value && e.verified && (e.mustWrite || now - e.writtenAt >= this.checkpointMs),
     );
     const devices = [...this.devices.values()].filter((e) => e.dirty && e.value);
-    try {
-      await eachLimited(nodes, FLUSH_CONCURRENCY, async (e) => {
-        await this.inner.putNode(e.value!, e.base);
-        const version = (e.base ?? 0) + 1;
-        e.base = version;
-        e.value = { ...e.value!, version };
-        e.dirty = false;
-        e.mustWrite = false;
-        e.writtenAt = now;
-      });
-      await eachLimited(devices, FLUSH_CONCURRENCY, async (e) => {
-        await this.inner.putDevice(e.value!, e.base);
-        const version = (e.base ?? 0) + 1;
-        e.base = version;
-        e.value = { ...e.value!, version };
-        e.dirty = false;
-      });
-    } catch (error) {
-      this.clear();
-      throw error;
-    }
+    await eachLimited(nodes, FLUSH_CONCURRENCY, async (e) => {
+      await this.inner.putNode(e.value!, e.base);
+      const version = (e.base ?? 0) + 1;
+      e.base = version;
+      e.value = { ...e.value!, version };
+      e.dirty = false;
+      e.mustWrite = false;
+      e.writtenAt = now;
+    });
+    await eachLimited(devices, FLUSH_CONCURRENCY, async (e) => {
+      await this.inner.putDevice(e.value!, e.base);
+      const version = (e.base ?? 0) + 1;
+      e.base = version;
+      e.value = { ...e.value!, version };
+      e.dirty = false;
+    });
+    // On failure the written entries are clean already and the rest stays dirty for a retry;
+    // processBatch clears the cache when it gives the batch up.
     if (!this.writeBehind) this.clear();
   }
 
@@ -359,14 +363,18 @@ export class CachedRegistrationStore extends WriteBack<Registration> implements 
     for (const ep of missing) this.seed(ep, found.get(ep));
   }
 
+  /** Deletes, then writes; on failure what is still unwritten stays for the next flush() (or clear()). */
   async flush(): Promise<void> {
-    try {
-      await eachLimited([...this.deleted], FLUSH_CONCURRENCY, (endpoint) => this.inner.delete(endpoint));
-      await this.flushWith((v, base) => this.inner.put(v, base));
-    } finally {
-      this.clear();
-      this.deleted.clear();
-    }
+    await eachLimited([...this.deleted], FLUSH_CONCURRENCY, async (endpoint) => {
+      await this.inner.delete(endpoint);
+      this.deleted.delete(endpoint);
+    });
+    await this.flushWith((v, base) => this.inner.put(v, base));
+  }
+
+  override clear(): void {
+    super.clear();
+    this.deleted.clear();
   }
 }
 

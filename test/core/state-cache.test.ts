@@ -389,7 +389,7 @@ describe('CachedSparkplugStateStore, write-behind (port with getVersions)', () =
     expect(stored).toMatchObject({ expectedSeq: 21, recentSeqs: [20] });
   });
 
-  it('clears the cache when a flush fails with ConflictError; the next batch reads everything again', async () => {
+  it('after a flush fails with ConflictError and the batch is given up (clear), the next batch reads everything again', async () => {
     at(T0);
     const backing = new InMemorySparkplugStateStore();
     const a = instance(new CountingVersioned(backing));
@@ -403,6 +403,7 @@ describe('CachedSparkplugStateStore, write-behind (port with getVersions)', () =
     await a.host.handle(batch[0]!);
     await bumpNode(backing);
     await expect(a.cache.flush()).rejects.toBeInstanceOf(ConflictError);
+    a.cache.clear(); // what processBatch does when it hands the batch back
 
     const out = await a.batch(msg('NDATA', ndata(2)), msg('NDATA', ndata(1), 'other'));
     // Nothing cached: no version check, both nodes read in bulk (cold) and written back.
@@ -757,6 +758,26 @@ describe('write-behind cache wired into processBatch', () => {
     expect(retried.batchItemFailures).toEqual([]);
     expect(failing.stored.map((r) => (r as { value: unknown }).value)).toEqual([7.5]);
     expect(stored).toHaveLength(1); // the birth's reading, from the first handler
+  });
+
+  it('a throttled state write is retried within the batch: only what is still unwritten is written again', async () => {
+    at(T0);
+    const backing = new InMemorySparkplugStateStore();
+    const port = new CountingVersioned(backing);
+    const { run } = ingest(port);
+    const original = port.putNode.bind(port);
+    let throttles = 1;
+    port.putNode = async (record, expected) => {
+      if (record.node === 'edge-2' && throttles-- > 0)
+        throw new TransientError('TEST_THROTTLED', 'slow down');
+      return original(record, expected);
+    };
+    const out = await run(msg('NBIRTH', nbirth(1)), msg('NBIRTH', nbirth(1), 'edge-2'));
+    expect(out.batchItemFailures).toEqual([]);
+    expect(out.stats.retries).toBeGreaterThanOrEqual(1);
+    // edge-1 written once (not again on the retry), edge-2 on the second attempt.
+    expect((await backing.getNode(G, 'edge-1'))?.version).toBe(1);
+    expect((await backing.getNode(G, 'edge-2'))?.version).toBe(1);
   });
 
   it('keeps state across batches, and a flush conflict redelivers the batch and re-reads', async () => {
