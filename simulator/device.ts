@@ -294,6 +294,11 @@ export class SimulatedDevice {
   }
 
   private onClosed(session: number): void {
+    // mqtt.js keeps the callbacks of QoS 1 publishes the broker never acknowledged until the client
+    // ends (a reconnect of the same client would resend them, but each session has a new client): end
+    // it, so they fail now. Otherwise they never settle — stop() waited for them forever, and the LwM2M
+    // records they carried neither counted as sent nor went back to the buffer.
+    this.client?.end(true);
     const wasConnected = this.isConnected;
     this.isConnected = false;
     this.lwm2m.disconnected();
