@@ -63,6 +63,8 @@ export interface ForwarderOptions {
   retryBaseMs?: number;
   retryMaxMs?: number;
   onForwardError?: (error: unknown, stream: StreamKey, records: number) => void;
+  /** Each record once Kinesis stored it (fault-injection runs count what the broker accepted). */
+  onForwarded?: (stream: StreamKey, data: Buffer) => void;
 }
 
 export interface BrokerOptions extends ForwarderOptions {
@@ -190,7 +192,7 @@ export class KinesisForwarder {
         pending.forEach((p, i) => {
           const r = results[i];
           if (!r || r.ErrorCode) failed.push(p);
-          else this.stored(p);
+          else this.stored(stream, p);
         });
         if (failed.length > 0)
           this.o.onForwardError?.(new Error(`${failed.length} records failed`), stream, failed.length);
@@ -201,7 +203,8 @@ export class KinesisForwarder {
     }
   }
 
-  private stored(p: Pending): void {
+  private stored(stream: StreamKey, p: Pending): void {
+    this.o.onForwarded?.(stream, p.data);
     this.counters.recordsForwarded++;
     this.counters.pendingRecords--;
     this.waiters.shift()?.();

@@ -1,28 +1,80 @@
 /**
- * Fault injection for the local stack (`npm run faults`, test/reliability/faults.test.ts): the store
- * throttling, DynamoDB failing, a handler crashing after it did its work. Each fault is a decorator
- * around the real part, driven by a seeded generator so a run can be repeated; the stack applies them
- * only when `faults` is given, so the normal path is untouched.
+ * Fault injection for the local stack (`npm run faults`, test/reliability/faults.test.ts): the telemetry
+ * store throttling or failing, DynamoDB failing, a handler crashing in the middle of a batch. Each fault
+ * is a decorator around the real part, driven by seeded generators so a run can be repeated; the stack
+ * applies them only when `faults` is given, so the normal path is untouched. Restarting the event-source
+ * runners and the broker are methods of the LocalStack (restartRunners, restartBroker).
+ *
+ * The injector also taps what the broker forwarded to Kinesis (`accepted`) so a run can be checked
+ * against what the broker accepted — not only against what devices saw acknowledged, which differs when
+ * a PUBACK is lost in a broker restart.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TransientError } from '../../functions/core/errors.js';
 import type { StorePort } from '../../functions/core/ingest.js';
+import { parseRuleEnvelope } from '../../functions/core/ingest.js';
+import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
+import type { MessageProcessor } from '../../functions/core/processor.js';
+import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';
+import { identityString, pointKeyOf } from '../../functions/core/telemetry.js';
 import type { KinesisHandler } from '../../functions/shared/ingest-handler.js';
+import type { StreamKey } from '../pipeline.js';
+
+/** Which calls fail: a share of them (seeded), and/or a window of consecutive calls (1-based). */
+export interface FaultShare {
+  rate?: number;
+  /** Calls number `from` to `from + count - 1` (counted from when the stack is up) fail. */
+  window?: { from: number; count: number };
+}
 
 export interface LocalFaults {
-  /** Share of telemetry-store writes that fail with a throttling error (0-1). */
-  storeFailureRate?: number;
-  /** Share of DynamoDB calls that fail with ProvisionedThroughputExceededException before reaching dynalite. */
-  dynamoFailureRate?: number;
-  /** Share of handler invocations that throw after processing their batch (a crash before answering). */
-  handlerCrashRate?: number;
+  /** Telemetry-store writes failing with a throttling TransientError before they write. */
+  store?: FaultShare;
+  /** Telemetry-store writes that write, then fail (the answer was lost): the retry must come out as duplicates. */
+  storeAfterWrite?: FaultShare;
+  /**
+   * DynamoDB calls failing before they reach dynalite: ProvisionedThroughputExceededException (400),
+   * InternalServerError (500) or both (alternating). The SDK does not retry these (they are injected
+   * above its retry step): the adapters and the ingest path see them.
+   */
+  dynamo?: FaultShare & { kind?: 'throttle' | 'server' | 'mixed' };
+  /** DynamoDB calls that reach dynalite and then fail with a 500 (the write happened, the answer was lost). */
+  dynamoAfterCall?: FaultShare;
+  /**
+   * Handler invocations that crash in the middle of their batch: the first `after` records (default: a
+   * seeded random prefix, possibly none or all) are processed — stored, state advanced — then the
+   * function throws, so the runner's retry and bisect path re-delivers the whole batch.
+   */
+  handlerCrash?: FaultShare & { after?: number };
   seed?: number;
+  /** @deprecated the first form: `store: { rate }`. */
+  storeFailureRate?: number;
+  /** @deprecated the first form: `dynamo: { rate }`. */
+  dynamoFailureRate?: number;
+  /** @deprecated the first form: a crash after the whole batch, `handlerCrash: { rate, after: Infinity }`. */
+  handlerCrashRate?: number;
+}
+
+/** The first (flat) form of the options mapped onto the current one. */
+function normalize(f: LocalFaults): LocalFaults {
+  const out = { ...f };
+  if (f.storeFailureRate !== undefined) out.store ??= { rate: f.storeFailureRate };
+  if (f.dynamoFailureRate !== undefined) out.dynamo ??= { rate: f.dynamoFailureRate };
+  if (f.handlerCrashRate !== undefined)
+    out.handlerCrash ??= { rate: f.handlerCrashRate, after: Number.POSITIVE_INFINITY };
+  return out;
 }
 
 export interface FaultCounters {
   storeFailures: number;
+  storeFailuresAfterWrite: number;
   dynamoFailures: number;
+  dynamoFailuresAfterCall: number;
   handlerCrashes: number;
+  /** Records processed by crashing invocations before they crashed. */
+  recordsBeforeCrash: number;
+  runnerRestarts: number;
+  brokerRestarts: number;
 }
 
 /** Mulberry32: small, seeded, good enough to pick which calls fail. */
@@ -37,65 +89,200 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export class FaultInjector {
-  readonly counters: FaultCounters = { storeFailures: 0, dynamoFailures: 0, handlerCrashes: 0 };
+/** Decides, call by call, whether one kind of call fails. */
+class Trigger {
+  private calls = 0;
   private readonly random: () => number;
-
-  constructor(private readonly faults: LocalFaults) {
-    this.random = seededRandom(faults.seed ?? 1);
+  constructor(
+    private readonly share: FaultShare | undefined,
+    seed: number,
+  ) {
+    this.random = seededRandom(seed);
   }
+  get enabled(): boolean {
+    return (this.share?.rate ?? 0) > 0 || (this.share?.window?.count ?? 0) > 0;
+  }
+  fire(armed: boolean): boolean {
+    if (!armed || !this.share) return false;
+    const n = ++this.calls;
+    const w = this.share.window;
+    if (w && n >= w.from && n < w.from + w.count) return true;
+    const rate = this.share.rate ?? 0;
+    return rate > 0 && this.random() < rate;
+  }
+  next(): number {
+    return this.random();
+  }
+}
 
+/** One record the broker handed to Kinesis (and Kinesis stored). */
+export interface AcceptedRecord {
+  stream: StreamKey;
+  data: Uint8Array;
+}
+
+export class FaultInjector {
+  readonly counters: FaultCounters = {
+    storeFailures: 0,
+    storeFailuresAfterWrite: 0,
+    dynamoFailures: 0,
+    dynamoFailuresAfterCall: 0,
+    handlerCrashes: 0,
+    recordsBeforeCrash: 0,
+    runnerRestarts: 0,
+    brokerRestarts: 0,
+  };
+  /** Every record the broker forwarded to Kinesis, in the order Kinesis stored them. */
+  readonly accepted: AcceptedRecord[] = [];
   private armed = false;
+  private readonly storeTrigger: Trigger;
+  private readonly storeAfterTrigger: Trigger;
+  private readonly dynamoTrigger: Trigger;
+  private readonly dynamoAfterTrigger: Trigger;
+  private readonly crashTrigger: Trigger;
+
+  private readonly faults: LocalFaults;
+
+  constructor(faults: LocalFaults) {
+    this.faults = normalize(faults);
+    faults = this.faults;
+    const seed = faults.seed ?? 1;
+    this.storeTrigger = new Trigger(faults.store, seed);
+    this.storeAfterTrigger = new Trigger(faults.storeAfterWrite, seed + 1);
+    this.dynamoTrigger = new Trigger(faults.dynamo, seed + 2);
+    this.dynamoAfterTrigger = new Trigger(faults.dynamoAfterCall, seed + 3);
+    this.crashTrigger = new Trigger(faults.handlerCrash, seed + 4);
+  }
 
   /** Faults start once the stack is up (seeding the registry is not what is being tested). */
   arm(): void {
     this.armed = true;
   }
 
-  private hit(rate: number | undefined): boolean {
-    return this.armed && rate !== undefined && rate > 0 && this.random() < rate;
+  /** The broker's tap: a record Kinesis stored. */
+  forwarded(stream: StreamKey, data: Uint8Array): void {
+    this.accepted.push({ stream, data });
   }
 
-  /** The store, throttled now and then (before it writes: the batch is retried, nothing half-written). */
+  /** The store, throttled or failing now and then. */
   store<S extends StorePort>(inner: S): StorePort {
     return {
       write: async (readings) => {
-        if (this.hit(this.faults.storeFailureRate)) {
+        if (this.storeTrigger.fire(this.armed)) {
           this.counters.storeFailures++;
           throw new TransientError('FAULT_STORE_THROTTLED', 'injected: telemetry store throttled');
         }
-        return inner.write(readings);
+        const out = await inner.write(readings);
+        if (this.storeAfterTrigger.fire(this.armed)) {
+          this.counters.storeFailuresAfterWrite++;
+          throw new TransientError(
+            'FAULT_STORE_TIMEOUT',
+            'injected: telemetry store timed out after writing',
+          );
+        }
+        return out;
       },
     };
   }
 
-  /** A handler that sometimes crashes after its batch was processed and stored (the retry re-does it). */
+  /** A handler that sometimes crashes part-way through its batch (the retry re-delivers all of it). */
   handler(inner: KinesisHandler): KinesisHandler {
     return async (event, context) => {
-      const out = await inner(event, context);
-      if (this.hit(this.faults.handlerCrashRate)) {
-        this.counters.handlerCrashes++;
-        throw new Error('injected: handler crashed after processing its batch');
-      }
-      return out;
+      if (!this.crashTrigger.fire(this.armed)) return inner(event, context);
+      const total = event.Records.length;
+      const fixed = this.faults.handlerCrash?.after;
+      const after =
+        fixed === undefined ? Math.floor(this.crashTrigger.next() * (total + 1)) : Math.min(fixed, total);
+      if (after > 0) await inner({ Records: event.Records.slice(0, after) }, context);
+      this.counters.handlerCrashes++;
+      this.counters.recordsBeforeCrash += after;
+      throw new Error(`injected: handler crashed after ${after} of ${total} records`);
     };
   }
 
-  /** DynamoDB calls failing with throttling before they reach the emulator (the SDK does not retry them). */
+  /** DynamoDB calls failing (before or after reaching the emulator). */
   dynamo(client: DynamoDBClient): void {
-    if (!this.faults.dynamoFailureRate) return;
-    client.middlewareStack.add(
-      (next) => async (args) => {
-        if (this.hit(this.faults.dynamoFailureRate)) {
-          this.counters.dynamoFailures++;
-          throw Object.assign(new Error('injected: throughput exceeded'), {
+    if (!this.dynamoTrigger.enabled && !this.dynamoAfterTrigger.enabled) return;
+    let alternate = 0;
+    const kind = this.faults.dynamo?.kind ?? 'throttle';
+    const failure = (after: boolean): Error => {
+      const server = after || kind === 'server' || (kind === 'mixed' && alternate++ % 2 === 1);
+      return server
+        ? Object.assign(new Error(`injected: internal server error${after ? ' after the call' : ''}`), {
+            name: 'InternalServerError',
+            $fault: 'server',
+            $metadata: { httpStatusCode: 500 },
+          })
+        : Object.assign(new Error('injected: throughput exceeded'), {
             name: 'ProvisionedThroughputExceededException',
+            $fault: 'client',
             $metadata: { httpStatusCode: 400 },
           });
+    };
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        if (this.dynamoTrigger.fire(this.armed)) {
+          this.counters.dynamoFailures++;
+          throw failure(false);
         }
-        return next(args);
+        const out = await next(args);
+        if (this.dynamoAfterTrigger.fire(this.armed)) {
+          this.counters.dynamoFailuresAfterCall++;
+          throw failure(true);
+        }
+        return out;
       },
       { step: 'initialize', name: 'dualpathFaults' },
     );
   }
+}
+
+export interface AcceptedReadings {
+  /** Records the broker forwarded to Kinesis (device messages and the server's own publishes). */
+  records: number;
+  /** Readings the records carry, as many times as they were forwarded. */
+  readings: number;
+  /** Distinct stored-point identities among them: what the store must hold, each once. */
+  distinct: number;
+  /** Transient readings (not stored by design). */
+  transient: number;
+}
+
+/**
+ * Counts the readings in records the broker forwarded, independently of the stack: replays them in
+ * Kinesis order through in-memory protocol processors (the pipeline's decoders, fresh state, no store,
+ * no faults) and collects the point identities the store keys rows by.
+ */
+export async function countAcceptedReadings(records: readonly AcceptedRecord[]): Promise<AcceptedReadings> {
+  const clock = Date.now;
+  const processors: Record<StreamKey, MessageProcessor> = {
+    sparkplug: createInMemorySparkplugHost({ clock }),
+    lwm2m: createInMemoryLwm2mServer({ clock }),
+  };
+  const ids = new Set<string>();
+  const out: AcceptedReadings = { records: records.length, readings: 0, distinct: 0, transient: 0 };
+  for (const r of records) {
+    let outcome: Awaited<ReturnType<MessageProcessor['handle']>>;
+    try {
+      const env = parseRuleEnvelope(r.data);
+      outcome = await processors[r.stream].handle({
+        topic: env.topic,
+        payload: env.payload,
+        receivedAt: env.receivedAt,
+        ...(env.clientId === undefined ? {} : { clientId: env.clientId }),
+      });
+    } catch {
+      continue; // quarantined by the pipeline too: no readings
+    }
+    for (const reading of outcome.readings) {
+      if (reading.transient) {
+        out.transient++;
+        continue;
+      }
+      out.readings++;
+      ids.add(identityString(reading.deviceId, pointKeyOf(reading)));
+    }
+  }
+  out.distinct = ids.size;
+  return out;
 }

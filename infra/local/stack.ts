@@ -73,6 +73,14 @@ export interface LocalStatus {
   kinesisCalls: CallCounts;
   /** Faults injected so far (only with the `faults` option). */
   faults?: FaultCounters;
+  /** How failures were recovered: retries inside the handler, stream redeliveries, crashes, bisections. */
+  recovery: {
+    ingestRetries: number;
+    transientFailures: number;
+    streamRetries: number;
+    functionErrors: number;
+    bisections: number;
+  };
 }
 
 /** Publish → stored latency of live readings (reading time = when the device sampled and published). */
@@ -107,13 +115,22 @@ export interface LocalStack {
   registry: RegistryPort;
   store: DuckDbTelemetryStore;
   events: EventLog;
-  broker: LocalBroker;
+  /** The broker now running (a new one after restartBroker()). */
+  readonly broker: LocalBroker;
   status(): LocalStatus;
   latency: LatencyRecorder;
   /** Waits until every record the broker accepted has been processed. */
   drain(timeoutMs?: number): Promise<boolean>;
   /** Stops the event-source runners (checkpointing what completed) and starts new ones. */
   restartRunners(): Promise<void>;
+  /**
+   * Closes the broker (clients disconnected, accepted records flushed to Kinesis) and listens again on
+   * the same port after `downMs`; devices reconnect on their own. Server publishes meanwhile are dropped
+   * (no device is connected to receive them). Counters stay cumulative.
+   */
+  restartBroker(downMs?: number): Promise<void>;
+  /** The fault injector (only with the `faults` option): counters and what the broker forwarded. */
+  faults?: FaultInjector;
   stop(): Promise<void>;
 }
 
@@ -214,17 +231,26 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   }
 
   // ---- broker, protocol servers, commands -----------------------------------------------------------
-  const broker = await startBroker({
-    port: o.mqttPort,
-    rules: pipeline.rules,
-    kinesis,
-    streamNames,
-    onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
-  });
+  const openBroker = (port: number) =>
+    startBroker({
+      port,
+      rules: pipeline.rules,
+      kinesis,
+      streamNames,
+      onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
+      ...(injector
+        ? { onForwarded: (stream: StreamKey, data: Buffer) => injector.forwarded(stream, data) }
+        : {}),
+    });
+  let broker = await openBroker(o.mqttPort);
+  // Counters of brokers closed by restartBroker(), so the totals stay cumulative.
+  const retiredBroker = { sparkplug: 0, lwm2m: 0, refused: 0, recordsForwarded: 0 };
   let brokerClosed = false;
+  let brokerRestarting = false;
   const publish = async (actions: Array<Parameters<LocalBroker['publish']>[0]>) => {
-    // After shutdown began, devices are gone: answers to them are undeliverable, not worth a retry.
-    if (brokerClosed) return;
+    // After shutdown began (or while the broker restarts), devices are gone: answers to them are
+    // undeliverable, not worth a retry.
+    if (brokerClosed || brokerRestarting) return;
     await Promise.all(actions.map((a) => broker.publish(a)));
   };
   const lwm2m = new Lwm2mServer({
@@ -295,7 +321,14 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   };
   const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
   // Counters of runners stopped by restartRunners(), so the totals stay cumulative.
-  const retired = { recordsRead: 0, invocations: 0, dlqRecords: 0 };
+  const retired = {
+    recordsRead: 0,
+    invocations: 0,
+    dlqRecords: 0,
+    retries: 0,
+    functionErrors: 0,
+    bisections: 0,
+  };
   const startRunner = async (protocol: Protocol) => {
     const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
     const runner = new EventSourceRunner({
@@ -352,9 +385,12 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
 
   const status = (): LocalStatus => ({
     uptimeMs: Date.now() - started,
-    messages: { ...broker.counters.messagesIn },
-    refused: broker.counters.refused,
-    recordsForwarded: broker.counters.recordsForwarded,
+    messages: {
+      sparkplug: retiredBroker.sparkplug + broker.counters.messagesIn.sparkplug,
+      lwm2m: retiredBroker.lwm2m + broker.counters.messagesIn.lwm2m,
+    },
+    refused: retiredBroker.refused + broker.counters.refused,
+    recordsForwarded: retiredBroker.recordsForwarded + broker.counters.recordsForwarded,
     readingsDecoded: totals.readingsDecoded,
     readingsStored: totals.readingsStored,
     duplicates: totals.duplicates,
@@ -362,7 +398,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     actionsPublished: totals.actionsPublished,
     dlqRecords: runnerTotal('dlqRecords'),
     lag: {
-      records: Math.max(0, broker.counters.recordsForwarded - runnerTotal('recordsRead')),
+      records: Math.max(
+        0,
+        retiredBroker.recordsForwarded + broker.counters.recordsForwarded - runnerTotal('recordsRead'),
+      ),
       sparkplug: runners.sparkplug.counters.millisBehind,
       lwm2m: runners.lwm2m.counters.millisBehind,
     },
@@ -370,6 +409,13 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     connected: broker.counters.connected,
     invocations: runnerTotal('invocations'),
     ...(injector ? { faults: { ...injector.counters } } : {}),
+    recovery: {
+      ingestRetries: totals.retries,
+      transientFailures: totals.transientFailures,
+      streamRetries: runnerTotal('retries'),
+      functionErrors: runnerTotal('functionErrors'),
+      bisections: runnerTotal('bisections'),
+    },
     dynamoCalls: { ...dynamoCalls },
     kinesisCalls: { ...kinesisCalls },
   });
@@ -402,7 +448,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     registry,
     store,
     events,
-    broker,
+    get broker() {
+      return broker;
+    },
+    ...(injector ? { faults: injector } : {}),
     status,
     latency,
     drain,
@@ -413,6 +462,26 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         for (const k of Object.keys(retired) as Array<keyof typeof retired>) retired[k] += old.counters[k];
         await startRunner(key === 'sparkplug' ? 'sparkplug' : 'lwm2m');
       }
+      if (injector) injector.counters.runnerRestarts++;
+    },
+    async restartBroker(downMs = 0) {
+      if (brokerClosed) return;
+      const old = broker;
+      brokerRestarting = true;
+      try {
+        await old.close();
+        if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+        const next = await openBroker(old.port);
+        // One synchronous swap: the status never counts the old broker twice or not at all.
+        retiredBroker.sparkplug += old.counters.messagesIn.sparkplug;
+        retiredBroker.lwm2m += old.counters.messagesIn.lwm2m;
+        retiredBroker.refused += old.counters.refused;
+        retiredBroker.recordsForwarded += old.counters.recordsForwarded;
+        broker = next;
+      } finally {
+        brokerRestarting = false;
+      }
+      if (injector) injector.counters.brokerRestarts++;
     },
     async stop() {
       clearInterval(onlineTimer);
