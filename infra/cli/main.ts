@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   simulate: async () => (await import('./simulate.js')).simulateCommand,
   decode: async () => (await import('./decode.js')).decodeCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
+  faults: async () => (await import('./faults.js')).faultsCommand,
   cost: async () => (await import('./cost.js')).costCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
 };

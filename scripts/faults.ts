@@ -1,0 +1,258 @@
+/**
+ * Fault-injection runs through the local stack (`npm run faults`, test/reliability/faults.test.ts):
+ * a simulated fleet publishes while the telemetry store throttles or fails, DynamoDB fails, handlers
+ * crash in the middle of a batch, the event-source runners restart and the broker restarts — each on
+ * its own, then all at once. After the drain, every run is checked against exact counts:
+ *
+ * - accepted: the readings in the records the broker forwarded to Kinesis, counted by replaying those
+ *   records through fresh in-memory decoders (infra/local/faults.ts countAcceptedReadings), as distinct
+ *   stored-point identities;
+ * - stored: rows in DuckDB, and distinct identities among them (a difference is a duplicate row);
+ * - published: readings in publishes the devices saw acknowledged (QoS 1 PUBACK).
+ *
+ * Pass: rows == accepted, no duplicate rows, nothing quarantined, nothing in the DLQ, and every
+ * acknowledged reading accepted (published ≤ accepted; equal unless the broker restarted).
+ *
+ * Why QoS 1 for Sparkplug DATA (LwM2M always uses QoS 1): the broker acknowledges a QoS 1 publish only
+ * once its record is in Kinesis, so an acknowledged reading is never lost. A QoS 0 publish in flight
+ * when the broker closes is dropped by design (at-most-once), which would make the device-side count
+ * meaningless in the broker-restart scenarios. The converse remains: a publish that reached Kinesis
+ * whose PUBACK was lost in the restart is accepted but not acknowledged — hence the broker-side count.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AcceptedReadings, countAcceptedReadings, type LocalFaults } from '../infra/local/faults.js';
+import { type LocalStatus, startLocalStack } from '../infra/local/stack.js';
+import { type FleetStats, startFleet } from '../simulator/fleet.js';
+
+export interface Scenario {
+  name: string;
+  faults: LocalFaults;
+  /** Event-source runner restarts, spread over the run. */
+  runnerRestarts?: number;
+  /** Broker restarts, spread over the run (down for `brokerDownMs` each). */
+  brokerRestarts?: number;
+  brokerDownMs?: number;
+}
+
+/** The scenarios of `npm run faults`: rates at which a batch exhausting all its retries is very unlikely. */
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'store throttling and timeouts',
+    faults: {
+      store: { rate: 0.2, window: { from: 20, count: 8 } },
+      storeAfterWrite: { rate: 0.05 },
+    },
+  },
+  {
+    name: 'DynamoDB errors',
+    faults: { dynamo: { rate: 0.05, kind: 'mixed' }, dynamoAfterCall: { rate: 0.01 } },
+  },
+  { name: 'handler crash mid-batch', faults: { handlerCrash: { rate: 0.05 } } },
+  { name: 'event-source runners restarted', faults: {}, runnerRestarts: 2 },
+  { name: 'broker restarted', faults: {}, brokerRestarts: 2, brokerDownMs: 500 },
+  {
+    name: 'all at once',
+    faults: {
+      store: { rate: 0.1 },
+      storeAfterWrite: { rate: 0.03 },
+      dynamo: { rate: 0.03, kind: 'mixed' },
+      dynamoAfterCall: { rate: 0.01 },
+      handlerCrash: { rate: 0.03 },
+    },
+    runnerRestarts: 1,
+    brokerRestarts: 1,
+    brokerDownMs: 500,
+  },
+];
+
+export interface RunOptions {
+  devices: number;
+  /** Publishing time, after every device is connected and registered. */
+  seconds: number;
+  seed?: number;
+  /** Sparkplug DATA per device per second (LwM2M Sends: half of it). Default 2. */
+  rate?: number;
+  readingsPerMessage?: number;
+  /** Longest wait for the fleet to be ready and for the drain. Default 120 s. */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  devices: number;
+  seconds: number;
+  published: Pick<FleetStats, 'messages' | 'readings' | 'publishErrors' | 'reconnects' | 'dropped'>;
+  accepted: AcceptedReadings;
+  /** Rows in DuckDB and distinct point identities among them. */
+  rows: { readings: number; distinct: number };
+  status: LocalStatus;
+  /** Why the run failed (empty = pass). */
+  problems: string[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runScenario(scenario: Scenario, o: RunOptions): Promise<ScenarioResult> {
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const dir = mkdtempSync(join(tmpdir(), 'dualpath-faults-'));
+  const stack = await startLocalStack({
+    dataDir: dir,
+    mqttPort: 0,
+    httpPort: 0,
+    faults: { ...scenario.faults, seed: scenario.faults.seed ?? o.seed ?? 1 },
+  });
+  try {
+    const rate = o.rate ?? 2;
+    const fleet = await startFleet({
+      url: `mqtt://127.0.0.1:${stack.mqttPort}`,
+      devices: o.devices,
+      rate,
+      lwm2mRate: rate / 2,
+      readingsPerMessage: o.readingsPerMessage ?? 10,
+      sparkplugQos: 1,
+      seed: o.seed ?? 1,
+      // Reconnect quickly after a broker restart (the default backoff starts at 1 s).
+      backoff: { baseMs: 200, maxMs: 2000 },
+    });
+    try {
+      if (!(await fleet.ready(timeoutMs))) throw new Error('the fleet did not connect and register in time');
+      // The disruptions, spread evenly over the run, kinds interleaved (runner, broker, runner, ...).
+      const events: Array<() => Promise<void>> = [];
+      const runners = scenario.runnerRestarts ?? 0;
+      const brokers = scenario.brokerRestarts ?? 0;
+      for (let i = 0; i < Math.max(runners, brokers); i++) {
+        if (i < runners) events.push(() => stack.restartRunners());
+        if (i < brokers) events.push(() => stack.restartBroker(scenario.brokerDownMs ?? 0));
+      }
+      const slice = (o.seconds * 1000) / (events.length + 1);
+      for (const [i, event] of events.entries()) {
+        await sleep(slice);
+        o.log?.(`  ${scenario.name}: disruption ${i + 1} of ${events.length}`);
+        await event();
+      }
+      await sleep(slice);
+    } finally {
+      await fleet.stop();
+    }
+    await stack.broker.flush(timeoutMs);
+    if (!(await stack.drain(timeoutMs))) throw new Error('the stack did not drain in time');
+    const stats = fleet.stats();
+    const status = stack.status();
+    const rows = await stack.store.counts();
+    const accepted = await countAcceptedReadings(stack.faults?.accepted ?? []);
+    const published: ScenarioResult['published'] = {
+      messages: stats.messages,
+      readings: stats.readings,
+      publishErrors: stats.publishErrors,
+      reconnects: stats.reconnects,
+      dropped: stats.dropped,
+    };
+    const result: ScenarioResult = {
+      scenario,
+      devices: o.devices,
+      seconds: o.seconds,
+      published,
+      accepted,
+      rows,
+      status,
+      problems: [],
+    };
+    result.problems = check(result);
+    return result;
+  } finally {
+    await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function check(r: ScenarioResult): string[] {
+  const problems: string[] = [];
+  const acked = r.published.readings.sparkplug + r.published.readings.lwm2m;
+  const brokerRestarted = (r.scenario.brokerRestarts ?? 0) > 0;
+  if (r.rows.readings !== r.accepted.distinct)
+    problems.push(`stored ${r.rows.readings} rows, the broker accepted ${r.accepted.distinct} readings`);
+  if (r.rows.distinct !== r.rows.readings)
+    problems.push(`${r.rows.readings - r.rows.distinct} duplicate rows`);
+  // A write whose answer was lost (storeAfterWrite) stored rows no handler counted: then it may be lower.
+  const answersLost = (r.status.faults?.storeFailuresAfterWrite ?? 0) > 0;
+  if (
+    r.status.readingsStored > r.rows.readings ||
+    (!answersLost && r.status.readingsStored !== r.rows.readings)
+  )
+    problems.push(
+      `the handlers counted ${r.status.readingsStored} written, the table has ${r.rows.readings}`,
+    );
+  if (acked > r.accepted.distinct)
+    problems.push(`devices had ${acked} readings acknowledged, the broker forwarded ${r.accepted.distinct}`);
+  if (!brokerRestarted && acked !== r.accepted.distinct)
+    problems.push(`devices had ${acked} readings acknowledged, the broker forwarded ${r.accepted.distinct}`);
+  if (r.status.dlqRecords > 0) problems.push(`${r.status.dlqRecords} records in the DLQ`);
+  if (r.status.quarantined > 0) problems.push(`${r.status.quarantined} records quarantined`);
+  if (acked === 0) problems.push('nothing was published');
+  return problems;
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+export function formatResult(r: ScenarioResult): string {
+  const s = r.status;
+  const f = s.faults;
+  const p = r.published;
+  const injected = f
+    ? [
+        [f.storeFailures, 'store failures'],
+        [f.storeFailuresAfterWrite, 'store failures after writing'],
+        [f.dynamoFailures, 'DynamoDB failures'],
+        [f.dynamoFailuresAfterCall, 'DynamoDB failures after the call'],
+        [f.handlerCrashes, `handler crashes (after ${n(f.recordsBeforeCrash)} records in all)`],
+        [f.runnerRestarts, 'runner restarts'],
+        [f.brokerRestarts, 'broker restarts'],
+      ]
+        .filter(([count]) => (count as number) > 0)
+        .map(([count, what]) => `${n(count as number)} ${what}`)
+        .join(', ') || 'none'
+    : 'none';
+  const acked = p.readings.sparkplug + p.readings.lwm2m;
+  const rc = s.recovery;
+  return (
+    `${r.problems.length === 0 ? 'PASS' : 'FAIL'} ${r.scenario.name} (${r.devices} devices, ${r.seconds} s)\n` +
+    `  injected    ${injected}\n` +
+    `  published   ${n(acked)} readings acknowledged in ${n(p.messages.sparkplug + p.messages.lwm2m)} QoS 1 messages ` +
+    `(${n(p.publishErrors)} publishes unanswered, ${n(p.reconnects)} reconnects)\n` +
+    `  accepted    ${n(r.accepted.distinct)} readings in ${n(r.accepted.records)} records the broker forwarded ` +
+    `(${n(r.accepted.readings - r.accepted.distinct)} sent again by devices)\n` +
+    `  stored      ${n(r.rows.readings)} rows, ${n(r.rows.distinct)} distinct: duplicates ${n(r.rows.readings - r.rows.distinct)} ` +
+    `(re-writes absorbed by the store: ${n(s.duplicates)})\n` +
+    `  recovery    quarantined ${n(s.quarantined)}, DLQ ${n(s.dlqRecords)}, in-handler retries ${n(rc.ingestRetries)}, ` +
+    `batch failures ${n(rc.transientFailures)}, stream retries ${n(rc.streamRetries)}, ` +
+    `function errors ${n(rc.functionErrors)}, bisections ${n(rc.bisections)}, invocations ${n(s.invocations)}\n` +
+    r.problems.map((x) => `  PROBLEM     ${x}\n`).join('')
+  );
+}
+
+/** Runs the scenarios (all, or those whose name contains `only`), printing each; true when all pass. */
+export async function runFaults(
+  o: RunOptions & { only?: string; write?: (s: string) => void },
+): Promise<boolean> {
+  const write = o.write ?? ((s: string) => process.stdout.write(s));
+  const chosen = SCENARIOS.filter((s) => !o.only || s.name.includes(o.only));
+  if (chosen.length === 0) throw new Error(`no scenario matches "${o.only}"`);
+  let ok = true;
+  for (const [i, scenario] of chosen.entries()) {
+    let result: ScenarioResult;
+    try {
+      result = await runScenario(scenario, { ...o, seed: (o.seed ?? 1) + i });
+    } catch (error) {
+      ok = false;
+      write(`FAIL ${scenario.name}: ${(error as Error).message}\n`);
+      continue;
+    }
+    ok &&= result.problems.length === 0;
+    write(formatResult(result));
+  }
+  write(ok ? 'all scenarios passed\n' : 'some scenarios FAILED\n');
+  return ok;
+}
