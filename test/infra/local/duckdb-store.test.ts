@@ -48,7 +48,7 @@ describe('DuckDbTelemetryStore write', () => {
     const result = await store.write(readings);
     // Assess
     expect(result).toEqual({ written: 3, duplicates: 0, rejected: [], skipped: 0 });
-    expect(await store.counts()).toEqual({ readings: 3 });
+    expect(await store.counts()).toEqual({ readings: 3, distinct: 3 });
     expect(store.path).toBe(join(dir, TELEMETRY_FILE));
   });
 
@@ -57,7 +57,7 @@ describe('DuckDbTelemetryStore write', () => {
     await store.write(readings);
     const again = await store.write([...readings, reading({ time: T0 + 3, value: 3 })]);
     expect(again).toMatchObject({ written: 1, duplicates: 3 });
-    expect(await store.counts()).toEqual({ readings: 4 });
+    expect(await store.counts()).toEqual({ readings: 4, distinct: 4 });
   });
 
   it('keeps the first value when an identity is re-written with a different value', async () => {
@@ -351,7 +351,7 @@ describe('DuckDbTelemetryStore durability', () => {
     await store.write(readings);
     await store.close();
     store = await DuckDbTelemetryStore.open({ dataDir: dir, threads: 1 });
-    expect(await store.counts()).toEqual({ readings: 100 });
+    expect(await store.counts()).toEqual({ readings: 100, distinct: 100 });
     const again = await store.write(readings);
     expect(again).toMatchObject({ written: 0, duplicates: 100 });
     const { points } = await store.queryRaw({ deviceId: 'edge-1', from: T0 + 98, to: T0 + 200 });
@@ -367,7 +367,7 @@ describe('DuckDbTelemetryStore durability', () => {
       store.queryRaw({ deviceId: 'edge-1', from: T0, to: T0 + 10_000 }),
     ]);
     expect(results.slice(0, 8).every((r) => 'written' in r && r.written === 300)).toBe(true);
-    expect(await store.counts()).toEqual({ readings: 2400 });
+    expect(await store.counts()).toEqual({ readings: 2400, distinct: 2400 });
   });
 
   it('fails calls after close with a retryable error', async () => {
