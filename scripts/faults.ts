@@ -22,7 +22,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AcceptedReadings, countAcceptedReadings, type LocalFaults } from '../infra/local/faults.js';
+import {
+  type AcceptedReadings,
+  countAcceptedReadings,
+  type FaultKind,
+  type LocalFaults,
+} from '../infra/local/faults.js';
 import { type LocalStatus, startLocalStack } from '../infra/local/stack.js';
 import { type FleetStats, startFleet } from '../simulator/fleet.js';
 
@@ -34,6 +39,12 @@ export interface Scenario {
   /** Broker restarts, spread over the run (down for `brokerDownMs` each). */
   brokerRestarts?: number;
   brokerDownMs?: number;
+  /**
+   * Calls that fail once the fleet stopped: the batches carrying the last DATA, the deaths and the
+   * de-registrations meet the fault (a state change flushed before a failed store lost readings once).
+   * At most 11 store calls: a batch gets 4 attempts of 3 tries each, so the last one always succeeds.
+   */
+  atStop?: Partial<Record<FaultKind, number>>;
 }
 
 /** The scenarios of `npm run faults`: rates at which a batch exhausting all its retries is very unlikely. */
@@ -44,12 +55,14 @@ export const SCENARIOS: Scenario[] = [
       store: { rate: 0.2, window: { from: 20, count: 8 } },
       storeAfterWrite: { rate: 0.05 },
     },
+    atStop: { store: 11 },
   },
   {
     name: 'DynamoDB errors',
     faults: { dynamo: { rate: 0.05, kind: 'mixed' }, dynamoAfterCall: { rate: 0.01 } },
+    atStop: { dynamo: 3, dynamoAfterCall: 1 },
   },
-  { name: 'handler crash mid-batch', faults: { handlerCrash: { rate: 0.05 } } },
+  { name: 'handler crash mid-batch', faults: { handlerCrash: { rate: 0.05 } }, atStop: { handlerCrash: 2 } },
   { name: 'event-source runners restarted', faults: {}, runnerRestarts: 2 },
   { name: 'broker restarted', faults: {}, brokerRestarts: 2, brokerDownMs: 500 },
   {
@@ -64,6 +77,7 @@ export const SCENARIOS: Scenario[] = [
     runnerRestarts: 1,
     brokerRestarts: 1,
     brokerDownMs: 500,
+    atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
   },
 ];
 
@@ -137,6 +151,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     } finally {
       await fleet.stop();
     }
+    // The deaths and de-registrations are in Kinesis now, in the runners' batching window (1 s).
+    for (const [kind, count] of Object.entries(scenario.atStop ?? {}))
+      stack.faults?.failNext(kind as FaultKind, count);
     await stack.broker.flush(timeoutMs);
     if (!(await stack.drain(timeoutMs))) throw new Error('the stack did not drain in time');
     const stats = fleet.stats();

@@ -92,6 +92,7 @@ export function seededRandom(seed: number): () => number {
 /** Decides, call by call, whether one kind of call fails. */
 class Trigger {
   private calls = 0;
+  private burst = 0;
   private readonly random: () => number;
   constructor(
     private readonly share: FaultShare | undefined,
@@ -99,11 +100,13 @@ class Trigger {
   ) {
     this.random = seededRandom(seed);
   }
-  get enabled(): boolean {
-    return (this.share?.rate ?? 0) > 0 || (this.share?.window?.count ?? 0) > 0;
-  }
   fire(armed: boolean): boolean {
-    if (!armed || !this.share) return false;
+    if (!armed) return false;
+    if (this.burst > 0) {
+      this.burst--;
+      return true;
+    }
+    if (!this.share) return false;
     const n = ++this.calls;
     const w = this.share.window;
     if (w && n >= w.from && n < w.from + w.count) return true;
@@ -113,7 +116,13 @@ class Trigger {
   next(): number {
     return this.random();
   }
+  failNext(count: number): void {
+    this.burst += count;
+  }
 }
+
+/** The kinds of calls that can be made to fail. */
+export type FaultKind = 'store' | 'storeAfterWrite' | 'dynamo' | 'dynamoAfterCall' | 'handlerCrash';
 
 /** One record the broker handed to Kinesis (and Kinesis stored). */
 export interface AcceptedRecord {
@@ -140,6 +149,7 @@ export class FaultInjector {
   private readonly dynamoTrigger: Trigger;
   private readonly dynamoAfterTrigger: Trigger;
   private readonly crashTrigger: Trigger;
+  private readonly triggers: Record<FaultKind, Trigger>;
 
   private readonly faults: LocalFaults;
 
@@ -152,11 +162,26 @@ export class FaultInjector {
     this.dynamoTrigger = new Trigger(faults.dynamo, seed + 2);
     this.dynamoAfterTrigger = new Trigger(faults.dynamoAfterCall, seed + 3);
     this.crashTrigger = new Trigger(faults.handlerCrash, seed + 4);
+    this.triggers = {
+      store: this.storeTrigger,
+      storeAfterWrite: this.storeAfterTrigger,
+      dynamo: this.dynamoTrigger,
+      dynamoAfterCall: this.dynamoAfterTrigger,
+      handlerCrash: this.crashTrigger,
+    };
   }
 
   /** Faults start once the stack is up (seeding the registry is not what is being tested). */
   arm(): void {
     this.armed = true;
+  }
+
+  /**
+   * The next `count` calls of this kind fail, whatever the configured share (e.g. right when the fleet
+   * stops, so the batches carrying deaths and de-registrations meet the fault).
+   */
+  failNext(kind: FaultKind, count: number): void {
+    this.triggers[kind].failNext(count);
   }
 
   /** The broker's tap: a record Kinesis stored. */
@@ -200,9 +225,8 @@ export class FaultInjector {
     };
   }
 
-  /** DynamoDB calls failing (before or after reaching the emulator). */
+  /** DynamoDB calls failing (before or after reaching the emulator); installed even with no share (failNext). */
   dynamo(client: DynamoDBClient): void {
-    if (!this.dynamoTrigger.enabled && !this.dynamoAfterTrigger.enabled) return;
     let alternate = 0;
     const kind = this.faults.dynamo?.kind ?? 'throttle';
     const failure = (after: boolean): Error => {

@@ -6,8 +6,9 @@
  * records the broker forwarded to Kinesis (replayed through fresh decoders), no duplicate rows, nothing
  * quarantined, nothing in the DLQ — and the faults really happened.
  *
- * Faults fire in windows of consecutive calls (not at random), so every run injects them and no batch
- * can exhaust its retries (4 attempts × 3 in-handler tries): a DLQ record here would be a real bug.
+ * Faults fire in windows of consecutive calls (not at random) — early in the run, and again once
+ * the fleet stopped (the batches with the deaths and de-registrations) — so every run injects them and no
+ * batch can exhaust its retries (4 attempts × 3 in-handler tries): a DLQ record here would be a real bug.
  */
 import { describe, expect, it } from 'vitest';
 import type { FaultCounters } from '../../infra/local/faults.js';
@@ -19,6 +20,7 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
   {
     name: 'store throttling and timeouts',
     faults: { store: { window: { from: 2, count: 5 } }, storeAfterWrite: { window: { from: 3, count: 1 } } },
+    atStop: { store: 11 },
     expect: ['storeFailures', 'storeFailuresAfterWrite'],
   },
   {
@@ -27,11 +29,13 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
       dynamo: { window: { from: 10, count: 4 }, kind: 'mixed' },
       dynamoAfterCall: { window: { from: 40, count: 1 } },
     },
+    atStop: { dynamo: 3, dynamoAfterCall: 1 },
     expect: ['dynamoFailures', 'dynamoFailuresAfterCall'],
   },
   {
     name: 'handler crash mid-batch',
     faults: { handlerCrash: { window: { from: 2, count: 2 }, after: 2 } },
+    atStop: { handlerCrash: 2 },
     expect: ['handlerCrashes', 'recordsBeforeCrash'],
   },
   { name: 'event-source runners restarted', faults: {}, runnerRestarts: 2, expect: ['runnerRestarts'] },
@@ -54,6 +58,7 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
     runnerRestarts: 1,
     brokerRestarts: 1,
     brokerDownMs: 300,
+    atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
     expect: [
       'storeFailures',
       'storeFailuresAfterWrite',
