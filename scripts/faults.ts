@@ -36,6 +36,8 @@ export interface Scenario {
   faults: LocalFaults;
   /** Event-source runner restarts, spread over the run. */
   runnerRestarts?: number;
+  /** Runner restarts as crashes: the checkpoints saved while stopping are lost. */
+  runnerCrashes?: number;
   /** Broker restarts, spread over the run (down for `brokerDownMs` each). */
   brokerRestarts?: number;
   brokerDownMs?: number;
@@ -63,7 +65,7 @@ export const SCENARIOS: Scenario[] = [
     atStop: { dynamo: 3, dynamoAfterCall: 1 },
   },
   { name: 'handler crash mid-batch', faults: { handlerCrash: { rate: 0.05 } }, atStop: { handlerCrash: 2 } },
-  { name: 'event-source runners restarted', faults: {}, runnerRestarts: 2 },
+  { name: 'event-source runners restarted', faults: {}, runnerRestarts: 1, runnerCrashes: 1 },
   { name: 'broker restarted', faults: {}, brokerRestarts: 2, brokerDownMs: 500 },
   {
     name: 'all at once',
@@ -74,7 +76,7 @@ export const SCENARIOS: Scenario[] = [
       dynamoAfterCall: { rate: 0.01 },
       handlerCrash: { rate: 0.03 },
     },
-    runnerRestarts: 1,
+    runnerCrashes: 1,
     brokerRestarts: 1,
     brokerDownMs: 500,
     atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
@@ -136,9 +138,11 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       // The disruptions, spread evenly over the run, kinds interleaved (runner, broker, runner, ...).
       const events: Array<() => Promise<void>> = [];
       const runners = scenario.runnerRestarts ?? 0;
+      const crashes = scenario.runnerCrashes ?? 0;
       const brokers = scenario.brokerRestarts ?? 0;
-      for (let i = 0; i < Math.max(runners, brokers); i++) {
+      for (let i = 0; i < Math.max(runners, crashes, brokers); i++) {
         if (i < runners) events.push(() => stack.restartRunners());
+        if (i < crashes) events.push(() => stack.restartRunners({ crash: true }));
         if (i < brokers) events.push(() => stack.restartBroker(scenario.brokerDownMs ?? 0));
       }
       const slice = (o.seconds * 1000) / (events.length + 1);
@@ -226,6 +230,7 @@ export function formatResult(r: ScenarioResult): string {
         [f.dynamoFailuresAfterCall, 'DynamoDB failures after the call'],
         [f.handlerCrashes, `handler crashes (after ${n(f.recordsBeforeCrash)} records in all)`],
         [f.runnerRestarts, 'runner restarts'],
+        [f.runnerCrashes, 'runner crashes'],
         [f.brokerRestarts, 'broker restarts'],
       ]
         .filter(([count]) => (count as number) > 0)

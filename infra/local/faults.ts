@@ -3,7 +3,8 @@
  * store throttling or failing, DynamoDB failing, a handler crashing in the middle of a batch. Each fault
  * is a decorator around the real part, driven by seeded generators so a run can be repeated; the stack
  * applies them only when `faults` is given, so the normal path is untouched. Restarting the event-source
- * runners and the broker are methods of the LocalStack (restartRunners, restartBroker).
+ * runners (gracefully or as a crash) and the broker are methods of the LocalStack (restartRunners,
+ * restartBroker).
  *
  * The injector also taps what the broker forwarded to Kinesis (`accepted`) so a run can be checked
  * against what the broker accepted — not only against what devices saw acknowledged, which differs when
@@ -74,6 +75,8 @@ export interface FaultCounters {
   /** Records processed by crashing invocations before they crashed. */
   recordsBeforeCrash: number;
   runnerRestarts: number;
+  /** Runner restarts that lost the checkpoints saved while stopping (batches in flight redelivered). */
+  runnerCrashes: number;
   brokerRestarts: number;
 }
 
@@ -139,6 +142,7 @@ export class FaultInjector {
     handlerCrashes: 0,
     recordsBeforeCrash: 0,
     runnerRestarts: 0,
+    runnerCrashes: 0,
     brokerRestarts: 0,
   };
   /** Every record the broker forwarded to Kinesis, in the order Kinesis stored them. */

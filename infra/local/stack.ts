@@ -6,7 +6,7 @@
  * instead (AWS_ENDPOINT_URL).
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -121,8 +121,12 @@ export interface LocalStack {
   latency: LatencyRecorder;
   /** Waits until every record the broker accepted has been processed. */
   drain(timeoutMs?: number): Promise<boolean>;
-  /** Stops the event-source runners (checkpointing what completed) and starts new ones. */
-  restartRunners(): Promise<void>;
+  /**
+   * Stops the event-source runners (checkpointing what completed) and starts new ones. `crash`: the
+   * checkpoints saved while stopping are lost (as when the poller dies mid-batch), so the new runners
+   * redeliver the batches that were in flight.
+   */
+  restartRunners(options?: { crash?: boolean }): Promise<void>;
   /**
    * Closes the broker (clients disconnected, accepted records flushed to Kinesis) and listens again on
    * the same port after `downMs`; devices reconnect on their own. Server publishes meanwhile are dropped
@@ -455,14 +459,20 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     status,
     latency,
     drain,
-    async restartRunners() {
+    async restartRunners(options: { crash?: boolean } = {}) {
       for (const key of Object.keys(runners) as StreamKey[]) {
         const old = runners[key];
+        const before = old.checkpoint();
         await old.stop();
+        const file = join(o.dataDir, `checkpoint-${key}.json`);
+        if (options.crash && existsSync(file)) {
+          const saved = JSON.parse(readFileSync(file, 'utf8')) as { shards: Record<string, string> };
+          writeFileSync(file, JSON.stringify({ ...saved, shards: before }));
+        }
         for (const k of Object.keys(retired) as Array<keyof typeof retired>) retired[k] += old.counters[k];
         await startRunner(key === 'sparkplug' ? 'sparkplug' : 'lwm2m');
       }
-      if (injector) injector.counters.runnerRestarts++;
+      if (injector) injector.counters[options.crash ? 'runnerCrashes' : 'runnerRestarts']++;
     },
     async restartBroker(downMs = 0) {
       if (brokerClosed) return;
