@@ -30,6 +30,9 @@ import { type NodeValues, type Sample, SparkplugNode, type SpMessage } from './s
 
 export type Proto = 'sparkplug' | 'lwm2m';
 
+const noop = (): void => undefined;
+const quietMqtt = !/mqtt/i.test(process.env.DEBUG ?? '');
+
 export interface DeviceStats {
   messages: Record<Proto, number>;
   readings: Record<Proto, number>;
@@ -105,6 +108,9 @@ interface Outgoing {
   done?: (ok: boolean) => void;
 }
 
+const QOS0 = Object.freeze({ qos: 0 as const });
+const QOS1 = Object.freeze({ qos: 1 as const });
+
 type Record_ = { name: string; time: number; value: SenmlValue };
 
 export class SimulatedDevice {
@@ -127,14 +133,18 @@ export class SimulatedDevice {
   private readonly buffer: Record_[] = [];
   private readonly sendSignals: SignalDef[];
   private childTurn = 0;
-  private readonly rotation = new Map<string, number>();
+  /** Per child device (index in type.childDevices): its Sparkplug signals and next metric in rotation. */
+  private readonly childSignals: SignalDef[][];
+  private readonly rotation: number[];
   private lastEmission = 0;
   /** Time of the last sample sent per child device. */
-  private readonly lastSampleAt = new Map<string, number>();
+  private readonly lastSampleAt: number[];
   private connectedAt = 0;
   private registerAttempt = 0;
   private observeLoop = false;
-  private readonly inflight = new Set<Promise<void>>();
+  /** Publishes handed to the client and not yet settled (no per-publish promise: see settled()). */
+  private inflight = 0;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(readonly cfg: DeviceConfig) {
     const now = cfg.clock();
@@ -145,6 +155,9 @@ export class SimulatedDevice {
     this.bucket = new TokenBucket(cfg.publishRate, cfg.publishBurst, now);
     this.node = new SparkplugNode(cfg.group, cfg.id, cfg.type, this.traffic.int(0, 255));
     this.sendSignals = cfg.type.signals.filter((s) => s.lwm2m && s.send);
+    this.childSignals = cfg.type.childDevices.map((d) => this.node.signalsOf(d));
+    this.rotation = cfg.type.childDevices.map(() => 0);
+    this.lastSampleAt = cfg.type.childDevices.map(() => -1);
     this.lwm2m = new Lwm2mClient({
       endpoint: cfg.id,
       type: cfg.type,
@@ -239,6 +252,9 @@ export class SimulatedDevice {
       reconnectPeriod: 0,
       connectTimeout: 30_000,
       resubscribe: false,
+      // mqtt.js calls its logger ~15 times per publish (debug's rest arguments allocate even when
+      // disabled): a no-op unless DEBUG asks for it.
+      ...(quietMqtt ? { log: noop } : {}),
       will: {
         topic: sparkplugTopic(cfg.group, 'NDEATH', cfg.id),
         payload: Buffer.from(this.node.death(now).payload),
@@ -331,7 +347,7 @@ export class SimulatedDevice {
       if (this.lwm2m.registered) this.sendLwm2m(this.lwm2m.deregister());
       this.sendSp(this.node.death(now), 1);
       this.flushQueue(this.session, true);
-      await Promise.allSettled([...this.inflight]);
+      await this.settled();
     }
     this.session++;
     this.isConnected = false;
@@ -340,8 +356,7 @@ export class SimulatedDevice {
 
   // ---- publishing ------------------------------------------------------------------------------
 
-  private enqueue(o: Omit<Outgoing, 'session'>): void {
-    const out: Outgoing = { ...o, session: this.session };
+  private enqueue(out: Outgoing): void {
     if (!this.isConnected) {
       out.done?.(false);
       this.stats.dropped++;
@@ -391,18 +406,18 @@ export class SimulatedDevice {
       o.done?.(false);
       return;
     }
-    let resolve!: () => void;
-    const p = new Promise<void>((r) => {
-      resolve = r;
-    });
-    this.inflight.add(p);
+    this.inflight++;
+    const bytes = o.bytes;
     client.publish(
       o.topic,
-      Buffer.from(o.bytes.buffer, o.bytes.byteOffset, o.bytes.byteLength),
-      { qos: o.qos },
+      Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      o.qos === 0 ? QOS0 : QOS1,
       (err) => {
-        this.inflight.delete(p);
-        resolve();
+        if (--this.inflight === 0 && this.idleWaiters.length > 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
         if (err) {
           this.stats.publishErrors++;
           o.done?.(false);
@@ -418,8 +433,21 @@ export class SimulatedDevice {
     );
   }
 
+  /** Resolves when every publish handed to the client so far has settled. */
+  private settled(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
   private sendSp(m: SpMessage, qos: 0 | 1 = this.cfg.sparkplug.qos): void {
-    this.enqueue({ topic: m.topic, bytes: m.payload, qos, proto: 'sparkplug', readings: m.readings });
+    this.enqueue({
+      topic: m.topic,
+      bytes: m.payload,
+      qos,
+      proto: 'sparkplug',
+      readings: m.readings,
+      session: this.session,
+    });
   }
 
   private sendLwm2m(o: Lwm2mOut, done?: (ok: boolean) => void): void {
@@ -429,6 +457,7 @@ export class SimulatedDevice {
       qos: 1,
       proto: 'lwm2m',
       readings: o.readings,
+      session: this.session,
       ...(done ? { done } : {}),
     });
   }
@@ -441,19 +470,27 @@ export class SimulatedDevice {
     for (const m of this.node.births(now, this.nodeValues(now), (k) => this.state[k])) this.sendSp(m);
     // The births carry a sample of every metric at `now`: DATA samples come after it.
     this.lastEmission = now;
-    for (const d of this.cfg.type.childDevices) this.lastSampleAt.set(d, now);
+    this.lastSampleAt.fill(now);
   }
 
-  private scheduleEmissions(session: number): void {
+  /**
+   * Schedules the next emission(s) after `from`, the due time of the previous one (drift-free: a busy
+   * event loop running callbacks late does not lower the configured rate). More than one gap behind,
+   * the schedule restarts from now rather than catching up in a burst.
+   */
+  private scheduleEmissions(session: number, from?: number): void {
     const delays = nextEmissions(this.cfg.sparkplug.shape, this.traffic);
-    const base = this.cfg.clock();
-    delays.forEach((d, i) => {
-      this.cfg.scheduler.at(base + d, () => {
+    const now = this.cfg.clock();
+    const base = from !== undefined && now - from < delays[0]! ? from : now;
+    for (let i = 0; i < delays.length; i++) {
+      const due = base + delays[i]!;
+      const last = i === delays.length - 1;
+      this.cfg.scheduler.at(due, () => {
         if (session !== this.session || !this.isConnected) return;
         this.emit();
-        if (i === delays.length - 1) this.scheduleEmissions(session);
+        if (last) this.scheduleEmissions(session, due);
       });
-    });
+    }
   }
 
   /** One DDATA for the next child device (round robin) with K metrics, each with its own sample time. */
@@ -461,19 +498,20 @@ export class SimulatedDevice {
     const cfg = this.cfg;
     const now = cfg.clock();
     const children = cfg.type.childDevices;
-    const device = children[this.childTurn++ % children.length]!;
-    const signals = this.node.signalsOf(device);
+    const c = this.childTurn++ % children.length;
+    const device = children[c]!;
+    const signals = this.childSignals[c]!;
     if (signals.length === 0) return;
     const k = cfg.sparkplug.metricsPerMessage ?? signals.length;
     const n = Math.ceil(k / signals.length);
     const span = Math.max(0, now - this.lastEmission);
     this.lastEmission = now;
-    const start = this.rotation.get(device) ?? 0;
-    this.rotation.set(device, (start + k) % signals.length);
+    const start = this.rotation[c]!;
+    this.rotation[c] = (start + k) % signals.length;
     const samples: Sample[] = [];
     // Sample times strictly increase per child device: after a scheduler catch-up two emissions can
     // be a few ms apart, and rounded slot times must not repeat a (device, metric, time) already sent.
-    let last = this.lastSampleAt.get(device) ?? -1;
+    let last = this.lastSampleAt[c]!;
     for (let j = 0; j < n; j++) {
       const t = Math.max(Math.round(now - ((n - 1 - j) * span) / n), last + 1);
       last = t;
@@ -485,7 +523,7 @@ export class SimulatedDevice {
         if (v !== undefined) samples.push({ key: def.key, time, value: v });
       }
     }
-    this.lastSampleAt.set(device, last);
+    this.lastSampleAt[c] = last;
     if (this.traffic.chance(cfg.badRatio)) {
       const bad = badSparkplug(this.node, device, now, this.traffic);
       this.enqueue({
@@ -495,6 +533,7 @@ export class SimulatedDevice {
         proto: 'sparkplug',
         readings: 0,
         bad: true,
+        session: this.session,
       });
       return;
     }
@@ -527,7 +566,7 @@ export class SimulatedDevice {
       if (this.lwm2m.registered) this.sendLwm2m(this.lwm2m.deregister());
       this.sendSp(this.node.death(now), 1);
       this.flushQueue(session, true);
-      void Promise.allSettled([...this.inflight]).then(() => this.client?.end(false));
+      void this.settled().then(() => this.client?.end(false));
     });
   }
 
@@ -555,12 +594,17 @@ export class SimulatedDevice {
     const { sendRate, readingsPerSend } = this.cfg.lwm2m;
     if (!(sendRate > 0) || this.sendSignals.length === 0) return;
     const interval = (1000 * this.sendSignals.length) / (sendRate * readingsPerSend);
+    // Drift-free like the emissions: the next tick follows the previous one's due time.
+    let due = this.cfg.clock() + interval * this.traffic.next();
     const tick = () => {
       if (this.stopping) return;
       this.sample();
-      this.cfg.scheduler.after(interval * (0.9 + 0.2 * this.traffic.next()), tick);
+      const next = interval * (0.9 + 0.2 * this.traffic.next());
+      const now = this.cfg.clock();
+      due = now - due < next ? due + next : now + next;
+      this.cfg.scheduler.at(due, tick);
     };
-    this.cfg.scheduler.after(interval * this.traffic.next(), tick);
+    this.cfg.scheduler.at(due, tick);
   }
 
   /** Samples the LwM2M Send signals into the buffer (also while offline) and sends full bulks. */
@@ -591,7 +635,15 @@ export class SimulatedDevice {
       if (this.traffic.chance(this.cfg.badRatio)) {
         this.buffer.unshift(...records);
         const bad = badLwm2m(this.lwm2m, records, this.traffic);
-        this.enqueue({ topic: this.lwm2m.topic, bytes: bad, qos: 1, proto: 'lwm2m', readings: 0, bad: true });
+        this.enqueue({
+          topic: this.lwm2m.topic,
+          bytes: bad,
+          qos: 1,
+          proto: 'lwm2m',
+          readings: 0,
+          bad: true,
+          session: this.session,
+        });
         if (!all) return;
         continue;
       }
@@ -656,7 +708,7 @@ export class SimulatedDevice {
   /** Reboot: the reply goes out first, then the session drops (Will NDEATH) and reconnects. */
   private reboot(): void {
     const session = this.session;
-    void Promise.allSettled([...this.inflight]).then(() => {
+    void this.settled().then(() => {
       this.cfg.scheduler.after(100, () => {
         if (session === this.session && this.isConnected) this.dropConnection();
       });

@@ -108,7 +108,9 @@ export class Lwm2mClient {
   private readonly echoOrder: number[] = [];
   private readonly observations = new Map<string, Observation>();
   private readonly attributes = new Map<string, { pmin?: number; pmax?: number }>();
-  private readonly resources = new Map<string, Resource>();
+  /** The object model, built on the first server request: ~70 resources with closures per device are
+   * most of a device's heap, and most simulated devices are never read by the server. */
+  private model: Map<string, Resource> | undefined;
   private readonly minMax = new Map<string, { min: number; max: number }>();
   private pmin: number;
   private pmax: number;
@@ -123,7 +125,14 @@ export class Lwm2mClient {
     this.pmin = o.defaultPmin ?? 10;
     this.pmax = o.defaultPmax ?? 60;
     this.info = { ...o.info };
-    this.buildModel();
+  }
+
+  private get resources(): Map<string, Resource> {
+    if (this.model === undefined) {
+      this.model = new Map();
+      this.buildModel();
+    }
+    return this.model;
   }
 
   // ---- object model ----------------------------------------------------------------------------
@@ -132,7 +141,7 @@ export class Lwm2mClient {
     const [, oid, , rid] = path.split('/').map(Number);
     const def = getObject(oid!)?.resources.get(rid!);
     if (!def) return; // only resources of the bundled registry
-    this.resources.set(path, { path, def, ...r });
+    this.model!.set(path, { path, def, ...r });
   }
 
   private buildModel(): void {
