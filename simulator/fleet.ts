@@ -64,6 +64,9 @@ export interface FleetOptions {
   /** Injected clock (default Date.now at this edge) and scheduler (tests drive time by hand). */
   clock?: () => number;
   scheduler?: Scheduler;
+  /** Aborting it ends the wait for the connect ramp: startFleet resolves at once, and stop() then
+   * stops the devices started so far (the rest never start). A SIGTERM during a long ramp. */
+  signal?: AbortSignal;
 }
 
 export interface FleetStats {
@@ -228,7 +231,16 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   });
   if (devices.length === 0) rampDone();
   if (ownScheduler) scheduler.start();
-  if (ownScheduler) await ramp;
+  if (ownScheduler && !o.signal?.aborted) {
+    const signal = o.signal;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<void>((r) => {
+      onAbort = () => r();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    await Promise.race([ramp, aborted]);
+    signal?.removeEventListener('abort', onAbort);
+  }
 
   const fleet: Fleet = {
     devices: devices.map((d) => ({ id: d.id, type: d.cfg.type.id })),

@@ -38,9 +38,11 @@ const KEYS = new Set([
   'pmax',
   'backoff',
   'duration',
+  'stopTimeout',
 ]);
 
-export type Profile = Partial<FleetOptions> & { duration?: number };
+/** duration: stop after that many seconds; stopTimeout: bound (s) on the clean stop. */
+export type Profile = Partial<FleetOptions> & { duration?: number; stopTimeout?: number };
 
 export function parseProfile(text: string, source: string): Profile {
   let doc: unknown;
@@ -131,13 +133,27 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): Profile {
   set('seed', num('SIM_SEED'));
   set('firstIndex', num('SIM_FIRST_INDEX'));
   set('connectsPerSecond', num('SIM_CONNECTS_PER_SECOND'));
+  set('metricsPerData', num('SIM_METRICS_PER_DATA'));
+  set('readingsPerSend', num('SIM_READINGS_PER_SEND'));
+  set('lifetime', num('SIM_LIFETIME'));
+  set('publishRate', num('SIM_PUBLISH_RATE'));
   set('duration', num('SIM_DURATION'));
+  set('stopTimeout', num('SIM_STOP_TIMEOUT'));
+  if (env.SIM_TYPES) {
+    out.types = env.SIM_TYPES.split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+  }
   if (env.SIM_GROUP) out.group = env.SIM_GROUP;
   if (env.SIM_THING_PREFIX) {
     out.prefix = env.SIM_THING_PREFIX;
     out.naming = 'indexed';
   }
-  if (env.SIM_SHAPE === 'burst' || env.SIM_SHAPE === 'steady') out.shape = env.SIM_SHAPE;
+  if (env.SIM_SHAPE !== undefined && env.SIM_SHAPE !== '') {
+    if (env.SIM_SHAPE !== 'burst' && env.SIM_SHAPE !== 'steady')
+      throw new ValidationError('SIM_SHAPE must be steady or burst', { field: 'SIM_SHAPE' });
+    out.shape = env.SIM_SHAPE;
+  }
   if (env.MQTT_URL) out.url = env.MQTT_URL;
   else if (env.IOT_ENDPOINT) out.url = `mqtts://${env.IOT_ENDPOINT}:8883`;
   return out;

@@ -20,6 +20,7 @@ const HELP = `usage: dualpath simulate [options]
   --lwm2m-rate R             LwM2M Send messages/s per device (default rate/10)
   --readings-per-message K   bulk size: metrics per DDATA and records per Send
   --duration S               stop after S seconds (default: until SIGINT/SIGTERM)
+  --stop-timeout S           bound on the clean stop (deaths, De-register) before exiting 1 (default 20)
   --seed X                   reproducible signals and traffic (default 1)
   --group G                  Sparkplug group id (default sim)
   --prefix P                 thing-name prefix (default sim-)
@@ -78,6 +79,7 @@ export const simulateCommand: Command = {
         'connects-per-second': { type: 'string' },
         'publish-rate': { type: 'string' },
         lifetime: { type: 'string' },
+        'stop-timeout': { type: 'string' },
         profile: { type: 'string' },
         'from-env': { type: 'boolean' },
         cert: { type: 'string' },
@@ -110,6 +112,7 @@ export const simulateCommand: Command = {
     setNum('connectsPerSecond', values['connects-per-second'], 'connects-per-second');
     setNum('publishRate', values['publish-rate'], 'publish-rate');
     setNum('lifetime', values.lifetime, 'lifetime');
+    setNum('stopTimeout', values['stop-timeout'], 'stop-timeout');
     const churn = num(values.churn, 'churn');
     if (churn !== undefined && churn > 0) flags.churn = { meanSessionS: churn };
     if (values.shape) {
@@ -122,7 +125,7 @@ export const simulateCommand: Command = {
     if (values.types) flags.types = values.types.split(',').map((t) => t.trim());
 
     const merged: Profile = { ...env, ...profile, ...flags };
-    const { duration = 0, ...rest } = merged;
+    const { duration = 0, stopTimeout = 20, ...rest } = merged;
     const opts: FleetOptions = { url: 'mqtt://127.0.0.1:1883', devices: 10, ...rest };
 
     // Mutual TLS (AWS IoT Core): files from flags, else credentials from the environment / a secret.
@@ -143,7 +146,8 @@ export const simulateCommand: Command = {
           ...(creds.caPem ? { ca: creds.caPem } : {}),
           rejectUnauthorized: true,
         };
-        if (!process.env.MQTT_URL && creds.endpoint) opts.url = `mqtts://${creds.endpoint}:8883`;
+        // The secret's endpoint only when no URL came from a flag, the profile or the environment.
+        if (merged.url === undefined && creds.endpoint) opts.url = `mqtts://${creds.endpoint}:8883`;
         if (!opts.prefix && creds.thingPrefix) {
           opts.prefix = creds.thingPrefix;
           opts.naming = 'indexed';
@@ -152,26 +156,69 @@ export const simulateCommand: Command = {
     }
     if (opts.url.startsWith('mqtts://') && opts.publishRate === undefined) opts.publishRate = 100;
 
-    const fleet = await startFleet(opts);
-    const tty = process.stderr.isTTY === true;
-    let prev: FleetStats | undefined;
-    const timer = setInterval(() => {
+    // Signal handlers go in BEFORE the fleet starts: a SIGTERM during a long connect ramp (10,000
+    // devices at 100/s take 100 s) must stop the devices started so far cleanly, not kill the process
+    // (and as PID 1 in a container, an unhandled SIGTERM is ignored until SIGKILL).
+    const stopRequested = new AbortController();
+    let stopReason = duration > 0 ? `--duration ${duration} s` : 'end';
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopRequested.signal.aborted) {
+        process.stderr.write(`\n${sig} again: exiting without waiting for the clean stop\n`);
+        process.exit(1);
+      }
+      stopReason = sig;
+      stopRequested.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const fleet = await startFleet({ ...opts, signal: stopRequested.signal });
+      const tty = process.stderr.isTTY === true;
+      let prev: FleetStats | undefined;
+      const timer = setInterval(() => {
+        const s = fleet.stats();
+        const line = progressLine(s, prev);
+        prev = s;
+        if (tty) process.stderr.write(`\r${line.padEnd(150)}`);
+        else if (Math.round(s.elapsedMs / 1000) % 30 === 0) process.stderr.write(`${line}\n`);
+      }, 1000);
+      await new Promise<void>((resolveStop) => {
+        if (stopRequested.signal.aborted) resolveStop();
+        stopRequested.signal.addEventListener('abort', () => resolveStop(), { once: true });
+        if (duration > 0) setTimeout(resolveStop, duration * 1000).unref();
+      });
+      clearInterval(timer);
+      if (tty) process.stderr.write('\n');
+      // Clean stop: LwM2M backlog sent, DDEATHs, De-register, NDEATH, DISCONNECT, bounded so that the
+      // container's stop timeout (ECS: 30 s by default) is not reached first.
+      const before = fleet.stats();
+      process.stderr.write(
+        `stopping (${stopReason}): ${before.connected} sessions connected, ${before.registered} registered\n`,
+      );
+      const t0 = Date.now();
+      let bound: NodeJS.Timeout | undefined;
+      const clean = await Promise.race([
+        fleet.stop().then(() => true),
+        new Promise<false>((r) => {
+          bound = setTimeout(() => r(false), stopTimeout * 1000);
+        }),
+      ]);
+      clearTimeout(bound);
       const s = fleet.stats();
-      const line = progressLine(s, prev);
-      prev = s;
-      if (tty) process.stderr.write(`\r${line.padEnd(150)}`);
-      else if (Math.round(s.elapsedMs / 1000) % 30 === 0) process.stderr.write(`${line}\n`);
-    }, 1000);
-    await new Promise<void>((resolveStop) => {
-      process.once('SIGINT', () => resolveStop());
-      process.once('SIGTERM', () => resolveStop());
-      if (duration > 0) setTimeout(resolveStop, duration * 1000).unref();
-    });
-    clearInterval(timer);
-    await fleet.stop();
-    const s = fleet.stats();
-    if (tty) process.stderr.write('\n');
-    process.stdout.write(values.json ? `${JSON.stringify(s)}\n` : `summary: ${JSON.stringify(s, null, 2)}\n`);
-    return 0;
+      process.stderr.write(
+        clean
+          ? `stopped cleanly in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`
+          : `clean stop not finished after ${stopTimeout} s (--stop-timeout): exiting anyway\n`,
+      );
+      process.stdout.write(
+        values.json ? `${JSON.stringify(s)}\n` : `summary: ${JSON.stringify(s, null, 2)}\n`,
+      );
+      // Sessions still waiting for acknowledgements keep the event loop alive: exit regardless.
+      if (!clean) setTimeout(() => process.exit(1), 500).unref();
+      return clean ? 0 : 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   },
 };
