@@ -59,6 +59,8 @@ export class SparkplugNode {
   private seq = 0;
   private readonly bySignal = new Map<string, { def: SignalDef; alias: number }>();
   private readonly byAlias = new Map<number, { def: SignalDef; alias: number }>();
+  /** DDATA topic per child device (built once: one DDATA per device per second adds up). */
+  private readonly ddataTopics = new Map<string, string>();
 
   constructor(
     readonly group: string,
@@ -74,6 +76,7 @@ export class SparkplugNode {
       this.bySignal.set(def.key, entry);
       this.byAlias.set(entry.alias, entry);
     }
+    for (const d of type.childDevices) this.ddataTopics.set(d, sparkplugTopic(group, 'DDATA', node, d));
   }
 
   /** A new MQTT session: the next bdSeq (wrapping at 256). Call before building its Will. */
@@ -190,7 +193,7 @@ export class SparkplugNode {
     });
     return {
       type: 'DDATA',
-      topic: sparkplugTopic(this.group, 'DDATA', this.node, device),
+      topic: this.ddataTopics.get(device) ?? sparkplugTopic(this.group, 'DDATA', this.node, device),
       payload: encodePayload({ timestamp: now, seq: this.takeSeq(), metrics }),
       readings: metrics.length,
     };
