@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   decode: async () => (await import('./decode.js')).decodeCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
   faults: async () => (await import('./faults.js')).faultsCommand,
+  soak: async () => (await import('./soak.js')).soakCommand,
   cost: async () => (await import('./cost.js')).costCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
 };
