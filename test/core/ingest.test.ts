@@ -3,8 +3,11 @@ import { DecodeError, TransientError } from '../../functions/core/errors.js';
 import { InMemoryEventLog } from '../../functions/core/events.js';
 import {
   type EnricherPort,
+  INGEST_CHUNK_READINGS,
+  INGEST_FIRST_CHUNK_RECORDS,
   type IngestDeps,
   type IngestRecord,
+  parseRuleEnvelope,
   processBatch,
   type StorePort,
 } from '../../functions/core/ingest.js';
@@ -299,5 +302,156 @@ describe('processBatch: processor.prepare', () => {
     const result = await processBatch([record(1, 'x', '', null)], d);
     expect(calls).toBe(0);
     expect(result.stats.quarantined).toBe(1);
+  });
+});
+
+describe('processBatch: chunks', () => {
+  /** 40 readings per record: a batch of `n` records spans several chunks. */
+  const big = (n: number, keys = 5, text = (_i: number) => 'ok:40') =>
+    Array.from({ length: n }, (_, i) => record(i, `k${i % keys}`, `lwm2m/rd/k${i % keys}`, text(i)));
+
+  it('stores every reading exactly once, a chunk at a time, before state is flushed and actions published', async () => {
+    const order: string[] = [];
+    const writes: number[] = [];
+    const { d, stored, published, prepared } = deps({
+      stateCaches: [{ clear: () => {}, flush: async () => void order.push('flush') }],
+    });
+    const store = d.store;
+    d.store = {
+      async write(readings) {
+        order.push('store');
+        writes.push(readings.length);
+        return store.write(readings);
+      },
+    };
+    const publisher = d.publisher;
+    d.publisher = {
+      async publish(actions) {
+        order.push('publish');
+        return publisher.publish(actions);
+      },
+    };
+    const records = big(600);
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([]);
+    expect(writes.length).toBeGreaterThan(3);
+    expect(Math.max(...writes)).toBeLessThanOrEqual(
+      Math.max(INGEST_FIRST_CHUNK_RECORDS * 40, INGEST_CHUNK_READINGS + 40),
+    );
+    expect(stored).toHaveLength(600 * 40);
+    expect(new Set(stored.map((r) => `${r.deviceId}|${r.metric}|${r.time}`)).size).toBe(600 * 40);
+    expect(result.stats).toMatchObject({ readingsDecoded: 24_000, readingsStored: 24_000, messages: 600 });
+    expect(order.slice(-2)).toEqual(['flush', 'publish']);
+    expect(order.filter((o) => o === 'store')).toHaveLength(writes.length);
+    expect(published).toHaveLength(600);
+    // Each device is prepared once per batch, whichever chunk it first appears in.
+    expect(prepared.flat().sort()).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+  });
+
+  it('hands the whole batch back when a later chunk cannot be stored: no flush, no publish, caches cleared', async () => {
+    const cache: string[] = [];
+    const { d, published, events } = deps({
+      attempts: 2,
+      stateCaches: [
+        {
+          begin: () => cache.push('begin'),
+          clear: () => cache.push('clear'),
+          flush: async () => void cache.push('flush'),
+        },
+      ],
+    });
+    let calls = 0;
+    d.store = {
+      async write(readings) {
+        if (++calls >= 3) throw new TransientError('STORE_THROTTLED', 'throttled');
+        return { written: readings.length, duplicates: 0, rejected: [] };
+      },
+    };
+    const records = big(600);
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.sequenceNumber }]);
+    expect(result.stats.retries).toBe(1);
+    expect(cache).toEqual(['begin', 'clear']);
+    expect(published).toEqual([]);
+    expect((await events.list({})).events).toEqual([]);
+  });
+
+  it('does not process the later records of a key that failed in an earlier chunk, and reports the lowest', async () => {
+    const { d, stored, processor } = deps({ attempts: 2 });
+    const records = big(600, 5, (i) => (i === 7 ? 'flaky:9' : 'ok:40'));
+
+    const result = await processBatch(records, d);
+
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[7]!.sequenceNumber }]);
+    expect(processor.seen.filter((s) => s.startsWith('k2:'))).toEqual([
+      'k2:ok:40',
+      'k2:flaky:9',
+      'k2:flaky:9',
+    ]);
+    expect(stored.filter((r) => r.deviceId === 'k2')).toHaveLength(40);
+    expect(stored).toHaveLength((600 - 120 + 1) * 40);
+    expect(result.stats.transientFailures).toBe(1);
+  });
+
+  it('quarantines every message of an unknown device, in whichever chunk its readings showed it unknown', async () => {
+    const { d, stored, events } = deps();
+    // The unknown device's first message has no reading; its readings come in a later chunk.
+    const records = big(600, 5, (i) => (i === 3 ? 'ok:0' : 'ok:40'));
+    const tail = record(600, 'u', 'lwm2m/rd/unknown-9', 'ok:0');
+    const late = record(601, 'u', 'lwm2m/rd/unknown-9', 'ok:2');
+    const result = await processBatch([tail, ...records, late], d);
+    expect(stored.some((r) => r.deviceId === 'unknown-9')).toBe(false);
+    expect(result.stats.quarantined).toBe(2);
+    const q = (await events.list({ types: ['quarantined'] })).events;
+    expect(q.map((e) => e.deviceId)).toEqual(['unknown-9', 'unknown-9']);
+    expect(q[0]!.data).toMatchObject({ payload: Buffer.from('ok:0').toString('base64') });
+  });
+
+  it('gives store rejects distinct event ids across chunks', async () => {
+    const { d, events } = deps();
+    d.store = {
+      async write(readings) {
+        // Rejects the first reading of every call: same device, metric and time in several calls.
+        const r = readings[0]!;
+        return {
+          written: readings.length - 1,
+          duplicates: 0,
+          rejected: [{ reading: { ...r, time: T0 }, reason: 'nope', code: 'TEST' }],
+        };
+      },
+    };
+    const result = await processBatch(big(600, 1), d);
+    const rejects = (await events.list({ types: ['quarantined'], limit: 1000 })).events;
+    expect(result.stats.rejectedByStore).toBeGreaterThan(3);
+    expect(rejects).toHaveLength(result.stats.rejectedByStore);
+  });
+});
+
+describe('parseRuleEnvelope', () => {
+  it('keeps the payload text as sent in quarantine entries (non-canonical base64 included)', async () => {
+    const { d, events } = deps();
+    const data = Buffer.from(JSON.stringify({ topic: 'lwm2m/rd/a', payload: 'YmFk', receivedAt: T0 }));
+    const odd = Buffer.from(JSON.stringify({ topic: 'lwm2m/rd/a', payload: 'Ym Fk\n', receivedAt: T0 }));
+    await processBatch(
+      [
+        { sequenceNumber: '1', partitionKey: 'a', data },
+        { sequenceNumber: '2', partitionKey: 'a', data: odd },
+      ],
+      d,
+    );
+    const q = (await events.list({ types: ['quarantined'] })).events;
+    expect(q.map((e) => (e.data as { payload: string }).payload)).toEqual(['YmFk', 'Ym Fk\n']);
+  });
+
+  it('gives the payload as a plain Uint8Array, with the envelope fields', () => {
+    const env = parseRuleEnvelope(
+      Buffer.from(JSON.stringify({ payload: 'AQID', topic: 't/x', receivedAt: 5, clientId: 'c' })),
+    );
+    expect(env).toEqual({ topic: 't/x', payload: new Uint8Array([1, 2, 3]), receivedAt: 5, clientId: 'c' });
+    expect(Buffer.isBuffer(env.payload)).toBe(false);
   });
 });
