@@ -72,6 +72,11 @@ export interface EnricherStats {
 interface CachedDevice {
   device: Device | undefined;
   at: number;
+  /** The enrichment last built for this entry, and what it was built from (reused while they hold). */
+  enrichment?: Enrichment;
+  enrichedDevice?: Device;
+  enrichedType?: CachedType | undefined;
+  enrichedGroup?: string | undefined;
 }
 
 interface CachedType {
@@ -164,20 +169,33 @@ export class Enricher {
     const enriched: EnrichedReading[] = [];
     const unknown = new Set<string>();
     const disabled = new Set<string>();
-    const perDevice = new Map<string, Enrichment | null>();
+    const perDevice = new Map<string, { e: Enrichment | null; device: Device | undefined }>();
+    // The readings of one message are contiguous: the device is looked up when it changes.
+    let lastId: string | undefined;
+    let e: Enrichment | null = null;
+    let device: Device | undefined;
     for (const r of readings) {
-      let e = perDevice.get(r.deviceId);
-      if (e === undefined) {
-        const device = this.devices.get(r.deviceId)?.device;
-        e = device && device.status !== 'disabled' ? this.enrichmentFor(device, r.group) : null;
-        if (device?.status === 'disabled') disabled.add(r.deviceId);
-        perDevice.set(r.deviceId, e);
+      if (r.deviceId !== lastId) {
+        lastId = r.deviceId;
+        let seen = perDevice.get(r.deviceId);
+        if (seen === undefined) {
+          const cached = this.devices.get(r.deviceId);
+          const d = cached?.device;
+          seen = {
+            e: cached && d && d.status !== 'disabled' ? this.enrichmentFor(cached, d, r.group) : null,
+            device: d,
+          };
+          if (d?.status === 'disabled') disabled.add(r.deviceId);
+          perDevice.set(r.deviceId, seen);
+        }
+        e = seen.e;
+        device = seen.device;
       }
       if (e === null) {
         unknown.add(r.deviceId);
         continue;
       }
-      if (r.protocol === 'sparkplug') this.catalog(r);
+      if (r.protocol === 'sparkplug') this.catalog(r, device!);
       // Readings are fresh objects from the decoders: attach in place instead of copying each one.
       (r as EnrichedReading).enrichment = e;
       enriched.push(r as EnrichedReading);
@@ -298,10 +316,28 @@ export class Enricher {
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  private enrichmentFor(device: Device, group: string | undefined): Enrichment {
-    const type = this.types.get(device.type)?.enrichment ?? { deviceType: device.type, applications: [] };
+  /**
+   * The enrichment of a device's readings: one object shared by its readings, rebuilt only when the
+   * device, its type's cache entry or the group it is built with changed.
+   */
+  private enrichmentFor(cached: CachedDevice, device: Device, group: string | undefined): Enrichment {
+    const typeEntry = this.types.get(device.type);
+    if (
+      cached.enrichment !== undefined &&
+      cached.enrichedDevice === device &&
+      cached.enrichedType === typeEntry &&
+      cached.enrichedGroup === group
+    ) {
+      return cached.enrichment;
+    }
+    const type = typeEntry?.enrichment ?? { deviceType: device.type, applications: [] };
     const site = device.group ?? group;
-    return site === undefined ? { ...type } : { ...type, site };
+    const e = site === undefined ? { ...type } : { ...type, site };
+    cached.enrichment = e;
+    cached.enrichedDevice = device;
+    cached.enrichedType = typeEntry;
+    cached.enrichedGroup = group;
+    return e;
   }
 
   /** lastSeen (at the configured resolution) and the protocol list. */
@@ -335,9 +371,7 @@ export class Enricher {
   }
 
   /** Adds a Sparkplug metric (name → datatype, unit) to the device's bounded catalog when it is new. */
-  private catalog(r: Reading): void {
-    const device = this.devices.get(r.deviceId)?.device;
-    if (!device) return;
+  private catalog(r: Reading, device: Device): void {
     const patch = this.dirty.get(r.deviceId);
     const sp = patch?.sparkplug ?? device.sparkplug;
     const current = r.subDevice === undefined ? sp?.metrics : sp?.devices[r.subDevice]?.metrics;

@@ -193,6 +193,26 @@ describe('Enricher output', () => {
     });
   });
 
+  it('shares one enrichment per device across calls until the device, its type or the group changes', async () => {
+    const { enricher, advance, registry } = await setup();
+    await enricher.prepare(['b2']);
+    const first = enricher.enrich([reading('b2'), reading('b2', 'n')]).enriched;
+    expect(first[0]?.enrichment).toBe(first[1]?.enrichment);
+    const again = enricher.enrich([reading('b2')]).enriched[0]!;
+    expect(again.enrichment).toBe(first[0]?.enrichment);
+    const other = enricher.enrich([reading('b2', 'm', { group: 'yard' })]).enriched[0]!;
+    expect(other.enrichment.site).toBe('yard');
+    expect(first[0]?.enrichment.site).toBe('plant');
+    await registry.putDevice(device('b2', 'meter', { group: 'site-q' }), 'upsert');
+    advance(60_000);
+    await enricher.prepare(['b2']);
+    expect(enricher.enrich([reading('b2')]).enriched[0]?.enrichment).toMatchObject({
+      deviceType: 'meter',
+      site: 'site-q',
+    });
+    expect(first[0]?.enrichment).toMatchObject({ deviceType: 'breaker', site: 'plant' });
+  });
+
   it('enriches a device whose type has no definition with the bare type id', async () => {
     const { registry, enricher } = await setup();
     await registry.putDevice(device('orphan', 'gone'));

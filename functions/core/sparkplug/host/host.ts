@@ -9,7 +9,7 @@ import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
 import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
-import { describeMetric, flattenInto, scalarParams, templateDef } from './flatten.js';
+import { describeMetric, type FlattenContext, flattenInto, scalarParams, templateDef } from './flatten.js';
 import {
   type DeviceKey,
   type DeviceRecord,
@@ -32,6 +32,8 @@ export interface SparkplugHostOptions {
   conflictRetries?: number;
 }
 
+/** Topics remembered by a host (one or two per edge node and device). */
+const MAX_TOPICS = 20_000;
 /** Size of the window of recently received seqs used to recognise duplicates. */
 const RECENT_SEQS = 32;
 const REBIRTH_METRIC = 'Node Control/Rebirth';
@@ -60,6 +62,8 @@ export class SparkplugHost implements MessageProcessor {
   private readonly throttleMs: number;
   private readonly reorderMs: number;
   private readonly conflictRetries: number;
+  /** Parsed topics of valid messages (a fleet repeats a few topics per node): parsed once each. */
+  private readonly topics = new Map<string, SparkplugTopic>();
 
   constructor(opts: SparkplugHostOptions) {
     this.store = opts.store;
@@ -75,9 +79,9 @@ export class SparkplugHost implements MessageProcessor {
     const nodes = new Map<string, NodeKey>();
     const devices = new Map<string, DeviceKey>();
     for (const m of messages) {
-      let t: ReturnType<typeof parseSparkplugTopic>;
+      let t: SparkplugTopic;
       try {
-        t = parseSparkplugTopic(m.topic);
+        t = this.parseTopic(m.topic);
       } catch {
         continue; // handle() quarantines it
       }
@@ -90,8 +94,19 @@ export class SparkplugHost implements MessageProcessor {
     await this.store.prefetch([...nodes.values()], [...devices.values()]);
   }
 
+  /** parseSparkplugTopic, remembered for valid topics (bounded; the parsed topics are never changed). */
+  private parseTopic(topic: string): SparkplugTopic {
+    let parsed = this.topics.get(topic);
+    if (parsed === undefined) {
+      parsed = parseSparkplugTopic(topic);
+      if (this.topics.size >= MAX_TOPICS) this.topics.clear();
+      this.topics.set(topic, parsed);
+    }
+    return parsed;
+  }
+
   async handle(msg: InboundMessage): Promise<MessageOutcome> {
-    const topic = parseSparkplugTopic(msg.topic);
+    const topic = this.parseTopic(msg.topic);
     if (topic.kind === 'state') {
       // STATE is JSON from another host application: never protobuf.
       const state = parseStateMessage(msg.payload);
@@ -424,7 +439,9 @@ export class SparkplugHost implements MessageProcessor {
       );
     }
     // A new array (stored state is never mutated in place), built in one pass: this runs per message.
-    const recent = node.recentSeqs.filter((s) => s !== seq);
+    const previous = node.recentSeqs;
+    const recent: number[] = [];
+    for (let i = 0; i < previous.length; i++) if (previous[i] !== seq) recent.push(previous[i]!);
     recent.push(seq);
     if (recent.length > RECENT_SEQS) recent.splice(0, recent.length - RECENT_SEQS);
     node.recentSeqs = recent;
@@ -452,21 +469,19 @@ export class SparkplugHost implements MessageProcessor {
   ): void {
     const unknown: string[] = [];
     const defaultTime = ctx.payload.timestamp ?? ctx.msg.receivedAt;
-    const fctx = {
+    const fctx: FlattenContext = {
       deviceId: ctx.topic.node,
       group: ctx.topic.group,
       defaultTime,
       templates: node.templates,
       unresolved: unknown,
-      ...(device === undefined ? {} : { subDevice: device }),
     };
+    if (device !== undefined) fctx.subDevice = device;
+    const aliases = aliasMap(scope.aliases);
     for (const m of metrics) {
-      const def =
-        m.name !== undefined
-          ? lookup(scope.metrics, m.name)
-          : m.alias !== undefined
-            ? lookup(scope.aliases, m.alias.toString())
-            : undefined;
+      let def: MetricDef | undefined;
+      if (m.name !== undefined) def = lookup(scope.metrics, m.name);
+      else if (m.alias !== undefined) def = aliases.get(m.alias);
       const name = m.name ?? def?.name;
       const datatype = m.datatype ?? def?.datatype;
       if (name === undefined || datatype === undefined || (m.name !== undefined && def === undefined)) {
@@ -608,4 +623,24 @@ function collectDefs(
     }
   }
   return { aliases, metrics: byName, duplicates };
+}
+
+/**
+ * A birth's alias table keyed by the wire's bigint alias, built once per table: DATA messages name
+ * their metrics by alias, and tables are replaced (never changed in place) by births. Only keys
+ * written the way a bigint prints are taken: no other key could match `alias.toString()`.
+ */
+const aliasMaps = new WeakMap<Record<string, MetricDef>, Map<bigint, MetricDef>>();
+
+function aliasMap(aliases: Record<string, MetricDef>): Map<bigint, MetricDef> {
+  let map = aliasMaps.get(aliases);
+  if (map === undefined) {
+    map = new Map();
+    for (const key of Object.keys(aliases)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key)) continue;
+      map.set(BigInt(key), aliases[key]!);
+    }
+    aliasMaps.set(aliases, map);
+  }
+  return map;
 }

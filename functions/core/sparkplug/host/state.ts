@@ -122,7 +122,8 @@ export interface SparkplugStateStore {
   ): Promise<{ nodes: Map<string, number>; devices: Map<string, number> }>;
 }
 
-const key = (...parts: string[]) => parts.join('\u0000');
+const nodeKey = (group: string, node: string) => `${group}\u0000${node}`;
+const deviceKey = (group: string, node: string, device: string) => `${group}\u0000${node}\u0000${device}`;
 
 /**
  * In-memory adapter (tests, `dualpath decode`, benchmarks). Single-threaded: it hands out its records
@@ -134,36 +135,40 @@ export class InMemorySparkplugStateStore implements SparkplugStateStore {
   private readonly devices = new Map<string, DeviceRecord>();
 
   async getNode(group: string, node: string): Promise<NodeRecord | undefined> {
-    const r = this.nodes.get(key(group, node));
+    const r = this.nodes.get(nodeKey(group, node));
     return r ? { ...r } : undefined;
   }
 
   async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
-    const k = key(record.group, record.node);
-    check(this.nodes.get(k)?.version, expectedVersion, `node ${record.group}/${record.node}`);
-    this.nodes.set(k, { ...record, version: (expectedVersion ?? 0) + 1 });
+    const k = nodeKey(record.group, record.node);
+    const stored = this.nodes.get(k)?.version;
+    if (stored !== expectedVersion)
+      throw conflict(`node ${record.group}/${record.node}`, stored, expectedVersion);
+    // A plain copy, then the version: the copy stays on the fast clone path (runs per message).
+    const copy = { ...record };
+    copy.version = (expectedVersion ?? 0) + 1;
+    this.nodes.set(k, copy);
   }
 
   async getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined> {
-    const r = this.devices.get(key(group, node, device));
+    const r = this.devices.get(deviceKey(group, node, device));
     return r ? { ...r } : undefined;
   }
 
   async putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void> {
-    const k = key(record.group, record.node, record.device);
-    check(
-      this.devices.get(k)?.version,
-      expectedVersion,
-      `device ${record.group}/${record.node}/${record.device}`,
-    );
-    this.devices.set(k, { ...record, version: (expectedVersion ?? 0) + 1 });
+    const k = deviceKey(record.group, record.node, record.device);
+    const stored = this.devices.get(k)?.version;
+    if (stored !== expectedVersion) {
+      throw conflict(`device ${record.group}/${record.node}/${record.device}`, stored, expectedVersion);
+    }
+    const copy = { ...record };
+    copy.version = (expectedVersion ?? 0) + 1;
+    this.devices.set(k, copy);
   }
 }
 
-function check(stored: number | undefined, expected: number | undefined, what: string): void {
-  if (stored !== expected) {
-    throw new ConflictError(
-      `${what}: stored version ${stored ?? 'none'} is not the expected ${expected ?? 'none'}`,
-    );
-  }
+function conflict(what: string, stored: number | undefined, expected: number | undefined): ConflictError {
+  return new ConflictError(
+    `${what}: stored version ${stored ?? 'none'} is not the expected ${expected ?? 'none'}`,
+  );
 }
