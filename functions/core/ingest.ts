@@ -16,7 +16,14 @@
 import { ConflictError, DualpathError, describeError, isRetryable } from './errors.js';
 import { type EventLog, eventId, type QuarantineEntry, quarantineEvent, type StoredEvent } from './events.js';
 import type { Clock, InboundMessage, MessageProcessor } from './processor.js';
-import type { EnrichedReading, LifecycleEvent, Protocol, PublishAction, Reading } from './reading.js';
+import type {
+  EnrichedReading,
+  LifecycleEvent,
+  MessageOutcome,
+  Protocol,
+  PublishAction,
+  Reading,
+} from './reading.js';
 
 export interface IngestRecord {
   sequenceNumber: string;
@@ -208,6 +215,28 @@ async function withRetry<T>(
       await sleep((deps.baseDelayMs ?? 50) * 2 ** (attempt - 1));
     }
   }
+}
+
+/** Handles a message as withRetry(() => handle(message)) does, without a closure for the first attempt. */
+async function handleWithRetry(
+  message: InboundMessage,
+  deps: IngestDeps,
+  stats: IngestStats,
+): Promise<MessageOutcome> {
+  try {
+    return await deps.processor.handle(message);
+  } catch (error) {
+    const attempts = deps.attempts ?? 3;
+    if (!isRetryable(error) || attempts <= 1) throw error;
+    stats.retries++;
+    await (deps.sleep ?? defaultSleep)(deps.baseDelayMs ?? 50);
+  }
+  // Attempts 2.. with the same delays: withRetry's attempt k is this function's attempt k + 1.
+  return withRetry(
+    () => deps.processor.handle(message),
+    { ...deps, attempts: (deps.attempts ?? 3) - 1, baseDelayMs: (deps.baseDelayMs ?? 50) * 2 },
+    stats,
+  );
 }
 
 function sourceKey(record: IngestRecord): string {
@@ -526,7 +555,7 @@ async function processRecord(
   if ('record' in parsed) return parsed;
   const message = parsed;
   try {
-    const outcome = await withRetry(() => deps.processor.handle(message), deps, stats);
+    const outcome = await handleWithRetry(message, deps, stats);
     const rs = outcome.readings;
     for (let i = 0; i < rs.length; i++) readings.push(rs[i]!);
     const result: RecordResult = {

@@ -158,6 +158,23 @@ describe('processBatch', () => {
     expect(bad.data).toMatchObject({ topic: 'lwm2m/rd/a', payload: Buffer.from('bad').toString('base64') });
   });
 
+  it('backs off exponentially between the attempts of a record, and gives up after `attempts`', async () => {
+    const delays: number[] = [];
+    const { d, processor } = deps({
+      attempts: 4,
+      baseDelayMs: 10,
+      sleep: async (ms) => void delays.push(ms),
+    });
+    const result = await processBatch([record(1, 'a', 'lwm2m/rd/a', 'flaky:9')], d);
+    expect(delays).toEqual([10, 20, 40]);
+    expect(processor.seen).toHaveLength(4);
+    expect(result.stats.retries).toBe(3);
+    expect(result.batchItemFailures).toHaveLength(1);
+    const once = deps({ attempts: 1 });
+    expect((await processBatch([record(1, 'a', 'lwm2m/rd/a', 'flaky:1')], once.d)).stats.retries).toBe(0);
+    expect(once.processor.seen).toHaveLength(1);
+  });
+
   it('retries a transient failure and succeeds without reporting it', async () => {
     const { d, stored } = deps();
     const result = await processBatch([record(1, 'a', 'lwm2m/rd/a', 'flaky:2')], d);
