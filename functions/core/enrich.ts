@@ -174,9 +174,13 @@ export class Enricher {
     let lastId: string | undefined;
     let e: Enrichment | null = null;
     let device: Device | undefined;
+    // The Sparkplug metric catalog the last reading was checked against (undefined: look it up again).
+    let catalog: MetricCatalog | undefined;
+    let catalogSub: string | undefined;
     for (const r of readings) {
       if (r.deviceId !== lastId) {
         lastId = r.deviceId;
+        catalog = undefined;
         let seen = perDevice.get(r.deviceId);
         if (seen === undefined) {
           const cached = this.devices.get(r.deviceId);
@@ -195,7 +199,17 @@ export class Enricher {
         unknown.add(r.deviceId);
         continue;
       }
-      if (r.protocol === 'sparkplug') this.catalog(r, device!);
+      if (r.protocol === 'sparkplug') {
+        if (catalog === undefined || catalogSub !== r.subDevice) {
+          catalog = this.catalogOf(r.deviceId, device!, r.subDevice);
+          catalogSub = r.subDevice;
+        }
+        const known = catalog !== undefined ? catalog[r.metric] : undefined;
+        if (!(known && known.datatype === r.type && known.unit === r.unit)) {
+          this.catalog(r, device!);
+          catalog = undefined; // the catalog (or the patch holding it) may have changed
+        }
+      }
       // Readings are fresh objects from the decoders: attach in place instead of copying each one.
       (r as EnrichedReading).enrichment = e;
       enriched.push(r as EnrichedReading);
@@ -371,6 +385,16 @@ export class Enricher {
   }
 
   /** Adds a Sparkplug metric (name → datatype, unit) to the device's bounded catalog when it is new. */
+  /** The metric catalog a device's readings are checked against: its pending patch's, else its own. */
+  private catalogOf(
+    deviceId: string,
+    device: Device,
+    subDevice: string | undefined,
+  ): MetricCatalog | undefined {
+    const sp = this.dirty.get(deviceId)?.sparkplug ?? device.sparkplug;
+    return subDevice === undefined ? sp?.metrics : sp?.devices[subDevice]?.metrics;
+  }
+
   private catalog(r: Reading, device: Device): void {
     const patch = this.dirty.get(r.deviceId);
     const sp = patch?.sparkplug ?? device.sparkplug;

@@ -114,10 +114,27 @@ class EnvelopeError extends DualpathError {
   }
 }
 
-/** Base64 → a plain Uint8Array view of the decoded bytes (no copy): decoded byte values stay plain arrays. */
+/** Payloads are decoded into shared 64 KiB slabs (as Buffer's pool does, without a Buffer per payload). */
+const SLAB_BYTES = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
+/** Base64 → a plain Uint8Array of the decoded bytes (decoded byte values stay plain arrays, not Buffers). */
 function base64Bytes(b64: string): Uint8Array {
-  const b = Buffer.from(b64, 'base64');
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  // At most 3 bytes per 4 characters (Buffer's decoder skips what is not base64, never adds).
+  const max = (b64.length >>> 2) * 3 + 3;
+  if (max > SLAB_BYTES / 8) {
+    const b = Buffer.from(b64, 'base64');
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+  if (slabUsed + max > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const n = slab.write(b64, slabUsed, max, 'base64');
+  const bytes = new Uint8Array(slab.buffer, slab.byteOffset + slabUsed, n);
+  slabUsed += (n + 7) & ~7;
+  return bytes;
 }
 
 /** Parses the IoT-rule envelope: {"payload":"<base64>","topic":"...","receivedAt":ms,"clientId":"..."}. */

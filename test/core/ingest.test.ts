@@ -464,6 +464,30 @@ describe('parseRuleEnvelope', () => {
     expect(q.map((e) => (e.data as { payload: string }).payload)).toEqual(['YmFk', 'Ym Fk\n']);
   });
 
+  it('decodes payloads exactly as Buffer does (odd base64 and large payloads too), each in its own bytes', () => {
+    const texts = [
+      '',
+      'QQ',
+      'QQ=',
+      'Q Q==',
+      'QUJD\nREVG',
+      'a-_b',
+      'QQ==QQ==',
+      '$$$',
+      'A'.repeat(9000),
+      ...Array.from({ length: 3000 }, (_, i) =>
+        Buffer.from(`payload ${i} `.repeat(i % 50)).toString('base64'),
+      ),
+    ];
+    const payloads = texts.map(
+      (payload) =>
+        parseRuleEnvelope(Buffer.from(JSON.stringify({ topic: 't', payload, receivedAt: 1 }))).payload,
+    );
+    texts.forEach((text, i) =>
+      expect(Buffer.from(payloads[i]!).equals(Buffer.from(text, 'base64'))).toBe(true),
+    );
+  });
+
   it('gives the payload as a plain Uint8Array, with the envelope fields', () => {
     const env = parseRuleEnvelope(
       Buffer.from(JSON.stringify({ payload: 'AQID', topic: 't/x', receivedAt: 5, clientId: 'c' })),

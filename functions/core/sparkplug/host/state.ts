@@ -122,48 +122,60 @@ export interface SparkplugStateStore {
   ): Promise<{ nodes: Map<string, number>; devices: Map<string, number> }>;
 }
 
-const nodeKey = (group: string, node: string) => `${group}\u0000${node}`;
-const deviceKey = (group: string, node: string, device: string) => `${group}\u0000${node}\u0000${device}`;
-
 /**
  * In-memory adapter (tests, `dualpath decode`, benchmarks). Single-threaded: it hands out its records
  * without copying (a structuredClone per message cost more than the whole decode), and versions still
  * guard against a writer that read an older record.
  */
 export class InMemorySparkplugStateStore implements SparkplugStateStore {
-  private readonly nodes = new Map<string, NodeRecord>();
-  private readonly devices = new Map<string, DeviceRecord>();
+  // Keyed group → node (→ device): no key string built per message, and the ids (the same strings
+  // message after message) hash once.
+  private readonly nodes = new Map<string, Map<string, NodeRecord>>();
+  private readonly devices = new Map<string, Map<string, Map<string, DeviceRecord>>>();
 
   async getNode(group: string, node: string): Promise<NodeRecord | undefined> {
-    const r = this.nodes.get(nodeKey(group, node));
+    const r = this.nodes.get(group)?.get(node);
     return r ? { ...r } : undefined;
   }
 
   async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
-    const k = nodeKey(record.group, record.node);
-    const stored = this.nodes.get(k)?.version;
+    let nodes = this.nodes.get(record.group);
+    const stored = nodes?.get(record.node)?.version;
     if (stored !== expectedVersion)
       throw conflict(`node ${record.group}/${record.node}`, stored, expectedVersion);
     // A plain copy, then the version: the copy stays on the fast clone path (runs per message).
     const copy = { ...record };
     copy.version = (expectedVersion ?? 0) + 1;
-    this.nodes.set(k, copy);
+    if (!nodes) {
+      nodes = new Map();
+      this.nodes.set(record.group, nodes);
+    }
+    nodes.set(record.node, copy);
   }
 
   async getDevice(group: string, node: string, device: string): Promise<DeviceRecord | undefined> {
-    const r = this.devices.get(deviceKey(group, node, device));
+    const r = this.devices.get(group)?.get(node)?.get(device);
     return r ? { ...r } : undefined;
   }
 
   async putDevice(record: DeviceRecord, expectedVersion: number | undefined): Promise<void> {
-    const k = deviceKey(record.group, record.node, record.device);
-    const stored = this.devices.get(k)?.version;
+    let nodes = this.devices.get(record.group);
+    let devices = nodes?.get(record.node);
+    const stored = devices?.get(record.device)?.version;
     if (stored !== expectedVersion) {
       throw conflict(`device ${record.group}/${record.node}/${record.device}`, stored, expectedVersion);
     }
     const copy = { ...record };
     copy.version = (expectedVersion ?? 0) + 1;
-    this.devices.set(k, copy);
+    if (!nodes) {
+      nodes = new Map();
+      this.devices.set(record.group, nodes);
+    }
+    if (!devices) {
+      devices = new Map();
+      nodes.set(record.node, devices);
+    }
+    devices.set(record.device, copy);
   }
 }
 
