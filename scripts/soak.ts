@@ -47,6 +47,10 @@ export interface SoakSample {
   stackCpu: number;
   stackHeapMB: number;
   stackRssMB: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers, ArrayBuffers): RSS growth not seen here is native. */
+  stackExternalMB: number;
+  /** What DuckDB accounts for (buffer pool, query memory): native RSS of the stack not in the JS heap. */
+  duckdbMB: number;
   simulatorRssMB: number;
   kinesaliteRssMB: number;
   dynaliteRssMB: number;
@@ -135,6 +139,12 @@ function emulatorPids(): { kinesalite?: number; dynalite?: number } {
   return found;
 }
 
+/** DuckDB's own memory accounting, when the store offers it (0 otherwise). */
+async function duckdbMemory(store: object): Promise<number> {
+  const s = store as { memoryBytes?: () => Promise<number> };
+  return typeof s.memoryBytes === 'function' ? s.memoryBytes() : 0;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -197,6 +207,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         stackCpu: round((cpu.user + cpu.system) / 1e6 / dt, 2),
         stackHeapMB: round(mem.heapUsed / 2 ** 20),
         stackRssMB: round(mem.rss / 2 ** 20),
+        stackExternalMB: round(mem.external / 2 ** 20),
+        duckdbMB: round((await duckdbMemory(stack.store)) / 2 ** 20),
         simulatorRssMB: round(rssMB(fleet.pid)),
         kinesaliteRssMB: emulators.kinesalite ? round(rssMB(emulators.kinesalite)) : 0,
         dynaliteRssMB: emulators.dynalite ? round(rssMB(emulators.dynalite)) : 0,
@@ -266,6 +278,8 @@ function formatSample(x: SoakSample): string {
     pad(x.eventLoopP99Ms, 9),
     pad(x.stackCpu.toFixed(2), 4),
     pad(x.stackHeapMB, 8),
+    pad(x.stackExternalMB, 7),
+    pad(x.duckdbMB, 10),
     pad(x.stackRssMB, 7),
     pad(x.simulatorRssMB, 7),
     pad(x.kinesaliteRssMB, 14),

@@ -159,7 +159,8 @@ export class EventSourceRunner {
     invocationsInFlight: 0,
   };
   private stopping = false;
-  private wake: Array<() => void> = [];
+  /** Wakers of the sleeps in progress (stop() ends them early); a sleep removes its own when it ends. */
+  private wake = new Set<() => void>();
   private loops: Promise<void>[] = [];
   private checkpoints: Record<string, string> = {};
   private behind = new Map<string, number>();
@@ -191,7 +192,7 @@ export class EventSourceRunner {
   /** Finishes the invocations in flight, checkpoints what completed, stops. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const w of this.wake.splice(0)) w();
+    for (const w of [...this.wake]) w();
     await Promise.all(this.loops);
   }
 
@@ -244,11 +245,13 @@ export class EventSourceRunner {
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const t = setTimeout(done, ms);
+      const wake = this.wake;
       function done() {
         clearTimeout(t);
+        wake.delete(done);
         resolve();
       }
-      this.wake.push(done);
+      wake.add(done);
     });
   }
 
