@@ -170,7 +170,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     `soak: ${o.devices} devices × (${o.rate} DDATA + ${lwm2mRate} Send)/s × ${o.readingsPerMessage} readings = ${Math.round(offeredRecords * o.readingsPerMessage).toLocaleString('en-US')} readings/s offered, ${o.seconds} s, a sample every ${o.interval} s, verdicts after ${warmup} s`,
   );
   log(
-    '    t  stored/s   lag rec  p50 ms  p99 ms  loop p99  cpu  heap MB  rss MB  sim MB  kinesalite MB  dynalite MB  online',
+    '    t  stored/s   lag rec  p50 ms  p99 ms  loop p99  cpu  heap MB  ext MB  duckdb MB  rss MB  sim MB  kinesalite MB  dynalite MB  online',
   );
 
   const samples: SoakSample[] = [];
