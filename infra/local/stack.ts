@@ -203,7 +203,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const registry = new DynamoRegistry({ client: doc, tableName: tables.registry });
   const stateOpts = { client: doc, tableName: tables.state, clock };
   const memoryLimit = process.env.DUALPATH_DUCKDB_MEMORY;
-  const store = await DuckDbTelemetryStore.open({ dataDir: o.dataDir, ...(memoryLimit ? { memoryLimit } : {}) });
+  const store = await DuckDbTelemetryStore.open({
+    dataDir: o.dataDir,
+    ...(memoryLimit ? { memoryLimit } : {}),
+  });
   const latency = new LatencyRecorder();
   const measuredStore = {
     async write(readings: Parameters<DuckDbTelemetryStore['write']>[0]) {

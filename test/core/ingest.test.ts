@@ -483,9 +483,9 @@ describe('parseRuleEnvelope', () => {
       (payload) =>
         parseRuleEnvelope(Buffer.from(JSON.stringify({ topic: 't', payload, receivedAt: 1 }))).payload,
     );
-    texts.forEach((text, i) =>
-      expect(Buffer.from(payloads[i]!).equals(Buffer.from(text, 'base64'))).toBe(true),
-    );
+    for (const [i, text] of texts.entries()) {
+      expect(Buffer.from(payloads[i]!).equals(Buffer.from(text, 'base64'))).toBe(true);
+    }
   });
 
   it('gives the payload as a plain Uint8Array, with the envelope fields', () => {
