@@ -402,7 +402,11 @@ export function encodeValue(value: ReadingValue): EncodedValue {
 
 function toJsonElement(v: ReadingValue): unknown {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : { $num: String(v) };
+  if (typeof v === 'number') {
+    // JSON has no -0 (it prints "0"), nor NaN/Infinity: those keep their identity as text.
+    if (Object.is(v, -0)) return { $num: '-0' };
+    return Number.isFinite(v) ? v : { $num: String(v) };
+  }
   if (typeof v === 'bigint') return { $big: v.toString() };
   if (v instanceof Uint8Array) return { $b64: Buffer.from(v).toString('base64') };
   return v.map(toJsonElement);

@@ -72,6 +72,10 @@ describe('value encoding', () => {
     expect(encodeValue('x').num).toBeUndefined();
     expect(encodeValue(new Uint8Array([255]))).toEqual({ kind: 'bytes', text: '/w==' });
     expect(encodeValue([1n, 'a'])).toEqual({ kind: 'json', text: '[{"$big":"1"},"a"]' });
+    // -0 inside an array keeps its sign (JSON would print 0); found by the round-trip property.
+    const negZero = encodeValue([-0, 0]);
+    expect(negZero.text).toBe('[{"$num":"-0"},0]');
+    expect(Object.is((decodeValue('json', { text: negZero.text }) as number[])[0], -0)).toBe(true);
   });
 });
 
