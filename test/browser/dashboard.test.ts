@@ -31,7 +31,7 @@ let browser: Browser;
 let dir: string;
 let device: MqttClient;
 
-describe.skipIf(!available)('dashboard in headless Chromium', () => {
+describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
     dir = mkdtempSync(join(tmpdir(), 'dualpath-ui-'));
@@ -137,9 +137,9 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   it('shows the overview with the device and live counters', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
-    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 15_000 });
+    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
     await page.waitForFunction("document.querySelector('#m-stored')?.textContent !== '–'", undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     });
     expect(Number((await page.textContent('#m-stored'))!.replace(/,/g, ''))).toBeGreaterThanOrEqual(31);
     await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
@@ -149,21 +149,21 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   it('renders a chart from stored telemetry and round-trips an LwM2M Read', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
-    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 15_000 });
+    await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
     await page.click('[data-tab="device"]');
     await page.selectOption('#device-select', 'breaker-ui');
     // The view re-renders every 2 s: wait until a rendered chart carries its point count.
     await page.waitForFunction(
       "Number(document.querySelector('#charts svg.chart path.line')?.closest('svg')?.getAttribute('data-points') ?? 0) > 5",
       undefined,
-      { timeout: 15_000 },
+      { timeout: 30_000 },
     );
     await page.fill('#cmd-path', '/3/0/0');
     await page.click('#command-form button[type="submit"]');
     await page.waitForFunction(
       "document.querySelector('#command-result')?.getAttribute('data-status') === 'succeeded'",
       undefined,
-      { timeout: 15_000 },
+      { timeout: 30_000 },
     );
     expect(await page.textContent('#command-result')).toContain('Dualpath UI test');
     await page.screenshot({ path: join(SHOTS, 'dashboard-device.png'), fullPage: true });
@@ -185,7 +185,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     await page.waitForFunction(
       "document.querySelector('#app-title')?.textContent?.includes('device(s)')",
       undefined,
-      { timeout: 10_000 },
+      { timeout: 30_000 },
     );
     // The breaker is not an env-sensor: the application must not see it.
     expect(await page.textContent('#app-devices tbody')).not.toContain('breaker-ui');

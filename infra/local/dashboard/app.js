@@ -281,7 +281,7 @@ async function boot() {
   if (fromHash) history.replaceState(null, '', location.pathname);
   const key = fromHash ?? sessionStorage.getItem('dualpath-key');
   $('main').hidden = true;
-  if (!key || !(await signIn(key))) $('#login').hidden = false;
+  // Handlers first: the tabs are visible while the key is checked, and a click then must not be lost.
   $('#login-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     if (await signIn($('#login-key').value.trim())) tick();
@@ -299,7 +299,8 @@ async function boot() {
   $('#window-select').addEventListener('change', () => refreshDevice());
   $('#command-form').addEventListener('submit', sendCommand);
   $('#app-form').addEventListener('submit', viewAsApp);
-  if (state.key) tick();
+  if (key && (await signIn(key))) tick();
+  else $('#login').hidden = false;
 }
 
 let timer;
