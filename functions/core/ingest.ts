@@ -94,6 +94,11 @@ export interface IngestDeps {
    * failed flush keeps what is still unwritten, so flushing again writes only the rest.
    */
   stateCaches?: Array<{ begin?(): void; clear(): void; flush(): Promise<void> }>;
+  /**
+   * Readings per chunk (default INGEST_CHUNK_READINGS). A store with a high fixed cost per write (the
+   * local DuckDB store: one staged anti-join insert, serialised) wants fewer, larger chunks.
+   */
+  chunkReadings?: number;
   /** Called for every record-level problem (for the logger). */
   onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
 }
@@ -330,11 +335,12 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     storeRejects: [],
   };
   // (An empty batch is one empty chunk: the enricher is still prepared once, as for any batch.)
-  let size = INGEST_FIRST_CHUNK_RECORDS;
+  const chunkReadings = deps.chunkReadings ?? INGEST_CHUNK_READINGS;
+  let size = Math.max(INGEST_FIRST_CHUNK_RECORDS, Math.floor(chunkReadings / 64));
   for (let start = 0; start === 0 || start < records.length; start += size) {
     if (start > 0) {
       const perRecord = stats.readingsDecoded / start;
-      size = Math.max(1, Math.floor(INGEST_CHUNK_READINGS / Math.max(1, perRecord)));
+      size = Math.max(1, Math.floor(chunkReadings / Math.max(1, perRecord)));
     }
     const end = Math.min(records.length, start + size);
     const readings: Reading[] = [];
