@@ -55,7 +55,11 @@ export interface BrokerCounters extends ForwarderCounters {
 export interface ForwarderOptions {
   kinesis: KinesisClient;
   streamNames: Record<StreamKey, string>;
-  /** A partial batch is sent after this many ms (a full one at once). Default 25: fewer, fuller calls. */
+  /**
+   * A partial batch waits this many ms (a full one goes at once), also between two calls of one stream.
+   * Default 50: each call costs the stack's event loop ~1 ms of SDK work (signing, middleware, socket
+   * write) whatever its size, so fuller calls leave more of it to the handlers.
+   */
   lingerMs?: number;
   /** Backpressure: enqueue waits while this many records are pending. Default 20,000. */
   maxPendingRecords?: number;
@@ -114,6 +118,8 @@ export class KinesisForwarder {
   private readonly waiters: Array<() => void> = [];
   private readonly idle: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
+  /** flush() asked for everything now: pumps do not wait for the linger. */
+  private draining = false;
   private readonly maxPending: number;
 
   constructor(private readonly o: ForwarderOptions) {
@@ -133,9 +139,20 @@ export class KinesisForwarder {
       this.queues.set(out.stream, q);
       const total = (this.bytes.get(out.stream) ?? 0) + bytes;
       this.bytes.set(out.stream, total);
-      if (q.length >= PUT_RECORDS_MAX_RECORDS || total >= PUT_RECORDS_MAX_BYTES) void this.pump(out.stream);
-      else this.timer ??= setTimeout(() => this.flushAll(), this.o.lingerMs ?? 25);
+      if (this.full(out.stream) || this.draining) void this.pump(out.stream);
+      else this.arm();
     });
+  }
+
+  private full(stream: StreamKey): boolean {
+    return (
+      (this.queues.get(stream)?.length ?? 0) >= PUT_RECORDS_MAX_RECORDS ||
+      (this.bytes.get(stream) ?? 0) >= PUT_RECORDS_MAX_BYTES
+    );
+  }
+
+  private arm(): void {
+    this.timer ??= setTimeout(() => this.flushAll(), this.o.lingerMs ?? 50);
   }
 
   private flushAll(): void {
@@ -162,12 +179,21 @@ export class KinesisForwarder {
     if (this.sending.has(stream)) return;
     this.sending.add(stream);
     try {
-      for (let batch = this.take(stream); batch.length > 0; batch = this.take(stream)) {
+      // After a call, only a full batch (or a flush) goes at once; a partial one waits for the linger.
+      for (let batch = this.take(stream); batch.length > 0; ) {
         await this.send(stream, batch);
+        batch = this.draining || this.full(stream) ? this.take(stream) : [];
       }
     } finally {
       this.sending.delete(stream);
-      if (this.counters.pendingRecords === 0) for (const f of this.idle.splice(0)) f();
+      if ((this.queues.get(stream)?.length ?? 0) > 0) {
+        if (this.draining) void this.pump(stream);
+        else this.arm();
+      }
+      if (this.counters.pendingRecords === 0) {
+        this.draining = false;
+        for (const f of this.idle.splice(0)) f();
+      }
     }
   }
 
@@ -217,6 +243,7 @@ export class KinesisForwarder {
     this.timer = undefined;
     if (this.counters.pendingRecords === 0) return;
     const idle = new Promise<void>((r) => this.idle.push(r));
+    this.draining = true;
     for (const stream of this.queues.keys()) void this.pump(stream);
     if (timeoutMs === Number.POSITIVE_INFINITY) return idle;
     let timer: NodeJS.Timeout | undefined;

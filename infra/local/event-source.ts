@@ -274,10 +274,20 @@ export class EventSourceRunner {
     return (await get({ ShardIteratorType: this.o.settings.startingPosition })).ShardIterator!;
   }
 
+  private getRecords(iterator: string, limit: number) {
+    const p = this.o.kinesis.send(
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(10_000, Math.max(1, limit)) }),
+    );
+    p.catch(() => undefined); // a read-ahead may fail while nobody awaits it yet; the loop sees it later
+    return p;
+  }
+
   private async pollShard(shardId: string): Promise<void> {
     const s = this.o.settings;
     const windowMs = s.maxBatchingWindowSeconds * 1000;
     let iterator: string | undefined;
+    /** The next GetRecords, started while the previous batch was being processed (read-ahead). */
+    let ahead: ReturnType<EventSourceRunner['getRecords']> | undefined;
     let buffer: _Record[] = [];
     let bytes = 0;
     let windowStart = 0;
@@ -286,17 +296,14 @@ export class EventSourceRunner {
       this.counters.inFlight -= buffer.length;
       buffer = [];
       bytes = 0;
+      ahead = undefined;
     };
     while (!this.stopping || buffer.length > 0) {
       try {
-        if (!this.stopping && !closed) {
+        if (!this.stopping && !closed && (ahead || buffer.length < s.batchSize)) {
           iterator ??= await this.iterator(shardId);
-          const out = await this.o.kinesis.send(
-            new GetRecordsCommand({
-              ShardIterator: iterator,
-              Limit: Math.min(10_000, Math.max(1, s.batchSize - buffer.length)),
-            }),
-          );
+          const out = await (ahead ?? this.getRecords(iterator, s.batchSize - buffer.length));
+          ahead = undefined;
           iterator = out.NextShardIterator;
           if (!iterator) closed = true; // shard closed (resharding): finish what was read
           this.behind.set(shardId, out.MillisBehindLatest ?? 0);
@@ -317,6 +324,10 @@ export class EventSourceRunner {
           buffer = buffer.slice(batch.length);
           bytes = buffer.reduce((n, r) => n + Math.ceil((r.Data?.length ?? 0) / 3) * 4, 0);
           if (buffer.length > 0) windowStart = this.clock();
+          // Read ahead, as the AWS poller does: the next records arrive while this batch is processed
+          // (the wait for Kinesis overlaps the handler and the store instead of adding to them).
+          if (!this.stopping && !closed && iterator && buffer.length < s.batchSize)
+            ahead = this.getRecords(iterator, s.batchSize - buffer.length);
           await this.processBatch(shardId, batch);
         } else if (closed && buffer.length === 0) {
           return;
@@ -331,7 +342,7 @@ export class EventSourceRunner {
           return;
         }
         this.o.onError?.(error);
-        // Re-read from the checkpoint: what was buffered comes again.
+        // Re-read from the checkpoint: what was buffered (or read ahead) comes again.
         drop();
         iterator = undefined;
         await this.sleep(200);

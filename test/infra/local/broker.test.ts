@@ -266,6 +266,23 @@ describe('Kinesis forwarder (mocked Kinesis)', () => {
     });
   });
 
+  it('after a call, holds a partial batch for the linger so records arriving meanwhile share a call', async () => {
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => ({
+      Records: input.Records.map(() => ({ SequenceNumber: '1' })),
+    }));
+    const f = new KinesisForwarder({ kinesis, streamNames, lingerMs: 200 });
+    const first = f.enqueue(rec(1));
+    const calls = () => kinesisMock.commandCalls(PutRecordsCommand).length;
+    while (calls() === 0) await new Promise((r) => setTimeout(r, 5));
+    const second = f.enqueue(rec(2)); // arrives while the first call is in flight
+    await first;
+    await new Promise((r) => setTimeout(r, 20)); // well inside the linger
+    const third = f.enqueue(rec(3));
+    await Promise.all([second, third]);
+    const sizes = kinesisMock.commandCalls(PutRecordsCommand).map((c) => c.args[0].input.Records!.length);
+    expect(sizes).toEqual([1, 2]);
+  });
+
   it('keeps each call within 5 MiB', async () => {
     kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => ({
       Records: input.Records.map(() => ({ SequenceNumber: '1' })),

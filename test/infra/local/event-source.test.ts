@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, type GetRecordsCommandOutput, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureStream, type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
@@ -135,6 +135,51 @@ describe('event-source runner (against kinesalite)', () => {
     await put(s.name, seq(2));
     await until(() => runner.counters.recordsDone === 5);
     expect(sizes).toEqual([5]);
+  });
+
+  it('reads the next records while a batch is still being processed (read-ahead)', async () => {
+    // Prepare: 30 records, batches of 10; the first invocation blocks until released. A client wrapper
+    // counts the records GetRecords returned, whether or not the runner has taken them yet.
+    const s = await newStream();
+    await put(s.name, seq(30));
+    let fetched = 0;
+    const kinesis = {
+      send: async (command: Parameters<typeof emu.kinesis.send>[0]) => {
+        const out = await emu.kinesis.send(command);
+        if (command instanceof GetRecordsCommand)
+          fetched += (out as GetRecordsCommandOutput).Records?.length ?? 0;
+        return out;
+      },
+    } as unknown as typeof emu.kinesis;
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => {
+      release = r;
+    });
+    const seen: string[] = [];
+    const runner = run({
+      kinesis,
+      streamName: s.name,
+      settings: settings(),
+      handler: async (e) => {
+        if (seen.length === 0) await blocked;
+        seen.push(...values(e));
+      },
+    });
+
+    // Act
+    await runner.start();
+    try {
+      await until(() => runner.counters.invocationsInFlight === 1);
+      // While the first batch is held, the poller has already read the second one.
+      await until(() => fetched === 20);
+    } finally {
+      release();
+    }
+    await until(() => runner.counters.recordsDone === 30);
+
+    // Assess: nothing read twice, everything in order.
+    expect(runner.counters.recordsRead).toBe(30);
+    expect(seen).toEqual(seq(30).map(([, v]) => v));
   });
 
   it('redelivers from the lowest reported failure, including later successes', async () => {
