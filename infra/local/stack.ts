@@ -370,20 +370,32 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const adminKey = o.adminKey ?? newApiKey('admin');
   const authenticator = new Authenticator(hashKey(adminKey), registry);
   let online = { sparkplug: 0, lwm2m: 0 };
+  let refreshing = false;
   const refreshOnline = async () => {
-    const { items } = await registry.listDevices({ limit: 1000 });
-    const now = clock();
-    online = {
-      sparkplug: items.filter((d) => d.sparkplug?.online).length,
-      lwm2m: items.filter(
-        (d) =>
-          d.lwm2m?.online &&
-          (d.lwm2m.lifetime === 0 || (d.lwm2m.lastUpdate ?? 0) + (d.lwm2m.lifetime ?? 0) * 1000 > now),
-      ).length,
-    };
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const now = clock();
+      const count = { sparkplug: 0, lwm2m: 0 };
+      let nextToken: string | undefined;
+      do {
+        const page = await registry.listDevices({ limit: 1000, ...(nextToken ? { nextToken } : {}) });
+        for (const d of page.items) {
+          if (d.sparkplug?.online) count.sparkplug++;
+          const l = d.lwm2m;
+          if (l?.online && (l.lifetime === 0 || (l.lastUpdate ?? 0) + (l.lifetime ?? 0) * 1000 > now))
+            count.lwm2m++;
+        }
+        nextToken = page.nextToken;
+      } while (nextToken);
+      online = count;
+    } finally {
+      refreshing = false;
+    }
   };
-  // A registry scan: every 5 s is fresh enough for the status line and /health.
-  const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 5000);
+  // A full registry scan (every page: a fleet is often larger than one): every 10 s is fresh enough
+  // for the status line and /health, and keeps the scan's cost off the emulator's hot path.
+  const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 10_000);
   const router = createApiRouter({
     registry,
     store,
