@@ -7,12 +7,14 @@
  */
 import { ConflictError } from './errors.js';
 import type { PendingRequestStore, Registration, RegistrationStore } from './lwm2m/server/state.js';
-import type {
-  DeviceKey,
-  DeviceRecord,
-  NodeKey,
-  NodeRecord,
-  SparkplugStateStore,
+import {
+  copyNodeRecord,
+  type DeviceKey,
+  type DeviceRecord,
+  type NodeKey,
+  type NodeRecord,
+  nodeStructureChanged,
+  type SparkplugStateStore,
 } from './sparkplug/host/state.js';
 
 /** Writes in flight while a batch's state is flushed. */
@@ -92,22 +94,6 @@ abstract class WriteBack<T extends { version: number }> {
   }
 }
 
-/** Node fields that change with (almost) every DATA message; the rest changes only with births, deaths, rebirths. */
-const VOLATILE_NODE_FIELDS = new Set<keyof NodeRecord>([
-  'version',
-  'lastSeen',
-  'expectedSeq',
-  'recentSeqs',
-  'gap',
-]);
-
-/** True when a field other than the volatile ones differs (the host never mutates nested state in place). */
-function structuralChange(a: NodeRecord, b: NodeRecord): boolean {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as Array<keyof NodeRecord>);
-  for (const k of keys) if (!VOLATILE_NODE_FIELDS.has(k) && a[k] !== b[k]) return true;
-  return false;
-}
-
 const nodeKey = (k: NodeKey) => `${k.group}/${k.node}`;
 const deviceKey = (k: DeviceKey) => `${k.group}/${k.node}/${k.device}`;
 
@@ -167,7 +153,7 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
       e = this.coldNode(await this.inner.getNode(group, node));
       this.nodes.set(key, e);
     }
-    return e.value ? { ...e.value } : undefined;
+    return e.value ? copyNodeRecord(e.value) : undefined;
   }
 
   async putNode(record: NodeRecord, expectedVersion: number | undefined): Promise<void> {
@@ -178,8 +164,9 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
         `node: cached version ${e?.value?.version ?? 'none'} ≠ ${expectedVersion ?? 'none'}`,
       );
     }
-    const value = { ...record, version: expectedVersion ?? 0 };
-    const structural = !e?.value || structuralChange(e.value, value);
+    const value = copyNodeRecord(record);
+    value.version = expectedVersion ?? 0;
+    const structural = !e?.value || nodeStructureChanged(e.value, value);
     this.nodes.set(key, {
       base: e?.base,
       value,
@@ -279,7 +266,8 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
       await this.inner.putNode(e.value!, e.base);
       const version = (e.base ?? 0) + 1;
       e.base = version;
-      e.value = { ...e.value!, version };
+      e.value = copyNodeRecord(e.value!);
+      e.value.version = version;
       e.dirty = false;
       e.mustWrite = false;
       e.writtenAt = now;

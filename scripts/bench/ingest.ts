@@ -1,21 +1,28 @@
 /**
  * `npm run bench -- ingest`: handler throughput on one core, warm cache, store mocked — a 10,000-record
- * Kinesis batch per protocol through the real ingest path (envelope → decode → protocol state
- * (in-memory port) → enrich → store port). Prints readings/s, median of several runs.
+ * Kinesis batch per protocol through the real ingest path (envelope → decode → protocol state (the
+ * Lambda's write-behind cache over an in-memory port instead of DynamoDB) → enrich → store port).
+ * Prints readings/s, median of several runs.
  */
 
 import { Enricher } from '../../functions/core/enrich.js';
 import { InMemoryEventLog } from '../../functions/core/events.js';
 import { type IngestRecord, processBatch } from '../../functions/core/ingest.js';
 import { ContentFormat, encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
-import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
+import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
+import {
+  InMemoryPendingRequestStore,
+  InMemoryRegistrationStore,
+} from '../../functions/core/lwm2m/server/state.js';
 import type { MessageProcessor } from '../../functions/core/processor.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { compressRecords, encodeSenml } from '../../functions/core/senml/index.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
-import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';
+import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
+import { InMemorySparkplugStateStore } from '../../functions/core/sparkplug/host/state.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
+import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
 import type { Benchmark } from '../../infra/cli/bench.js';
 
 const T0 = 1_700_000_000_000;
@@ -159,13 +166,20 @@ async function measure(
   for (let r = 0; r < runs; r++) {
     const registry = new InMemoryRegistry();
     await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
+    // Protocol state as the Lambda keeps it (functions/shared/aws-ingest.ts): the write-behind cache,
+    // here over an in-memory port instead of DynamoDB.
+    const sparkplugState = new CachedSparkplugStateStore(new InMemorySparkplugStateStore(), {
+      clock: () => T0,
+    });
+    const registrations = new CachedRegistrationStore(new InMemoryRegistrationStore());
     const processor: MessageProcessor =
       protocol === 'sparkplug'
-        ? createInMemorySparkplugHost({ clock: () => T0 })
-        : createInMemoryLwm2mServer({ clock: () => T0 });
+        ? new SparkplugHost({ store: sparkplugState, clock: () => T0 })
+        : new Lwm2mServer({ registrations, pending: new InMemoryPendingRequestStore(), clock: () => T0 });
     const deps = {
       protocol,
       processor,
+      stateCaches: protocol === 'sparkplug' ? [sparkplugState] : [registrations],
       enricher: new Enricher({
         registry,
         clock: () => T0,
