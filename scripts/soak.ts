@@ -10,7 +10,8 @@
  * memory is its own. kinesalite's RSS is reported but not judged: like Kinesis it keeps every record
  * for the stream's retention period (24 h), so it grows with the data by design.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -18,6 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startLocalStack } from '../infra/local/stack.js';
 import { spawnFleet } from './fleet-process.js';
+import { emulatorPids, rssMB } from './proc-stats.js';
 import { afterWarmup, type GrowthRule, type Point, type Trend, trend } from './soak-trend.js';
 
 export interface SoakOptions {
@@ -105,38 +107,6 @@ function gcFunction(): () => void {
   if (existing) return existing;
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
-}
-
-/** RSS of a process in MB from /proc (0 when it is gone or /proc is not there). */
-function rssMB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** This process's emulator children (infra/local/emulator-process.mjs kinesalite|dynalite), by kind. */
-function emulatorPids(): { kinesalite?: number; dynalite?: number } {
-  const found: { kinesalite?: number; dynalite?: number } = {};
-  let children: string[] = [];
-  try {
-    children = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/);
-  } catch {
-    return found;
-  }
-  for (const c of children) {
-    const pid = Number(c);
-    if (!pid) continue;
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!argv.some((a) => a.endsWith('emulator-process.mjs'))) continue;
-      if (argv.includes('kinesalite')) found.kinesalite = pid;
-      if (argv.includes('dynalite')) found.dynalite = pid;
-    } catch {}
-  }
-  return found;
 }
 
 /** DuckDB's own memory accounting, when the store offers it (0 otherwise). */

@@ -99,6 +99,11 @@ export interface IngestDeps {
    * local DuckDB store: one staged anti-join insert, serialised) wants fewer, larger chunks.
    */
   chunkReadings?: number;
+  /**
+   * After each chunk is stored: for every message that carried readings, how long after its receipt
+   * (the envelope's receivedAt, stamped by the topic rule) its readings were stored, and how many.
+   */
+  onStored?(latencyMs: number, readings: number): void;
   /** Called for every record-level problem (for the logger). */
   onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
 }
@@ -207,6 +212,8 @@ export function emptyStats(): IngestStats {
 interface RecordResult {
   record: IngestRecord;
   envelope?: Envelope;
+  /** Readings the message produced. */
+  readings?: number;
   events: LifecycleEvent[];
   actions: PublishAction[];
   deviceId?: string;
@@ -524,6 +531,13 @@ async function storeChunk(
   const enriched = out.enriched;
   if (enriched.length === 0) return;
   const written = await withRetry(() => deps.store.write(enriched), deps, stats);
+  if (deps.onStored) {
+    const now = deps.clock();
+    for (const r of chunk) {
+      if (r.readings && r.envelope && !run.unknown.has(r.deviceId!))
+        deps.onStored(now - r.envelope.receivedAt, r.readings);
+    }
+  }
   stats.readingsStored += written.written;
   stats.duplicates += written.duplicates;
   const offset = stats.rejectedByStore;
@@ -584,6 +598,7 @@ async function processRecord(
     const result: RecordResult = {
       record,
       envelope: message,
+      readings: rs.length,
       events: outcome.events.length === 0 ? NONE : outcome.events,
       actions: outcome.actions.length === 0 ? NONE : outcome.actions,
       deviceId: outcome.deviceId,

@@ -83,7 +83,10 @@ export interface LocalStatus {
   };
 }
 
-/** Publish → stored latency of live readings (reading time = when the device sampled and published). */
+/**
+ * Publish → stored latency per message that carried readings: from its receipt at the broker (the
+ * envelope's receivedAt — on loopback, the publish) until its readings are stored.
+ */
 export class LatencyRecorder {
   private samples: number[] = [];
   private seen = 0;
@@ -208,15 +211,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     ...(memoryLimit ? { memoryLimit } : {}),
   });
   const latency = new LatencyRecorder();
-  const measuredStore = {
-    async write(readings: Parameters<DuckDbTelemetryStore['write']>[0]) {
-      const out = await store.write(readings);
-      const now = Date.now();
-      for (const r of readings) if (!r.historical) latency.record(now - r.time);
-      return out;
-    },
-  };
-  const timedStore = injector ? injector.store(measuredStore) : measuredStore;
+  const timedStore = injector ? injector.store(store) : store;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
 
   // Seeds: device types, and one application on first start (its key is shown once).
@@ -320,6 +315,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       // DuckDB pays a staged anti-join insert per write: one write per batch, not one per 2,048 readings
       // (chunked writes halved the local end-to-end rate).
       chunkReadings: 100_000,
+      onStored: (ms) => latency.record(ms),
       publisher: { publish },
       events,
       clock,

@@ -2,48 +2,29 @@
  * `npm run bench -- e2e [devices] [rate] [seconds] [readingsPerMessage] [--in-process]`: end to end
  * through the local stack — simulated devices publish over MQTT, the broker ACL and rules forward to
  * kinesalite, the event-source runner drives the real handlers into DuckDB and dynalite. Prints
- * sustained readings/s stored, publish → stored latency (p50/p99/max) of live readings, the stream lag,
+ * sustained readings/s stored, publish → stored latency (p50/p99/max) per message, the stream lag,
  * the efficiency counters the cost model uses, and the accounting after the drain.
  *
  * The fleet runs as a child process (`dualpath simulate`) so it does not share the stack's event loop;
  * `--in-process` runs it in the same process instead (the way `npm start` does).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { startLocalStack } from '../../infra/local/stack.js';
 import { type FleetStats, startFleet } from '../../simulator/fleet.js';
+import { spawnFleet } from '../fleet-process.js';
+import { cpuSeconds, emulatorPids } from '../proc-stats.js';
 
-const BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/dualpath.mjs');
 const WARMUP_S = 5;
 const WARMUP_MAX_S = 90;
 
 interface FleetHandle {
+  /** The fleet's process (this one when it runs in process). */
+  pid: number;
   /** Stops the devices (clean: deaths, de-registrations) and returns their final counters. */
   stop(): Promise<FleetStats>;
-}
-
-async function childFleet(args: string[]): Promise<FleetHandle> {
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'simulate', ...args, '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? 1)));
-  return {
-    async stop() {
-      child.kill('SIGTERM');
-      const code = await exited;
-      const line = out.trim().split('\n').at(-1);
-      if (code !== 0 || !line) throw new Error(`simulator exited with ${code}`);
-      return JSON.parse(line) as FleetStats;
-    },
-  };
 }
 
 export const benchmark: Benchmark = {
@@ -64,13 +45,14 @@ export const benchmark: Benchmark = {
     if (inProcess) {
       const f = await startFleet({ url, ...fleetOpts });
       fleet = {
+        pid: process.pid,
         async stop() {
           await f.stop();
           return f.stats();
         },
       };
     } else {
-      fleet = await childFleet([
+      fleet = spawnFleet([
         `--url=${url}`,
         `--devices=${devices}`,
         `--rate=${rate}`,
@@ -93,6 +75,16 @@ export const benchmark: Benchmark = {
     const warmupS = (Date.now() - warmStart) / 1000;
     stack.latency.reset();
     const s0 = stack.status();
+    // CPU seconds of each process over the window: the stack's share per reading is the figure that
+    // changes with the code, while readings/s also moves with whatever else the machine runs.
+    const emu = emulatorPids();
+    const pids = {
+      stack: process.pid,
+      ...(inProcess ? {} : { simulator: fleet.pid }),
+      ...(emu.kinesalite ? { kinesalite: emu.kinesalite } : {}),
+      ...(emu.dynalite ? { dynalite: emu.dynalite } : {}),
+    };
+    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
     const t0 = Date.now();
     const perSecond: number[] = [];
     const lag: number[] = [];
@@ -105,6 +97,7 @@ export const benchmark: Benchmark = {
     }
     const s1 = stack.status();
     const elapsed = (Date.now() - t0) / 1000;
+    const cpu = Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) - cpu0[k]!] as const);
     const lat = stack.latency.percentiles();
     const f = await fleet.stop();
     const drainStart = Date.now();
@@ -132,10 +125,11 @@ export const benchmark: Benchmark = {
       `${[
         `End to end (local stack), node ${process.version}, fleet ${inProcess ? 'in process' : 'in a child process'}: ${n(devices)} devices × (${rate} DDATA + ${lwm2mRate} Send)/s × ${perMessage} readings/message = ${n(offered)} readings/s offered`,
         `window ${elapsed.toFixed(1)} s after a ${warmupS.toFixed(0)} s warm-up: stored ${n(stored)} readings = ${n(stored / elapsed)} readings/s (median second ${n(sorted[Math.floor(sorted.length / 2)]!)}, min ${n(sorted[0]!)})`,
-        `latency publish → stored (live readings, n=${n(lat.count)}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms`,
+        `latency publish → stored (messages with readings, n=${n(lat.count)}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms`,
         `stream lag (records not yet read, sampled each second): first ${n(lag[0]!)}, last ${n(lag.at(-1)!)}, max ${n(Math.max(...lag))}`,
         `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
         `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
+        `CPU in the window (cores busy): ${cpu.map(([k, s]) => `${k} ${(s / elapsed).toFixed(2)}`).join(', ')}; total ${(cpu.reduce((n, [, s]) => n + s, 0) / elapsed).toFixed(2)}; stack ${((cpu.find(([k]) => k === 'stack')![1] / Math.max(1, stored)) * 1e6).toFixed(1)} µs CPU per stored reading`,
         `accounting after a ${drainS.toFixed(1)} s drain: devices published ${n(published)} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f.publishErrors}, dropped ${f.dropped}`,
       ].join('\n')}\n`,
     );

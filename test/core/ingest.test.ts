@@ -135,6 +135,28 @@ describe('processBatch', () => {
     expect(prepared).toEqual([['a', 'b']]);
   });
 
+  it('reports, per stored message with readings, the time since its receipt and its reading count', async () => {
+    // Prepare: receivedAt is T0 + seq; the clock reads T0 + 100 when the chunk is stored.
+    const seen: Array<[number, number]> = [];
+    const { d } = deps({ clock: () => T0 + 100, onStored: (ms, n) => seen.push([ms, n]) });
+    const records = [
+      record(1, 'a', 'lwm2m/rd/a', 'ok:3'),
+      record(2, 'b', 'lwm2m/rd/b', 'bad'), // quarantined: nothing stored
+      record(3, 'c', 'lwm2m/rd/c', 'ok:0'), // no readings
+      record(4, 'unknown1', 'lwm2m/rd/unknown1', 'ok:2'), // not enriched, not stored
+      record(5, 'd', 'lwm2m/rd/d', 'ok:1'),
+    ];
+
+    // Act
+    await processBatch(records, d);
+
+    // Assess
+    expect(seen.sort((x, y) => x[0] - y[0])).toEqual([
+      [95, 1],
+      [99, 3],
+    ]);
+  });
+
   it('quarantines a bad record with its reason and keeps its neighbours', async () => {
     const { d, stored, events } = deps();
     const records = [
