@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../functions/core/errors.js';
 import type { EnrichedReading, ReadingValue } from '../../../functions/core/reading.js';
@@ -374,5 +375,228 @@ describe('DuckDbTelemetryStore durability', () => {
     await store.close();
     await expect(store.counts()).rejects.toMatchObject({ code: 'STORE_CLOSED', retryable: true });
     store = await DuckDbTelemetryStore.open({ dataDir: dir, threads: 1 });
+  });
+});
+
+/** The store's private parts a few tests look at (its dimension maps, its connection). */
+function internals(s: DuckDbTelemetryStore): { dims: { size: number }; connection: DuckDBConnection } {
+  return s as unknown as { dims: { size: number }; connection: DuckDBConnection };
+}
+
+/** The point a reading should come back as (what the store keeps of it). */
+function pointOf(r: EnrichedReading): StoredPoint {
+  const p: StoredPoint = {
+    deviceId: r.deviceId,
+    metric: r.metric,
+    time: r.time,
+    value: r.value,
+    type: r.type,
+    quality: r.quality,
+    historical: r.historical,
+    protocol: r.protocol,
+    deviceType: r.enrichment.deviceType,
+  };
+  if (r.subDevice !== undefined && r.subDevice !== '') p.subDevice = r.subDevice;
+  if (r.group !== undefined) p.group = r.group;
+  if (r.name !== undefined) p.name = r.name;
+  if (r.unit !== undefined) p.unit = r.unit;
+  if (r.row !== undefined) p.row = r.row;
+  if (r.index !== undefined) p.index = r.index;
+  if (r.enrichment.site !== undefined) p.site = r.enrichment.site;
+  return p;
+}
+
+/** Every stored point of the given devices, in a stable order (device, time, sub-device, metric, ...). */
+async function stored(s: DuckDbTelemetryStore, deviceIds: string[]): Promise<StoredPoint[]> {
+  const out: StoredPoint[] = [];
+  for (const deviceId of deviceIds) {
+    const { points } = await s.queryRaw({ deviceId, from: 0, to: T0 + 10_000_000, limit: 10_000 });
+    out.push(...points);
+  }
+  return out;
+}
+
+function expected(rs: EnrichedReading[]): StoredPoint[] {
+  const key = (p: StoredPoint) => [p.time, p.subDevice ?? '', p.metric, p.row ?? -1, p.index ?? -1] as const;
+  const cmp = (a: StoredPoint, b: StoredPoint): number => {
+    if (a.deviceId !== b.deviceId) return a.deviceId < b.deviceId ? -1 : 1;
+    const ka = key(a);
+    const kb = key(b);
+    for (let i = 0; i < ka.length; i++) {
+      if (ka[i] !== kb[i]) return (ka[i] as number | string) < (kb[i] as number | string) ? -1 : 1;
+    }
+    return 0;
+  };
+  return rs.map(pointOf).sort(cmp);
+}
+
+describe('DuckDbTelemetryStore write staging (device and metric tuples)', () => {
+  it('mixes tuples new to the store with known ones in one write', async () => {
+    const first = [reading(), reading({ metric: 'rpm', unit: 'rpm', value: 1200 })];
+    await store.write(first);
+    const second = [
+      reading({ time: T0 + 1 }), // known device, known metric
+      reading({ time: T0 + 1, metric: 'pressure', unit: 'kPa', name: 'Pressure' }), // new metric
+      reading({ time: T0 + 1, deviceId: 'edge-2', group: 'yard' }), // new device, known metric
+      reading({ time: T0 + 1, subDevice: 'd1' }), // new sub-device
+      reading({ time: T0 + 1, metric: 'rpm', unit: 'rpm', value: 1300 }), // known
+      reading({
+        time: T0 + 1,
+        deviceId: 'lw-1',
+        protocol: 'lwm2m',
+        group: undefined,
+        metric: '/3303/0/5700',
+        type: 'Float',
+        enrichment: { deviceType: 'sensor', applications: [] },
+      }), // new device without site or group
+    ];
+    const res = await store.write(second);
+    expect(res).toEqual({ written: 6, duplicates: 0, rejected: [], skipped: 0 });
+    expect(await stored(store, ['edge-1', 'edge-2', 'lw-1'])).toEqual(expected([...first, ...second]));
+  });
+
+  it('stores values of every kind, DataSet rows and array elements in one write', async () => {
+    const values: ReadingValue[] = [
+      3.25,
+      -0,
+      42,
+      true,
+      false,
+      null,
+      -(2n ** 63n),
+      2n ** 64n - 1n,
+      Number.NaN,
+      Number.NEGATIVE_INFINITY,
+      'héllo',
+      '',
+      new Uint8Array([0, 255]),
+      [1, 2.5, null, 'x'],
+    ];
+    const rs = values.map((value, i) =>
+      reading({ time: T0 + i, value, historical: i % 3 === 0, quality: i % 4 === 0 ? 'BAD' : 'GOOD' }),
+    );
+    rs.push(reading({ time: T0, metric: 'table/col', row: 0, value: 7 }));
+    rs.push(reading({ time: T0, metric: 'table/col', row: 1, value: 'b' }));
+    rs.push(reading({ time: T0, metric: 'arr', index: 0, value: true }));
+    rs.push(reading({ time: T0, metric: 'arr', index: 1, value: null, subDevice: 'd1' }));
+    rs.push(reading({ time: T0, metric: 'tbl', row: 2, index: 3, value: 1.5 }));
+    const res = await store.write(rs);
+    expect(res).toMatchObject({ written: rs.length, duplicates: 0 });
+    const points = await stored(store, ['edge-1']);
+    expect(points).toEqual(expected(rs));
+    expect(Object.is(points.find((p) => p.time === T0 + 1 && p.metric === 'temp')?.value, -0)).toBe(true);
+  });
+
+  it('keeps each write’s attributes when a device’s or metric’s strings change between writes', async () => {
+    const v1 = reading();
+    const v2 = reading({
+      time: T0 + 1,
+      group: undefined,
+      unit: 'K',
+      name: 'Temperature',
+      quality: 'STALE',
+      type: 'Float',
+      enrichment: { deviceType: 'valve', site: 'site-b', applications: [] },
+    });
+    const v3 = reading({ time: T0 + 2 }); // back to the first tuple
+    await store.write([v1]);
+    await store.write([v2]);
+    await store.write([v3]);
+    // Two variants of the same device and metric within one write too.
+    const both = [
+      reading({ time: T0 + 3, enrichment: { deviceType: 'pump', site: 'site-c', applications: [] } }),
+      reading({ time: T0 + 4, unit: undefined }),
+      reading({ time: T0 + 5 }),
+    ];
+    await store.write(both);
+    expect(await stored(store, ['edge-1'])).toEqual(expected([v1, v2, v3, ...both]));
+  });
+
+  it('stays idempotent with exact duplicate counts once the tuples are known', async () => {
+    const rs = [0, 1, 2].flatMap((i) => [
+      reading({ time: T0 + i, value: i }),
+      reading({ time: T0 + i, deviceId: 'edge-2', metric: 'text', value: `t${i}` }),
+      reading({ time: T0 + i, metric: 'table/col', row: i, value: i }),
+    ]);
+    expect(await store.write(rs)).toMatchObject({ written: 9, duplicates: 0 });
+    expect(await store.write(rs)).toMatchObject({ written: 0, duplicates: 9 });
+    const more = [...rs, reading({ time: T0 + 3 }), reading({ time: T0 + 3, deviceId: 'edge-3' }), rs[0]!];
+    expect(await store.write(more)).toMatchObject({ written: 2, duplicates: 10 });
+    expect(await store.counts()).toEqual({ readings: 11, distinct: 11 });
+  });
+
+  it('starts over when the dimension limit is reached, storing the same rows (a churning fleet)', async () => {
+    await store.close();
+    store = await DuckDbTelemetryStore.open({ dataDir: dir, threads: 1, dimensionLimit: 3 });
+    const batches = Array.from({ length: 6 }, (_, b) =>
+      Array.from({ length: 4 }, (_, i) =>
+        reading({ time: T0 + b, deviceId: `edge-${b + i}`, metric: `m${i % 2}`, value: b * 10 + i }),
+      ),
+    );
+    for (const rs of batches) {
+      expect(await store.write(rs)).toMatchObject({ written: 4, duplicates: 0 });
+      // Bounded: at most the limit plus what one write brings (4 devices, 2 metrics), in JS and in DuckDB.
+      const { dims, connection } = internals(store);
+      expect(dims.size).toBeLessThanOrEqual(3 + 6);
+      const rows = await connection.runAndReadAll(
+        'SELECT (SELECT count(*) FROM readings_dev) + (SELECT count(*) FROM readings_met)',
+      );
+      expect(Number(rows.getRows()[0]?.[0])).toBe(dims.size);
+    }
+    // Concurrent writes mixing old and new tuples, then every batch again.
+    const concurrent = await Promise.all(
+      [0, 1, 2].map((k) =>
+        store.write([reading({ time: T0 + 100 + k, deviceId: `edge-new-${k}` }), reading()]),
+      ),
+    );
+    expect(concurrent.map((r) => r.written)).toEqual([2, 1, 1]);
+    for (const rs of batches) expect(await store.write(rs)).toMatchObject({ written: 0, duplicates: 4 });
+    const all = batches.flat();
+    const ids = [...new Set([...all.map((r) => r.deviceId), 'edge-new-0', 'edge-new-1', 'edge-new-2'])];
+    const extra = [0, 1, 2].map((k) => reading({ time: T0 + 100 + k, deviceId: `edge-new-${k}` }));
+    expect(await stored(store, ids.sort())).toEqual(expected([...all, ...extra, reading()]));
+  });
+
+  it('rejects a bad dimensionLimit', async () => {
+    await expect(DuckDbTelemetryStore.open({ path: ':memory:', dimensionLimit: 0 })).rejects.toMatchObject({
+      code: 'DUCKDB_CONFIG',
+    });
+  });
+
+  it('after reopening (a fresh process-level map) stores known and new tuples correctly', async () => {
+    const before = [reading(), reading({ deviceId: 'edge-2', metric: 'rpm', value: 5 })];
+    await store.write(before);
+    await store.close();
+    store = await DuckDbTelemetryStore.open({ dataDir: dir, threads: 1 });
+    const after = [
+      reading({ time: T0 + 1 }),
+      reading({ time: T0 + 1, deviceId: 'edge-2', metric: 'rpm', value: 6, unit: 'rpm' }),
+      reading({ time: T0 + 1, deviceId: 'edge-3' }),
+    ];
+    expect(await store.write([...before, ...after])).toMatchObject({ written: 3, duplicates: 2 });
+    expect(await stored(store, ['edge-1', 'edge-2', 'edge-3'])).toEqual(expected([...before, ...after]));
+  });
+
+  it('starts over after a write fails, wherever it failed', async () => {
+    await store.write([reading()]);
+    // Lose a dimension table: the next write fails appending to it, after appending the other one.
+    await internals(store).connection.run('DROP TABLE readings_met');
+    const rs = [reading({ time: T0 + 1, deviceId: 'edge-7', metric: 'new' })];
+    await expect(store.write(rs)).rejects.toMatchObject({ code: 'DUCKDB_ERROR', retryable: true });
+    expect(await store.write(rs)).toMatchObject({ written: 1, duplicates: 0 });
+    expect(await store.write([reading(), ...rs])).toMatchObject({ written: 0, duplicates: 2 });
+    expect(await stored(store, ['edge-1', 'edge-7'])).toEqual(expected([reading(), ...rs]));
+  });
+
+  it('after a failed write, the tuples it introduced are stored correctly by the next', async () => {
+    // A row index beyond INTEGER fails the write after a new device was given its id.
+    const bad = [
+      reading({ deviceId: 'edge-9', value: 1 }),
+      reading({ metric: 'tbl/c', row: 2 ** 31, value: 2 }),
+    ];
+    await expect(store.write(bad)).rejects.toMatchObject({ code: 'DUCKDB_ERROR', retryable: true });
+    const good = [reading({ deviceId: 'edge-9', value: 1 }), reading({ time: T0 + 1, value: 3 })];
+    expect(await store.write(good)).toMatchObject({ written: 2, duplicates: 0 });
+    expect(await stored(store, ['edge-1', 'edge-9'])).toEqual(expected(good));
   });
 });
