@@ -22,6 +22,7 @@ import {
   type MetricCatalog,
   type RegistryPort,
 } from './registry.js';
+import { keyFraction } from './spread.js';
 import { isValidEndpoint } from './topics.js';
 
 export interface EnricherOptions {
@@ -35,7 +36,11 @@ export interface EnricherOptions {
   maxEntries?: number;
   /** Unknown devices are created with `defaultType` (and the type too, if missing) when enabled. */
   autoRegister: { enabled: boolean; defaultType: string };
-  /** Skip lastSeen-only updates more frequent than this (default 30 s). */
+  /**
+   * Skip lastSeen-only updates more frequent than this (default 30 s). Each device's own interval is
+   * between 1 and 1.5 times it, fixed per device, so a fleet that connected together does not update
+   * every lastSeen in the same batch.
+   */
   lastSeenResolutionMs?: number;
   /** UpdateItem calls in flight during flush() (default 16). */
   flushConcurrency?: number;
@@ -362,7 +367,7 @@ export class Enricher {
     const last = patch.lastSeen ?? device.lastSeen;
     if (
       last === undefined ||
-      time - last >= this.resolutionMs ||
+      time - last >= this.resolutionMs * (1 + keyFraction(device.id) / 2) ||
       (patch.lastSeen !== undefined && time > last)
     ) {
       patch.lastSeen = Math.max(last ?? 0, time);

@@ -16,6 +16,7 @@ import {
   nodeStructureChanged,
   type SparkplugStateStore,
 } from './sparkplug/host/state.js';
+import { keyFraction } from './spread.js';
 
 /** Writes in flight while a batch's state is flushed. */
 const FLUSH_CONCURRENCY = 16;
@@ -150,7 +151,7 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
     const key = `${group}/${node}`;
     let e = this.nodes.get(key);
     if (!e?.verified) {
-      e = this.coldNode(await this.inner.getNode(group, node));
+      e = this.coldNode(key, await this.inner.getNode(group, node));
       this.nodes.set(key, e);
     }
     return e.value ? copyNodeRecord(e.value) : undefined;
@@ -174,6 +175,7 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
       verified: true,
       mustWrite: (e?.mustWrite ?? false) || structural || !this.writeBehind,
       writtenAt: e?.writtenAt ?? 0,
+      periodMs: e?.periodMs ?? this.periodOf(key),
     });
   }
 
@@ -243,7 +245,8 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
     const found = await this.inner.getMany(staleNodes, staleDevices);
     const foundNodes = new Map(found.nodes.map((r) => [nodeKey(r), r]));
     const foundDevices = new Map(found.devices.map((r) => [deviceKey(r), r]));
-    for (const k of staleNodes) this.nodes.set(nodeKey(k), this.coldNode(foundNodes.get(nodeKey(k))));
+    for (const k of staleNodes)
+      this.nodes.set(nodeKey(k), this.coldNode(nodeKey(k), foundNodes.get(nodeKey(k))));
     for (const k of staleDevices) {
       const value = foundDevices.get(deviceKey(k));
       this.devices.set(deviceKey(k), { base: value?.version, value, dirty: false, verified: true });
@@ -259,7 +262,7 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
     // Only records this batch checked: a cached node absent from the batch may have moved to another
     // instance since, and its checkpoint would fail the batch on a version it never verified.
     const nodes = [...this.nodes.values()].filter(
-      (e) => e.dirty && e.value && e.verified && (e.mustWrite || now - e.writtenAt >= this.checkpointMs),
+      (e) => e.dirty && e.value && e.verified && (e.mustWrite || now - e.writtenAt >= e.periodMs),
     );
     const devices = [...this.devices.values()].filter((e) => e.dirty && e.value);
     await eachLimited(nodes, FLUSH_CONCURRENCY, async (e) => {
@@ -285,9 +288,18 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
   }
 
   /** A node record read from the store. In write-behind mode its seq may be old: restart the window. */
-  private coldNode(value: NodeRecord | undefined): NodeEntry {
+  private coldNode(key: string, value: NodeRecord | undefined): NodeEntry {
+    const periodMs = this.periodOf(key);
     if (!value || !this.writeBehind) {
-      return { base: value?.version, value, dirty: false, verified: true, mustWrite: false, writtenAt: 0 };
+      return {
+        base: value?.version,
+        value,
+        dirty: false,
+        verified: true,
+        mustWrite: false,
+        writtenAt: 0,
+        periodMs,
+      };
     }
     const { expectedSeq: _seq, gap: _gap, ...rest } = value;
     // Written back at the end of the batch even without a change: the version moves, so an instance
@@ -299,7 +311,13 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
       verified: true,
       mustWrite: true,
       writtenAt: 0,
+      periodMs,
     };
+  }
+
+  /** Between half and all of checkpointMs, fixed per node: checkpoints of a fleet born together spread out. */
+  private periodOf(key: string): number {
+    return this.checkpointMs * (0.5 + keyFraction(key) / 2);
   }
 }
 
@@ -308,6 +326,8 @@ interface NodeEntry extends Entry<NodeRecord> {
   /** A change that cannot wait for the checkpoint (structural, or a cold read to claim). */
   mustWrite: boolean;
   writtenAt: number;
+  /** This node's checkpoint period: between half and all of checkpointMs, fixed per node (spread). */
+  periodMs: number;
 }
 
 export class CachedRegistrationStore extends WriteBack<Registration> implements RegistrationStore {

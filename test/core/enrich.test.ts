@@ -291,7 +291,7 @@ describe('Enricher auto-registration', () => {
 });
 
 describe('Enricher device bookkeeping', () => {
-  it('touch(): one UpdateItem per device per batch, and lastSeen only when it advanced by the resolution', async () => {
+  it('touch(): one UpdateItem per device per batch, and lastSeen only when it advanced by the device interval (1-1.5 × the resolution)', async () => {
     const { registry, enricher } = await setup({ lastSeenResolutionMs: 30_000 });
     await registry.updateDevice('b1', { lastSeen: T0 });
     await enricher.prepare(['b1', 'b2']);
@@ -303,11 +303,11 @@ describe('Enricher device bookkeeping', () => {
     expect(spy.mock.calls.map((c) => c[0])).toEqual(['b2']);
     expect((await registry.getDevice('b2'))?.lastSeen).toBe(T0 + 3);
     // Next batch: b1 40 s after its last write → written.
-    enricher.touch('b1', { protocol: 'sparkplug', lastSeen: T0 + 40_000 });
+    enricher.touch('b1', { protocol: 'sparkplug', lastSeen: T0 + 45_000 });
     enricher.touch('b2', { protocol: 'sparkplug', lastSeen: T0 + 4 });
     await enricher.flush();
     expect(spy.mock.calls.map((c) => c[0])).toEqual(['b2', 'b1']);
-    expect((await registry.getDevice('b1'))?.lastSeen).toBe(T0 + 40_000);
+    expect((await registry.getDevice('b1'))?.lastSeen).toBe(T0 + 45_000);
   });
 
   it('touch(): adds a newly seen protocol and its online flag', async () => {

@@ -27,6 +27,7 @@ import {
   type SparkplugStateStore,
 } from '../../functions/core/sparkplug/host/state.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
+import { keyFraction } from '../../functions/core/spread.js';
 import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
 
 const T0 = 1_700_000_000_000;
@@ -310,18 +311,20 @@ describe('CachedSparkplugStateStore, write-behind (port with getVersions)', () =
     expect(await backing.getDevice(G, 'edge-1', 'pump')).toMatchObject({ online: false });
   });
 
-  it('writes a checkpoint once checkpointMs have passed since the last write', async () => {
+  it("writes a checkpoint once the node's period (half to all of checkpointMs) has passed since the last write", async () => {
     at(T0);
+    // The node's own period, fixed by its key: between 30 s and 60 s.
+    const P = Math.ceil(60_000 * (0.5 + keyFraction(`${G}/edge-1`) / 2));
     const backing = new InMemorySparkplugStateStore();
     const a = instance(new CountingVersioned(backing), { checkpointMs: 60_000 });
     a.clock.t = T0;
     await a.batch(msg('NBIRTH', nbirth(1)));
 
-    a.clock.t = T0 + 59_999;
+    a.clock.t = T0 + P - 1;
     await a.batch(msg('NDATA', ndata(1)));
     expect(a.port.calls.putNode).toBe(0);
 
-    a.clock.t = T0 + 60_000;
+    a.clock.t = T0 + P;
     await a.batch(msg('NDATA', ndata(2)));
     expect(a.port.calls.putNode).toBe(1);
     expect(await backing.getNode(G, 'edge-1')).toMatchObject({
@@ -332,13 +335,27 @@ describe('CachedSparkplugStateStore, write-behind (port with getVersions)', () =
     });
 
     // The checkpoint restarts the period, and the cache carries the new version (no conflict).
-    a.clock.t = T0 + 60_000 + 59_999;
+    a.clock.t = T0 + 2 * P - 1;
     await a.batch(msg('NDATA', ndata(3)));
     expect(a.port.calls).toEqual({ ...zero(), getVersions: 1 });
-    a.clock.t = T0 + 120_000;
+    a.clock.t = T0 + 2 * P;
     await a.batch(msg('NDATA', ndata(4)));
     expect(a.port.calls).toEqual({ ...zero(), getVersions: 1, putNode: 1 });
     expect(await backing.getNode(G, 'edge-1')).toMatchObject({ version: 3, expectedSeq: 5 });
+  });
+
+  it('spreads the checkpoint periods of many nodes over half to all of checkpointMs', () => {
+    const periods = Array.from(
+      { length: 1000 },
+      (_, i) => 60_000 * (0.5 + keyFraction(`${G}/edge-${i}`) / 2),
+    );
+    expect(Math.min(...periods)).toBeGreaterThanOrEqual(30_000);
+    expect(Math.max(...periods)).toBeLessThan(60_000);
+    // Roughly uniform: each 5-second band holds some (a burst would put them all in one).
+    for (let lo = 30_000; lo < 60_000; lo += 5_000) {
+      const n = periods.filter((p) => p >= lo && p < lo + 5_000).length;
+      expect([lo, n > 100 && n < 240]).toEqual([lo, true]);
+    }
   });
 
   it('re-reads a record another writer moved, restarts its seq window and writes it back', async () => {
