@@ -389,7 +389,6 @@ export class Enricher {
     return patch.lwm2m;
   }
 
-  /** Adds a Sparkplug metric (name → datatype, unit) to the device's bounded catalog when it is new. */
   /** The metric catalog a device's readings are checked against: its pending patch's, else its own. */
   private catalogOf(
     deviceId: string,
@@ -400,6 +399,7 @@ export class Enricher {
     return subDevice === undefined ? sp?.metrics : sp?.devices[subDevice]?.metrics;
   }
 
+  /** Adds a Sparkplug metric (name → datatype, unit) to the device's bounded catalog when it is new. */
   private catalog(r: Reading, device: Device): void {
     const patch = this.dirty.get(r.deviceId);
     const sp = patch?.sparkplug ?? device.sparkplug;

@@ -19,6 +19,7 @@ import {
 } from '../../functions/adapters/dynamo-state.js';
 import { createApiRouter } from '../../functions/api/app.js';
 import { Authenticator, hashKey, newApiKey } from '../../functions/api/auth.js';
+import { registryHealth } from '../../functions/api/routes/health.js';
 import { CommandService } from '../../functions/core/commands.js';
 import { Enricher } from '../../functions/core/enrich.js';
 import type { EventLog, StoredEvent } from '../../functions/core/events.js';
@@ -211,7 +212,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     ...(memoryLimit ? { memoryLimit } : {}),
   });
   const latency = new LatencyRecorder();
-  const timedStore = injector ? injector.store(store) : store;
+  // What the handlers write to: the store, behind the fault injector in fault-injection runs.
+  const handlerStore = injector ? injector.store(store) : store;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
 
   // Seeds: device types, and one application on first start (its key is shown once).
@@ -311,7 +313,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         clock,
         autoRegister: { enabled: o.autoRegister ?? true, defaultType: 'unclassified' },
       }),
-      store: timedStore,
+      store: handlerStore,
       // DuckDB pays a staged anti-join insert per write: one write per batch, not one per 2,048 readings
       // (chunked writes halved the local end-to-end rate).
       chunkReadings: 100_000,
@@ -366,25 +368,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const adminKey = o.adminKey ?? newApiKey('admin');
   const authenticator = new Authenticator(hashKey(adminKey), registry);
   let online = { sparkplug: 0, lwm2m: 0 };
+  // Every page, no cache: the timer below is the only caller.
+  const countOnline = registryHealth(registry, clock, { ttlMs: 0, maxPages: Number.POSITIVE_INFINITY });
   let refreshing = false;
   const refreshOnline = async () => {
     if (refreshing) return;
     refreshing = true;
     try {
-      const now = clock();
-      const count = { sparkplug: 0, lwm2m: 0 };
-      let nextToken: string | undefined;
-      do {
-        const page = await registry.listDevices({ limit: 1000, ...(nextToken ? { nextToken } : {}) });
-        for (const d of page.items) {
-          if (d.sparkplug?.online) count.sparkplug++;
-          const l = d.lwm2m;
-          if (l?.online && (l.lifetime === 0 || (l.lastUpdate ?? 0) + (l.lifetime ?? 0) * 1000 > now))
-            count.lwm2m++;
-        }
-        nextToken = page.nextToken;
-      } while (nextToken);
-      online = count;
+      const counts = await countOnline();
+      online = { sparkplug: counts.online?.sparkplug ?? 0, lwm2m: counts.online?.lwm2m ?? 0 };
     } finally {
       refreshing = false;
     }
