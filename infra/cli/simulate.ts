@@ -215,6 +215,14 @@ export const simulateCommand: Command = {
       );
       // Sessions still waiting for acknowledgements keep the event loop alive: exit regardless.
       if (!clean) setTimeout(() => process.exit(1), 500).unref();
+      // After a clean stop the loop should empty by itself; a handle left behind (a session that was
+      // still connecting when the signal came, seen once in CI under load: the process never exited)
+      // must not keep a container or a test waiting: exit anyway after a grace period, and say so.
+      else
+        setTimeout(() => {
+          process.stderr.write('a handle outlived the clean stop: exiting\n');
+          process.exit(0);
+        }, 2000).unref();
       return clean ? 0 : 1;
     } finally {
       process.off('SIGINT', onSignal);
