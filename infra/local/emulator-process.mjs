@@ -3,8 +3,9 @@
 // loop with the broker and the handlers: on a 2-core machine that is the difference between keeping
 // up and falling behind. Plain JS (no TypeScript loader needed): it only wires the npm packages.
 //
-// argv: <kinesalite|dynalite> [dataPath] (LevelDB directory; in memory without it). Sends {port} over IPC once listening; closes on SIGTERM or
-// when the parent goes away (IPC disconnect), so LevelDB files are closed cleanly.
+// argv: <kinesalite|dynalite> [dataPath] (LevelDB directory; in memory without it). Sends {port} over IPC
+// once listening; closes on a {stop: true} message or when the parent goes away (IPC disconnect), so
+// LevelDB files are closed cleanly.
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
 
@@ -24,8 +25,14 @@ const shutdown = () => {
   server.closeAllConnections?.();
   setTimeout(() => process.exit(0), 2000).unref();
 };
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', () => {}); // Ctrl-C reaches the whole group: the parent decides when we stop.
+// Ctrl-C (SIGINT), and a SIGTERM sent to the whole process group (`timeout`, `kill -- -PGID`, a
+// service manager), reach this process too: the parent drains the stack through us first, so it alone
+// decides when we stop — with a 'stop' message, or by going away (the IPC channel closes).
+process.on('SIGTERM', () => {});
+process.on('SIGINT', () => {});
+process.on('message', (m) => {
+  if (m && m.stop === true) shutdown();
+});
 process.on('disconnect', shutdown);
 
 server.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));

@@ -74,6 +74,8 @@ export interface LocalEmulators {
   kinesis: KinesisClient;
   dynamodb: DynamoDBClient;
   doc: DynamoDBDocumentClient;
+  /** Process ids of the embedded emulators. */
+  pids: number[];
   /** Destroys the clients and closes the embedded emulators. */
   stop(): Promise<void>;
 }
@@ -83,6 +85,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** An emulator running in its own process. */
 interface EmulatorProcess {
   endpoint: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -100,9 +103,15 @@ async function startEmulatorProcess(
   });
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        // It ignores signals (a group-wide SIGTERM must not stop it before the stack has drained).
+        if (child.connected) child.send({ stop: true });
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(kill);
+      }
     },
   };
 }
@@ -299,6 +308,7 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
       kinesis,
       dynamodb,
       doc,
+      pids: children.map((c) => c.pid),
       async stop() {
         kinesis.destroy();
         dynamodb.destroy();

@@ -78,6 +78,32 @@ describe('local emulators', () => {
     expect(tables.TableNames?.sort()).toEqual(['dualpath-events', 'dualpath-registry', 'dualpath-state']);
   });
 
+  it('outlives a SIGTERM sent to the whole process group, and stops when the stack says so', async () => {
+    // Prepare
+    const e = await start({});
+    expect(e.pids).toHaveLength(2);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    // Act: what `timeout` or `kill -- -PGID` does to every process of the group
+    for (const pid of e.pids) process.kill(pid, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+
+    // Assess: still serving (the stack drains through them), then gone after stop()
+    const tables = await e.dynamodb.send(new ListTablesCommand({}));
+    expect(tables.TableNames).toContain('dualpath-registry');
+    await e.kinesis.send(new ListShardsCommand({ StreamName: e.streamNames.sparkplug }));
+    await e.stop();
+    running.splice(running.indexOf(e), 1);
+    expect(e.pids.map(alive)).toEqual([false, false]);
+  });
+
   it('keeps nothing without a data dir', async () => {
     const first = await start({});
     await first.doc.send(new PutCommand({ TableName: first.tableNames.state, Item: { pk: 'x', sk: 'y' } }));
