@@ -6,11 +6,11 @@
  * A missing or unknown key is `Unauthorized` (401); a failing dependency is an error (500), never an
  * Allow. Keys are never logged.
  */
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { awsClients, loadConfig, registryAndEvents } from '../shared/aws.js';
-import { Authenticator, extractKey, type Principal } from './auth.js';
-import { adminKeyHashFromSecret, adminKeySecretArn } from './aws-deps.js';
+import { DynamoRegistry } from '../adapters/dynamo-registry.js';
+import { adminKeyHash, dynamoDocumentClient, loadConfig } from '../shared/aws.js';
+import { type Authenticator, extractKey, type Principal } from './auth.js';
+import { composeAuthorizer } from './compose.js';
 import { HttpError } from './http.js';
 
 /** The policy covers every method and path of the stage, because the decision is cached per key. */
@@ -57,11 +57,9 @@ export function createAuthorizer(makeAuthenticator: () => Promise<Authenticator>
   };
 }
 
+// The authorizer's role reads the registry only (application keys): no other adapter is built.
 export const handler = createAuthorizer(async () => {
   const config = loadConfig();
-  const { registry } = registryAndEvents(config, awsClients().doc);
-  return new Authenticator(
-    await adminKeyHashFromSecret(new SecretsManagerClient({}), adminKeySecretArn()),
-    registry,
-  );
+  const registry = new DynamoRegistry({ client: dynamoDocumentClient(), tableName: config.REGISTRY_TABLE });
+  return composeAuthorizer({ registry, adminKeyHash: await adminKeyHash() });
 });

@@ -1,13 +1,15 @@
 /**
  * Lambda entry point for API Gateway (REST API, proxy integration): translates the proxy event to the
- * transport-neutral ApiRequest and back, and serves the same router as the local stack. Dependencies
- * are built lazily at the first request of a cold start (createAwsApiDeps).
+ * transport-neutral ApiRequest and back, and serves the router of the composition root (compose.ts),
+ * as the local stack does, over the AWS adapters — built at the first request of a cold start.
  */
+
+import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { adminKeyHash, dynamoPorts, iotPublisher, loadConfig, telemetryStore } from '../shared/aws.js';
 import type { Principal } from './auth.js';
-import { createAwsApiDeps } from './aws-deps.js';
+import { composeApi } from './compose.js';
 import type { ApiRequest, Router } from './http.js';
-import { type ApiDeps, createApiRouter } from './router.js';
 
 const INVALID_JSON = Symbol('invalid-json');
 const MAX_BODY = 256 * 1024;
@@ -50,11 +52,11 @@ function respond(status: number, body: unknown, headers: Record<string, string> 
   };
 }
 
-/** The handler over any deps factory (tests pass in-memory deps). */
-export function createApiHandler(makeDeps: () => Promise<ApiDeps>) {
+/** The handler over any router factory (tests pass a router over in-memory ports). */
+export function createApiHandler(makeRouter: () => Promise<Router<Principal>>) {
   let router: Promise<Router<Principal>> | undefined;
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
-    router ??= makeDeps().then(createApiRouter);
+    router ??= makeRouter();
     let r: Router<Principal>;
     try {
       r = await router;
@@ -77,4 +79,15 @@ export function createApiHandler(makeDeps: () => Promise<ApiDeps>) {
   };
 }
 
-export const handler = createApiHandler(createAwsApiDeps);
+export const handler = createApiHandler(async () => {
+  const config = loadConfig();
+  const dynamo = dynamoPorts(config);
+  return composeApi({
+    ...dynamo,
+    store: telemetryStore(config, dynamo.doc),
+    publisher: iotPublisher(config),
+    clock: Date.now,
+    newId: randomUUID,
+    adminKeyHash: await adminKeyHash(),
+  }).router;
+});

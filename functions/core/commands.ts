@@ -12,7 +12,8 @@
  * next DATA message, if at all), so a Sparkplug command is `succeeded` as soon as it is published; its
  * response says which topic it went to.
  */
-import { DualpathError, ValidationError } from './errors.js';
+import { ConflictError, DualpathError, ValidationError } from './errors.js';
+import type { EventLog, StoredEvent } from './events.js';
 import type { Lwm2mServer, RequestOperation, RequestSpec } from './lwm2m/server/server.js';
 import type { Clock } from './processor.js';
 import type { PublishAction } from './reading.js';
@@ -334,4 +335,43 @@ export class CommandService {
   private view(c: Command): Command {
     return c.status === 'pending' && this.d.clock() > c.deadline ? { ...c, status: 'timed-out' } : c;
   }
+}
+
+/**
+ * The event log of the LwM2M ingest path, completing commands as the device's answers are logged: a
+ * `response` event that names a command (the server's pending request carried its id) records the
+ * decoded response on the command. One code path for AWS and the local stack (the composition root of
+ * lwm2m-ingest). Idempotent under redelivery: a command that is no longer pending (completed by the
+ * first delivery) is left as it is; any other failure propagates, so the batch is retried.
+ */
+export function completingCommands(
+  events: EventLog,
+  registry: Pick<RegistryPort, 'completeCommand'>,
+  clock: Clock,
+): EventLog {
+  return {
+    list: (q) => events.list(q),
+    async append(list: StoredEvent[]): Promise<void> {
+      await events.append(list);
+      for (const e of list) {
+        if (e.type !== 'response') continue;
+        const d = e.data as { commandId?: unknown; result?: unknown; success?: unknown } | undefined;
+        if (typeof d?.commandId !== 'string') continue;
+        const response = {
+          ...(d as Record<string, unknown>),
+          result: typeof d.result === 'number' ? d.result : 0,
+          success: d.success === true,
+        };
+        try {
+          await registry.completeCommand(e.deviceId, d.commandId, {
+            status: response.success ? 'succeeded' : 'failed',
+            response,
+            updatedAt: clock(),
+          });
+        } catch (error) {
+          if (!(error instanceof ConflictError)) throw error;
+        }
+      }
+    },
+  };
 }

@@ -90,11 +90,6 @@ export interface IngestDeps {
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   /**
-   * Protocol-state caches: begun (or cleared) before a batch, flushed after its readings are stored. A
-   * failed flush keeps what is still unwritten, so flushing again writes only the rest.
-   */
-  stateCaches?: Array<{ begin?(): void; clear(): void; flush(): Promise<void> }>;
-  /**
    * Readings per chunk (default INGEST_CHUNK_READINGS). A store with a high fixed cost per write (the
    * local DuckDB store: one staged anti-join insert, serialised) wants fewer, larger chunks.
    */
@@ -305,10 +300,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   const stats = emptyStats();
   stats.records = records.length;
 
-  for (const c of deps.stateCaches ?? []) {
-    if (c.begin) c.begin();
-    else c.clear();
-  }
+  deps.processor.begin?.();
 
   // 1. Envelopes first, so the processor can load the protocol state of the whole batch in bulk.
   const parsed: Array<InboundMessage | RecordResult> = new Array(records.length);
@@ -322,7 +314,6 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
     try {
       await withRetry(() => deps.processor.prepare!(messages), deps, stats);
     } catch (error) {
-      for (const c of deps.stateCaches ?? []) c.clear();
       return failEverything(records, stats, deps, error);
     }
   }
@@ -382,7 +373,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
   try {
     await withRetry(
       async () => {
-        for (const c of deps.stateCaches ?? []) await c.flush();
+        await deps.processor.commit?.();
       },
       deps,
       stats,
@@ -653,7 +644,7 @@ function failEverything(
 ): IngestResult {
   stats.transientFailures++;
   // The batch is redelivered: protocol state advanced in memory must not outlive it.
-  for (const c of deps.stateCaches ?? []) c.clear();
+  deps.processor.abort?.();
   const first = records[0];
   // A dependency failing (even non-retryably) is not the records' fault: the stream redelivers them.
   if (first) deps.onProblem?.({ kind: 'transient', record: first, error });

@@ -22,6 +22,20 @@ export interface MessageProcessor {
    * state can be read in bulk (one BatchGetItem per 100 keys instead of one GetItem per key).
    */
   prepare?(messages: InboundMessage[]): Promise<void>;
+  /**
+   * Protocol state is the processor's own (a write-back cache over its state port, ADR 0012); the
+   * ingest path only says when a batch starts, when its readings are stored, and when it is given up.
+   *
+   * `begin`: a batch starts — cached state is re-validated (or dropped) before it is trusted.
+   */
+  begin?(): void;
+  /**
+   * The batch's readings are stored: write its state changes. Retryable — a failed commit keeps only
+   * what is still unwritten, so committing again writes the rest.
+   */
+  commit?(): Promise<void>;
+  /** The batch is given up (it will be redelivered): state advanced in memory must not outlive it. */
+  abort?(): void;
 }
 
 /** Injected clock: core code never calls Date.now() itself. */

@@ -1,4 +1,8 @@
-/** Lambda entry point: Kinesis stream "lwm2m" → LwM2M 1.2 server → enrich → store. */
-import { awsIngestHandler } from '../shared/aws-ingest.js';
+/** Lambda entry point of lwm2m-ingest: the composition root (compose.ts) over the AWS adapters. */
+import { awsIngestPorts, ingestSettings, lazyHandler, loadConfig } from '../shared/aws.js';
+import { composeLwm2mIngest } from './compose.js';
 
-export const handler = awsIngestHandler('lwm2m');
+export const handler = lazyHandler(async () => {
+  const config = loadConfig();
+  return composeLwm2mIngest(awsIngestPorts(config, 'lwm2m-ingest'), ingestSettings(config)).handler;
+});

@@ -1,13 +1,16 @@
 /**
- * AWS wiring shared by the Lambda entry points: SDK clients and adapters built once per cold start
- * from the validated configuration. The local stack builds the same handlers with local adapters.
+ * The AWS adapters of every function, built once per cold start from the validated environment: the
+ * DynamoDB registry, event log and protocol-state stores, the telemetry store chosen by
+ * TELEMETRY_BACKEND, the IoT data-plane publisher and the admin key hash from Secrets Manager. Only
+ * adapters are constructed here; what each function is made of is in its composition root.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { mapAwsError } from '../adapters/dynamo-errors.js';
 import { DynamoEventLog } from '../adapters/dynamo-events.js';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import {
@@ -15,56 +18,82 @@ import {
   DynamoRegistrationStore,
   DynamoSparkplugStateStore,
 } from '../adapters/dynamo-state.js';
+import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
+import { IotDataPublisher } from '../adapters/publisher.js';
 import { TimestreamTelemetryStore } from '../adapters/timestream-store.js';
+import { hashKey } from '../api/auth.js';
 import { type IngestConfig, ingestConfigSpec, parseConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
-import { Lwm2mServer } from '../core/lwm2m/server/server.js';
-import type { EnrichedReading, PublishAction } from '../core/reading.js';
+import type { EnrichedReading } from '../core/reading.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
+import type { IngestPorts, IngestSettings } from './ingest-function.js';
 
-export function loadConfig(): IngestConfig {
-  return parseConfig(ingestConfigSpec, process.env, { strictPrefix: 'DUALPATH_' });
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestConfig {
+  return parseConfig(ingestConfigSpec, env, { strictPrefix: 'DUALPATH_' });
 }
 
-export function awsClients() {
-  const ddb = new DynamoDBClient({});
+/** The ingest tunables of the environment. */
+export function ingestSettings(config: IngestConfig): IngestSettings {
   return {
-    ddb,
-    doc: DynamoDBDocumentClient.from(ddb, {
-      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-    }),
+    autoRegister: config.AUTO_REGISTER,
+    defaultDeviceType: config.DEFAULT_DEVICE_TYPE,
+    registryCacheTtlMs: config.REGISTRY_CACHE_TTL_MS,
+    rebirthThrottleMs: config.REBIRTH_THROTTLE_MS,
+    reorderTimeoutMs: config.REORDER_TIMEOUT_MS,
+    concurrency: config.INGEST_CONCURRENCY,
   };
 }
 
-/** Telemetry store per TELEMETRY_BACKEND: Timestream, DynamoDB, or none (readings counted, not kept). */
-export async function telemetryStore(
-  config: IngestConfig,
-  doc: DynamoDBDocumentClient,
-): Promise<TelemetryStore> {
-  if (config.TELEMETRY_BACKEND === 'timestream') {
-    if (!config.TIMESTREAM_DATABASE || !config.TIMESTREAM_TABLE) {
-      throw new ValidationError('TIMESTREAM_DATABASE and TIMESTREAM_TABLE are required', {
-        field: 'TIMESTREAM_DATABASE',
-      });
-    }
-    return new TimestreamTelemetryStore({
-      writeClient: new TimestreamWriteClient({}),
-      queryClient: new TimestreamQueryClient({}),
-      database: config.TIMESTREAM_DATABASE,
-      table: config.TIMESTREAM_TABLE,
-    });
-  }
-  if (config.TELEMETRY_BACKEND === 'dynamodb') {
-    if (!config.TELEMETRY_TABLE)
-      throw new ValidationError('TELEMETRY_TABLE is required', { field: 'TELEMETRY_TABLE' });
-    throw new ValidationError('TELEMETRY_BACKEND=dynamodb: adapter pending (see ADR 0011)', {
-      field: 'TELEMETRY_BACKEND',
-      cause: doc,
-    });
-  }
-  return nullStore;
+export function dynamoDocumentClient(): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+  });
 }
 
+/** The DynamoDB-backed ports every function shares (one client per cold start). */
+export function dynamoPorts(config: IngestConfig, doc: DynamoDBDocumentClient = dynamoDocumentClient()) {
+  const state = { client: doc, tableName: config.STATE_TABLE };
+  return {
+    doc,
+    registry: new DynamoRegistry({ client: doc, tableName: config.REGISTRY_TABLE }),
+    events: new DynamoEventLog({ client: doc, tableName: config.EVENTS_TABLE }),
+    sparkplugState: new DynamoSparkplugStateStore(state),
+    registrations: new DynamoRegistrationStore(state),
+    pending: new DynamoPendingRequestStore(state),
+  };
+}
+
+/** Telemetry store per TELEMETRY_BACKEND: DynamoDB (default), Timestream, or none (readings counted, not kept). */
+export function telemetryStore(config: IngestConfig, doc: DynamoDBDocumentClient): TelemetryStore {
+  switch (config.TELEMETRY_BACKEND) {
+    case 'dynamodb':
+      if (!config.TELEMETRY_TABLE)
+        throw new ValidationError('TELEMETRY_TABLE is required with TELEMETRY_BACKEND=dynamodb', {
+          field: 'TELEMETRY_TABLE',
+        });
+      return new DynamoTelemetryStore({ client: doc, tableName: config.TELEMETRY_TABLE });
+    case 'timestream':
+      if (!config.TIMESTREAM_DATABASE || !config.TIMESTREAM_TABLE)
+        throw new ValidationError(
+          'TIMESTREAM_DATABASE and TIMESTREAM_TABLE are required with TELEMETRY_BACKEND=timestream',
+          { field: config.TIMESTREAM_DATABASE ? 'TIMESTREAM_TABLE' : 'TIMESTREAM_DATABASE' },
+        );
+      return new TimestreamTelemetryStore({
+        writeClient: new TimestreamWriteClient({}),
+        queryClient: new TimestreamQueryClient({}),
+        database: config.TIMESTREAM_DATABASE,
+        table: config.TIMESTREAM_TABLE,
+      });
+    case 'none':
+      return nullStore;
+    default:
+      throw new ValidationError(`TELEMETRY_BACKEND=${config.TELEMETRY_BACKEND} is not a telemetry store`, {
+        field: 'TELEMETRY_BACKEND',
+      });
+  }
+}
+
+/** TELEMETRY_BACKEND=none: readings are counted as skipped, queries answer empty. */
 const nullStore: TelemetryStore = {
   async write(readings: EnrichedReading[]): Promise<WriteResult> {
     return { written: 0, duplicates: 0, rejected: [], skipped: readings.length };
@@ -81,45 +110,71 @@ const nullStore: TelemetryStore = {
   async close() {},
 };
 
-export function stateStores(config: IngestConfig, doc: DynamoDBDocumentClient) {
-  const o = { client: doc, tableName: config.STATE_TABLE };
-  return {
-    sparkplug: new DynamoSparkplugStateStore(o),
-    registrations: new DynamoRegistrationStore(o),
-    pending: new DynamoPendingRequestStore(o),
-  };
+/** Server → device messages through the IoT data plane (rebirth NCMD, LwM2M responses, commands). */
+export function iotPublisher(config: IngestConfig): IotDataPublisher {
+  return IotDataPublisher.forEndpoint(config.IOT_DATA_ENDPOINT);
 }
 
-export function registryAndEvents(config: IngestConfig, doc: DynamoDBDocumentClient) {
+/** Everything an ingest function needs in AWS; `service` names its logs and metrics. */
+export function awsIngestPorts(config: IngestConfig, service: string) {
+  const dynamo = dynamoPorts(config);
   return {
-    registry: new DynamoRegistry({ client: doc, tableName: config.REGISTRY_TABLE }),
-    events: new DynamoEventLog({ client: doc, tableName: config.EVENTS_TABLE }),
-  };
+    ...dynamo,
+    store: telemetryStore(config, dynamo.doc),
+    publisher: iotPublisher(config),
+    clock: Date.now,
+    logger: new Logger({ serviceName: service }),
+    metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),
+  } satisfies IngestPorts & Record<string, unknown>;
 }
 
-export function lwm2mServer(config: IngestConfig, doc: DynamoDBDocumentClient): Lwm2mServer {
-  const s = stateStores(config, doc);
-  return new Lwm2mServer({ registrations: s.registrations, pending: s.pending, clock: Date.now });
+/**
+ * Reads the admin key from Secrets Manager and returns its SHA-256 (hex); the key itself is not kept.
+ * The secret is either the key as plain text or JSON with a `key` (or `password`) member.
+ */
+export async function adminKeyHashFromSecret(
+  client: SecretsManagerClient,
+  secretArn: string,
+): Promise<string> {
+  const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+  const raw = out.SecretString;
+  if (raw === undefined || raw.length === 0)
+    throw new ValidationError('the admin key secret is empty', { field: 'ADMIN_KEY_SECRET_ARN' });
+  let key = raw;
+  if (raw.startsWith('{')) {
+    const parsed = JSON.parse(raw) as { key?: unknown; password?: unknown };
+    const v = parsed.key ?? parsed.password;
+    if (typeof v !== 'string' || v.length === 0)
+      throw new ValidationError('the admin key secret JSON has no key member', {
+        field: 'ADMIN_KEY_SECRET_ARN',
+      });
+    key = v;
+  }
+  return hashKey(key);
 }
 
-/** Publishes actions through the IoT data plane (rebirth NCMD, LwM2M responses, commands). */
-export function iotPublisher(config: IngestConfig) {
-  const client = new IoTDataPlaneClient(
-    config.IOT_DATA_ENDPOINT ? { endpoint: `https://${config.IOT_DATA_ENDPOINT}` } : {},
-  );
-  return {
-    async publish(actions: PublishAction[]): Promise<void> {
-      await Promise.all(
-        actions.map(async (a) => {
-          try {
-            await client.send(
-              new PublishCommand({ topic: a.topic, qos: a.qos, retain: false, payload: a.payload }),
-            );
-          } catch (error) {
-            throw mapAwsError(error, `iot.publish ${a.topic}`);
-          }
-        }),
-      );
-    },
+export function adminKeySecretArn(env: NodeJS.ProcessEnv = process.env): string {
+  const arn = env.ADMIN_KEY_SECRET_ARN;
+  if (!arn) throw new ValidationError('ADMIN_KEY_SECRET_ARN is not set', { field: 'ADMIN_KEY_SECRET_ARN' });
+  return arn;
+}
+
+/** The admin key's hash, read from the secret the stack generated. */
+export function adminKeyHash(): Promise<string> {
+  return adminKeyHashFromSecret(new SecretsManagerClient({}), adminKeySecretArn());
+}
+
+/**
+ * A Lambda handler built at its first invocation (cold start), not at module load: a failing
+ * dependency (a throttled secret read) fails that invocation, and the next one builds again.
+ */
+export function lazyHandler<E, C, R>(build: () => Promise<(event: E, context: C) => Promise<R>>) {
+  let ready: Promise<(event: E, context: C) => Promise<R>> | undefined;
+  return async (event: E, context: C): Promise<R> => {
+    ready ??= build().catch((error: unknown) => {
+      ready = undefined;
+      throw error;
+    });
+    return (await ready)(event, context);
   };
 }

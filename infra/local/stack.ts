@@ -17,19 +17,16 @@ import {
   DynamoRegistrationStore,
   DynamoSparkplugStateStore,
 } from '../../functions/adapters/dynamo-state.js';
-import { createApiRouter } from '../../functions/api/app.js';
-import { Authenticator, hashKey, newApiKey } from '../../functions/api/auth.js';
+import { hashKey, newApiKey } from '../../functions/api/auth.js';
+import { composeApi } from '../../functions/api/compose.js';
 import { registryHealth } from '../../functions/api/routes/health.js';
-import { CommandService } from '../../functions/core/commands.js';
-import { Enricher } from '../../functions/core/enrich.js';
-import type { EventLog, StoredEvent } from '../../functions/core/events.js';
+import type { EventLog } from '../../functions/core/events.js';
 import { emptyStats, type IngestStats } from '../../functions/core/ingest.js';
-import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
-import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
-import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
-import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
+import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
+import type { IngestHooks, IngestSettings } from '../../functions/shared/ingest-function.js';
+import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import { pipeline, type StreamKey } from '../pipeline.js';
 import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
 import { type LocalBroker, startBroker } from './broker.js';
@@ -258,76 +255,49 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     if (brokerClosed || brokerRestarting) return;
     await Promise.all(actions.map((a) => broker.publish(a)));
   };
-  const lwm2m = new Lwm2mServer({
-    registrations: new DynamoRegistrationStore(stateOpts),
-    pending: new DynamoPendingRequestStore(stateOpts),
+  const totals: IngestStats = emptyStats();
+  // Ports of the ingest functions; each call builds a fresh set of state ports, as a separate Lambda
+  // instance would have (its processor's write-back cache over them is its own).
+  const ingestPorts = (protocol: Protocol) => ({
+    registry,
+    events: baseEvents,
+    store: handlerStore,
+    publisher: { publish },
     clock,
+    logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
+    metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
   });
-  const commands = new CommandService({ registry, lwm2m, publish, clock, newId: randomUUID });
-  // Device answers complete their commands as the response events are logged.
-  const events: EventLog = {
-    list: (q) => baseEvents.list(q),
-    async append(list: StoredEvent[]) {
-      await baseEvents.append(list);
-      for (const e of list) {
-        const d = e.data as { commandId?: string; result?: number; success?: boolean } | undefined;
-        if (e.type === 'response' && d?.commandId) {
-          await commands
-            .complete(e.deviceId, d.commandId, {
-              ...(d as Record<string, unknown>),
-              result: d.result ?? 0,
-              success: d.success === true,
-            })
-            .catch(() => {});
-        }
-      }
+  const ingestSettings: IngestSettings = {
+    autoRegister: o.autoRegister ?? true,
+    defaultDeviceType: 'unclassified',
+    // DuckDB pays a staged anti-join insert per write: one write per batch, not one per 2,048 readings
+    // (chunked writes halved the local end-to-end rate).
+    chunkReadings: 100_000,
+  };
+  const ingestHooks: IngestHooks = {
+    onStored: (ms) => latency.record(ms),
+    onBatch: (stats) => {
+      for (const k of Object.keys(totals) as Array<keyof IngestStats>) totals[k] += stats[k];
     },
   };
-
-  // ---- the SAME ingest handlers, driven by the local event-source runner ------------------------------
-  const totals: IngestStats = emptyStats();
-  // One ingest handler per concurrent lane, as separate Lambda instances would be: each has its own
-  // protocol-state write-back cache (read and written once per key per batch).
-  const makeHandler = (protocol: Protocol) => {
-    const processor =
-      protocol === 'sparkplug'
-        ? new SparkplugHost({
-            store: new CachedSparkplugStateStore(new DynamoSparkplugStateStore(stateOpts)),
-            clock,
-          })
-        : new Lwm2mServer({
-            registrations: new CachedRegistrationStore(new DynamoRegistrationStore(stateOpts)),
+  // The SAME composition roots as the Lambda entries, driven by the local event-source runner: one
+  // function instance per concurrent lane.
+  const makeHandler = (protocol: Protocol) =>
+    protocol === 'sparkplug'
+      ? composeSparkplugIngest(
+          { ...ingestPorts(protocol), sparkplugState: new DynamoSparkplugStateStore(stateOpts) },
+          ingestSettings,
+          ingestHooks,
+        ).handler
+      : composeLwm2mIngest(
+          {
+            ...ingestPorts(protocol),
+            registrations: new DynamoRegistrationStore(stateOpts),
             pending: new DynamoPendingRequestStore(stateOpts),
-            clock,
-          });
-    const cache =
-      processor instanceof SparkplugHost
-        ? processor.stateStore
-        : (processor as Lwm2mServer).registrationStore;
-    return createIngestHandler({
-      protocol,
-      processor,
-      stateCaches: [cache as CachedSparkplugStateStore | CachedRegistrationStore],
-      enricher: new Enricher({
-        registry,
-        clock,
-        autoRegister: { enabled: o.autoRegister ?? true, defaultType: 'unclassified' },
-      }),
-      store: handlerStore,
-      // DuckDB pays a staged anti-join insert per write: one write per batch, not one per 2,048 readings
-      // (chunked writes halved the local end-to-end rate).
-      chunkReadings: 100_000,
-      onStored: (ms) => latency.record(ms),
-      publisher: { publish },
-      events,
-      clock,
-      logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
-      metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
-      onBatch: (stats) => {
-        for (const k of Object.keys(totals) as Array<keyof IngestStats>) totals[k] += stats[k];
-      },
-    });
-  };
+          },
+          ingestSettings,
+          ingestHooks,
+        ).handler;
   const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
   // Counters of runners stopped by restartRunners(), so the totals stay cumulative.
   const retired = {
@@ -366,7 +336,6 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
 
   // ---- API and dashboard -------------------------------------------------------------------------------
   const adminKey = o.adminKey ?? newApiKey('admin');
-  const authenticator = new Authenticator(hashKey(adminKey), registry);
   let online = { sparkplug: 0, lwm2m: 0 };
   // Every page, no cache: the timer below is the only caller.
   const countOnline = registryHealth(registry, clock, { ttlMs: 0, maxPages: Number.POSITIVE_INFINITY });
@@ -384,13 +353,17 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   // A full registry scan (every page: a fleet is often larger than one): every 10 s is fresh enough
   // for the status line and /health, and keeps the scan's cost off the emulator's hot path.
   const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 10_000);
-  const router = createApiRouter({
+  const { router, authenticator } = composeApi({
     registry,
+    events: baseEvents,
     store,
-    events,
-    commands,
-    authenticator,
+    registrations: new DynamoRegistrationStore(stateOpts),
+    pending: new DynamoPendingRequestStore(stateOpts),
+    sparkplugState: new DynamoSparkplugStateStore(stateOpts),
+    publisher: { publish },
     clock,
+    newId: randomUUID,
+    adminKeyHash: hashKey(adminKey),
     health: async () => ({ online }),
   });
 
@@ -458,7 +431,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     ...(demoApp ? { demoApp } : {}),
     registry,
     store,
-    events,
+    events: baseEvents,
     get broker() {
       return broker;
     },

@@ -1,28 +1,28 @@
 /**
  * `npm run bench -- ingest`: handler throughput on one core, warm cache, store mocked — a 10,000-record
- * Kinesis batch per protocol through the real ingest path (envelope → decode → protocol state (the
- * Lambda's write-behind cache over an in-memory port instead of DynamoDB) → enrich → store port).
+ * Kinesis batch per protocol through the function its composition root builds (envelope → decode →
+ * protocol state (the host's write-behind cache over an in-memory port instead of DynamoDB) → enrich →
+ * store port).
  * Prints readings/s, median of several runs.
  */
 
-import { Enricher } from '../../functions/core/enrich.js';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { InMemoryEventLog } from '../../functions/core/events.js';
-import { type IngestRecord, processBatch } from '../../functions/core/ingest.js';
+import type { IngestRecord } from '../../functions/core/ingest.js';
 import { ContentFormat, encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
-import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
 import {
   InMemoryPendingRequestStore,
   InMemoryRegistrationStore,
 } from '../../functions/core/lwm2m/server/state.js';
-import type { MessageProcessor } from '../../functions/core/processor.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { compressRecords, encodeSenml } from '../../functions/core/senml/index.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
-import { SparkplugHost } from '../../functions/core/sparkplug/host/host.js';
 import { InMemorySparkplugStateStore } from '../../functions/core/sparkplug/host/state.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { CachedRegistrationStore, CachedSparkplugStateStore } from '../../functions/core/state-cache.js';
+import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
+import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import type { Benchmark } from '../../infra/cli/bench.js';
 
 const T0 = 1_700_000_000_000;
@@ -166,35 +166,33 @@ async function measure(
   for (let r = 0; r < runs; r++) {
     const registry = new InMemoryRegistry();
     await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
-    // Protocol state as the Lambda keeps it (functions/shared/aws-ingest.ts): the write-behind cache,
-    // here over an in-memory port instead of DynamoDB.
-    const sparkplugState = new CachedSparkplugStateStore(new InMemorySparkplugStateStore(), {
-      clock: () => T0,
-    });
-    const registrations = new CachedRegistrationStore(new InMemoryRegistrationStore());
-    const processor: MessageProcessor =
-      protocol === 'sparkplug'
-        ? new SparkplugHost({ store: sparkplugState, clock: () => T0 })
-        : new Lwm2mServer({ registrations, pending: new InMemoryPendingRequestStore(), clock: () => T0 });
-    const deps = {
-      protocol,
-      processor,
-      stateCaches: protocol === 'sparkplug' ? [sparkplugState] : [registrations],
-      enricher: new Enricher({
-        registry,
-        clock: () => T0,
-        autoRegister: { enabled: true, defaultType: 'bench' },
-      }),
+    // The function as the Lambda builds it (its composition root), over in-memory ports: the host's
+    // write-behind cache sits over an in-memory state port instead of DynamoDB.
+    const ports = {
+      registry,
+      events: new InMemoryEventLog(1000),
       store: { write: async (rs: unknown[]) => ({ written: rs.length, duplicates: 0, rejected: [] }) },
       publisher: { publish: async () => {} },
-      events: new InMemoryEventLog(1000),
       clock: () => T0,
-      concurrency: 8,
+      logger: new Logger({ serviceName: 'bench', logLevel: 'ERROR' }),
+      metrics: new Metrics({ namespace: 'bench' }),
     };
-    await processBatch(births, deps); // births + warm cache (not timed)
+    const settings = { autoRegister: true, defaultDeviceType: 'bench', concurrency: 8 };
+    const fn =
+      protocol === 'sparkplug'
+        ? composeSparkplugIngest({ ...ports, sparkplugState: new InMemorySparkplugStateStore() }, settings)
+        : composeLwm2mIngest(
+            {
+              ...ports,
+              registrations: new InMemoryRegistrationStore(),
+              pending: new InMemoryPendingRequestStore(),
+            },
+            settings,
+          );
+    await fn.processRecords(births); // births + warm cache (not timed)
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const out = await processBatch(batch, deps);
+    const out = await fn.processRecords(batch);
     const cpu = process.cpuUsage(c0);
     const ms = performance.now() - t0;
     readings = out.stats.readingsDecoded;

@@ -3,6 +3,8 @@
  * CBOR + SenML CBOR, Sparkplug protobuf), the device's answer going back through the real LwM2M server
  * and completing the command, timeouts, and field-named validation errors.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ContentFormat,
@@ -13,6 +15,7 @@ import {
 import { decodeSenml, encodeSenml } from '../../functions/core/senml/index.js';
 import { decodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
+import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
 import { type Api, createApi, T0 } from './fixture.js';
 
 let api: Api;
@@ -21,22 +24,35 @@ beforeAll(async () => {
 });
 afterAll(async () => api.close());
 
-/** What the ingest path does with the LwM2M server's outcome (the lead wires this in the stack). */
+let seq = 0;
+/**
+ * The device's answer published on its topic, delivered as the lwm2m rule's Kinesis record to the
+ * lwm2m-ingest function (its composition root, over the API's in-memory ports): the same code completes
+ * the command in AWS and locally.
+ */
 async function deviceAnswers(endpoint: string, message: Parameters<typeof encodeMessage>[0]): Promise<void> {
-  const outcome = await api.lwm2m.handle({
-    topic: `lwm2m/rd/${endpoint}`,
-    payload: encodeMessage(message),
-    receivedAt: api.clock.now,
+  const ingest = composeLwm2mIngest({
+    registry: api.registry,
+    events: api.events,
+    store: api.store,
+    publisher: { publish: async (actions) => void api.published.push(...actions) },
+    clock: () => api.clock.now,
+    logger: new Logger({ serviceName: 'lwm2m-ingest', logLevel: 'ERROR' }),
+    metrics: new Metrics({ namespace: 'test' }),
+    registrations: api.registrations,
+    pending: api.pending,
   });
-  for (const e of outcome.events) {
-    const d = e.data as { commandId?: string; result?: number; success?: boolean } | undefined;
-    if (e.type === 'response' && d?.commandId)
-      await api.deps.commands.complete(e.deviceId, d.commandId, {
-        ...d,
-        result: d.result ?? 0,
-        success: d.success === true,
-      });
-  }
+  const envelope = {
+    topic: `lwm2m/rd/${endpoint}`,
+    payload: Buffer.from(encodeMessage(message)).toString('base64'),
+    receivedAt: api.clock.now,
+    clientId: endpoint,
+  };
+  const result = await ingest.processRecords([
+    { sequenceNumber: String(++seq), partitionKey: endpoint, data: Buffer.from(JSON.stringify(envelope)) },
+  ]);
+  expect(result.batchItemFailures).toEqual([]);
+  expect(result.stats.quarantined).toBe(0);
 }
 
 describe('LwM2M commands', () => {

@@ -11,8 +11,11 @@ import type { ApiResponse } from '../../functions/api/http.js';
 import { type ApiDeps, createApiRouter } from '../../functions/api/router.js';
 import { CommandService } from '../../functions/core/commands.js';
 import { InMemoryEventLog } from '../../functions/core/events.js';
-import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
-import type { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
+import { Lwm2mServer } from '../../functions/core/lwm2m/server/server.js';
+import {
+  InMemoryPendingRequestStore,
+  InMemoryRegistrationStore,
+} from '../../functions/core/lwm2m/server/state.js';
 import type { EnrichedReading, PublishAction } from '../../functions/core/reading.js';
 import type { Device } from '../../functions/core/registry.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
@@ -54,6 +57,9 @@ export interface Api {
   events: InMemoryEventLog;
   store: DuckDbTelemetryStore;
   lwm2m: Lwm2mServer;
+  /** The LwM2M server's state, shared with an lwm2m-ingest function built over the same ports. */
+  registrations: InMemoryRegistrationStore;
+  pending: InMemoryPendingRequestStore;
   sparkplugState: InMemorySparkplugStateStore;
   published: PublishAction[];
   router: ReturnType<typeof createApiRouter>;
@@ -101,7 +107,9 @@ export async function createApi(): Promise<Api> {
   const events = new InMemoryEventLog();
   const clock = { now: T0 };
   const now = () => clock.now;
-  const lwm2m = createInMemoryLwm2mServer({ clock: now });
+  const registrations = new InMemoryRegistrationStore();
+  const pending = new InMemoryPendingRequestStore();
+  const lwm2m = new Lwm2mServer({ registrations, pending, clock: now });
   const sparkplugState = new InMemorySparkplugStateStore();
   const published: PublishAction[] = [];
   let n = 0;
@@ -188,6 +196,8 @@ export async function createApi(): Promise<Api> {
     events,
     store,
     lwm2m,
+    registrations,
+    pending,
     sparkplugState,
     published,
     router,

@@ -8,9 +8,10 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Authenticator, hashKey } from '../../functions/api/auth.js';
 import { createAuthorizer, stageWildcard } from '../../functions/api/authorizer.js';
-import { adminKeyHashFromSecret } from '../../functions/api/aws-deps.js';
 import { createApiHandler } from '../../functions/api/handler.js';
+import { createApiRouter } from '../../functions/api/router.js';
 import { TransientError } from '../../functions/core/errors.js';
+import { adminKeyHashFromSecret } from '../../functions/shared/aws.js';
 import { ADMIN, type Api, createApi, reading, T0 } from './fixture.js';
 
 let api: Api;
@@ -41,7 +42,7 @@ function proxyEvent(over: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
 
 describe('API Gateway proxy handler', () => {
   it('serves the router: query, authorizer context, JSON body and status', async () => {
-    const handler = createApiHandler(async () => api.deps);
+    const handler = createApiHandler(async () => createApiRouter(api.deps));
     const principal = JSON.stringify({ kind: 'admin' });
     const res = await handler(
       proxyEvent({
@@ -78,7 +79,7 @@ describe('API Gateway proxy handler', () => {
 
   it('renders bigints as strings in the HTTP body', async () => {
     await api.store.write([reading('b1', 'breaker', 'Big', 2n ** 62n + 1n, T0 + 500, { type: 'Int64' })]);
-    const handler = createApiHandler(async () => api.deps);
+    const handler = createApiHandler(async () => createApiRouter(api.deps));
     const res = await handler(
       proxyEvent({
         path: '/devices/b1/telemetry',
@@ -90,7 +91,7 @@ describe('API Gateway proxy handler', () => {
   });
 
   it('answers 400 naming body for invalid JSON, and 401 without a credential', async () => {
-    const handler = createApiHandler(async () => api.deps);
+    const handler = createApiHandler(async () => createApiRouter(api.deps));
     const bad = await handler(
       proxyEvent({
         httpMethod: 'POST',
@@ -112,7 +113,7 @@ describe('API Gateway proxy handler', () => {
     const handler = createApiHandler(async () => {
       attempts++;
       if (attempts === 1) throw new TransientError('THROTTLED', 'secrets manager throttled');
-      return api.deps;
+      return createApiRouter(api.deps);
     });
     const first = await handler(proxyEvent({ path: '/health' }));
     expect(first.statusCode).toBe(503);
@@ -147,7 +148,7 @@ describe('REQUEST authorizer', () => {
     expect(out.principalId).toBe(`app:${api.appId}`);
     const principal = String(out.context?.principal);
     expect(JSON.parse(principal)).toMatchObject({ kind: 'app', deviceTypes: ['breaker'] });
-    const handler = createApiHandler(async () => api.deps);
+    const handler = createApiHandler(async () => createApiRouter(api.deps));
     const ctx = { authorizer: { principal } } as unknown as APIGatewayProxyEvent['requestContext'];
     expect((await handler(proxyEvent({ path: '/devices/b1', requestContext: ctx }))).statusCode).toBe(200);
     expect((await handler(proxyEvent({ path: '/devices/e1', requestContext: ctx }))).statusCode).toBe(403);

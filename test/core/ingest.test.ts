@@ -293,16 +293,12 @@ describe('processBatch: processor.prepare', () => {
 
   it('reports every record for retry (lowest sequence number) and stores nothing when prepare keeps failing', async () => {
     const cleared: string[] = [];
-    const cache = {
-      begin: () => cleared.push('begin'),
-      clear: () => cleared.push('clear'),
-      flush: async () => {
-        cleared.push('flush');
-      },
-    };
-    const { d, stored, published, events, processor } = deps({ attempts: 3, stateCaches: [cache] });
+    const { d, stored, published, events, processor } = deps({ attempts: 3 });
     let calls = 0;
     d.processor = Object.assign(processor, {
+      begin: () => void cleared.push('begin'),
+      abort: () => void cleared.push('abort'),
+      commit: async () => void cleared.push('commit'),
       async prepare() {
         calls++;
         throw new TransientError('STATE_THROTTLED', 'throttled');
@@ -325,8 +321,8 @@ describe('processBatch: processor.prepare', () => {
     expect(stored).toEqual([]);
     expect(published).toEqual([]);
     expect((await events.list({})).events).toEqual([]);
-    // Cleared once after prepare gave up, and once more as the batch is handed back for redelivery.
-    expect(cleared).toEqual(['begin', 'clear', 'clear']);
+    // Begun, then aborted once as the batch is handed back for redelivery; never committed.
+    expect(cleared).toEqual(['begin', 'abort']);
     expect(problems).toEqual([`transient:${records[0]!.sequenceNumber}`]);
   });
 
@@ -352,9 +348,8 @@ describe('processBatch: chunks', () => {
   it('stores every reading exactly once, a chunk at a time, before state is flushed and actions published', async () => {
     const order: string[] = [];
     const writes: number[] = [];
-    const { d, stored, published, prepared } = deps({
-      stateCaches: [{ clear: () => {}, flush: async () => void order.push('flush') }],
-    });
+    const { d, stored, published, prepared, processor } = deps();
+    d.processor = Object.assign(processor, { commit: async () => void order.push('flush') });
     const store = d.store;
     d.store = {
       async write(readings) {
@@ -391,15 +386,11 @@ describe('processBatch: chunks', () => {
 
   it('hands the whole batch back when a later chunk cannot be stored: no flush, no publish, caches cleared', async () => {
     const cache: string[] = [];
-    const { d, published, events } = deps({
-      attempts: 2,
-      stateCaches: [
-        {
-          begin: () => cache.push('begin'),
-          clear: () => cache.push('clear'),
-          flush: async () => void cache.push('flush'),
-        },
-      ],
+    const { d, published, events, processor } = deps({ attempts: 2 });
+    d.processor = Object.assign(processor, {
+      begin: () => void cache.push('begin'),
+      abort: () => void cache.push('clear'),
+      commit: async () => void cache.push('flush'),
     });
     let calls = 0;
     d.store = {

@@ -716,8 +716,8 @@ describe('CachedRegistrationStore prefetch', () => {
 describe('write-behind cache wired into processBatch', () => {
   function ingest(port: Counting, opts: { failWrites?: number } = {}) {
     let failWrites = opts.failWrites ?? 0;
-    const cache = new CachedSparkplugStateStore(port, { clock: () => T0 });
-    const host = new SparkplugHost({ store: cache, clock: () => now, rebirthThrottleMs: 0 });
+    // The host owns its write-back cache; processBatch begins, commits and aborts it.
+    const host = new SparkplugHost({ store: port, clock: () => now, rebirthThrottleMs: 0, writeBack: {} });
     const stored: unknown[] = [];
     let seq = 0;
     const run = (...messages: InboundMessage[]) => {
@@ -736,7 +736,6 @@ describe('write-behind cache wired into processBatch', () => {
       return processBatch(records, {
         protocol: 'sparkplug',
         processor: host,
-        stateCaches: [cache],
         enricher: {
           async prepare() {},
           enrich: (readings) => ({

@@ -8,6 +8,7 @@ import { decodeCbor } from '../../cbor/index.js';
 import { DecodeError, DualpathError, describeError } from '../../errors.js';
 import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
 import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
+import { CachedRegistrationStore } from '../../state-cache.js';
 import { lwm2mTopic, parseLwm2mTopic } from '../../topics.js';
 import { decodeContent } from '../content.js';
 import { parseObjectList } from '../link-format.js';
@@ -45,6 +46,12 @@ export interface Lwm2mServerOptions {
   defaultLifetime?: number;
   /** How long a request waits for the device's response. */
   requestTimeoutMs?: number;
+  /**
+   * Keep registrations in a write-back cache (the ingest function, ADR 0012): read once per endpoint
+   * per batch, written by commit() after the batch's readings are stored. Without it (the API's
+   * command issuer, tests) every change is written at once.
+   */
+  writeBack?: boolean;
 }
 
 const SEND_FORMATS = new Set<number>([
@@ -78,20 +85,32 @@ interface Ctx {
 
 export class Lwm2mServer implements MessageProcessor {
   private readonly registrations: RegistrationStore;
-  get registrationStore(): RegistrationStore {
-    return this.registrations;
-  }
+  /** The write-back cache this server owns (with `writeBack`); `registrations` is then this cache. */
+  private readonly cache: CachedRegistrationStore | undefined;
   private readonly pending: PendingRequestStore;
   private readonly clock: Clock;
   private readonly defaultLifetime: number;
   private readonly requestTimeoutMs: number;
 
   constructor(opts: Lwm2mServerOptions) {
-    this.registrations = opts.registrations;
+    this.cache = opts.writeBack ? new CachedRegistrationStore(opts.registrations) : undefined;
+    this.registrations = this.cache ?? opts.registrations;
     this.pending = opts.pending;
     this.clock = opts.clock;
     this.defaultLifetime = opts.defaultLifetime ?? 86_400;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+  }
+
+  begin(): void {
+    this.cache?.clear();
+  }
+
+  async commit(): Promise<void> {
+    await this.cache?.flush();
+  }
+
+  abort(): void {
+    this.cache?.clear();
   }
 
   /** Bulk-loads the registrations of every endpoint the batch talks about (if the store can). */

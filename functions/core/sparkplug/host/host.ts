@@ -6,6 +6,7 @@
 import { ConflictError, DecodeError, ProtocolError } from '../../errors.js';
 import type { Clock, InboundMessage, MessageProcessor } from '../../processor.js';
 import type { LifecycleEvent, MessageOutcome, PublishAction, Reading } from '../../reading.js';
+import { CachedSparkplugStateStore } from '../../state-cache.js';
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugTopic } from '../../topics.js';
 import { decodePayload, encodePayload, parseStateMessage } from '../codec.js';
 import { DataType, type SpMetric, type SpPayload, type SpTemplate } from '../types.js';
@@ -30,6 +31,12 @@ export interface SparkplugHostOptions {
   reorderTimeoutMs?: number;
   /** Conflict retries when another writer changed the node concurrently. */
   conflictRetries?: number;
+  /**
+   * Keep state in a write-back cache over `store` (the ingest functions, ADR 0012): read once per key
+   * per batch, written by commit() after the batch's readings are stored. Without it every change is
+   * written at once (tests, one-off tools).
+   */
+  writeBack?: { checkpointMs?: number; maxEntries?: number };
 }
 
 /** Topics remembered by a host (one or two per edge node and device). */
@@ -54,10 +61,8 @@ interface Ctx {
 
 export class SparkplugHost implements MessageProcessor {
   private readonly store: SparkplugStateStore;
-  /** The state port (the ingest path flushes a write-back cache through it). */
-  get stateStore(): SparkplugStateStore {
-    return this.store;
-  }
+  /** The write-back cache this host owns (with `writeBack`); `store` is then this cache. */
+  private readonly cache: CachedSparkplugStateStore | undefined;
   private readonly clock: Clock;
   private readonly throttleMs: number;
   private readonly reorderMs: number;
@@ -66,11 +71,26 @@ export class SparkplugHost implements MessageProcessor {
   private readonly topics = new Map<string, SparkplugTopic>();
 
   constructor(opts: SparkplugHostOptions) {
-    this.store = opts.store;
+    this.cache = opts.writeBack
+      ? new CachedSparkplugStateStore(opts.store, { ...opts.writeBack, clock: opts.clock })
+      : undefined;
+    this.store = this.cache ?? opts.store;
     this.clock = opts.clock;
     this.throttleMs = opts.rebirthThrottleMs ?? 5000;
     this.reorderMs = opts.reorderTimeoutMs ?? 2000;
     this.conflictRetries = opts.conflictRetries ?? 3;
+  }
+
+  begin(): void {
+    this.cache?.begin();
+  }
+
+  async commit(): Promise<void> {
+    await this.cache?.flush();
+  }
+
+  abort(): void {
+    this.cache?.clear();
   }
 
   /** Bulk-loads the state of every edge node and device the batch talks about (if the store can). */

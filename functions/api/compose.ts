@@ -1,0 +1,73 @@
+/**
+ * The api and authorizer functions, whole — their composition roots. The REST router over the registry,
+ * the event log, the telemetry store, Sparkplug state (node catalogs) and the command service (LwM2M
+ * requests through an LwM2M server that writes at once, Sparkplug NCMD/DCMD); the authenticator over the
+ * admin key's hash and the registry's application keys. The Lambda entries (handler.ts, authorizer.ts)
+ * and the local stack build them here and differ only in the ports they pass.
+ */
+import { CommandService } from '../core/commands.js';
+import type { EventLog } from '../core/events.js';
+import type { PublisherPort } from '../core/ingest.js';
+import { Lwm2mServer } from '../core/lwm2m/server/server.js';
+import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
+import type { Clock } from '../core/processor.js';
+import type { RegistryPort } from '../core/registry.js';
+import type { SparkplugStateStore } from '../core/sparkplug/host/state.js';
+import type { TelemetryStore } from '../core/telemetry.js';
+import { Authenticator, type Principal } from './auth.js';
+import type { Router } from './http.js';
+import { type ApiDeps, createApiRouter, type HealthCounts } from './router.js';
+import { registryHealth } from './routes/health.js';
+
+export interface AuthorizerPorts {
+  registry: RegistryPort;
+  /** SHA-256 (hex) of the admin key; the key itself is never held. */
+  adminKeyHash: string;
+}
+
+export interface ApiPorts extends AuthorizerPorts {
+  events: EventLog;
+  store: TelemetryStore;
+  registrations: RegistrationStore;
+  pending: PendingRequestStore;
+  sparkplugState: Pick<SparkplugStateStore, 'getNode' | 'getDevice'>;
+  publisher: PublisherPort;
+  clock: Clock;
+  newId: () => string;
+  /** Counts for GET /health (default: a cached scan of the registry). */
+  health?: () => Promise<HealthCounts>;
+}
+
+export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
+  return new Authenticator(ports.adminKeyHash, ports.registry);
+}
+
+export function composeApi(ports: ApiPorts): {
+  router: Router<Principal>;
+  authenticator: Authenticator;
+  commands: CommandService;
+} {
+  const { registry, clock } = ports;
+  // Issues requests only: the server's responses are handled by lwm2m-ingest.
+  const lwm2m = new Lwm2mServer({ registrations: ports.registrations, pending: ports.pending, clock });
+  const commands = new CommandService({
+    registry,
+    lwm2m,
+    publish: (actions) => ports.publisher.publish(actions),
+    clock,
+    newId: ports.newId,
+  });
+  const authenticator = composeAuthorizer(ports);
+  const deps: ApiDeps = {
+    registry,
+    store: ports.store,
+    events: ports.events,
+    commands,
+    authenticator,
+    clock,
+    health: ports.health ?? registryHealth(registry, clock),
+    sparkplugState: ports.sparkplugState,
+    newId: ports.newId,
+  };
+  return { router: createApiRouter(deps), authenticator, commands };
+}
