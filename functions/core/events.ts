@@ -15,8 +15,14 @@ export interface StoredEvent extends LifecycleEvent {
 export interface QuarantineEntry {
   protocol: Protocol;
   topic: string;
-  /** The original payload, base64. */
+  /** The original payload, base64 — its first MAX_QUARANTINE_PAYLOAD characters when truncated. */
   payload: string;
+  /** Set when `payload` holds only the start of the payload's base64 text. */
+  payloadTruncated?: boolean;
+  /** Length of the whole base64 text (when truncated). */
+  payloadLength?: number;
+  /** SHA-256 (hex) of the whole base64 text (when truncated). */
+  payloadSha256?: string;
   clientId?: string;
   receivedAt: number;
   reason: { code: string; message: string; field?: string };

@@ -13,6 +13,7 @@
  * chunk is stored, and actions are published after that (ADR 0012); a chunk that cannot be stored
  * hands the whole batch back (the chunks stored before it are re-written as duplicates).
  */
+import { createHash } from 'node:crypto';
 import { ConflictError, DualpathError, describeError, isRetryable } from './errors.js';
 import { type EventLog, eventId, type QuarantineEntry, quarantineEvent, type StoredEvent } from './events.js';
 import type { Clock, InboundMessage, MessageProcessor } from './processor.js';
@@ -68,6 +69,8 @@ export interface IngestStats {
   registrations: number;
   transientFailures: number;
   retries: number;
+  /** Events the event log did not take after its retries (logged in full instead). */
+  eventsUnwritten: number;
 }
 
 export interface IngestResult {
@@ -99,8 +102,13 @@ export interface IngestDeps {
    * (the envelope's receivedAt, stamped by the topic rule) its readings were stored, and how many.
    */
   onStored?(latencyMs: number, readings: number): void;
-  /** Called for every record-level problem (for the logger). */
-  onProblem?: (problem: { kind: 'quarantine' | 'transient'; record: IngestRecord; error: unknown }) => void;
+  /** Called for every record-level problem (for the logger); `events`: events that could not be logged. */
+  onProblem?: (problem: {
+    kind: 'quarantine' | 'transient' | 'events';
+    record: IngestRecord;
+    error: unknown;
+    events?: StoredEvent[];
+  }) => void;
 }
 
 /** The envelope's fields are the message's: one object per record, handed to the processor as is. */
@@ -201,6 +209,7 @@ export function emptyStats(): IngestStats {
     registrations: 0,
     transientFailures: 0,
     retries: 0,
+    eventsUnwritten: 0,
   };
 }
 
@@ -419,13 +428,7 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
       if (e.type === 'register') stats.registrations++;
     });
   }
-  if (events.length > 0) {
-    try {
-      await withRetry(() => deps.events.append(events), deps, stats);
-    } catch (error) {
-      return failEverything(records, stats, deps, error);
-    }
-  }
+  if (events.length > 0) await appendEvents(events, records, deps, stats);
 
   // 6. The registry's view of each device (last seen, online, registration): one write per device.
   if (deps.enricher.record && deps.enricher.flush) {
@@ -443,6 +446,42 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
 
   stats.messages = results.length;
   return { batchItemFailures: lowestFailure(records, failed), stats };
+}
+
+/**
+ * Appends the batch's events without ever failing its readings or state, already stored: with their own
+ * retry budget (EVENT_APPEND_ATTEMPTS), and when a write is refused for good, event by event, so one
+ * event the log cannot take costs only itself. What still cannot be written is reported (the handler
+ * logs each event in full, so nothing is lost without a trace) and counted in `eventsUnwritten`.
+ */
+export const EVENT_APPEND_ATTEMPTS = 6;
+
+async function appendEvents(
+  events: StoredEvent[],
+  records: IngestRecord[],
+  deps: IngestDeps,
+  stats: IngestStats,
+): Promise<void> {
+  const budget = { ...deps, attempts: Math.max(deps.attempts ?? 3, EVENT_APPEND_ATTEMPTS) };
+  try {
+    await withRetry(() => deps.events.append(events), budget, stats);
+    return;
+  } catch (error) {
+    if (isRetryable(error) || events.length === 1) {
+      stats.eventsUnwritten += events.length;
+      deps.onProblem?.({ kind: 'events', record: records[0]!, error, events });
+      return;
+    }
+  }
+  // Refused (not throttled): one event at a time, so only the offending ones are left out.
+  for (const e of events) {
+    try {
+      await withRetry(() => deps.events.append([e]), budget, stats);
+    } catch (error) {
+      stats.eventsUnwritten++;
+      deps.onProblem?.({ kind: 'events', record: records[0]!, error, events: [e] });
+    }
+  }
 }
 
 /**
@@ -563,12 +602,50 @@ function parseRecord(record: IngestRecord, deps: IngestDeps): InboundMessage | R
       quarantine: {
         protocol: deps.protocol,
         topic: '',
-        payload: raw,
+        ...boundedPayload(raw),
         receivedAt: deps.clock(),
         reason: describeError(error),
         source: { sequenceNumber: record.sequenceNumber, partitionKey: record.partitionKey },
       },
     };
+  }
+}
+
+/**
+ * Times a reading or event may carry: from 2000-01-01 UTC to one day after the broker received the
+ * message. Outside it a time is a device bug (an unset clock, a unit mix-up, a value that wrapped): the
+ * message is quarantined instead of being stored in the wrong place — or, beyond JavaScript's Date
+ * range, failing the batch in whichever dependency formats it first.
+ */
+export const MIN_READING_TIME = Date.UTC(2000, 0, 1);
+export const MAX_READING_AHEAD_MS = 86_400_000;
+
+class TimeRangeError extends DualpathError {
+  readonly retryable = false;
+  readonly code = 'TIME_OUT_OF_RANGE';
+}
+
+function checkTimes(outcome: MessageOutcome, receivedAt: number): void {
+  const max = receivedAt + MAX_READING_AHEAD_MS;
+  const rs = outcome.readings;
+  for (let i = 0; i < rs.length; i++) {
+    const t = rs[i]!.time;
+    // Written so that NaN fails too.
+    if (!(t >= MIN_READING_TIME && t <= max)) {
+      throw new TimeRangeError(
+        `reading ${rs[i]!.metric} has time ${t}, outside [${new Date(MIN_READING_TIME).toISOString()}, receipt + 1 day]`,
+        { field: `readings[${i}].time` },
+      );
+    }
+  }
+  const es = outcome.events;
+  for (let i = 0; i < es.length; i++) {
+    const t = es[i]!.time;
+    if (!(t >= MIN_READING_TIME && t <= max)) {
+      throw new TimeRangeError(`${es[i]!.type} event has time ${t}, outside the accepted range`, {
+        field: 'timestamp',
+      });
+    }
   }
 }
 
@@ -585,6 +662,7 @@ async function processRecord(
   try {
     const outcome = await handleWithRetry(message, deps, stats);
     const rs = outcome.readings;
+    checkTimes(outcome, message.receivedAt);
     for (let i = 0; i < rs.length; i++) readings.push(rs[i]!);
     const result: RecordResult = {
       record,
@@ -610,6 +688,25 @@ async function processRecord(
   }
 }
 
+/**
+ * Quarantine entries keep at most the first 64 KiB of the payload's base64 text, with the full text's
+ * length and SHA-256: an entry is always far below DynamoDB's 400 KB item limit, whatever was sent.
+ */
+export const MAX_QUARANTINE_PAYLOAD = 65_536;
+const MAX_QUARANTINE_TOPIC = 1024;
+
+function boundedPayload(
+  base64: string,
+): Pick<QuarantineEntry, 'payload' | 'payloadTruncated' | 'payloadLength' | 'payloadSha256'> {
+  if (base64.length <= MAX_QUARANTINE_PAYLOAD) return { payload: base64 };
+  return {
+    payload: base64.slice(0, MAX_QUARANTINE_PAYLOAD),
+    payloadTruncated: true,
+    payloadLength: base64.length,
+    payloadSha256: createHash('sha256').update(base64).digest('hex'),
+  };
+}
+
 function quarantineEntry(
   protocol: Protocol,
   record: IngestRecord,
@@ -618,9 +715,12 @@ function quarantineEntry(
 ): QuarantineEntry {
   const entry: QuarantineEntry = {
     protocol,
-    topic: envelope.topic,
+    topic:
+      envelope.topic.length > MAX_QUARANTINE_TOPIC
+        ? envelope.topic.slice(0, MAX_QUARANTINE_TOPIC)
+        : envelope.topic,
     // The payload text as sent (the message only keeps its bytes): the envelope is read again.
-    payload: envelopePayloadText(record.data),
+    ...boundedPayload(envelopePayloadText(record.data)),
     receivedAt: envelope.receivedAt,
     reason,
     source: { sequenceNumber: record.sequenceNumber, partitionKey: record.partitionKey },

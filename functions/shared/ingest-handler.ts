@@ -36,6 +36,7 @@ const COUNTERS: Array<[keyof IngestStats, string]> = [
   ['registrations', 'Registrations'],
   ['transientFailures', 'TransientFailures'],
   ['retries', 'Retries'],
+  ['eventsUnwritten', 'EventsUnwritten'],
 ];
 
 export function createIngestHandler(deps: IngestHandlerDeps): KinesisHandler {
@@ -48,13 +49,16 @@ export function createIngestHandler(deps: IngestHandlerDeps): KinesisHandler {
     }));
     const result = await processBatch(records, {
       ...core,
-      onProblem: ({ kind, record, error }) => {
+      onProblem: ({ kind, record, error, events }) => {
         const info = {
           sequenceNumber: record.sequenceNumber,
           partitionKey: record.partitionKey,
           error: error instanceof Error ? describeError(error) : error,
         };
         if (kind === 'quarantine') logger.warn('record quarantined', info);
+        else if (kind === 'events')
+          // Readings and state are stored; the events themselves are kept here, in the log.
+          logger.error('events not written to the event log', { ...info, events });
         else logger.error('transient failure; record will be retried by the stream', info);
       },
     });
