@@ -1,32 +1,41 @@
 /**
- * TelemetryStore on DynamoDB: the telemetry option that deploys in every AWS account (Timestream for
- * LiveAnalytics is closed to accounts that were not customers before 2025-06-20). ADR 0011.
- *
- * One table (pk S, sk S, TTL `expiresAt` in epoch seconds), three item kinds:
- *   point   pk `P#{dev}#{sub}#{metric}`  sk `{time:16}#{row+1}{index+1}`    one item per reading
- *   latest  pk `D#{dev}`  sk `L#{sub}#{metric}#{row+1}{index+1}`           newest non-historical point
- *   series  pk `D#{dev}`  sk `H#{sub}#{metric}`                            a series seen in history
- * `{dev}` and `{sub}` are escaped (`%` → `%25`, `#` → `%23`) and the metric comes last, so no two
- * identities share a key whatever the names hold; `{row+1}` and `{index+1}` are length-prefixed decimals
- * (`1`..`g` then the digits), so the lexical order of sk is the (time, row, index) order.
+ * TelemetryStore on DynamoDB, packed: the default AWS store (ADR 0013; it replaces the one-item-per-
+ * reading design of ADR 0011). Readings are stored as **frames**, one item per (device, sub-device,
+ * time) — in practice one item per message — holding every reading of that message as a compact JSON
+ * entry that refers to a per-(device, sub-device) **catalog** of metric definitions (metric, type,
+ * unit, name) by id, so a 50-reading message is ~1 KB: 1 WRU. A **latest** item per (device,
+ * sub-device) maps each metric to its newest non-historical time. Bucket queries read closed hours
+ * from **series hour chunks** (one series' numeric views for one hour), built from the frames the first
+ * time a query needs them and invalidated by late writes; the open hour is read from the frames. Keys
+ * and encodings: dynamo-telemetry-codec.ts.
  *
  * Port semantics (ADR 0007) as the other adapters: first write of an identity wins and later ones count
- * as duplicates (default `checked` mode: BatchGetItem finds stored identities, BatchWriteItem writes the
- * rest; `conditional` and `batch` modes trade speed and exactness differently, ADR 0011),
- * transient readings skipped, historical readings never in `latest`, half-open ranges, the key cursor,
- * buckets computed with the core reference aggregation over the range (bounded).
+ * as duplicates (exact also under concurrent writers: every frame, catalog and latest write is
+ * conditional), transient readings skipped, historical readings never in `latest`, half-open ranges, the
+ * key cursor, buckets computed with the core reference aggregation (`aggregateBuckets`) over the exact
+ * stored numeric views, so they equal the reference.
+ *
+ * DynamoDB actions (the IAM policy needs exactly these on the table, no index):
+ * - write: `dynamodb:PutItem` (frames, catalog, latest; all conditional), `dynamodb:GetItem` (only after
+ *   a failed condition or on a cold cache: consistent reads of a frame, catalog or latest item),
+ *   `dynamodb:UpdateItem` (marks a series hour chunk stale when a reading arrives for an hour that
+ *   closed more than `chunkGraceMs` ago);
+ * - query: `dynamodb:Query` (device catalog + latest items, frames, chunks), `dynamodb:BatchGetItem`
+ *   (frames for `latest`), `dynamodb:GetItem` (a catalog re-read when a frame is newer than the catalog
+ *   the query loaded), `dynamodb:PutItem` (bucket queries store the chunks they build).
  */
 import {
   BatchGetCommand,
-  BatchWriteCommand,
   type DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   type PutCommandInput,
   QueryCommand,
   type QueryCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { DualpathError, TransientError, ValidationError } from '../core/errors.js';
-import type { EnrichedReading, Protocol, Quality } from '../core/reading.js';
+import type { EnrichedReading } from '../core/reading.js';
 import {
   aggregateBuckets,
   type Bucket,
@@ -35,11 +44,8 @@ import {
   checkLatestQuery,
   checkRawQuery,
   comparePointKeys,
-  decodeValue,
   encodeCursor,
-  encodeValue,
   type LatestQuery,
-  type PointKey,
   pointKeyOf,
   prepareWrite,
   type RawQuery,
@@ -48,8 +54,46 @@ import {
   type WriteResult,
 } from '../core/telemetry.js';
 import { mapAwsError } from './dynamo-errors.js';
+import {
+  type Catalog,
+  type ChunkPoint,
+  catalogSk,
+  chunkPk,
+  chunkPrefix,
+  chunkSk,
+  decodeEntry,
+  defKey,
+  devicePk,
+  type Entry,
+  emptyCatalog,
+  encodeEntry,
+  entryIdentity,
+  entryMetric,
+  extendCatalog,
+  type FrameHeader,
+  frameHeaderOfItem,
+  framePk,
+  frameSk,
+  frameSkHigh,
+  frameSkLow,
+  fromChunkPoint,
+  HOUR_MS,
+  headerOf,
+  hourOf,
+  type InlineDef,
+  latestSk,
+  padTime,
+  parseCatalog,
+  parseLatest,
+  readingIdentity,
+  serializeCatalog,
+  serializeLatest,
+  toChunkPoint,
+} from './dynamo-telemetry-codec.js';
 
-/** The table this adapter needs (the CDK stack and the local stack create it from this). */
+export { escapeKeyPart, framePk, frameSk } from './dynamo-telemetry-codec.js';
+
+/** The table this adapter needs (the CDK stack and the tests create it from this): no index. */
 export const TELEMETRY_TABLE_SCHEMA = {
   partitionKey: { name: 'pk', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
@@ -57,31 +101,37 @@ export const TELEMETRY_TABLE_SCHEMA = {
   billingMode: 'PAY_PER_REQUEST',
 } as const;
 
-export type DynamoTelemetryWriteMode = 'checked' | 'conditional' | 'batch';
+/** The IAM actions the adapter calls, for the deploy's policy (see the header comment). */
+export const TELEMETRY_WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:GetItem',
+  'dynamodb:UpdateItem',
+] as const;
+export const TELEMETRY_QUERY_ACTIONS = [
+  'dynamodb:Query',
+  'dynamodb:BatchGetItem',
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+] as const;
 
 export interface DynamoTelemetryStoreOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
-  /** Points expire (DynamoDB TTL) this many days after their time; older readings are rejected. 365. */
+  /** Frames expire (DynamoDB TTL) this many days after their time; older readings are rejected. 365. */
   retentionDays?: number;
-  /** Requests in flight per call (PutItem or BatchWriteItem of 25, Query per series). Default 16. */
+  /** Requests in flight per call. Default 16. */
   concurrency?: number;
-  /**
-   * How points are written (ADR 0011):
-   * - `checked` (default): BatchGetItem (100 keys, consistent read) finds identities already stored, then
-   *   BatchWriteItem (25) writes the rest: first write wins and duplicates are counted, at batch speed;
-   *   two writers racing on the same new identity both write it (last wins).
-   * - `conditional`: one PutItem per point with `attribute_not_exists(pk)`: exact even under races,
-   *   one request per point.
-   * - `batch`: BatchWriteItem only: a re-write overwrites the stored point and counts as written.
-   */
-  writeMode?: DynamoTelemetryWriteMode;
-  /** Most points a bucket query reads before asking for a narrower range. Default 200,000. */
+  /** Most points a bucket query aggregates before asking for a narrower range. Default 200,000. */
   maxBucketPoints?: number;
-  /** Attempts per request on throttling / 5xx / unprocessed items before a TransientError. Default 5. */
+  /** Attempts per request on throttling / 5xx / lost conditions before a TransientError. Default 5. */
   maxAttempts?: number;
+  /**
+   * Bucket queries read an hour from its series chunk once the hour closed this long ago (ms; default
+   * 10 min); a write into an hour closed that long marks the hour's chunk stale. `false` disables chunks.
+   */
+  chunkGraceMs?: number | false;
   sleep?: (ms: number) => Promise<void>;
-  /** Epoch ms now: retention checks and hiding points whose TTL passed but are not yet deleted. */
+  /** Epoch ms now: retention, chunk eligibility, hiding points whose TTL passed but are not yet deleted. */
   clock?: () => number;
   /** [0, 1) for backoff jitter. */
   random?: () => number;
@@ -91,135 +141,15 @@ type Item = Record<string, unknown>;
 
 export const DEFAULT_RETENTION_DAYS = 365;
 export const DEFAULT_MAX_BUCKET_POINTS = 200_000;
+export const DEFAULT_CHUNK_GRACE_MS = 600_000;
 const DAY_MS = 86_400_000;
-/** DynamoDB's item limit is 400 KB; leave room for names, keys and attribute overhead. */
-const MAX_ITEM_BYTES = 380_000;
-const QUERY_PAGE_MAX = 1000;
-/** Upper bound sentinel: sorts after every character a sort key holds after its time prefix. */
-const HIGH = '~';
-
-// ---------------------------------------------------------------------------------------------------
-// Keys
-
-/** Escapes `%` and `#` so a device or sub-device id never contains the key separator. */
-export function escapeKeyPart(s: string): string {
-  return s.replace(/%/g, '%25').replace(/#/g, '%23');
-}
-
-const padTime = (t: number): string => String(t).padStart(16, '0');
-
-/** Order-preserving decimal for a non-negative safe integer: its digit count in base 36, then digits. */
-function ordinal(n: number): string {
-  const digits = String(n);
-  return digits.length.toString(36) + digits;
-}
-
-export function pointPk(deviceId: string, subDevice: string, metric: string): string {
-  return `P#${escapeKeyPart(deviceId)}#${escapeKeyPart(subDevice)}#${metric}`;
-}
-
-export function pointSk(k: Pick<PointKey, 'time' | 'row' | 'index'>): string {
-  return `${padTime(k.time)}#${ordinal(k.row + 1)}${ordinal(k.index + 1)}`;
-}
-
-export function devicePk(deviceId: string): string {
-  return `D#${escapeKeyPart(deviceId)}`;
-}
-
-function latestSk(k: PointKey): string {
-  return `L#${escapeKeyPart(k.subDevice)}#${k.metric}#${ordinal(k.row + 1)}${ordinal(k.index + 1)}`;
-}
-
-function seriesSk(subDevice: string, metric: string): string {
-  return `H#${escapeKeyPart(subDevice)}#${metric}`;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Items
-
-/**
- * Attributes (short names: they are stored in every item): d device, s sub-device ('' = node level),
- * m metric, t time (ms), r row, i index (-1 = absent), vk value kind, vd double as shortest round-trip
- * text, vb int64 as decimal text, vt text slot, vo bool slot, ty type, q quality, h historical,
- * p protocol, dt device type, u unit, n name, g group, si site, expiresAt TTL (epoch s).
- * Numbers in values are stored as strings: DynamoDB numbers cannot hold every double (range ±1e126,
- * -0) and the document client refuses integers beyond 2^53.
- */
-function toItem(r: EnrichedReading, expiresAt: number): Item {
-  const k = pointKeyOf(r);
-  const v = encodeValue(r.value);
-  const item: Item = {
-    pk: pointPk(r.deviceId, k.subDevice, k.metric),
-    sk: pointSk(k),
-    d: r.deviceId,
-    s: k.subDevice,
-    m: k.metric,
-    t: k.time,
-    r: k.row,
-    i: k.index,
-    vk: v.kind,
-    ty: r.type,
-    q: r.quality,
-    h: r.historical,
-    p: r.protocol,
-    dt: r.enrichment.deviceType,
-    expiresAt,
-  };
-  if (v.double !== undefined) item.vd = Object.is(v.double, -0) ? '-0' : String(v.double);
-  if (v.bigint !== undefined) item.vb = v.bigint.toString();
-  if (v.text !== undefined) item.vt = v.text;
-  if (v.bool !== undefined) item.vo = v.bool;
-  if (r.unit !== undefined) item.u = r.unit;
-  if (r.name !== undefined) item.n = r.name;
-  if (r.group !== undefined) item.g = r.group;
-  if (r.enrichment.site !== undefined) item.si = r.enrichment.site;
-  return item;
-}
-
-function fromItem(i: Item): StoredPoint {
-  const p: StoredPoint = {
-    deviceId: i.d as string,
-    metric: i.m as string,
-    time: i.t as number,
-    value: decodeValue(i.vk as string, {
-      double: typeof i.vd === 'string' ? Number(i.vd) : null,
-      bigint: typeof i.vb === 'string' ? BigInt(i.vb) : null,
-      text: typeof i.vt === 'string' ? i.vt : null,
-      bool: typeof i.vo === 'boolean' ? i.vo : null,
-    }),
-    type: i.ty as string,
-    quality: i.q as Quality,
-    historical: i.h === true,
-    protocol: i.p as Protocol,
-    deviceType: i.dt as string,
-  };
-  if (i.s !== '') p.subDevice = i.s as string;
-  if (typeof i.g === 'string') p.group = i.g;
-  if (typeof i.n === 'string') p.name = i.n;
-  if (typeof i.u === 'string') p.unit = i.u;
-  if ((i.r as number) >= 0) p.row = i.r as number;
-  if ((i.i as number) >= 0) p.index = i.i as number;
-  if (typeof i.si === 'string') p.site = i.si;
-  return p;
-}
-
-/** Upper estimate of an item's stored size (attribute names + UTF-8 values). */
-function itemBytes(item: Item): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(item)) {
-    n += k.length + (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 22);
-  }
-  return n;
-}
-
-const keyOfPoint = (p: StoredPoint): PointKey => pointKeyOf(p);
-
-/** (subDevice, metric) order as comparePointKeys uses it. */
-function compareSeries(a: { sub: string; metric: string }, b: { sub: string; metric: string }): number {
-  if (a.sub !== b.sub) return a.sub < b.sub ? -1 : 1;
-  if (a.metric !== b.metric) return a.metric < b.metric ? -1 : 1;
-  return 0;
-}
+/** DynamoDB's item limit is 400 KB; frames and chunks stay below this (keys and attributes included). */
+export const MAX_PACKED_BYTES = 350_000;
+/** Past this size a catalog stops growing and new definitions travel inline in the frames. */
+const MAX_CATALOG_BYTES = 300_000;
+const CACHE_LIMIT = 20_000;
+/** Longest gap of missing hours a bucket query records as empty chunks (31 days). */
+const MAX_EMPTY_CHUNK_HOURS = 744;
 
 /** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure. */
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -233,36 +163,49 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-interface Series {
+const isConditionFailure = (error: unknown): boolean =>
+  (error as Error | undefined)?.name === 'ConditionalCheckFailedException';
+
+interface PendingFrame {
+  deviceId: string;
   sub: string;
-  metric: string;
+  time: number;
+  header: FrameHeader;
+  readings: EnrichedReading[];
+  entries: Entry[];
 }
 
-/** One series' share of a raw query: a key range read page by page, in the query's order. */
-interface SeriesReader {
-  series: Series;
-  input: QueryCommandInput;
-  buffer: StoredPoint[];
-  pos: number;
-  done: boolean;
+interface LatestState {
+  v: number;
+  times: Map<string, number>;
 }
 
-// ---------------------------------------------------------------------------------------------------
+interface DeviceState {
+  catalogs: Map<string, Catalog>;
+  latest: Map<string, Item>;
+}
 
 export class DynamoTelemetryStore implements TelemetryStore {
   private readonly table: string;
   private readonly retentionMs: number;
   private readonly concurrency: number;
-  private readonly writeMode: DynamoTelemetryWriteMode;
   private readonly maxBucketPoints: number;
   private readonly maxAttempts: number;
+  private readonly grace: number | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly clock: () => number;
   private readonly random: () => number;
-  /** Series items already written by this instance, with their expiry (skips repeated writes). */
-  private readonly knownSeries = new Map<string, number>();
+  /** Write-side caches per (device, sub-device): saves a consistent read per call while we own the item. */
+  private readonly catalogs = new Map<string, Catalog>();
+  private readonly latestStates = new Map<string, LatestState>();
 
   constructor(private readonly o: DynamoTelemetryStoreOptions) {
+    if (o === null || typeof o !== 'object' || o.client === undefined) {
+      throw new ValidationError('client must be a DynamoDBDocumentClient', { field: 'client' });
+    }
+    if (typeof o.tableName !== 'string' || o.tableName.length === 0) {
+      throw new ValidationError('tableName must be a non-empty string', { field: 'tableName' });
+    }
     const days = o.retentionDays ?? DEFAULT_RETENTION_DAYS;
     if (!Number.isFinite(days) || days <= 0) {
       throw new ValidationError('retentionDays must be a positive number', { field: 'retentionDays' });
@@ -271,27 +214,35 @@ export class DynamoTelemetryStore implements TelemetryStore {
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
       throw new ValidationError('concurrency must be a positive integer', { field: 'concurrency' });
     }
-    const mode = o.writeMode ?? 'checked';
-    if (mode !== 'checked' && mode !== 'conditional' && mode !== 'batch') {
-      throw new ValidationError('writeMode must be checked, conditional or batch', { field: 'writeMode' });
+    const maxBucketPoints = o.maxBucketPoints ?? DEFAULT_MAX_BUCKET_POINTS;
+    if (!Number.isSafeInteger(maxBucketPoints) || maxBucketPoints < 1) {
+      throw new ValidationError('maxBucketPoints must be a positive integer', { field: 'maxBucketPoints' });
     }
-    if (typeof o.tableName !== 'string' || o.tableName.length === 0) {
-      throw new ValidationError('tableName must be a non-empty string', { field: 'tableName' });
+    const grace = o.chunkGraceMs ?? DEFAULT_CHUNK_GRACE_MS;
+    if (grace !== false && (!Number.isSafeInteger(grace) || grace < 0)) {
+      throw new ValidationError('chunkGraceMs must be a non-negative integer or false', {
+        field: 'chunkGraceMs',
+      });
     }
     this.table = o.tableName;
     this.retentionMs = Math.round(days * DAY_MS);
     this.concurrency = concurrency;
-    this.writeMode = mode;
-    this.maxBucketPoints = o.maxBucketPoints ?? DEFAULT_MAX_BUCKET_POINTS;
+    this.maxBucketPoints = maxBucketPoints;
     this.maxAttempts = Math.max(1, o.maxAttempts ?? 5);
+    this.grace = grace === false ? undefined : grace;
     this.sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.clock = o.clock ?? Date.now;
     this.random = o.random ?? Math.random;
   }
 
-  /** TTL of a point at `time`: epoch seconds. */
+  /** TTL of data at `time`: epoch seconds. */
   private expiresAt(time: number): number {
     return Math.floor((time + this.retentionMs) / 1000);
+  }
+
+  /** True when data at `time` is past its TTL (DynamoDB deletes expired items lazily, days later). */
+  private expired(time: number, nowSeconds: number): boolean {
+    return this.expiresAt(time) <= nowSeconds;
   }
 
   private backoff(attempt: number): number {
@@ -299,13 +250,13 @@ export class DynamoTelemetryStore implements TelemetryStore {
     return Math.round(cap / 2 + (cap / 2) * this.random());
   }
 
-  /** Sends with retries on throttling / 5xx; other errors are mapped and thrown at once. */
+  /** Sends with retries on throttling / 5xx; condition failures are re-thrown as they are. */
   private async send<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await call();
       } catch (error) {
-        if ((error as Error | undefined)?.name === 'ConditionalCheckFailedException') throw error;
+        if (isConditionFailure(error)) throw error;
         const mapped = mapError(error, what);
         if (!(mapped instanceof TransientError) || mapped.code !== 'AWS_TRANSIENT') throw mapped;
         if (attempt >= this.maxAttempts) {
@@ -320,6 +271,31 @@ export class DynamoTelemetryStore implements TelemetryStore {
     }
   }
 
+  private async getItem(what: string, pk: string, sk: string): Promise<Item | undefined> {
+    const out = await this.send(what, () =>
+      this.o.client.send(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true })),
+    );
+    return out.Item as Item | undefined;
+  }
+
+  /** A conditional put: true when written, false when the condition failed. */
+  private async putIf(what: string, input: Omit<PutCommandInput, 'TableName'>): Promise<boolean> {
+    try {
+      await this.send(what, () => this.o.client.send(new PutCommand({ TableName: this.table, ...input })));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private conflict(what: string): TransientError {
+    return new TransientError(
+      'TELEMETRY_CONFLICT',
+      `${what}: the item kept changing under concurrent writers after ${this.maxAttempts} attempts`,
+    );
+  }
+
   // -------------------------------------------------------------------------------------------------
   // Write
 
@@ -331,8 +307,9 @@ export class DynamoTelemetryStore implements TelemetryStore {
       rejected: prepared.rejected,
       skipped: prepared.skipped,
     };
-    const horizon = this.clock() - this.retentionMs;
-    const rows: Array<{ reading: EnrichedReading; item: Item }> = [];
+    const now = this.clock();
+    const horizon = now - this.retentionMs;
+    const groups = new Map<string, { deviceId: string; sub: string; readings: EnrichedReading[] }>();
     for (const reading of prepared.accepted) {
       if (reading.time < horizon) {
         result.rejected.push({
@@ -342,417 +319,625 @@ export class DynamoTelemetryStore implements TelemetryStore {
         });
         continue;
       }
-      let item: Item;
-      try {
-        item = toItem(reading, this.expiresAt(reading.time));
-      } catch (error) {
-        const reason = error instanceof DualpathError ? error.message : String(error);
-        result.rejected.push({ reading, code: 'INVALID_READING', reason });
-        continue;
+      const sub = reading.subDevice ?? '';
+      const key = `${reading.deviceId}\u0000${sub}`;
+      let g = groups.get(key);
+      if (g === undefined) {
+        g = { deviceId: reading.deviceId, sub, readings: [] };
+        groups.set(key, g);
       }
-      const bytes = itemBytes(item);
-      if (bytes > MAX_ITEM_BYTES) {
-        result.rejected.push({
-          reading,
-          code: 'ITEM_TOO_LARGE',
-          reason: `value makes a ${bytes}-byte item; DynamoDB items are limited to 400 KB`,
-        });
-        continue;
+      g.readings.push(reading);
+    }
+    if (groups.size === 0) return result;
+
+    // 1. Catalogs (definitions must exist before a frame refers to them), then frames of every group.
+    const frames: PendingFrame[] = [];
+    const cats = new Map<string, Catalog>();
+    await pool([...groups.entries()], this.concurrency, async ([key, g]) => {
+      const cat = await this.ensureCatalog(g.deviceId, g.sub, g.readings);
+      cats.set(key, cat);
+      const byTime = new Map<number, PendingFrame>();
+      for (const r of g.readings) {
+        let f = byTime.get(r.time);
+        if (f === undefined) {
+          f = {
+            deviceId: g.deviceId,
+            sub: g.sub,
+            time: r.time,
+            header: headerOf(r),
+            readings: [],
+            entries: [],
+          };
+          byTime.set(r.time, f);
+        }
+        let entry: Entry;
+        try {
+          entry = encodeEntry(r, defRef(cat, r), f.header);
+        } catch (error) {
+          const reason = error instanceof DualpathError ? error.message : String(error);
+          result.rejected.push({ reading: r, code: 'INVALID_READING', reason });
+          continue;
+        }
+        f.readings.push(r);
+        f.entries.push(entry);
       }
-      rows.push({ reading, item });
-    }
-    if (rows.length === 0) return result;
+      for (const f of byTime.values()) if (f.entries.length > 0) frames.push(f);
+    });
+    const stored: EnrichedReading[] = [];
+    await pool(frames, this.concurrency, async (f) => {
+      const key = `${f.deviceId}\u0000${f.sub}`;
+      const out = await this.putFrame(f, cats.get(key) as Catalog, result);
+      stored.push(...out);
+    });
 
-    if (this.writeMode === 'conditional') await this.putConditional(rows, result);
-    else if (this.writeMode === 'batch') await this.putBatches(rows, result);
-    else {
-      const stored = await this.storedKeys(rows.map((row) => row.item));
-      const fresh = rows.filter((row) => !stored.has(`${row.item.pk}\u0000${row.item.sk}`));
-      result.duplicates += rows.length - fresh.length;
-      await this.putBatches(fresh, result);
-    }
-
-    await this.updateSeriesItems(rows.map((row) => row.reading));
+    // 2. Latest items (after the frames they point to), 3. stale chunk marks for late readings.
+    await pool([...groups.entries()], this.concurrency, async ([key, g]) => {
+      const times = new Map<string, number>();
+      for (const r of g.readings) {
+        if (r.historical) continue;
+        if ((times.get(r.metric) ?? -1) < r.time) times.set(r.metric, r.time);
+      }
+      if (times.size > 0) await this.updateLatest(g.deviceId, g.sub, cats.get(key) as Catalog, times);
+    });
+    await this.markLateChunks(stored, now);
     return result;
   }
 
-  private async putConditional(
-    rows: Array<{ reading: EnrichedReading; item: Item }>,
-    result: WriteResult,
-  ): Promise<void> {
-    await pool(rows, this.concurrency, async ({ reading, item }) => {
-      try {
-        await this.send('telemetry.write', () =>
-          this.o.client.send(
-            new PutCommand({
-              TableName: this.table,
-              Item: item,
-              ConditionExpression: 'attribute_not_exists(pk)',
-            }),
-          ),
-        );
-        result.written++;
-      } catch (error) {
-        if ((error as Error).name === 'ConditionalCheckFailedException') {
-          result.duplicates++;
-          return;
-        }
-        if (error instanceof DualpathError) throw error;
-        // DynamoDB refused this one item (ValidationException): report it, keep the rest.
-        result.rejected.push({ reading, code: 'DYNAMODB_REJECTED', reason: describe(error) });
-      }
-    });
-  }
-
-  private async putBatches(
-    rows: Array<{ reading: EnrichedReading; item: Item }>,
-    result: WriteResult,
-  ): Promise<void> {
-    const chunks: Array<typeof rows> = [];
-    for (let i = 0; i < rows.length; i += 25) chunks.push(rows.slice(i, i + 25));
-    await pool(chunks, this.concurrency, async (chunk) => {
-      try {
-        await this.batchWrite(chunk.map((row) => row.item));
-        result.written += chunk.length;
-      } catch (error) {
-        if (error instanceof DualpathError) throw error;
-        // One bad item fails its whole BatchWriteItem: isolate it with single puts.
-        for (const { reading, item } of chunk) {
-          try {
-            await this.send('telemetry.write', () =>
-              this.o.client.send(new PutCommand({ TableName: this.table, Item: item })),
-            );
-            result.written++;
-          } catch (single) {
-            if (single instanceof DualpathError) throw single;
-            result.rejected.push({ reading, code: 'DYNAMODB_REJECTED', reason: describe(single) });
-          }
-        }
-      }
-    });
-  }
-
-  /** Keys (`pk\0sk`) of the given items already in the table: BatchGetItem of ≤ 100, consistent reads. */
-  private async storedKeys(items: Item[]): Promise<Set<string>> {
-    const found = new Set<string>();
-    const chunks: Item[][] = [];
-    for (let i = 0; i < items.length; i += 100) chunks.push(items.slice(i, i + 100));
-    await pool(chunks, this.concurrency, async (chunk) => {
-      let keys: Array<Record<string, unknown>> = chunk.map((item) => ({ pk: item.pk, sk: item.sk }));
-      for (let attempt = 1; ; attempt++) {
-        const request = keys;
-        const out = await this.send('telemetry.write', () =>
-          this.o.client.send(
-            new BatchGetCommand({
-              RequestItems: {
-                [this.table]: { Keys: request, ConsistentRead: true, ProjectionExpression: 'pk, sk' },
-              },
-            }),
-          ),
-        );
-        for (const got of out.Responses?.[this.table] ?? []) found.add(`${got.pk}\u0000${got.sk}`);
-        keys = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
-        if (keys.length === 0) break;
-        if (attempt >= this.maxAttempts) {
-          throw new TransientError(
-            'TELEMETRY_UNPROCESSED',
-            `telemetry.write: ${keys.length} keys still unprocessed after ${attempt} BatchGetItem attempts`,
-          );
-        }
-        await this.sleep(this.backoff(attempt - 1));
-      }
-    });
-    return found;
-  }
-
-  /** BatchWriteItem of ≤ 25 items; UnprocessedItems are re-sent with backoff. */
-  private async batchWrite(items: Item[]): Promise<void> {
-    let pending: Array<{ PutRequest: { Item: Item } }> = items.map((Item) => ({ PutRequest: { Item } }));
+  /** The catalog for (device, sub) holding every definition the readings use (appends what is new). */
+  private async ensureCatalog(deviceId: string, sub: string, readings: EnrichedReading[]): Promise<Catalog> {
+    const key = `${deviceId}\u0000${sub}`;
+    let cat =
+      this.catalogs.get(key) ??
+      parseCatalog(await this.getItem('telemetry.catalog', devicePk(deviceId), catalogSk(sub)));
     for (let attempt = 1; ; attempt++) {
-      const batch = pending;
-      const out = await this.send('telemetry.write', () =>
-        this.o.client.send(new BatchWriteCommand({ RequestItems: { [this.table]: batch } })),
-      );
-      pending = (out.UnprocessedItems?.[this.table] ?? []) as typeof pending;
-      if (pending.length === 0) return;
-      if (attempt >= this.maxAttempts) {
-        throw new TransientError(
-          'TELEMETRY_UNPROCESSED',
-          `telemetry.write: ${pending.length} items still unprocessed after ${attempt} BatchWriteItem attempts`,
-        );
+      const missing = new Map<
+        string,
+        { metric: string; type: string; unit: string | null; name: string | null }
+      >();
+      for (const r of readings) {
+        const d = { metric: r.metric, type: r.type, unit: r.unit ?? null, name: r.name ?? null };
+        const k = defKey(d.metric, d.type, d.unit, d.name);
+        if (!cat.defIds.has(k)) missing.set(k, d);
       }
-      await this.sleep(this.backoff(attempt - 1));
+      if (missing.size === 0) break;
+      const next = extendCatalog(cat, [...missing.values()]);
+      // A full catalog stops growing: readings with new definitions carry them inline.
+      if (next.bytes > MAX_CATALOG_BYTES) break;
+      const ok = await this.putIf('telemetry.catalog', {
+        Item: { pk: devicePk(deviceId), sk: catalogSk(sub), s: sub, c: serializeCatalog(next), v: next.v },
+        ConditionExpression: cat.v === 0 ? 'attribute_not_exists(pk)' : 'v = :v',
+        ...(cat.v === 0 ? {} : { ExpressionAttributeValues: { ':v': cat.v } }),
+      });
+      if (ok) {
+        cat = next;
+        break;
+      }
+      if (attempt >= this.maxAttempts) throw this.conflict('telemetry.catalog');
+      cat = parseCatalog(await this.getItem('telemetry.catalog', devicePk(deviceId), catalogSk(sub)));
     }
+    if (this.catalogs.size >= CACHE_LIMIT) this.catalogs.clear();
+    this.catalogs.set(key, cat);
+    return cat;
   }
 
   /**
-   * Latest items (newest non-historical point per series, row and index; a put conditioned on a strictly
-   * older stored time, so a late or repeated point never replaces a newer one) and series items for
-   * series seen in historical points (so device-wide queries find series that have no latest item).
+   * Writes a frame: a new one with `attribute_not_exists(pk)`; when it exists (a redelivery, or other
+   * readings with the same time), reads it, keeps its entries (first write wins), appends the entries
+   * of identities it does not hold and puts it back conditioned on its version. Returns the readings
+   * newly stored.
    */
-  private async updateSeriesItems(readings: EnrichedReading[]): Promise<void> {
-    const latest = new Map<string, EnrichedReading>();
-    const history = new Map<string, { sub: string; metric: string; deviceId: string; expiresAt: number }>();
-    for (const r of readings) {
-      const k = pointKeyOf(r);
-      if (r.historical) {
-        const id = `${r.deviceId}\u0000${k.subDevice}\u0000${k.metric}`;
-        const expiresAt = this.expiresAt(r.time);
-        const cur = history.get(id);
-        if (cur === undefined || cur.expiresAt < expiresAt) {
-          history.set(id, { sub: k.subDevice, metric: k.metric, deviceId: r.deviceId, expiresAt });
+  private async putFrame(f: PendingFrame, cat: Catalog, result: WriteResult): Promise<EnrichedReading[]> {
+    const pk = framePk(f.deviceId);
+    const sk = frameSk(f.time, f.sub);
+    const base: Item = {
+      pk,
+      sk,
+      s: f.sub,
+      t: f.time,
+      p: f.header.p,
+      dt: f.header.dt,
+      expiresAt: this.expiresAt(f.time),
+    };
+    if (f.header.g !== undefined) base.g = f.header.g;
+    if (f.header.si !== undefined) base.si = f.header.si;
+    const fixed = itemBytes(base) + 8;
+    let existing: Item | undefined;
+    let catalog = cat;
+    for (let attempt = 1; ; attempt++) {
+      let entries: Entry[] = [];
+      let fresh: Array<{ reading: EnrichedReading; entry: Entry }> = [];
+      let duplicates = 0;
+      let version = 0;
+      if (existing !== undefined) {
+        entries = JSON.parse(existing.x as string) as Entry[];
+        version = existing.v as number;
+        const held = new Set<string>();
+        for (const e of entries) {
+          let metric = entryMetric(e, catalog);
+          if (metric === undefined) {
+            // Another writer appended definitions this instance has not seen yet.
+            catalog = parseCatalog(
+              await this.getItem('telemetry.catalog', devicePk(f.deviceId), catalogSk(f.sub)),
+            );
+            metric = entryMetric(e, catalog);
+          }
+          if (metric !== undefined) held.add(entryIdentity(metric, e));
         }
-        continue;
+        f.readings.forEach((reading, i) => {
+          if (held.has(readingIdentity(reading))) duplicates++;
+          else fresh.push({ reading, entry: f.entries[i] as Entry });
+        });
+      } else {
+        fresh = f.readings.map((reading, i) => ({ reading, entry: f.entries[i] as Entry }));
       }
-      const id = `${r.deviceId}\u0000${k.subDevice}\u0000${k.metric}\u0000${k.row}\u0000${k.index}`;
-      const cur = latest.get(id);
-      if (cur === undefined || r.time > cur.time) latest.set(id, r);
-    }
-    const puts: PutCommandInput[] = [];
-    for (const r of latest.values()) {
-      const item = toItem(r, this.expiresAt(r.time));
-      puts.push({
-        TableName: this.table,
-        Item: { ...item, pk: devicePk(r.deviceId), sk: latestSk(pointKeyOf(r)) },
-        ConditionExpression: 'attribute_not_exists(pk) OR t < :t',
-        ExpressionAttributeValues: { ':t': r.time },
-      });
-    }
-    const seriesIds: Array<[string, number]> = [];
-    for (const [id, s] of history) {
-      if ((this.knownSeries.get(id) ?? -1) >= s.expiresAt) continue;
-      seriesIds.push([id, s.expiresAt]);
-      puts.push({
-        TableName: this.table,
-        Item: {
-          pk: devicePk(s.deviceId),
-          sk: seriesSk(s.sub, s.metric),
-          s: s.sub,
-          m: s.metric,
-          expiresAt: s.expiresAt,
-        },
-        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :e',
-        ExpressionAttributeValues: { ':e': s.expiresAt },
-      });
-    }
-    await pool(puts, this.concurrency, async (input) => {
+      // Keep the frame under DynamoDB's item size: entries that do not fit are rejected.
+      let bytes = fixed + Buffer.byteLength(JSON.stringify(entries), 'utf8');
+      const fits: typeof fresh = [];
+      const tooLarge: WriteResult['rejected'] = [];
+      for (const x of fresh) {
+        const size = Buffer.byteLength(JSON.stringify(x.entry), 'utf8') + 1;
+        if (bytes + size > MAX_PACKED_BYTES) {
+          tooLarge.push({
+            reading: x.reading,
+            code: 'ITEM_TOO_LARGE',
+            reason: `the readings of ${f.deviceId} at ${f.time} would exceed DynamoDB's 400 KB item limit`,
+          });
+          continue;
+        }
+        bytes += size;
+        fits.push(x);
+      }
+      if (fits.length === 0) {
+        result.duplicates += duplicates;
+        result.rejected.push(...tooLarge);
+        return [];
+      }
+      const item: Item = {
+        ...base,
+        v: version + 1,
+        x: JSON.stringify([...entries, ...fits.map((x) => x.entry)]),
+      };
+      let ok: boolean;
       try {
-        await this.send('telemetry.latest', () => this.o.client.send(new PutCommand(input)));
+        ok = await this.putIf('telemetry.write', {
+          Item: item,
+          ConditionExpression: existing === undefined ? 'attribute_not_exists(pk)' : 'v = :v',
+          ...(existing === undefined ? {} : { ExpressionAttributeValues: { ':v': version } }),
+        });
       } catch (error) {
-        if ((error as Error).name !== 'ConditionalCheckFailedException')
-          throw mapError(error, 'telemetry.latest');
+        if (error instanceof DualpathError) throw error;
+        // DynamoDB refused the item (ValidationException): report its readings, keep the rest.
+        for (const x of fits)
+          result.rejected.push({ reading: x.reading, code: 'DYNAMODB_REJECTED', reason: describe(error) });
+        result.rejected.push(...tooLarge);
+        result.duplicates += duplicates;
+        return [];
       }
+      if (ok) {
+        result.written += fits.length;
+        result.duplicates += duplicates;
+        result.rejected.push(...tooLarge);
+        return fits.map((x) => x.reading);
+      }
+      if (attempt >= this.maxAttempts) throw this.conflict('telemetry.write');
+      existing = await this.getItem('telemetry.write', pk, sk);
+    }
+  }
+
+  private async updateLatest(deviceId: string, sub: string, cat: Catalog, times: Map<string, number>) {
+    const key = `${deviceId}\u0000${sub}`;
+    const read = async (): Promise<LatestState> => {
+      const item = await this.getItem('telemetry.latest', devicePk(deviceId), latestSk(sub));
+      if (item === undefined) return { v: 0, times: new Map() };
+      const catalog = await this.catalogFor(deviceId, sub, cat, item.x);
+      return { v: item.v as number, times: parseLatest(item.x, catalog) };
+    };
+    let state = this.latestStates.get(key) ?? (await read());
+    for (let attempt = 1; ; attempt++) {
+      const next = new Map(state.times);
+      let changed = false;
+      for (const [metric, time] of times) {
+        if ((next.get(metric) ?? -1) < time) {
+          next.set(metric, time);
+          changed = true;
+        }
+      }
+      if (!changed) break;
+      const ok = await this.putIf('telemetry.latest', {
+        Item: {
+          pk: devicePk(deviceId),
+          sk: latestSk(sub),
+          s: sub,
+          v: state.v + 1,
+          x: serializeLatest(next, cat),
+        },
+        ConditionExpression: state.v === 0 ? 'attribute_not_exists(pk)' : 'v = :v',
+        ...(state.v === 0 ? {} : { ExpressionAttributeValues: { ':v': state.v } }),
+      });
+      if (ok) {
+        state = { v: state.v + 1, times: next };
+        break;
+      }
+      if (attempt >= this.maxAttempts) throw this.conflict('telemetry.latest');
+      state = await read();
+    }
+    if (this.latestStates.size >= CACHE_LIMIT) this.latestStates.clear();
+    this.latestStates.set(key, state);
+  }
+
+  /** A catalog that resolves every metric id in a latest item (re-read when ours is behind). */
+  private async catalogFor(deviceId: string, sub: string, cat: Catalog, latestX: unknown): Promise<Catalog> {
+    if (typeof latestX !== 'string') return cat;
+    const ids = Object.values(JSON.parse(latestX) as Record<string, Array<number | string>>).flat();
+    if (ids.every((id) => typeof id === 'string' || id < cat.metrics.length)) return cat;
+    return parseCatalog(await this.getItem('telemetry.catalog', devicePk(deviceId), catalogSk(sub)));
+  }
+
+  /** Readings stored into an hour that closed more than the grace ago make that hour's chunk stale. */
+  private async markLateChunks(stored: EnrichedReading[], now: number): Promise<void> {
+    if (this.grace === undefined) return;
+    const limit = now - this.grace;
+    const marks = new Map<string, { deviceId: string; sub: string; metric: string; hour: number }>();
+    for (const r of stored) {
+      const hour = hourOf(r.time);
+      if (hour + HOUR_MS > limit) continue;
+      const sub = r.subDevice ?? '';
+      marks.set(chunkPk(r.deviceId) + chunkSk(sub, r.metric, hour), {
+        deviceId: r.deviceId,
+        sub,
+        metric: r.metric,
+        hour,
+      });
+    }
+    await pool([...marks.values()], this.concurrency, async (m) => {
+      await this.send('telemetry.write', () =>
+        this.o.client.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: chunkPk(m.deviceId), sk: chunkSk(m.sub, m.metric, m.hour) },
+            UpdateExpression: 'ADD dirty :one SET expiresAt = :e REMOVE x',
+            ExpressionAttributeValues: { ':one': 1, ':e': this.expiresAt(m.hour + HOUR_MS) },
+          }),
+        ),
+      );
     });
-    if (this.knownSeries.size > 50_000) this.knownSeries.clear();
-    for (const [id, expiresAt] of seriesIds) this.knownSeries.set(id, expiresAt);
   }
 
   // -------------------------------------------------------------------------------------------------
   // Reads
 
-  /** Items of one Query page, without points whose TTL has passed but are not yet deleted. */
-  private async queryPage(
-    what: string,
-    input: QueryCommandInput,
-  ): Promise<{ items: Item[]; next?: Record<string, unknown> }> {
-    const out = await this.send(what, () => this.o.client.send(new QueryCommand(input)));
-    const now = Math.floor(this.clock() / 1000);
-    const items = ((out.Items ?? []) as Item[]).filter(
-      (i) => typeof i.expiresAt !== 'number' || i.expiresAt > now,
-    );
-    return out.LastEvaluatedKey ? { items, next: out.LastEvaluatedKey } : { items };
-  }
-
-  /** All items of the device partition whose sk starts with `prefix`. */
-  private async deviceItems(deviceId: string, prefix: string): Promise<Item[]> {
-    const input: QueryCommandInput = {
-      TableName: this.table,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: { ':pk': devicePk(deviceId), ':prefix': prefix },
-    };
-    const items: Item[] = [];
+  /** Every item of a Query (all pages), without points whose TTL has passed. */
+  private async *pages(what: string, input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<Item[]> {
+    const q = { ...input, TableName: this.table };
     for (;;) {
-      const page = await this.queryPage('telemetry.series', input);
-      items.push(...page.items);
-      if (page.next === undefined) return items;
-      input.ExclusiveStartKey = page.next;
+      const out = await this.send(what, () => this.o.client.send(new QueryCommand(q)));
+      yield (out.Items ?? []) as Item[];
+      if (out.LastEvaluatedKey === undefined) return;
+      q.ExclusiveStartKey = out.LastEvaluatedKey;
     }
   }
 
-  /** The series a query covers: given directly when metric and subDevice are fixed, else listed. */
-  private async seriesOf(deviceId: string, metric?: string, subDevice?: string): Promise<Series[]> {
-    if (metric !== undefined && subDevice !== undefined) return [{ sub: subDevice, metric }];
-    const items = await this.deviceItems(deviceId, '');
-    const seen = new Map<string, Series>();
-    for (const i of items) {
-      const s = { sub: i.s as string, metric: i.m as string };
-      if (typeof s.sub !== 'string' || typeof s.metric !== 'string') continue;
-      if (metric !== undefined && s.metric !== metric) continue;
-      if (subDevice !== undefined && s.sub !== subDevice) continue;
-      seen.set(`${s.sub}\u0000${s.metric}`, s);
+  /** The device's catalogs and latest items, by sub-device (one Query). */
+  private async device(deviceId: string): Promise<DeviceState> {
+    const state: DeviceState = { catalogs: new Map(), latest: new Map() };
+    const input: Omit<QueryCommandInput, 'TableName'> = {
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': devicePk(deviceId) },
+    };
+    for await (const items of this.pages('telemetry.query', input)) {
+      for (const item of items) {
+        const sk = item.sk as string;
+        if (sk.startsWith('C#')) state.catalogs.set(item.s as string, parseCatalog(item));
+        else if (sk.startsWith('L#')) state.latest.set(item.s as string, item);
+      }
     }
-    return [...seen.values()];
+    return state;
+  }
+
+  /** Points of a frame item (all metrics), sorted by (metric, row, index); re-reads a stale catalog. */
+  private async framePoints(deviceId: string, item: Item, dev: DeviceState): Promise<StoredPoint[]> {
+    const sub = item.s as string;
+    const frame = { deviceId, sub, time: item.t as number, header: frameHeaderOfItem(item) };
+    const entries = JSON.parse(item.x as string) as Entry[];
+    let cat = dev.catalogs.get(sub) ?? emptyCatalog();
+    const out: StoredPoint[] = [];
+    for (const e of entries) {
+      let p = decodeEntry(e, frame, cat);
+      if (p === undefined) {
+        cat = parseCatalog(await this.getItem('telemetry.query', devicePk(deviceId), catalogSk(sub)));
+        dev.catalogs.set(sub, cat);
+        p = decodeEntry(e, frame, cat);
+        if (p === undefined) throw new TransientError('TELEMETRY_CATALOG', `no definition ${String(e[0])}`);
+      }
+      out.push(p);
+    }
+    return out.sort((a, b) => comparePointKeys(pointKeyOf(a), pointKeyOf(b)));
   }
 
   async queryRaw(q: RawQuery): Promise<{ points: StoredPoint[]; nextToken?: string }> {
     const { limit, order, after } = checkRawQuery(q);
     if (q.to <= q.from) return { points: [] };
-    const series = await this.seriesOf(q.deviceId, q.metric, q.subDevice);
-    const sign = order === 'asc' ? 1 : -1;
-    const firstPage = Math.min(
-      QUERY_PAGE_MAX,
-      Math.max(25, Math.ceil((limit + 1) / Math.max(1, series.length)) + 1),
-    );
-    const readers: SeriesReader[] = [];
-    for (const s of series) {
-      const range = keyRange(s, q.from, q.to, order, after);
-      if (range === undefined) continue;
-      readers.push({
-        series: s,
-        input: {
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
-          ExpressionAttributeValues: {
-            ':pk': pointPk(q.deviceId, s.sub, s.metric),
-            ':lo': range.lo,
-            ':hi': range.hi,
-          },
-          ScanIndexForward: order === 'asc',
-          Limit: firstPage,
-        },
-        buffer: [],
-        pos: 0,
-        done: false,
-      });
+    const dev = await this.device(q.deviceId);
+    if (dev.catalogs.size === 0) return { points: [] };
+    let lo = frameSkLow(q.from);
+    let hi = frameSkHigh(q.to - 1);
+    if (after !== undefined) {
+      // The cursor's frame is read again (its later points follow the cursor); earlier ones are skipped.
+      const bound = frameSk(after.time, after.subDevice);
+      if (order === 'asc' && bound > lo) lo = bound;
+      if (order === 'desc' && bound < hi) hi = bound;
     }
-    const fill = async (r: SeriesReader, want: number): Promise<void> => {
-      r.input.Limit = Math.min(QUERY_PAGE_MAX, Math.max(25, want));
-      const page = await this.queryPage('telemetry.query', r.input);
-      let points = page.items.map(fromItem);
-      if (after !== undefined)
-        points = points.filter((p) => sign * comparePointKeys(keyOfPoint(p), after) > 0);
-      r.buffer = points;
-      r.pos = 0;
-      if (page.next === undefined) r.done = true;
-      else r.input.ExclusiveStartKey = page.next;
+    if (lo > hi) return { points: [] };
+    const input: Omit<QueryCommandInput, 'TableName'> = {
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':pk': framePk(q.deviceId), ':lo': lo, ':hi': hi },
+      ScanIndexForward: order === 'asc',
     };
-    await pool(readers, this.concurrency, (r) => fill(r, firstPage));
-
-    // k-way merge in key order; a reader is refilled only when its head is needed.
+    if (q.subDevice !== undefined) {
+      input.FilterExpression = 's = :s';
+      (input.ExpressionAttributeValues as Item)[':s'] = q.subDevice;
+    }
+    // Every frame holds at least one point: without a metric filter, limit + 1 frames are enough.
+    if (q.metric === undefined) input.Limit = Math.min(limit + 1, 1000);
+    const sign = order === 'asc' ? 1 : -1;
+    const nowSeconds = Math.floor(this.clock() / 1000);
     const out: StoredPoint[] = [];
-    for (;;) {
-      let best: SeriesReader | undefined;
-      for (const r of readers) {
-        while (r.pos >= r.buffer.length && !r.done) await fill(r, limit + 1 - out.length);
-        const head = r.buffer[r.pos];
-        if (head === undefined) continue;
-        const bestHead = best?.buffer[best.pos];
-        if (bestHead === undefined || sign * comparePointKeys(keyOfPoint(head), keyOfPoint(bestHead)) < 0) {
-          best = r;
+    scan: for await (const items of this.pages('telemetry.query', input)) {
+      for (const item of items) {
+        if (this.expired(item.t as number, nowSeconds)) continue;
+        const points = await this.framePoints(q.deviceId, item, dev);
+        if (order === 'desc') points.reverse();
+        for (const p of points) {
+          if (q.metric !== undefined && p.metric !== q.metric) continue;
+          if (after !== undefined && sign * comparePointKeys(pointKeyOf(p), after) <= 0) continue;
+          out.push(p);
+          if (out.length > limit) break scan;
         }
       }
-      if (best === undefined) break;
-      out.push(best.buffer[best.pos++] as StoredPoint);
-      if (out.length > limit) break;
     }
     const points = out.slice(0, limit);
     const last = points.at(-1);
     return out.length > limit && last !== undefined
-      ? { points, nextToken: encodeCursor(keyOfPoint(last)) }
+      ? { points, nextToken: encodeCursor(pointKeyOf(last)) }
       : { points };
   }
 
   async queryBuckets(q: BucketQuery): Promise<Bucket[]> {
     checkBucketQuery(q);
     if (q.to <= q.from) return [];
-    const series = await this.seriesOf(q.deviceId, q.metric, q.subDevice);
+    const dev = await this.device(q.deviceId);
+    const subs = [...dev.catalogs.entries()]
+      .filter(([sub, cat]) =>
+        q.subDevice !== undefined
+          ? sub === q.subDevice
+          : cat.metricIds.has(q.metric) || cat.bytes + 4096 > MAX_CATALOG_BYTES,
+      )
+      .map(([sub]) => sub);
+    if (subs.length === 0) return [];
+    const now = this.clock();
+    const nowSeconds = Math.floor(now / 1000);
+    // Hours closed longer than the grace come from chunks; the rest of the range from frames.
+    const firstHour = hourOf(q.from);
+    let openFrom = q.from;
+    const closed: number[] = [];
+    if (this.grace !== undefined) {
+      for (let h = firstHour; h < q.to && h + HOUR_MS <= now - this.grace; h += HOUR_MS) closed.push(h);
+      if (closed.length > 0) openFrom = Math.max(q.from, (closed.at(-1) as number) + HOUR_MS);
+    }
     const points: StoredPoint[] = [];
     const cap = this.maxBucketPoints;
-    const tooMany = () =>
-      new ValidationError(
-        `the range holds more than ${cap} points for this metric; narrow from/to (the DynamoDB store ` +
-          'aggregates in the function)',
-        { field: 'from', code: 'RANGE_TOO_LARGE' },
-      );
-    await pool(series, this.concurrency, async (s) => {
-      const input: QueryCommandInput = {
-        TableName: this.table,
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
-        ExpressionAttributeValues: {
-          ':pk': pointPk(q.deviceId, s.sub, s.metric),
-          ':lo': padTime(q.from),
-          ':hi': padTime(q.to - 1) + HIGH,
-        },
-      };
-      for (;;) {
-        const page = await this.queryPage('telemetry.buckets', input);
-        for (const i of page.items) points.push(fromItem(i));
-        if (points.length > cap) throw tooMany();
-        if (page.next === undefined) return;
-        input.ExclusiveStartKey = page.next;
+    const add = (ps: StoredPoint[]): void => {
+      for (const p of ps) {
+        if (p.time < q.from || p.time >= q.to || this.expired(p.time, nowSeconds)) continue;
+        points.push(p);
+      }
+      if (points.length > cap) {
+        throw new ValidationError(
+          `the range holds more than ${cap} points for this metric; narrow from/to (the DynamoDB store ` +
+            'aggregates in the function)',
+          { field: 'from', code: 'RANGE_TOO_LARGE' },
+        );
+      }
+    };
+    await pool(subs, this.concurrency, async (sub) => {
+      if (closed.length > 0) add(await this.chunkPoints(q.deviceId, sub, q.metric, closed, dev));
+      if (openFrom < q.to) {
+        add(await this.seriesFromFrames(q.deviceId, sub, q.metric, openFrom, q.to, dev));
       }
     });
     return aggregateBuckets(points, q);
   }
 
+  /** One series' points in [from, to), read from the frames. */
+  private async seriesFromFrames(
+    deviceId: string,
+    sub: string,
+    metric: string,
+    from: number,
+    to: number,
+    dev: DeviceState,
+  ): Promise<StoredPoint[]> {
+    const input: Omit<QueryCommandInput, 'TableName'> = {
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+      FilterExpression: 's = :s',
+      ExpressionAttributeValues: {
+        ':pk': framePk(deviceId),
+        ':lo': frameSkLow(from),
+        ':hi': frameSkHigh(to - 1),
+        ':s': sub,
+      },
+    };
+    const out: StoredPoint[] = [];
+    for await (const items of this.pages('telemetry.buckets', input)) {
+      for (const item of items) {
+        for (const p of await this.framePoints(deviceId, item, dev)) if (p.metric === metric) out.push(p);
+        if (out.length > this.maxBucketPoints) return out;
+      }
+    }
+    return out;
+  }
+
+  /** One series' points in the given closed hours: from their chunks, building the missing ones. */
+  private async chunkPoints(
+    deviceId: string,
+    sub: string,
+    metric: string,
+    hours: number[],
+    dev: DeviceState,
+  ): Promise<StoredPoint[]> {
+    const prefix = chunkPrefix(sub, metric);
+    const found = new Map<number, Item>();
+    const input: Omit<QueryCommandInput, 'TableName'> = {
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: {
+        ':pk': chunkPk(deviceId),
+        ':lo': prefix + padTime(hours[0] as number),
+        ':hi': prefix + padTime(hours.at(-1) as number),
+      },
+    };
+    for await (const items of this.pages('telemetry.buckets', input)) {
+      for (const item of items) found.set(Number((item.sk as string).slice(prefix.length)), item);
+    }
+    const out: StoredPoint[] = [];
+    const missing: number[] = [];
+    for (const h of hours) {
+      const item = found.get(h);
+      if (item !== undefined && typeof item.x === 'string') {
+        for (const c of JSON.parse(item.x) as ChunkPoint[])
+          out.push(fromChunkPoint(c, h, deviceId, sub, metric));
+      } else missing.push(h);
+    }
+    // Missing hours are read from the frames in runs of consecutive hours, each run split into at most
+    // `concurrency` parallel Queries; then every hour read is stored as a chunk (empty hours too, unless
+    // the gap is longer than MAX_EMPTY_CHUNK_HOURS: a sparse series then stays on the frames).
+    const pieces: Array<[number, number]> = [];
+    for (let i = 0; i < missing.length; ) {
+      let j = i;
+      while (j + 1 < missing.length && (missing[j + 1] as number) === (missing[j] as number) + HOUR_MS) j++;
+      const run = j - i + 1;
+      const per = Math.ceil(run / this.concurrency);
+      for (let k = i; k <= j; k += per) pieces.push([missing[k] as number, Math.min(k + per - 1, j) - k + 1]);
+      i = j + 1;
+    }
+    const keepEmpty = missing.length <= MAX_EMPTY_CHUNK_HOURS;
+    await pool(pieces, this.concurrency, async ([start, count]) => {
+      const points = await this.seriesFromFrames(deviceId, sub, metric, start, start + count * HOUR_MS, dev);
+      out.push(...points);
+      if (out.length > this.maxBucketPoints) return;
+      const byHour = new Map<number, StoredPoint[]>();
+      for (let h = start; h < start + count * HOUR_MS; h += HOUR_MS) if (keepEmpty) byHour.set(h, []);
+      for (const p of points) {
+        const h = hourOf(p.time);
+        const list = byHour.get(h) ?? [];
+        list.push(p);
+        byHour.set(h, list);
+      }
+      await pool([...byHour.entries()], this.concurrency, async ([h, ps]) => {
+        const x = JSON.stringify(ps.map((p) => toChunkPoint(p, h)));
+        if (x.length > MAX_PACKED_BYTES) return; // too dense to cache: this hour stays on the frames
+        const dirty = found.get(h)?.dirty;
+        // Stored only if no late write marked the hour since we looked (the mark bumps `dirty`).
+        await this.putIf('telemetry.buckets', {
+          Item: {
+            pk: chunkPk(deviceId),
+            sk: chunkSk(sub, metric, h),
+            x,
+            ...(dirty === undefined ? {} : { dirty }),
+            expiresAt: this.expiresAt(h + HOUR_MS),
+          },
+          ConditionExpression:
+            dirty === undefined ? 'attribute_not_exists(pk)' : 'attribute_not_exists(x) AND dirty = :d',
+          ...(dirty === undefined ? {} : { ExpressionAttributeValues: { ':d': dirty } }),
+        });
+      });
+    });
+    return out;
+  }
+
   async latest(q: LatestQuery): Promise<StoredPoint[]> {
     checkLatestQuery(q);
-    const prefix = q.subDevice === undefined ? 'L#' : `L#${escapeKeyPart(q.subDevice)}#`;
-    const items = await this.deviceItems(q.deviceId, prefix);
-    const newest = new Map<string, number>();
-    const points = items.map(fromItem);
-    for (const p of points) {
-      const id = `${p.subDevice ?? ''}\u0000${p.metric}`;
-      if ((newest.get(id) ?? -1) < p.time) newest.set(id, p.time);
+    const dev = await this.device(q.deviceId);
+    const nowSeconds = Math.floor(this.clock() / 1000);
+    const wanted = new Map<string, { sub: string; time: number; metrics: Set<string> }>();
+    for (const [sub, item] of dev.latest) {
+      if (q.subDevice !== undefined && sub !== q.subDevice) continue;
+      let cat = dev.catalogs.get(sub) ?? emptyCatalog();
+      cat = await this.catalogFor(q.deviceId, sub, cat, item.x);
+      for (const [metric, time] of parseLatest(item.x, cat)) {
+        if (q.since !== undefined && time < q.since) continue;
+        if (this.expired(time, nowSeconds)) continue;
+        const key = frameSk(time, sub);
+        let w = wanted.get(key);
+        if (w === undefined) {
+          w = { sub, time, metrics: new Set() };
+          wanted.set(key, w);
+        }
+        w.metrics.add(metric);
+      }
     }
-    return points
-      .filter(
-        (p) =>
-          newest.get(`${p.subDevice ?? ''}\u0000${p.metric}`) === p.time &&
-          (q.since === undefined || p.time >= q.since),
-      )
-      .sort((a, b) => {
-        const ka = keyOfPoint(a);
-        const kb = keyOfPoint(b);
-        return (
-          compareSeries({ sub: ka.subDevice, metric: ka.metric }, { sub: kb.subDevice, metric: kb.metric }) ||
-          ka.row - kb.row ||
-          ka.index - kb.index
+    const frames = await this.batchGetFrames(q.deviceId, [...wanted.keys()]);
+    const out: StoredPoint[] = [];
+    for (const item of frames) {
+      const w = wanted.get(item.sk as string);
+      if (w === undefined) continue;
+      for (const p of await this.framePoints(q.deviceId, item, dev)) {
+        if (!p.historical && w.metrics.has(p.metric)) out.push(p);
+      }
+    }
+    return out.sort((a, b) => {
+      const ka = pointKeyOf(a);
+      const kb = pointKeyOf(b);
+      if (ka.subDevice !== kb.subDevice) return ka.subDevice < kb.subDevice ? -1 : 1;
+      if (ka.metric !== kb.metric) return ka.metric < kb.metric ? -1 : 1;
+      return ka.row - kb.row || ka.index - kb.index;
+    });
+  }
+
+  /** Frame items by sort key (BatchGetItem of ≤ 100, eventually consistent; unprocessed keys re-sent). */
+  private async batchGetFrames(deviceId: string, sks: string[]): Promise<Item[]> {
+    const pk = framePk(deviceId);
+    const chunks: string[][] = [];
+    for (let i = 0; i < sks.length; i += 100) chunks.push(sks.slice(i, i + 100));
+    const out: Item[] = [];
+    await pool(chunks, this.concurrency, async (chunk) => {
+      let keys: Item[] = chunk.map((sk) => ({ pk, sk }));
+      for (let attempt = 1; ; attempt++) {
+        const request = keys;
+        const res = await this.send('telemetry.latest', () =>
+          this.o.client.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: request } } })),
         );
-      });
+        out.push(...((res.Responses?.[this.table] ?? []) as Item[]));
+        keys = (res.UnprocessedKeys?.[this.table]?.Keys ?? []) as Item[];
+        if (keys.length === 0) return;
+        if (attempt >= this.maxAttempts) {
+          throw new TransientError(
+            'TELEMETRY_UNPROCESSED',
+            `telemetry.latest: ${keys.length} keys still unprocessed after ${attempt} BatchGetItem attempts`,
+          );
+        }
+        await this.sleep(this.backoff(attempt - 1));
+      }
+    });
+    return out;
   }
 
   async close(): Promise<void> {}
 }
 
-/**
- * The sk range of one series for a raw query: [from, to) narrowed to keys after the cursor. Within a
- * series keys sort by (time, row, index); across series the cursor's (subDevice, metric) decides whether
- * points at the cursor's time are before or after it.
- */
-function keyRange(
-  s: Series,
-  from: number,
-  to: number,
-  order: 'asc' | 'desc',
-  after: PointKey | undefined,
-): { lo: string; hi: string } | undefined {
-  let lo = padTime(from);
-  let hi = padTime(to - 1) + HIGH;
-  if (after !== undefined) {
-    const c = compareSeries(s, { sub: after.subDevice, metric: after.metric });
-    if (order === 'asc') {
-      // Strictly after the cursor: the cursor's own key is filtered out after reading.
-      const bound = c === 0 ? pointSk(after) : c > 0 ? padTime(after.time) : padTime(after.time + 1);
-      if (bound > lo) lo = bound;
-    } else {
-      if (c > 0 && after.time === 0) return undefined;
-      const bound =
-        c === 0 ? pointSk(after) : c < 0 ? padTime(after.time) + HIGH : padTime(after.time - 1) + HIGH;
-      if (bound < hi) hi = bound;
-    }
+/** The catalog id of a reading's definition, or the definition inline when the catalog lacks it. */
+function defRef(cat: Catalog, r: EnrichedReading): number | InlineDef {
+  const unit = r.unit ?? null;
+  const name = r.name ?? null;
+  return cat.defIds.get(defKey(r.metric, r.type, unit, name)) ?? [r.metric, r.type, unit, name];
+}
+
+/** Upper estimate of an item's stored size (attribute names + UTF-8 values; numbers as 21 bytes). */
+function itemBytes(item: Item): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(item)) {
+    n += k.length + (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 21);
   }
-  return lo <= hi ? { lo, hi } : undefined;
+  return n;
 }
 
 function mapError(error: unknown, what: string): unknown {

@@ -1,0 +1,60 @@
+/** dynalite with telemetry tables created from TELEMETRY_TABLE_SCHEMA, for the DynamoDB store's tests. */
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { TELEMETRY_TABLE_SCHEMA } from '../../functions/adapters/dynamo-telemetry-store.js';
+
+export interface LocalTelemetryTable {
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  stop(): Promise<void>;
+}
+
+export async function startTelemetryDynalite(): Promise<LocalTelemetryTable> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  const client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    client,
+    doc,
+    async stop() {
+      client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+let counter = 0;
+
+/** A new, empty table with the adapter's schema; returns its name. */
+export async function createTelemetryTable(local: LocalTelemetryTable): Promise<string> {
+  const name = `telemetry-${++counter}`;
+  await local.client.send(
+    new CreateTableCommand({
+      TableName: name,
+      BillingMode: TELEMETRY_TABLE_SCHEMA.billingMode,
+      KeySchema: [
+        { AttributeName: TELEMETRY_TABLE_SCHEMA.partitionKey.name, KeyType: 'HASH' },
+        { AttributeName: TELEMETRY_TABLE_SCHEMA.sortKey.name, KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        {
+          AttributeName: TELEMETRY_TABLE_SCHEMA.partitionKey.name,
+          AttributeType: TELEMETRY_TABLE_SCHEMA.partitionKey.type,
+        },
+        {
+          AttributeName: TELEMETRY_TABLE_SCHEMA.sortKey.name,
+          AttributeType: TELEMETRY_TABLE_SCHEMA.sortKey.type,
+        },
+      ],
+    }),
+  );
+  return name;
+}
