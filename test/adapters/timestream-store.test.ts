@@ -1,3 +1,4 @@
+/** Timestream adapter request shapes, rejection handling, retries and SQL; the port semantics run in the contract suite (timestream-telemetry.contract.test.ts). */
 import { QueryCommand, TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import {
   RejectedRecordsException,
