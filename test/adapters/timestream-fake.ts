@@ -156,7 +156,7 @@ export async function startTimestreamFake(database: string, table: string): Prom
     const rows = reader.getRows().map((row) => ({
       Data: row.map((v) => (v === null ? { NullValue: true } : { ScalarValue: scalar(v) })),
     }));
-    const ColumnInfo = names.map((Name) => ({ Name }));
+    const ColumnInfo = names.map((Name) => ({ Name, Type: {} }));
     const out: QueryCommandOutput[] = [];
     for (let i = 0; i === 0 || i < rows.length; i += PAGE_ROWS) {
       out.push({ $metadata: {}, QueryId: 'q', ColumnInfo, Rows: rows.slice(i, i + PAGE_ROWS) });
