@@ -14,7 +14,7 @@ import {
   InMemoryPendingRequestStore,
   InMemoryRegistrationStore,
 } from '../../functions/core/lwm2m/server/state.js';
-import type { EnrichedReading } from '../../functions/core/reading.js';
+import type { EnrichedReading, PublishAction } from '../../functions/core/reading.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { encodeSenml } from '../../functions/core/senml/index.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
@@ -68,7 +68,7 @@ function ports(events: EventLog = new InMemoryEventLog()) {
           return { written: rs.length, duplicates: 0, rejected: [] };
         },
       },
-      publisher: { publish: async () => {} },
+      publisher: { publish: async (_actions: PublishAction[]) => {} },
       clock: () => T0,
       logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
       metrics: new Metrics({ namespace: 'test' }),
@@ -243,4 +243,70 @@ describe('poison messages are quarantined, their neighbours are stored', () => {
     expect(p.stored.map((r) => r.deviceId)).toEqual(['good']);
     expect(throttled.stats.eventsUnwritten).toBeGreaterThan(0);
   }, 30_000);
+
+  it('an NBIRTH with 12,000 metrics is quarantined (BIRTH_TOO_LARGE); the other nodes are born and stored', async () => {
+    const p = ports();
+    const fn = sparkplug(p);
+    const huge = record(
+      'spBv1.0/g/NBIRTH/huge',
+      encodePayload({
+        timestamp: T0,
+        seq: 0,
+        metrics: [
+          { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
+          ...Array.from({ length: 12_000 }, (_, i) => ({
+            name: `area/line/cell/metric-${i}`,
+            alias: i + 1,
+            datatype: DataType.Double,
+            value: i,
+          })),
+        ],
+      }),
+      'g/huge',
+    );
+    const out = await fn.processRecords([nbirth('good'), huge, ndata('good', 1, T0 + 1000)]);
+
+    expect(out.batchItemFailures).toEqual([]);
+    expect(p.stored.filter((r) => r.deviceId === 'good').map((r) => r.time)).toEqual([T0, T0 + 1000]);
+    expect(p.stored.filter((r) => r.deviceId === 'huge')).toEqual([]);
+    const q = (await p.events.list({ types: ['quarantined'] })).events;
+    expect(q.map((e) => [e.deviceId, e.detail?.split(':')[0]])).toEqual([['huge', 'BIRTH_TOO_LARGE']]);
+  });
+
+  it('a Register with 30,000 objects is answered 4.00 and never becomes state; others register', async () => {
+    const p = ports();
+    const published: string[] = [];
+    p.base.publisher = { publish: async (actions) => void published.push(...actions.map((a) => a.topic)) };
+    const registrations = new InMemoryRegistrationStore();
+    const fn = composeLwm2mIngest(
+      { ...p.base, registrations, pending: new InMemoryPendingRequestStore() },
+      { autoRegister: true },
+    );
+    const objects = Array.from({ length: 30_000 }, (_, i) => `</${3300 + (i % 100)}/${i}>`).join(',');
+    const bad = record(
+      'lwm2m/rd/bad',
+      encodeMessage({
+        operation: Operation.Register,
+        token: 1,
+        ep: 'bad',
+        lifetime: 300,
+        version: '1.2',
+        payload: new TextEncoder().encode(objects),
+      }),
+      'bad',
+    );
+    const out = await fn.processRecords([
+      register('good'),
+      bad,
+      send('good', [{ n: '/3303/0/5700', v: 21 }]),
+    ]);
+
+    expect(out.batchItemFailures).toEqual([]);
+    expect(await registrations.get('bad')).toBeUndefined();
+    expect(await registrations.get('good')).toBeDefined();
+    expect(published).toContain('lwm2m/rd/bad');
+    expect(p.stored.map((r) => r.deviceId)).toEqual(['good']);
+    const ignored = (await p.events.list({ deviceIds: ['bad'] })).events;
+    expect(ignored.map((e) => e.detail).join()).toMatch(/exceeds 65536|exceeds 2000/);
+  });
 });

@@ -119,8 +119,19 @@ function parseCt(v: string | true, field: string): number[] {
  * then lives. Object links are `/oid` or `/oid/iid` (deeper links are tolerated and count as their
  * instance); `ver` on the object or an instance link gives the object version.
  */
+/**
+ * Bounds of an object list: a registration is one DynamoDB item (≤ 400 KB), and a real client registers
+ * tens of objects and instances, not thousands.
+ */
+export const MAX_OBJECT_LIST_CHARS = 65_536;
+export const MAX_OBJECT_LINKS = 2_000;
+
 export function parseObjectList(text: string): ObjectList {
+  if (text.length > MAX_OBJECT_LIST_CHARS)
+    fail(`object list of ${text.length} characters exceeds ${MAX_OBJECT_LIST_CHARS}`, 'payload');
   const links = parseLinkFormat(text);
+  if (links.length > MAX_OBJECT_LINKS)
+    fail(`object list of ${links.length} links exceeds ${MAX_OBJECT_LINKS}`, 'payload');
   const list: ObjectList = { objects: [] };
   links.forEach((l, i) => {
     if (l.params.rt === 'oma.lwm2m') {

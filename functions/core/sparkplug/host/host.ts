@@ -39,6 +39,36 @@ export interface SparkplugHostOptions {
   writeBack?: { checkpointMs?: number; maxEntries?: number };
 }
 
+/**
+ * Bounds of one birth: its alias table and template definitions become one DynamoDB item (≤ 400 KB).
+ * A birth above them is quarantined (BIRTH_TOO_LARGE) instead of failing every batch that would write
+ * its state.
+ */
+export const MAX_BIRTH_METRICS = 5_000;
+export const MAX_BIRTH_STATE_BYTES = 256 * 1024;
+
+function checkBirthSize(metrics: SpMetric[], kind: 'NBIRTH' | 'DBIRTH'): void {
+  let count = 0;
+  let bytes = 0;
+  const visit = (list: SpMetric[]) => {
+    for (const m of list) {
+      count++;
+      // Name, alias, datatype and the record's own overhead, as the state item stores them.
+      bytes += (m.name?.length ?? 0) + 32;
+      const v = m.value as { metrics?: SpMetric[] } | null | undefined;
+      if (v && typeof v === 'object' && Array.isArray(v.metrics)) visit(v.metrics);
+    }
+  };
+  visit(metrics);
+  if (count > MAX_BIRTH_METRICS || bytes > MAX_BIRTH_STATE_BYTES) {
+    throw new ProtocolError(
+      'BIRTH_TOO_LARGE',
+      `${kind} with ${count} metrics (~${bytes} bytes of state) exceeds ${MAX_BIRTH_METRICS} metrics / ${MAX_BIRTH_STATE_BYTES} bytes`,
+      { field: 'metrics' },
+    );
+  }
+}
+
 /** Topics remembered by a host (one or two per edge node and device). */
 const MAX_TOPICS = 20_000;
 /** Size of the window of recently received seqs used to recognise duplicates. */
@@ -192,6 +222,7 @@ export class SparkplugHost implements MessageProcessor {
   // ---- births and deaths -----------------------------------------------------------------------
 
   private async nodeBirth(ctx: Ctx): Promise<void> {
+    checkBirthSize(ctx.payload.metrics, 'NBIRTH');
     const { topic, payload, msg } = ctx;
     const existing = await this.store.getNode(topic.group, topic.node);
     const birthTime = payload.timestamp ?? msg.receivedAt;
@@ -345,6 +376,7 @@ export class SparkplugHost implements MessageProcessor {
   }
 
   private async deviceBirth(ctx: Ctx, node: NodeRecord): Promise<void> {
+    checkBirthSize(ctx.payload.metrics, 'DBIRTH');
     const device = ctx.topic.device!;
     const existing = await this.store.getDevice(ctx.topic.group, ctx.topic.node, device);
     const defs = collectDefs(ctx.payload.metrics, node.templates);
