@@ -71,6 +71,8 @@ export interface IngestStats {
   retries: number;
   /** Events the event log did not take after its retries (logged in full instead). */
   eventsUnwritten: number;
+  /** Server → device messages the broker refused for good (a `publish-refused` event each). */
+  actionsRefused: number;
 }
 
 export interface IngestResult {
@@ -210,6 +212,7 @@ export function emptyStats(): IngestStats {
     transientFailures: 0,
     retries: 0,
     eventsUnwritten: 0,
+    actionsRefused: 0,
   };
 }
 
@@ -218,6 +221,8 @@ interface RecordResult {
   envelope?: Envelope;
   /** Readings the message produced. */
   readings?: number;
+  /** Where its readings start in the chunk's reading list (they are contiguous). */
+  readingStart?: number;
   events: LifecycleEvent[];
   actions: PublishAction[];
   deviceId?: string;
@@ -400,7 +405,31 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
       await withRetry(() => deps.publisher.publish(actions), deps, stats);
       stats.actionsPublished = actions.length;
     } catch (error) {
-      return failEverything(records, stats, deps, error);
+      if (isRetryable(error)) return failEverything(records, stats, deps, error);
+      // Refused for good (a topic the broker will not take): publish one by one, report the refused.
+      for (const r of good) {
+        for (const a of r.actions) {
+          try {
+            await withRetry(() => deps.publisher.publish([a]), deps, stats);
+            stats.actionsPublished++;
+          } catch (e) {
+            if (isRetryable(e)) return failEverything(records, stats, deps, e);
+            stats.actionsRefused++;
+            const reason = describeError(e);
+            r.events = [
+              ...r.events,
+              {
+                type: 'publish-refused',
+                protocol: deps.protocol,
+                deviceId: r.deviceId ?? deviceFromTopic(a.topic),
+                time: r.envelope?.receivedAt ?? deps.clock(),
+                detail: `${reason.code}: ${reason.message}`,
+                data: { topic: a.topic, reason: a.reason },
+              } satisfies LifecycleEvent,
+            ];
+          }
+        }
+      }
     }
   }
 
@@ -560,7 +589,14 @@ async function storeChunk(
   for (const id of out.unknownDevices) run.unknown.add(id);
   const enriched = out.enriched;
   if (enriched.length === 0) return;
-  const written = await withRetry(() => deps.store.write(enriched), deps, stats);
+  let written: Awaited<ReturnType<StorePort['write']>>;
+  try {
+    written = await withRetry(() => deps.store.write(enriched), deps, stats);
+  } catch (error) {
+    if (isRetryable(error)) throw error; // the store itself is failing: the batch is redelivered
+    // Refused for good: a record's readings caused it. Store record by record; quarantine the culprits.
+    written = await storeRecordByRecord(run, chunk, readings);
+  }
   if (deps.onStored) {
     const now = deps.clock();
     for (const r of chunk) {
@@ -587,6 +623,40 @@ async function storeChunk(
       },
     });
   });
+}
+
+/**
+ * After the store refused a chunk outright (a non-retryable error, not a per-reading rejection): each
+ * record's readings are written on their own, so the records that cause the refusal are quarantined
+ * (STORE_REFUSED) and every other record is stored. A retryable failure still fails the batch.
+ */
+async function storeRecordByRecord(
+  run: BatchRun,
+  chunk: RecordResult[],
+  readings: Reading[],
+): Promise<Awaited<ReturnType<StorePort['write']>>> {
+  const { deps, stats } = run;
+  const total: Awaited<ReturnType<StorePort['write']>> = { written: 0, duplicates: 0, rejected: [] };
+  for (const r of chunk) {
+    if (r.quarantine !== undefined || !r.readings || r.readingStart === undefined || !r.envelope) continue;
+    const own = deps.enricher.enrich(readings.slice(r.readingStart, r.readingStart + r.readings)).enriched;
+    if (own.length === 0) continue;
+    try {
+      const out = await withRetry(() => deps.store.write(own), deps, stats);
+      total.written += out.written;
+      total.duplicates += out.duplicates;
+      for (const rej of out.rejected) total.rejected.push(rej);
+    } catch (error) {
+      if (isRetryable(error)) throw error;
+      const reason = describeError(error);
+      r.quarantine = quarantineEntry(deps.protocol, r.record, r.envelope, {
+        code: 'STORE_REFUSED',
+        message: `the telemetry store refused this message's readings: ${reason.message}`,
+        field: reason.field ?? 'readings',
+      });
+    }
+  }
+  return total;
 }
 
 /** The record's message (its envelope), or its quarantine result when the envelope is malformed. */
@@ -663,11 +733,13 @@ async function processRecord(
     const outcome = await handleWithRetry(message, deps, stats);
     const rs = outcome.readings;
     checkTimes(outcome, message.receivedAt);
+    const readingStart = readings.length;
     for (let i = 0; i < rs.length; i++) readings.push(rs[i]!);
     const result: RecordResult = {
       record,
       envelope: message,
       readings: rs.length,
+      readingStart,
       events: outcome.events.length === 0 ? NONE : outcome.events,
       actions: outcome.actions.length === 0 ? NONE : outcome.actions,
       deviceId: outcome.deviceId,

@@ -54,6 +54,7 @@ export type LifecycleEventType =
   | 'expired'
   | 'response'
   | 'quarantined'
+  | 'publish-refused'
   | 'state';
 
 export interface LifecycleEvent {

@@ -6,7 +6,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
-import { TransientError, ValidationError } from '../../functions/core/errors.js';
+import { ProtocolError, TransientError, ValidationError } from '../../functions/core/errors.js';
 import { type EventLog, InMemoryEventLog, type StoredEvent } from '../../functions/core/events.js';
 import { type IngestRecord, MAX_QUARANTINE_PAYLOAD } from '../../functions/core/ingest.js';
 import { ContentFormat, encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
@@ -308,5 +308,51 @@ describe('poison messages are quarantined, their neighbours are stored', () => {
     expect(p.stored.map((r) => r.deviceId)).toEqual(['good']);
     const ignored = (await p.events.list({ deviceIds: ['bad'] })).events;
     expect(ignored.map((e) => e.detail).join()).toMatch(/exceeds 65536|exceeds 2000/);
+  });
+
+  it('a message whose readings the store refuses outright is quarantined (STORE_REFUSED); the rest are stored', async () => {
+    const p = ports();
+    p.base.store = {
+      async write(rs: EnrichedReading[]) {
+        if (rs.some((r) => r.deviceId === 'bad')) throw new ValidationError('refused', { field: 'value' });
+        p.stored.push(...rs);
+        return { written: rs.length, duplicates: 0, rejected: [] };
+      },
+    };
+    const fn = lwm2m(p);
+    await fn.processRecords([register('good'), register('bad')]);
+    const out = await fn.processRecords([
+      send('good', [{ n: '/3303/0/5700', v: 21 }]),
+      send('bad', [{ n: '/3303/0/5700', v: 99 }]),
+      send('good', [{ n: '/3303/0/5700', v: 22 }]),
+    ]);
+
+    expect(out.batchItemFailures).toEqual([]);
+    expect(p.stored.map((r) => [r.deviceId, r.value])).toEqual([
+      ['good', 21],
+      ['good', 22],
+    ]);
+    const q = (await p.events.list({ types: ['quarantined'] })).events;
+    expect(q.map((e) => [e.deviceId, e.detail?.split(':')[0]])).toEqual([['bad', 'STORE_REFUSED']]);
+  });
+
+  it('a server message the broker refuses for good is reported (publish-refused); the others go out', async () => {
+    const p = ports();
+    const published: string[] = [];
+    p.base.publisher = {
+      async publish(actions: PublishAction[]) {
+        if (actions.some((a) => a.topic.endsWith('/bad')))
+          throw new ProtocolError('PUBLISH_REFUSED', 'IoT Publish refused', { field: 'topic' });
+        published.push(...actions.map((a) => a.topic));
+      },
+    };
+    const fn = lwm2m(p);
+    const out = await fn.processRecords([register('good'), register('bad'), register('other')]);
+
+    expect(out.batchItemFailures).toEqual([]);
+    expect(published.sort()).toEqual(['lwm2m/rd/good', 'lwm2m/rd/other']);
+    expect(out.stats).toMatchObject({ actionsPublished: 2, actionsRefused: 1 });
+    const refused = (await p.events.list({ types: ['publish-refused'] })).events;
+    expect(refused.map((e) => e.deviceId)).toEqual(['bad']);
   });
 });

@@ -21,6 +21,7 @@ export const EVENT_TYPES: readonly LifecycleEventType[] = [
   'expired',
   'response',
   'quarantined',
+  'publish-refused',
   'state',
 ];
 
