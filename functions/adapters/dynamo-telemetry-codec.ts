@@ -119,10 +119,14 @@ export function serializeCatalog(cat: Catalog): string {
 
 // ---------------------------------------------------------------------------------------------------
 // Frame entries: one compact JSON array per reading.
-//   [def, kind, value]                                   quality GOOD, not historical, no row / index
-//   [def, kind, value, quality, historical, row, index]  otherwise
+//   [def, value]                                         a double, quality GOOD, not historical, no row / index
+//   [def, value, kind]                                   another kind, otherwise the same
+//   [def, value, kind, quality, historical, row, index]  otherwise
 //   [..., [protocol, deviceType, group, site]]           when these differ from the frame's header
-// `def` is a catalog definition id, or the definition inline `[metric, type, unit, name]`.
+// `def` is a catalog definition id, or the definition inline `[metric, type, unit, name]`. Kind 9 is a
+// double that is exactly a float32 (a Sparkplug Float widened to a JS number, e.g. 23.399999618530273),
+// written as its shortest float32 decimal ("23.4") and read back through Math.fround: exact, and about
+// half the bytes.
 
 export const KINDS: readonly ValueKind[] = [
   'double',
@@ -140,8 +144,8 @@ const QUALITY_CODES: readonly Quality[] = ['GOOD', 'BAD', 'STALE', 'UNCERTAIN'];
 export type InlineDef = [metric: string, type: string, unit: string | null, name: string | null];
 export type Entry = [
   def: number | InlineDef,
-  kind: number,
   value: number | string,
+  kind?: number,
   quality?: number,
   historical?: number,
   row?: number,
@@ -167,10 +171,21 @@ export function headerOf(r: EnrichedReading): FrameHeader {
 export function encodeEntry(r: EnrichedReading, def: number | InlineDef, header: FrameHeader): Entry {
   const v = encodeValue(r.value);
   let value: number | string;
+  let kind = KINDS.indexOf(v.kind);
   switch (v.kind) {
-    case 'double':
-      value = Object.is(v.double, -0) ? '-0' : (v.double as number);
+    case 'double': {
+      const d = v.double as number;
+      if (Object.is(d, -0)) value = '-0';
+      else {
+        value = d;
+        const f = shortestFloat32(d);
+        if (f !== undefined && JSON.stringify(f).length < JSON.stringify(d).length) {
+          value = f;
+          kind = KIND_FLOAT32;
+        }
+      }
       break;
+    }
     case 'bigint':
       value = (v.bigint as bigint).toString();
       break;
@@ -183,7 +198,7 @@ export function encodeEntry(r: EnrichedReading, def: number | InlineDef, header:
     default:
       value = v.text as string;
   }
-  const e: Entry = [def, KINDS.indexOf(v.kind), value];
+  const e: Entry = [def, value];
   const q = QUALITY_CODES.indexOf(r.quality);
   const row = r.row ?? -1;
   const index = r.index ?? -1;
@@ -192,11 +207,25 @@ export function encodeEntry(r: EnrichedReading, def: number | InlineDef, header:
     r.enrichment.deviceType !== header.dt ||
     r.group !== header.g ||
     r.enrichment.site !== header.si;
-  if (q !== 0 || r.historical || row !== -1 || index !== -1 || differs) {
+  const plain = q === 0 && !r.historical && row === -1 && index === -1 && !differs;
+  if (!plain || kind !== 0) e.push(kind);
+  if (!plain) {
     e.push(q, r.historical ? 1 : 0, row, index);
     if (differs) e.push([r.protocol, r.enrichment.deviceType, r.group ?? null, r.enrichment.site ?? null]);
   }
   return e;
+}
+
+const KIND_FLOAT32 = 9;
+
+/** The shortest decimal that reads back (through Math.fround) as `d`, when `d` is exactly a float32. */
+function shortestFloat32(d: number): number | undefined {
+  if (!Number.isFinite(d) || Math.fround(d) !== d || Number.isInteger(d)) return undefined;
+  for (let p = 1; p <= 9; p++) {
+    const n = Number(d.toPrecision(p));
+    if (Math.fround(n) === d) return n;
+  }
+  return undefined;
 }
 
 /** Metric name of an entry (undefined when its definition id is not in the catalog). */
@@ -233,10 +262,11 @@ export function decodeEntry(
   } else {
     [metric, type, unit, name] = e[0];
   }
-  const kind = KINDS[e[1]] ?? 'null';
-  const raw = e[2];
+  const code = e[2] ?? 0;
+  const raw = e[1];
+  const kind = code === KIND_FLOAT32 ? 'double' : (KINDS[code] ?? 'null');
   const value = decodeValue(kind, {
-    double: kind === 'double' ? Number(raw) : null,
+    double: code === KIND_FLOAT32 ? Math.fround(Number(raw)) : kind === 'double' ? Number(raw) : null,
     bigint: kind === 'bigint' ? BigInt(raw) : null,
     text: typeof raw === 'string' ? raw : null,
     bool: kind === 'bool' ? raw === 1 : null,

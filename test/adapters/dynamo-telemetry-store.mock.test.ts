@@ -85,10 +85,10 @@ describe('packed write', () => {
     const frame = calls[1]?.Item as Record<string, unknown>;
     expect(frame).toMatchObject({ sk: '0001700000000000#', s: '', t: T0, p: 'lwm2m', dt: 'sensor', v: 1 });
     expect(frame.expiresAt).toBe(Math.floor(T0 / 1000) + 365 * 86_400);
-    // Entries refer to catalog definitions: [def id, kind (0 = double), value].
+    // Entries refer to catalog definitions: [def id, value] (a double needs no kind).
     expect(JSON.parse(frame.x as string).slice(0, 2)).toEqual([
-      [0, 0, 0.5],
-      [1, 0, 1.5],
+      [0, 0.5],
+      [1, 1.5],
     ]);
     expect(Buffer.byteLength(frame.x as string)).toBeLessThan(1024);
     // Cold cache: one consistent read each of the catalog and the latest item.
@@ -134,9 +134,9 @@ describe('packed write', () => {
     expect(merge).toMatchObject({ ConditionExpression: 'v = :v', ExpressionAttributeValues: { ':v': 1 } });
     expect(merge?.Item?.v).toBe(2);
     expect(JSON.parse(merge?.Item?.x as string)).toEqual([
-      [0, 0, 0.5],
-      [1, 0, 1.5],
-      [2, 0, 2.5],
+      [0, 0.5],
+      [1, 1.5],
+      [2, 2.5],
     ]);
   });
 
@@ -258,7 +258,7 @@ describe('errors and retries', () => {
       p: 'lwm2m',
       dt: 'sensor',
       v: 1,
-      x: '[[0,0,7]]',
+      x: '[[0,7]]',
     };
     mock.on(QueryCommand).resolves({ Items: [catalog, latest] });
     mock
@@ -294,7 +294,7 @@ describe('errors and retries', () => {
       p: 'lwm2m',
       dt: 'sensor',
       v: 1,
-      x: `[[0,0,${i}]]`,
+      x: `[[0,${i}]]`,
     });
     mock.on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'D#ep-1' } }).resolves({ Items: [catalog] });
     mock
