@@ -10,8 +10,10 @@
  * - stored: rows in DuckDB, and distinct identities among them (a difference is a duplicate row);
  * - published: readings in publishes the devices saw acknowledged (QoS 1 PUBACK).
  *
- * Pass: rows == accepted, no duplicate rows, nothing quarantined, nothing in the DLQ, and every
- * acknowledged reading accepted (published ≤ accepted; equal unless the broker restarted).
+ * Pass: rows == accepted, no duplicate rows, nothing quarantined but the poison messages of the poison
+ * scenario (accepted counts a record's readings as the pipeline does: a record with absurd times has
+ * none), nothing in the DLQ, and every acknowledged reading accepted (published ≤ accepted; equal
+ * unless the broker restarted).
  *
  * Why QoS 1 for Sparkplug DATA (LwM2M always uses QoS 1): the broker acknowledges a QoS 1 publish only
  * once its record is in Kinesis, so an acknowledged reading is never lost. A QoS 0 publish in flight
@@ -22,6 +24,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { ContentFormat, encodeMessage, Operation } from '../functions/core/lwm2m/message.js';
+import { encodeSenml } from '../functions/core/senml/index.js';
+import { encodePayload } from '../functions/core/sparkplug/codec.js';
+import { MAX_BIRTH_METRICS } from '../functions/core/sparkplug/host/host.js';
+import { DataType } from '../functions/core/sparkplug/types.js';
 import {
   type AcceptedReadings,
   countAcceptedReadings,
@@ -47,6 +55,8 @@ export interface Scenario {
    * At most 11 store calls: a batch gets 4 attempts of 3 tries each, so the last one always succeeds.
    */
   atStop?: Partial<Record<FaultKind, number>>;
+  /** Poison messages from their own devices, mixed into the fleet's traffic (issue 15). */
+  poison?: boolean;
 }
 
 /** The scenarios of `npm run faults`: rates at which a batch exhausting all its retries is very unlikely. */
@@ -81,7 +91,86 @@ export const SCENARIOS: Scenario[] = [
     brokerDownMs: 500,
     atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
   },
+  { name: 'poison messages', faults: {}, poison: true },
 ];
+
+/**
+ * Poison messages, each from its own device (the per-device ACL allows a client only its own topics),
+ * published with QoS 1 while the fleet runs: a SenML time beyond the Date range, Sparkplug timestamps of
+ * 9e15 and 2^64 − 1, a 100 KB malformed message, an NBIRTH over the metric limit, and a Register over
+ * the object-list limit (answered 4.00, not quarantined). Returns how many must end quarantined, and
+ * the good readings among them (the valid NBIRTH before the bad timestamps).
+ */
+export async function publishPoison(url: string): Promise<{ quarantined: number; readings: number }> {
+  const T = Date.now();
+  const connect = async (id: string) => {
+    const c = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 0 });
+    return {
+      send: (topic: string, payload: Uint8Array) => c.publishAsync(topic, Buffer.from(payload), { qos: 1 }),
+      close: () => c.endAsync(),
+    };
+  };
+  const register = (ep: string, objects = '</3303/0>') =>
+    encodeMessage({
+      operation: Operation.Register,
+      token: 1,
+      ep,
+      lifetime: 300,
+      version: '1.2',
+      payload: new TextEncoder().encode(objects),
+    });
+  const birth = (metrics: number) =>
+    encodePayload({
+      timestamp: T,
+      seq: 0,
+      metrics: [
+        { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
+        ...Array.from({ length: metrics }, (_, i) => ({
+          name: `m${i}`,
+          alias: i + 1,
+          datatype: DataType.Double,
+          value: i,
+          timestamp: T,
+        })),
+      ],
+    });
+  const data = (seq: number, timestamp: number) =>
+    encodePayload({
+      timestamp,
+      seq,
+      metrics: [{ alias: 1, datatype: DataType.Double, value: 1, timestamp }],
+    });
+
+  const lw = await connect('poison-lwm2m-time');
+  await lw.send('lwm2m/rd/poison-lwm2m-time', register('poison-lwm2m-time'));
+  await lw.send(
+    'lwm2m/rd/poison-lwm2m-time',
+    encodeMessage({
+      operation: Operation.Send,
+      token: 2,
+      contentFormat: ContentFormat.SenmlCbor,
+      payload: encodeSenml([{ n: '/3303/0/5700', v: 1, t: 1e13 }], 112),
+    }),
+  );
+  await lw.close();
+  const sp = await connect('poison-sp-time');
+  await sp.send('spBv1.0/poison/NBIRTH/poison-sp-time', birth(1));
+  await sp.send('spBv1.0/poison/NDATA/poison-sp-time', data(1, 9e15));
+  // 2^64 − 1: the writer takes a bigint for uint64 fields.
+  await sp.send('spBv1.0/poison/NDATA/poison-sp-time', data(2, (2n ** 64n - 1n) as unknown as number));
+  await sp.close();
+  const big = await connect('poison-lwm2m-big');
+  await big.send('lwm2m/rd/poison-lwm2m-big', new Uint8Array(100_000).fill(0xff));
+  await big.close();
+  const wide = await connect('poison-sp-wide');
+  await wide.send('spBv1.0/poison/NBIRTH/poison-sp-wide', birth(MAX_BIRTH_METRICS + 1));
+  await wide.close();
+  const many = await connect('poison-lwm2m-objects');
+  const links = Array.from({ length: 3_000 }, (_, i) => `</3303/${i}>`).join(',');
+  await many.send('lwm2m/rd/poison-lwm2m-objects', register('poison-lwm2m-objects', links));
+  await many.close();
+  return { quarantined: 5, readings: 1 };
+}
 
 export interface RunOptions {
   devices: number;
@@ -105,6 +194,8 @@ export interface ScenarioResult {
   /** Rows in DuckDB and distinct point identities among them. */
   rows: { readings: number; distinct: number };
   status: LocalStatus;
+  /** Poison messages sent that must end quarantined, and the good readings they carried. */
+  poisoned: { quarantined: number; readings: number };
   /** Why the run failed (empty = pass). */
   problems: string[];
 }
@@ -114,6 +205,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runScenario(scenario: Scenario, o: RunOptions): Promise<ScenarioResult> {
   const timeoutMs = o.timeoutMs ?? 120_000;
   const dir = mkdtempSync(join(tmpdir(), 'dualpath-faults-'));
+  let poisoned = { quarantined: 0, readings: 0 };
   const stack = await startLocalStack({
     dataDir: dir,
     mqttPort: 0,
@@ -146,6 +238,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
         if (i < brokers) events.push(() => stack.restartBroker(scenario.brokerDownMs ?? 0));
       }
       const slice = (o.seconds * 1000) / (events.length + 1);
+      if (scenario.poison) poisoned = await publishPoison(`mqtt://127.0.0.1:${stack.mqttPort}`);
       for (const [i, event] of events.entries()) {
         await sleep(slice);
         o.log?.(`  ${scenario.name}: disruption ${i + 1} of ${events.length}`);
@@ -179,6 +272,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       accepted,
       rows,
       status,
+      poisoned,
       problems: [],
     };
     result.problems = check(result);
@@ -191,7 +285,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
 
 function check(r: ScenarioResult): string[] {
   const problems: string[] = [];
-  const acked = r.published.readings.sparkplug + r.published.readings.lwm2m;
+  const acked = r.published.readings.sparkplug + r.published.readings.lwm2m + r.poisoned.readings;
   const brokerRestarted = (r.scenario.brokerRestarts ?? 0) > 0;
   if (r.rows.readings !== r.accepted.distinct)
     problems.push(`stored ${r.rows.readings} rows, the broker accepted ${r.accepted.distinct} readings`);
@@ -211,7 +305,10 @@ function check(r: ScenarioResult): string[] {
   if (!brokerRestarted && acked !== r.accepted.distinct)
     problems.push(`devices had ${acked} readings acknowledged, the broker forwarded ${r.accepted.distinct}`);
   if (r.status.dlqRecords > 0) problems.push(`${r.status.dlqRecords} records in the DLQ`);
-  if (r.status.quarantined > 0) problems.push(`${r.status.quarantined} records quarantined`);
+  if (r.status.quarantined !== r.poisoned.quarantined)
+    problems.push(
+      `${r.status.quarantined} records quarantined, ${r.poisoned.quarantined} poison messages sent`,
+    );
   if (acked === 0) problems.push('nothing was published');
   return problems;
 }

@@ -695,7 +695,7 @@ class TimeRangeError extends DualpathError {
   readonly code = 'TIME_OUT_OF_RANGE';
 }
 
-function checkTimes(outcome: MessageOutcome, receivedAt: number): void {
+export function checkTimes(outcome: MessageOutcome, receivedAt: number): void {
   const max = receivedAt + MAX_READING_AHEAD_MS;
   const rs = outcome.readings;
   for (let i = 0; i < rs.length; i++) {

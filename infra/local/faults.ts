@@ -13,7 +13,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TransientError } from '../../functions/core/errors.js';
 import type { StorePort } from '../../functions/core/ingest.js';
-import { parseRuleEnvelope } from '../../functions/core/ingest.js';
+import { checkTimes, parseRuleEnvelope } from '../../functions/core/ingest.js';
 import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
 import type { MessageProcessor } from '../../functions/core/processor.js';
 import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';
@@ -299,6 +299,7 @@ export async function countAcceptedReadings(records: readonly AcceptedRecord[]):
         receivedAt: env.receivedAt,
         ...(env.clientId === undefined ? {} : { clientId: env.clientId }),
       });
+      checkTimes(outcome, env.receivedAt); // as processBatch does: absurd times are quarantined
     } catch {
       continue; // quarantined by the pipeline too: no readings
     }
