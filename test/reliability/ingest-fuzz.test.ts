@@ -1,5 +1,5 @@
 /**
- * Property-based fuzzing through the real Lambda handlers (createIngestHandler: middy + Powertools
+ * Property-based fuzzing through the real Lambda handlers (the composition roots: middy + Powertools
  * around processBatch, the Sparkplug host and the LwM2M server over in-memory ports). Valid messages
  * are mutated — flipped bytes, truncation, splices, huge length prefixes, deep nesting, invalid UTF-8,
  * 128 KB payloads, broken envelopes — and mixed into a batch with good records of other devices.
@@ -14,7 +14,6 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, KinesisStreamEvent } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Enricher } from '../../functions/core/enrich.js';
 import type { EventLog, StoredEvent } from '../../functions/core/events.js';
 import {
   ContentFormat,
@@ -22,14 +21,18 @@ import {
   encodeMessage,
   Operation,
 } from '../../functions/core/lwm2m/message.js';
-import { createInMemoryLwm2mServer } from '../../functions/core/lwm2m/server/index.js';
-import type { Protocol } from '../../functions/core/reading.js';
+import {
+  InMemoryPendingRequestStore,
+  InMemoryRegistrationStore,
+} from '../../functions/core/lwm2m/server/state.js';
+import type { EnrichedReading, Protocol } from '../../functions/core/reading.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { compressRecords, encodeSenml } from '../../functions/core/senml/index.js';
 import { decodePayload, encodePayload } from '../../functions/core/sparkplug/codec.js';
-import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host/index.js';
+import { InMemorySparkplugStateStore } from '../../functions/core/sparkplug/host/state.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { createIngestHandler } from '../../functions/shared/ingest-handler.js';
+import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
+import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const T0 = 1_767_225_600_000;
@@ -96,19 +99,12 @@ function harness(protocol: Protocol) {
       return { events };
     },
   };
-  const handler = createIngestHandler({
-    protocol,
-    processor:
-      protocol === 'sparkplug'
-        ? createInMemorySparkplugHost({ clock: () => T0 })
-        : createInMemoryLwm2mServer({ clock: () => T0 }),
-    enricher: new Enricher({
-      registry,
-      clock: () => T0,
-      autoRegister: { enabled: true, defaultType: 'fuzz' },
-    }),
+  // The functions as their composition roots build them (the Lambda's write-back state caches
+  // included), over in-memory ports.
+  const ports = {
+    registry,
     store: {
-      async write(readings) {
+      async write(readings: EnrichedReading[]) {
         let written = 0;
         let duplicates = 0;
         for (const r of readings) {
@@ -125,7 +121,19 @@ function harness(protocol: Protocol) {
     clock: () => T0,
     logger: new Logger({ serviceName: 'fuzz', logLevel: 'SILENT' }),
     metrics: new Metrics({ namespace: 'Fuzz', serviceName: 'fuzz' }),
-  });
+  };
+  const settings = { autoRegister: true, defaultDeviceType: 'fuzz' };
+  const { handler } =
+    protocol === 'sparkplug'
+      ? composeSparkplugIngest({ ...ports, sparkplugState: new InMemorySparkplugStateStore() }, settings)
+      : composeLwm2mIngest(
+          {
+            ...ports,
+            registrations: new InMemoryRegistrationStore(),
+            pending: new InMemoryPendingRequestStore(),
+          },
+          settings,
+        );
   return { handler, stored, events, registry };
 }
 
