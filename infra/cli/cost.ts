@@ -1,13 +1,21 @@
 /**
  * `dualpath cost --devices N --interval S --readings-per-message K [...]`: AWS cost per million
  * readings and per month for a fleet shape, from the cost model and the price table
- * (infra/cost/prices.ts). `--counters FILE` takes measured efficiency counters (JSON written by the
- * e2e benchmark) in place of the defaults.
+ * (infra/cost/prices.ts): first the telemetry store alone (default: the packed DynamoDB store, from its
+ * measured request and capacity counts), then the whole pipeline; fixed monthly costs apart.
+ * `--counters FILE` takes measured efficiency counters (JSON written by the e2e benchmark) in place of
+ * the defaults.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
-import { type CostInputs, type CostReport, DEFAULT_INPUTS, estimateCost } from '../cost/model.js';
+import {
+  type CostInputs,
+  type CostReport,
+  DEFAULT_INPUTS,
+  DYNAMO_STORE_MEASURED,
+  estimateCost,
+} from '../cost/model.js';
 import { PRICES } from '../cost/prices.js';
 import type { Command } from './main.js';
 
@@ -22,6 +30,13 @@ const NUMERIC: Array<[string, keyof CostInputs]> = [
   ['records-per-write', 'recordsPerWrite'],
   ['memory-mb', 'lambdaMemoryMb'],
   ['memory-store-hours', 'memoryStoreHours'],
+  ['retention-days', 'retentionDays'],
+  ['bucket-queries', 'bucketQueriesPerDevicePerDay'],
+  ['raw-queries', 'rawQueriesPerDevicePerDay'],
+  ['latest-queries', 'latestQueriesPerDevicePerDay'],
+  ['alarms', 'alarms'],
+  ['dashboards', 'dashboards'],
+  ['secrets', 'secrets'],
 ];
 
 function parseFlags(args: string[]) {
@@ -30,6 +45,7 @@ function parseFlags(args: string[]) {
     options: {
       ...Object.fromEntries(NUMERIC.map(([flag]) => [flag, { type: 'string' as const }])),
       kinesis: { type: 'string' },
+      store: { type: 'string' },
       counters: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -63,6 +79,12 @@ export function parseCostArgs(args: string[]): Partial<CostInputs> & { json?: bo
     }
     out.kinesisMode = values.kinesis;
   }
+  if (values.store !== undefined) {
+    if (values.store !== 'dynamodb' && values.store !== 'timestream') {
+      throw new ValidationError('--store must be dynamodb or timestream', { field: 'store' });
+    }
+    out.store = values.store;
+  }
   if (values.json === true) out.json = true;
   return out;
 }
@@ -70,17 +92,34 @@ export function parseCostArgs(args: string[]): Partial<CostInputs> & { json?: bo
 const usd = (n: number) => (n >= 100 ? `$${n.toFixed(0)}` : n >= 1 ? `$${n.toFixed(2)}` : `$${n.toFixed(4)}`);
 
 export function formatReport(r: CostReport): string {
-  const rows = r.lines.map((l) => [l.service, l.item, usd(l.monthly), usd(l.perMillionReadings)]);
-  const widths = [10, 52, 12, 12];
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' ');
+  const widths = [16, 66, 11, 14];
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' ');
+  const table = (lines: CostReport['lines']) =>
+    lines.map((l) => fmt([l.service, l.item, usd(l.monthly), usd(l.perMillionReadings)]));
+  const storeLines = r.lines.filter((l) => l.store);
+  const rest = r.lines.filter((l) => !l.store);
+  const variableTotal = r.monthlyTotal - r.fixedMonthly;
+  const measured =
+    r.inputs.store === 'dynamodb'
+      ? `  (request and capacity counts measured by \`${DYNAMO_STORE_MEASURED.command}\`; prices infra/cost/prices.ts)`
+      : '  (Timestream for LiveAnalytics: existing customers only)';
   return [
     `Fleet: ${r.inputs.devices} devices, one message every ${r.inputs.intervalSeconds} s, ${r.inputs.readingsPerMessage} readings per message (${r.volumes.messageBytes} B)`,
     `Volume: ${(r.volumes.messagesPerMonth / 1e6).toFixed(1)} M messages, ${(r.volumes.readingsPerMonth / 1e6).toFixed(1)} M readings per month; prices ${PRICES.region} as of ${PRICES.asOf}`,
     '',
+    `TELEMETRY STORE: ${r.store.name}`,
+    measured,
     fmt(['service', 'item', 'per month', 'per M readings']),
-    ...rows.map(fmt),
+    ...table(storeLines),
+    `Store: ${usd(r.store.perMillionReadings)} per million readings (writes, ${r.inputs.retentionDays}-day storage, API queries); fixed ${usd(r.store.fixedMonthly)} per month; all-in ${usd(r.store.perMillionReadingsAllIn)} per million readings`,
     '',
-    `Total: ${usd(r.monthlyTotal)} per month, ${usd(r.perMillionReadings)} per million readings (${usd(r.perMillionReadingsVariable)} usage-priced only)`,
+    'REST OF THE PIPELINE (IoT Core, Kinesis, Lambda, registry and state tables, monitoring)',
+    fmt(['service', 'item', 'per month', 'per M readings']),
+    ...table(rest.filter((l) => l.variable)),
+    'fixed monthly:',
+    ...table(rest.filter((l) => !l.variable)),
+    '',
+    `WHOLE PIPELINE incl. store: usage-priced ${usd(variableTotal)} per month = ${usd(r.perMillionReadingsVariable)} per million readings; fixed ${usd(r.fixedMonthly)} per month; total ${usd(r.monthlyTotal)} per month = ${usd(r.perMillionReadings)} per million readings`,
   ].join('\n');
 }
 
@@ -89,7 +128,7 @@ export const costCommand: Command = {
   async run(args) {
     if (args.includes('--help')) {
       process.stdout.write(
-        `usage: dualpath cost --devices N --interval S --readings-per-message K [--kinesis on-demand|provisioned] [--counters FILE] [--json]\ndefaults: ${JSON.stringify(DEFAULT_INPUTS)}\n`,
+        `usage: dualpath cost --devices N --interval S --readings-per-message K [--store dynamodb|timestream] [--retention-days D] [--kinesis on-demand|provisioned] [--counters FILE] [--json]\ndefaults: ${JSON.stringify(DEFAULT_INPUTS)}\n`,
       );
       return 0;
     }

@@ -1,12 +1,60 @@
 /**
  * The cost model: turns a fleet shape (devices, interval, readings per message) and the pipeline's
- * efficiency counters (records per Lambda batch, Timestream records per call and measures per record,
- * handler time per reading — measured by `npm run bench -- e2e` / `-- ingest`) into AWS cost per million
- * readings and per month. Pure arithmetic over PRICES; every assumption is an input with a default.
+ * efficiency counters (records per Lambda batch, handler time per reading — measured by
+ * `npm run bench -- e2e` / `-- ingest`; the telemetry store's requests and capacity per message —
+ * measured by `npm run bench -- store --dynamodb`) into AWS cost per million readings and per month.
+ * Pure arithmetic over PRICES; every assumption is an input with a default.
+ *
+ * Two figures come out: the **telemetry store** alone (the default is the packed DynamoDB store, ADR
+ * 0013: writes, storage for the retention, the API's queries) and the **whole pipeline** (IoT Core,
+ * Kinesis, Lambda, registry and state tables, the store). Usage-priced lines and fixed monthly lines
+ * (stream-hours, alarms, dashboards, secrets, connectivity) are kept apart.
  */
+import { ValidationError } from '../../functions/core/errors.js';
 import { PRICES, type Prices } from './prices.js';
 
+export type TelemetryStoreKind = 'dynamodb' | 'timestream';
+
+/**
+ * The packed DynamoDB store, MEASURED with `npm run bench -- store --dynamodb` (dynalite with
+ * ReturnConsumedCapacity, which applies DynamoDB's capacity rules; 200 devices × 30 messages in write()
+ * calls of 100 messages, at 1 and at 50 readings per message, Sparkplug-shaped readings: Float metrics
+ * as float32 values, Double metrics with 17 significant digits; queries over 24 h of one device at one
+ * 50-reading message per 10 s). Figures in docs/benchmarks.md and ADR 0013. Item sizes are DynamoDB's
+ * (names + values), without the 100 B per-item storage overhead.
+ */
+export const DYNAMO_STORE_MEASURED = {
+  command: 'npm run bench -- store --dynamodb',
+  /** Steady-state write capacity per message: one frame PutItem + one latest PutItem, no reads. */
+  wruPerMessage: { 1: 2, 50: 2.9925 },
+  rruPerMessage: { 1: 0, 50: 0 },
+  requestsPerMessage: { 1: 2, 50: 2 },
+  /** A redelivered message (all duplicates): failed conditional put + consistent GetItem of the frame. */
+  redelivery: { 1: { wru: 1, rru: 1 }, 50: { wru: 1.9992, rru: 1 } },
+  frameBytes: { 1: 122, 50: 1035 },
+  latestBytes: { 1: 51, 50: 189 },
+  /** Stored bytes per reading, all items (frames, catalogs, latest) with the 100 B overhead each. */
+  storedBytesPerReading: { 1: 233.2, 50: 24.7 },
+  /** Per query, 24 h of one device at one 50-reading message per 10 s (360 frames an hour). */
+  query: {
+    framesPerHour: 360,
+    frameBytes: 1035,
+    /** API raw query, one hour (one metric or all): one Query over the hour's frames (eventual). */
+    rawHourRru: 46,
+    /** API bucket query, 24 h at 1 min, chunks built: 23 chunks + the open hour's frames. */
+    bucketsWarmRru: 75,
+    /** The same query the first time: reads 24 h of frames, writes 23 series hour chunks. */
+    bucketsColdRru: 1091,
+    bucketsColdWru: 233,
+    chunkHours: 23,
+    /** latest: one Query of the device's catalog/latest items + one BatchGetItem of one frame. */
+    latestRru: 1,
+  },
+} as const;
+
 export interface CostInputs {
+  /** The telemetry store: the packed DynamoDB store (default) or Timestream for LiveAnalytics. */
+  store: TelemetryStoreKind;
   devices: number;
   /** Seconds between messages per device per path. */
   intervalSeconds: number;
@@ -32,9 +80,24 @@ export interface CostInputs {
   streams: number;
   memoryStoreHours: number;
   bytesPerStoredReading: number;
+  /** Days readings are kept (DynamoDB TTL): storage is the readings of this many days. */
+  retentionDays: number;
+  /** The API's queries per device per day: bucket (24 h at 1 min), raw (1 h), latest. */
+  bucketQueriesPerDevicePerDay: number;
+  rawQueriesPerDevicePerDay: number;
+  latestQueriesPerDevicePerDay: number;
+  /** Series per device whose buckets are queried (each needs its hour chunks built once). */
+  queriedSeriesPerDevice: number;
+  /** Share of messages Kinesis delivers twice (a batch retried after a failure). */
+  redeliveryRate: number;
+  /** Deployed monitoring and secrets (infra/aws): standard alarms, dashboards, secrets. */
+  alarms: number;
+  dashboards: number;
+  secrets: number;
 }
 
 export const DEFAULT_INPUTS: CostInputs = {
+  store: 'dynamodb',
   devices: 1000,
   intervalSeconds: 10,
   readingsPerMessage: 50,
@@ -52,6 +115,17 @@ export const DEFAULT_INPUTS: CostInputs = {
   streams: 2,
   memoryStoreHours: 12,
   bytesPerStoredReading: 40,
+  retentionDays: 30,
+  bucketQueriesPerDevicePerDay: 24,
+  rawQueriesPerDevicePerDay: 24,
+  latestQueriesPerDevicePerDay: 288,
+  queriedSeriesPerDevice: 1,
+  redeliveryRate: 0.001,
+  // infra/aws/constructs/monitoring.ts: 6 alarms and 1 dashboard per path (2 paths) + 1 detailed
+  // dashboard; infra/aws/stack.ts: the admin key secret.
+  alarms: 12,
+  dashboards: 3,
+  secrets: 1,
 };
 
 export interface CostLine {
@@ -59,7 +133,20 @@ export interface CostLine {
   item: string;
   monthly: number;
   perMillionReadings: number;
+  /** Usage-priced (grows with readings); false for fixed monthly costs. */
   variable: boolean;
+  /** Part of the telemetry store's cost (else the rest of the pipeline). */
+  store: boolean;
+}
+
+export interface StoreCost {
+  name: string;
+  /** Usage-priced store cost per million readings: writes, storage for the retention, queries. */
+  perMillionReadings: number;
+  /** Fixed monthly store cost (0 for on-demand DynamoDB). */
+  fixedMonthly: number;
+  /** Everything, fixed costs spread over the month's readings. */
+  perMillionReadingsAllIn: number;
 }
 
 export interface CostReport {
@@ -74,6 +161,9 @@ export interface CostReport {
     timestreamWrites: number;
   };
   lines: CostLine[];
+  store: StoreCost;
+  /** Whole pipeline fixed monthly costs (stream-hours, connectivity, alarms, dashboards, secrets...). */
+  fixedMonthly: number;
   monthlyTotal: number;
   perMillionReadings: number;
   /** Per million readings counting only usage-priced items (no stream-hours, shards, memory store). */
@@ -97,8 +187,17 @@ function tiered(messages: number, tiers: Prices['iot']['messagingTiers']): numbe
   return cost;
 }
 
+/** Linear interpolation of a measured figure between 1 and 50 readings per message (held beyond). */
+function atReadings(m: { 1: number; 50: number }, k: number): number {
+  const x = Math.min(50, Math.max(1, k));
+  return m[1] + ((m[50] - m[1]) * (x - 1)) / 49;
+}
+
 export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRICES): CostReport {
   const i: CostInputs = { ...DEFAULT_INPUTS, ...partial };
+  if (i.store !== 'dynamodb' && i.store !== 'timestream') {
+    throw new ValidationError('store must be dynamodb or timestream', { field: 'store' });
+  }
   const messages = (i.devices * MONTH_SECONDS) / i.intervalSeconds;
   const readings = messages * i.readingsPerMessage;
   const messageBytes = i.messageOverheadBytes + i.bytesPerReading * i.readingsPerMessage;
@@ -106,8 +205,8 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
   // The rule base64-encodes the payload into a JSON envelope with topic, time and client id.
   const recordBytes = Math.ceil((messageBytes * 4) / 3) + 140;
   const lines: CostLine[] = [];
-  const add = (service: string, item: string, monthly: number, variable = true) =>
-    lines.push({ service, item, monthly, perMillionReadings: (monthly / readings) * 1e6, variable });
+  const add = (service: string, item: string, monthly: number, variable = true, store = false) =>
+    lines.push({ service, item, monthly, perMillionReadings: (monthly / readings) * 1e6, variable, store });
 
   add(
     'IoT Core',
@@ -188,25 +287,47 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
     (registryReads / 1e6) * prices.dynamodb.onDemandReadPerMillion,
   );
 
-  const tsRecords = readings / i.measuresPerRecord;
-  const tsWrites = tsRecords / i.recordsPerWrite;
-  const bytesPerRecord = 24 + i.measuresPerRecord * 28;
-  const unitsPerWrite = Math.ceil((i.recordsPerWrite * bytesPerRecord + 120) / 1024);
+  let tsRecords = 0;
+  let tsWrites = 0;
+  if (i.store === 'timestream') {
+    tsRecords = readings / i.measuresPerRecord;
+    tsWrites = tsRecords / i.recordsPerWrite;
+    const bytesPerRecord = 24 + i.measuresPerRecord * 28;
+    const unitsPerWrite = Math.ceil((i.recordsPerWrite * bytesPerRecord + 120) / 1024);
+    add(
+      'Timestream',
+      `writes (${i.recordsPerWrite} records/call, ${unitsPerWrite} KiB units/call)`,
+      ((tsWrites * unitsPerWrite) / 1e6) * prices.timestream.writesPerMillionKiB,
+      true,
+      true,
+    );
+    const memoryGB =
+      ((readings / (MONTH_SECONDS / 3600)) * i.memoryStoreHours * i.bytesPerStoredReading) / 1024 ** 3;
+    add(
+      'Timestream',
+      `memory store (${i.memoryStoreHours} h retention)`,
+      memoryGB * HOURS_PER_MONTH * prices.timestream.memoryStorePerGBHour,
+      false,
+      true,
+    );
+  } else {
+    addDynamoStore(i, messages, readings, prices, add);
+  }
+
+  add('CloudWatch', `alarms (${i.alarms} standard)`, i.alarms * prices.cloudwatch.alarmPerMonth, false);
   add(
-    'Timestream',
-    `writes (${i.recordsPerWrite} records/call, ${unitsPerWrite} KiB units/call)`,
-    ((tsWrites * unitsPerWrite) / 1e6) * prices.timestream.writesPerMillionKiB,
+    'CloudWatch',
+    `dashboards (${i.dashboards})`,
+    i.dashboards * prices.cloudwatch.dashboardPerMonth,
+    false,
   );
-  const memoryGB =
-    ((readings / (MONTH_SECONDS / 3600)) * i.memoryStoreHours * i.bytesPerStoredReading) / 1024 ** 3;
-  add(
-    'Timestream',
-    `memory store (${i.memoryStoreHours} h retention)`,
-    memoryGB * HOURS_PER_MONTH * prices.timestream.memoryStorePerGBHour,
-  );
+  add('Secrets Manager', `secrets (${i.secrets})`, i.secrets * prices.secretsManager.secretPerMonth, false);
 
   const monthlyTotal = lines.reduce((s, l) => s + l.monthly, 0);
   const variable = lines.filter((l) => l.variable).reduce((s, l) => s + l.monthly, 0);
+  const storeLines = lines.filter((l) => l.store);
+  const storeVariable = storeLines.filter((l) => l.variable).reduce((s, l) => s + l.monthly, 0);
+  const storeFixed = storeLines.filter((l) => !l.variable).reduce((s, l) => s + l.monthly, 0);
   return {
     inputs: i,
     volumes: {
@@ -219,8 +340,89 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
       timestreamWrites: tsWrites,
     },
     lines,
+    store: {
+      name: i.store === 'dynamodb' ? 'DynamoDB, packed (default)' : 'Timestream for LiveAnalytics',
+      perMillionReadings: (storeVariable / readings) * 1e6,
+      fixedMonthly: storeFixed,
+      perMillionReadingsAllIn: ((storeVariable + storeFixed) / readings) * 1e6,
+    },
+    fixedMonthly: monthlyTotal - variable,
     monthlyTotal,
     perMillionReadings: (monthlyTotal / readings) * 1e6,
     perMillionReadingsVariable: (variable / readings) * 1e6,
   };
+}
+
+type AddLine = (service: string, item: string, monthly: number, variable?: boolean, store?: boolean) => void;
+
+/**
+ * The packed DynamoDB store from its measured capacity (DYNAMO_STORE_MEASURED) and DynamoDB's rules:
+ * writes per message, redeliveries, storage of `retentionDays` of readings, and the API's queries
+ * (scaled from the measured ones by the frames an hour and the frame size of this fleet shape).
+ */
+function addDynamoStore(
+  i: CostInputs,
+  messages: number,
+  readings: number,
+  prices: Prices,
+  add: AddLine,
+): void {
+  const m = DYNAMO_STORE_MEASURED;
+  const k = i.readingsPerMessage;
+  const measured = k === 1 || k === 50;
+  const frameBytes = atReadings(m.frameBytes, k);
+  const wruPerMessage = measured
+    ? m.wruPerMessage[k as 1 | 50]
+    : Math.ceil(frameBytes / 1024) + Math.ceil(atReadings(m.latestBytes, k) / 1024);
+  const wru = prices.dynamodb.onDemandWritePerMillion / 1e6;
+  const rru = prices.dynamodb.onDemandReadPerMillion / 1e6;
+  add(
+    'DynamoDB',
+    `telemetry writes (${wruPerMessage.toFixed(2)} WRU/message${measured ? ', measured' : ', interpolated'})`,
+    messages * wruPerMessage * wru,
+    true,
+    true,
+  );
+  const redelivery = {
+    wru: atReadings({ 1: m.redelivery[1].wru, 50: m.redelivery[50].wru }, k),
+    rru: atReadings({ 1: m.redelivery[1].rru, 50: m.redelivery[50].rru }, k),
+  };
+  add(
+    'DynamoDB',
+    `telemetry redeliveries (${(i.redeliveryRate * 100).toFixed(1)}% of messages)`,
+    messages * i.redeliveryRate * (redelivery.wru * wru + redelivery.rru * rru),
+    true,
+    true,
+  );
+  const storedGB = (readings * (i.retentionDays / 30) * atReadings(m.storedBytesPerReading, k)) / 1e9;
+  add(
+    'DynamoDB',
+    `telemetry storage (${i.retentionDays} days, ${atReadings(m.storedBytesPerReading, k).toFixed(1)} B/reading)`,
+    storedGB * prices.dynamodb.storagePerGBMonth,
+    true,
+    true,
+  );
+  // Queries: frame reads scale with frames an hour × frame size, chunk reads/writes with points an hour.
+  const framesPerHour = 3600 / i.intervalSeconds;
+  const frameScale = (framesPerHour * frameBytes) / (m.query.framesPerHour * m.query.frameBytes);
+  const chunkScale = framesPerHour / m.query.framesPerHour;
+  const chunkPartRru = m.query.bucketsWarmRru - m.query.rawHourRru;
+  const perDeviceDay =
+    i.rawQueriesPerDevicePerDay * Math.max(0.5, m.query.rawHourRru * frameScale) * rru +
+    i.bucketQueriesPerDevicePerDay *
+      Math.max(0.5, m.query.rawHourRru * frameScale + chunkPartRru * chunkScale) *
+      rru +
+    i.latestQueriesPerDevicePerDay * m.query.latestRru * rru +
+    // Each queried series has its 24 hour chunks of a day built once (frames read, chunk written).
+    i.queriedSeriesPerDevice *
+      24 *
+      (((m.query.bucketsColdRru - m.query.rawHourRru) / m.query.chunkHours) * frameScale * rru +
+        (m.query.bucketsColdWru / m.query.chunkHours) * chunkScale * wru);
+  add(
+    'DynamoDB',
+    `API queries (per device a day: ${i.bucketQueriesPerDevicePerDay} bucket, ${i.rawQueriesPerDevicePerDay} raw, ${i.latestQueriesPerDevicePerDay} latest)`,
+    perDeviceDay * i.devices * (MONTH_SECONDS / 86_400),
+    true,
+    true,
+  );
 }

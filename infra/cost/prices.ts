@@ -36,6 +36,32 @@ export const PRICES = {
   dynamodb: {
     onDemandWritePerMillion: 0.625,
     onDemandReadPerMillion: 0.125,
+    /** Standard table class storage (aws-facts.md §10). */
+    storagePerGBMonth: 0.25,
+  },
+  /**
+   * Not in aws-facts.md; consistent third-party transcriptions of the AWS pricing pages (2026):
+   * standard-resolution alarm $0.10/alarm-month, custom dashboard $3/month (c3x.dev, factualminds.com).
+   */
+  cloudwatch: {
+    alarmPerMonth: 0.1,
+    dashboardPerMonth: 3,
+  },
+  /** $0.40 per secret-month (+$0.05 per 10,000 API calls, negligible here); third-party transcriptions. */
+  secretsManager: {
+    secretPerMonth: 0.4,
+  },
+  /**
+   * For ADR 0013's comparison only (the S3 Tables candidate), third-party transcriptions: Firehose
+   * delivery to Iceberg tables $0.075 per GB ingested (no 5 KB rounding); Athena $5 per TB scanned,
+   * 10 MB minimum per query; S3 Standard storage $0.023/GB-month (S3 Tables storage is priced above it;
+   * its own rate, request, monitoring and compaction fees are not in our sources).
+   */
+  analytics: {
+    firehoseIcebergPerGB: 0.075,
+    athenaPerTBScanned: 5,
+    athenaMinBytesPerQuery: 10 * 1024 * 1024,
+    s3StandardPerGBMonth: 0.023,
   },
   timestream: {
     writesPerMillionKiB: 0.5,

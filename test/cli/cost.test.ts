@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../functions/core/errors.js';
-import { parseCostArgs } from '../../infra/cli/cost.js';
-import { estimateCost } from '../../infra/cost/model.js';
+import { formatReport, parseCostArgs } from '../../infra/cli/cost.js';
+import { DYNAMO_STORE_MEASURED, estimateCost } from '../../infra/cost/model.js';
 import { PRICES } from '../../infra/cost/prices.js';
 
 describe('cost model', () => {
@@ -51,6 +51,107 @@ describe('cost model', () => {
   });
 });
 
+describe('telemetry store cost (default: packed DynamoDB, from measured capacity)', () => {
+  const fleet = { devices: 1000, intervalSeconds: 10, readingsPerMessage: 50 };
+
+  it('stays at or under $0.10 per million readings at 50 readings per message, storage and queries included', () => {
+    const r = estimateCost(fleet);
+    expect(r.inputs.store).toBe('dynamodb');
+    expect(r.store.perMillionReadings).toBeLessThanOrEqual(0.1);
+    expect(r.store.perMillionReadingsAllIn).toBeLessThanOrEqual(0.1);
+    expect(r.store.fixedMonthly).toBe(0);
+    const items = r.lines.filter((l) => l.store).map((l) => l.item);
+    expect(items).toEqual([
+      expect.stringMatching(/^telemetry writes \(2\.99 WRU\/message, measured\)/),
+      expect.stringMatching(/^telemetry redeliveries/),
+      expect.stringMatching(/^telemetry storage \(30 days/),
+      expect.stringMatching(/^API queries/),
+    ]);
+  });
+
+  it('bills writes from the measured WRU per message at the on-demand price', () => {
+    const r = estimateCost(fleet);
+    const writes = r.lines.find((l) => l.item.startsWith('telemetry writes'))!;
+    const expected =
+      r.volumes.messagesPerMonth *
+      DYNAMO_STORE_MEASURED.wruPerMessage[50] *
+      (PRICES.dynamodb.onDemandWritePerMillion / 1e6);
+    expect(writes.monthly).toBeCloseTo(expected, 6);
+    // 12.96 billion readings a month, 24.7 stored bytes each, 30 days, $0.25/GB-month.
+    const storage = r.lines.find((l) => l.item.startsWith('telemetry storage'))!;
+    expect(storage.monthly).toBeCloseTo(((12.96e9 * 24.7) / 1e9) * 0.25, 3);
+    expect(
+      estimateCost({ ...fleet, retentionDays: 60 }).lines.find((l) => l.item.startsWith('telemetry storage'))!
+        .monthly,
+    ).toBeCloseTo(storage.monthly * 2, 6);
+  });
+
+  it('reproduces the measured query capacity at the measured fleet shape', () => {
+    const one = (q: Partial<Parameters<typeof estimateCost>[0]>) =>
+      estimateCost({
+        ...fleet,
+        devices: 1,
+        bucketQueriesPerDevicePerDay: 0,
+        rawQueriesPerDevicePerDay: 0,
+        latestQueriesPerDevicePerDay: 0,
+        queriedSeriesPerDevice: 0,
+        ...q,
+      }).lines.find((l) => l.item.startsWith('API queries'))!.monthly / 30;
+    const rru = PRICES.dynamodb.onDemandReadPerMillion / 1e6;
+    expect(one({ rawQueriesPerDevicePerDay: 1 })).toBeCloseTo(
+      DYNAMO_STORE_MEASURED.query.rawHourRru * rru,
+      12,
+    );
+    expect(one({ bucketQueriesPerDevicePerDay: 1 })).toBeCloseTo(
+      DYNAMO_STORE_MEASURED.query.bucketsWarmRru * rru,
+      12,
+    );
+    expect(one({ latestQueriesPerDevicePerDay: 1 })).toBeCloseTo(
+      DYNAMO_STORE_MEASURED.query.latestRru * rru,
+      12,
+    );
+  });
+
+  it('costs far more per reading at 1 reading per message (one frame and one latest write each)', () => {
+    const one = estimateCost({ ...fleet, readingsPerMessage: 1 });
+    const fifty = estimateCost(fleet);
+    expect(one.store.perMillionReadings / fifty.store.perMillionReadings).toBeGreaterThan(20);
+    expect(one.lines.find((l) => l.item.startsWith('telemetry writes'))!.item).toContain(
+      '2.00 WRU/message, measured',
+    );
+    expect(
+      estimateCost({ ...fleet, readingsPerMessage: 20 }).lines.find((l) =>
+        l.item.startsWith('telemetry writes'),
+      )!.item,
+    ).toContain('interpolated');
+  });
+
+  it('shows fixed monthly costs apart: stream-hours, connectivity, alarms, dashboards, secrets', () => {
+    const r = estimateCost(fleet);
+    const fixed = r.lines.filter((l) => !l.variable).map((l) => l.service);
+    expect(fixed).toEqual(['IoT Core', 'Kinesis', 'CloudWatch', 'CloudWatch', 'Secrets Manager']);
+    expect(r.fixedMonthly).toBeCloseTo(
+      r.lines.filter((l) => !l.variable).reduce((s, l) => s + l.monthly, 0),
+      9,
+    );
+    expect(r.lines.find((l) => l.item.startsWith('alarms'))!.monthly).toBeCloseTo(12 * 0.1, 9);
+    const text = formatReport(r);
+    expect(text).toContain('TELEMETRY STORE: DynamoDB, packed (default)');
+    expect(text).toContain(DYNAMO_STORE_MEASURED.command);
+    expect(text).toMatch(/WHOLE PIPELINE incl\. store: usage-priced .* fixed \$72\.46 per month/);
+  });
+
+  it('keeps Timestream as an explicit choice with its own lines', () => {
+    const r = estimateCost({ ...fleet, store: 'timestream' });
+    expect(r.store.name).toBe('Timestream for LiveAnalytics');
+    expect(r.lines.filter((l) => l.store).map((l) => l.service)).toEqual(['Timestream', 'Timestream']);
+    expect(r.lines.some((l) => l.item.startsWith('telemetry writes'))).toBe(false);
+    expect(() => estimateCost({ store: 'influx' as never })).toThrow(
+      expect.objectContaining({ field: 'store' }),
+    );
+  });
+});
+
 describe('dualpath cost arguments', () => {
   it('parses flags into model inputs', () => {
     expect(
@@ -70,6 +171,14 @@ describe('dualpath cost arguments', () => {
       readingsPerMessage: 50,
       kinesisMode: 'provisioned',
     });
+  });
+
+  it('parses the store and its retention', () => {
+    expect(parseCostArgs(['--store', 'timestream', '--retention-days', '7'])).toEqual({
+      store: 'timestream',
+      retentionDays: 7,
+    });
+    expect(() => parseCostArgs(['--store', 'influx'])).toThrow(expect.objectContaining({ field: 'store' }));
   });
 
   it('rejects bad values naming the flag', () => {
