@@ -12,20 +12,23 @@ const ack = (scope: IConstruct, rule: string, reason: string) =>
 export interface NagTargets {
   functions: IConstruct[];
   ingestFunctions: IConstruct[];
+  /** Functions that publish to devices (API). */
   apiFunctions: IConstruct[];
-  provisioner: IConstruct;
-  provisionerScope: IConstruct;
-  registryTable: IConstruct;
   queues: IConstruct[];
   secrets: IConstruct[];
   api: IConstruct;
   publicMethods: IConstruct[];
   proxyMethod: IConstruct;
-  taskDefinition: IConstruct;
-  rejectsBucket?: IConstruct;
-  timestreamDatabase?: IConstruct;
-  timestreamScope?: IConstruct;
   endpointLookup: IConstruct;
+  /** Only with -c simulatorTasks>0. */
+  simulator?: {
+    provisioner: IConstruct;
+    secret: IConstruct;
+    taskDefinition: IConstruct;
+    thingPrefix: string;
+  };
+  /** Only with -c telemetry=timestream. */
+  timestream?: { rejectsBucket: IConstruct; database: IConstruct } & IConstruct;
 }
 
 function logicalId(c: IConstruct): string {
@@ -36,9 +39,8 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
   // cdk-nag prints unresolved pseudo parameters as <AWS::Region> / <AWS::AccountId>.
   const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
   const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
-  const iot = (topic: string) => `Resource::arn:aws:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
-  const publishTopics = ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'];
-  const registryIndex = `Resource::<${logicalId(t.registryTable)}.Arn>/index/*`;
+  const iot = (topic: string) =>
+    `Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
 
   for (const fn of t.functions) {
     ack(
@@ -53,13 +55,10 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     );
   }
   for (const fn of [...t.ingestFunctions, ...t.apiFunctions]) {
-    ack(fn, `IAM5[${registryIndex}]`, 'Queries on the registry GSI (gsi1) need the table’s index ARNs.');
-    ack(
-      fn,
-      'IAM5[Resource::*]',
-      'timestream:DescribeEndpoints / SelectValues have no resource-level permissions.',
-    );
-    for (const topic of publishTopics) {
+    if (t.timestream) {
+      ack(fn, 'IAM5[Resource::*]', 'timestream:DescribeEndpoints has no resource-level permissions.');
+    }
+    for (const topic of ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*']) {
       ack(
         fn,
         `IAM5[${iot(topic)}]`,
@@ -67,32 +66,51 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
       );
     }
   }
-  ack(
-    t.provisioner,
-    'IAM5[Resource::*]',
-    'iot:CreateKeysAndCertificate and iot:DescribeEndpoint have no resource-level permissions.',
-  );
-  ack(
-    t.provisioner,
-    `IAM5[Resource::arn:aws:iot:${region}:${account}:thing/dualpath-sim-*]`,
-    'The provisioner creates and deletes only the simulator things, all named with this prefix.',
-  );
-  ack(
-    t.provisioner,
-    `IAM5[Resource::arn:aws:iot:${region}:${account}:cert/*]`,
-    'The certificate id is only known after CreateKeysAndCertificate; the provisioner attaches/deletes only the one it created.',
-  );
-  ack(
-    t.provisionerScope,
-    'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-    'CDK custom-resource provider framework function: logs only.',
-  );
-  ack(
-    t.provisionerScope,
-    `IAM5[Resource::<${logicalId(t.provisioner)}.Arn>:*]`,
-    'CDK provider framework invokes any version of the provisioner function.',
-  );
-  ack(t.provisionerScope, 'L1', 'CDK provider framework runtime is chosen by aws-cdk-lib.');
+  if (t.simulator) {
+    const sim = t.simulator;
+    ack(
+      sim.provisioner,
+      'IAM5[Resource::*]',
+      'iot:CreateKeysAndCertificate and iot:DescribeEndpoint have no resource-level permissions.',
+    );
+    ack(
+      sim.provisioner,
+      `IAM5[Resource::arn:aws:iot:${region}:${account}:thing/${sim.thingPrefix}*]`,
+      'The provisioner creates and deletes only the simulator things of this stack, all named with this prefix.',
+    );
+    ack(
+      sim.provisioner,
+      `IAM5[Resource::arn:aws:iot:${region}:${account}:cert/*]`,
+      'The certificate id is only known after CreateKeysAndCertificate; the provisioner attaches/deletes only the one it created.',
+    );
+    const scope = sim.taskDefinition.node.scope as IConstruct;
+    ack(
+      scope,
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'CDK custom-resource provider framework function: logs only.',
+    );
+    ack(
+      scope,
+      `IAM5[Resource::<${logicalId(sim.provisioner)}.Arn>:*]`,
+      'CDK provider framework invokes any version of the provisioner function.',
+    );
+    ack(scope, 'L1', 'CDK provider framework runtime is chosen by aws-cdk-lib.');
+    ack(
+      sim.taskDefinition,
+      'ECS2',
+      'Plain environment holds only fleet size and rate; credentials come from Secrets Manager.',
+    );
+    ack(
+      sim.taskDefinition,
+      'IAM5[Resource::*]',
+      'ECS execution role: ecr:GetAuthorizationToken has no resource-level permissions.',
+    );
+    ack(
+      sim.secret,
+      'SMG4',
+      'Rotated by re-provisioning (the simulator certificate); no rotation Lambda needed.',
+    );
+  }
   ack(t.endpointLookup, 'IAM5[Resource::*]', 'iot:DescribeEndpoint has no resource-level permissions.');
   ack(
     stack,
@@ -109,11 +127,7 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     );
   }
   for (const s of t.secrets) {
-    ack(
-      s,
-      'SMG4',
-      'Rotated by redeploying (admin key) or re-provisioning (simulator certificate); no rotation Lambda needed.',
-    );
+    ack(s, 'SMG4', 'Rotated by redeploying (admin key); no rotation Lambda needed.');
   }
   ack(
     t.api,
@@ -135,31 +149,17 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     'COG4',
     'Authorized by the Lambda REQUEST authorizer (admin or application API keys), not Cognito.',
   );
-  ack(
-    t.taskDefinition,
-    'ECS2',
-    'Plain environment holds only fleet size and rate; credentials come from Secrets Manager.',
-  );
-  ack(
-    t.taskDefinition,
-    'IAM5[Resource::*]',
-    'ECS execution role: ecr:GetAuthorizationToken has no resource-level permissions.',
-  );
-  if (t.rejectsBucket) {
+  if (t.timestream) {
     ack(
-      t.rejectsBucket,
+      t.timestream.rejectsBucket,
       'S1',
       'Holds only Timestream magnetic-store rejection reports written by the service.',
     );
-  }
-  if (t.timestreamDatabase) {
-    ack(t.timestreamDatabase, 'TS3', 'AWS-owned key encryption at rest; a customer key is optional.');
-  }
-  if (t.timestreamScope) {
-    Validations.of(t.timestreamScope).acknowledge({
+    ack(t.timestream.database, 'TS3', 'AWS-owned key encryption at rest; a customer key is optional.');
+    Validations.of(t.timestream).acknowledge({
       id: 'CloudFormation-Validate::W3697',
       reason:
-        'Timestream for LiveAnalytics is only for accounts that were customers before 2025-06-20; `npm run preflight` checks this and -c telemetry=dynamodb|none avoids it.',
+        'Timestream for LiveAnalytics is only for accounts that were customers before 2025-06-20; `npm run preflight` checks this, and the default (-c telemetry=dynamodb) does not use it.',
     });
   }
 }

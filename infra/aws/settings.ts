@@ -60,3 +60,112 @@ export function readSettings(get: Lookup): DeploySettings {
     removalPolicy: oneOf(get, 'removalPolicy', ['retain', 'destroy'] as const),
   };
 }
+
+// -------------------------------------------------------------------------------------------------
+// Where each setting comes from: `-c key=value` > the deployment config file > cdk.json defaults.
+
+/** Settings a deployment can persist in the config file (DeploySettings plus the stack name). */
+export const SETTING_KEYS = [
+  'stackName',
+  'telemetry',
+  'kinesisMode',
+  'shardCount',
+  'memoryRetentionHours',
+  'magneticRetentionDays',
+  'simulatorTasks',
+  'simulatorDevices',
+  'simulatorRate',
+  'autoRegister',
+  'logRetentionDays',
+  'removalPolicy',
+] as const;
+
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+/** The checked-in deployment config file (repository root); `-c deployConfig=<path>` names another. */
+export const DEPLOY_CONFIG_FILE = 'deploy.config.json';
+
+export type SettingOrigin = 'command line' | 'config file' | 'cdk.json';
+
+export interface ResolvedDeployment {
+  stackName: string;
+  settings: DeploySettings;
+  /** Where each setting's value came from. */
+  origins: Record<SettingKey, SettingOrigin>;
+  /** The merged values, as a context lookup (what `readSettings` reads). */
+  values: Record<SettingKey, unknown>;
+}
+
+export interface DeploymentSources {
+  /** The app's context: cdk.json context merged with `-c` flags by the CDK CLI. */
+  context: Lookup;
+  /** cdk.json's `context` object as written in the file (the defaults). */
+  defaults: Record<string, unknown>;
+  /** The parsed config file, if there is one. */
+  file?: Record<string, unknown>;
+  /** For messages. */
+  fileName?: string;
+}
+
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+
+/** Validates a parsed config file: an object of known keys (keys starting with `$` are comments). */
+export function parseDeployConfig(raw: unknown, fileName = DEPLOY_CONFIG_FILE): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ValidationError(`${fileName} must hold a JSON object`, { field: fileName });
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (key.startsWith('$')) continue;
+    if (!(SETTING_KEYS as readonly string[]).includes(key)) {
+      throw new ValidationError(`${fileName}: unknown setting "${key}" (known: ${SETTING_KEYS.join(', ')})`, {
+        field: key,
+      });
+    }
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      throw new ValidationError(`${fileName}: ${key} must be a string, number or boolean`, { field: key });
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Merges the three sources. The CDK CLI hands the app ONE context in which cdk.json's defaults and the
+ * `-c` flags are already merged, so a flag is recognised by differing from the cdk.json default: a
+ * `-c key=<the cdk.json default>` is indistinguishable from no flag, and the config file's value then
+ * applies (change the file to go back to a default; docs/deploy.md says so).
+ */
+export function resolveDeployment(src: DeploymentSources): ResolvedDeployment {
+  const values = {} as Record<SettingKey, unknown>;
+  const origins = {} as Record<SettingKey, SettingOrigin>;
+  for (const key of SETTING_KEYS) {
+    const fromContext = src.context(key);
+    const fallback = src.defaults[key];
+    const fromFile = src.file?.[key];
+    if (fromContext !== undefined && (fallback === undefined || String(fromContext) !== String(fallback))) {
+      values[key] = fromContext;
+      origins[key] = 'command line';
+    } else if (fromFile !== undefined) {
+      values[key] = fromFile;
+      origins[key] = 'config file';
+    } else {
+      values[key] = fromContext ?? fallback;
+      origins[key] = 'cdk.json';
+    }
+  }
+  const stackName = values.stackName;
+  if (typeof stackName !== 'string' || !STACK_NAME.test(stackName)) {
+    throw new ValidationError(
+      `stackName=${String(stackName)} must start with a letter and hold only letters, digits and hyphens (≤ 128)`,
+      { field: 'stackName' },
+    );
+  }
+  const settings = readSettings((k) => values[k as SettingKey]);
+  return { stackName, settings, origins, values };
+}
+
+/** One line per setting for the synth log: `telemetry=dynamodb (cdk.json)`. */
+export function describeDeployment(r: ResolvedDeployment): string {
+  return SETTING_KEYS.map((k) => `${k}=${String(r.values[k])} (${r.origins[k]})`).join(', ');
+}

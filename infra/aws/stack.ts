@@ -4,11 +4,20 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
+import {
+  DYNAMODB_ACCESS,
+  dynamoStatements,
+  IOT_PUBLISH,
+  iotPublishStatement,
+  type TableTarget,
+} from './access.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
@@ -21,7 +30,6 @@ import { acknowledgeFindings } from './nag.js';
 import type { DeploySettings } from './settings.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const THING_TYPE = 'dualpath-device';
 
 /** The parts of the pipeline definition (infra/pipeline.ts) the stack reads. */
 export interface StackPipeline {
@@ -85,27 +93,24 @@ export class DualpathStack extends Stack {
       })),
     });
     const iot = new IotIngress(this, 'Iot', {
-      thingTypeName: THING_TYPE,
       rules: pipeline.rules.map((r) => ({
-        name: r.name,
+        id: r.name,
         sql: r.sql,
         stream: streams.get(r.stream),
         partitionKey: r.partitionKey,
       })),
     });
 
-    const telemetry =
+    // Telemetry store (ADR 0014): DynamoDB by default, in every account; Timestream for LiveAnalytics
+    // only when asked for (existing customers), never both.
+    const timestream =
       s.telemetry === 'timestream'
         ? new TimestreamTelemetry(this, 'Telemetry', {
-            databaseName: `${this.stackName}-telemetry`,
-            tableName: 'readings',
             memoryRetentionHours: s.memoryRetentionHours,
             magneticRetentionDays: s.magneticRetentionDays,
             removalPolicy,
           })
         : undefined;
-
-    // Telemetry in DynamoDB: works in every account (Timestream for LiveAnalytics does not).
     const telemetryTable =
       s.telemetry === 'dynamodb'
         ? new Tables(this, 'TelemetryStore', {
@@ -127,21 +132,46 @@ export class DualpathStack extends Stack {
     });
     const iotEndpoint = endpoint.getResponseField('endpointAddress');
 
-    const common: Record<string, string> = {
+    // Environment names are those of functions/core/config.ts (ingestConfigSpec).
+    const tablesEnv: Record<string, string> = {
       REGISTRY_TABLE: tables.get('registry').tableName,
       STATE_TABLE: tables.get('state').tableName,
       EVENTS_TABLE: tables.get('events').tableName,
+    };
+    const telemetryEnv: Record<string, string> = {
       TELEMETRY_BACKEND: s.telemetry,
+      ...(telemetryTable ? { TELEMETRY_TABLE: telemetryTable.tableName } : {}),
+      ...(timestream
+        ? { TIMESTREAM_DATABASE: timestream.databaseName, TIMESTREAM_TABLE: timestream.tableName }
+        : {}),
+    };
+    const common: Record<string, string> = {
+      ...tablesEnv,
+      ...telemetryEnv,
       IOT_DATA_ENDPOINT: iotEndpoint,
       AUTO_REGISTER: String(s.autoRegister),
-      ...(telemetry
-        ? { TIMESTREAM_DATABASE: `${this.stackName}-telemetry`, TIMESTREAM_TABLE: 'readings' }
-        : {}),
+    };
+
+    // Data access: exactly the rows of DYNAMODB_ACCESS (infra/aws/access.ts), one statement per table.
+    const tableArn = (target: TableTarget): string | undefined => {
+      switch (target) {
+        case 'registry':
+        case 'state':
+        case 'events':
+          return tables.get(target).tableArn;
+        case 'registry/index/gsi1':
+          return `${tables.get('registry').tableArn}/index/gsi1`;
+        case 'telemetry':
+          return telemetryTable?.tableArn;
+      }
+    };
+    const grantData = (fn: NodejsFunction, key: keyof typeof DYNAMODB_ACCESS) => {
+      for (const st of dynamoStatements(DYNAMODB_ACCESS[key], tableArn)) fn.addToRolePolicy(st);
     };
 
     const paths = (['sparkplug', 'lwm2m'] as const).map((protocol) => {
-      const fnSpec =
-        protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
+      const key = protocol === 'sparkplug' ? 'sparkplugIngest' : 'lwm2mIngest';
+      const fnSpec = pipeline.functions[key];
       const ingest = new IngestFunction(this, protocol === 'sparkplug' ? 'SparkplugIngest' : 'Lwm2mIngest', {
         entry: entry(fnSpec.entry),
         memoryMb: fnSpec.memoryMb,
@@ -152,15 +182,14 @@ export class DualpathStack extends Stack {
         stream: streams.get(fnSpec.stream),
         eventSource: fnSpec.eventSource,
       });
-      for (const name of ['registry', 'state', 'events']) tables.get(name).grantReadWriteData(ingest.fn);
-      for (const st of telemetry?.writeStatements() ?? []) ingest.fn.addToRolePolicy(st);
-      telemetryTable?.grantReadWriteData(ingest.fn);
-      ingest.fn.addToRolePolicy(IotIngress.publishStatement());
-      const rule = pipeline.rules.find((r) => r.stream === fnSpec.stream)!;
+      grantData(ingest.fn, key);
+      for (const st of timestream?.writeStatements() ?? []) ingest.fn.addToRolePolicy(st);
+      ingest.fn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH[key]));
+      const ruleIndex = pipeline.rules.findIndex((r) => r.stream === fnSpec.stream);
       return {
         title: protocol === 'sparkplug' ? 'Sparkplug path' : 'LwM2M path',
         service: `${protocol}-ingest`,
-        ruleName: rule.name,
+        ruleName: iot.rules[ruleIndex]!.ref,
         stream: streams.get(fnSpec.stream),
         fn: ingest.fn,
         dlq: ingest.dlq,
@@ -172,32 +201,40 @@ export class DualpathStack extends Stack {
       description: 'Dualpath API admin key (send as Authorization: Bearer <key>)',
       generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
     });
-    const apiEnv = { ...common, POWERTOOLS_SERVICE_NAME: 'api', ADMIN_KEY_SECRET_ARN: adminKey.secretArn };
+    // Both functions only read the secret's value (functions/shared/aws.ts adminKeyHash).
+    const readAdminKey = new PolicyStatement({
+      sid: 'ReadAdminKey',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [adminKey.secretArn],
+    });
     const apiFn = nodeFunction(this, 'ApiFunction', {
       entry: entry(pipeline.functions.api.entry),
       memoryMb: pipeline.functions.api.memoryMb,
       timeoutSeconds: pipeline.functions.api.timeoutSeconds,
       description: 'Dualpath REST API',
       logRetention,
-      environment: apiEnv,
+      environment: { ...common, POWERTOOLS_SERVICE_NAME: 'api', ADMIN_KEY_SECRET_ARN: adminKey.secretArn },
     });
+    // The authorizer builds the registry only; loadConfig still requires the three table names.
     const authorizerFn = nodeFunction(this, 'AuthorizerFunction', {
       entry: entry(pipeline.functions.api.authorizerEntry ?? 'functions/api/authorizer.ts'),
       memoryMb: 256,
       timeoutSeconds: 5,
       description: 'Dualpath API key authorizer',
       logRetention,
-      environment: apiEnv,
+      environment: {
+        ...tablesEnv,
+        TELEMETRY_BACKEND: s.telemetry,
+        POWERTOOLS_SERVICE_NAME: 'authorizer',
+        ADMIN_KEY_SECRET_ARN: adminKey.secretArn,
+      },
     });
-    tables.get('registry').grantReadWriteData(apiFn);
-    tables.get('state').grantReadWriteData(apiFn);
-    tables.get('events').grantReadData(apiFn);
-    tables.get('registry').grantReadData(authorizerFn);
-    adminKey.grantRead(apiFn);
-    adminKey.grantRead(authorizerFn);
-    for (const st of telemetry?.queryStatements() ?? []) apiFn.addToRolePolicy(st);
-    telemetryTable?.grantReadData(apiFn);
-    apiFn.addToRolePolicy(IotIngress.publishStatement());
+    grantData(apiFn, 'api');
+    grantData(authorizerFn, 'authorizer');
+    apiFn.addToRolePolicy(readAdminKey);
+    authorizerFn.addToRolePolicy(readAdminKey);
+    for (const st of timestream?.queryStatements() ?? []) apiFn.addToRolePolicy(st);
+    apiFn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH.api));
     const api = new DualpathApi(this, 'Api', {
       handler: apiFn,
       authorizer: authorizerFn,
@@ -205,51 +242,53 @@ export class DualpathStack extends Stack {
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
 
-    const provisioner = nodeFunction(this, 'ProvisionerFunction', {
-      entry: entry('functions/provisioner/handler.ts'),
-      memoryMb: 256,
-      timeoutSeconds: 900,
-      description: 'Provisions the simulator things, fleet certificate and credentials secret',
-      logRetention,
-      environment: {},
-    });
-    const simulator = new SimulatorService(this, 'Simulator', {
-      repoRoot: REPO_ROOT,
-      desiredCount: s.simulatorTasks,
-      devices: s.simulatorDevices,
-      rate: s.simulatorRate,
-      thingPrefix: 'dualpath-sim-',
-      thingTypeName: THING_TYPE,
-      policyName: `${this.stackName}-device`,
-      provisioner,
-      logRetention,
-    });
-    simulator.node.addDependency(iot);
+    // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
+    // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it.
+    const simulator =
+      s.simulatorTasks > 0
+        ? new SimulatorService(this, 'Simulator', {
+            repoRoot: REPO_ROOT,
+            desiredCount: s.simulatorTasks,
+            devices: s.simulatorDevices,
+            rate: s.simulatorRate,
+            // Things of this stack only: two stacks in one account never share a simulator thing.
+            thingPrefix: `${this.stackName}-sim-`,
+            thingTypeName: iot.thingType.ref,
+            policyName: iot.policy.ref,
+            logRetention,
+            provisioner: nodeFunction(this, 'ProvisionerFunction', {
+              entry: entry('functions/provisioner/handler.ts'),
+              memoryMb: 256,
+              timeoutSeconds: 900,
+              description: 'Provisions the simulator things, fleet certificate and credentials secret',
+              logRetention,
+              environment: {},
+            }),
+          })
+        : undefined;
+    simulator?.node.addDependency(iot);
 
     acknowledgeFindings(this, {
-      functions: [...paths.map((p) => p.fn), apiFn, authorizerFn, provisioner],
+      functions: [
+        ...paths.map((p) => p.fn),
+        apiFn,
+        authorizerFn,
+        ...(simulator ? [simulator.provisioner] : []),
+      ],
       ingestFunctions: paths.map((p) => p.fn),
-      apiFunctions: [apiFn, authorizerFn],
-      provisioner,
-      provisionerScope: simulator,
-      registryTable: tables.get('registry'),
+      apiFunctions: [apiFn],
       queues: [iot.errorQueue, ...paths.map((p) => p.dlq)],
-      secrets: [adminKey, simulator.secret],
+      secrets: [adminKey],
       api: api.api,
       publicMethods: api.publicMethods,
       proxyMethod: api.proxyMethod,
-      taskDefinition: simulator.taskDefinition,
       endpointLookup: endpoint,
-      ...(telemetry
-        ? {
-            rejectsBucket: telemetry.rejectsBucket,
-            timestreamDatabase: telemetry.database,
-            timestreamScope: telemetry,
-          }
-        : {}),
+      ...(simulator ? { simulator } : {}),
+      ...(timestream ? { timestream } : {}),
     });
 
     const monitoring = new Monitoring(this, 'Monitoring', {
+      namePrefix: `${this.stackName}-${Aws.REGION}`,
       paths,
       api: apiFn,
       ruleErrorQueue: iot.errorQueue,
@@ -258,9 +297,27 @@ export class DualpathStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });
     new CfnOutput(this, 'AdminKeySecretArn', { value: adminKey.secretArn });
+    new CfnOutput(this, 'AdminKeyCommand', {
+      description: 'Prints the admin API key',
+      value: `aws secretsmanager get-secret-value --secret-id ${adminKey.secretArn} --query SecretString --output text`,
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
     new CfnOutput(this, 'IotEndpoint', { value: iotEndpoint });
-    new CfnOutput(this, 'DevicePolicyName', { value: `${this.stackName}-device` });
-    new CfnOutput(this, 'SimulatorSecretArn', { value: simulator.secret.secretArn });
+    new CfnOutput(this, 'DevicePolicyName', { value: iot.policy.ref });
+    new CfnOutput(this, 'ThingTypeName', { value: iot.thingType.ref });
+    new CfnOutput(this, 'TelemetryStoreName', {
+      value: telemetryTable
+        ? telemetryTable.tableName
+        : timestream
+          ? `${timestream.databaseName}.${timestream.tableName}`
+          : 'none',
+      description: `Telemetry store (${s.telemetry})`,
+    });
+    for (const d of monitoring.dashboards) {
+      new CfnOutput(this, `Dashboard${d.node.id.replace(/Dashboard$/, '')}`, {
+        value: `https://console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${d.dashboardName}`,
+      });
+    }
+    if (simulator) new CfnOutput(this, 'SimulatorSecretArn', { value: simulator.secret.secretArn });
   }
 }

@@ -33,6 +33,8 @@ export interface PathResources {
 }
 
 export interface MonitoringProps {
+  /** Dashboard names start with it (stack name and region: unique in the account). */
+  namePrefix: string;
   paths: PathResources[];
   api: NodejsFunction;
   ruleErrorQueue: Queue;
@@ -58,6 +60,7 @@ function iotRule(metricName: string, ruleName: string): Metric {
 export class Monitoring extends Construct {
   readonly alarmTopic: Topic;
   readonly alarms: Alarm[] = [];
+  readonly dashboards: Dashboard[] = [];
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -78,7 +81,7 @@ export class Monitoring extends Construct {
       return a;
     };
 
-    const detailed = new Dashboard(this, 'Detailed', { dashboardName: `${id}-detailed` });
+    const detailed = new Dashboard(this, 'Detailed', { dashboardName: `${props.namePrefix}-detailed` });
     for (const p of props.paths) {
       const key = p.title.replace(/\W/g, '');
       const iterAge = p.fn.metric('IteratorAge', { statistic: 'Maximum', period });
@@ -120,8 +123,9 @@ export class Monitoring extends Construct {
       );
 
       const dashboard = new Dashboard(this, `${key}Dashboard`, {
-        dashboardName: `${id}-${key.toLowerCase()}`,
+        dashboardName: `${props.namePrefix}-${key.toLowerCase()}`,
       });
+      this.dashboards.push(dashboard);
       dashboard.addWidgets(
         new TextWidget({
           markdown: `# ${p.title}\nMQTT → rule \`${p.ruleName}\` → Kinesis → Lambda → store`,
@@ -226,6 +230,7 @@ export class Monitoring extends Construct {
       1,
       'IoT rule error actions received messages',
     );
+    this.dashboards.push(detailed);
     alarm('ApiErrors', props.api.metricErrors({ period }), 5, 'API function errors');
     detailed.addWidgets(
       new GraphWidget({

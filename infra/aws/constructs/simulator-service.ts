@@ -1,6 +1,7 @@
 /**
- * The fleet simulator on ECS Fargate: cluster (Container Insights), task definition built from
- * simulator/Dockerfile, a service at desired count 0 unless context scales it, device credentials from
+ * The fleet simulator on ECS Fargate (opt-in: only with -c simulatorTasks>0, ADR 0014 — its image is
+ * built from simulator/Dockerfile by a local Docker engine at deploy time): cluster (Container
+ * Insights), task definition, a service at the requested desired count, device credentials from
  * Secrets Manager (created at deploy time by the provisioner custom resource), least-privilege task
  * role (it needs nothing but its secret: devices authenticate to IoT Core with mutual TLS), logs.
  */
@@ -41,10 +42,14 @@ export class SimulatorService extends Construct {
   readonly service: FargateService;
   readonly secret: Secret;
   readonly taskDefinition: FargateTaskDefinition;
+  readonly provisioner: NodejsFunction;
+  readonly thingPrefix: string;
 
   constructor(scope: Construct, id: string, props: SimulatorServiceProps) {
     super(scope, id);
     const stack = Stack.of(this);
+    this.provisioner = props.provisioner;
+    this.thingPrefix = props.thingPrefix;
     const vpc = new Vpc(this, 'Vpc', {
       maxAzs: 2,
       natGateways: 0,

@@ -11,8 +11,6 @@ import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 
 export interface TelemetryProps {
-  databaseName: string;
-  tableName: string;
   memoryRetentionHours: number;
   magneticRetentionDays: number;
   removalPolicy: RemovalPolicy;
@@ -22,6 +20,9 @@ export class TimestreamTelemetry extends Construct {
   readonly database: CfnDatabase;
   readonly table: CfnTable;
   readonly rejectsBucket: Bucket;
+  /** The generated database and table names (tokens). */
+  readonly databaseName: string;
+  readonly tableName: string;
 
   constructor(scope: Construct, id: string, props: TelemetryProps) {
     super(scope, id);
@@ -32,11 +33,13 @@ export class TimestreamTelemetry extends Construct {
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: false,
     });
-    this.database = new CfnDatabase(this, 'Database', { databaseName: props.databaseName });
+    // No fixed names: the database is retained by default, and a retained database with a fixed name
+    // would make the next deploy after `cdk destroy` fail (ADR 0014). CloudFormation generates both.
+    this.database = new CfnDatabase(this, 'Database', {});
     this.database.applyRemovalPolicy(props.removalPolicy);
+    this.databaseName = this.database.ref;
     this.table = new CfnTable(this, 'Table', {
-      databaseName: props.databaseName,
-      tableName: props.tableName,
+      databaseName: this.databaseName,
       retentionProperties: {
         MemoryStoreRetentionPeriodInHours: String(props.memoryRetentionHours),
         MagneticStoreRetentionPeriodInDays: String(props.magneticRetentionDays),
@@ -48,8 +51,9 @@ export class TimestreamTelemetry extends Construct {
         },
       },
     });
-    this.table.addDependency(this.database);
+    this.table.addResourceDependency(this.database);
     this.table.applyRemovalPolicy(props.removalPolicy);
+    this.tableName = this.table.attrName;
   }
 
   writeStatements(): PolicyStatement[] {
@@ -63,10 +67,8 @@ export class TimestreamTelemetry extends Construct {
   queryStatements(): PolicyStatement[] {
     return [
       new PolicyStatement({ actions: ['timestream:Select'], resources: [this.table.attrArn] }),
-      new PolicyStatement({
-        actions: ['timestream:DescribeEndpoints', 'timestream:SelectValues'],
-        resources: ['*'],
-      }),
+      // Endpoint discovery has no resource-level permissions.
+      new PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }),
     ];
   }
 }

@@ -1,0 +1,127 @@
+/**
+ * Least-privilege data access of every function, in ONE table: the exact DynamoDB actions each
+ * function calls on each table, read from the adapters it is built from (functions/adapters/dynamo-*.ts)
+ * and the routes/processors that call them. The stack turns each row into one IAM statement per
+ * (function, table); nothing else grants DynamoDB access. Adjust a row when an adapter starts or stops
+ * using an action — the deploy harness fails on an action granted but unused, or used but not granted.
+ *
+ * IAM notes: TransactWriteItems has no action of its own (its Put/Delete items are authorized as
+ * PutItem/DeleteItem); a Query/Scan on an index needs the index ARN (`registry/index/gsi1`).
+ */
+import { Aws } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+
+export type DynamoAction =
+  | 'GetItem'
+  | 'BatchGetItem'
+  | 'Query'
+  | 'Scan'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'BatchWriteItem'
+  | 'ConditionCheckItem';
+
+/** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
+export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry';
+
+export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer';
+
+export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
+
+export const DYNAMODB_ACCESS: AccessTable = {
+  sparkplugIngest: {
+    // Enricher: getDevice (Get), getDevices (BatchGet), getDeviceType (Get), getTypeWithApps (Query),
+    // lastSeen (Update), auto-registration putDevice/putDeviceType (conditional Put).
+    registry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem'],
+    // Host state through the write-back cache: getNode/getDevice (Get), prefetch/getVersions
+    // (BatchGet), putNode/putDevice (conditional Put).
+    state: ['GetItem', 'BatchGetItem', 'PutItem'],
+    // Event log append.
+    events: ['BatchWriteItem'],
+    // DynamoTelemetryStore.write: catalog/frame/latest (Get + conditional Put), late-chunk marks (Update).
+    telemetry: ['GetItem', 'PutItem', 'UpdateItem'],
+  },
+  lwm2mIngest: {
+    // Enricher as above; completingCommands → completeCommand (Update).
+    registry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem'],
+    // Registrations: get (Get), getMany (BatchGet), put (Put), delete (Delete); pending requests:
+    // take (Delete), put (Put, a response put back), deleteEndpoint (Query + Delete).
+    state: ['GetItem', 'BatchGetItem', 'PutItem', 'DeleteItem', 'Query'],
+    events: ['BatchWriteItem'],
+    telemetry: ['GetItem', 'PutItem', 'UpdateItem'],
+  },
+  api: {
+    // Devices, types, applications, commands: get (Get), listApplications by type (BatchGet),
+    // getTypeWithApps/listCommands (Query), listDevices without a type and /health (Scan), puts and
+    // TransactWriteItems Put items (Put), updateDevice/command status (Update), deletes and transaction
+    // Delete items (Delete), the ordered fallback of putApplication/deleteApplication when an endpoint
+    // has no transactions (BatchWrite).
+    registry: [
+      'GetItem',
+      'BatchGetItem',
+      'Query',
+      'Scan',
+      'PutItem',
+      'UpdateItem',
+      'DeleteItem',
+      'BatchWriteItem',
+    ],
+    // listDevices by type, listDeviceTypes, listApplications (gsi1).
+    'registry/index/gsi1': ['Query'],
+    // Sparkplug node/device views (Get); LwM2M requests: registration get (Get) and observation
+    // cancel (Put), token allocation (Update), pending request (Put).
+    state: ['GetItem', 'PutItem', 'UpdateItem'],
+    // Event listing.
+    events: ['Query'],
+    // DynamoTelemetryStore reads: device catalog/latest and frames (Query), stale catalog re-read
+    // (Get), latest frames (BatchGet), bucket chunk rollups written on read (Put).
+    telemetry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem'],
+  },
+  authorizer: {
+    // findApplicationByKeyHash: key lookup item, then the application item (Get).
+    registry: ['GetItem'],
+  },
+};
+
+/**
+ * The IAM statements of one function's row: one per table target, resources resolved by `arnOf`
+ * (table ARN tokens of the stack). Targets the stack does not have (telemetry when it is not in
+ * DynamoDB) are skipped.
+ */
+export function dynamoStatements(
+  row: Partial<Record<TableTarget, readonly DynamoAction[]>>,
+  arnOf: (target: TableTarget) => string | undefined,
+): PolicyStatement[] {
+  const out: PolicyStatement[] = [];
+  for (const [target, actions] of Object.entries(row) as Array<[TableTarget, readonly DynamoAction[]]>) {
+    const arn = arnOf(target);
+    if (arn === undefined || actions.length === 0) continue;
+    out.push(
+      new PolicyStatement({
+        sid: `DynamoDB${target.replace(/[^A-Za-z0-9]/g, '')}`,
+        actions: [...new Set(actions)].sort().map((a) => `dynamodb:${a}`),
+        resources: [arn],
+      }),
+    );
+  }
+  return out;
+}
+
+/** IoT data-plane topics each function publishes to (commands and responses to devices). */
+export const IOT_PUBLISH: Record<'sparkplugIngest' | 'lwm2mIngest' | 'api', readonly string[]> = {
+  // Rebirth requests (NCMD Node Control/Rebirth) only.
+  sparkplugIngest: ['spBv1.0/*/NCMD/*'],
+  // LwM2M responses to Register/Update/De-register/Send.
+  lwm2mIngest: ['lwm2m/rd/*'],
+  // Commands: Sparkplug NCMD/DCMD and LwM2M requests.
+  api: ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'],
+};
+
+export function iotPublishStatement(topics: readonly string[]): PolicyStatement {
+  return new PolicyStatement({
+    sid: 'IotPublishToDevices',
+    actions: ['iot:Publish'],
+    resources: topics.map((t) => `arn:${Aws.PARTITION}:iot:${Aws.REGION}:${Aws.ACCOUNT_ID}:topic/${t}`),
+  });
+}
