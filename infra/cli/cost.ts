@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
+import { compareStores } from '../cost/compare.js';
 import {
   type CostInputs,
   type CostReport,
@@ -48,20 +49,23 @@ function parseFlags(args: string[]) {
       store: { type: 'string' },
       counters: { type: 'string' },
       json: { type: 'boolean' },
+      'compare-stores': { type: 'boolean' },
     },
     strict: true,
     allowNegative: false,
   });
 }
 
-export function parseCostArgs(args: string[]): Partial<CostInputs> & { json?: boolean } {
+export function parseCostArgs(
+  args: string[],
+): Partial<CostInputs> & { json?: boolean; compareStores?: boolean } {
   let values: ReturnType<typeof parseFlags>['values'];
   try {
     values = parseFlags(args).values;
   } catch (error) {
     throw new ValidationError((error as Error).message, { field: 'args' });
   }
-  const out: Partial<CostInputs> & { json?: boolean } = {};
+  const out: Partial<CostInputs> & { json?: boolean; compareStores?: boolean } = {};
   if (typeof values.counters === 'string') {
     Object.assign(out, JSON.parse(readFileSync(values.counters, 'utf8')) as Partial<CostInputs>);
   }
@@ -86,6 +90,7 @@ export function parseCostArgs(args: string[]): Partial<CostInputs> & { json?: bo
     out.store = values.store;
   }
   if (values.json === true) out.json = true;
+  if (values['compare-stores'] === true) out.compareStores = true;
   return out;
 }
 
@@ -123,6 +128,29 @@ export function formatReport(r: CostReport): string {
   ].join('\n');
 }
 
+/** The ADR 0013 candidates at 1 and at 50 readings per message for the fleet's devices and interval. */
+export function formatComparison(inputs: Partial<CostInputs>): string {
+  const cell = (n: number | undefined) => (n === undefined ? 'n/p' : usd(n));
+  const out: string[] = [
+    'Telemetry store candidates, $ per million readings (n/p = not priced in our sources)',
+    `fleet: ${inputs.devices ?? DEFAULT_INPUTS.devices} devices, one message every ${inputs.intervalSeconds ?? DEFAULT_INPUTS.intervalSeconds} s; ${inputs.retentionDays ?? DEFAULT_INPUTS.retentionDays}-day storage; queries as in the cost model`,
+  ];
+  for (const k of [1, 50]) {
+    out.push('', `${k} reading(s) per message:`);
+    out.push(
+      `  ${'candidate'.padEnd(64)} ${'writes'.padEnd(9)} ${'storage'.padEnd(9)} ${'queries'.padEnd(9)} known sum`,
+    );
+    for (const c of compareStores({ ...inputs, readingsPerMessage: k })) {
+      out.push(
+        `  ${c.name.padEnd(64)} ${cell(c.writes).padEnd(9)} ${cell(c.storage).padEnd(9)} ${cell(c.queries).padEnd(9)} ${usd(c.known)}`,
+      );
+      for (const u of c.unpriced) out.push(`      + not priced: ${u}`);
+      for (const n of c.notes) out.push(`      ${n}`);
+    }
+  }
+  return out.join('\n');
+}
+
 export const costCommand: Command = {
   summary: 'AWS cost per million readings and per month for a fleet shape',
   async run(args) {
@@ -132,7 +160,11 @@ export const costCommand: Command = {
       );
       return 0;
     }
-    const { json, ...inputs } = parseCostArgs(args);
+    const { json, compareStores: compare, ...inputs } = parseCostArgs(args);
+    if (compare) {
+      process.stdout.write(`${formatComparison(inputs)}\n`);
+      return 0;
+    }
     const report = estimateCost(inputs);
     process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
     return 0;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../functions/core/errors.js';
-import { formatReport, parseCostArgs } from '../../infra/cli/cost.js';
+import { formatComparison, formatReport, parseCostArgs } from '../../infra/cli/cost.js';
+import { compareStores, icebergRowBytes } from '../../infra/cost/compare.js';
 import { DYNAMO_STORE_MEASURED, estimateCost } from '../../infra/cost/model.js';
 import { PRICES } from '../../infra/cost/prices.js';
 
@@ -185,5 +186,22 @@ describe('dualpath cost arguments', () => {
     expect(() => parseCostArgs(['--devices', '-1'])).toThrow(ValidationError);
     expect(() => parseCostArgs(['--devices', '0'])).toThrow(/--devices must be a positive number/);
     expect(() => parseCostArgs(['--kinesis', 'fast'])).toThrow(expect.objectContaining({ field: 'kinesis' }));
+  });
+});
+
+describe('dualpath cost --compare-stores (ADR 0013 candidates)', () => {
+  it('prices the DynamoDB candidate as the cost model does and names what is not priced', () => {
+    const fleet = { devices: 1000, intervalSeconds: 10, readingsPerMessage: 50 };
+    const [dynamo, s3, influx] = compareStores(fleet);
+    expect(dynamo?.known).toBeCloseTo(estimateCost(fleet).store.perMillionReadings, 9);
+    expect(s3?.storage).toBeUndefined();
+    expect(s3?.unpriced.join(' ')).toMatch(/S3 Tables storage/);
+    // Firehose bills the JSON row per reading: 1e6 rows × row bytes at $0.075/GB, plus one latest WRU a message.
+    const firehose = ((1e6 * icebergRowBytes()) / 1024 ** 3) * 0.075;
+    expect(s3?.writes).toBeCloseTo(firehose + 0.625 / 50, 9);
+    expect(influx?.known).toBe(0);
+    expect(influx?.unpriced[0]).toMatch(/instance-hours/);
+    expect(formatComparison(fleet)).toContain('1 reading(s) per message:');
+    expect(parseCostArgs(['--compare-stores'])).toEqual({ compareStores: true });
   });
 });
