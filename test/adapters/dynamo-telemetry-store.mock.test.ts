@@ -84,7 +84,7 @@ describe('packed write', () => {
     ]);
     const frame = calls[1]?.Item as Record<string, unknown>;
     expect(frame).toMatchObject({ sk: '0001700000000000#', s: '', t: T0, p: 'lwm2m', dt: 'sensor', v: 1 });
-    expect(frame.expiresAt).toBe(Math.floor(T0 / 1000) + 365 * 86_400);
+    expect(frame.expiresAt).toBe(Math.floor(T0 / 1000) + 30 * 86_400);
     // Entries refer to catalog definitions: [def id, value] (a double needs no kind).
     expect(JSON.parse(frame.x as string).slice(0, 2)).toEqual([
       [0, 0.5],

@@ -119,6 +119,36 @@ describe('packing', () => {
 });
 
 describe('TTL and retention', () => {
+  it('keeps 30 days by default', async () => {
+    await open().write([reading()]);
+    const got = await local.doc.send(
+      new GetCommand({ TableName: table, Key: { pk: framePk('edge-1'), sk: frameSk(T0, '') } }),
+    );
+    expect(got.Item?.expiresAt).toBe(Math.floor(T0 / 1000) + 30 * 86_400);
+  });
+
+  it('answers a bucket query even when storing its chunks is refused', async () => {
+    const store = open();
+    const hour0 = Math.floor(NOW / 3_600_000) * 3_600_000 - 3 * 3_600_000;
+    await store.write([reading({ time: hour0 + 5, value: 3 })]);
+    const refusing = Object.create(local.doc) as typeof local.doc;
+    refusing.send = (async (command: { input: { Item?: { pk?: string } } }) => {
+      if (String(command.input.Item?.pk).startsWith('K#')) {
+        throw Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' });
+      }
+      return local.doc.send(command as never);
+    }) as never;
+    const q = {
+      deviceId: 'edge-1',
+      metric: 'temp',
+      from: hour0,
+      to: NOW,
+      intervalMs: 60_000,
+      aggs: ['sum' as const],
+    };
+    expect(await open({ client: refusing }).queryBuckets(q)).toEqual([{ start: hour0, count: 1, sum: 3 }]);
+  });
+
   it('sets the TTL from the frame time and rejects readings already past retention', async () => {
     const store = open({ retentionDays: 30 });
     const old = reading({ time: NOW - 31 * 86_400_000 });
@@ -132,8 +162,8 @@ describe('TTL and retention', () => {
   });
 
   it('hides points whose TTL passed even before DynamoDB deletes them', async () => {
-    await open().write([reading(), reading({ time: T0 + 10 * 86_400_000, value: 2 })]);
-    const later = open({ clock: () => T0 + 366 * 86_400_000 });
+    await open({ retentionDays: 365 }).write([reading(), reading({ time: T0 + 10 * 86_400_000, value: 2 })]);
+    const later = open({ retentionDays: 365, clock: () => T0 + 366 * 86_400_000 });
     const q = { deviceId: 'edge-1', from: 0, to: T0 + 400 * 86_400_000 };
     expect((await later.queryRaw({ ...q, limit: 100 })).points.map((p) => p.value)).toEqual([2]);
     expect((await later.latest({ deviceId: 'edge-1' })).map((p) => p.value)).toEqual([2]);
