@@ -288,7 +288,7 @@ export class DualpathStack extends Stack {
     });
 
     const monitoring = new Monitoring(this, 'Monitoring', {
-      namePrefix: `${this.stackName}-${Aws.REGION}`,
+      namePrefix: `${this.stackName}-${this.region}`,
       paths,
       api: apiFn,
       ruleErrorQueue: iot.errorQueue,

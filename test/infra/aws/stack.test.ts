@@ -1,91 +1,27 @@
 /**
- * Infra tests: the properties that matter (rule SQL and partition keys, event source settings, policy
- * statements and their conditions, encryption, retention) and cdk-nag AwsSolutions findings — not
- * resource counts. One synth shared by the suite (bundling runs the local esbuild once per function).
+ * Infra tests of the default deployment (a plain `npx cdk deploy`): the properties that matter (rule
+ * SQL and partition keys, event source settings, policy statements and their conditions, exact data
+ * access per function, encryption, retention) and cdk-nag AwsSolutions findings — not resource counts.
+ * One synth shared by the suite (bundling runs the local esbuild once per function).
  */
-
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DYNAMODB_ACCESS, IOT_PUBLISH, type TableTarget } from '../../../infra/aws/access.js';
 import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
-import { readSettings } from '../../../infra/aws/settings.js';
-import { DualpathStack } from '../../../infra/aws/stack.js';
-import { pipeline as realPipeline } from '../../../infra/pipeline.js';
+import { functionEnvironments, functionId, pipeline, type Synthesized, synth } from './synth.js';
 
-const defaults: Record<string, unknown> = {
-  telemetry: 'timestream',
-  kinesisMode: 'on-demand',
-  shardCount: 1,
-  memoryRetentionHours: 12,
-  magneticRetentionDays: 365,
-  simulatorTasks: 0,
-  simulatorDevices: 10,
-  simulatorRate: 1,
-  autoRegister: false,
-  logRetentionDays: 30,
-  removalPolicy: 'retain',
-};
-
-// The real pipeline definition; only the entry points are swapped for a tiny handler so the suite does
-// not bundle the whole application four times.
-const FIXTURE = 'test/fixtures/infra/lambda.ts';
-const pipeline = {
-  ...realPipeline,
-  functions: {
-    sparkplugIngest: { ...realPipeline.functions.sparkplugIngest, entry: FIXTURE },
-    lwm2mIngest: { ...realPipeline.functions.lwm2mIngest, entry: FIXTURE },
-    api: { ...realPipeline.functions.api, entry: FIXTURE, authorizerEntry: FIXTURE },
-  },
-};
-
+let s: Synthesized;
 let template: Template;
-let findings: Array<{ rule: string; path: string; message: string }>;
 
 beforeAll(() => {
-  const app = new App({ context: { ...defaults } });
-  const stack = new DualpathStack(app, 'DualpathTest', {
-    settings: readSettings((k) => app.node.tryGetContext(k)),
-    pipeline,
-    env: { account: '123456789012', region: 'eu-west-1' },
-  });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  const assembly = app.synth();
-  template = Template.fromStack(stack);
-  findings = collectFindings(assembly.directory);
+  [s] = synth({ DualpathTest: {} }) as [Synthesized];
+  template = s.template;
 }, 180_000);
-
-function collectFindings(dir: string): Array<{ rule: string; path: string; message: string }> {
-  // cdk-nag v3 reports through CDK's policy validation report in the cloud assembly.
-  const file = path.join(dir, 'policy-validation-report.json');
-  if (!fs.existsSync(file)) return [];
-  const report = JSON.parse(fs.readFileSync(file, 'utf8')) as {
-    pluginReports?: Array<{
-      violations?: Array<{
-        ruleName: string;
-        description: string;
-        violatingResources?: Array<{ resourceLogicalId?: string; templatePath?: string }>;
-      }>;
-    }>;
-  };
-  return (report.pluginReports ?? []).flatMap((p) =>
-    (p.violations ?? []).flatMap((v) =>
-      (v.violatingResources ?? [{}]).map((r) => ({
-        rule: v.ruleName,
-        path: r.resourceLogicalId ?? '',
-        message: v.description,
-      })),
-    ),
-  );
-}
 
 describe('IoT rules', () => {
   it('uses SQL version 2016-03-23 and the SQL and partition keys of the pipeline definition', () => {
     for (const rule of pipeline.rules) {
       template.hasResourceProperties('AWS::IoT::TopicRule', {
-        RuleName: rule.name,
         TopicRulePayload: Match.objectLike({
           Sql: rule.sql,
           AwsIotSqlVersion: '2016-03-23',
@@ -93,6 +29,26 @@ describe('IoT rules', () => {
           ErrorAction: Match.objectLike({ Sqs: Match.anyValue() }),
         }),
       });
+    }
+  });
+
+  it('leaves rule names to CloudFormation and refers to them by Ref in alarms and dashboards', () => {
+    const rules = template.findResources('AWS::IoT::TopicRule');
+    for (const r of Object.values(rules)) expect(r.Properties.RuleName).toBeUndefined();
+    const ruleIds = new Set(Object.keys(rules));
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter(
+      (a) => a.Properties.Namespace === 'AWS/IoT',
+    );
+    expect(alarms.length).toBeGreaterThan(0);
+    for (const a of alarms) {
+      const dim = (a.Properties.Dimensions as Array<{ Name: string; Value: unknown }>).find(
+        (d) => d.Name === 'RuleName',
+      );
+      expect(dim?.Value).toEqual({ Ref: expect.any(String) });
+      expect(ruleIds.has((dim as { Value: { Ref: string } }).Value.Ref)).toBe(true);
+    }
+    for (const d of Object.values(template.findResources('AWS::CloudWatch::Dashboard'))) {
+      expect(JSON.stringify(d.Properties.DashboardBody)).not.toContain('dualpath_');
     }
   });
 
@@ -179,31 +135,163 @@ describe('streams, functions and event source mappings', () => {
 });
 
 describe('data at rest', () => {
-  it('uses on-demand DynamoDB with PITR and encryption, TTL on registry commands, state and events', () => {
+  it('uses on-demand DynamoDB with PITR, encryption and TTL (expiresAt) on every table', () => {
     template.allResourcesProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
-    template.resourcePropertiesCountIs(
-      'AWS::DynamoDB::Table',
-      { TimeToLiveSpecification: Match.objectLike({ AttributeName: 'expiresAt', Enabled: true }) },
-      3,
-    );
   });
 
-  it('enables magnetic store writes for late historical data', () => {
-    template.hasResourceProperties('AWS::Timestream::Table', {
-      RetentionProperties: {
-        MemoryStoreRetentionPeriodInHours: '12',
-        MagneticStoreRetentionPeriodInDays: '365',
-      },
-      MagneticStoreWriteProperties: Match.objectLike({ EnableMagneticStoreWrites: true }),
+  it('keeps telemetry in DynamoDB by default: no Timestream resource at all', () => {
+    const types = new Set(Object.values(s.json.Resources).map((r) => r.Type));
+    expect([...types].filter((t) => t.startsWith('AWS::Timestream::'))).toEqual([]);
+    // The telemetry table: pk/sk, no GSI, retained like the other tables.
+    const telemetry = Object.entries(s.json.Resources).find(([id]) =>
+      id.startsWith('TelemetryStoreTelemetry'),
+    );
+    expect(telemetry?.[1].Properties).toMatchObject({
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
     });
+    expect(telemetry?.[1].Properties?.GlobalSecondaryIndexes).toBeUndefined();
+    expect(telemetry?.[1].DeletionPolicy).toBe('Retain');
   });
 });
 
-describe('API and simulator', () => {
+describe('function environments (names of functions/core/config.ts)', () => {
+  const tableRef = (prefix: string) => {
+    const id = Object.keys(s.json.Resources).find(
+      (k) => k.startsWith(prefix) && s.json.Resources[k]?.Type === 'AWS::DynamoDB::Table',
+    );
+    return { Ref: id };
+  };
+
+  it('gives the ingest functions and the API the DynamoDB telemetry store', () => {
+    for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction', 'ApiFunction']) {
+      const env = functionEnvironments(s)[functionId(s, prefix)]!;
+      expect(env.TELEMETRY_BACKEND, prefix).toBe('dynamodb');
+      expect(env.TELEMETRY_TABLE, prefix).toEqual(tableRef('TelemetryStoreTelemetry'));
+      expect(env.REGISTRY_TABLE, prefix).toEqual(tableRef('TablesRegistry'));
+      expect(env.STATE_TABLE, prefix).toEqual(tableRef('TablesState'));
+      expect(env.EVENTS_TABLE, prefix).toEqual(tableRef('TablesEvents'));
+      expect(env.IOT_DATA_ENDPOINT, prefix).toBeDefined();
+      expect(env.TIMESTREAM_DATABASE, prefix).toBeUndefined();
+    }
+  });
+
+  it('gives the authorizer the registry and the admin key, not the telemetry store', () => {
+    const env = functionEnvironments(s)[functionId(s, 'AuthorizerFunction')]!;
+    expect(env.REGISTRY_TABLE).toEqual(tableRef('TablesRegistry'));
+    expect(env.ADMIN_KEY_SECRET_ARN).toBeDefined();
+    expect(env.TELEMETRY_TABLE).toBeUndefined();
+  });
+});
+
+/** The role policy statements of one of our functions. */
+function statementsOf(prefix: string): Array<{ Sid?: string; Action: string | string[]; Resource: unknown }> {
+  const fnId = functionId(s, prefix);
+  const fn = s.json.Resources[fnId]!;
+  const roleId = (fn.Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role['Fn::GetAtt'][0];
+  return Object.values(s.json.Resources)
+    .filter(
+      (r) =>
+        r.Type === 'AWS::IAM::Policy' &&
+        (r.Properties as { Roles: Array<{ Ref: string }> }).Roles.some((x) => x.Ref === roleId),
+    )
+    .flatMap((r) => (r.Properties as { PolicyDocument: { Statement: never[] } }).PolicyDocument.Statement);
+}
+
+const actionsOf = (st: { Action: string | string[] }) => ([] as string[]).concat(st.Action);
+
+describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts', () => {
+  const fns = {
+    sparkplugIngest: 'SparkplugIngestFunction',
+    lwm2mIngest: 'Lwm2mIngestFunction',
+    api: 'ApiFunction',
+    authorizer: 'AuthorizerFunction',
+  } as const;
+  const tableIds: Record<TableTarget, string> = {
+    registry: 'TablesRegistry',
+    'registry/index/gsi1': 'TablesRegistry',
+    state: 'TablesState',
+    events: 'TablesEvents',
+    telemetry: 'TelemetryStoreTelemetry',
+  };
+
+  for (const [key, prefix] of Object.entries(fns) as Array<[keyof typeof fns, string]>) {
+    it(`${key}: one statement per table with the table's actions, nothing else on DynamoDB`, () => {
+      const dynamo = statementsOf(prefix).filter((st) =>
+        actionsOf(st).some((a) => a.startsWith('dynamodb:')),
+      );
+      const expected = Object.entries(DYNAMODB_ACCESS[key]) as Array<[TableTarget, string[]]>;
+      expect(dynamo).toHaveLength(expected.length);
+      for (const [target, actions] of expected) {
+        const st = dynamo.find(
+          (x) =>
+            JSON.stringify(x.Resource).includes(tableIds[target]) &&
+            JSON.stringify(x.Resource).includes('/index/') === target.includes('/index/'),
+        );
+        expect(st, `${key} → ${target}`).toBeDefined();
+        expect(actionsOf(st!).sort()).toEqual(actions.map((a) => `dynamodb:${a}`).sort());
+      }
+      for (const st of dynamo) {
+        for (const a of actionsOf(st)) {
+          expect(a).not.toContain('*');
+          // Never granted by the table: table-level and stream APIs the functions do not call.
+          expect([
+            'dynamodb:DescribeTable',
+            'dynamodb:ConditionCheckItem',
+            'dynamodb:GetRecords',
+          ]).not.toContain(a);
+        }
+      }
+    });
+  }
+
+  it('reads the admin key with GetSecretValue only (API and authorizer), and ingest cannot read it', () => {
+    for (const prefix of ['ApiFunction', 'AuthorizerFunction']) {
+      const secret = statementsOf(prefix).filter((st) =>
+        actionsOf(st).some((a) => a.startsWith('secretsmanager:')),
+      );
+      expect(secret.flatMap(actionsOf), prefix).toEqual(['secretsmanager:GetSecretValue']);
+    }
+    for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction']) {
+      const all = statementsOf(prefix).flatMap(actionsOf);
+      expect(
+        all.some((a) => a.startsWith('secretsmanager:')),
+        prefix,
+      ).toBe(false);
+    }
+  });
+
+  it('publishes to devices only on the topics each function uses', () => {
+    const topics = (prefix: string) =>
+      JSON.stringify(statementsOf(prefix).filter((st) => actionsOf(st).includes('iot:Publish')));
+    expect(topics('SparkplugIngestFunction')).toContain(IOT_PUBLISH.sparkplugIngest[0]);
+    expect(topics('SparkplugIngestFunction')).not.toContain('lwm2m/rd');
+    expect(topics('SparkplugIngestFunction')).not.toContain('DCMD');
+    expect(topics('Lwm2mIngestFunction')).toContain('lwm2m/rd/*');
+    expect(topics('Lwm2mIngestFunction')).not.toContain('spBv1.0');
+    for (const t of IOT_PUBLISH.api) expect(topics('ApiFunction')).toContain(t);
+    expect(topics('AuthorizerFunction')).toBe('[]');
+  });
+
+  it('grants no Timestream action when telemetry is in DynamoDB', () => {
+    for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction', 'ApiFunction']) {
+      expect(
+        statementsOf(prefix)
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith('timestream:')),
+      ).toEqual([]);
+    }
+  });
+});
+
+describe('API, outputs and Docker', () => {
   it('requires authorization on every method but health and openapi', () => {
     const methods = template.findResources('AWS::ApiGateway::Method');
     for (const m of Object.values(methods) as Array<{
@@ -218,14 +306,37 @@ describe('API and simulator', () => {
     expect(open).toHaveLength(2);
   });
 
-  it('runs the simulator service at desired count 0 by default', () => {
-    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 0, LaunchType: 'FARGATE' });
+  it('has no container image asset, no ECS and no provisioner: a plain deploy needs no Docker', () => {
+    expect(Object.keys(s.assets.dockerImages ?? {})).toEqual([]);
+    expect(JSON.stringify(s.json)).not.toMatch(
+      /ContainerImage|ecr\.[^"]*amazonaws[^"]*cdk-hnb659fds-container-assets/,
+    );
+    const types = new Set(Object.values(s.json.Resources).map((r) => r.Type));
+    for (const t of [
+      'AWS::ECS::Service',
+      'AWS::ECS::TaskDefinition',
+      'AWS::CloudFormation::CustomResource',
+    ]) {
+      expect(types.has(t), t).toBe(false);
+    }
+  });
+
+  it('outputs the exact command that prints the admin key, the API URL and the device policy', () => {
+    const outputs = s.json.Outputs ?? {};
+    expect(JSON.stringify(outputs.AdminKeyCommand?.Value)).toContain(
+      'aws secretsmanager get-secret-value --secret-id ',
+    );
+    expect(JSON.stringify(outputs.AdminKeyCommand?.Value)).toContain('--query SecretString --output text');
+    expect(outputs.ApiUrl).toBeDefined();
+    expect(outputs.IotEndpoint).toBeDefined();
+    expect(outputs.DevicePolicyName?.Value).toEqual({ Ref: expect.stringMatching(/^IotDevicePolicy/) });
+    expect(outputs.TelemetryStoreName).toBeDefined();
   });
 });
 
 describe('cdk-nag AwsSolutions', () => {
   it('has no unacknowledged errors', () => {
-    const errors = findings.filter((f) => f.rule.startsWith('AwsSolutions-'));
+    const errors = s.findings.filter((f) => f.rule.startsWith('AwsSolutions-'));
     expect(errors, JSON.stringify(errors.slice(0, 20), null, 2)).toEqual([]);
   });
 });

@@ -1,0 +1,197 @@
+/**
+ * The documented variants (infra/aws/variants.ts) and physical names: one app holding two default
+ * stacks, the Timestream variant and the simulator variant — as four stacks in one account would be.
+ * Checks what each variant must and must not contain, and that no account-level physical name is
+ * fixed (so stacks never collide, and a redeploy after `cdk destroy` never meets a retained name).
+ */
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SETTING_KEYS } from '../../../infra/aws/settings.js';
+import { DOCUMENTED_VARIANTS } from '../../../infra/aws/variants.js';
+import { functionEnvironments, functionId, type Synthesized, synth } from './synth.js';
+
+const variant = (name: string) => {
+  const v = DOCUMENTED_VARIANTS.find((x) => x.name === name);
+  if (!v) throw new Error(`no documented variant ${name}`);
+  return v.context;
+};
+
+let first: Synthesized;
+let second: Synthesized;
+let timestream: Synthesized;
+let simulator: Synthesized;
+
+beforeAll(() => {
+  [first, second, timestream, simulator] = synth({
+    DualpathOne: variant('default'),
+    DualpathTwo: variant('default'),
+    DualpathTs: variant('timestream'),
+    DualpathSim: variant('simulator'),
+  }) as [Synthesized, Synthesized, Synthesized, Synthesized];
+}, 240_000);
+
+/** Account-level physical names (IAM inline policy names are per role; API names need not be unique). */
+const NAME_PROPERTIES: Record<string, string[]> = {
+  'AWS::IoT::TopicRule': ['RuleName'],
+  'AWS::IoT::ThingType': ['ThingTypeName'],
+  'AWS::IoT::Policy': ['PolicyName'],
+  'AWS::CloudWatch::Dashboard': ['DashboardName'],
+  'AWS::CloudWatch::Alarm': ['AlarmName'],
+  'AWS::Timestream::Database': ['DatabaseName'],
+  'AWS::Timestream::Table': ['TableName'],
+  'AWS::DynamoDB::Table': ['TableName'],
+  'AWS::Kinesis::Stream': ['Name'],
+  'AWS::SQS::Queue': ['QueueName'],
+  'AWS::SNS::Topic': ['TopicName'],
+  'AWS::Lambda::Function': ['FunctionName'],
+  'AWS::IAM::Role': ['RoleName'],
+  'AWS::Logs::LogGroup': ['LogGroupName'],
+  'AWS::S3::Bucket': ['BucketName'],
+  'AWS::SecretsManager::Secret': ['Name'],
+  'AWS::ECS::Cluster': ['ClusterName'],
+  'AWS::CloudFormation::CustomResource': ['thingPrefix'],
+};
+
+function physicalNames(s: Synthesized): Array<{ where: string; value: string }> {
+  const out: Array<{ where: string; value: string }> = [];
+  for (const [id, r] of Object.entries(s.json.Resources)) {
+    for (const prop of NAME_PROPERTIES[r.Type] ?? []) {
+      const v = r.Properties?.[prop];
+      if (v !== undefined) out.push({ where: `${s.stackName}/${id}.${prop}`, value: JSON.stringify(v) });
+    }
+  }
+  return out;
+}
+
+describe('documented variants', () => {
+  it('lists default (no extra context), timestream and the opt-in simulator, with known keys only', () => {
+    expect(DOCUMENTED_VARIANTS.map((v) => v.name)).toEqual(
+      expect.arrayContaining(['default', 'timestream', 'simulator']),
+    );
+    expect(variant('default')).toEqual({});
+    expect(variant('timestream')).toEqual({ telemetry: 'timestream' });
+    expect(variant('simulator')).toEqual({ simulatorTasks: '1' });
+    for (const v of DOCUMENTED_VARIANTS) {
+      for (const k of Object.keys(v.context)) expect(SETTING_KEYS as readonly string[]).toContain(k);
+    }
+  });
+
+  it('passes cdk-nag AwsSolutions in every variant', () => {
+    const errors = first.findings.filter((f) => f.rule.startsWith('AwsSolutions-'));
+    expect(errors, JSON.stringify(errors.slice(0, 20), null, 2)).toEqual([]);
+  });
+});
+
+describe('telemetry=timestream (existing Timestream for LiveAnalytics customers)', () => {
+  const types = (s: Synthesized) => new Set(Object.values(s.json.Resources).map((r) => r.Type));
+
+  it('creates the Timestream database and table only in this variant', () => {
+    expect(types(timestream).has('AWS::Timestream::Database')).toBe(true);
+    expect(types(timestream).has('AWS::Timestream::Table')).toBe(true);
+    for (const s of [first, second, simulator]) expect(types(s).has('AWS::Timestream::Database')).toBe(false);
+    timestream.template.hasResourceProperties('AWS::Timestream::Table', {
+      RetentionProperties: {
+        MemoryStoreRetentionPeriodInHours: '12',
+        MagneticStoreRetentionPeriodInDays: '365',
+      },
+      MagneticStoreWriteProperties: Match.objectLike({ EnableMagneticStoreWrites: true }),
+    });
+  });
+
+  it('has no DynamoDB telemetry table and points the functions at the generated Timestream names', () => {
+    expect(Object.keys(timestream.json.Resources).some((k) => k.startsWith('TelemetryStoreTelemetry'))).toBe(
+      false,
+    );
+    const db = Object.entries(timestream.json.Resources).find(
+      ([, r]) => r.Type === 'AWS::Timestream::Database',
+    )!;
+    const table = Object.entries(timestream.json.Resources).find(
+      ([, r]) => r.Type === 'AWS::Timestream::Table',
+    )!;
+    for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction', 'ApiFunction']) {
+      const env = functionEnvironments(timestream)[functionId(timestream, prefix)]!;
+      expect(env.TELEMETRY_BACKEND).toBe('timestream');
+      expect(env.TIMESTREAM_DATABASE).toEqual({ Ref: db[0] });
+      expect(env.TIMESTREAM_TABLE).toEqual({ 'Fn::GetAtt': [table[0], 'Name'] });
+      expect(env.TELEMETRY_TABLE).toBeUndefined();
+    }
+  });
+
+  it('grants WriteRecords to ingest and Select to the API on the table, DescribeEndpoints on *', () => {
+    const policies = Object.values(timestream.json.Resources).filter((r) => r.Type === 'AWS::IAM::Policy');
+    const statements = policies.flatMap(
+      (p) =>
+        (p.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[] }> } })
+          .PolicyDocument.Statement,
+    );
+    const actions = new Set(statements.flatMap((st) => ([] as string[]).concat(st.Action)));
+    expect(actions.has('timestream:WriteRecords')).toBe(true);
+    expect(actions.has('timestream:Select')).toBe(true);
+    expect(actions.has('timestream:DescribeEndpoints')).toBe(true);
+    expect(actions.has('timestream:SelectValues')).toBe(false);
+  });
+});
+
+describe('the simulator is opt-in', () => {
+  it('has a container image asset and the ECS service only with simulatorTasks>0', () => {
+    expect(Object.keys(simulator.assets.dockerImages ?? {}).length).toBe(1);
+    simulator.template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 1, LaunchType: 'FARGATE' });
+    for (const s of [first, second, timestream]) {
+      expect(Object.keys(s.assets.dockerImages ?? {}), s.stackName).toEqual([]);
+      expect(Object.values(s.json.Resources).some((r) => r.Type.startsWith('AWS::ECS::'))).toBe(false);
+    }
+  });
+
+  it('provisions things named after the stack, of the stack’s thing type, attached to its policy', () => {
+    const cr = Object.values(simulator.json.Resources).find(
+      (r) => r.Type === 'AWS::CloudFormation::CustomResource',
+    )!;
+    expect(cr.Properties?.thingPrefix).toBe('DualpathSim-sim-');
+    expect(cr.Properties?.thingTypeName).toEqual({ Ref: expect.stringMatching(/^IotThingType/) });
+    expect(cr.Properties?.policyName).toEqual({ Ref: expect.stringMatching(/^IotDevicePolicy/) });
+  });
+});
+
+describe('physical names', () => {
+  it('never collide between stacks in one account', () => {
+    const all = [first, second, timestream, simulator].flatMap(physicalNames);
+    const seen = new Map<string, string>();
+    const collisions: string[] = [];
+    for (const { where, value } of all) {
+      const other = seen.get(value);
+      if (other && other.split('/')[0] !== where.split('/')[0])
+        collisions.push(`${where} = ${other}: ${value}`);
+      seen.set(value, where);
+    }
+    expect(collisions).toEqual([]);
+  });
+
+  it('are never fixed on IoT rules, thing types, device policies or Timestream databases', () => {
+    for (const s of [first, timestream]) {
+      for (const { where } of physicalNames(s)) {
+        expect(where).not.toMatch(/\.(RuleName|ThingTypeName|PolicyName|DatabaseName)$/);
+      }
+    }
+  });
+
+  it('are never set on a retained resource (a redeploy after cdk destroy creates new ones)', () => {
+    for (const s of [first, timestream, simulator]) {
+      const retained = Object.entries(s.json.Resources).filter(([, r]) => r.DeletionPolicy === 'Retain');
+      expect(retained.length).toBeGreaterThan(0);
+      for (const [id, r] of retained) {
+        for (const prop of NAME_PROPERTIES[r.Type] ?? []) {
+          expect(r.Properties?.[prop], `${s.stackName}/${id}.${prop}`).toBeUndefined();
+        }
+      }
+    }
+  });
+
+  it('derives dashboard names from the stack name and region', () => {
+    const names = physicalNames(first).filter((n) => n.where.endsWith('.DashboardName'));
+    expect(names.length).toBeGreaterThan(0);
+    for (const n of names) {
+      expect(n.value).toContain('DualpathOne-');
+      expect(n.value).toContain('eu-west-1');
+    }
+  });
+});
