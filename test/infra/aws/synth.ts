@@ -94,10 +94,10 @@ function readFindings(dir: string): Array<{ rule: string; path: string }> {
   };
   return (report.pluginReports ?? []).flatMap((p) =>
     (p.violations ?? []).flatMap((v) =>
-      [...(v.violatingResources ?? []), ...(v.violatingConstructs ?? [])].map((r) => ({
-        rule: v.ruleName,
-        path: ('resourceLogicalId' in r ? r.resourceLogicalId : r.constructPath) ?? '',
-      })),
+      [
+        ...(v.violatingResources ?? []).map((r) => r.resourceLogicalId ?? ''),
+        ...(v.violatingConstructs ?? []).map((c) => c.constructPath ?? ''),
+      ].map((where) => ({ rule: v.ruleName, path: where })),
     ),
   );
 }
