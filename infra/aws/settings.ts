@@ -13,6 +13,12 @@ export interface DeploySettings {
   autoRegister: boolean;
   logRetentionDays: number;
   removalPolicy: 'retain' | 'destroy';
+  /**
+   * Names of an existing Timestream database/table to keep using (upgrades of stacks deployed before
+   * names were generated: `<stackName>-telemetry` / `readings`). Empty: CloudFormation generates them.
+   */
+  timestreamDatabaseName: string;
+  timestreamTableName: string;
 }
 
 type Lookup = (key: string) => unknown;
@@ -38,6 +44,18 @@ function oneOf<T extends string>(get: Lookup, key: string, values: readonly T[])
   return raw as T;
 }
 
+/** An optional Timestream name: empty, or 3-256 letters, digits, `.`, `_`, `-`. */
+function optionalName(get: Lookup, key: string): string {
+  const raw = get(key) ?? '';
+  if (raw === '') return '';
+  if (typeof raw !== 'string' || !/^[a-zA-Z0-9_.-]{3,256}$/.test(raw)) {
+    throw new ValidationError(`context ${key}=${String(raw)} must be empty or a Timestream name`, {
+      field: key,
+    });
+  }
+  return raw;
+}
+
 function bool(get: Lookup, key: string): boolean {
   const raw = get(key);
   if (raw === true || raw === 'true') return true;
@@ -58,6 +76,8 @@ export function readSettings(get: Lookup): DeploySettings {
     autoRegister: bool(get, 'autoRegister'),
     logRetentionDays: int(get, 'logRetentionDays', 1, 3653),
     removalPolicy: oneOf(get, 'removalPolicy', ['retain', 'destroy'] as const),
+    timestreamDatabaseName: optionalName(get, 'timestreamDatabaseName'),
+    timestreamTableName: optionalName(get, 'timestreamTableName'),
   };
 }
 
@@ -78,6 +98,8 @@ export const SETTING_KEYS = [
   'autoRegister',
   'logRetentionDays',
   'removalPolicy',
+  'timestreamDatabaseName',
+  'timestreamTableName',
 ] as const;
 
 export type SettingKey = (typeof SETTING_KEYS)[number];

@@ -106,6 +106,8 @@ export class DualpathStack extends Stack {
     const timestream =
       s.telemetry === 'timestream'
         ? new TimestreamTelemetry(this, 'Telemetry', {
+            ...(s.timestreamDatabaseName ? { databaseName: s.timestreamDatabaseName } : {}),
+            ...(s.timestreamTableName ? { tableName: s.timestreamTableName } : {}),
             memoryRetentionHours: s.memoryRetentionHours,
             magneticRetentionDays: s.magneticRetentionDays,
             removalPolicy,

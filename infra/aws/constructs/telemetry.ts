@@ -11,6 +11,9 @@ import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 
 export interface TelemetryProps {
+  /** Keep an existing database/table (upgrades); undefined: generated names. */
+  databaseName?: string;
+  tableName?: string;
   memoryRetentionHours: number;
   magneticRetentionDays: number;
   removalPolicy: RemovalPolicy;
@@ -35,11 +38,17 @@ export class TimestreamTelemetry extends Construct {
     });
     // No fixed names: the database is retained by default, and a retained database with a fixed name
     // would make the next deploy after `cdk destroy` fail (ADR 0014). CloudFormation generates both.
-    this.database = new CfnDatabase(this, 'Database', {});
+    // (An upgrade from a stack that fixed them may pass the old names to keep its data: ADR 0014.)
+    this.database = new CfnDatabase(
+      this,
+      'Database',
+      props.databaseName ? { databaseName: props.databaseName } : {},
+    );
     this.database.applyRemovalPolicy(props.removalPolicy);
     this.databaseName = this.database.ref;
     this.table = new CfnTable(this, 'Table', {
       databaseName: this.databaseName,
+      ...(props.tableName ? { tableName: props.tableName } : {}),
       retentionProperties: {
         MemoryStoreRetentionPeriodInHours: String(props.memoryRetentionHours),
         MagneticStoreRetentionPeriodInDays: String(props.magneticRetentionDays),

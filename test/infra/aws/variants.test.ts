@@ -20,14 +20,21 @@ let first: Synthesized;
 let second: Synthesized;
 let timestream: Synthesized;
 let simulator: Synthesized;
+let upgrade: Synthesized;
 
 beforeAll(() => {
-  [first, second, timestream, simulator] = synth({
+  [first, second, timestream, simulator, upgrade] = synth({
     DualpathOne: variant('default'),
     DualpathTwo: variant('default'),
     DualpathTs: variant('timestream'),
     DualpathSim: variant('simulator'),
-  }) as [Synthesized, Synthesized, Synthesized, Synthesized];
+    // An existing customer upgrading a stack deployed when the names were fixed keeps its database.
+    DualpathUpgrade: {
+      ...variant('timestream'),
+      timestreamDatabaseName: 'DualpathUpgrade-telemetry',
+      timestreamTableName: 'readings',
+    },
+  }) as [Synthesized, Synthesized, Synthesized, Synthesized, Synthesized];
 }, 240_000);
 
 /** Account-level physical names (IAM inline policy names are per role; API names need not be unique). */
@@ -129,6 +136,22 @@ describe('telemetry=timestream (existing Timestream for LiveAnalytics customers)
     expect(actions.has('timestream:Select')).toBe(true);
     expect(actions.has('timestream:DescribeEndpoints')).toBe(true);
     expect(actions.has('timestream:SelectValues')).toBe(false);
+  });
+});
+
+describe('upgrading a Timestream stack deployed with fixed names', () => {
+  it('keeps the existing database and table when their names are given, generated otherwise', () => {
+    upgrade.template.hasResourceProperties('AWS::Timestream::Database', {
+      DatabaseName: 'DualpathUpgrade-telemetry',
+    });
+    upgrade.template.hasResourceProperties('AWS::Timestream::Table', {
+      DatabaseName: { Ref: Match.stringLikeRegexp('^TelemetryDatabase') },
+      TableName: 'readings',
+    });
+    timestream.template.hasResourceProperties('AWS::Timestream::Database', {
+      DatabaseName: Match.absent(),
+    });
+    timestream.template.hasResourceProperties('AWS::Timestream::Table', { TableName: Match.absent() });
   });
 });
 
