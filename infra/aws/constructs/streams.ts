@@ -1,5 +1,8 @@
-/** Kinesis streams of the two paths, encrypted at rest; capacity mode and shard count from context. */
-import { Duration } from 'aws-cdk-lib';
+/**
+ * Kinesis streams of the two paths, encrypted at rest; capacity mode and shard count from context.
+ * Deleted with the stack (transient data; a retained on-demand stream would keep billing).
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Stream, StreamEncryption, StreamMode } from 'aws-cdk-lib/aws-kinesis';
 import { Construct } from 'constructs';
 
@@ -23,6 +26,8 @@ export class Streams extends Construct {
       const stream = new Stream(this, `${spec.key[0]!.toUpperCase()}${spec.key.slice(1)}Stream`, {
         encryption: StreamEncryption.MANAGED,
         retentionPeriod: Duration.hours(spec.retentionHours),
+        // Records live 24 h and a kept stream bills by the hour: `cdk destroy` deletes the streams.
+        removalPolicy: RemovalPolicy.DESTROY,
         ...(props.mode === 'on-demand'
           ? { streamMode: StreamMode.ON_DEMAND }
           : { streamMode: StreamMode.PROVISIONED, shardCount: props.shardCount }),

@@ -90,10 +90,11 @@ describe('device policy', () => {
 });
 
 describe('streams, functions and event source mappings', () => {
-  it('encrypts the streams at rest', () => {
+  it('encrypts the streams at rest and deletes them with the stack (a kept stream bills hourly)', () => {
     template.allResourcesProperties('AWS::Kinesis::Stream', {
       StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
     });
+    template.allResources('AWS::Kinesis::Stream', { DeletionPolicy: 'Delete' });
   });
 
   it('runs the functions on Node 22 / arm64', () => {
