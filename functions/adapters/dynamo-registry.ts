@@ -7,6 +7,9 @@
  *   subscription  pk TYPE#{type}      sk APP#{id}         (one Query gives a type and its applications)
  *   key lookup    pk APPKEY#{sha256}  sk META             → application id
  *   command       pk DEVICE#{id}      sk CMD#{commandId}  expiresAt (TTL, epoch seconds)
+ * A device item also has a top-level string set `protocols`: ingest adds to it with `ADD` (atomic, so
+ * the two ingest paths never overwrite each other's protocol); a device read is `device` with
+ * `device.protocols` merged with that set.
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (dynamo-errors.ts).
  */
 import {
@@ -34,6 +37,7 @@ import {
   type DeviceType,
   decodeKeyToken,
   encodePageToken,
+  mergeProtocols,
   type Page,
   type RegistryPort,
   type WriteMode,
@@ -63,6 +67,16 @@ const BATCH_WRITE_MAX = 25;
 const TRANSACT_MAX = 100;
 
 const deviceKey = (id: string) => ({ pk: `DEVICE#${id}`, sk: META });
+/** The top-level string set ingest adds protocols to (ADD works on top-level attributes only). */
+const PROTOCOL_SET = 'protocols';
+
+/** The device of a device item: its `device` map, with the protocols of the set merged in. */
+function deviceOf(item: Item): Device {
+  const device = item.device as Device;
+  const set = item[PROTOCOL_SET];
+  const added = set instanceof Set ? ([...set] as Device['protocols']) : [];
+  return { ...device, protocols: mergeProtocols(device.protocols, added) };
+}
 
 export class DynamoRegistry implements RegistryPort {
   private readonly t: string;
@@ -182,37 +196,44 @@ export class DynamoRegistry implements RegistryPort {
   // ---- devices ---------------------------------------------------------------------------------
 
   async getDevice(id: string): Promise<Device | undefined> {
-    return (await this.get('getDevice', `DEVICE#${id}`))?.device as Device | undefined;
+    const item = await this.get('getDevice', `DEVICE#${id}`);
+    return item?.device ? deviceOf(item) : undefined;
   }
 
   async getDevices(ids: string[]): Promise<Map<string, Device>> {
     const out = new Map<string, Device>();
     const items = await this.batchGet('getDevices', [...new Set(ids)].map(deviceKey));
     for (const item of items) {
-      const d = item.device as Device;
+      const d = deviceOf(item);
       out.set(d.id, d);
     }
     return out;
   }
 
   async putDevice(device: Device, mode: WriteMode = 'upsert'): Promise<void> {
-    const item = {
+    const protocols = mergeProtocols(device.protocols);
+    const item: Item = {
       ...deviceKey(device.id),
       gsi1pk: `TYPE#${device.type}`,
       gsi1sk: `DEVICE#${device.id}`,
-      device,
+      device: { ...device, protocols },
     };
+    // A string set cannot be empty: the attribute appears with the first protocol.
+    if (protocols.length > 0) item[PROTOCOL_SET] = new Set(protocols);
     await this.putItem('putDevice', item, mode, `device ${device.id}`);
   }
 
   async updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'createdAt'>>): Promise<void> {
+    // `protocols` is not SET but ADDed to the top-level string set: atomic, never a lost update.
     const entries = Object.entries(patch).filter(
-      ([k, v]) => v !== undefined && k !== 'id' && k !== 'createdAt',
+      ([k, v]) => v !== undefined && k !== 'id' && k !== 'createdAt' && k !== 'protocols',
     );
-    if (entries.length === 0) return;
-    const names: Record<string, string> = { '#d': 'device' };
+    const added = mergeProtocols(patch.protocols);
+    if (entries.length === 0 && added.length === 0) return;
+    const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
     const sets = entries.map(([k, v], i) => {
+      names['#d'] = 'device';
       names[`#f${i}`] = k;
       values[`:v${i}`] = v;
       return `#d.#f${i} = :v${i}`;
@@ -222,13 +243,19 @@ export class DynamoRegistry implements RegistryPort {
       values[':g'] = `TYPE#${patch.type}`;
       sets.push('#g = :g');
     }
+    const clauses = sets.length > 0 ? [`SET ${sets.join(', ')}`] : [];
+    if (added.length > 0) {
+      names['#ps'] = PROTOCOL_SET;
+      values[':ps'] = new Set(added);
+      clauses.push('ADD #ps :ps');
+    }
     try {
       await this.call('updateDevice', () =>
         this.c.send(
           new UpdateCommand({
             TableName: this.t,
             Key: deviceKey(id),
-            UpdateExpression: `SET ${sets.join(', ')}`,
+            UpdateExpression: clauses.join(' '),
             ConditionExpression: 'attribute_exists(pk)',
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
@@ -271,7 +298,8 @@ export class DynamoRegistry implements RegistryPort {
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
     if (filter.protocol) {
-      conds.push('contains(#d.#p, :p)');
+      // Listed in the device map (written whole by putDevice) or added to the set by ingest.
+      conds.push('(contains(#d.#p, :p) OR contains(#p, :p))');
       names['#p'] = 'protocols';
       values[':p'] = filter.protocol;
     }
@@ -313,7 +341,7 @@ export class DynamoRegistry implements RegistryPort {
               }),
             ),
           );
-      for (const item of page.Items ?? []) items.push(item.device as Device);
+      for (const item of page.Items ?? []) items.push(deviceOf(item));
       cursor = page.LastEvaluatedKey;
     } while (cursor && items.length < limit);
     return cursor ? { items, nextToken: encodePageToken(cursor) } : { items };

@@ -10,7 +10,8 @@
  * Write budget: what messages say about a device (last seen, protocols, online flags, LwM2M registration
  * summary, Sparkplug metric catalog) is collected by `touch()`/`record()`/`enrich()` and written by
  * `flush()` — at most one UpdateItem per device per batch, and a lastSeen-only change only when it
- * advanced by at least `lastSeenResolutionMs`.
+ * advanced by at least `lastSeenResolutionMs`. Protocols are written as a set-add (RegistryPort), so the
+ * two ingest paths, each with its own cache, never overwrite each other's protocol.
  */
 import { ConflictError } from './errors.js';
 import type { Clock } from './processor.js';

@@ -13,6 +13,7 @@ import {
   type DeviceType,
   decodeKeyToken,
   encodePageToken,
+  mergeProtocols,
   type Page,
   type RegistryPort,
   type WriteMode,
@@ -59,7 +60,7 @@ export class InMemoryRegistry implements RegistryPort {
   async putDevice(device: Device, mode: WriteMode = 'upsert') {
     this.count('putDevice');
     checkMode(mode, this.devices.has(device.id), `device ${device.id}`);
-    this.devices.set(device.id, clone(device));
+    this.devices.set(device.id, { ...clone(device), protocols: mergeProtocols(device.protocols) });
   }
 
   async updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'createdAt'>>) {
@@ -68,6 +69,8 @@ export class InMemoryRegistry implements RegistryPort {
     if (!d) return;
     const next = { ...d } as Record<string, unknown>;
     for (const [k, v] of Object.entries(patch)) if (v !== undefined) next[k] = clone(v);
+    // A set-add, as in DynamoDB: protocols are only ever added.
+    next.protocols = mergeProtocols(d.protocols, patch.protocols);
     this.devices.set(id, next as unknown as Device);
   }
 

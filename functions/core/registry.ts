@@ -99,6 +99,20 @@ export interface Command {
   expiresAt?: number;
 }
 
+/** The order `protocols` is reported in, whatever order the protocols were added in. */
+const PROTOCOL_ORDER: readonly string[] = ['sparkplug', 'lwm2m'];
+
+/** The union of protocol lists, without duplicates, in one canonical order (sparkplug, lwm2m). */
+export function mergeProtocols(...lists: Array<Iterable<Protocol> | undefined>): Protocol[] {
+  const all = new Set<Protocol>();
+  for (const list of lists) for (const p of list ?? []) all.add(p);
+  const rank = (p: string) => {
+    const i = PROTOCOL_ORDER.indexOf(p);
+    return i < 0 ? PROTOCOL_ORDER.length : i;
+  };
+  return [...all].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** Default lifetime of a command item (DynamoDB TTL). */
 export const COMMAND_RETENTION_S = 30 * 86_400;
 
@@ -138,6 +152,8 @@ export interface RegistryPort {
   /**
    * Partial update of top-level device attributes (one UpdateItem with SET per attribute), so writers
    * of different attributes never clobber each other. A missing device is left missing (no-op).
+   * `protocols` is a set-add: the listed protocols are added atomically to what is stored (none is
+   * removed), so two ingest paths that each add their own protocol at the same instant keep both.
    */
   updateDevice(id: string, patch: Partial<Omit<Device, 'id' | 'createdAt'>>): Promise<void>;
   deleteDevice(id: string): Promise<boolean>;

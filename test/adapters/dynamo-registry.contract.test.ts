@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
+import { Enricher } from '../../functions/core/enrich.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../functions/core/errors.js';
 import type { Application, Command, Device, RegistryPort } from '../../functions/core/registry.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
@@ -167,6 +168,57 @@ describe.each(adapters)('RegistryPort contract: %s', (_name, make) => {
       });
       await r.updateDevice('ghost', { lastSeen: T0 });
       expect(await r.getDevice('ghost')).toBeUndefined();
+    });
+
+    it('adds protocols atomically: two writers with stale views each adding one keep both', async () => {
+      // Prepare: both writers saw the device with no protocol.
+      const r = await make();
+      await r.putDevice(device('d1', 'sensor', { protocols: [] }));
+      // Act: each writes what it believes the whole list is, at the same instant.
+      await Promise.all([
+        r.updateDevice('d1', { protocols: ['lwm2m'], lastSeen: T0 + 1 }),
+        r.updateDevice('d1', { protocols: ['sparkplug'], lastSeen: T0 + 1 }),
+      ]);
+      await r.updateDevice('d1', { protocols: ['lwm2m'] }); // a repeat adds nothing
+      // Assess
+      expect((await r.getDevice('d1'))?.protocols).toEqual(['sparkplug', 'lwm2m']);
+      expect((await r.getDevices(['d1'])).get('d1')?.protocols).toEqual(['sparkplug', 'lwm2m']);
+      expect(await listAll(r, { protocol: 'lwm2m', limit: 10 })).toEqual(['d1']);
+      expect(await listAll(r, { protocol: 'sparkplug', type: 'sensor', limit: 10 })).toEqual(['d1']);
+    });
+
+    it('keeps both protocols when both ingest paths record a device at the same instant from stale caches', async () => {
+      // Prepare: a device registered by the operator; each ingest path's enricher caches it (no protocol).
+      const r = await make();
+      await r.putDevice(device('edge-1', 'sensor', { protocols: [] }));
+      await r.putDevice(device('edge-2', 'sensor', { protocols: ['sparkplug'] }));
+      const clock = () => T0;
+      const autoRegister = { enabled: false, defaultType: 'unclassified' };
+      const sparkplug = new Enricher({ registry: r, clock, autoRegister });
+      const lwm2m = new Enricher({ registry: r, clock, autoRegister });
+      await Promise.all([sparkplug.prepare(['edge-1', 'edge-2']), lwm2m.prepare(['edge-1', 'edge-2'])]);
+
+      // Act: a birth on one path and a Register on the other, flushed concurrently.
+      for (const id of ['edge-1', 'edge-2']) {
+        sparkplug.record(id, 'sparkplug', T0, [
+          { type: 'birth', protocol: 'sparkplug', deviceId: id, time: T0 },
+        ]);
+        lwm2m.record(id, 'lwm2m', T0, [
+          { type: 'register', protocol: 'lwm2m', deviceId: id, time: T0, data: { lifetime: 300 } },
+        ]);
+      }
+      await Promise.all([sparkplug.flush(), lwm2m.flush()]);
+
+      // Assess: both protocols listed, and the protocol filter finds the device either way.
+      for (const id of ['edge-1', 'edge-2']) {
+        expect(await r.getDevice(id)).toMatchObject({
+          protocols: ['sparkplug', 'lwm2m'],
+          sparkplug: { online: true },
+          lwm2m: { online: true, lifetime: 300 },
+        });
+      }
+      expect(await listAll(r, { protocol: 'lwm2m', limit: 10 })).toEqual(['edge-1', 'edge-2']);
+      expect(await listAll(r, { protocol: 'sparkplug', limit: 10 })).toEqual(['edge-1', 'edge-2']);
     });
 
     it('moves a device between type listings when its type changes', async () => {

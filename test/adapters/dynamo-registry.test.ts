@@ -4,6 +4,7 @@ import {
   BatchGetCommand,
   BatchWriteCommand,
   DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
@@ -28,7 +29,7 @@ const registry = (o: { transactions?: boolean; maxBatchAttempts?: number } = {})
     },
     ...o,
   });
-const device = (id: string): Device => ({
+const device = (id: string, extra: Partial<Device> = {}): Device => ({
   id,
   type: 'sensor',
   tags: {},
@@ -36,6 +37,7 @@ const device = (id: string): Device => ({
   protocols: [],
   createdAt: T0,
   updatedAt: T0,
+  ...extra,
 });
 const app: Application = {
   id: 'a1',
@@ -161,6 +163,32 @@ describe('DynamoRegistry SDK calls', () => {
     });
   });
 
+  it('updateDevice: protocols are ADDed to a top-level string set in the same UpdateItem, never SET', async () => {
+    ddb.on(UpdateCommand).resolves({});
+    await registry().updateDevice('a', { lastSeen: 5, protocols: ['lwm2m'] });
+    await registry().updateDevice('b', { protocols: ['sparkplug'] });
+    const [first, second] = ddb.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+    expect(first).toMatchObject({
+      Key: { pk: 'DEVICE#a', sk: 'META' },
+      UpdateExpression: 'SET #d.#f0 = :v0 ADD #ps :ps',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#d': 'device', '#f0': 'lastSeen', '#ps': 'protocols' },
+      ExpressionAttributeValues: { ':v0': 5, ':ps': new Set(['lwm2m']) },
+    });
+    expect(second).toMatchObject({
+      UpdateExpression: 'ADD #ps :ps',
+      ExpressionAttributeNames: { '#ps': 'protocols' },
+      ExpressionAttributeValues: { ':ps': new Set(['sparkplug']) },
+    });
+  });
+
+  it('reads a device with the protocols of its set merged into the listed ones', async () => {
+    ddb.on(GetCommand).resolves({
+      Item: { device: device('a', { protocols: ['lwm2m'] }), protocols: new Set(['sparkplug', 'lwm2m']) },
+    });
+    expect((await registry().getDevice('a'))?.protocols).toEqual(['sparkplug', 'lwm2m']);
+  });
+
   it('listDevices by type: a Query on gsi1 with server-side filters and a round-tripping token', async () => {
     const lek = { pk: 'DEVICE#a', sk: 'META', gsi1pk: 'TYPE#sensor', gsi1sk: 'DEVICE#a' };
     ddb.on(QueryCommand).resolves({ Items: [{ device: device('a') }], LastEvaluatedKey: lek });
@@ -170,7 +198,7 @@ describe('DynamoRegistry SDK calls', () => {
     expect(input).toMatchObject({
       IndexName: 'gsi1',
       KeyConditionExpression: 'gsi1pk = :t',
-      FilterExpression: 'contains(#d.#p, :p) AND #d.#s = :s',
+      FilterExpression: '(contains(#d.#p, :p) OR contains(#p, :p)) AND #d.#s = :s',
       ExpressionAttributeValues: { ':t': 'TYPE#sensor', ':p': 'lwm2m', ':s': 'active' },
       Limit: 1,
     });
