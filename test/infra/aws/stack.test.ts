@@ -4,11 +4,22 @@
  * access per function, encryption, retention) and cdk-nag AwsSolutions findings — not resource counts.
  * One synth shared by the suite (bundling runs the local esbuild once per function).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DYNAMODB_ACCESS, IOT_PUBLISH, type TableTarget } from '../../../infra/aws/access.js';
 import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
-import { functionEnvironments, functionId, pipeline, type Synthesized, synth } from './synth.js';
+import { SETTING_KEYS } from '../../../infra/aws/settings.js';
+import { REPO_ROOT } from '../../../infra/aws/stack.js';
+import {
+  CDK_DEFAULTS,
+  functionEnvironments,
+  functionId,
+  pipeline,
+  type Synthesized,
+  synth,
+} from './synth.js';
 
 let s: Synthesized;
 let template: Template;
@@ -339,5 +350,61 @@ describe('cdk-nag AwsSolutions', () => {
   it('has no unacknowledged errors', () => {
     const errors = s.findings.filter((f) => f.rule.startsWith('AwsSolutions-'));
     expect(errors, JSON.stringify(errors.slice(0, 20), null, 2)).toEqual([]);
+  });
+});
+
+describe('docs/deploy.md matches the stack', () => {
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+
+  it('reads only outputs the stack has', () => {
+    const used = [...doc.matchAll(/\bout ([A-Za-z0-9]+)\b/g)].map((m) => m[1]!);
+    expect(used.length).toBeGreaterThan(5);
+    for (const key of used) expect(Object.keys(s.json.Outputs ?? {}), key).toContain(key);
+  });
+
+  it('documents every setting with its cdk.json default', () => {
+    const rows = doc.split('\n').filter((l) => /^\| `[a-zA-Z]+`/.test(l));
+    const documented = new Map<string, string>();
+    for (const row of rows) {
+      const [keys, defaults] = row
+        .split('|')
+        .slice(1, 3)
+        .map((c) => c.trim());
+      const ks = [...keys!.matchAll(/`([a-zA-Z]+)`/g)].map((m) => m[1]!);
+      const ds = [...defaults!.matchAll(/`([^`]*)`/g)].map((m) => m[1]!);
+      for (const [i, k] of ks.entries()) documented.set(k, ds[i] ?? '');
+    }
+    expect([...documented.keys()].sort()).toEqual([...SETTING_KEYS].sort());
+    for (const k of SETTING_KEYS) {
+      if (CDK_DEFAULTS[k] === '') expect(documented.get(k), k).toBe('');
+      else expect(documented.get(k), k).toBe(String(CDK_DEFAULTS[k]));
+    }
+  });
+
+  it('calls only routes the API serves', () => {
+    const routes = fs
+      .readdirSync(path.join(REPO_ROOT, 'functions', 'api', 'routes'))
+      .flatMap((f) => [
+        ...fs
+          .readFileSync(path.join(REPO_ROOT, 'functions', 'api', 'routes', f), 'utf8')
+          .matchAll(/r\.add\(\s*'([A-Z]+)',\s*'([^']+)'/g),
+      ])
+      .map((m) => ({ method: m[1]!, re: new RegExp(`^${m[2]!.replace(/\{[^}]+\}/g, '[^/]+')}$`) }));
+    const calls = [...doc.matchAll(/curl -s(?: -X ([A-Z]+))? "\$\{API\}([^"?]*)/g)].map((m) => ({
+      method: m[1] ?? 'GET',
+      path: `/${m[2]!}`,
+    }));
+    expect(calls.length).toBeGreaterThan(5);
+    for (const c of calls) {
+      expect(
+        routes.some((r) => r.method === c.method && r.re.test(c.path)),
+        `${c.method} ${c.path}`,
+      ).toBe(true);
+    }
+  });
+
+  it('names the admin-key command the AdminKeyCommand output prints', () => {
+    expect(doc).toContain('aws secretsmanager get-secret-value --secret-id');
+    expect(doc).toContain('--query SecretString --output text');
   });
 });
