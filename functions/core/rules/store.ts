@@ -1,0 +1,339 @@
+/**
+ * The rules' storage ports and their in-memory implementations (unit tests, benchmarks, the local
+ * stack until the lead wires the DynamoDB adapters of functions/adapters/dynamo-rules.ts).
+ *
+ * - RuleStore: the rule documents (CRUD, list by device type).
+ * - RuleStateStore: per (rule, series) evaluation state, versioned: every put is conditional on the
+ *   version read, so two writers of one series cannot both win (ConflictError).
+ * - AlertStore: alerts and their lifecycle. `record` is idempotent on the transition id, which is what
+ *   makes a replayed batch harmless.
+ */
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { decodePageToken, encodePageToken, type Page } from '../registry.js';
+import type { DetectorState } from './detector.js';
+import type { Alert, AlertFilter, AlertTransition, Rule } from './model.js';
+
+export interface RuleStore {
+  get(id: string): Promise<Rule | undefined>;
+  /**
+   * `create` fails with ConflictError if the id exists. `update` fails with NotFoundError if it does not
+   * and with ConflictError unless the stored revision is `rule.revision - 1` (a concurrent update won).
+   */
+  put(rule: Rule, mode: 'create' | 'update'): Promise<void>;
+  delete(id: string): Promise<boolean>;
+  /** Ordered by id. `deviceType`: the rules selecting that type plus the rules selecting any type. */
+  list(filter?: { deviceType?: string }): Promise<Rule[]>;
+}
+
+/** Evaluation state of one rule over one series. */
+export interface RuleState {
+  ruleId: string;
+  series: string;
+  /** Version in the store (0 before the first write). */
+  version: number;
+  /** The rule revision this state was built under. */
+  revision: number;
+  deviceId: string;
+  subDevice?: string;
+  metric?: string;
+  deviceType?: string;
+  protocol?: 'sparkplug' | 'lwm2m';
+  /** Time of the last reading/event evaluated: anything at or before it is a replay and skipped. */
+  lastTime?: number;
+  lastValue?: number;
+  /** `type@time` of the last event evaluated (several events may share a millisecond). */
+  lastEvent?: string;
+  /** Window samples (ascending time) and values, bounded. */
+  wt?: number[];
+  wv?: number[];
+  /** Condition true (or device offline) since, waiting for the hold time. */
+  pendingSince?: number;
+  /** The condition holds (after hold time; until cleared). */
+  active: boolean;
+  /** The open alert of this series (dedup: at most one). */
+  alertId?: string;
+  openedAt?: number;
+  lastOpenedAt?: number;
+  /** Activations held back by the throttle since the last alert opened. */
+  suppressed?: number;
+  /** The current activation was held back (counted once). */
+  heldBack?: boolean;
+  detector?: DetectorState;
+  /** When a clock evaluation may change this state (absence, offline hold, auto-resolve, throttle). */
+  dueAt?: number;
+  updatedAt: number;
+}
+
+export interface RuleStateKey {
+  ruleId: string;
+  series: string;
+}
+
+export interface RuleStateStore {
+  /** The states that exist among `keys`. */
+  getMany(keys: RuleStateKey[]): Promise<RuleState[]>;
+  /** Writes `state` with version expected+1, if the stored version is `expected` (undefined: absent). */
+  put(state: RuleState, expected: number | undefined): Promise<void>;
+  /** The states of a rule with `dueAt <= now`. */
+  listDue(ruleId: string, now: number): Promise<RuleState[]>;
+}
+
+/** A transition as the AlertStore keeps it: the alert's history, and the outbox of its actions. */
+export interface TransitionRecord {
+  transition: AlertTransition;
+  recordedAt: number;
+  /** When its actions were delivered (undefined: still to deliver). */
+  dispatchedAt?: number;
+}
+
+export interface AlertStore {
+  /**
+   * Applies a transition: `open` creates the alert (id = alertId), `resolve` resolves it (an alert a user
+   * resolved already stays as it is), and the transition is kept in the alert's history. Idempotent on
+   * the transition id: a second call changes nothing. Returns whether the transition's actions were
+   * dispatched already (by an earlier attempt of the same batch): deliver only those that were not, then
+   * call `markDispatched`.
+   */
+  record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }>;
+  /** The transition's actions were delivered. */
+  markDispatched(alertId: string, transitionId: string, at: number): Promise<void>;
+  /**
+   * Transitions recorded before `before` whose actions were never marked dispatched, oldest first (a
+   * crash between commit and delivery): the timer delivers them.
+   */
+  listUndispatched(before: number, limit?: number): Promise<TransitionRecord[]>;
+  /** The transitions of an alert, oldest first. */
+  history(alertId: string): Promise<TransitionRecord[]>;
+  get(id: string): Promise<Alert | undefined>;
+  /** Newest first (openedAt, then id). nextToken is opaque; a foreign one is a ValidationError. */
+  list(filter: AlertFilter): Promise<Page<Alert>>;
+  /** NotFoundError if missing; ConflictError unless open. */
+  acknowledge(id: string, by: string, at: number, note?: string): Promise<Alert>;
+  /** Manual resolution. NotFoundError if missing; ConflictError if resolved already. */
+  resolve(id: string, by: string, at: number): Promise<Alert>;
+}
+
+// ---- helpers shared with the DynamoDB adapter ------------------------------------------------------
+
+/** Sort key of an alert in listings: newest first = descending order of this string. */
+export function alertSortKey(a: Pick<Alert, 'openedAt' | 'id'>): string {
+  return `${String(a.openedAt).padStart(15, '0')}#${a.id}`;
+}
+
+export function alertFromOpen(t: AlertTransition, now: number): Alert {
+  const a: Alert = {
+    id: t.alertId,
+    ruleId: t.ruleId,
+    ruleName: t.ruleName,
+    severity: t.severity,
+    series: t.series,
+    deviceId: t.deviceId,
+    status: 'open',
+    openedAt: t.at,
+    reason: t.reason,
+    updatedAt: now,
+  };
+  if (t.subDevice !== undefined) a.subDevice = t.subDevice;
+  if (t.metric !== undefined) a.metric = t.metric;
+  if (t.deviceType !== undefined) a.deviceType = t.deviceType;
+  if (t.value !== undefined && Number.isFinite(t.value)) a.value = t.value;
+  if (t.score !== undefined && Number.isFinite(t.score)) a.score = t.score;
+  if (t.suppressed) a.suppressed = t.suppressed;
+  return a;
+}
+
+export function matchesAlertFilter(a: Alert, f: AlertFilter): boolean {
+  return (
+    (f.status === undefined || a.status === f.status) &&
+    (f.ruleId === undefined || a.ruleId === f.ruleId) &&
+    (f.deviceId === undefined || a.deviceId === f.deviceId) &&
+    (f.severity === undefined || a.severity === f.severity) &&
+    (f.deviceType === undefined || a.deviceType === f.deviceType) &&
+    (f.since === undefined || a.openedAt >= f.since) &&
+    (f.until === undefined || a.openedAt <= f.until)
+  );
+}
+
+export function alertLimit(f: AlertFilter): number {
+  const limit = f.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw new ValidationError('limit must be an integer between 1 and 100', { field: 'limit' });
+  }
+  return limit;
+}
+
+function copyState(s: RuleState): RuleState {
+  const c = { ...s };
+  if (s.wt) c.wt = s.wt.slice();
+  if (s.wv) c.wv = s.wv.slice();
+  if (s.detector) c.detector = { ...s.detector, recent: s.detector.recent.slice() };
+  return c;
+}
+
+// ---- in-memory implementations -------------------------------------------------------------------
+
+export class InMemoryRuleStore implements RuleStore {
+  private readonly rules = new Map<string, Rule>();
+
+  async get(id: string): Promise<Rule | undefined> {
+    const r = this.rules.get(id);
+    return r ? structuredClone(r) : undefined;
+  }
+
+  async put(rule: Rule, mode: 'create' | 'update'): Promise<void> {
+    const existing = this.rules.get(rule.id);
+    if (mode === 'create' && existing)
+      throw new ConflictError(`rule ${rule.id} already exists`, { field: 'id' });
+    if (mode === 'update') {
+      if (!existing) throw new NotFoundError(`rule ${rule.id} not found`, { field: 'id' });
+      if (existing.revision !== rule.revision - 1) {
+        throw new ConflictError(`rule ${rule.id} changed since it was read`, { field: 'revision' });
+      }
+    }
+    this.rules.set(rule.id, structuredClone(rule));
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.rules.delete(id);
+  }
+
+  async list(filter: { deviceType?: string } = {}): Promise<Rule[]> {
+    return [...this.rules.values()]
+      .filter(
+        (r) =>
+          filter.deviceType === undefined ||
+          r.select.deviceType === undefined ||
+          r.select.deviceType === filter.deviceType,
+      )
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((r) => structuredClone(r));
+  }
+}
+
+export class InMemoryRuleStateStore implements RuleStateStore {
+  readonly states = new Map<string, RuleState>();
+  /** Calls, for tests that check how many round trips a batch costs. */
+  readonly calls = { getMany: 0, put: 0, listDue: 0 };
+
+  async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
+    this.calls.getMany++;
+    const out: RuleState[] = [];
+    for (const k of keys) {
+      const s = this.states.get(`${k.ruleId}\u0000${k.series}`);
+      if (s) out.push(copyState(s));
+    }
+    return out;
+  }
+
+  async put(state: RuleState, expected: number | undefined): Promise<void> {
+    this.calls.put++;
+    const key = `${state.ruleId}\u0000${state.series}`;
+    const current = this.states.get(key)?.version;
+    if (current !== expected) {
+      throw new ConflictError(`rule state ${key}: version ${current ?? 'none'} ≠ ${expected ?? 'none'}`);
+    }
+    this.states.set(key, copyState({ ...state, version: (expected ?? 0) + 1 }));
+  }
+
+  async listDue(ruleId: string, now: number): Promise<RuleState[]> {
+    this.calls.listDue++;
+    return [...this.states.values()]
+      .filter((s) => s.ruleId === ruleId && s.dueAt !== undefined && s.dueAt <= now)
+      .map(copyState);
+  }
+}
+
+export class InMemoryAlertStore implements AlertStore {
+  private readonly alerts = new Map<string, Alert>();
+  private readonly transitions = new Map<string, TransitionRecord[]>();
+
+  async record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }> {
+    const history = this.transitions.get(t.alertId) ?? [];
+    const seen = history.find((r) => r.transition.id === t.id);
+    if (seen) return { dispatched: seen.dispatchedAt !== undefined };
+    const existing = this.alerts.get(t.alertId);
+    if (t.kind === 'open') {
+      if (!existing) this.alerts.set(t.alertId, alertFromOpen(t, now));
+    } else {
+      if (!existing) throw new NotFoundError(`alert ${t.alertId} not found`, { field: 'alertId' });
+      if (existing.status !== 'resolved') {
+        existing.status = 'resolved';
+        existing.resolvedAt = t.at;
+        existing.resolvedBy = t.resolvedBy ?? 'rule';
+        existing.resolveTransition = t.id;
+        existing.updatedAt = now;
+      }
+    }
+    history.push({ transition: structuredClone(t), recordedAt: now });
+    this.transitions.set(t.alertId, history);
+    return { dispatched: false };
+  }
+
+  async markDispatched(alertId: string, transitionId: string, at: number): Promise<void> {
+    const r = this.transitions.get(alertId)?.find((x) => x.transition.id === transitionId);
+    if (!r) throw new NotFoundError(`transition ${transitionId} not found`, { field: 'transitionId' });
+    r.dispatchedAt ??= at;
+  }
+
+  async listUndispatched(before: number, limit = 100): Promise<TransitionRecord[]> {
+    return [...this.transitions.values()]
+      .flat()
+      .filter((r) => r.dispatchedAt === undefined && r.recordedAt < before)
+      .sort((a, b) => a.transition.at - b.transition.at || (a.transition.id < b.transition.id ? -1 : 1))
+      .slice(0, limit)
+      .map((r) => structuredClone(r));
+  }
+
+  async history(alertId: string): Promise<TransitionRecord[]> {
+    return structuredClone(this.transitions.get(alertId) ?? []);
+  }
+
+  async get(id: string): Promise<Alert | undefined> {
+    const a = this.alerts.get(id);
+    return a ? { ...a } : undefined;
+  }
+
+  async list(filter: AlertFilter): Promise<Page<Alert>> {
+    const limit = alertLimit(filter);
+    let after: string | undefined;
+    if (filter.nextToken !== undefined) {
+      const v = decodePageToken(filter.nextToken);
+      if (typeof v !== 'object' || v === null || typeof (v as { s?: unknown }).s !== 'string') {
+        throw new ValidationError('nextToken is not a token returned by this API', { field: 'nextToken' });
+      }
+      after = (v as { s: string }).s;
+    }
+    const sorted = [...this.alerts.values()]
+      .filter((a) => matchesAlertFilter(a, filter))
+      .map((a) => ({ a, k: alertSortKey(a) }))
+      .filter((x) => after === undefined || x.k < after)
+      .sort((x, y) => (x.k < y.k ? 1 : x.k > y.k ? -1 : 0));
+    const items = sorted.slice(0, limit).map((x) => ({ ...x.a }));
+    const page: Page<Alert> = { items };
+    if (sorted.length > limit) page.nextToken = encodePageToken({ s: sorted[limit - 1]!.k });
+    return page;
+  }
+
+  async acknowledge(id: string, by: string, at: number, note?: string): Promise<Alert> {
+    const a = this.alerts.get(id);
+    if (!a) throw new NotFoundError(`alert ${id} not found`, { field: 'id' });
+    if (a.status !== 'open') throw new ConflictError(`alert ${id} is ${a.status}`, { field: 'status' });
+    a.status = 'acknowledged';
+    a.acknowledgedAt = at;
+    a.acknowledgedBy = by;
+    if (note !== undefined) a.note = note;
+    a.updatedAt = at;
+    return { ...a };
+  }
+
+  async resolve(id: string, by: string, at: number): Promise<Alert> {
+    const a = this.alerts.get(id);
+    if (!a) throw new NotFoundError(`alert ${id} not found`, { field: 'id' });
+    if (a.status === 'resolved') throw new ConflictError(`alert ${id} is resolved`, { field: 'status' });
+    a.status = 'resolved';
+    a.resolvedAt = at;
+    a.resolvedBy = by;
+    a.updatedAt = at;
+    return { ...a };
+  }
+}

@@ -1,0 +1,441 @@
+/** RuleEngine semantics: hold, hysteresis, rate, windows, absence, device state, throttle, dedup, replay. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ConflictError, TransientError } from '../../../functions/core/errors.js';
+import type { EnrichedReading, LifecycleEvent } from '../../../functions/core/reading.js';
+import {
+  type AlertTransition,
+  InMemoryAlertStore,
+  InMemoryRuleStateStore,
+  InMemoryRuleStore,
+  type Rule,
+  RuleEngine,
+  type RuleState,
+  validateRule,
+} from '../../../functions/core/rules/index.js';
+
+const T0 = 1_700_000_000_000;
+const S = 1000;
+
+function reading(
+  value: number | boolean | string,
+  t: number,
+  over: Partial<EnrichedReading> = {},
+): EnrichedReading {
+  return {
+    protocol: 'sparkplug',
+    deviceId: 'breaker-1',
+    group: 'plant',
+    metric: 'L1/current',
+    type: 'Double',
+    value,
+    time: t,
+    historical: false,
+    transient: false,
+    quality: 'GOOD',
+    enrichment: { deviceType: 'breaker', applications: [] },
+    ...over,
+  };
+}
+
+function event(type: LifecycleEvent['type'], t: number, over: Partial<LifecycleEvent> = {}): LifecycleEvent {
+  return { type, protocol: 'sparkplug', deviceId: 'breaker-1', time: t, ...over };
+}
+
+async function setup(docs: Array<Record<string, unknown>>) {
+  const rules = new InMemoryRuleStore();
+  let i = 0;
+  for (const d of docs) {
+    await rules.put(
+      validateRule({ name: `r${i}`, severity: 'major', ...d }, { id: `r${i++}`, now: T0 }),
+      'create',
+    );
+  }
+  const state = new InMemoryRuleStateStore();
+  const alerts = new InMemoryAlertStore();
+  let now = T0;
+  const engine = new RuleEngine({ rules, state, alerts, clock: () => now });
+  /** One batch: begin, evaluate, commit; returns the transitions to deliver. */
+  const batch = async (readings: EnrichedReading[], events: LifecycleEvent[] = []) => {
+    engine.begin();
+    await engine.evaluate({ readings, events });
+    return engine.commit();
+  };
+  const clockTick = async (at: number) => {
+    now = at;
+    engine.begin();
+    await engine.evaluateClock(at);
+    return engine.commit();
+  };
+  return { rules, state, alerts, engine, batch, clockTick, setNow: (t: number) => (now = t) };
+}
+
+const kinds = (ts: AlertTransition[]) => ts.map((t) => `${t.kind}@${(t.at - T0) / S}`);
+
+describe('RuleEngine', () => {
+  it('threshold with hold time and hysteresis: value > 80 for 30s clear < 75', async () => {
+    const { batch, alerts } = await setup([
+      { condition: 'value > 80 for 30s clear < 75', select: { metric: 'L1/current' } },
+    ]);
+    const series = [70, 85, 85, 79, 85, 85, 85, 85, 78, 76, 74, 90];
+    const out: AlertTransition[] = [];
+    for (let i = 0; i < series.length; i++)
+      out.push(...(await batch([reading(series[i]!, T0 + i * 10 * S)])));
+    // 85@10,20 then 79@30 breaks the hold; 85@40..70 holds 30 s → opens at 70; 78, 76 stay above the
+    // clear level; 74 clears at 100; 90@110 starts a new hold.
+    expect(kinds(out)).toEqual(['open@70', 'resolve@100']);
+    const alert = (await alerts.get(out[0]!.alertId))!;
+    expect(alert).toMatchObject({
+      status: 'resolved',
+      resolvedBy: 'rule',
+      value: 85,
+      series: 'breaker-1|L1/current',
+    });
+  });
+
+  it('without clear, the alert resolves as soon as the condition is false', async () => {
+    const { batch } = await setup([{ condition: 'value > 80' }]);
+    const out = await batch([80, 81, 81, 80].map((v, i) => reading(v, T0 + i * S)));
+    expect(kinds(out)).toEqual(['open@1', 'resolve@3']);
+  });
+
+  it('rate of change per unit of time', async () => {
+    const { batch } = await setup([{ condition: 'rate(1m) > 5' }]);
+    // +1 per 10 s = 6 per minute; then flat.
+    const out = await batch([10, 11, 12, 12].map((v, i) => reading(v, T0 + i * 10 * S)));
+    expect(kinds(out)).toEqual(['open@10', 'resolve@30']);
+  });
+
+  it('statistical windows: mean over 1m, and the window survives between batches (state)', async () => {
+    const { batch, state } = await setup([{ condition: 'mean(1m) > 50 clear mean(1m) < 40' }]);
+    const out: AlertTransition[] = [];
+    // Value 10·i at 10·i s; the 1-minute window [t − 60 s, t] holds 7 samples, mean 10·i − 30:
+    // 50 at i = 8 (not above), 60 at i = 9.
+    for (let i = 0; i < 12; i++) out.push(...(await batch([reading(i * 10, T0 + i * 10 * S)])));
+    expect(kinds(out)).toEqual(['open@90']);
+    const s = [...state.states.values()][0]!;
+    expect(s.wt!.length).toBe(7);
+    for (let i = 12; i < 30; i++) out.push(...(await batch([reading(0, T0 + i * 10 * S)])));
+    // Zeros from 120 s: at 150 s the window is 90, 100, 110, 0 ×4 (42.9); at 160 s 100, 110, 0 ×5 (30).
+    expect(kinds(out)).toEqual(['open@90', 'resolve@160']);
+  });
+
+  it('bounds the window: at most maxWindowSamples per series', async () => {
+    const rules = new InMemoryRuleStore();
+    await rules.put(
+      validateRule({ name: 'w', severity: 'info', condition: 'count(1h) > 1000' }, { id: 'w', now: T0 }),
+      'create',
+    );
+    const state = new InMemoryRuleStateStore();
+    const engine = new RuleEngine({
+      rules,
+      state,
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+      maxWindowSamples: 50,
+    });
+    engine.begin();
+    await engine.evaluate({ readings: Array.from({ length: 200 }, (_, i) => reading(i, T0 + i * S)) });
+    await engine.commit();
+    const s = [...state.states.values()][0]!;
+    expect(s.wt).toHaveLength(50);
+    expect(s.wv![0]).toBe(150);
+  });
+
+  it('absence: opens at lastTime + N via the clock (deterministic id), resolves on the next reading', async () => {
+    const { batch, clockTick, alerts } = await setup([
+      { condition: 'absent for 60s', select: { deviceType: 'breaker' } },
+    ]);
+    expect(await batch([reading(1, T0), reading(2, T0 + S, { metric: 'other' })])).toEqual([]);
+    expect(await clockTick(T0 + 60 * S)).toEqual([]); // last reading at T0+1s: due at 61 s
+    const opened = await clockTick(T0 + 90 * S);
+    expect(kinds(opened)).toEqual(['open@61']);
+    expect(await clockTick(T0 + 120 * S)).toEqual([]); // dedup: still open, nothing new
+    const resolved = await batch([reading(3, T0 + 130 * S)]);
+    expect(kinds(resolved)).toEqual(['resolve@130']);
+    expect((await alerts.get(opened[0]!.alertId))?.status).toBe('resolved');
+    // A second engine (another instance / cold start) running the same tick finds nothing due.
+    expect(await clockTick(T0 + 150 * S)).toEqual([]);
+  });
+
+  it('absence per metric when the rule names a metric', async () => {
+    const { batch, clockTick } = await setup([
+      { condition: 'absent for 60s', select: { metric: 'L*/current' } },
+    ]);
+    await batch([
+      reading(1, T0),
+      reading(1, T0 + 30 * S, { metric: 'L2/current' }),
+      reading(1, T0, { metric: 'x' }),
+    ]);
+    const out = await clockTick(T0 + 75 * S);
+    expect(out.map((t) => t.series)).toEqual(['breaker-1|L1/current']);
+  });
+
+  it('device state: offline on death / de-registration, online on birth; offline for 5m via the clock', async () => {
+    const { batch, clockTick } = await setup([
+      { condition: 'offline' },
+      { condition: 'offline for 5m', select: { protocol: 'lwm2m' } },
+    ]);
+    const out = await batch([], [event('death', T0), event('birth', T0 + 10 * S)]);
+    expect(out.map((t) => `${t.ruleId}:${t.kind}`)).toEqual(['r0:open', 'r0:resolve']);
+    const lw = { protocol: 'lwm2m' as const, deviceId: 'ep-1' };
+    expect(await batch([], [event('deregister', T0 + 20 * S, lw)])).toHaveLength(1); // r0 opens at once
+    expect(await clockTick(T0 + 200 * S)).toEqual([]);
+    const late = await clockTick(T0 + 400 * S);
+    expect(late.map((t) => `${t.ruleId}:${t.kind}@${(t.at - T0) / S}`)).toEqual(['r1:open@320']);
+    const back = await batch([], [event('register', T0 + 500 * S, lw)]);
+    expect(back.map((t) => `${t.ruleId}:${t.kind}`).sort()).toEqual(['r0:resolve', 'r1:resolve']);
+  });
+
+  it('events: on rebirth opens once (dedup) and resolves itself after autoResolve', async () => {
+    const { batch, clockTick } = await setup([{ condition: 'on rebirth', autoResolve: '10m' }]);
+    const out = await batch(
+      [],
+      [event('rebirth-requested', T0), event('rebirth-requested', T0 + S), event('birth', T0 + 2 * S)],
+    );
+    expect(kinds(out)).toEqual(['open@0']);
+    expect(kinds(await clockTick(T0 + 700 * S))).toEqual(['resolve@600']);
+    expect(kinds(await batch([], [event('rebirth-requested', T0 + 800 * S)]))).toEqual(['open@800']);
+  });
+
+  it('selection: device type, devices, group, metric glob, protocol; non-numeric and BAD readings skipped', async () => {
+    const { batch } = await setup([
+      { condition: 'value > 0', select: { deviceType: 'pump' } },
+      { condition: 'value > 0', select: { devices: ['breaker-2'] } },
+      { condition: 'value > 0', select: { group: 'other' } },
+      { condition: 'value > 0', select: { metric: 'L?/**' } },
+      { condition: 'value > 0', select: { protocol: 'lwm2m' } },
+    ]);
+    const out = await batch([
+      reading(1, T0, { metric: 'L1/phase/current' }), // r3 only
+      reading('on', T0 + S, { metric: 'L2/x', deviceId: 'breaker-3' }),
+      reading(1, T0 + S, { metric: 'L3/x', deviceId: 'breaker-4', quality: 'BAD' }),
+      reading(true, T0 + S, { metric: 'L4/x', deviceId: 'breaker-5' }), // boolean = 1: r3
+    ]);
+    expect(out.map((t) => `${t.ruleId}:${t.series}`)).toEqual([
+      'r3:breaker-1|L1/phase/current',
+      'r3:breaker-5|L4/x',
+    ]);
+  });
+
+  it('throttle: a re-opening within the throttle is held back, counted, and opened by the clock once due', async () => {
+    const { batch, clockTick, alerts } = await setup([{ condition: 'value > 80', throttle: '10m' }]);
+    const out = await batch([90, 70, 90, 70, 90].map((v, i) => reading(v, T0 + i * 60 * S)));
+    expect(kinds(out)).toEqual(['open@0', 'resolve@60']); // re-activations at 120 and 240 held back
+    expect(await clockTick(T0 + 500 * S)).toEqual([]);
+    const reopened = await clockTick(T0 + 700 * S);
+    expect(kinds(reopened)).toEqual(['open@600']);
+    expect(reopened[0]!.suppressed).toBe(2);
+    expect((await alerts.get(reopened[0]!.alertId))?.suppressed).toBe(2);
+  });
+
+  it('a redelivered batch after a complete commit changes nothing', async () => {
+    const { batch, alerts } = await setup([{ condition: 'value > 80' }]);
+    const readings = [90, 70, 90].map((v, i) => reading(v, T0 + i * S));
+    const first = await batch(readings);
+    expect(kinds(first)).toEqual(['open@0', 'resolve@1', 'open@2']);
+    expect(await batch(readings)).toEqual([]);
+    expect((await alerts.list({})).items).toHaveLength(2);
+  });
+
+  it('a failed state write: abort, redeliver → the same transition ids, recorded once, delivered once', async () => {
+    const { state, alerts, engine } = await setup([{ condition: 'value > 80' }]);
+    const put = state.put.bind(state);
+    let failures = 1;
+    state.put = async (s: RuleState, expected: number | undefined) => {
+      if (failures-- > 0) throw new TransientError('AWS_TRANSIENT', 'throttled');
+      return put(s, expected);
+    };
+    const readings = [reading(90, T0)];
+    engine.begin();
+    const first = await engine.evaluate({ readings });
+    await expect(engine.commit()).rejects.toBeInstanceOf(TransientError);
+    engine.abort();
+    engine.begin();
+    const second = await engine.evaluate({ readings });
+    expect(second.map((t) => t.id)).toEqual(first.map((t) => t.id));
+    const deliver = await engine.commit();
+    expect(deliver.map((t) => t.id)).toEqual(first.map((t) => t.id)); // never delivered before
+    await alerts.markDispatched(deliver[0]!.alertId, deliver[0]!.id, T0);
+    expect((await alerts.list({})).items).toHaveLength(1);
+    expect(await alerts.history(first[0]!.alertId)).toHaveLength(1);
+    // Redelivered again (say the checkpoint was lost): the state is written, readings are skipped.
+    engine.begin();
+    expect(await engine.evaluate({ readings })).toEqual([]);
+  });
+
+  it('a transition delivered before a crash is not delivered again by the replay', async () => {
+    const { state, alerts, engine } = await setup([{ condition: 'value > 80' }]);
+    const readings = [reading(90, T0)];
+    engine.begin();
+    const [t] = await engine.evaluate({ readings });
+    // Commit records the alert, the state write then fails; meanwhile the transition was delivered.
+    state.put = async () => {
+      throw new ConflictError('lost a race');
+    };
+    await expect(engine.commit()).rejects.toBeInstanceOf(ConflictError);
+    await alerts.markDispatched(t!.alertId, t!.id, T0);
+    engine.abort();
+    state.put = InMemoryRuleStateStore.prototype.put.bind(state);
+    engine.begin();
+    await engine.evaluate({ readings });
+    expect(await engine.commit()).toEqual([]);
+  });
+
+  it('a commit retried after a failure writes only the rest', async () => {
+    const { state, engine } = await setup([{ condition: 'value > 80' }]);
+    const put = state.put.bind(state);
+    let n = 0;
+    state.put = async (s: RuleState, expected: number | undefined) => {
+      if (n++ === 1) throw new TransientError('AWS_TRANSIENT', 'throttled');
+      return put(s, expected);
+    };
+    engine.begin();
+    await engine.evaluate({ readings: ['a', 'b', 'c'].map((d) => reading(90, T0, { deviceId: d })) });
+    await expect(engine.commit()).rejects.toBeInstanceOf(TransientError);
+    await engine.commit();
+    expect([...state.states.values()].map((s) => s.version)).toEqual([1, 1, 1]);
+  });
+
+  it('a concurrent writer makes the commit fail with ConflictError (versions)', async () => {
+    const { state, engine, setNow } = await setup([{ condition: 'value > 80' }]);
+    const other = new RuleEngine({
+      rules: new InMemoryRuleStore(),
+      state,
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+    });
+    await (other as unknown as { o: { rules: InMemoryRuleStore } }).o.rules.put(
+      validateRule({ name: 'r0', severity: 'major', condition: 'value > 80' }, { id: 'r0', now: T0 }),
+      'create',
+    );
+    setNow(T0);
+    engine.begin();
+    other.begin();
+    await engine.evaluate({ readings: [reading(90, T0)] });
+    await other.evaluate({ readings: [reading(90, T0)] });
+    await other.commit();
+    await expect(engine.commit()).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('a changed rule (new revision) restarts the condition but keeps the open alert', async () => {
+    const { rules, batch, engine } = await setup([{ condition: 'value > 80' }]);
+    expect(kinds(await batch([reading(90, T0)]))).toEqual(['open@0']);
+    const previous = (await rules.get('r0'))!;
+    await rules.put(
+      validateRule(
+        { name: 'r0', severity: 'major', condition: 'value > 95' },
+        { id: 'r0', now: T0, previous },
+      ),
+      'update',
+    );
+    engine.invalidateRules();
+    expect(kinds(await batch([reading(90, T0 + S)]))).toEqual(['resolve@1']);
+  });
+
+  it('anomaly(): a spike in a noisy series opens an alert with a score', async () => {
+    const { batch } = await setup([{ condition: 'anomaly() > 6' }]);
+    const values = Array.from({ length: 60 }, (_, i) => 50 + ((i * 7919) % 11) / 10 - 0.5);
+    values[50] = 80;
+    const out = await batch(values.map((v, i) => reading(v, T0 + i * 10 * S)));
+    expect(kinds(out)).toEqual(['open@500', 'resolve@510']);
+    expect(out[0]!.score).toBeGreaterThan(6);
+  });
+
+  it('property: splitting a series into batches, with every batch delivered twice, changes no transition', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 60, max: 100 }), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 40 }),
+        async (values, cuts) => {
+          const readings = values.map((v, i) => reading(v, T0 + i * 10 * S));
+          const doc = { condition: 'value > 80 for 20s clear < 75', throttle: '1m' };
+          const one = await setup([doc]);
+          const reference = await one.batch(readings);
+          const two = await setup([doc]);
+          const got: AlertTransition[] = [];
+          let i = 0;
+          for (let k = 0; i < readings.length; k++) {
+            const chunk = readings.slice(i, i + cuts[k % cuts.length]!);
+            i += chunk.length;
+            got.push(...(await two.batch(chunk)));
+            got.push(...(await two.batch(chunk))); // redelivered
+          }
+          expect(got.map((t) => t.id)).toEqual(reference.map((t) => t.id));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('reads state once per series per batch and writes it once', async () => {
+    const { state, engine } = await setup([{ condition: 'value > 80' }, { condition: 'mean(1m) > 80' }]);
+    engine.begin();
+    for (let chunk = 0; chunk < 3; chunk++) {
+      await engine.evaluate({
+        readings: [reading(1, T0 + chunk * S), reading(1, T0 + chunk * S, { deviceId: 'b2' })],
+      });
+    }
+    await engine.commit();
+    expect(state.calls.getMany).toBe(1); // 4 states, read in the first chunk; none exist yet after
+    expect(state.calls.put).toBe(4);
+  });
+
+  it('validates rule documents with errors naming the field', () => {
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ severity: 'major', condition: 'value > 1' }, 'name'],
+      [{ name: 'x', severity: 'urgent', condition: 'value > 1' }, 'severity'],
+      [{ name: 'x', severity: 'major', condition: 'value >' }, 'condition'],
+      [
+        { name: 'x', severity: 'major', condition: 'value > 1', select: { deviceType: 'Bad Type' } },
+        'select.deviceType',
+      ],
+      [{ name: 'x', severity: 'major', condition: 'value > 1', select: { colour: 'red' } }, 'select.colour'],
+      [{ name: 'x', severity: 'major', condition: 'value > 1', throttle: '5 minutes' }, 'throttle'],
+      [
+        {
+          name: 'x',
+          severity: 'major',
+          condition: 'value > 1',
+          actions: [{ type: 'webhook', url: 'ftp://x' }],
+        },
+        'actions[0].url',
+      ],
+      [
+        { name: 'x', severity: 'major', condition: 'value > 1', actions: [{ type: 'sns', topicArn: 'x' }] },
+        'actions[0].topicArn',
+      ],
+      [
+        { name: 'x', severity: 'major', condition: 'value > 1', actions: [{ type: 'sms' }] },
+        'actions[0].type',
+      ],
+      [{ name: 'x', severity: 'major', condition: 'offline', select: { metric: 'x' } }, 'select.metric'],
+      [{ name: 'x', severity: 'major', condition: 'value > 1', extra: 1 }, 'extra'],
+    ];
+    for (const [doc, field] of bad) {
+      expect(() => validateRule(doc, { id: 'r', now: T0 }), field).toThrow(
+        expect.objectContaining({ field, retryable: false }),
+      );
+    }
+    const ok: Rule = validateRule(
+      {
+        name: 'L1 over current',
+        severity: 'critical',
+        condition: 'value>80 for 30s clear<75',
+        select: { deviceType: 'breaker', metric: 'L1/current' },
+        throttle: '5m',
+        actions: [
+          { type: 'webhook', url: 'https://example.com/hook' },
+          { type: 'sns', topicArn: 'arn:aws:sns:eu-west-1:123456789012:alerts' },
+          { type: 'eventbridge' },
+        ],
+      },
+      { id: 'l1', now: T0 },
+    );
+    expect(ok).toMatchObject({
+      condition: 'value > 80 for 30s clear value < 75',
+      throttleMs: 300_000,
+      revision: 1,
+    });
+  });
+});
