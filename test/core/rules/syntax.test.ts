@@ -59,17 +59,15 @@ const { bool } = fc.letrec<{ num: Expr; bool: Expr }>((tie) => ({
         dur,
       )
       .map(([fn, window]): Expr => ({ k: 'call', fn, args: [], window, pos: 0 })),
-    fc
-      .tuple(fc.integer({ min: 0, max: 100 }), dur)
-      .map(
-        ([p, window]): Expr => ({
-          k: 'call',
-          fn: 'percentile',
-          args: [{ k: 'num', v: p, pos: 0 }],
-          window,
-          pos: 0,
-        }),
-      ),
+    fc.tuple(fc.integer({ min: 0, max: 100 }), dur).map(
+      ([p, window]): Expr => ({
+        k: 'call',
+        fn: 'percentile',
+        args: [{ k: 'num', v: p, pos: 0 }],
+        window,
+        pos: 0,
+      }),
+    ),
     tie('num').map((a): Expr => ({ k: 'call', fn: 'abs', args: [a], pos: 0 })),
     fc.constantFrom<Expr>(
       { k: 'call', fn: 'anomaly', args: [], pos: 0 },
