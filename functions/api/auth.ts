@@ -8,6 +8,7 @@
  * Keys travel as `Authorization: Bearer <key>` (or `x-api-key: <key>`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ValidationError } from '../core/errors.js';
 import { type ApiRequest, forbidden, unauthorized } from './http.js';
 
 export type Principal =
@@ -28,6 +29,32 @@ export function hashKey(key: string): string {
 /** A new application key: prefix + 32 random bytes, base64url (the prefix makes leaked keys greppable). */
 export function newApiKey(kind: 'app' | 'admin' = 'app'): string {
   return `dp_${kind}_${randomBytes(32).toString('base64url')}`;
+}
+
+/** A chosen admin key must be at least this long (a generated one is 41 characters). */
+export const ADMIN_KEY_MIN_LENGTH = 32;
+/** ... and use at least this many different characters. */
+const ADMIN_KEY_MIN_DISTINCT = 10;
+
+/**
+ * Refuses a chosen admin key that is short or trivially repetitive (one unit repeated, like `abcabc…`,
+ * or few distinct characters, like `aaaa…1111`), with a ValidationError (code WEAK_ADMIN_KEY) naming
+ * `setting`: where the key came from (DUALPATH_ADMIN_KEY, adminKey). The key itself is never echoed.
+ */
+export function checkAdminKeyStrength(key: string, setting: string): void {
+  const fail = (why: string): never => {
+    throw new ValidationError(
+      `${setting} is too weak: ${why}; use at least ${ADMIN_KEY_MIN_LENGTH} random characters ` +
+        '(e.g. `openssl rand -base64 32`), or leave it unset to have one generated',
+      { field: setting, code: 'WEAK_ADMIN_KEY' },
+    );
+  };
+  if (key.length < ADMIN_KEY_MIN_LENGTH)
+    fail(`it has ${key.length} characters, fewer than ${ADMIN_KEY_MIN_LENGTH}`);
+  if (/^(.+?)\1+$/s.test(key)) fail('it is one short sequence repeated');
+  const distinct = new Set(key).size;
+  if (distinct < ADMIN_KEY_MIN_DISTINCT)
+    fail(`it uses only ${distinct} different characters (at least ${ADMIN_KEY_MIN_DISTINCT} needed)`);
 }
 
 export function extractKey(headers: ApiRequest['headers']): string | undefined {

@@ -9,23 +9,15 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { adminKeyHash, dynamoPorts, iotPublisher, loadConfig, telemetryStore } from '../shared/aws.js';
 import type { Principal } from './auth.js';
 import { composeApi } from './compose.js';
-import type { ApiRequest, Router } from './http.js';
+import { API_SECURITY_HEADERS, type ApiRequest, badRequest, type Router, tooLarge } from './http.js';
 
-const INVALID_JSON = Symbol('invalid-json');
 const MAX_BODY = 256 * 1024;
 
-export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest | { invalid: string } {
-  let body: unknown;
-  if (event.body) {
-    const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-    if (text.length > MAX_BODY) return { invalid: `body is larger than ${MAX_BODY} bytes` };
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = INVALID_JSON;
-    }
-  }
-  if (body === INVALID_JSON) return { invalid: 'body is not valid JSON' };
+/**
+ * The proxy event as an ApiRequest. The body is decoded and parsed only when the router asks for it,
+ * after authentication (`readBody`): an invalid or oversized body is then a 400/413 naming `body`.
+ */
+export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest {
   const headers = Object.fromEntries(
     Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? undefined]),
   );
@@ -36,18 +28,31 @@ export function toApiRequest(event: APIGatewayProxyEvent): ApiRequest | { invali
       Object.entries(event.queryStringParameters ?? {}).map(([k, v]) => [k, v ?? undefined]),
     ),
     headers,
-    body,
+    body: undefined,
   };
+  const raw = event.body;
+  if (raw) req.readBody = async () => parseBody(raw, event.isBase64Encoded);
   // The REQUEST authorizer already checked the key; its decision travels in the context.
   const ctx = event.requestContext?.authorizer;
   if (ctx && typeof ctx.principal === 'string') req.authorizerContext = { principal: ctx.principal };
   return req;
 }
 
+function parseBody(raw: string, base64: boolean): unknown {
+  const text = base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  if (Buffer.byteLength(text) > MAX_BODY) throw tooLarge(`body is larger than ${MAX_BODY} bytes`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest('body is not valid JSON', 'body', 'BAD_JSON');
+  }
+}
+
+/** A proxy result with the API's security headers (CSP, nosniff, no referrer, no caching). */
 function respond(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
   return {
     statusCode: status,
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...API_SECURITY_HEADERS, ...headers },
     body: body === null || body === undefined ? '' : JSON.stringify(body),
   };
 }
@@ -71,10 +76,7 @@ export function createApiHandler(makeRouter: () => Promise<Router<Principal>>) {
         { 'retry-after': '1' },
       );
     }
-    const req = toApiRequest(event);
-    if ('invalid' in req)
-      return respond(400, { error: { code: 'BAD_JSON', message: req.invalid, field: 'body' } });
-    const out = await r.handle(req);
+    const out = await r.handle(toApiRequest(event));
     return respond(out.status, out.body, out.headers);
   };
 }

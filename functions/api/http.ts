@@ -11,9 +11,30 @@ export interface ApiRequest {
   query: Record<string, string | undefined>;
   headers: Record<string, string | undefined>;
   body: unknown;
+  /**
+   * Reads and parses the body. The router calls it only after authentication (and route match), so an
+   * unauthenticated caller never makes the server read or parse a body; its result replaces `body`.
+   * Throws HttpError (400 BAD_JSON, 413 TOO_LARGE) for a body it refuses.
+   */
+  readBody?: () => Promise<unknown>;
   /** Principal already established upstream (API Gateway authorizer context), if any. */
   authorizerContext?: Record<string, unknown>;
 }
+
+/** The realm every 401 names in its WWW-Authenticate challenge (RFC 6750). */
+export const AUTH_CHALLENGE = 'Bearer realm="dualpath"';
+
+/**
+ * Headers on every API response, in AWS (handler.ts) and locally (http-server.ts): JSON is never a
+ * document to render, frame or cache, and no referrer leaks a URL.
+ */
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy':
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
 
 export interface ApiResponse {
   status: number;
@@ -35,6 +56,7 @@ export class HttpError extends DualpathError {
 
 export const unauthorized = (message = 'a valid credential is required') =>
   new HttpError(401, 'UNAUTHORIZED', message);
+export const tooLarge = (message: string, field = 'body') => new HttpError(413, 'TOO_LARGE', message, field);
 export const forbidden = (message: string) => new HttpError(403, 'FORBIDDEN', message);
 export const notFound = (message: string) => new HttpError(404, 'NOT_FOUND', message);
 export const conflict = (message: string, field?: string) => new HttpError(409, 'CONFLICT', message, field);
@@ -43,7 +65,11 @@ export const badRequest = (message: string, field?: string, code = 'VALIDATION_F
 
 /** Maps any error to the JSON error shape {"error":{"code","message","field?"}} with the right status. */
 export function errorResponse(error: unknown): ApiResponse {
-  if (error instanceof HttpError) return { status: error.status, body: { error: error.toJSON() } };
+  if (error instanceof HttpError) {
+    const out: ApiResponse = { status: error.status, body: { error: error.toJSON() } };
+    if (error.status === 401) out.headers = { 'www-authenticate': AUTH_CHALLENGE };
+    return out;
+  }
   if (error instanceof ValidationError) return { status: 400, body: { error: error.toJSON() } };
   if (error instanceof NotFoundError) return { status: 404, body: { error: error.toJSON() } };
   if (error instanceof DualpathError && error.code === 'CONFLICT')
@@ -94,6 +120,10 @@ export class Router<P> {
     return this.routes.map(({ method, pattern, public: p }) => ({ method, pattern, public: p }));
   }
 
+  /**
+   * Order: route (404/405), then the credential (401/403) unless the route is public, then the path
+   * parameters (a malformed %-escape is 400 naming the parameter), then the body, then the handler.
+   */
   async handle(req: ApiRequest): Promise<ApiResponse> {
     try {
       let pathMatched = false;
@@ -102,25 +132,45 @@ export class Router<P> {
         if (!m) continue;
         pathMatched = true;
         if (route.method !== req.method) continue;
+        const principal = route.public ? (undefined as P) : await this.authenticate(req);
         const params: Record<string, string> = {};
         route.names.forEach((name, i) => {
-          params[name] = decodeURIComponent(m[i + 1]!);
+          params[name] = decodeParam(m[i + 1]!, name);
         });
-        const principal = route.public ? (undefined as P) : await this.authenticate(req);
+        if (req.readBody) req.body = await req.readBody();
         return await route.handler(req, params, principal);
       }
       if (pathMatched)
         return {
           status: 405,
           body: {
-            error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed on ${req.path}` },
+            error: {
+              code: 'METHOD_NOT_ALLOWED',
+              message: `${req.method} is not allowed on ${printablePath(req.path)}`,
+            },
           },
         };
-      throw notFound(`no route for ${req.method} ${req.path}`);
+      throw notFound(`no route for ${req.method} ${printablePath(req.path)}`);
     } catch (error) {
       return errorResponse(error);
     }
   }
+}
+
+/** A %-decoded path segment; a malformed escape (`%zz`, a cut UTF-8 sequence) is a 400 naming it. */
+function decodeParam(raw: string, name: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw badRequest(`${name} in the path has a malformed %-escape`, name, 'BAD_PATH');
+  }
+}
+
+/** The path as echoed in an error message: bounded, control characters replaced. */
+function printablePath(path: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing control characters is the point
+  const clean = path.replace(/[\u0000-\u001f\u007f]/g, '?');
+  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
 }
 
 // ---- small validators for query strings and bodies (each names the field it rejects) ----

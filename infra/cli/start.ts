@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { checkAdminKeyStrength } from '../../functions/api/auth.js';
 import { ValidationError } from '../../functions/core/errors.js';
 import { type Fleet, startFleet } from '../../simulator/fleet.js';
 import { endpointsFromEnv } from '../local/aws-clients.js';
@@ -20,7 +21,7 @@ const HELP = `usage: dualpath start [options]
   --rate R           Sparkplug messages per second per device (default 1)
   --no-simulator     run the stack only
   --duration S       stop after S seconds (default: run until Ctrl-C)
-  Admin API key: DUALPATH_ADMIN_KEY, generated and printed when unset.
+  Admin API key: DUALPATH_ADMIN_KEY (at least 32 characters, not repetitive), generated and printed when unset.
   AWS_ENDPOINT_URL: use LocalStack's Kinesis and DynamoDB instead of the embedded emulators.
 `;
 
@@ -55,6 +56,15 @@ export const startCommand: Command = {
       return 0;
     }
     const out = (line: string) => process.stdout.write(`${line}\n`);
+    const chosenKey = process.env.DUALPATH_ADMIN_KEY;
+    if (chosenKey) {
+      try {
+        checkAdminKeyStrength(chosenKey, 'DUALPATH_ADMIN_KEY');
+      } catch (error) {
+        process.stderr.write(`dualpath start: ${(error as Error).message}\n`);
+        return 2;
+      }
+    }
     const stack = await startLocalStack({
       dataDir: resolve(values['data-dir'] ?? process.env.DUALPATH_DATA_DIR ?? '.dualpath'),
       mqttPort: int(values['mqtt-port'] ?? process.env.MQTT_PORT, 1883, 'mqtt-port'),

@@ -7,7 +7,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Principal } from '../../functions/api/auth.js';
-import { type ApiRequest, errorResponse, type Router } from '../../functions/api/http.js';
+import {
+  API_SECURITY_HEADERS,
+  type ApiRequest,
+  badRequest,
+  errorResponse,
+  type Router,
+  tooLarge,
+} from '../../functions/api/http.js';
 import { stringifyLine } from '../cli/json.js';
 
 const DASHBOARD = fileURLToPath(new URL('./dashboard/', import.meta.url));
@@ -19,6 +26,26 @@ const STATIC: Record<string, [string, string]> = {
 };
 const MAX_BODY = 1024 * 1024;
 
+/**
+ * The dashboard's pages: its own scripts, styles and API calls only (no inline script or style, so
+ * none is allowed), never framed, no referrer, no MIME sniffing.
+ */
+export const DASHBOARD_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "form-action 'self'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 export interface HttpServerOptions {
   port: number;
   host?: string;
@@ -27,30 +54,39 @@ export interface HttpServerOptions {
   authenticate: (req: ApiRequest) => Promise<Principal>;
 }
 
+/** The JSON body, read only when the router asks (after authentication); bounded to MAX_BODY bytes. */
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw Object.assign(new Error('body too large'), { status: 413 });
+    if (size > MAX_BODY) throw tooLarge(`body is larger than ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    throw Object.assign(new Error('body is not valid JSON'), { status: 400 });
+    throw badRequest('body is not valid JSON', 'body', 'BAD_JSON');
   }
 }
 
 function send(
+  req: IncomingMessage,
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
   const text = body === null || body === undefined ? '' : stringifyLine(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  const out: Record<string, string> = {
+    'content-type': 'application/json',
+    ...API_SECURITY_HEADERS,
+    ...headers,
+  };
+  // A body left unread (refused before it was read, or too large) is not drained: the connection ends.
+  if (!req.complete) out.connection = 'close';
+  res.writeHead(status, out);
   res.end(text);
 }
 
@@ -62,7 +98,7 @@ export async function startHttpServer(
       const url = new URL(req.url ?? '/', 'http://localhost');
       const asset = req.method === 'GET' ? STATIC[url.pathname] : undefined;
       if (asset) {
-        res.writeHead(200, { 'content-type': asset[1], 'cache-control': 'no-store' });
+        res.writeHead(200, { 'content-type': asset[1], ...DASHBOARD_SECURITY_HEADERS });
         res.end(await readFile(`${DASHBOARD}${asset[0]}`));
         return;
       }
@@ -79,20 +115,16 @@ export async function startHttpServer(
       if (url.pathname === '/local/status') {
         const principal = await o.authenticate(apiReq);
         if (principal.kind !== 'admin')
-          return send(res, 403, { error: { code: 'FORBIDDEN', message: 'admin only' } });
-        return send(res, 200, o.status());
+          return send(req, res, 403, { error: { code: 'FORBIDDEN', message: 'admin only' } });
+        return send(req, res, 200, o.status());
       }
-      if (req.method === 'POST' || req.method === 'PUT') apiReq.body = await readBody(req);
+      // Read by the router once the caller is authenticated, never before.
+      if (req.method === 'POST' || req.method === 'PUT') apiReq.readBody = () => readBody(req);
       const out = await o.router.handle(apiReq);
-      send(res, out.status, out.body, out.headers);
+      send(req, res, out.status, out.body, out.headers);
     } catch (error) {
-      const status = (error as { status?: number }).status;
-      if (status)
-        return send(res, status, {
-          error: { code: status === 413 ? 'TOO_LARGE' : 'BAD_JSON', message: (error as Error).message },
-        });
       const out = errorResponse(error);
-      send(res, out.status, out.body, out.headers);
+      send(req, res, out.status, out.body, out.headers);
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -17,7 +17,7 @@ import {
   DynamoRegistrationStore,
   DynamoSparkplugStateStore,
 } from '../../functions/adapters/dynamo-state.js';
-import { hashKey, newApiKey } from '../../functions/api/auth.js';
+import { checkAdminKeyStrength, hashKey, newApiKey } from '../../functions/api/auth.js';
 import { composeApi } from '../../functions/api/compose.js';
 import { registryHealth } from '../../functions/api/routes/health.js';
 import type { EventLog } from '../../functions/core/events.js';
@@ -175,6 +175,8 @@ export const SEED_TYPES = [
 export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack> {
   const started = Date.now();
   const log = o.log ?? (() => {});
+  // A chosen admin key guards every device and application: refuse a weak one before anything starts.
+  if (o.adminKey !== undefined) checkAdminKeyStrength(o.adminKey, 'adminKey');
   mkdirSync(o.dataDir, { recursive: true });
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 

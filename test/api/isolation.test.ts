@@ -89,14 +89,34 @@ describe('application isolation', () => {
     expect(await api.registry.listCommands('e1')).toHaveLength(1);
   });
 
-  it('cannot tell a missing device from a forbidden one', async () => {
-    const missing = await api.call('GET', '/devices/no-such-device', { key: api.appKey });
-    const other = await api.call('GET', '/devices/e1', { key: api.appKey });
-    expect(missing.status).toBe(403);
-    expect(other.status).toBe(403);
-    expect((await api.call('GET', '/devices/no-such-device/telemetry', { key: api.appKey })).status).toBe(
-      403,
-    );
+  it('cannot tell a missing device from a forbidden one: same status, code and message by every route', async () => {
+    // Prepare: the same device-specific routes for a device of another type and for no device at all.
+    const routes: Array<[string, string, Record<string, string>]> = [
+      ['GET', '/devices/{id}', {}],
+      ['GET', '/devices/{id}/state', {}],
+      ['GET', '/devices/{id}/telemetry', {}],
+      ['GET', '/devices/{id}/commands', {}],
+      ['POST', '/devices/{id}/commands', {}],
+      ['GET', '/devices/{id}/commands/cmd-1', {}],
+      ['GET', '/events', { deviceId: '{id}' }],
+    ];
+    const ask = async (id: string, [method, path, query]: (typeof routes)[number]) => {
+      const res = await api.call(method, path.replace('{id}', id), {
+        key: api.appKey,
+        query: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, v.replace('{id}', id)])),
+        body: { protocol: 'lwm2m', operation: 'read', path: '/3/0/0' },
+      });
+      // The answers may differ only by the id they name.
+      return { status: res.status, body: JSON.stringify(res.body).replaceAll(id, '<id>') };
+    };
+    for (const route of routes) {
+      // Act
+      const other = await ask('e1', route);
+      const missing = await ask('no-such-device', route);
+      // Assess
+      expect(other.status, route.join(' ')).toBe(403);
+      expect(missing, route.join(' ')).toEqual(other);
+    }
   });
 
   it("sees only its types' events, while the admin sees all", async () => {

@@ -24,7 +24,7 @@ const available = existsSync(CHROMIUM);
 if (!available)
   console.info(`[browser] skipped: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run does this)`);
 
-const ADMIN = 'browser-admin-key';
+const ADMIN = 'dp_admin_browser-test-key-5c2e8a41f97b3d60';
 const SHOTS = join(process.cwd(), 'test-results');
 let stack: LocalStack;
 let browser: Browser;

@@ -24,7 +24,12 @@ const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dualpath-it-'));
-  stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: 'test-admin-key' });
+  stack = await startLocalStack({
+    dataDir: dir,
+    mqttPort: 0,
+    httpPort: 0,
+    adminKey: 'dp_admin_integration-test-key-7f3a9c21e4b8d05f',
+  });
 }, 60_000);
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import type { Clock } from '../../core/processor.js';
 import { type Device, type RegistryPort, validateDeviceId } from '../../core/registry.js';
 import type { SparkplugStateStore } from '../../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../../core/telemetry.js';
-import { type Authenticator, type Principal, requireTypeAccess } from '../auth.js';
+import type { Authenticator, Principal } from '../auth.js';
 import { type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
 
 export interface HealthCounts {
@@ -73,13 +73,18 @@ export async function deviceFor(
 ): Promise<Device> {
   const deviceId = validateDeviceId(id, field);
   const device = await deps.registry.getDevice(deviceId);
-  if (!device) {
-    if (principal.kind === 'app')
-      throw forbidden(`application "${principal.name}" may not access device ${deviceId}`);
-    throw notFound(`device ${deviceId} not found`);
+  if (principal.kind === 'app') {
+    // One answer, word for word, whether the device is missing or of another type.
+    if (!device || !principal.deviceTypes.includes(device.type)) throw deviceForbidden(principal, deviceId);
+    return device;
   }
-  requireTypeAccess(principal, device.type, `device ${deviceId}`);
+  if (!device) throw notFound(`device ${deviceId} not found`);
   return device;
+}
+
+/** The 403 an application gets for any device it may not see (missing or of another type alike). */
+export function deviceForbidden(principal: Extract<Principal, { kind: 'app' }>, deviceId: string) {
+  return forbidden(`application "${principal.name}" may not access device ${deviceId}`);
 }
 
 /** Reads an optional string query parameter with a length bound (400 naming it otherwise). */
