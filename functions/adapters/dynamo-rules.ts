@@ -1,0 +1,566 @@
+/**
+ * Rules, rule state and alerts on the EXISTING DynamoDB tables (ADR 0016; no table is added).
+ *
+ * registry table (pk, sk; gsi1 on gsi1pk/gsi1sk; TTL expiresAt):
+ *   rule        pk RULE#{id}     sk META          gsi1pk RULES        gsi1sk {deviceType|*}#{id}
+ *   alert       pk ALERT#{id}    sk META          gsi1pk ALERTS       gsi1sk {openedAt:15}#{id}
+ *                                                 (+ status, ruleId, deviceId, severity, deviceType
+ *                                                  top-level for filters; expiresAt once resolved)
+ *   transition  pk ALERT#{id}    sk TR#{tid}      gsi1pk ALERTOUTBOX  gsi1sk {recordedAt:15}#{id}#{tid}
+ *                                                 (sparse: removed when its actions are dispatched)
+ * state table (pk, sk; TTL expiresAt):
+ *   rule state  pk RS#{ruleId}#{shard}  sk {series}   version, dueAt, data, expiresAt
+ *               shard = 0..15 from a hash of the series: one rule over a large fleet spreads its
+ *               writes over 16 partitions; the clock's listDue queries the 16.
+ *
+ * DynamoDB actions, per adapter (for the IAM policies):
+ *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
+ *   DynamoRuleStateStore   BatchGetItem (consistent), PutItem (conditional), Query (table)
+ *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
+ * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
+ * the item is missing), as in the other adapters (dynamo-errors.ts).
+ */
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, NotFoundError, TransientError } from '../core/errors.js';
+import { decodeKeyToken, encodePageToken, type Page } from '../core/registry.js';
+import type { Alert, AlertFilter, AlertTransition, Rule } from '../core/rules/model.js';
+import {
+  type AlertStore,
+  alertFromOpen,
+  alertLimit,
+  alertSortKey,
+  type RuleState,
+  type RuleStateKey,
+  type RuleStateStore,
+  type RuleStore,
+  type TransitionRecord,
+} from '../core/rules/store.js';
+import { keyFraction } from '../core/spread.js';
+import { mapAwsError } from './dynamo-errors.js';
+
+type Item = Record<string, unknown>;
+
+export interface DynamoRulesOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  clock?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const META = 'META';
+const pad = (n: number) => String(Math.max(0, Math.floor(n))).padStart(15, '0');
+
+abstract class Base {
+  protected readonly t: string;
+  protected readonly c: DynamoDBDocumentClient;
+  protected readonly clock: () => number;
+  protected readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(o: DynamoRulesOptions) {
+    this.t = o.tableName;
+    this.c = o.client;
+    this.clock = o.clock ?? Date.now;
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  protected async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw mapAwsError(error, what);
+    }
+  }
+
+  protected async getItem(
+    what: string,
+    pk: string,
+    sk: string,
+    consistent = false,
+  ): Promise<Item | undefined> {
+    return this.call(
+      what,
+      async () =>
+        (
+          await this.c.send(
+            new GetCommand({ TableName: this.t, Key: { pk, sk }, ConsistentRead: consistent }),
+          )
+        ).Item,
+    );
+  }
+
+  protected async queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    const items: Item[] = [];
+    let cursor: Item | undefined;
+    do {
+      const page = await this.call(what, () =>
+        this.c.send(new QueryCommand({ ...input, TableName: this.t, ExclusiveStartKey: cursor })),
+      );
+      items.push(...(page.Items ?? []));
+      cursor = page.LastEvaluatedKey;
+    } while (cursor);
+    return items;
+  }
+}
+
+// ---- rules ---------------------------------------------------------------------------------------
+
+export class DynamoRuleStore extends Base implements RuleStore {
+  async get(id: string): Promise<Rule | undefined> {
+    return (await this.getItem('rules.get', `RULE#${id}`, META))?.rule as Rule | undefined;
+  }
+
+  async put(rule: Rule, mode: 'create' | 'update'): Promise<void> {
+    const item = {
+      pk: `RULE#${rule.id}`,
+      sk: META,
+      gsi1pk: 'RULES',
+      gsi1sk: `${rule.select.deviceType ?? '*'}#${rule.id}`,
+      revision: rule.revision,
+      rule,
+    };
+    try {
+      await this.call('rules.put', () =>
+        this.c.send(
+          new PutCommand({
+            TableName: this.t,
+            Item: item,
+            ...(mode === 'create'
+              ? { ConditionExpression: 'attribute_not_exists(pk)' }
+              : {
+                  ConditionExpression: 'attribute_exists(pk) AND revision = :prev',
+                  ExpressionAttributeValues: { ':prev': rule.revision - 1 },
+                }),
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      if (mode === 'create')
+        throw new ConflictError(`rule ${rule.id} already exists`, { field: 'id', cause: error });
+      if (!(await this.get(rule.id)))
+        throw new NotFoundError(`rule ${rule.id} not found`, { field: 'id', cause: error });
+      throw new ConflictError(`rule ${rule.id} changed since it was read`, {
+        field: 'revision',
+        cause: error,
+      });
+    }
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const out = await this.call('rules.delete', () =>
+      this.c.send(
+        new DeleteCommand({
+          TableName: this.t,
+          Key: { pk: `RULE#${id}`, sk: META },
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    return out.Attributes !== undefined;
+  }
+
+  async list(filter: { deviceType?: string } = {}): Promise<Rule[]> {
+    const query = (prefix?: string) =>
+      this.queryAll('rules.list', {
+        IndexName: 'gsi1',
+        KeyConditionExpression:
+          prefix === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND begins_with(gsi1sk, :prefix)',
+        ExpressionAttributeValues:
+          prefix === undefined ? { ':p': 'RULES' } : { ':p': 'RULES', ':prefix': prefix },
+      });
+    const items =
+      filter.deviceType === undefined
+        ? await query()
+        : [...(await query(`${filter.deviceType}#`)), ...(await query('*#'))];
+    return items.map((i) => i.rule as Rule).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}
+
+// ---- rule state ----------------------------------------------------------------------------------
+
+export const RULE_STATE_SHARDS = 16;
+const BATCH_GET_MAX = 100;
+
+export interface DynamoRuleStateOptions extends DynamoRulesOptions {
+  /** State of a series that stopped reporting expires after this many days (TTL; default 30). */
+  ttlDays?: number;
+  /** BatchGetItem attempts for unprocessed keys before a TransientError (default 8). */
+  maxBatchAttempts?: number;
+}
+
+export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: string } {
+  return { pk: `RS#${ruleId}#${Math.floor(keyFraction(series) * RULE_STATE_SHARDS)}`, sk: series };
+}
+
+export class DynamoRuleStateStore extends Base implements RuleStateStore {
+  private readonly ttlSeconds: number;
+  private readonly maxAttempts: number;
+
+  constructor(o: DynamoRuleStateOptions) {
+    super(o);
+    this.ttlSeconds = (o.ttlDays ?? 30) * 86_400;
+    this.maxAttempts = o.maxBatchAttempts ?? 8;
+  }
+
+  async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
+    const out: RuleState[] = [];
+    const unique = [...new Map(keys.map((k) => [`${k.ruleId}\u0000${k.series}`, k])).values()];
+    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
+      let pending: Item[] = unique.slice(i, i + BATCH_GET_MAX).map((k) => ruleStateKey(k.ruleId, k.series));
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const res = await this.call('ruleState.getMany', () =>
+          this.c.send(
+            new BatchGetCommand({ RequestItems: { [this.t]: { Keys: pending, ConsistentRead: true } } }),
+          ),
+        );
+        for (const item of res.Responses?.[this.t] ?? []) {
+          out.push({ ...(item.data as RuleState), version: item.version as number });
+        }
+        pending = (res.UnprocessedKeys?.[this.t]?.Keys ?? []) as Item[];
+        if (pending.length > 0) {
+          if (attempt >= this.maxAttempts) {
+            throw new TransientError(
+              'AWS_UNPROCESSED',
+              `ruleState.getMany: ${pending.length} keys still unprocessed after ${attempt} attempts`,
+            );
+          }
+          await this.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));
+        }
+      }
+    }
+    return out;
+  }
+
+  async put(state: RuleState, expected: number | undefined): Promise<void> {
+    const version = (expected ?? 0) + 1;
+    const item: Item = {
+      ...ruleStateKey(state.ruleId, state.series),
+      version,
+      data: { ...state, version },
+      expiresAt: Math.floor(this.clock() / 1000) + this.ttlSeconds,
+    };
+    if (state.dueAt !== undefined) item.dueAt = state.dueAt;
+    await this.call('ruleState.put', () =>
+      this.c.send(
+        new PutCommand({
+          TableName: this.t,
+          Item: item,
+          ConditionExpression: expected === undefined ? 'attribute_not_exists(pk)' : 'version = :v',
+          ...(expected === undefined ? {} : { ExpressionAttributeValues: { ':v': expected } }),
+        }),
+      ),
+    );
+  }
+
+  async listDue(ruleId: string, now: number): Promise<RuleState[]> {
+    const out: RuleState[] = [];
+    for (let shard = 0; shard < RULE_STATE_SHARDS; shard++) {
+      const items = await this.queryAll('ruleState.listDue', {
+        KeyConditionExpression: 'pk = :pk',
+        FilterExpression: 'dueAt <= :now',
+        ExpressionAttributeValues: { ':pk': `RS#${ruleId}#${shard}`, ':now': now },
+        ConsistentRead: true,
+      });
+      for (const item of items) out.push({ ...(item.data as RuleState), version: item.version as number });
+    }
+    return out;
+  }
+}
+
+// ---- alerts --------------------------------------------------------------------------------------
+
+export interface DynamoAlertOptions extends DynamoRulesOptions {
+  /** Resolved alerts and their transitions expire this many days after resolution (TTL; default 90). */
+  retentionDays?: number;
+}
+
+const ALERT_FILTERS: Array<[keyof AlertFilter, string]> = [
+  ['status', 'status'],
+  ['ruleId', 'ruleId'],
+  ['deviceId', 'deviceId'],
+  ['severity', 'severity'],
+  ['deviceType', 'deviceType'],
+];
+
+export class DynamoAlertStore extends Base implements AlertStore {
+  private readonly retentionS: number;
+
+  constructor(o: DynamoAlertOptions) {
+    super(o);
+    this.retentionS = (o.retentionDays ?? 90) * 86_400;
+  }
+
+  private alertItem(a: Alert): Item {
+    const item: Item = {
+      pk: `ALERT#${a.id}`,
+      sk: META,
+      gsi1pk: 'ALERTS',
+      gsi1sk: alertSortKey(a),
+      status: a.status,
+      ruleId: a.ruleId,
+      deviceId: a.deviceId,
+      severity: a.severity,
+      alert: a,
+    };
+    if (a.deviceType !== undefined) item.deviceType = a.deviceType;
+    return item;
+  }
+
+  async record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }> {
+    // 1. The alert itself, idempotently (an existing alert / an alert resolved already is left as is).
+    if (t.kind === 'open') {
+      try {
+        await this.call('alerts.open', () =>
+          this.c.send(
+            new PutCommand({
+              TableName: this.t,
+              Item: this.alertItem(alertFromOpen(t, now)),
+              ConditionExpression: 'attribute_not_exists(pk)',
+            }),
+          ),
+        );
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    } else {
+      try {
+        await this.call('alerts.resolve', () =>
+          this.c.send(
+            new UpdateCommand({
+              TableName: this.t,
+              Key: { pk: `ALERT#${t.alertId}`, sk: META },
+              UpdateExpression:
+                'SET #st = :r, alert.#st = :r, alert.resolvedAt = :at, alert.resolvedBy = :by, alert.resolveTransition = :tid, alert.updatedAt = :now, expiresAt = :exp',
+              ConditionExpression: 'attribute_exists(pk) AND #st <> :r',
+              ExpressionAttributeNames: { '#st': 'status' },
+              ExpressionAttributeValues: {
+                ':r': 'resolved',
+                ':at': t.at,
+                ':by': t.resolvedBy ?? 'rule',
+                ':tid': t.id,
+                ':now': now,
+                ':exp': Math.floor(t.at / 1000) + this.retentionS,
+              },
+            }),
+          ),
+        );
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+        if (!(await this.getItem('alerts.resolve', `ALERT#${t.alertId}`, META, true))) {
+          throw new NotFoundError(`alert ${t.alertId} not found`, { field: 'alertId', cause: error });
+        }
+      }
+    }
+    // 2. The transition: history + outbox entry (sparse gsi1 until dispatched).
+    const sk = `TR#${t.id}`;
+    try {
+      await this.call('alerts.recordTransition', () =>
+        this.c.send(
+          new PutCommand({
+            TableName: this.t,
+            Item: {
+              pk: `ALERT#${t.alertId}`,
+              sk,
+              gsi1pk: 'ALERTOUTBOX',
+              gsi1sk: `${pad(now)}#${t.alertId}#${t.id}`,
+              recordedAt: now,
+              transition: t,
+              expiresAt: Math.floor(t.at / 1000) + this.retentionS,
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return { dispatched: false };
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      const existing = await this.getItem('alerts.recordTransition', `ALERT#${t.alertId}`, sk, true);
+      return { dispatched: existing?.dispatchedAt !== undefined };
+    }
+  }
+
+  async markDispatched(alertId: string, transitionId: string, at: number): Promise<void> {
+    try {
+      await this.call('alerts.markDispatched', () =>
+        this.c.send(
+          new UpdateCommand({
+            TableName: this.t,
+            Key: { pk: `ALERT#${alertId}`, sk: `TR#${transitionId}` },
+            UpdateExpression: 'SET dispatchedAt = if_not_exists(dispatchedAt, :at) REMOVE gsi1pk, gsi1sk',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':at': at },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        throw new NotFoundError(`transition ${transitionId} not found`, {
+          field: 'transitionId',
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async listUndispatched(before: number, limit = 100): Promise<TransitionRecord[]> {
+    const out = await this.call('alerts.listUndispatched', () =>
+      this.c.send(
+        new QueryCommand({
+          TableName: this.t,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p AND gsi1sk < :before',
+          ExpressionAttributeValues: { ':p': 'ALERTOUTBOX', ':before': pad(before) },
+          Limit: limit,
+        }),
+      ),
+    );
+    return (out.Items ?? []).map((i) => ({
+      transition: i.transition as AlertTransition,
+      recordedAt: i.recordedAt as number,
+    }));
+  }
+
+  async history(alertId: string): Promise<TransitionRecord[]> {
+    const items = await this.queryAll('alerts.history', {
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :tr)',
+      ExpressionAttributeValues: { ':pk': `ALERT#${alertId}`, ':tr': 'TR#' },
+    });
+    return items
+      .map((i) => {
+        const r: TransitionRecord = {
+          transition: i.transition as AlertTransition,
+          recordedAt: i.recordedAt as number,
+        };
+        if (typeof i.dispatchedAt === 'number') r.dispatchedAt = i.dispatchedAt;
+        return r;
+      })
+      .sort((a, b) => a.transition.at - b.transition.at || a.recordedAt - b.recordedAt);
+  }
+
+  async get(id: string): Promise<Alert | undefined> {
+    return (await this.getItem('alerts.get', `ALERT#${id}`, META))?.alert as Alert | undefined;
+  }
+
+  async list(filter: AlertFilter): Promise<Page<Alert>> {
+    const limit = alertLimit(filter);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':p': 'ALERTS' };
+    const conditions: string[] = [];
+    for (const [key, attr] of ALERT_FILTERS) {
+      const v = filter[key];
+      if (v === undefined) continue;
+      names[`#${attr}`] = attr;
+      values[`:${attr}`] = v;
+      conditions.push(`#${attr} = :${attr}`);
+    }
+    values[':from'] = `${pad(filter.since ?? 0)}#`;
+    values[':to'] = `${pad(filter.until ?? 999_999_999_999_999)}#~`;
+    let cursor: Item | undefined =
+      filter.nextToken === undefined
+        ? undefined
+        : decodeKeyToken(filter.nextToken, ['pk', 'sk', 'gsi1pk', 'gsi1sk']);
+    const items: Alert[] = [];
+    let lastKey: Item | undefined;
+    let more = false;
+    do {
+      const page = await this.call('alerts.list', () =>
+        this.c.send(
+          new QueryCommand({
+            TableName: this.t,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :from AND :to',
+            ...(conditions.length > 0
+              ? { FilterExpression: conditions.join(' AND '), ExpressionAttributeNames: names }
+              : {}),
+            ExpressionAttributeValues: values,
+            ScanIndexForward: false,
+            Limit: 100,
+            ExclusiveStartKey: cursor,
+          }),
+        ),
+      );
+      const found = page.Items ?? [];
+      for (let i = 0; i < found.length; i++) {
+        const item = found[i]!;
+        items.push(item.alert as Alert);
+        if (items.length === limit) {
+          lastKey = { pk: item.pk, sk: item.sk, gsi1pk: item.gsi1pk, gsi1sk: item.gsi1sk };
+          more = i < found.length - 1 || page.LastEvaluatedKey !== undefined;
+          break;
+        }
+      }
+      cursor = page.LastEvaluatedKey;
+    } while (items.length < limit && cursor);
+    const out: Page<Alert> = { items };
+    if (more && lastKey) out.nextToken = encodePageToken(lastKey);
+    return out;
+  }
+
+  private async change(
+    what: string,
+    id: string,
+    update: string,
+    condition: string,
+    values: Record<string, unknown>,
+  ): Promise<Alert> {
+    try {
+      const out = await this.call(what, () =>
+        this.c.send(
+          new UpdateCommand({
+            TableName: this.t,
+            Key: { pk: `ALERT#${id}`, sk: META },
+            UpdateExpression: update,
+            ConditionExpression: `attribute_exists(pk) AND ${condition}`,
+            ExpressionAttributeNames: { '#st': 'status' },
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return out.Attributes?.alert as Alert;
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      const current = await this.get(id);
+      if (!current) throw new NotFoundError(`alert ${id} not found`, { field: 'id', cause: error });
+      throw new ConflictError(`alert ${id} is ${current.status}`, { field: 'status', cause: error });
+    }
+  }
+
+  acknowledge(id: string, by: string, at: number, note?: string): Promise<Alert> {
+    return this.change(
+      'alerts.acknowledge',
+      id,
+      `SET #st = :ack, alert.#st = :ack, alert.acknowledgedAt = :at, alert.acknowledgedBy = :by, alert.updatedAt = :at${
+        note === undefined ? '' : ', alert.note = :note'
+      }`,
+      '#st = :open',
+      {
+        ':ack': 'acknowledged',
+        ':open': 'open',
+        ':at': at,
+        ':by': by,
+        ...(note === undefined ? {} : { ':note': note }),
+      },
+    );
+  }
+
+  resolve(id: string, by: string, at: number): Promise<Alert> {
+    return this.change(
+      'alerts.resolve',
+      id,
+      'SET #st = :r, alert.#st = :r, alert.resolvedAt = :at, alert.resolvedBy = :by, alert.updatedAt = :at, expiresAt = :exp',
+      '#st <> :r',
+      { ':r': 'resolved', ':at': at, ':by': by, ':exp': Math.floor(at / 1000) + this.retentionS },
+    );
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The rules' stores on DynamoDB (dynalite, the pipeline's own table definitions), held to the same
+ * contract as the in-memory stores, and the RuleEngine driven over them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DynamoAlertStore,
+  DynamoRuleStateStore,
+  DynamoRuleStore,
+  RULE_STATE_SHARDS,
+  ruleStateKey,
+} from '../../functions/adapters/dynamo-rules.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../functions/core/errors.js';
+import type { EnrichedReading } from '../../functions/core/reading.js';
+import {
+  type AlertStore,
+  type AlertTransition,
+  InMemoryAlertStore,
+  InMemoryRuleStateStore,
+  InMemoryRuleStore,
+  RuleEngine,
+  type RuleState,
+  type RuleStateStore,
+  type RuleStore,
+  transitionId,
+  validateRule,
+} from '../../functions/core/rules/index.js';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
+
+const T0 = 1_700_000_000_000;
+let dynamo: LocalDynamo;
+beforeAll(async () => {
+  dynamo = await startDynalite();
+});
+afterAll(async () => {
+  await dynamo.stop();
+});
+
+let n = 0;
+const fresh = () => `c${++n}`;
+
+interface Stores {
+  rules: RuleStore;
+  state: RuleStateStore;
+  alerts: AlertStore;
+}
+
+const implementations: Array<[string, () => Stores]> = [
+  [
+    'in-memory',
+    () => ({
+      rules: new InMemoryRuleStore(),
+      state: new InMemoryRuleStateStore(),
+      alerts: new InMemoryAlertStore(),
+    }),
+  ],
+  [
+    'DynamoDB (dynalite)',
+    () => {
+      const registry = { client: dynamo.doc, tableName: dynamo.tables.registry!, clock: () => T0 };
+      return {
+        rules: new DynamoRuleStore(registry),
+        state: new DynamoRuleStateStore({
+          client: dynamo.doc,
+          tableName: dynamo.tables.state!,
+          clock: () => T0,
+        }),
+        alerts: new DynamoAlertStore(registry),
+      };
+    },
+  ],
+];
+
+const rule = (id: string, doc: Record<string, unknown> = {}) =>
+  validateRule({ name: id, severity: 'major', condition: 'value > 80', ...doc }, { id, now: T0 });
+
+function opening(alertId: string, at: number, over: Partial<AlertTransition> = {}): AlertTransition {
+  return {
+    id: alertId,
+    alertId,
+    kind: 'open',
+    ruleId: 'r1',
+    ruleRevision: 1,
+    ruleName: 'r1',
+    severity: 'major',
+    series: 'dev-1|m',
+    deviceId: 'dev-1',
+    metric: 'm',
+    deviceType: 'breaker',
+    at,
+    value: 90,
+    reason: 'value > 80 (value 90)',
+    actions: [{ type: 'webhook', url: 'https://example.com/h' }],
+    ...over,
+  };
+}
+
+function state(ruleId: string, series: string, over: Partial<RuleState> = {}): RuleState {
+  return {
+    ruleId,
+    series,
+    version: 0,
+    revision: 1,
+    deviceId: 'dev-1',
+    active: false,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+describe.each(implementations)('rule stores contract: %s', (_name, make) => {
+  it('rules: create, conflict on duplicate, update guarded by revision, list by device type, delete', async () => {
+    const { rules } = make();
+    const p = fresh();
+    const a = rule(`${p}-a`, { select: { deviceType: 'breaker' } });
+    const b = rule(`${p}-b`, { select: { deviceType: 'pump' } });
+    const c = rule(`${p}-c`);
+    for (const r of [a, b, c]) await rules.put(r, 'create');
+    await expect(rules.put(a, 'create')).rejects.toBeInstanceOf(ConflictError);
+    expect(await rules.get(a.id)).toEqual(a);
+    const a2 = validateRule(
+      { name: 'renamed', severity: 'minor', condition: 'value > 90', select: { deviceType: 'breaker' } },
+      { id: a.id, now: T0 + 1, previous: a },
+    );
+    await rules.put(a2, 'update');
+    await expect(rules.put(a2, 'update')).rejects.toBeInstanceOf(ConflictError); // stale revision
+    await expect(rules.put(rule(`${p}-missing`), 'update')).rejects.toBeInstanceOf(NotFoundError);
+    const ids = (rs: Array<{ id: string }>) => rs.map((r) => r.id).filter((id) => id.startsWith(p));
+    expect(ids(await rules.list({ deviceType: 'breaker' }))).toEqual([a.id, c.id]);
+    expect(ids(await rules.list())).toEqual([a.id, b.id, c.id]);
+    expect((await rules.get(a.id))?.revision).toBe(2);
+    expect(await rules.delete(b.id)).toBe(true);
+    expect(await rules.delete(b.id)).toBe(false);
+    expect(ids(await rules.list())).toEqual([a.id, c.id]);
+  });
+
+  it('rule state: conditional on the version, bulk read, listDue', async () => {
+    const { state: store } = make();
+    const r = fresh();
+    const series = Array.from({ length: 130 }, (_, i) => `dev-${i}|m`); // > one BatchGetItem
+    for (const [i, s] of series.entries()) {
+      await store.put(state(r, s, i % 2 === 0 ? { dueAt: T0 + i } : { wt: [1, 2], wv: [3, 4] }), undefined);
+    }
+    await expect(store.put(state(r, series[0]!), undefined)).rejects.toBeInstanceOf(ConflictError);
+    const got = await store.getMany([...series, 'absent|m'].map((s) => ({ ruleId: r, series: s })));
+    expect(got).toHaveLength(130);
+    const one = got.find((s) => s.series === 'dev-1|m')!;
+    expect(one).toMatchObject({ version: 1, wt: [1, 2], wv: [3, 4] });
+    await store.put({ ...one, active: true }, 1);
+    await expect(store.put({ ...one, active: false }, 1)).rejects.toBeInstanceOf(ConflictError);
+    const [again] = await store.getMany([{ ruleId: r, series: 'dev-1|m' }]);
+    expect(again).toMatchObject({ version: 2, active: true });
+    const due = await store.listDue(r, T0 + 10);
+    expect(due.map((s) => s.series).sort()).toEqual([
+      'dev-0|m',
+      'dev-10|m',
+      'dev-2|m',
+      'dev-4|m',
+      'dev-6|m',
+      'dev-8|m',
+    ]);
+  });
+
+  it('alerts: idempotent record, resolve, outbox, history, ack with who/when, manual resolve', async () => {
+    const { alerts } = make();
+    const id = fresh();
+    const open = opening(id, T0);
+    expect(await alerts.record(open, T0)).toEqual({ dispatched: false });
+    expect(await alerts.record(open, T0 + 5)).toEqual({ dispatched: false }); // replay, not yet delivered
+    const outbox = await alerts.listUndispatched(T0 + 1_000_000);
+    expect(outbox.map((r) => r.transition.id)).toContain(open.id);
+    await alerts.markDispatched(id, open.id, T0 + 1);
+    expect(await alerts.record(open, T0 + 6)).toEqual({ dispatched: true }); // replay after delivery
+    expect((await alerts.listUndispatched(T0 + 1_000_000)).map((r) => r.transition.id)).not.toContain(
+      open.id,
+    );
+    await expect(alerts.markDispatched(id, 'nope', T0)).rejects.toBeInstanceOf(NotFoundError);
+
+    const acked = await alerts.acknowledge(id, 'alice', T0 + 10, 'on it');
+    expect(acked).toMatchObject({
+      status: 'acknowledged',
+      acknowledgedBy: 'alice',
+      acknowledgedAt: T0 + 10,
+      note: 'on it',
+    });
+    await expect(alerts.acknowledge(id, 'bob', T0 + 11)).rejects.toBeInstanceOf(ConflictError);
+    await expect(alerts.acknowledge(`${id}-x`, 'bob', T0 + 11)).rejects.toBeInstanceOf(NotFoundError);
+
+    const resolve: AlertTransition = {
+      ...open,
+      kind: 'resolve',
+      id: transitionId(id, 'r'),
+      at: T0 + 20,
+      resolvedBy: 'rule',
+    };
+    expect(await alerts.record(resolve, T0 + 20)).toEqual({ dispatched: false });
+    expect(await alerts.get(id)).toMatchObject({
+      status: 'resolved',
+      resolvedBy: 'rule',
+      resolvedAt: T0 + 20,
+      acknowledgedBy: 'alice',
+      openedAt: T0,
+      value: 90,
+    });
+    expect((await alerts.history(id)).map((r) => r.transition.kind)).toEqual(['open', 'resolve']);
+    await expect(alerts.resolve(id, 'bob', T0 + 30)).rejects.toBeInstanceOf(ConflictError);
+
+    // Manual resolution, then the rule's own resolve: the alert keeps the user's.
+    const id2 = fresh();
+    await alerts.record(opening(id2, T0 + 40), T0 + 40);
+    expect(await alerts.resolve(id2, 'carol', T0 + 41)).toMatchObject({
+      status: 'resolved',
+      resolvedBy: 'carol',
+    });
+    await alerts.record({ ...opening(id2, T0 + 40), kind: 'resolve', id: `${id2}-r`, at: T0 + 50 }, T0 + 50);
+    expect(await alerts.get(id2)).toMatchObject({ resolvedBy: 'carol', resolvedAt: T0 + 41 });
+    await expect(
+      alerts.record({ ...opening('ghost', T0), kind: 'resolve', id: 'ghost-r', alertId: `${id}-ghost` }, T0),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('alerts: newest first, filters, pagination with opaque tokens', async () => {
+    const { alerts } = make();
+    const device = fresh();
+    for (let i = 0; i < 7; i++) {
+      await alerts.record(
+        opening(`${device}-${i}`, T0 + 1000 * i, { deviceId: device, severity: i % 2 ? 'minor' : 'major' }),
+        T0,
+      );
+    }
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await alerts.list({ deviceId: device, limit: 3, ...(token ? { nextToken: token } : {}) });
+      expect(page.items.length).toBeLessThanOrEqual(3);
+      seen.push(...page.items.map((a) => a.id));
+      token = page.nextToken;
+    } while (token);
+    expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0].map((i) => `${device}-${i}`));
+    const minor = await alerts.list({ deviceId: device, severity: 'minor' });
+    expect(minor.items.map((a) => a.id)).toEqual([5, 3, 1].map((i) => `${device}-${i}`));
+    const window = await alerts.list({ deviceId: device, since: T0 + 2000, until: T0 + 4000 });
+    expect(window.items.map((a) => a.id)).toEqual([4, 3, 2].map((i) => `${device}-${i}`));
+    await alerts.acknowledge(`${device}-6`, 'dave', T0);
+    const acked = await alerts.list({ deviceId: device, status: 'acknowledged' });
+    expect(acked.items.map((a) => a.id)).toEqual([`${device}-6`]);
+    await expect(alerts.list({ nextToken: 'garbage' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(alerts.list({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe('RuleEngine over DynamoDB', () => {
+  const reading = (value: number, t: number, deviceId = 'breaker-1'): EnrichedReading => ({
+    protocol: 'sparkplug',
+    deviceId,
+    metric: 'L1/current',
+    type: 'Double',
+    value,
+    time: t,
+    historical: false,
+    transient: false,
+    quality: 'GOOD',
+    enrichment: { deviceType: 'breaker', applications: [] },
+  });
+
+  it('fires, resolves with hysteresis, survives a cold start, and a redelivered batch fires nothing twice', async () => {
+    const registry = { client: dynamo.doc, tableName: dynamo.tables.registry!, clock: () => T0 };
+    const rules = new DynamoRuleStore(registry);
+    const ruleId = fresh();
+    await rules.put(
+      rule(ruleId, { condition: 'value > 80 for 20s clear < 75', select: { metric: 'L1/current' } }),
+      'create',
+    );
+    const make = () =>
+      new RuleEngine({
+        rules: {
+          list: async () => (await rules.list()).filter((r) => r.id === ruleId),
+        },
+        state: new DynamoRuleStateStore({
+          client: dynamo.doc,
+          tableName: dynamo.tables.state!,
+          clock: () => T0,
+        }),
+        alerts: new DynamoAlertStore(registry),
+        clock: () => T0,
+      });
+    const run = async (engine: RuleEngine, values: number[], start: number) => {
+      engine.begin();
+      await engine.evaluate({ readings: values.map((v, i) => reading(v, T0 + (start + i) * 10_000)) });
+      return engine.commit();
+    };
+    const first = await run(make(), [85, 85, 85], 0); // holds 20 s: opens at 20 s
+    expect(first.map((t) => t.kind)).toEqual(['open']);
+    const redelivered = await run(make(), [85, 85, 85], 0); // a new instance (cold start), same batch
+    expect(redelivered).toEqual([]);
+    const second = await run(make(), [78, 74], 3);
+    expect(second.map((t) => t.kind)).toEqual(['resolve']);
+    const alert = await new DynamoAlertStore(registry).get(first[0]!.alertId);
+    expect(alert).toMatchObject({
+      status: 'resolved',
+      ruleId,
+      openedAt: T0 + 20_000,
+      resolvedAt: T0 + 40_000,
+    });
+  });
+
+  it('absence through listDue over the 16 shards', async () => {
+    const registry = { client: dynamo.doc, tableName: dynamo.tables.registry!, clock: () => T0 };
+    const rules = new InMemoryRuleStore();
+    const ruleId = fresh();
+    await rules.put(rule(ruleId, { condition: 'absent for 1m' }), 'create');
+    const store = new DynamoRuleStateStore({
+      client: dynamo.doc,
+      tableName: dynamo.tables.state!,
+      clock: () => T0,
+    });
+    const engine = new RuleEngine({
+      rules,
+      state: store,
+      alerts: new DynamoAlertStore(registry),
+      clock: () => T0,
+    });
+    const devices = Array.from({ length: 40 }, (_, i) => `d${i}`);
+    const shards = new Set(devices.map((d) => ruleStateKey(ruleId, d).pk));
+    expect(shards.size).toBeGreaterThan(8);
+    expect(shards.size).toBeLessThanOrEqual(RULE_STATE_SHARDS);
+    engine.begin();
+    await engine.evaluate({ readings: devices.map((d, i) => reading(1, T0 + (i < 20 ? 0 : 60_000), d)) });
+    await engine.commit();
+    engine.begin();
+    const opened = await engine.evaluateClock(T0 + 90_000);
+    expect(opened.map((t) => t.deviceId).sort()).toEqual(devices.slice(0, 20).sort());
+    await engine.commit();
+    engine.begin();
+    expect(await engine.evaluateClock(T0 + 100_000)).toEqual([]);
+  });
+});
