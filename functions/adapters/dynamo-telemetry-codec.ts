@@ -118,15 +118,20 @@ export function serializeCatalog(cat: Catalog): string {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Frame entries: one compact JSON array per reading.
-//   [def, value]                                         a double, quality GOOD, not historical, no row / index
-//   [def, value, kind]                                   another kind, otherwise the same
+// Frame entries: the frame's `x` is a JSON array with one entry per reading, `b` a binary column.
+//   def                                                  a number or boolean, quality GOOD, not historical,
+//                                                        no row / index, header attributes: the value is
+//                                                        the next one in `b` (tag byte 0 + float64, 1 +
+//                                                        float32 for a double that is exactly a float32,
+//                                                        2 false, 3 true; big-endian)
+//   [def, value]                                         a double (JSON), otherwise plain
+//   [def, value, kind]                                   another kind, otherwise plain
 //   [def, value, kind, quality, historical, row, index]  otherwise
 //   [..., [protocol, deviceType, group, site]]           when these differ from the frame's header
-// `def` is a catalog definition id, or the definition inline `[metric, type, unit, name]`. Kind 9 is a
-// double that is exactly a float32 (a Sparkplug Float widened to a JS number, e.g. 23.399999618530273),
-// written as its shortest float32 decimal ("23.4") and read back through Math.fround: exact, and about
-// half the bytes.
+// `def` is a catalog definition id, or (in the array forms) the definition inline `[metric, type, unit,
+// name]`. Kind 9 is a double that is exactly a float32 (a Sparkplug Float widened to a JS number, e.g.
+// 23.399999618530273), written as its shortest float32 decimal ("23.4") and read back through
+// Math.fround. A 50-reading message of doubles is thus ~8 B per value in `b` plus its def id in `x`.
 
 export const KINDS: readonly ValueKind[] = [
   'double',
@@ -167,9 +172,47 @@ export function headerOf(r: EnrichedReading): FrameHeader {
   return h;
 }
 
+/** A frame entry and, for the binary form, its bytes in the frame's `b` column. */
+export interface EncodedEntry {
+  entry: Entry | number;
+  bin?: Buffer;
+}
+
 /** Encodes one reading (throws ValidationError on an unsupported value). */
-export function encodeEntry(r: EnrichedReading, def: number | InlineDef, header: FrameHeader): Entry {
+export function encodeEntry(r: EnrichedReading, def: number | InlineDef, header: FrameHeader): EncodedEntry {
   const v = encodeValue(r.value);
+  const plain =
+    r.quality === 'GOOD' &&
+    !r.historical &&
+    (r.row ?? -1) === -1 &&
+    (r.index ?? -1) === -1 &&
+    r.protocol === header.p &&
+    r.enrichment.deviceType === header.dt &&
+    r.group === header.g &&
+    r.enrichment.site === header.si;
+  if (plain && typeof def === 'number' && (v.kind === 'double' || v.kind === 'bool')) {
+    if (v.kind === 'bool') return { entry: def, bin: Buffer.from([v.bool ? 3 : 2]) };
+    const d = v.double as number;
+    if (Math.fround(d) === d) {
+      const bin = Buffer.alloc(5);
+      bin[0] = 1;
+      bin.writeFloatBE(d, 1);
+      return { entry: def, bin };
+    }
+    const bin = Buffer.alloc(9);
+    bin[0] = 0;
+    bin.writeDoubleBE(d, 1);
+    return { entry: def, bin };
+  }
+  return { entry: jsonEntry(r, v, def, header) };
+}
+
+function jsonEntry(
+  r: EnrichedReading,
+  v: ReturnType<typeof encodeValue>,
+  def: number | InlineDef,
+  header: FrameHeader,
+): Entry {
   let value: number | string;
   let kind = KINDS.indexOf(v.kind);
   switch (v.kind) {
@@ -229,14 +272,16 @@ function shortestFloat32(d: number): number | undefined {
 }
 
 /** Metric name of an entry (undefined when its definition id is not in the catalog). */
-export function entryMetric(e: Entry, cat: Catalog): string | undefined {
-  if (typeof e[0] !== 'number') return e[0][0];
-  const def = cat.defs[e[0]];
+export function entryMetric(e: Entry | number, cat: Catalog): string | undefined {
+  const ref = typeof e === 'number' ? e : e[0];
+  if (typeof ref !== 'number') return ref[0];
+  const def = cat.defs[ref];
   return def === undefined ? undefined : cat.metrics[def[0]];
 }
 
 /** The dedupe identity of an entry inside its frame: metric, row, index. */
-export function entryIdentity(metric: string, e: Entry): string {
+export function entryIdentity(metric: string, e: Entry | number): string {
+  if (typeof e === 'number') return `${metric}\u0000-1\u0000-1`;
   return `${metric}\u0000${e[5] ?? -1}\u0000${e[6] ?? -1}`;
 }
 
@@ -246,10 +291,12 @@ export function readingIdentity(r: EnrichedReading): string {
 
 /** Rebuilds the stored point of an entry; undefined when its definition is not in the catalog. */
 export function decodeEntry(
-  e: Entry,
+  entry: Entry | number,
   frame: { deviceId: string; sub: string; time: number; header: FrameHeader },
   cat: Catalog,
+  binValue?: number | boolean,
 ): StoredPoint | undefined {
+  const e: Entry = typeof entry === 'number' ? [entry, 0] : entry;
   let metric: string;
   let type: string;
   let unit: string | null;
@@ -265,12 +312,15 @@ export function decodeEntry(
   const code = e[2] ?? 0;
   const raw = e[1];
   const kind = code === KIND_FLOAT32 ? 'double' : (KINDS[code] ?? 'null');
-  const value = decodeValue(kind, {
-    double: code === KIND_FLOAT32 ? Math.fround(Number(raw)) : kind === 'double' ? Number(raw) : null,
-    bigint: kind === 'bigint' ? BigInt(raw) : null,
-    text: typeof raw === 'string' ? raw : null,
-    bool: kind === 'bool' ? raw === 1 : null,
-  });
+  const value =
+    typeof entry === 'number'
+      ? (binValue ?? null)
+      : decodeValue(kind, {
+          double: code === KIND_FLOAT32 ? Math.fround(Number(raw)) : kind === 'double' ? Number(raw) : null,
+          bigint: kind === 'bigint' ? BigInt(raw) : null,
+          text: typeof raw === 'string' ? raw : null,
+          bool: kind === 'bool' ? raw === 1 : null,
+        });
   const o = e[7];
   const header: FrameHeader =
     o === undefined
@@ -367,4 +417,37 @@ export function fromChunkPoint(c: ChunkPoint, hour: number, deviceId: string, su
     if (c[3] >= 0) p.index = c[3];
   }
   return p;
+}
+
+/**
+ * The values of a frame's binary-form entries, in entry order, read from its `b` column. Throws when
+ * the column is shorter than the entries need or holds an unknown tag (a corrupt frame).
+ */
+export function readBinaryValues(
+  entries: Array<Entry | number>,
+  b: Uint8Array | undefined,
+): Array<number | boolean | undefined> {
+  const buf = b === undefined ? Buffer.alloc(0) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const out: Array<number | boolean | undefined> = [];
+  let off = 0;
+  for (const e of entries) {
+    if (typeof e !== 'number') {
+      out.push(undefined);
+      continue;
+    }
+    const tag = buf[off];
+    if (tag === 0 && off + 9 <= buf.length) {
+      out.push(buf.readDoubleBE(off + 1));
+      off += 9;
+    } else if (tag === 1 && off + 5 <= buf.length) {
+      out.push(buf.readFloatBE(off + 1));
+      off += 5;
+    } else if (tag === 2 || tag === 3) {
+      out.push(tag === 3);
+      off += 1;
+    } else {
+      throw new Error(`frame value column: bad tag ${String(tag)} at byte ${off}`);
+    }
+  }
+  return out;
 }

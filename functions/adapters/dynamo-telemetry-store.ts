@@ -85,6 +85,7 @@ import {
   padTime,
   parseCatalog,
   parseLatest,
+  readBinaryValues,
   readingIdentity,
   serializeCatalog,
   serializeLatest,
@@ -173,7 +174,9 @@ interface PendingFrame {
   time: number;
   header: FrameHeader;
   readings: EnrichedReading[];
-  entries: Entry[];
+  entries: Array<Entry | number>;
+  /** Binary-column bytes of each entry (undefined for the JSON forms). */
+  bins: Array<Buffer | undefined>;
 }
 
 interface LatestState {
@@ -348,19 +351,21 @@ export class DynamoTelemetryStore implements TelemetryStore {
             header: headerOf(r),
             readings: [],
             entries: [],
+            bins: [],
           };
           byTime.set(r.time, f);
         }
-        let entry: Entry;
+        let encoded: ReturnType<typeof encodeEntry>;
         try {
-          entry = encodeEntry(r, defRef(cat, r), f.header);
+          encoded = encodeEntry(r, defRef(cat, r), f.header);
         } catch (error) {
           const reason = error instanceof DualpathError ? error.message : String(error);
           result.rejected.push({ reading: r, code: 'INVALID_READING', reason });
           continue;
         }
         f.readings.push(r);
-        f.entries.push(entry);
+        f.entries.push(encoded.entry);
+        f.bins.push(encoded.bin);
       }
       for (const f of byTime.values()) if (f.entries.length > 0) frames.push(f);
     });
@@ -445,12 +450,19 @@ export class DynamoTelemetryStore implements TelemetryStore {
     let existing: Item | undefined;
     let catalog = cat;
     for (let attempt = 1; ; attempt++) {
-      let entries: Entry[] = [];
-      let fresh: Array<{ reading: EnrichedReading; entry: Entry }> = [];
+      let entries: Array<Entry | number> = [];
+      let column: Uint8Array = new Uint8Array(0);
+      let fresh: Array<{ reading: EnrichedReading; entry: Entry | number; bin: Buffer | undefined }> = [];
       let duplicates = 0;
       let version = 0;
+      const all = f.readings.map((reading, i) => ({
+        reading,
+        entry: f.entries[i] as Entry | number,
+        bin: f.bins[i],
+      }));
       if (existing !== undefined) {
-        entries = JSON.parse(existing.x as string) as Entry[];
+        entries = JSON.parse(existing.x as string) as Array<Entry | number>;
+        if (existing.b instanceof Uint8Array) column = existing.b;
         version = existing.v as number;
         const held = new Set<string>();
         for (const e of entries) {
@@ -458,25 +470,25 @@ export class DynamoTelemetryStore implements TelemetryStore {
           if (metric === undefined) {
             // Another writer appended definitions this instance has not seen yet.
             catalog = parseCatalog(
-              await this.getItem('telemetry.catalog', devicePk(f.deviceId), catalogSk(f.sub)),
+              await this.getItem('telemetry.write', devicePk(f.deviceId), catalogSk(f.sub)),
             );
             metric = entryMetric(e, catalog);
           }
           if (metric !== undefined) held.add(entryIdentity(metric, e));
         }
-        f.readings.forEach((reading, i) => {
-          if (held.has(readingIdentity(reading))) duplicates++;
-          else fresh.push({ reading, entry: f.entries[i] as Entry });
-        });
+        for (const x of all) {
+          if (held.has(readingIdentity(x.reading))) duplicates++;
+          else fresh.push(x);
+        }
       } else {
-        fresh = f.readings.map((reading, i) => ({ reading, entry: f.entries[i] as Entry }));
+        fresh = all;
       }
       // Keep the frame under DynamoDB's item size: entries that do not fit are rejected.
-      let bytes = fixed + Buffer.byteLength(JSON.stringify(entries), 'utf8');
+      let bytes = fixed + Buffer.byteLength(JSON.stringify(entries), 'utf8') + column.byteLength;
       const fits: typeof fresh = [];
       const tooLarge: WriteResult['rejected'] = [];
       for (const x of fresh) {
-        const size = Buffer.byteLength(JSON.stringify(x.entry), 'utf8') + 1;
+        const size = Buffer.byteLength(JSON.stringify(x.entry), 'utf8') + 1 + (x.bin?.length ?? 0);
         if (bytes + size > MAX_PACKED_BYTES) {
           tooLarge.push({
             reading: x.reading,
@@ -493,11 +505,14 @@ export class DynamoTelemetryStore implements TelemetryStore {
         result.rejected.push(...tooLarge);
         return [];
       }
+      // Binary values stay in entry order: the stored ones, then the new ones.
+      const b = Buffer.concat([column, ...fits.flatMap((x) => (x.bin === undefined ? [] : [x.bin]))]);
       const item: Item = {
         ...base,
         v: version + 1,
         x: JSON.stringify([...entries, ...fits.map((x) => x.entry)]),
       };
+      if (b.length > 0) item.b = new Uint8Array(b);
       let ok: boolean;
       try {
         ok = await this.putIf('telemetry.write', {
@@ -639,16 +654,22 @@ export class DynamoTelemetryStore implements TelemetryStore {
   private async framePoints(deviceId: string, item: Item, dev: DeviceState): Promise<StoredPoint[]> {
     const sub = item.s as string;
     const frame = { deviceId, sub, time: item.t as number, header: frameHeaderOfItem(item) };
-    const entries = JSON.parse(item.x as string) as Entry[];
+    const entries = JSON.parse(item.x as string) as Array<Entry | number>;
+    const values = readBinaryValues(entries, item.b instanceof Uint8Array ? item.b : undefined);
     let cat = dev.catalogs.get(sub) ?? emptyCatalog();
     const out: StoredPoint[] = [];
-    for (const e of entries) {
-      let p = decodeEntry(e, frame, cat);
+    for (const [i, e] of entries.entries()) {
+      let p = decodeEntry(e, frame, cat, values[i]);
       if (p === undefined) {
         cat = parseCatalog(await this.getItem('telemetry.query', devicePk(deviceId), catalogSk(sub)));
         dev.catalogs.set(sub, cat);
-        p = decodeEntry(e, frame, cat);
-        if (p === undefined) throw new TransientError('TELEMETRY_CATALOG', `no definition ${String(e[0])}`);
+        p = decodeEntry(e, frame, cat, values[i]);
+        if (p === undefined) {
+          throw new TransientError(
+            'TELEMETRY_CATALOG',
+            `no definition ${String(typeof e === 'number' ? e : e[0])}`,
+          );
+        }
       }
       out.push(p);
     }

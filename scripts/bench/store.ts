@@ -35,7 +35,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import {
@@ -444,6 +444,12 @@ async function startBenchDynalite(): Promise<{
           ],
         }),
       );
+      // dynalite answers CreateTable before the table is ACTIVE.
+      while (
+        (await client.send(new DescribeTableCommand({ TableName: name }))).Table?.TableStatus !== 'ACTIVE'
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
       return name;
     },
     async stop() {

@@ -85,12 +85,13 @@ describe('packed write', () => {
     const frame = calls[1]?.Item as Record<string, unknown>;
     expect(frame).toMatchObject({ sk: '0001700000000000#', s: '', t: T0, p: 'lwm2m', dt: 'sensor', v: 1 });
     expect(frame.expiresAt).toBe(Math.floor(T0 / 1000) + 30 * 86_400);
-    // Entries refer to catalog definitions: [def id, value] (a double needs no kind).
-    expect(JSON.parse(frame.x as string).slice(0, 2)).toEqual([
-      [0, 0.5],
-      [1, 1.5],
-    ]);
-    expect(Buffer.byteLength(frame.x as string)).toBeLessThan(1024);
+    // Plain numeric readings: their catalog definition ids in `x`, their values in the binary column `b`
+    // (tag 1 + float32 here: 0.5, 1.5, ... are exact float32 values).
+    expect(JSON.parse(frame.x as string)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const b = Buffer.from(frame.b as Uint8Array);
+    expect(b.length).toBe(50 * 5);
+    expect([b[0], b.readFloatBE(1), b[5], b.readFloatBE(6)]).toEqual([1, 0.5, 1, 1.5]);
+    expect(Buffer.byteLength(frame.x as string) + b.length).toBeLessThan(1024);
     // Cold cache: one consistent read each of the catalog and the latest item.
     expect(
       mock.commandCalls(GetCommand).map((c) => [c.args[0].input.Key?.sk, c.args[0].input.ConsistentRead]),
@@ -133,11 +134,9 @@ describe('packed write', () => {
     const merge = puts('00').at(-1)?.args[0].input;
     expect(merge).toMatchObject({ ConditionExpression: 'v = :v', ExpressionAttributeValues: { ':v': 1 } });
     expect(merge?.Item?.v).toBe(2);
-    expect(JSON.parse(merge?.Item?.x as string)).toEqual([
-      [0, 0.5],
-      [1, 1.5],
-      [2, 2.5],
-    ]);
+    expect(JSON.parse(merge?.Item?.x as string)).toEqual([0, 1, 2]);
+    const b = Buffer.from(merge?.Item?.b as Uint8Array);
+    expect([b.readFloatBE(1), b.readFloatBE(6), b.readFloatBE(11)]).toEqual([0.5, 1.5, 2.5]);
   });
 
   it('re-reads and retries a frame another writer changed, then gives up with TELEMETRY_CONFLICT', async () => {

@@ -118,6 +118,41 @@ describe('packing', () => {
   });
 });
 
+describe('binary value column', () => {
+  it('keeps values in entry order when a frame is merged across calls with JSON-form entries between', async () => {
+    const store = open();
+    await store.write([
+      reading({ metric: 'a', value: 1.5 }),
+      reading({ metric: 'b', value: true }),
+      reading({ metric: 'c', value: 0.1 + 0.2 }),
+    ]);
+    const res = await store.write([
+      reading({ metric: 'd', value: 2.5, historical: true }),
+      reading({ metric: 'e', value: -0 }),
+      reading({ metric: 'f', value: false }),
+      reading({ metric: 'g', value: 'text' }),
+      reading({ metric: 'h', value: 2 ** 60 }),
+      reading({ metric: 'a', value: 99 }),
+    ]);
+    expect(res).toMatchObject({ written: 5, duplicates: 1 });
+    const { points } = await store.queryRaw({ deviceId: 'edge-1', from: T0, to: T0 + 1 });
+    expect(points.map((p) => [p.metric, p.value, p.historical])).toEqual([
+      ['a', 1.5, false],
+      ['b', true, false],
+      ['c', 0.1 + 0.2, false],
+      ['d', 2.5, true],
+      ['e', -0, false],
+      ['f', false, false],
+      ['g', 'text', false],
+      ['h', 2 ** 60, false],
+    ]);
+    expect(Object.is(points[4]?.value, -0)).toBe(true);
+    const [frame] = await partition(framePk('edge-1'));
+    // a, b, c, e, f, h in the binary column (float32 1.5, true, float64, float32 -0, false, float32 2^60).
+    expect(Buffer.from(frame?.b as Uint8Array).length).toBe(5 + 1 + 9 + 5 + 1 + 5);
+  });
+});
+
 describe('TTL and retention', () => {
   it('keeps 30 days by default', async () => {
     await open().write([reading()]);

@@ -1,6 +1,6 @@
 /** dynalite with telemetry tables created from TELEMETRY_TABLE_SCHEMA, for the DynamoDB store's tests. */
 import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { TELEMETRY_TABLE_SCHEMA } from '../../functions/adapters/dynamo-telemetry-store.js';
@@ -56,5 +56,12 @@ export async function createTelemetryTable(local: LocalTelemetryTable): Promise<
       ],
     }),
   );
-  return name;
+  // dynalite answers CreateTable before the table is ACTIVE (even with createTableMs 0): under load a
+  // first request could still find no table.
+  for (let i = 0; i < 200; i++) {
+    const d = await local.client.send(new DescribeTableCommand({ TableName: name }));
+    if (d.Table?.TableStatus === 'ACTIVE') return name;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`table ${name} did not become ACTIVE`);
 }
