@@ -108,6 +108,37 @@ export function dynamoStatements(
   return out;
 }
 
+/**
+ * Timestream for LiveAnalytics (`telemetry=timestream` only): actions on the table per function.
+ * TimestreamTelemetryStore writes with WriteRecords and reads with Query (IAM action `Select`); both
+ * SDK clients discover their endpoint with DescribeEndpoints, which has no resource-level permission
+ * and is granted on `*` to every function listed here.
+ */
+export const TIMESTREAM_ACCESS: Partial<Record<FunctionKey, readonly ('WriteRecords' | 'Select')[]>> = {
+  sparkplugIngest: ['WriteRecords'],
+  lwm2mIngest: ['WriteRecords'],
+  api: ['Select'],
+};
+
+export function timestreamStatements(
+  actions: readonly string[] | undefined,
+  tableArn: string,
+): PolicyStatement[] {
+  if (!actions || actions.length === 0) return [];
+  return [
+    new PolicyStatement({
+      sid: 'TimestreamTable',
+      actions: actions.map((a) => `timestream:${a}`),
+      resources: [tableArn],
+    }),
+    new PolicyStatement({
+      sid: 'TimestreamEndpoints',
+      actions: ['timestream:DescribeEndpoints'],
+      resources: ['*'],
+    }),
+  ];
+}
+
 /** IoT data-plane topics each function publishes to (commands and responses to devices). */
 export const IOT_PUBLISH: Record<'sparkplugIngest' | 'lwm2mIngest' | 'api', readonly string[]> = {
   // Rebirth requests (NCMD Node Control/Rebirth) only.

@@ -17,6 +17,8 @@ import {
   IOT_PUBLISH,
   iotPublishStatement,
   type TableTarget,
+  TIMESTREAM_ACCESS,
+  timestreamStatements,
 } from './access.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
@@ -169,6 +171,10 @@ export class DualpathStack extends Stack {
     };
     const grantData = (fn: NodejsFunction, key: keyof typeof DYNAMODB_ACCESS) => {
       for (const st of dynamoStatements(DYNAMODB_ACCESS[key], tableArn)) fn.addToRolePolicy(st);
+      if (timestream) {
+        for (const st of timestreamStatements(TIMESTREAM_ACCESS[key], timestream.table.attrArn))
+          fn.addToRolePolicy(st);
+      }
     };
 
     const paths = (['sparkplug', 'lwm2m'] as const).map((protocol) => {
@@ -185,7 +191,6 @@ export class DualpathStack extends Stack {
         eventSource: fnSpec.eventSource,
       });
       grantData(ingest.fn, key);
-      for (const st of timestream?.writeStatements() ?? []) ingest.fn.addToRolePolicy(st);
       ingest.fn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH[key]));
       const ruleIndex = pipeline.rules.findIndex((r) => r.stream === fnSpec.stream);
       return {
@@ -235,7 +240,6 @@ export class DualpathStack extends Stack {
     grantData(authorizerFn, 'authorizer');
     apiFn.addToRolePolicy(readAdminKey);
     authorizerFn.addToRolePolicy(readAdminKey);
-    for (const st of timestream?.queryStatements() ?? []) apiFn.addToRolePolicy(st);
     apiFn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH.api));
     const api = new DualpathApi(this, 'Api', {
       handler: apiFn,

@@ -5,7 +5,6 @@
  * CREATE fails and the stack rolls back — `npm run preflight` checks this before a deploy.
  */
 import type { RemovalPolicy } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
@@ -63,21 +62,5 @@ export class TimestreamTelemetry extends Construct {
     this.table.addResourceDependency(this.database);
     this.table.applyRemovalPolicy(props.removalPolicy);
     this.tableName = this.table.attrName;
-  }
-
-  writeStatements(): PolicyStatement[] {
-    return [
-      new PolicyStatement({ actions: ['timestream:WriteRecords'], resources: [this.table.attrArn] }),
-      // Endpoint discovery has no resource-level permissions.
-      new PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }),
-    ];
-  }
-
-  queryStatements(): PolicyStatement[] {
-    return [
-      new PolicyStatement({ actions: ['timestream:Select'], resources: [this.table.attrArn] }),
-      // Endpoint discovery has no resource-level permissions.
-      new PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }),
-    ];
   }
 }

@@ -18,6 +18,7 @@ import {
   functionId,
   pipeline,
   type Synthesized,
+  statementsOf as statementsOfStack,
   synth,
 } from './synth.js';
 
@@ -203,20 +204,7 @@ describe('function environments (names of functions/core/config.ts)', () => {
   });
 });
 
-/** The role policy statements of one of our functions. */
-function statementsOf(prefix: string): Array<{ Sid?: string; Action: string | string[]; Resource: unknown }> {
-  const fnId = functionId(s, prefix);
-  const fn = s.json.Resources[fnId]!;
-  const roleId = (fn.Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role['Fn::GetAtt'][0];
-  return Object.values(s.json.Resources)
-    .filter(
-      (r) =>
-        r.Type === 'AWS::IAM::Policy' &&
-        (r.Properties as { Roles: Array<{ Ref: string }> }).Roles.some((x) => x.Ref === roleId),
-    )
-    .flatMap((r) => (r.Properties as { PolicyDocument: { Statement: never[] } }).PolicyDocument.Statement);
-}
-
+const statementsOf = (prefix: string) => statementsOfStack(s, prefix);
 const actionsOf = (st: { Action: string | string[] }) => ([] as string[]).concat(st.Action);
 
 describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts', () => {

@@ -120,3 +120,24 @@ export function functionId(s: Synthesized, prefix: string): string {
   if (!id) throw new Error(`no function ${prefix}* in ${s.stackName}`);
   return id;
 }
+
+export interface Statement {
+  Sid?: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+/** The role policy statements of one of our functions (logical id starting with `prefix`). */
+export function statementsOf(s: Synthesized, prefix: string): Statement[] {
+  const fn = s.json.Resources[functionId(s, prefix)]!;
+  const roleId = (fn.Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role['Fn::GetAtt'][0];
+  return Object.values(s.json.Resources)
+    .filter(
+      (r) =>
+        r.Type === 'AWS::IAM::Policy' &&
+        (r.Properties as { Roles: Array<{ Ref: string }> }).Roles.some((x) => x.Ref === roleId),
+    )
+    .flatMap(
+      (r) => (r.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+    );
+}

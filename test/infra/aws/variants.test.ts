@@ -6,9 +6,10 @@
  */
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { TIMESTREAM_ACCESS } from '../../../infra/aws/access.js';
 import { SETTING_KEYS } from '../../../infra/aws/settings.js';
 import { DOCUMENTED_VARIANTS } from '../../../infra/aws/variants.js';
-import { functionEnvironments, functionId, type Synthesized, synth } from './synth.js';
+import { functionEnvironments, functionId, type Synthesized, statementsOf, synth } from './synth.js';
 
 const variant = (name: string) => {
   const v = DOCUMENTED_VARIANTS.find((x) => x.name === name);
@@ -124,18 +125,37 @@ describe('telemetry=timestream (existing Timestream for LiveAnalytics customers)
     }
   });
 
-  it('grants WriteRecords to ingest and Select to the API on the table, DescribeEndpoints on *', () => {
-    const policies = Object.values(timestream.json.Resources).filter((r) => r.Type === 'AWS::IAM::Policy');
-    const statements = policies.flatMap(
-      (p) =>
-        (p.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[] }> } })
-          .PolicyDocument.Statement,
-    );
-    const actions = new Set(statements.flatMap((st) => ([] as string[]).concat(st.Action)));
-    expect(actions.has('timestream:WriteRecords')).toBe(true);
-    expect(actions.has('timestream:Select')).toBe(true);
-    expect(actions.has('timestream:DescribeEndpoints')).toBe(true);
-    expect(actions.has('timestream:SelectValues')).toBe(false);
+  it('grants exactly TIMESTREAM_ACCESS on the table and DescribeEndpoints on *, and no DynamoDB telemetry', () => {
+    const table = Object.keys(timestream.json.Resources).find(
+      (k) => timestream.json.Resources[k]?.Type === 'AWS::Timestream::Table',
+    )!;
+    for (const [key, prefix] of [
+      ['sparkplugIngest', 'SparkplugIngestFunction'],
+      ['lwm2mIngest', 'Lwm2mIngestFunction'],
+      ['api', 'ApiFunction'],
+      ['authorizer', 'AuthorizerFunction'],
+    ] as const) {
+      const sts = statementsOf(timestream, prefix);
+      const onTable = sts.filter(
+        (st) => JSON.stringify(st.Resource) === JSON.stringify({ 'Fn::GetAtt': [table, 'Arn'] }),
+      );
+      const expected = (TIMESTREAM_ACCESS[key] ?? []).map((a) => `timestream:${a}`);
+      expect(
+        onTable.flatMap((st) => ([] as string[]).concat(st.Action)),
+        key,
+      ).toEqual(expected);
+      const endpoints = sts.filter((st) =>
+        ([] as string[]).concat(st.Action).includes('timestream:DescribeEndpoints'),
+      );
+      expect(
+        endpoints.map((st) => st.Resource),
+        key,
+      ).toEqual(expected.length > 0 ? ['*'] : []);
+      const all = sts.flatMap((st) => ([] as string[]).concat(st.Action));
+      expect(all.filter((a) => a.startsWith('timestream:')).sort(), key).toEqual(
+        expected.length > 0 ? [...expected, 'timestream:DescribeEndpoints'].sort() : [],
+      );
+    }
   });
 });
 
