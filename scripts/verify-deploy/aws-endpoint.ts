@@ -1,0 +1,375 @@
+/**
+ * The recording AWS endpoint every emulated Lambda talks to (through the standard
+ * `AWS_ENDPOINT_URL_<SERVICE>` variables, and the IoT data endpoint the template resolves to it).
+ * Each request is attributed to a function by the access key id of its SigV4 signature (every
+ * function gets its own fake credentials) and recorded as {function, service, action, resource ARN};
+ * then it is served:
+ *   - DynamoDB: forwarded to dynalite (tables created from the template);
+ *   - Secrets Manager GetSecretValue: the template's secrets, with generated values;
+ *   - IoT DescribeEndpoint: this endpoint's HTTPS address; IoT data plane Publish: recorded and
+ *     handed to the scenario (devices answer commands through it);
+ *   - Timestream write/query: endpoint discovery to this endpoint, WriteRecords accepted (kept),
+ *     Query answered with no rows;
+ *   - CloudFormation custom-resource responses (PUT to the ResponseURL) kept for the harness.
+ * Anything else is an "unhandled request" the run reports as a failure.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { ACCOUNT, REGION } from './model.js';
+
+export interface RecordedCall {
+  /** The function's logical id. */
+  function: string;
+  service: string;
+  /** IAM action, e.g. `dynamodb:GetItem`. */
+  action: string;
+  resource: string;
+  /** `sdk`: made by the function's code; `service`: made by AWS on the function's behalf. */
+  origin: 'sdk' | 'service';
+  detail?: string;
+}
+
+export interface Publish {
+  function: string;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+}
+
+export interface EndpointOptions {
+  dir: string;
+  dynamoEndpoint: () => string;
+  /** Table physical name → ARN; table names not listed are still forwarded (and recorded by name). */
+  tableArn: (name: string) => string;
+  secrets: Map<string, string>;
+  onPublish: (p: Publish) => void;
+}
+
+export class RecordingEndpoint {
+  readonly calls: RecordedCall[] = [];
+  readonly unhandled: string[] = [];
+  readonly publishes: Publish[] = [];
+  readonly timestreamWrites: Array<{ function: string; database: string; table: string; records: number }> =
+    [];
+  readonly cfnResponses = new Map<string, Record<string, unknown>>();
+  readonly caFile: string;
+  private readonly keys = new Map<string, string>();
+  private httpServer!: http.Server;
+  private httpsServer!: https.Server;
+  private cfnServer: https.Server | undefined;
+  httpPort = 0;
+  httpsPort = 0;
+  /** A loopback address whose port 443 receives CloudFormation responses (presigned S3 URLs have no port). */
+  readonly cfnHost = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
+  cfnError: string | undefined;
+
+  constructor(private readonly o: EndpointOptions) {
+    this.caFile = path.join(o.dir, 'endpoint-cert.pem');
+  }
+
+  /** Fake credentials for one function: its access key id identifies its requests. */
+  credentialsFor(functionId: string): { accessKeyId: string; secretAccessKey: string; sessionToken: string } {
+    const accessKeyId = `ASIAVERIFY${String(this.keys.size + 1).padStart(6, '0')}`;
+    this.keys.set(accessKeyId, functionId);
+    return { accessKeyId, secretAccessKey: 'verify-deploy-secret', sessionToken: `token-${functionId}` };
+  }
+
+  get httpUrl(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  /** host:port of the HTTPS listener (what IoT DescribeEndpoint answers). */
+  get httpsAuthority(): string {
+    return `localhost:${this.httpsPort}`;
+  }
+
+  recordService(call: Omit<RecordedCall, 'origin'>): void {
+    this.calls.push({ ...call, origin: 'service' });
+  }
+
+  async start(): Promise<void> {
+    const keyFile = path.join(this.o.dir, 'endpoint-key.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        this.caFile,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        `subjectAltName=DNS:localhost,IP:127.0.0.1,IP:${this.cfnHost}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.handle(req, Buffer.concat(chunks), res).catch((error: unknown) => {
+          this.unhandled.push(`${req.method} ${req.url}: ${String(error)}`);
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ message: String(error) }));
+        });
+      });
+    };
+    this.httpServer = http.createServer(handler);
+    this.httpsServer = https.createServer(
+      { key: fs.readFileSync(keyFile), cert: fs.readFileSync(this.caFile) },
+      handler,
+    );
+    await new Promise<void>((r) => this.httpServer.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => this.httpsServer.listen(0, '127.0.0.1', r));
+    this.httpPort = (this.httpServer.address() as AddressInfo).port;
+    const cfn = https.createServer(
+      { key: fs.readFileSync(keyFile), cert: fs.readFileSync(this.caFile) },
+      handler,
+    );
+    await new Promise<void>((resolve) => {
+      cfn.once('error', (error) => {
+        this.cfnError = String(error);
+        resolve();
+      });
+      cfn.listen(443, this.cfnHost, () => {
+        this.cfnServer = cfn;
+        resolve();
+      });
+    });
+    this.httpsPort = (this.httpsServer.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.httpServer.closeAllConnections();
+    this.httpsServer.closeAllConnections();
+    await new Promise<void>((r) => this.httpServer.close(() => r()));
+    await new Promise<void>((r) => this.httpsServer.close(() => r()));
+    if (this.cfnServer) {
+      this.cfnServer.closeAllConnections();
+      await new Promise<void>((r) => this.cfnServer!.close(() => r()));
+    }
+  }
+
+  private caller(req: http.IncomingMessage): string {
+    const auth = String(req.headers.authorization ?? '');
+    const m = /Credential=([^/]+)\//.exec(auth);
+    return (m && this.keys.get(m[1]!)) ?? 'unknown-caller';
+  }
+
+  private record(fn: string, service: string, action: string, resource: string, detail?: string): void {
+    this.calls.push({
+      function: fn,
+      service,
+      action: `${service}:${action}`,
+      resource,
+      origin: 'sdk',
+      ...(detail ? { detail } : {}),
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://local');
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const fn = this.caller(req);
+    const json = (status: number, value: unknown, type = 'application/x-amz-json-1.0') => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(JSON.stringify(value));
+    };
+
+    if (req.method === 'PUT' && url.pathname.startsWith('/cfn-response/')) {
+      this.cfnResponses.set(
+        decodeURIComponent(url.pathname.slice('/cfn-response/'.length)),
+        JSON.parse(body.toString()),
+      );
+      res.writeHead(200);
+      res.end();
+      return;
+    }
+
+    if (target.startsWith('DynamoDB_20120810.')) {
+      const op = target.slice('DynamoDB_20120810.'.length);
+      this.recordDynamo(fn, op, JSON.parse(body.toString() || '{}') as Record<string, unknown>);
+      await this.forward(this.o.dynamoEndpoint(), req, body, res);
+      return;
+    }
+
+    if (target.startsWith('secretsmanager.')) {
+      const op = target.slice('secretsmanager.'.length);
+      const input = JSON.parse(body.toString() || '{}') as { SecretId?: string };
+      const id = String(input.SecretId ?? '');
+      const arn = [...this.o.secrets.keys()].find((a) => a === id || a.split(':')[6]?.startsWith(`${id}-`));
+      this.record(
+        fn,
+        'secretsmanager',
+        op,
+        arn ?? (id.startsWith('arn:') ? id : `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${id}`),
+      );
+      if (op !== 'GetSecretValue') {
+        this.unhandled.push(`${fn}: secretsmanager ${op} is not emulated`);
+        return json(
+          400,
+          { __type: 'InvalidRequestException', message: `${op} is not emulated` },
+          'application/x-amz-json-1.1',
+        );
+      }
+      if (!arn) {
+        return json(
+          400,
+          {
+            __type: 'ResourceNotFoundException',
+            message: `Secrets Manager can't find the specified secret: ${id}`,
+          },
+          'application/x-amz-json-1.1',
+        );
+      }
+      return json(
+        200,
+        {
+          ARN: arn,
+          Name: arn.split(':')[6],
+          SecretString: this.o.secrets.get(arn),
+          VersionId: 'v1',
+          VersionStages: ['AWSCURRENT'],
+          CreatedDate: 1,
+        },
+        'application/x-amz-json-1.1',
+      );
+    }
+
+    if (target.startsWith('Timestream_20181101.')) {
+      const op = target.slice('Timestream_20181101.'.length);
+      const input = JSON.parse(body.toString() || '{}') as Record<string, unknown>;
+      if (op === 'DescribeEndpoints') {
+        this.record(fn, 'timestream', op, '*');
+        return json(200, { Endpoints: [{ Address: this.httpsAuthority, CachePeriodInMinutes: 1440 }] });
+      }
+      if (op === 'WriteRecords') {
+        const db = String(input.DatabaseName);
+        const table = String(input.TableName);
+        const n = Array.isArray(input.Records) ? input.Records.length : 0;
+        this.record(
+          fn,
+          'timestream',
+          op,
+          `arn:aws:timestream:${REGION}:${ACCOUNT}:database/${db}/table/${table}`,
+        );
+        this.timestreamWrites.push({ function: fn, database: db, table, records: n });
+        return json(200, { RecordsIngested: { Total: n, MemoryStore: n, MagneticStore: 0 } });
+      }
+      if (op === 'Query') {
+        const sql = String(input.QueryString ?? '');
+        const tables = [...sql.matchAll(/"([^"]+)"\s*\.\s*"([^"]+)"/g)];
+        if (tables.length === 0)
+          this.unhandled.push(`${fn}: Timestream Query names no "db"."table": ${sql.slice(0, 120)}`);
+        for (const t of tables) {
+          this.record(
+            fn,
+            'timestream',
+            'Select',
+            `arn:aws:timestream:${REGION}:${ACCOUNT}:database/${t[1]}/table/${t[2]}`,
+          );
+        }
+        return json(200, {
+          QueryId: 'local-query',
+          Rows: [],
+          ColumnInfo: [],
+          QueryStatus: { ProgressPercentage: 100 },
+        });
+      }
+      this.record(fn, 'timestream', op, '*');
+      this.unhandled.push(`${fn}: Timestream ${op} is not emulated`);
+      return json(400, { __type: 'ValidationException', message: `${op} is not emulated` });
+    }
+
+    // IoT data plane Publish (REST): POST /topics/{topic}?qos=
+    if (req.method === 'POST' && url.pathname.startsWith('/topics/')) {
+      const topic = decodeURIComponent(url.pathname.slice('/topics/'.length));
+      this.record(fn, 'iot', 'Publish', `arn:aws:iot:${REGION}:${ACCOUNT}:topic/${topic}`);
+      const p: Publish = {
+        function: fn,
+        topic,
+        payload: body,
+        qos: Number(url.searchParams.get('qos') ?? 0),
+      };
+      this.publishes.push(p);
+      json(200, {}, 'application/json');
+      this.o.onPublish(p);
+      return;
+    }
+
+    // IoT control plane DescribeEndpoint: GET /endpoint?endpointType=
+    if (req.method === 'GET' && url.pathname === '/endpoint') {
+      this.record(fn, 'iot', 'DescribeEndpoint', '*', url.searchParams.get('endpointType') ?? undefined);
+      return json(200, { endpointAddress: this.httpsAuthority }, 'application/json');
+    }
+
+    this.unhandled.push(`${fn}: ${req.method} ${req.url} (target "${target}") is not emulated`);
+    return json(400, { message: 'not emulated by the deploy harness' }, 'application/json');
+  }
+
+  private recordDynamo(fn: string, op: string, input: Record<string, unknown>): void {
+    const tableArn = (name: unknown) => this.o.tableArn(String(name));
+    const itemAction: Record<string, string> = {
+      Put: 'PutItem',
+      Update: 'UpdateItem',
+      Delete: 'DeleteItem',
+      ConditionCheck: 'ConditionCheckItem',
+      Get: 'GetItem',
+    };
+    switch (op) {
+      case 'BatchGetItem':
+      case 'BatchWriteItem':
+        for (const name of Object.keys((input.RequestItems ?? {}) as object)) {
+          this.record(fn, 'dynamodb', op, tableArn(name));
+        }
+        return;
+      case 'TransactWriteItems':
+      case 'TransactGetItems':
+        // IAM authorizes each item of a transaction as its single-item action.
+        for (const item of (input.TransactItems ?? []) as Array<Record<string, { TableName?: string }>>) {
+          for (const [k, v] of Object.entries(item)) {
+            this.record(fn, 'dynamodb', itemAction[k] ?? k, tableArn(v.TableName), `in ${op}`);
+          }
+        }
+        return;
+      default: {
+        const arn = tableArn(input.TableName);
+        this.record(fn, 'dynamodb', op, input.IndexName ? `${arn}/index/${String(input.IndexName)}` : arn);
+      }
+    }
+  }
+
+  private forward(
+    base: string,
+    req: http.IncomingMessage,
+    body: Buffer,
+    res: http.ServerResponse,
+  ): Promise<void> {
+    const target = new URL(base);
+    return new Promise((resolve, reject) => {
+      const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
+      const out = http.request(
+        { hostname: target.hostname, port: target.port, path: req.url, method: req.method, headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 500, r.headers);
+          r.pipe(res);
+          r.on('end', () => resolve());
+          r.on('error', reject);
+        },
+      );
+      out.on('error', reject);
+      out.end(body);
+    });
+  }
+}
