@@ -3,8 +3,11 @@
  * infra/aws/app.ts resolves them (no synth needed), and the checked-in files themselves.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Stack } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
+import { createApp } from '../../../infra/aws/app.js';
 import {
   DEPLOY_CONFIG_FILE,
   parseDeployConfig,
@@ -12,6 +15,7 @@ import {
   SETTING_KEYS,
 } from '../../../infra/aws/settings.js';
 import { REPO_ROOT } from '../../../infra/aws/stack.js';
+import { pipeline } from './synth.js';
 
 const cdkJson = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
   context: Record<string, unknown>;
@@ -108,5 +112,50 @@ describe('the config file', () => {
     expect(() => parseDeployConfig({ telemtry: 'dynamodb' })).toThrow(/unknown setting "telemtry"/);
     expect(() => parseDeployConfig({ shardCount: [1] })).toThrow(/shardCount/);
     expect(() => parseDeployConfig([])).toThrow(/JSON object/);
+  });
+});
+
+describe('the CDK app (infra/aws/app.ts) applies the precedence', () => {
+  // The app built in-process exactly as `cdk synth` runs it, with its context as the CLI would pass it
+  // (cdk.json context, then -c flags); bundling skipped — only the construct tree is inspected.
+  const build = (root: string, flags: Record<string, string> = {}) =>
+    createApp({
+      root,
+      pipeline,
+      log: () => {},
+      context: { ...defaults, ...flags, 'aws:cdk:bundling-stacks': [] },
+    });
+  const tempRoot = (config?: Record<string, unknown>) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualpath-app-'));
+    fs.copyFileSync(path.join(REPO_ROOT, 'cdk.json'), path.join(dir, 'cdk.json'));
+    if (config) fs.writeFileSync(path.join(dir, DEPLOY_CONFIG_FILE), JSON.stringify(config));
+    return dir;
+  };
+  const hasTimestream = (stack: Stack) => stack.node.tryFindChild('Telemetry') !== undefined;
+  const hasDynamoTelemetry = (stack: Stack) => stack.node.tryFindChild('TelemetryStore') !== undefined;
+
+  it('without a config file: cdk.json (DynamoDB telemetry, stack Dualpath)', () => {
+    const { stack } = build(tempRoot());
+    expect(stack.stackName).toBe('Dualpath');
+    expect(hasDynamoTelemetry(stack)).toBe(true);
+    expect(hasTimestream(stack)).toBe(false);
+  });
+
+  it('a plain deploy keeps what deploy.config.json says', () => {
+    const { stack, deployment } = build(tempRoot({ telemetry: 'timestream', stackName: 'Plant7' }));
+    expect(stack.stackName).toBe('Plant7');
+    expect(hasTimestream(stack)).toBe(true);
+    expect(hasDynamoTelemetry(stack)).toBe(false);
+    expect(deployment.origins.telemetry).toBe('config file');
+  });
+
+  it('-c wins over the file; -c deployConfig names another file', () => {
+    const root = tempRoot({ telemetry: 'timestream', stackName: 'Plant7' });
+    const { stack } = build(root, { telemetry: 'none', stackName: 'Other' });
+    expect(stack.stackName).toBe('Other');
+    expect(hasTimestream(stack) || hasDynamoTelemetry(stack)).toBe(false);
+    const other = path.join(root, 'other.json');
+    fs.writeFileSync(other, JSON.stringify({ stackName: 'FromOther' }));
+    expect(build(root, { deployConfig: other }).stack.stackName).toBe('FromOther');
   });
 });
