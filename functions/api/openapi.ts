@@ -76,6 +76,11 @@ const schemas: Record<string, Json> = {
         type: 'object',
         properties: { sparkplug: { type: 'integer' }, lwm2m: { type: 'integer' } },
       },
+      reasons: {
+        description: 'Why the status is degraded (e.g. a stuck forwarder or a lagging stream)',
+        type: 'array',
+        items: { type: 'string' },
+      },
     },
   },
   Device: {
@@ -348,7 +353,7 @@ const schemas: Record<string, Json> = {
 const errorResponses = Object.fromEntries(
   [
     [400, 'Invalid input; `field` names it'],
-    [401, 'Missing or invalid credential'],
+    [401, 'Missing or invalid credential (with WWW-Authenticate: Bearer realm="dualpath")'],
     [403, 'The credential may not do this (admin-only route, or another device type)'],
     [404, 'Not found'],
     [409, 'Conflict (e.g. a device type still in use)'],
@@ -366,7 +371,10 @@ const paths: Record<string, Record<string, Json>> = {
       operationId: 'health',
       summary: 'Status and counts (devices online per protocol)',
       security: [],
-      responses: { '200': res('OK', ref('Health')), '503': res('Counts unavailable', ref('Health')) },
+      responses: {
+        '200': res('OK', ref('Health')),
+        '503': res('Degraded: counts unavailable, or the pipeline is stuck or lagging', ref('Health')),
+      },
     },
   },
   '/openapi.json': {

@@ -6,21 +6,45 @@
  * Core. Every accepted publish goes through the rule engine (infra/local/rules.ts) and a batching
  * forwarder into Kinesis before Aedes acknowledges it (the authorizePublish hook waits until the
  * message's records are stored), so a QoS 1 PUBACK means "in the stream" and a slow Kinesis slows the publishers down
- * instead of filling memory. Nothing accepted is dropped: failed records are retried with backoff
- * until they are stored, and close() flushes everything first.
+ * instead of filling memory. Publishes above IoT Core's 128 KB payload limit are refused like a policy
+ * violation (counted, reported, the connection closed). Nothing accepted is dropped silently: records
+ * failing for a transient reason (throttling, InternalFailure, an unreachable endpoint) are retried with
+ * backoff; a record Kinesis refuses for itself (a validation error, a per-record error code other than
+ * throttling or InternalFailure) is dead-lettered once with its reason (`onDeadLetter`), never retried
+ * forever, so it cannot hold back the records behind it; close() flushes within a bound and
+ * dead-letters, with a reason, what Kinesis did not take by then.
  */
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
-import { TransientError } from '../../functions/core/errors.js';
+import { TransientError, ValidationError } from '../../functions/core/errors.js';
 import type { PublishAction } from '../../functions/core/reading.js';
 import { deviceMayPublish, deviceMaySubscribe, isValidEndpoint } from '../../functions/core/topics.js';
 import type { RuleDef, StreamKey } from '../pipeline.js';
-import { createRuleEngine, NO_CLIENT_ID, type RuleOutput } from './rules.js';
+import { createRuleEngine, KINESIS_MAX_RECORD_BYTES, NO_CLIENT_ID, type RuleOutput } from './rules.js';
 
 /** PutRecords limits: 500 records and 5 MiB (data + partition keys) per call. */
 export const PUT_RECORDS_MAX_RECORDS = 500;
 export const PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024;
+/** IoT Core's limit on a publish payload (128 KB); a larger publish is refused. */
+export const MAX_PUBLISH_PAYLOAD_BYTES = 128 * 1024;
+/** How long close() waits for Kinesis to take what is pending before dead-lettering it (default). */
+export const CLOSE_TIMEOUT_MS = 10_000;
+
+/** Per-record PutRecords error codes that pass (retried); any other code is the record's own fault. */
+const RETRYABLE_RECORD_ERRORS = new Set(['ProvisionedThroughputExceededException', 'InternalFailure']);
+/** Whole-call errors caused by what was sent (one of the records), not by Kinesis' state. */
+const REQUEST_ERRORS = new Set(['ValidationException', 'InvalidArgumentException', 'SerializationException']);
+
+/** A record the forwarder gave up on, with why: written to the forwarder's dead-letter file locally. */
+export interface DeadLetter {
+  stream: StreamKey;
+  partitionKey: string;
+  data: Buffer;
+  /** RECORD_TOO_LARGE, KINESIS_REFUSED (with Kinesis' code in `message`) or SHUTDOWN. */
+  code: 'RECORD_TOO_LARGE' | 'KINESIS_REFUSED' | 'SHUTDOWN';
+  message: string;
+}
 
 export interface ForwarderCounters {
   /** Records handed to the forwarder. */
@@ -33,6 +57,8 @@ export interface ForwarderCounters {
   forwardRetries: number;
   /** Records waiting or in flight. */
   pendingRecords: number;
+  /** Records given up on (refused by Kinesis, too large, or left at shutdown): see onDeadLetter. */
+  deadLettered: number;
 }
 
 export interface BrokerCounters extends ForwarderCounters {
@@ -46,7 +72,10 @@ export interface BrokerCounters extends ForwarderCounters {
   /** Refused connects + publishes + subscriptions. */
   refused: number;
   refusedConnects: number;
+  /** Publishes refused by the ACL or for their size (both close the connection). */
   refusedPublishes: number;
+  /** ... of which above MAX_PUBLISH_PAYLOAD_BYTES. */
+  refusedTooLarge: number;
   refusedSubscribes: number;
   /** Rules that matched but whose action could not run (IoT's error action). */
   ruleActionErrors: number;
@@ -69,6 +98,12 @@ export interface ForwarderOptions {
   onForwardError?: (error: unknown, stream: StreamKey, records: number) => void;
   /** Each record once Kinesis stored it (fault-injection runs count what the broker accepted). */
   onForwarded?: (stream: StreamKey, data: Buffer) => void;
+  /** Each record given up on, once, with its reason (the local stack writes it to a dead-letter file). */
+  onDeadLetter?: (record: DeadLetter) => void;
+  /** close() waits at most this long for Kinesis before dead-lettering what is left (default 10 s). */
+  closeTimeoutMs?: number;
+  /** For the stalled-time measure (default Date.now). */
+  now?: () => number;
 }
 
 export interface BrokerOptions extends ForwarderOptions {
@@ -94,8 +129,12 @@ interface Pending {
   data: Buffer;
   partitionKey: string;
   bytes: number;
+  /** Stored or dead-lettered: counted once, whatever else arrives later. */
+  settled: boolean;
   done: (error?: Error) => void;
 }
+
+const errorName = (error: unknown) => (error as { name?: string } | null)?.name ?? 'Error';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -111,37 +150,72 @@ export class KinesisForwarder {
     putRecordsCalls: 0,
     forwardRetries: 0,
     pendingRecords: 0,
+    deadLettered: 0,
   };
   private readonly queues = new Map<StreamKey, Pending[]>();
   private readonly bytes = new Map<StreamKey, number>();
   private readonly sending = new Set<StreamKey>();
   private readonly waiters: Array<() => void> = [];
   private readonly idle: Array<() => void> = [];
+  /** Every record accepted and not yet settled (queued or in a call). */
+  private readonly live = new Set<Pending>();
   private timer: NodeJS.Timeout | undefined;
   /** flush() asked for everything now: pumps do not wait for the linger. */
   private draining = false;
+  /** abort() ran: nothing is sent any more, in-flight calls are cancelled. */
+  private aborted = false;
+  private readonly abortCalls = new AbortController();
   private readonly maxPending: number;
+  private readonly now: () => number;
+  /** When a record was last stored or dead-lettered, or the queue last became non-empty. */
+  private progressAt: number;
 
   constructor(private readonly o: ForwarderOptions) {
     this.maxPending = o.maxPendingRecords ?? 20_000;
+    this.now = o.now ?? Date.now;
+    this.progressAt = this.now();
   }
 
-  /** Resolves once the record is stored in Kinesis; waits first while too many records are pending. */
+  /**
+   * Resolves once the record is stored in Kinesis — or dead-lettered (onDeadLetter), as IoT's rule
+   * action would send it to its error action; waits first while too many records are pending.
+   */
   async enqueue(out: Pick<RuleOutput, 'stream' | 'data' | 'partitionKey'>): Promise<void> {
     while (this.counters.pendingRecords >= this.maxPending)
       await new Promise<void>((r) => this.waiters.push(r));
     this.counters.recordsIn++;
+    if (this.counters.pendingRecords === 0) this.progressAt = this.now();
     this.counters.pendingRecords++;
     return new Promise((resolve, reject) => {
       const bytes = out.data.length + Buffer.byteLength(out.partitionKey);
+      const p: Pending = { ...out, bytes, settled: false, done: (e) => (e ? reject(e) : resolve()) };
+      this.live.add(p);
+      if (this.aborted) {
+        this.deadLetter(p, 'SHUTDOWN', 'the broker is closed: Kinesis forwarding stopped');
+        return;
+      }
+      if (out.data.length > KINESIS_MAX_RECORD_BYTES) {
+        // Kinesis refuses it whatever happens: never send it, never let it hold up a batch.
+        this.deadLetter(
+          p,
+          'RECORD_TOO_LARGE',
+          `the record data is ${out.data.length} bytes, more than Kinesis' ${KINESIS_MAX_RECORD_BYTES} per record`,
+        );
+        return;
+      }
       const q = this.queues.get(out.stream) ?? [];
-      q.push({ ...out, bytes, done: (e) => (e ? reject(e) : resolve()) });
+      q.push(p);
       this.queues.set(out.stream, q);
       const total = (this.bytes.get(out.stream) ?? 0) + bytes;
       this.bytes.set(out.stream, total);
       if (this.full(out.stream) || this.draining) void this.pump(out.stream);
       else this.arm();
     });
+  }
+
+  /** How long records have been pending without any being stored or dead-lettered (0 when idle). */
+  stalledMs(): number {
+    return this.counters.pendingRecords === 0 ? 0 : Math.max(0, this.now() - this.progressAt);
   }
 
   private full(stream: StreamKey): boolean {
@@ -176,27 +250,37 @@ export class KinesisForwarder {
   }
 
   private async pump(stream: StreamKey): Promise<void> {
-    if (this.sending.has(stream)) return;
+    if (this.sending.has(stream) || this.aborted) return;
     this.sending.add(stream);
     try {
       // After a call, only a full batch (or a flush) goes at once; a partial one waits for the linger.
       for (let batch = this.take(stream); batch.length > 0; ) {
         await this.send(stream, batch);
-        batch = this.draining || this.full(stream) ? this.take(stream) : [];
+        batch = this.aborted ? [] : this.draining || this.full(stream) ? this.take(stream) : [];
       }
     } finally {
       this.sending.delete(stream);
-      if ((this.queues.get(stream)?.length ?? 0) > 0) {
+      if ((this.queues.get(stream)?.length ?? 0) > 0 && !this.aborted) {
         if (this.draining) void this.pump(stream);
         else this.arm();
       }
-      if (this.counters.pendingRecords === 0) {
-        this.draining = false;
-        for (const f of this.idle.splice(0)) f();
-      }
+      this.checkIdle();
     }
   }
 
+  private checkIdle(): void {
+    if (this.counters.pendingRecords === 0) {
+      this.draining = false;
+      for (const f of this.idle.splice(0)) f();
+    }
+  }
+
+  /**
+   * Sends `batch` until every record is stored or dead-lettered. Transient failures (a failed call,
+   * per-record throttling or InternalFailure) are retried with backoff; a call refused for what it
+   * carries (ValidationException, ...) is split in halves until the refused record is alone, and that
+   * record is dead-lettered; a per-record error of any other code dead-letters that record.
+   */
   private async send(stream: StreamKey, batch: Pending[]): Promise<void> {
     let pending = batch;
     for (let attempt = 0; pending.length > 0; attempt++) {
@@ -205,6 +289,7 @@ export class KinesisForwarder {
         const cap = Math.min(this.o.retryMaxMs ?? 2000, (this.o.retryBaseMs ?? 20) * 2 ** (attempt - 1));
         await sleep(cap / 2 + (cap / 2) * ((attempt * 0.618) % 1));
       }
+      if (this.aborted) return; // abort() dead-lettered them
       this.counters.putRecordsCalls++;
       try {
         const res = await this.o.kinesis.send(
@@ -212,29 +297,64 @@ export class KinesisForwarder {
             StreamName: this.o.streamNames[stream],
             Records: pending.map((p) => ({ Data: p.data, PartitionKey: p.partitionKey })),
           }),
+          { abortSignal: this.abortCalls.signal },
         );
         const results = res.Records ?? [];
         const failed: Pending[] = [];
         pending.forEach((p, i) => {
           const r = results[i];
-          if (!r || r.ErrorCode) failed.push(p);
-          else this.stored(stream, p);
+          if (r && !r.ErrorCode) this.stored(stream, p);
+          else if (!r || RETRYABLE_RECORD_ERRORS.has(r.ErrorCode!)) failed.push(p);
+          else this.deadLetter(p, 'KINESIS_REFUSED', `${r.ErrorCode}: ${r.ErrorMessage ?? 'no message'}`);
         });
         if (failed.length > 0)
           this.o.onForwardError?.(new Error(`${failed.length} records failed`), stream, failed.length);
         pending = failed;
       } catch (error) {
+        if (this.aborted) return;
+        if (REQUEST_ERRORS.has(errorName(error))) {
+          if (pending.length === 1) {
+            const message = String((error as Error).message).slice(0, 300);
+            this.deadLetter(pending[0]!, 'KINESIS_REFUSED', `${errorName(error)}: ${message}`);
+            return;
+          }
+          // One of them is refused: halves, in order, until it is alone (order per key is kept).
+          const half = Math.ceil(pending.length / 2);
+          await this.send(stream, pending.slice(0, half));
+          await this.send(stream, pending.slice(half));
+          return;
+        }
         this.o.onForwardError?.(error, stream, pending.length);
       }
     }
   }
 
+  private settle(p: Pending): boolean {
+    if (p.settled) return false;
+    p.settled = true;
+    this.live.delete(p);
+    this.counters.pendingRecords--;
+    this.progressAt = this.now();
+    this.waiters.shift()?.();
+    return true;
+  }
+
   private stored(stream: StreamKey, p: Pending): void {
+    if (!this.settle(p)) return;
     this.o.onForwarded?.(stream, p.data);
     this.counters.recordsForwarded++;
-    this.counters.pendingRecords--;
-    this.waiters.shift()?.();
     p.done();
+  }
+
+  private deadLetter(p: Pending, code: DeadLetter['code'], message: string): void {
+    if (!this.settle(p)) return;
+    this.counters.deadLettered++;
+    try {
+      this.o.onDeadLetter?.({ stream: p.stream, partitionKey: p.partitionKey, data: p.data, code, message });
+    } finally {
+      p.done();
+      this.checkIdle();
+    }
   }
 
   /** Sends what is queued now and waits until nothing is pending (or the timeout passes). */
@@ -258,6 +378,39 @@ export class KinesisForwarder {
         `${this.counters.pendingRecords} accepted records are not in Kinesis yet (still retrying)`,
       );
   }
+
+  /**
+   * Stops forwarding for good: in-flight calls are cancelled and every record not yet stored is
+   * dead-lettered with `reason` (code SHUTDOWN). Returns how many were dead-lettered.
+   */
+  abort(reason: string): number {
+    if (this.aborted) return 0;
+    this.aborted = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.abortCalls.abort();
+    const left = [...this.live];
+    this.queues.clear();
+    this.bytes.clear();
+    for (const p of left) this.deadLetter(p, 'SHUTDOWN', reason);
+    return left.length;
+  }
+
+  /**
+   * Flushes for at most `timeoutMs` (default closeTimeoutMs, 10 s), then aborts: what Kinesis did not
+   * take by then is dead-lettered with the reason. Returns how many records were dead-lettered here.
+   */
+  async close(timeoutMs = this.o.closeTimeoutMs ?? CLOSE_TIMEOUT_MS): Promise<number> {
+    try {
+      await this.flush(timeoutMs);
+      return 0;
+    } catch (error) {
+      if (!(error instanceof TransientError)) throw error;
+      return this.abort(
+        `shutdown: Kinesis did not take the record within ${timeoutMs} ms (${this.counters.putRecordsCalls} calls made)`,
+      );
+    }
+  }
 }
 
 export interface LocalBroker {
@@ -271,8 +424,14 @@ export interface LocalBroker {
   publish(action: PublishAction): Promise<void>;
   /** Waits until every accepted record is in Kinesis. */
   flush(timeoutMs?: number): Promise<void>;
-  /** Stops accepting, disconnects clients (their Wills fire), then flushes every accepted record. */
+  /**
+   * Stops accepting, disconnects clients (their Wills fire), then flushes the accepted records for at
+   * most `timeoutMs` (default closeTimeoutMs, 10 s); what Kinesis did not take by then is
+   * dead-lettered with the reason (onDeadLetter), so close() always returns within the bound.
+   */
   close(timeoutMs?: number): Promise<void>;
+  /** How long accepted records have waited with none stored (0 when nothing is pending). */
+  stalledMs(): number;
 }
 
 function refusal(message: string, returnCode: number): Error {
@@ -290,6 +449,7 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     refused: 0,
     refusedConnects: 0,
     refusedPublishes: 0,
+    refusedTooLarge: 0,
     refusedSubscribes: 0,
     ruleActionErrors: 0,
   };
@@ -338,6 +498,20 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     // PUBACK before its `published` hook runs, so only this hook can make PUBACK mean "in Kinesis".
     authorizePublish: (client, packet, done) => {
       if (!client) return done(null);
+      const size = (packet.payload as Buffer).length;
+      if (size > MAX_PUBLISH_PAYLOAD_BYTES) {
+        // IoT Core refuses payloads above 128 KB. Aedes 1.x speaks MQTT 3.1/3.1.1 only (it refuses an
+        // MQTT 5 CONNECT), where no PUBACK can carry a reason: the connection is closed, as for a
+        // policy violation, and the refusal is counted and reported. (Under MQTT 5 the answer would be
+        // DISCONNECT 0x95 Packet too large; 0x95 is not a valid PUBACK reason code.)
+        own.refusedTooLarge++;
+        refuse(
+          'refusedPublishes',
+          client.id,
+          `publish to ${packet.topic}: payload of ${size} bytes is above the ${MAX_PUBLISH_PAYLOAD_BYTES}-byte limit`,
+        );
+        return done(new Error(`payload of ${size} bytes is above ${MAX_PUBLISH_PAYLOAD_BYTES}`));
+      }
       if (!o.allowAll && (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic))) {
         refuse('refusedPublishes', client.id, `publish to ${packet.topic}`);
         // IoT Core closes the connection of a client that publishes where its policy does not allow.
@@ -392,6 +566,15 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     aedes,
     counters,
     publish(action) {
+      if (action.payload.length > MAX_PUBLISH_PAYLOAD_BYTES) {
+        // IoT's data-plane Publish refuses it too (RequestEntityTooLargeException).
+        return Promise.reject(
+          new ValidationError(
+            `payload of ${action.payload.length} bytes to ${action.topic} is above the ${MAX_PUBLISH_PAYLOAD_BYTES}-byte limit`,
+            { field: 'payload', code: 'PAYLOAD_TOO_LARGE' },
+          ),
+        );
+      }
       return new Promise((resolve, reject) =>
         aedes.publish(
           {
@@ -413,8 +596,9 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await serverClosed;
-      await forwarder.flush(timeoutMs);
+      await forwarder.close(timeoutMs);
     },
+    stalledMs: () => forwarder.stalledMs(),
   };
 }
 

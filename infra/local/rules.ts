@@ -359,6 +359,8 @@ function parseTemplate(template: string, where: string): Template {
 
 /** Kinesis partition keys: 1 to 256 Unicode characters. */
 const MAX_PARTITION_KEY = 256;
+/** A Kinesis record's data blob: at most 1 MiB (PutRecords refuses the whole call otherwise). */
+export const KINESIS_MAX_RECORD_BYTES = 1024 * 1024;
 
 export function compileRule(
   rule: Pick<RuleDef, 'name' | 'sql' | 'stream' | 'partitionKey'> & {
@@ -439,7 +441,15 @@ export function createRuleEngine(rules: readonly RuleDef[], options: RuleEngineO
       for (const r of compiled) {
         if (!r.matches(topic) || !r.where(msg)) continue;
         try {
-          out.push({ rule: r.name, stream: r.stream, partitionKey: r.partitionKey(msg), data: r.data(msg) });
+          const partitionKey = r.partitionKey(msg);
+          const data = r.data(msg);
+          // Kinesis refuses a larger record: IoT's Kinesis action fails (error action), nothing is sent.
+          if (data.length > KINESIS_MAX_RECORD_BYTES)
+            throw new RuleActionError(
+              r.name,
+              `the record data is ${data.length} bytes, more than Kinesis' ${KINESIS_MAX_RECORD_BYTES} per record`,
+            );
+          out.push({ rule: r.name, stream: r.stream, partitionKey, data });
         } catch (error) {
           if (!(error instanceof RuleActionError)) throw error;
           options.onActionError?.(error, topic, clientId);

@@ -34,6 +34,7 @@ import { DuckDbTelemetryStore } from './duckdb-store.js';
 import { startEmulators } from './emulators.js';
 import { EventSourceRunner } from './event-source.js';
 import { type FaultCounters, FaultInjector, type LocalFaults } from './faults.js';
+import { PipelineHealth } from './health.js';
 import { startHttpServer } from './http-server.js';
 
 export interface LocalStackOptions {
@@ -60,6 +61,8 @@ export interface LocalStatus {
   quarantined: number;
   actionsPublished: number;
   dlqRecords: number;
+  /** Records the broker's Kinesis forwarder gave up on (forwarder-dlq.jsonl in the data directory). */
+  forwarderDlqRecords: number;
   lag: { records: number; sparkplug: number; lwm2m: number };
   online: { sparkplug: number; lwm2m: number };
   connected: number;
@@ -242,13 +245,23 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       kinesis,
       streamNames,
       onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
+      // Kinesis refused a record for itself, or shutdown left it: kept with its reason, logged once.
+      onDeadLetter: (d) => {
+        appendFileSync(
+          join(o.dataDir, 'forwarder-dlq.jsonl'),
+          `${JSON.stringify({ stream: d.stream, partitionKey: d.partitionKey, code: d.code, reason: d.message, data: d.data.toString('base64') })}\n`,
+        );
+        log(
+          `forwarder: ${d.stream} record (key ${d.partitionKey.slice(0, 64)}) dead-lettered: ${d.code}: ${d.message}`,
+        );
+      },
       ...(injector
         ? { onForwarded: (stream: StreamKey, data: Buffer) => injector.forwarded(stream, data) }
         : {}),
     });
   let broker = await openBroker(o.mqttPort);
   // Counters of brokers closed by restartBroker(), so the totals stay cumulative.
-  const retiredBroker = { sparkplug: 0, lwm2m: 0, refused: 0, recordsForwarded: 0 };
+  const retiredBroker = { sparkplug: 0, lwm2m: 0, refused: 0, recordsForwarded: 0, deadLettered: 0 };
   let brokerClosed = false;
   let brokerRestarting = false;
   const publish = async (actions: Array<Parameters<LocalBroker['publish']>[0]>) => {
@@ -354,6 +367,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   };
   // A full registry scan (every page: a fleet is often larger than one): every 10 s is fresh enough
   // for the status line and /health, and keeps the scan's cost off the emulator's hot path.
+  const pipelineHealth = new PipelineHealth({ clock });
   const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 10_000);
   const { router, authenticator } = composeApi({
     registry,
@@ -366,7 +380,18 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     clock,
     newId: randomUUID,
     adminKeyHash: hashKey(adminKey),
-    health: async () => ({ online }),
+    // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
+    health: async () => {
+      const s = status();
+      const degraded = pipelineHealth.check({
+        pendingRecords: broker.counters.pendingRecords,
+        forwarderStalledMs: broker.stalledMs(),
+        lagRecords: s.lag.records,
+        recordsRead: runnerTotal('recordsRead'),
+        millisBehind: { sparkplug: s.lag.sparkplug, lwm2m: s.lag.lwm2m },
+      });
+      return degraded.length > 0 ? { online, degraded } : { online };
+    },
   });
 
   const status = (): LocalStatus => ({
@@ -383,6 +408,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     quarantined: totals.quarantined,
     actionsPublished: totals.actionsPublished,
     dlqRecords: runnerTotal('dlqRecords'),
+    forwarderDlqRecords: retiredBroker.deadLettered + broker.counters.deadLettered,
     lag: {
       records: Math.max(
         0,
@@ -469,6 +495,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         retiredBroker.lwm2m += old.counters.messagesIn.lwm2m;
         retiredBroker.refused += old.counters.refused;
         retiredBroker.recordsForwarded += old.counters.recordsForwarded;
+        retiredBroker.deadLettered += old.counters.deadLettered;
         broker = next;
       } finally {
         brokerRestarting = false;

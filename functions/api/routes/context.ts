@@ -14,6 +14,8 @@ import { type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
 export interface HealthCounts {
   /** Devices online per protocol. */
   online?: Partial<Record<'sparkplug' | 'lwm2m', number>>;
+  /** Why the pipeline is degraded (a stuck forwarder, a lagging stream); absent or empty: it is not. */
+  degraded?: string[];
   [key: string]: unknown;
 }
 

@@ -1,4 +1,4 @@
-/** GET /health: public, no data beyond counts. */
+/** GET /health: public, no data beyond counts and, when degraded, the reasons. */
 
 import { describeError } from '../../core/errors.js';
 import type { Protocol } from '../../core/reading.js';
@@ -14,7 +14,12 @@ export function registerHealthRoutes(r: Router<Principal>, deps: ApiDeps): void 
     async () => {
       const time = deps.clock();
       try {
-        return json({ status: 'ok', time, ...(await deps.health()) });
+        const { degraded, ...counts } = await deps.health();
+        // Degraded (503, with the reasons) when the health source reports a problem, e.g. locally a
+        // stuck Kinesis forwarder or a lagging stream.
+        if (degraded && degraded.length > 0)
+          return json({ status: 'degraded', time, reasons: degraded, ...counts }, 503);
+        return json({ status: 'ok', time, ...counts });
       } catch (error) {
         // A health check must answer even when a dependency does not: 503 says which.
         const { code } = describeError(error);
