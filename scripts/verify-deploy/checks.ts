@@ -109,8 +109,23 @@ export function describeGrant(g: Grant): string {
  * settings, Powertools' optional settings, and the optional keys of the functions' config spec
  * (they have defaults or are only needed with another setting, which then fails loudly).
  */
+/**
+ * Names the bundled libraries read on their own, none of which a function needs: Node's
+ * (WATCH_REPORT_DEPENDENCIES), the AWS SDK's home-directory lookup for ~/.aws files (HOME, USERPROFILE,
+ * HOMEPATH, HOMEDRIVE), Powertools' fallbacks (LOG_LEVEL, ENVIRONMENT).
+ */
+export const LIBRARY_READS = new Set([
+  'WATCH_REPORT_DEPENDENCIES',
+  'HOME',
+  'USERPROFILE',
+  'HOMEPATH',
+  'HOMEDRIVE',
+  'LOG_LEVEL',
+  'ENVIRONMENT',
+]);
+
 export function isOptionalRead(name: string): boolean {
-  if (LAMBDA_PROVIDED.has(name)) return true;
+  if (LAMBDA_PROVIDED.has(name) || LIBRARY_READS.has(name)) return true;
   if (/^(AWS_|_X_AMZN|POWERTOOLS_|NODE_|UV_|OPENSSL_|SSL_|NO_COLOR|FORCE_COLOR|DEBUG)/.test(name))
     return true;
   const spec = (ingestConfigSpec as Record<string, { required?: boolean }>)[name];
@@ -131,7 +146,8 @@ export function checkEnvReads(reads: readonly string[], templateEnv: Record<stri
   for (const name of reads) {
     if (name in templateEnv) continue;
     if (isOptionalRead(name)) {
-      if (!LAMBDA_PROVIDED.has(name) && !name.startsWith('AWS_')) optional.push(name);
+      if (!LAMBDA_PROVIDED.has(name) && !LIBRARY_READS.has(name) && !/^(AWS_|NODE_|FORCE_COLOR)/.test(name))
+        optional.push(name);
     } else missing.push(name);
   }
   return { missing, optional };

@@ -1,0 +1,352 @@
+/**
+ * What the deployed functions are driven with: the events AWS sends them for a small fleet day —
+ * registry set-up through the API (admin key), Sparkplug births/data/death and an unknown node (rebirth
+ * NCMD), LwM2M Register/Send/Update/De-register, API reads (devices, telemetry raw/buckets/latest,
+ * events, health), an application key, and an LwM2M Read command whose device answer travels back
+ * through the LwM2M rule, Kinesis and lwm2m-ingest and completes the command. Each step asserts
+ * outcomes; a failed expectation is a harness failure naming the step.
+ */
+import {
+  ContentFormat,
+  decodeMessage,
+  encodeMessage,
+  Operation,
+} from '../../functions/core/lwm2m/message.js';
+import { compressRecords, encodeSenml } from '../../functions/core/senml/index.js';
+import { encodePayload } from '../../functions/core/sparkplug/codec.js';
+import { DataType } from '../../functions/core/sparkplug/types.js';
+import type { ApiResponse, Deployment } from './deployment.js';
+
+export const SCENARIOS = ['registry', 'sparkplug', 'lwm2m', 'reads', 'command'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface ScenarioContext {
+  d: Deployment;
+  adminKey: string;
+  /** The telemetry store answers queries (DynamoDB); false for Timestream (the emulator answers empty). */
+  telemetryReadable: boolean;
+  fail(message: string): void;
+  log(message: string): void;
+}
+
+const enc = new TextEncoder();
+const DEVICE = 'breaker-1';
+const GROUP = 'grid';
+
+function expectStatus(ctx: ScenarioContext, step: string, res: ApiResponse, ...statuses: number[]): boolean {
+  if (statuses.includes(res.status)) return true;
+  ctx.fail(
+    `scenario ${step}: HTTP ${res.status} (expected ${statuses.join(' or ')}): ${res.raw.slice(0, 300)}`,
+  );
+  return false;
+}
+
+function lwm2m(ctx: ScenarioContext, message: Parameters<typeof encodeMessage>[0]): void {
+  ctx.d.publish(`lwm2m/rd/${DEVICE}`, encodeMessage(message), DEVICE);
+}
+
+export async function runScenarios(
+  ctx: ScenarioContext,
+  names: readonly ScenarioName[],
+  t0 = Date.now() - 60_000,
+): Promise<void> {
+  const { d } = ctx;
+  const admin = ctx.adminKey;
+  const has = (n: ScenarioName) => names.includes(n);
+  const deviceMessages: Array<{ topic: string; payload: Buffer }> = [];
+  d.subscribe((topic, payload) => deviceMessages.push({ topic, payload }));
+
+  // ---- registry: device type, device and application through the API (admin key) ----------------
+  let appKey: string | undefined;
+  {
+    const type = await d.api('PUT', '/device-types/breaker', {
+      key: admin,
+      body: {
+        name: 'Circuit breaker',
+        category: 'power',
+        capabilities: ['sparkplug', 'lwm2m'],
+        units: { voltage: 'V' },
+      },
+    });
+    expectStatus(ctx, 'registry: PUT /device-types/breaker', type, 200, 201);
+    const device = await d.api('PUT', `/devices/${DEVICE}`, {
+      key: admin,
+      body: { type: 'breaker', group: GROUP, name: 'Feeder 1', tags: { site: 'north' } },
+    });
+    expectStatus(ctx, `registry: PUT /devices/${DEVICE}`, device, 200, 201);
+    if (has('registry') || has('reads')) {
+      const app = await d.api('POST', '/apps', {
+        key: admin,
+        body: { name: 'Grid app', deviceTypes: ['breaker'] },
+      });
+      if (expectStatus(ctx, 'registry: POST /apps', app, 201)) appKey = String(app.body.apiKey ?? '');
+      const noKey = await d.api('GET', '/devices');
+      if (noKey.status !== 401)
+        ctx.fail(`scenario registry: GET /devices without a key answered ${noKey.status}, not 401`);
+      const wrong = await d.api('GET', '/devices', { key: 'not-a-key-0000000000000000' });
+      if (wrong.status !== 401)
+        ctx.fail(`scenario registry: GET /devices with a wrong key answered ${wrong.status}, not 401`);
+    }
+  }
+
+  // ---- Sparkplug: births, data, an unknown node (rebirth request), death -----------------------------
+  if (has('sparkplug') || has('reads')) {
+    d.publish(
+      `spBv1.0/${GROUP}/NBIRTH/${DEVICE}`,
+      encodePayload({
+        timestamp: t0,
+        seq: 0,
+        metrics: [
+          { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
+          { name: 'Node Control/Rebirth', datatype: DataType.Boolean, value: false },
+          { name: 'Voltage/L1', alias: 1, datatype: DataType.Float, value: 230.5, timestamp: t0 },
+        ],
+      }),
+      DEVICE,
+    );
+    d.publish(
+      `spBv1.0/${GROUP}/DBIRTH/${DEVICE}/meter`,
+      encodePayload({
+        timestamp: t0,
+        seq: 1,
+        metrics: [{ name: 'Energy', alias: 2, datatype: DataType.Double, value: 1200.5, timestamp: t0 }],
+      }),
+      DEVICE,
+    );
+    d.publish(
+      `spBv1.0/${GROUP}/NDATA/${DEVICE}`,
+      encodePayload({
+        timestamp: t0 + 1000,
+        seq: 2,
+        metrics: [
+          { alias: 1, datatype: DataType.Float, value: 231.25, omitDatatype: true, timestamp: t0 + 1000 },
+        ],
+      }),
+      DEVICE,
+    );
+    d.publish(
+      `spBv1.0/${GROUP}/DDATA/${DEVICE}/meter`,
+      encodePayload({
+        timestamp: t0 + 1000,
+        seq: 3,
+        metrics: [
+          { alias: 2, datatype: DataType.Double, value: 1201.75, omitDatatype: true, timestamp: t0 + 1000 },
+        ],
+      }),
+      DEVICE,
+    );
+    // A node the host has never seen a birth from: it must ask for a rebirth (NCMD).
+    d.publish(
+      `spBv1.0/${GROUP}/NDATA/stranger-9`,
+      encodePayload({
+        timestamp: t0 + 1000,
+        seq: 5,
+        metrics: [{ alias: 1, datatype: DataType.Float, value: 1 }],
+      }),
+      'stranger-9',
+    );
+    await d.drain();
+    const rebirth = deviceMessages.find((m) => m.topic === `spBv1.0/${GROUP}/NCMD/stranger-9`);
+    if (!rebirth)
+      ctx.fail('scenario sparkplug: no rebirth NCMD was published to spBv1.0/grid/NCMD/stranger-9');
+    if (ctx.telemetryReadable) {
+      const voltage = await d.api(
+        'GET',
+        `/devices/${DEVICE}/telemetry?metric=Voltage%2FL1&from=${t0 - 1}&to=${t0 + 5000}`,
+        { key: admin },
+      );
+      if (expectStatus(ctx, 'sparkplug: GET telemetry Voltage/L1', voltage, 200)) {
+        const values = ((voltage.body.points ?? []) as Array<{ value: unknown }>).map((p) => p.value);
+        if (JSON.stringify(values) !== JSON.stringify([230.5, 231.25])) {
+          ctx.fail(
+            `scenario sparkplug: Voltage/L1 readings through the API are ${JSON.stringify(values)}, expected [230.5,231.25]`,
+          );
+        }
+      }
+    }
+    d.publish(
+      `spBv1.0/${GROUP}/NDEATH/${DEVICE}`,
+      encodePayload({
+        timestamp: t0 + 2000,
+        metrics: [{ name: 'bdSeq', datatype: DataType.Int64, value: 0 }],
+      }),
+      DEVICE,
+    );
+    await d.drain();
+    const device = await d.api('GET', `/devices/${DEVICE}`, { key: admin });
+    if (expectStatus(ctx, `sparkplug: GET /devices/${DEVICE}`, device, 200)) {
+      const sp = device.body.sparkplug as { online?: boolean; group?: string } | undefined;
+      if (sp?.group !== GROUP || sp.online !== false) {
+        ctx.fail(
+          `scenario sparkplug: device view after NDEATH is ${JSON.stringify(sp)}, expected group grid and online false`,
+        );
+      }
+    }
+  }
+
+  // ---- LwM2M: Register, Send (bulk SenML), Update ------------------------------------------------
+  if (has('lwm2m') || has('command') || has('reads')) {
+    lwm2m(ctx, {
+      operation: Operation.Register,
+      token: 1,
+      ep: DEVICE,
+      lifetime: 300,
+      version: '1.2',
+      binding: 'M',
+      contentFormat: ContentFormat.LinkFormat,
+      payload: enc.encode('</3/0>,</3316/0>'),
+    });
+    await d.drain();
+    lwm2m(ctx, {
+      operation: Operation.Send,
+      token: 2,
+      contentFormat: ContentFormat.SenmlCbor,
+      payload: encodeSenml(
+        compressRecords([
+          { name: '/3316/0/5700', time: t0 - 2000, value: { kind: 'v', value: 229 } },
+          { name: '/3316/0/5700', time: t0 - 1000, value: { kind: 'v', value: 230 } },
+        ]),
+        ContentFormat.SenmlCbor,
+      ),
+    });
+    lwm2m(ctx, { operation: Operation.Update, token: 3, lifetime: 300 });
+    await d.drain();
+    const answers = deviceMessages
+      .filter((m) => m.topic === `lwm2m/rd/${DEVICE}`)
+      .map((m) => decodeMessage(new Uint8Array(m.payload)))
+      .filter((m) => m.result !== undefined);
+    const byToken = new Map(answers.map((m) => [Number(m.token), m.result]));
+    for (const [token, op, result] of [
+      [1, 'Register', 201],
+      [2, 'Send', 204],
+      [3, 'Update', 204],
+    ] as const) {
+      if (byToken.get(token) !== result) {
+        ctx.fail(
+          `scenario lwm2m: the ${op} (token ${token}) was answered ${String(byToken.get(token))}, expected ${result}`,
+        );
+      }
+    }
+    if (ctx.telemetryReadable) {
+      const bulk = await d.api(
+        'GET',
+        `/devices/${DEVICE}/telemetry?metric=%2F3316%2F0%2F5700&from=${t0 - 5000}&to=${t0}`,
+        { key: admin },
+      );
+      if (expectStatus(ctx, 'lwm2m: GET telemetry /3316/0/5700', bulk, 200)) {
+        const values = ((bulk.body.points ?? []) as Array<{ value: unknown }>).map((p) => p.value);
+        if (JSON.stringify(values) !== JSON.stringify([229, 230])) {
+          ctx.fail(
+            `scenario lwm2m: /3316/0/5700 readings through the API are ${JSON.stringify(values)}, expected [229,230]`,
+          );
+        }
+      }
+    }
+  }
+
+  // ---- An LwM2M Read command through the API, answered by the device --------------------------------
+  if (has('command')) {
+    d.subscribe((topic, payload) => {
+      if (topic !== `lwm2m/rd/${DEVICE}`) return;
+      const m = decodeMessage(new Uint8Array(payload));
+      if (m.operation !== Operation.Read) return;
+      lwm2m(ctx, {
+        result: 205,
+        token: m.token!,
+        contentFormat: ContentFormat.Text,
+        payload: enc.encode('ACME'),
+      });
+    });
+    const created = await d.api('POST', `/devices/${DEVICE}/commands`, {
+      key: admin,
+      body: { protocol: 'lwm2m', operation: 'read', path: '/3/0/0' },
+    });
+    if (expectStatus(ctx, 'command: POST commands', created, 202)) {
+      await d.drain();
+      const cmd = await d.api('GET', `/devices/${DEVICE}/commands/${String(created.body.commandId)}`, {
+        key: admin,
+      });
+      if (expectStatus(ctx, 'command: GET command', cmd, 200)) {
+        const response = cmd.body.response as
+          | { result?: number; readings?: Array<{ metric: string; value: unknown }> }
+          | undefined;
+        if (
+          cmd.body.status !== 'succeeded' ||
+          response?.result !== 205 ||
+          response.readings?.[0]?.value !== 'ACME'
+        ) {
+          ctx.fail(
+            `scenario command: the Read command is ${JSON.stringify(cmd.body).slice(0, 300)}, expected succeeded with 205 and /3/0/0 = ACME`,
+          );
+        }
+      }
+    }
+  }
+
+  // ---- API reads, with the admin key and an application key --------------------------------------
+  if (has('reads')) {
+    const list = await d.api('GET', '/devices', { key: admin });
+    if (expectStatus(ctx, 'reads: GET /devices', list, 200)) {
+      const ids = ((list.body.devices ?? list.body.items ?? []) as Array<{ id: string }>).map((x) => x.id);
+      if (!ids.includes(DEVICE))
+        ctx.fail(`scenario reads: GET /devices does not list ${DEVICE}: ${list.raw.slice(0, 200)}`);
+    }
+    expectStatus(
+      ctx,
+      'reads: GET /devices?type=breaker',
+      await d.api('GET', '/devices?type=breaker', { key: admin }),
+      200,
+    );
+    expectStatus(ctx, 'reads: GET /device-types', await d.api('GET', '/device-types', { key: admin }), 200);
+    expectStatus(ctx, 'reads: GET /apps', await d.api('GET', '/apps', { key: admin }), 200);
+    const buckets = await d.api(
+      'GET',
+      `/devices/${DEVICE}/telemetry?metric=Voltage%2FL1&from=${t0 - 60_000}&to=${t0 + 60_000}&interval=1m`,
+      { key: admin },
+    );
+    if (expectStatus(ctx, 'reads: GET telemetry buckets', buckets, 200) && ctx.telemetryReadable) {
+      const counts = ((buckets.body.buckets ?? []) as Array<{ count?: number }>).reduce(
+        (n, b) => n + (b.count ?? 0),
+        0,
+      );
+      if (counts !== 2)
+        ctx.fail(
+          `scenario reads: Voltage/L1 buckets count ${counts} readings, expected 2: ${buckets.raw.slice(0, 200)}`,
+        );
+    }
+    const state = await d.api('GET', `/devices/${DEVICE}/state`, { key: admin });
+    if (expectStatus(ctx, 'reads: GET state (latest)', state, 200) && ctx.telemetryReadable) {
+      if (!state.raw.includes('Voltage/L1'))
+        ctx.fail(`scenario reads: the device state has no Voltage/L1: ${state.raw.slice(0, 200)}`);
+    }
+    const events = await d.api('GET', `/events?deviceId=${DEVICE}`, { key: admin });
+    if (expectStatus(ctx, 'reads: GET /events', events, 200)) {
+      if (((events.body.events ?? []) as unknown[]).length === 0)
+        ctx.fail('scenario reads: no lifecycle events for the device');
+    }
+    expectStatus(ctx, 'reads: GET /health', await d.api('GET', '/health'), 200);
+    if (appKey) {
+      expectStatus(
+        ctx,
+        'reads: GET device with the app key',
+        await d.api('GET', `/devices/${DEVICE}`, { key: appKey }),
+        200,
+      );
+      const forbidden = await d.api('PUT', '/device-types/other', { key: appKey, body: { name: 'x' } });
+      if (forbidden.status !== 403)
+        ctx.fail(`scenario reads: an app key writing a device type answered ${forbidden.status}, not 403`);
+    }
+  }
+
+  // ---- LwM2M De-register -------------------------------------------------------------------------
+  if (has('lwm2m')) {
+    lwm2m(ctx, { operation: Operation.Deregister, token: 9 });
+    await d.drain();
+    const device = await d.api('GET', `/devices/${DEVICE}`, { key: admin });
+    if (expectStatus(ctx, 'lwm2m: GET device after De-register', device, 200)) {
+      const lw = device.body.lwm2m as { online?: boolean } | undefined;
+      if (lw?.online !== false)
+        ctx.fail(`scenario lwm2m: after De-register the device's lwm2m view is ${JSON.stringify(lw)}`);
+    }
+  }
+}
