@@ -26,25 +26,25 @@ export type TelemetryStoreKind = 'dynamodb' | 'timestream';
 export const DYNAMO_STORE_MEASURED = {
   command: 'npm run bench -- store --dynamodb',
   /** Steady-state write capacity per message: one frame PutItem + one latest PutItem, no reads. */
-  wruPerMessage: { 1: 2, 50: 2.9925 },
+  wruPerMessage: { 1: 2, 50: 2 },
   rruPerMessage: { 1: 0, 50: 0 },
   requestsPerMessage: { 1: 2, 50: 2 },
   /** A redelivered message (all duplicates): failed conditional put + consistent GetItem of the frame. */
-  redelivery: { 1: { wru: 1, rru: 1 }, 50: { wru: 1.9992, rru: 1 } },
-  frameBytes: { 1: 122, 50: 1035 },
+  redelivery: { 1: { wru: 1, rru: 1 }, 50: { wru: 1, rru: 1 } },
+  frameBytes: { 1: 114, 50: 557 },
   latestBytes: { 1: 51, 50: 189 },
   /** Stored bytes per reading, all items (frames, catalogs, latest) with the 100 B overhead each. */
-  storedBytesPerReading: { 1: 233.2, 50: 24.7 },
+  storedBytesPerReading: { 1: 225.3, 50: 15.1 },
   /** Per query, 24 h of one device at one 50-reading message per 10 s (360 frames an hour). */
   query: {
     framesPerHour: 360,
-    frameBytes: 1035,
+    frameBytes: 557,
     /** API raw query, one hour (one metric or all): one Query over the hour's frames (eventual). */
-    rawHourRru: 46,
+    rawHourRru: 25,
     /** API bucket query, 24 h at 1 min, chunks built: 23 chunks + the open hour's frames. */
-    bucketsWarmRru: 75,
+    bucketsWarmRru: 54,
     /** The same query the first time: reads 24 h of frames, writes 23 series hour chunks. */
-    bucketsColdRru: 1091,
+    bucketsColdRru: 589,
     bucketsColdWru: 233,
     chunkHours: 23,
     /** latest: one Query of the device's catalog/latest items + one BatchGetItem of one frame. */

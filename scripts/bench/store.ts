@@ -338,6 +338,7 @@ function dynamoItemBytes(item: Record<string, unknown>): number {
     if (typeof v === 'string') n += Buffer.byteLength(v, 'utf8');
     else if (typeof v === 'number') n += Math.ceil(String(Math.abs(v)).replace(/[.e+-]/g, '').length / 2) + 1;
     else if (typeof v === 'boolean') n += 1;
+    else if (v instanceof Uint8Array) n += v.byteLength;
     else n += Buffer.byteLength(JSON.stringify(v), 'utf8');
   }
   return n;

@@ -63,7 +63,7 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
     expect(r.store.fixedMonthly).toBe(0);
     const items = r.lines.filter((l) => l.store).map((l) => l.item);
     expect(items).toEqual([
-      expect.stringMatching(/^telemetry writes \(2\.99 WRU\/message, measured\)/),
+      expect.stringMatching(/^telemetry writes \(2\.00 WRU\/message, measured\)/),
       expect.stringMatching(/^telemetry redeliveries/),
       expect.stringMatching(/^telemetry storage \(30 days/),
       expect.stringMatching(/^API queries/),
@@ -78,9 +78,9 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
       DYNAMO_STORE_MEASURED.wruPerMessage[50] *
       (PRICES.dynamodb.onDemandWritePerMillion / 1e6);
     expect(writes.monthly).toBeCloseTo(expected, 6);
-    // 12.96 billion readings a month, 24.7 stored bytes each, 30 days, $0.25/GB-month.
+    // 12.96 billion readings a month, 15.1 stored bytes each, 30 days, $0.25/GB-month.
     const storage = r.lines.find((l) => l.item.startsWith('telemetry storage'))!;
-    expect(storage.monthly).toBeCloseTo(((12.96e9 * 24.7) / 1e9) * 0.25, 3);
+    expect(storage.monthly).toBeCloseTo(((12.96e9 * 15.1) / 1e9) * 0.25, 3);
     expect(
       estimateCost({ ...fleet, retentionDays: 60 }).lines.find((l) => l.item.startsWith('telemetry storage'))!
         .monthly,
