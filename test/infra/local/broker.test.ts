@@ -9,7 +9,12 @@ import { mockClient } from 'aws-sdk-client-mock';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError } from '../../../functions/core/errors.js';
-import { createBroker, KinesisForwarder, type LocalBroker } from '../../../infra/local/broker.js';
+import {
+  createBroker,
+  type DeadLetter,
+  KinesisForwarder,
+  type LocalBroker,
+} from '../../../infra/local/broker.js';
 import { type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
 import { pipeline, type StreamKey } from '../../../infra/pipeline.js';
 
@@ -218,6 +223,127 @@ describe('local broker: device ACL and forwarding to Kinesis', () => {
   });
 });
 
+describe("local broker: one device's oversized or refused message never blocks the others (issue 15)", () => {
+  it('refuses a 200 KB publish like IoT Core (connection closed, counted, reported) while good devices flow', async () => {
+    // Prepare
+    const big = await connect('edge-big');
+    const good = await connect('edge-good');
+    const { refused, refusedPublishes, refusedTooLarge, deadLettered } = broker.counters;
+    const before = { refused, refusedPublishes, refusedTooLarge, deadLettered };
+    const closed = new Promise<void>((resolve) => big.once('close', () => resolve()));
+
+    // Act: the oversized publish, then good messages from another device.
+    big.publish('spBv1.0/plant/NDATA/edge-big', Buffer.alloc(200 * 1024, 7), { qos: 1 });
+    await closed;
+    for (let i = 0; i < 3; i++)
+      await good.publishAsync('lwm2m/rd/edge-good', Buffer.from([0xa1, 0x00, i]), { qos: 1 });
+    // A payload of exactly 128 KB is still accepted.
+    await good.publishAsync('spBv1.0/plant/NDATA/edge-good', Buffer.alloc(128 * 1024, 1), { qos: 1 });
+
+    // Assess
+    expect(broker.counters.refusedPublishes).toBe(before.refusedPublishes + 1);
+    expect(broker.counters.refusedTooLarge).toBe(before.refusedTooLarge + 1);
+    expect(broker.counters.refused).toBe(before.refused + 1);
+    expect(refusals).toContain(
+      'edge-big: publish to spBv1.0/plant/NDATA/edge-big: payload of 204800 bytes is above the 131072-byte limit',
+    );
+    const lw = (await readStream('lwm2m')).filter((r) => r.envelope.clientId === 'edge-good');
+    expect(lw).toHaveLength(3);
+    const sp = await readStream('sparkplug');
+    expect(sp.some((r) => r.envelope.clientId === 'edge-big')).toBe(false);
+    expect(sp.filter((r) => r.envelope.clientId === 'edge-good')).toHaveLength(1);
+    expect(broker.counters.deadLettered).toBe(before.deadLettered);
+  });
+
+  it('refuses a server publish above 128 KB, as the IoT data plane does', async () => {
+    await expect(
+      broker.publish({ topic: 'lwm2m/rd/edge-good', payload: new Uint8Array(128 * 1024 + 1), qos: 1 }),
+    ).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE', field: 'payload' });
+  });
+
+  it('dead-letters a record the emulator refuses, once, and stores the records around it', async () => {
+    // Prepare: a partition key Kinesis refuses (> 256 characters) between good records, and a record
+    // above 1 MiB; all in one batch.
+    const dead: DeadLetter[] = [];
+    const errors: unknown[] = [];
+    const f = new KinesisForwarder({
+      kinesis: emu.kinesis,
+      streamNames: emu.streamNames,
+      retryBaseMs: 1,
+      onDeadLetter: (d) => dead.push(d),
+      onForwardError: (e) => errors.push(e),
+    });
+    const marker = (i: number) => Buffer.from(JSON.stringify({ probe: 'refused-test', i }));
+
+    // Act
+    await Promise.all([
+      f.enqueue({ stream: 'lwm2m', partitionKey: 'k1', data: marker(1) }),
+      f.enqueue({ stream: 'lwm2m', partitionKey: 'x'.repeat(300), data: marker(2) }),
+      f.enqueue({ stream: 'lwm2m', partitionKey: 'k3', data: marker(3) }),
+      f.enqueue({ stream: 'lwm2m', partitionKey: 'k4', data: Buffer.alloc(1024 * 1024 + 1) }),
+      f.enqueue({ stream: 'lwm2m', partitionKey: 'k5', data: marker(5) }),
+    ]);
+    // A later record is not held up either.
+    await f.enqueue({ stream: 'lwm2m', partitionKey: 'k6', data: marker(6) });
+
+    // Assess
+    const stored = (await readStream('lwm2m'))
+      .filter((r) => r.envelope.probe === 'refused-test')
+      .map((r) => r.envelope.i);
+    expect(stored).toEqual([1, 3, 5, 6]);
+    expect(dead.map((d) => [d.code, d.partitionKey.slice(0, 2)])).toEqual([
+      ['RECORD_TOO_LARGE', 'k4'],
+      ['KINESIS_REFUSED', 'xx'],
+    ]);
+    expect(dead[1]!.message).toMatch(/^ValidationException: /);
+    expect(f.counters).toMatchObject({
+      recordsIn: 6,
+      recordsForwarded: 4,
+      deadLettered: 2,
+      pendingRecords: 0,
+    });
+    expect(errors).toEqual([]); // a refused record is not a transient forwarding error
+  });
+
+  it('returns from close() within its bound when Kinesis is unreachable, dead-lettering what is left', async () => {
+    // Prepare: a broker whose Kinesis endpoint refuses connections.
+    const unreachable = new KinesisClient({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+    const dead: DeadLetter[] = [];
+    const stuck = await createBroker({
+      port: 0,
+      rules: pipeline.rules,
+      kinesis: unreachable,
+      streamNames: emu.streamNames,
+      retryBaseMs: 5,
+      closeTimeoutMs: 200,
+      onDeadLetter: (d) => dead.push(d),
+    });
+    const c = await connect('edge-stuck', stuck.url);
+    c.publish('lwm2m/rd/edge-stuck', Buffer.from([0xa1, 0x00, 0x01]), { qos: 0 });
+    while (stuck.counters.recordsIn === 0) await new Promise((r) => setTimeout(r, 5));
+
+    // Act: never returns if the flush is unbounded (the test would time out).
+    await stuck.close();
+
+    // Assess
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ stream: 'lwm2m', partitionKey: 'edge-stuck', code: 'SHUTDOWN' });
+    expect(dead[0]!.message).toContain('within 200 ms');
+    const { pendingRecords, deadLettered, recordsForwarded } = stuck.counters;
+    expect({ pendingRecords, deadLettered, recordsForwarded }).toEqual({
+      pendingRecords: 0,
+      deadLettered: 1,
+      recordsForwarded: 0,
+    });
+    unreachable.destroy();
+  });
+});
+
 describe('Kinesis forwarder (mocked Kinesis)', () => {
   // Mock one instance only: the emulator tests above use real clients.
   const kinesis = new KinesisClient({ region: 'us-east-1' });
@@ -326,6 +452,118 @@ describe('Kinesis forwarder (mocked Kinesis)', () => {
     expect(maxPending).toBeLessThanOrEqual(10);
     expect(f.counters.recordsForwarded).toBe(35);
     expect(errors).toHaveLength(4);
+  });
+
+  it('dead-letters a record with a per-record error code other than throttling or InternalFailure, once', async () => {
+    // Prepare: record 2 is refused for itself, record 4 is throttled once.
+    let call = 0;
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: Array<{ Data: Uint8Array }> }) => {
+      call++;
+      return {
+        Records: input.Records.map((r) =>
+          r.Data[0] === 2
+            ? { ErrorCode: 'KMSAccessDeniedException', ErrorMessage: 'no key access' }
+            : r.Data[0] === 4 && call === 1
+              ? { ErrorCode: 'InternalFailure', ErrorMessage: 'try again' }
+              : { SequenceNumber: '1', ShardId: 'shardId-000000000000' },
+        ),
+      };
+    });
+    const dead: DeadLetter[] = [];
+    const f = new KinesisForwarder({
+      kinesis,
+      streamNames,
+      retryBaseMs: 1,
+      onDeadLetter: (d) => dead.push(d),
+    });
+
+    // Act
+    await Promise.all([1, 2, 3, 4, 5].map((i) => f.enqueue(rec(i))));
+
+    // Assess: the refused record was sent once and never again; the throttled one was retried alone.
+    const sent = kinesisMock
+      .commandCalls(PutRecordsCommand)
+      .map((c) => c.args[0].input.Records!.map((r) => r.Data![0]));
+    expect(sent).toEqual([[1, 2, 3, 4, 5], [4]]);
+    expect(dead).toEqual([
+      {
+        stream: 'sparkplug',
+        partitionKey: 'k2',
+        data: rec(2).data,
+        code: 'KINESIS_REFUSED',
+        message: 'KMSAccessDeniedException: no key access',
+      },
+    ]);
+    expect(f.counters).toMatchObject({
+      recordsForwarded: 4,
+      deadLettered: 1,
+      forwardRetries: 1,
+      pendingRecords: 0,
+    });
+  });
+
+  it('bisects a call refused with ValidationException down to the one record, keeping the order of the rest', async () => {
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: Array<{ Data: Uint8Array }> }) => {
+      if (input.Records.some((r) => r.Data[0] === 6))
+        throw Object.assign(new Error('1 validation error detected'), { name: 'ValidationException' });
+      return { Records: input.Records.map(() => ({ SequenceNumber: '1' })) };
+    });
+    const dead: DeadLetter[] = [];
+    const stored: number[] = [];
+    const f = new KinesisForwarder({
+      kinesis,
+      streamNames,
+      onDeadLetter: (d) => dead.push(d),
+      onForwarded: (_s, data) => stored.push(data[0]!),
+    });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => f.enqueue(rec(i))));
+    expect(stored).toEqual([0, 1, 2, 3, 4, 5, 7, 8, 9]);
+    expect(dead.map((d) => [d.data[0], d.code, d.message])).toEqual([
+      [6, 'KINESIS_REFUSED', 'ValidationException: 1 validation error detected'],
+    ]);
+  });
+
+  it('close() with a call that never returns: dead-letters within the bound, and refuses records after it', async () => {
+    // Prepare: Kinesis accepts the connection and never answers.
+    kinesisMock.on(PutRecordsCommand).callsFake(() => new Promise(() => {}));
+    const dead: DeadLetter[] = [];
+    const f = new KinesisForwarder({ kinesis, streamNames, lingerMs: 1, onDeadLetter: (d) => dead.push(d) });
+    const first = f.enqueue(rec(1));
+    const second = f.enqueue(rec(2));
+    while (kinesisMock.commandCalls(PutRecordsCommand).length === 0)
+      await new Promise((r) => setTimeout(r, 2));
+
+    // Act
+    const left = await f.close(50);
+    await Promise.all([first, second]); // settled: their publishers are not left waiting
+    await f.enqueue(rec(3));
+
+    // Assess
+    expect(left).toBe(2);
+    expect(dead.map((d) => [d.data[0], d.code])).toEqual([
+      [1, 'SHUTDOWN'],
+      [2, 'SHUTDOWN'],
+      [3, 'SHUTDOWN'],
+    ]);
+    expect(dead[0]!.message).toMatch(/^shutdown: Kinesis did not take the record within 50 ms/);
+    expect(f.counters).toMatchObject({ pendingRecords: 0, deadLettered: 3, recordsForwarded: 0 });
+  });
+
+  it('reports how long records have waited with none stored (the health check reads it)', async () => {
+    let now = 1_000;
+    let down = true;
+    kinesisMock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => {
+      if (down) throw Object.assign(new Error('down'), { name: 'ServiceUnavailable' });
+      return { Records: input.Records.map(() => ({ SequenceNumber: '1' })) };
+    });
+    const f = new KinesisForwarder({ kinesis, streamNames, retryBaseMs: 1, retryMaxMs: 5, now: () => now });
+    expect(f.stalledMs()).toBe(0);
+    const p = f.enqueue(rec(1));
+    now += 45_000;
+    expect(f.stalledMs()).toBe(45_000);
+    down = false;
+    await p;
+    expect(f.stalledMs()).toBe(0);
   });
 
   it('flush waits for pending records and reports, not drops, what it could not deliver in time', async () => {
