@@ -201,12 +201,56 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
       };
     case 'median':
-      return (c) => percentile(c.wv.slice(windowStart(c.wt, c.time - w)), 50);
+      return (c) => windowPercentile(c.wv, windowStart(c.wt, c.time - w), 50);
     case 'percentile': {
       const rank = (args[0] as { v: number }).v;
-      return (c) => percentile(c.wv.slice(windowStart(c.wt, c.time - w)), rank);
+      return (c) => windowPercentile(c.wv, windowStart(c.wt, c.time - w), rank);
     }
   }
+}
+
+let scratch = new Float64Array(1024);
+
+/** Percentile of xs[from..] by selection on a scratch copy: O(n), no allocation, xs untouched. */
+function windowPercentile(xs: number[], from: number, rank: number): number {
+  const n = xs.length - from;
+  if (n <= 0) return Number.NaN;
+  if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
+  for (let i = 0; i < n; i++) scratch[i] = xs[from + i]!;
+  const h = ((n - 1) * rank) / 100;
+  const lo = Math.floor(h);
+  const a = select(scratch, n, lo);
+  if (h === lo) return a;
+  // The next order statistic is the minimum of the part right of lo (select partitions around it).
+  let b = Number.POSITIVE_INFINITY;
+  for (let i = lo + 1; i < n; i++) if (scratch[i]! < b) b = scratch[i]!;
+  return a + (h - lo) * (b - a);
+}
+
+/** Hoare's selection: the k-th smallest of a[0, n); leaves a partitioned around position k. */
+function select(a: Float64Array, n: number, k: number): number {
+  let left = 0;
+  let right = n - 1;
+  while (right > left) {
+    const pivot = a[(left + right) >> 1]!;
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else break;
+  }
+  return a[k]!;
 }
 
 /** Sample standard deviation of xs[from, to) (NaN below two samples). */

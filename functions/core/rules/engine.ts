@@ -29,6 +29,7 @@ import {
   globToRegExp,
   isGlob,
   type Rule,
+  selectsDevice,
   selectsEvent,
   selectsReading,
 } from './model.js';
@@ -90,13 +91,35 @@ interface Entry {
   dirty: boolean;
 }
 
-type Work =
-  | { rule: Compiled; kind: 'reading'; time: number; value: number; r: EnrichedReading }
-  | { rule: Compiled; kind: 'event'; time: number; e: LifecycleEvent; enrichment?: Enrichment };
+/** What one evaluate() call has for one (rule, series). */
+interface Group {
+  c: Compiled;
+  key: string;
+  series: string;
+  make: () => RuleState;
+  times: number[];
+  values: number[];
+  events: LifecycleEvent[];
+}
+
+/** The samples sorted by time if they are not already (stable: equal times keep batch order). */
+function inTimeOrder(times: number[], values: number[]): { times: number[]; values: number[] } {
+  let sorted = true;
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! < times[i - 1]!) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return { times, values };
+  const order = times.map((_, i) => i).sort((a, b) => times[a]! - times[b]! || a - b);
+  return { times: order.map((i) => times[i]!), values: order.map((i) => values[i]!) };
+}
 
 const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'deregister']);
 const ONLINE: ReadonlySet<LifecycleEventType> = new Set(['birth', 'register', 'update']);
 const MEMO_MAX = 100_000;
+const EMPTY: number[] = [];
 
 /** A reading's value as a number, or undefined when a rule cannot compare it. */
 export function numericValue(r: EnrichedReading): number | undefined {
@@ -149,7 +172,11 @@ export class RuleEngine {
   private readingRules: Compiled[] = [];
   private eventRules: Compiled[] = [];
   private loadedAt = Number.NEGATIVE_INFINITY;
-  private readonly memo = new Map<string, Compiled[]>();
+  private readonly memo = new Map<
+    string,
+    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Compiled[]> }
+  >();
+  private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   private pending: Array<{ t: AlertTransition; recorded: boolean; dispatched: boolean }> = [];
   readonly stats: EngineStats = {
@@ -162,6 +189,16 @@ export class RuleEngine {
   };
   private readonly maxSamples: number;
   private readonly ttl: number;
+  /** Reused for every evaluation (no allocation per reading). */
+  private readonly ctx: EvalContext = {
+    value: 0,
+    time: 0,
+    prevValue: undefined,
+    prevTime: undefined,
+    wt: [],
+    wv: [],
+    score: Number.NaN,
+  };
 
   constructor(private readonly o: RuleEngineOptions) {
     this.maxSamples = o.maxWindowSamples ?? 1000;
@@ -192,16 +229,32 @@ export class RuleEngine {
     this.readingRules = this.compiled.filter((c) => c.cond.kind === 'expr' || c.cond.kind === 'absent');
     this.eventRules = this.compiled.filter((c) => c.cond.kind === 'offline' || c.cond.kind === 'event');
     this.memo.clear();
+    this.memoSize = 0;
     this.loadedAt = now;
   }
 
+  /** The reading rules selecting a reading: memoised per device (type, site) and metric. */
   private rulesFor(r: EnrichedReading): Compiled[] {
-    const key = `${r.deviceId}\u0001${r.metric}\u0001${r.enrichment.deviceType}\u0001${r.enrichment.site ?? r.group ?? ''}`;
-    let rules = this.memo.get(key);
+    const type = r.enrichment.deviceType;
+    const site = r.enrichment.site ?? r.group;
+    let d = this.memo.get(r.deviceId);
+    if (!d || d.type !== type || d.site !== site) {
+      if (this.memoSize >= MEMO_MAX) {
+        this.memo.clear();
+        this.memoSize = 0;
+      }
+      // Device-level selection once per device; the metric test per metric below.
+      const candidates = this.readingRules.filter((c) =>
+        selectsDevice(c.rule.select, r.deviceId, r.protocol, r.enrichment, r.group),
+      );
+      d = { type, site, candidates, byMetric: new Map() };
+      this.memo.set(r.deviceId, d);
+    }
+    let rules = d.byMetric.get(r.metric);
     if (!rules) {
-      rules = this.readingRules.filter((c) => selectsReading(c.rule.select, r, c.metricRe));
-      if (this.memo.size >= MEMO_MAX) this.memo.clear();
-      this.memo.set(key, rules);
+      rules = d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe));
+      d.byMetric.set(r.metric, rules);
+      this.memoSize++;
     }
     return rules;
   }
@@ -209,40 +262,55 @@ export class RuleEngine {
   /** Evaluates the batch's readings and events; returns the transitions (applied at commit). */
   async evaluate(input: EvaluationInput): Promise<AlertTransition[]> {
     await this.ensureRules();
-    const work = new Map<string, Work[]>();
-    const keys = new Map<string, RuleStateKey & { seed: () => RuleState }>();
-    const add = (c: Compiled, series: string, w: Work, seed: () => RuleState) => {
-      const key = `${c.rule.id}\u0000${series}`;
-      let list = work.get(key);
-      if (!list) {
-        list = [];
-        work.set(key, list);
-        keys.set(key, { ruleId: c.rule.id, series, seed });
-      }
-      list.push(w);
-    };
     const now = this.o.clock();
+    /** Every group of this call, by state key. */
+    const groups = new Map<string, Group>();
+    const group = (c: Compiled, series: string, make: () => RuleState): Group => {
+      const key = `${c.rule.id}\u0000${series}`;
+      let g = groups.get(key);
+      if (!g) {
+        g = { c, key, series, make, times: [], values: [], events: [] };
+        groups.set(key, g);
+      }
+      return g;
+    };
     if (this.readingRules.length > 0) {
+      // Fast path per reading: the series string once, one Map lookup, then an array per matched rule.
+      const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
       for (const r of input.readings) {
         const rules = this.rulesFor(r);
         if (rules.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
         this.stats.readings++;
-        for (const c of rules) {
-          const series = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : readingSeries(r);
-          add(c, series, { rule: c, kind: 'reading', time: r.time, value, r }, () =>
-            this.newState(
-              c,
-              series,
-              now,
-              r.deviceId,
-              r.subDevice,
-              c.deviceSeries ? undefined : r.metric,
-              r.enrichment.deviceType,
-              r.protocol,
-            ),
-          );
+        const series = readingSeries(r);
+        let entry = bySeries.get(series);
+        if (entry?.rules !== rules) {
+          entry = {
+            rules,
+            groups: rules.map((c) => {
+              const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
+              return group(c, ss, () =>
+                this.newState(
+                  c,
+                  ss,
+                  now,
+                  r.deviceId,
+                  r.subDevice,
+                  c.deviceSeries ? undefined : r.metric,
+                  r.enrichment.deviceType,
+                  r.protocol,
+                ),
+              );
+            }),
+          };
+          bySeries.set(series, entry);
+        }
+        const gs = entry.groups;
+        for (let i = 0; i < gs.length; i++) {
+          const g = gs[i]!;
+          g.times.push(r.time);
+          g.values.push(value);
         }
       }
     }
@@ -261,10 +329,7 @@ export class RuleEngine {
             counted = true;
           }
           const series = deviceSeries(e.deviceId, e.subDevice);
-          const w: Work = enrichment
-            ? { rule: c, kind: 'event', time: e.time, e, enrichment }
-            : { rule: c, kind: 'event', time: e.time, e };
-          add(c, series, w, () =>
+          group(c, series, () =>
             this.newState(
               c,
               series,
@@ -275,30 +340,27 @@ export class RuleEngine {
               enrichment?.deviceType,
               e.protocol,
             ),
-          );
+          ).events.push(e);
         }
       }
     }
-    await this.load(
-      [...keys.entries()].filter(([k]) => !this.staged.has(k)).map(([k, v]) => ({ key: k, ...v })),
-    );
+    await this.load([...groups.values()].filter((g) => !this.staged.has(g.key)));
     const out: AlertTransition[] = [];
-    for (const [key, list] of work) {
-      const entry = this.staged.get(key) ?? this.stage(key, keys.get(key)!.seed(), undefined);
+    for (const g of groups.values()) {
+      const entry = this.staged.get(g.key) ?? this.stage(g.key, g.make(), undefined);
       const s = entry.value;
-      const c = list[0]!.rule;
+      const c = g.c;
       this.checkRevision(c, s);
-      // Per series, in time order (stable for equal times: batch order).
-      for (let i = 1; i < list.length; i++) {
-        if (list[i]!.time < list[i - 1]!.time) {
-          list.sort((a, b) => a.time - b.time);
-          break;
-        }
+      if (g.times.length > 0) {
+        const { times, values } = inTimeOrder(g.times, g.values);
+        for (let i = 0; i < times.length; i++) this.onReading(c, s, times[i]!, values[i]!, out);
+        this.stats.evaluations += times.length;
       }
-      for (const w of list) {
-        this.stats.evaluations++;
-        if (w.kind === 'reading') this.onReading(c, s, w.time, w.value, out);
-        else this.onEvent(c, s, w.e, out);
+      if (g.events.length > 0) {
+        // Per series, in time order (stable for equal times: batch order).
+        const events = g.events.slice().sort((a, b) => a.time - b.time);
+        for (const e of events) this.onEvent(c, s, e, out);
+        this.stats.evaluations += events.length;
       }
       s.updatedAt = now;
       entry.dirty = true;
@@ -366,9 +428,9 @@ export class RuleEngine {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private async load(missing: Array<{ key: string } & RuleStateKey>): Promise<void> {
+  private async load(missing: Group[]): Promise<void> {
     if (missing.length === 0) return;
-    const found = await this.o.state.getMany(missing.map(({ ruleId, series }) => ({ ruleId, series })));
+    const found = await this.o.state.getMany(missing.map((g) => ({ ruleId: g.c.rule.id, series: g.series })));
     this.stats.statesLoaded += found.length;
     for (const s of found) this.stage(`${s.ruleId}\u0000${s.series}`, s, s.version);
   }
@@ -430,30 +492,33 @@ export class RuleEngine {
       this.setDue(c, s);
       return;
     }
-    const prevValue = s.lastValue;
-    const prevTime = s.lastTime;
-    let wt = s.wt;
-    let wv = s.wv;
+    const ctx = this.ctx;
+    ctx.prevValue = s.lastValue;
+    ctx.prevTime = s.lastTime;
+    ctx.value = v;
+    ctx.time = t;
+    ctx.score = Number.NaN;
     if (c.windowMs > 0) {
-      wt ??= [];
-      wv ??= [];
+      const wt = (s.wt ??= []);
+      const wv = (s.wv ??= []);
       wt.push(t);
       wv.push(v);
-      let drop = windowStart(wt, t - c.windowMs);
-      if (wt.length - drop > this.maxSamples) drop = wt.length - this.maxSamples;
-      if (drop > 0) {
+      // Samples older than the window are dropped in bulk (window functions search their start).
+      const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
+      if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
         wt.splice(0, drop);
         wv.splice(0, drop);
       }
-      s.wt = wt;
-      s.wv = wv;
+      ctx.wt = wt;
+      ctx.wv = wv;
+    } else {
+      ctx.wt = EMPTY;
+      ctx.wv = EMPTY;
     }
-    let score = Number.NaN;
     if (c.anomaly) {
       s.detector ??= newDetectorState();
-      score = detect(s.detector, t, v, this.o.detector).score;
+      ctx.score = detect(s.detector, t, v, this.o.detector).score;
     }
-    const ctx: EvalContext = { value: v, time: t, prevValue, prevTime, wt: wt ?? [], wv: wv ?? [], score };
     s.lastTime = t;
     s.lastValue = v;
     const cond = c.when!(ctx);
@@ -464,14 +529,15 @@ export class RuleEngine {
           s.active = true;
           delete s.pendingSince;
         }
-      } else if (cond === false) {
+      } else if (cond === false && s.pendingSince !== undefined) {
         delete s.pendingSince;
       }
     } else {
       const clr = c.clear ? c.clear(ctx) : cond === null ? null : !cond;
       if (clr === true) s.active = false;
     }
-    this.alertStep(c, s, t, v, score, `${c.rule.condition} (value ${v})`, out);
+    if (s.active !== (s.alertId !== undefined)) this.alertStep(c, s, t, v, ctx.score, undefined, out);
+    else if (!s.active && s.heldBack) delete s.heldBack;
     this.setDue(c, s);
   }
 
@@ -543,9 +609,10 @@ export class RuleEngine {
     at: number,
     value: number | undefined,
     score: number | undefined,
-    reason: string,
+    reason: string | undefined,
     out: AlertTransition[],
   ): void {
+    reason ??= `${c.rule.condition} (value ${value})`;
     if (s.active && s.alertId === undefined) {
       if (s.lastOpenedAt !== undefined && at - s.lastOpenedAt < c.rule.throttleMs) {
         if (!s.heldBack) {

@@ -1,7 +1,12 @@
 /** The condition language: round trip, errors with positions, what it can and cannot name. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileBool, type EvalContext } from '../../../functions/core/rules/compile.js';
+import {
+  compileBool,
+  compileNum,
+  type EvalContext,
+  percentile,
+} from '../../../functions/core/rules/compile.js';
 import {
   type Condition,
   type Expr,
@@ -243,5 +248,25 @@ describe('rule condition language', () => {
     expect(when('value / 0 > 1')(ctx(1))).toBeNull();
     expect(when('stddev(1m) > 1')(ctx(1, { wt: [0], wv: [1] }))).toBeNull();
     expect(when('anomaly() > 4')(ctx(1))).toBeNull();
+  });
+
+  it('window percentiles (selection) agree with sorting (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 300 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 400 }),
+        (values, rank, windowS) => {
+          const wt = values.map((_, i) => i * 1000);
+          const time = wt[wt.length - 1]!;
+          const c = parseCondition(`percentile(${rank}, ${windowS}s) > 0`) as { when: { l: Expr } };
+          const got = compileNum(c.when.l)(ctx(values[values.length - 1]!, { wt, wv: values.slice(), time }));
+          const from = wt.findIndex((t) => t >= time - windowS * 1000);
+          const want = percentile(values.slice(from), rank);
+          expect(got).toBeCloseTo(want, 6);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
