@@ -3,7 +3,8 @@
  * reading design of ADR 0011). Readings are stored as **frames**, one item per (device, sub-device,
  * time) — in practice one item per message — holding every reading of that message as a compact JSON
  * entry that refers to a per-(device, sub-device) **catalog** of metric definitions (metric, type,
- * unit, name) by id, so a 50-reading message is ~1 KB: 1 WRU. A **latest** item per (device,
+ * unit, name) by id, plain numeric values in a binary column, so a 50-reading message is ~560 B:
+ * 1 WRU (`npm run bench -- store --dynamodb`). A **latest** item per (device,
  * sub-device) maps each metric to its newest non-historical time. Bucket queries read closed hours
  * from **series hour chunks** (one series' numeric views for one hour), built from the frames the first
  * time a query needs them and invalidated by late writes; the open hour is read from the frames. Keys
