@@ -11,9 +11,10 @@ const ack = (scope: IConstruct, rule: string, reason: string) =>
 
 export interface NagTargets {
   functions: IConstruct[];
-  ingestFunctions: IConstruct[];
-  /** Functions that publish to devices (API). */
-  apiFunctions: IConstruct[];
+  /** Functions that publish to devices, with their topic patterns (IOT_PUBLISH). */
+  publishers: Array<{ fn: IConstruct; topics: readonly string[] }>;
+  /** Functions granted timestream:DescribeEndpoints on * (telemetry=timestream). */
+  timestreamFunctions: IConstruct[];
   queues: IConstruct[];
   secrets: IConstruct[];
   api: IConstruct;
@@ -54,11 +55,11 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
       'The basic execution role only allows writing the function’s own CloudWatch Logs.',
     );
   }
-  for (const fn of [...t.ingestFunctions, ...t.apiFunctions]) {
-    if (t.timestream) {
-      ack(fn, 'IAM5[Resource::*]', 'timestream:DescribeEndpoints has no resource-level permissions.');
-    }
-    for (const topic of ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*']) {
+  for (const fn of t.timestreamFunctions) {
+    ack(fn, 'IAM5[Resource::*]', 'timestream:DescribeEndpoints has no resource-level permissions.');
+  }
+  for (const { fn, topics } of t.publishers) {
+    for (const topic of topics) {
       ack(
         fn,
         `IAM5[${iot(topic)}]`,

@@ -194,6 +194,7 @@ export class DualpathStack extends Stack {
       ingest.fn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH[key]));
       const ruleIndex = pipeline.rules.findIndex((r) => r.stream === fnSpec.stream);
       return {
+        key: key as 'sparkplugIngest' | 'lwm2mIngest',
         title: protocol === 'sparkplug' ? 'Sparkplug path' : 'LwM2M path',
         service: `${protocol}-ingest`,
         ruleName: iot.rules[ruleIndex]!.ref,
@@ -281,8 +282,16 @@ export class DualpathStack extends Stack {
         authorizerFn,
         ...(simulator ? [simulator.provisioner] : []),
       ],
-      ingestFunctions: paths.map((p) => p.fn),
-      apiFunctions: [apiFn],
+      publishers: [
+        ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
+        { fn: apiFn, topics: IOT_PUBLISH.api },
+      ],
+      timestreamFunctions: timestream
+        ? [
+            ...paths.filter((p) => TIMESTREAM_ACCESS[p.key]).map((p) => p.fn),
+            ...(TIMESTREAM_ACCESS.api ? [apiFn] : []),
+          ]
+        : [],
       queues: [iot.errorQueue, ...paths.map((p) => p.dlq)],
       secrets: [adminKey],
       api: api.api,
