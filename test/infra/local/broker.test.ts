@@ -257,7 +257,13 @@ describe("local broker: one device's oversized or refused message never blocks t
 
   it('refuses a server publish above 128 KB, as the IoT data plane does', async () => {
     await expect(
-      broker.publish({ topic: 'lwm2m/rd/edge-good', payload: new Uint8Array(128 * 1024 + 1), qos: 1 }),
+      broker.publish({
+        kind: 'publish',
+        topic: 'lwm2m/rd/edge-good',
+        payload: new Uint8Array(128 * 1024 + 1),
+        qos: 1,
+        reason: 'test',
+      }),
     ).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE', field: 'payload' });
   });
 

@@ -145,7 +145,7 @@ describe('local IoT rule engine: SQL subset', () => {
     ).toThrow(RuleActionError);
   });
 
-  it('reports a record above Kinesis\' 1 MiB as an action error (the base64 envelope of a large payload)', () => {
+  it("reports a record above Kinesis' 1 MiB as an action error (the base64 envelope of a large payload)", () => {
     // The pipeline's envelope base64-encodes the payload: 786 KB become more than 1 MiB.
     const errors: string[] = [];
     const engine = createRuleEngine(
@@ -154,7 +154,9 @@ describe('local IoT rule engine: SQL subset', () => {
     );
     expect(engine.evaluate('a/b', new Uint8Array(700 * 1024), 'c')).toHaveLength(1);
     expect(engine.evaluate('a/b', new Uint8Array(800 * 1024), 'c')).toEqual([]);
-    expect(errors).toEqual([expect.stringMatching(/^rule envelope: the record data is \d+ bytes, more than/)]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^rule envelope: the record data is \d+ bytes, more than/),
+    ]);
   });
 
   it('parses case-insensitive keywords and function names', () => {
