@@ -21,6 +21,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
 let stack: LocalStack;
 let dir: string;
 const clients: MqttClient[] = [];
+const ADMIN_KEY = 'dp_admin_integration-test-key-7f3a9c21e4b8d05f';
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dualpath-it-'));
@@ -28,7 +29,7 @@ beforeAll(async () => {
     dataDir: dir,
     mqttPort: 0,
     httpPort: 0,
-    adminKey: 'dp_admin_integration-test-key-7f3a9c21e4b8d05f',
+    adminKey: ADMIN_KEY,
   });
 }, 60_000);
 
@@ -51,7 +52,7 @@ async function connect(clientId: string): Promise<MqttClient> {
 async function api(path: string, init: { method?: string; body?: unknown; key?: string } = {}) {
   const res = await fetch(`http://127.0.0.1:${stack.httpPort}${path}`, {
     method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${init.key ?? 'test-admin-key'}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${init.key ?? ADMIN_KEY}`, 'content-type': 'application/json' },
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   });
   return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, unknown> };
