@@ -255,6 +255,24 @@ describe("local broker: one device's oversized or refused message never blocks t
     expect(broker.counters.deadLettered).toBe(before.deadLettered);
   });
 
+  it('speaks MQTT 3.1.1 only: an MQTT 5 CONNECT is refused, so oversized publishes always meet the 3.1.1 refusal', async () => {
+    // Aedes 1.x refuses protocol version 5 (CONNACK "unacceptable protocol version"); no session can
+    // exist in which a PUBACK would carry an MQTT 5 reason code.
+    const c = mqtt.connect(broker.url, {
+      clientId: 'edge-v5',
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      connectTimeout: 3000,
+    });
+    clients.push(c);
+    const outcome = await new Promise<string>((resolve) => {
+      c.once('connect', () => resolve('connected'));
+      c.once('error', (e) => resolve(`error: ${(e as Error).message}`));
+      c.once('close', () => resolve('closed'));
+    });
+    expect(outcome).not.toBe('connected');
+  });
+
   it('refuses a server publish above 128 KB, as the IoT data plane does', async () => {
     await expect(
       broker.publish({
