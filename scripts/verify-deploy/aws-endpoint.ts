@@ -63,7 +63,10 @@ export class RecordingEndpoint {
   private cfnServer: https.Server | undefined;
   httpPort = 0;
   httpsPort = 0;
-  /** A loopback address whose port 443 receives CloudFormation responses (presigned S3 URLs have no port). */
+  /**
+   * A loopback address whose port 443 receives CloudFormation responses (presigned S3 URLs have no
+   * port).
+   */
   readonly cfnHost = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
   cfnError: string | undefined;
 
@@ -252,7 +255,9 @@ export class RecordingEndpoint {
       const input = JSON.parse(body.toString() || '{}') as Record<string, unknown>;
       if (op === 'DescribeEndpoints') {
         this.record(fn, 'timestream', op, '*');
-        return json(200, { Endpoints: [{ Address: this.httpsAuthority, CachePeriodInMinutes: 1440 }] });
+        // The SDK swaps only the host name of the configured endpoint for the discovered Address
+        // (scheme and port stay those of AWS_ENDPOINT_URL_TIMESTREAM_*): this endpoint's host.
+        return json(200, { Endpoints: [{ Address: '127.0.0.1', CachePeriodInMinutes: 1440 }] });
       }
       if (op === 'WriteRecords') {
         const db = String(input.DatabaseName);

@@ -66,6 +66,8 @@ export class Deployment {
   /** Problems of the run itself: function errors, unexpected responses, unhandled requests. */
   readonly failures: string[] = [];
   readonly notes: string[] = [];
+  /** What the harness could not drive (printed; the affected functions' grants are not judged for excess). */
+  readonly limitations: string[] = [];
   readonly secrets = new Map<string, string>();
   private dynamo: ReturnType<typeof dynalite> | undefined;
   private dynamoClient: DynamoDBClient | undefined;
@@ -306,7 +308,15 @@ export class Deployment {
     };
     const result = await fn.process.invoke(event);
     if (!result.ok) {
-      this.failures.push(`custom resource ${id}: provider ${tokenTarget} failed: ${result.error?.message}`);
+      const missing = /Cannot find (?:module|package) '(@aws-sdk\/[^']+)'/.exec(result.error?.message ?? '');
+      if (missing) {
+        // The Lambda runtime ships every SDK v3 client; the repository installs only those its code uses.
+        this.limitations.push(
+          `custom resource ${id} (${r.Type}) not driven: its provider ${tokenTarget} needs ${missing[1]}, which the Lambda runtime provides but this repository does not install`,
+        );
+        return;
+      }
+      this.failures.push(`custom resource ${id}: provider ${tokenTarget} failed: ${describeError(result)}`);
       return;
     }
     let response = this.endpoint.cfnResponses.get(id);

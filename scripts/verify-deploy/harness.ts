@@ -26,6 +26,8 @@ export interface FunctionReport {
   iam: Evaluation;
   env: EnvVerdict;
   envReads: string[];
+  /** False when no invocation of the function succeeded: its grants are listed, not judged for excess. */
+  driven: boolean;
 }
 
 export interface HarnessReport {
@@ -34,6 +36,8 @@ export interface HarnessReport {
   /** Every reason the run fails, each naming the function, variable, statement or table. */
   failures: string[];
   notes: string[];
+  /** What the harness could not drive; printed with every report. */
+  limitations: string[];
 }
 
 export function toAwsCall(c: RecordedCall): AwsCall {
@@ -54,7 +58,13 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
       await d.start();
     } catch (error) {
       failures.push(`deployment: ${error instanceof Error ? error.message : String(error)}`);
-      return { variant: o.variant, functions: [], failures: [...failures, ...d.failures], notes: d.notes };
+      return {
+        variant: o.variant,
+        functions: [],
+        failures: [...failures, ...d.failures],
+        notes: d.notes,
+        limitations: d.limitations,
+      };
     }
     const adminSecret = [...d.secrets.values()][0];
     const telemetryReadable = [...d.functions.values()].some(
@@ -79,7 +89,17 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
     for (const [id, f] of d.functions) {
       const calls = d.endpoint.calls.filter((c) => c.function === id);
       const statements = f.model.statements.map((s) => ({ ...s, source: s.policy }));
-      const iam = evaluate(statements as never, calls.map(toAwsCall));
+      const driven = f.process.succeeded > 0;
+      const iam = evaluate(
+        statements as never,
+        calls.map(toAwsCall),
+        driven ? {} : { excessFilter: () => false },
+      );
+      if (!driven) {
+        d.limitations.push(
+          `${id} was never invoked successfully (${f.process.invoked} invocation(s)): its ${statements.length} statement(s) are not judged for excess`,
+        );
+      }
       const envReads = await f.process.envReads();
       const env = checkEnvReads(envReads, f.model.environment);
       functions.push({
@@ -90,6 +110,7 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
         iam,
         env,
         envReads,
+        driven,
       });
       failures.push(...formatEvaluation(id, iam).filter((m) => !iam.warnings.some((w) => m.endsWith(w))));
       for (const v of env.missing) {
@@ -101,7 +122,7 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
       failures.push(`an AWS call from an unknown caller: ${c.action} on ${c.resource}`);
     failures.push(...d.endpoint.unhandled.map((u) => `unhandled AWS request: ${u}`));
     failures.push(...d.failures);
-    return { variant: o.variant, functions, failures, notes: d.notes };
+    return { variant: o.variant, functions, failures, notes: d.notes, limitations: d.limitations };
   } finally {
     await d.stop();
   }
@@ -131,6 +152,7 @@ export function formatReport(r: HarnessReport): string[] {
     );
   }
   for (const n of r.notes) out.push(`note: ${n}`);
+  for (const n of r.limitations) out.push(`NOT DRIVEN (harness limitation): ${n}`);
   if (r.failures.length === 0) out.push(`verdict ${r.variant}: PASS`);
   else {
     out.push(`verdict ${r.variant}: FAIL (${r.failures.length})`);

@@ -96,6 +96,9 @@ export class LambdaProcess {
   readonly taskRoot: string;
   readonly logs: string[] = [];
   readonly note: string | undefined;
+  /** Invocations that returned (not errors): a function never run successfully has no usable IAM record. */
+  succeeded = 0;
+  invoked = 0;
   private child: ChildProcess | undefined;
   private readonly waiting = new Map<string, (r: InvokeResult) => void>();
   private envWaiter: ((reads: string[]) => void) | undefined;
@@ -205,8 +208,12 @@ export class LambdaProcess {
         error: { name: 'ProcessExited', message: this.exited ?? 'not started', stack: '' },
       };
     const id = crypto.randomUUID();
+    this.invoked++;
     return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
+      this.waiting.set(id, (r) => {
+        if (r.ok) this.succeeded++;
+        resolve(r);
+      });
       this.child!.send({
         type: 'invoke',
         id,

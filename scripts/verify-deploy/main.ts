@@ -104,6 +104,7 @@ async function main(): Promise<number> {
             functions: [],
             failures: [`synth of ${v.name} produced no template`],
             notes: [],
+            limitations: [],
           });
           continue;
         }
