@@ -48,7 +48,8 @@ function lwm2m(ctx: ScenarioContext, message: Parameters<typeof encodeMessage>[0
 export async function runScenarios(
   ctx: ScenarioContext,
   names: readonly ScenarioName[],
-  t0 = Date.now() - 60_000,
+  // Three hours back: bucket queries then cover completed hours (the store writes their chunks).
+  t0 = Date.now() - 3 * 3_600_000,
 ): Promise<void> {
   const { d } = ctx;
   const admin = ctx.adminKey;
@@ -163,6 +164,34 @@ export async function runScenarios(
           );
         }
       }
+    }
+    // Commands to the edge node through the API: a rebirth request (NCMD) and a write to its device (DCMD).
+    const rebirthCmd = await d.api('POST', `/devices/${DEVICE}/commands`, {
+      key: admin,
+      body: { protocol: 'sparkplug', operation: 'rebirth' },
+    });
+    expectStatus(ctx, 'sparkplug: POST rebirth command', rebirthCmd, 202);
+    const writeCmd = await d.api('POST', `/devices/${DEVICE}/commands`, {
+      key: admin,
+      body: {
+        protocol: 'sparkplug',
+        operation: 'write',
+        device: 'meter',
+        metrics: [{ name: 'Energy', type: 'Double', value: 0 }],
+      },
+    });
+    expectStatus(ctx, 'sparkplug: POST write command', writeCmd, 202);
+    await d.drain();
+    for (const topic of [`spBv1.0/${GROUP}/NCMD/${DEVICE}`, `spBv1.0/${GROUP}/DCMD/${DEVICE}/meter`]) {
+      if (!deviceMessages.some((m) => m.topic === topic))
+        ctx.fail(`scenario sparkplug: the API command published nothing to ${topic}`);
+    }
+    const cmds = await d.api('GET', `/devices/${DEVICE}/commands`, { key: admin });
+    if (
+      expectStatus(ctx, 'sparkplug: GET commands', cmds, 200) &&
+      !cmds.raw.includes(String(writeCmd.body.commandId))
+    ) {
+      ctx.fail(`scenario sparkplug: GET commands does not list the write command: ${cmds.raw.slice(0, 200)}`);
     }
     d.publish(
       `spBv1.0/${GROUP}/NDEATH/${DEVICE}`,
@@ -325,6 +354,32 @@ export async function runScenarios(
         ctx.fail('scenario reads: no lifecycle events for the device');
     }
     expectStatus(ctx, 'reads: GET /health', await d.api('GET', '/health'), 200);
+    expectStatus(
+      ctx,
+      'reads: GET /apps?deviceType=breaker',
+      await d.api('GET', '/apps?deviceType=breaker', { key: admin }),
+      200,
+    );
+    // Registry writes: a partial update of an existing device, a device type created and deleted.
+    expectStatus(
+      ctx,
+      `reads: PUT /devices/${DEVICE} (update)`,
+      await d.api('PUT', `/devices/${DEVICE}`, { key: admin, body: { tags: { site: 'south' } } }),
+      200,
+    );
+    expectStatus(
+      ctx,
+      'reads: PUT /device-types/spare',
+      await d.api('PUT', '/device-types/spare', { key: admin, body: { name: 'Spare' } }),
+      201,
+    );
+    expectStatus(
+      ctx,
+      'reads: DELETE /device-types/spare',
+      await d.api('DELETE', '/device-types/spare', { key: admin }),
+      200,
+      204,
+    );
     if (appKey) {
       expectStatus(
         ctx,
