@@ -887,7 +887,9 @@ export class TemplateModel {
     const vars = (p.Environment as { Variables?: Record<string, Json> } | undefined)?.Variables ?? {};
     for (const [k, v] of Object.entries(vars)) {
       try {
-        env[k] = this.resolveString(v, `${where}.Environment.Variables.${k}`);
+        const resolved = this.resolveAt(v, `${where}.Environment.Variables.${k}`);
+        if (resolved === NO_VALUE) continue; // Fn::If → AWS::NoValue: the variable is not set
+        env[k] = this.stringOf(resolved, `${where}.Environment.Variables.${k}`);
       } catch (error) {
         if (error instanceof TemplateError)
           throw new TemplateError(`function ${logicalId}: environment variable ${k}: ${error.message}`);
