@@ -33,7 +33,7 @@ import {
   selectsEvent,
   selectsReading,
 } from './model.js';
-import type { AlertStore, RuleState, RuleStateKey, RuleStateStore } from './store.js';
+import type { AlertStore, RuleState, RuleStateStore } from './store.js';
 import type { Condition } from './syntax.js';
 import { parseCondition } from './syntax.js';
 
@@ -99,21 +99,52 @@ interface Group {
   make: () => RuleState;
   times: number[];
   values: number[];
-  events: LifecycleEvent[];
+  events?: LifecycleEvent[];
 }
 
-/** The samples sorted by time if they are not already (stable: equal times keep batch order). */
-function inTimeOrder(times: number[], values: number[]): { times: number[]; values: number[] } {
-  let sorted = true;
-  for (let i = 1; i < times.length; i++) {
-    if (times[i]! < times[i - 1]!) {
-      sorted = false;
-      break;
-    }
-  }
-  if (sorted) return { times, values };
-  const order = times.map((_, i) => i).sort((a, b) => times[a]! - times[b]! || a - b);
-  return { times: order.map((i) => times[i]!), values: order.map((i) => values[i]!) };
+/**
+ * Every state object gets the same fields in the same order (absent ones undefined, never deleted):
+ * one hidden class, so the per-reading property accesses stay fast.
+ */
+function shaped(s: RuleState): RuleState {
+  return {
+    ruleId: s.ruleId,
+    series: s.series,
+    version: s.version,
+    revision: s.revision,
+    deviceId: s.deviceId,
+    subDevice: s.subDevice,
+    metric: s.metric,
+    deviceType: s.deviceType,
+    protocol: s.protocol,
+    lastTime: s.lastTime,
+    lastValue: s.lastValue,
+    lastEvent: s.lastEvent,
+    wt: s.wt,
+    wv: s.wv,
+    pendingSince: s.pendingSince,
+    active: s.active,
+    alertId: s.alertId,
+    openedAt: s.openedAt,
+    lastOpenedAt: s.lastOpenedAt,
+    suppressed: s.suppressed,
+    heldBack: s.heldBack,
+    detector: s.detector,
+    dueAt: s.dueAt,
+    updatedAt: s.updatedAt,
+  };
+}
+
+function ascending(times: number[]): boolean {
+  for (let i = 1; i < times.length; i++) if (times[i]! < times[i - 1]!) return false;
+  return true;
+}
+
+/** Sorts a group's samples by time (stable: equal times keep batch order). */
+function sortByTime(g: Group): void {
+  const order = g.times.map((_, i) => i).sort((a, b) => g.times[a]! - g.times[b]! || a - b);
+  g.times = order.map((i) => g.times[i]!);
+  g.values = order.map((i) => g.values[i]!);
 }
 
 const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'deregister']);
@@ -269,7 +300,7 @@ export class RuleEngine {
       const key = `${c.rule.id}\u0000${series}`;
       let g = groups.get(key);
       if (!g) {
-        g = { c, key, series, make, times: [], values: [], events: [] };
+        g = { c, key, series, make, times: [], values: [] };
         groups.set(key, g);
       }
       return g;
@@ -329,7 +360,7 @@ export class RuleEngine {
             counted = true;
           }
           const series = deviceSeries(e.deviceId, e.subDevice);
-          group(c, series, () =>
+          const g = group(c, series, () =>
             this.newState(
               c,
               series,
@@ -340,7 +371,9 @@ export class RuleEngine {
               enrichment?.deviceType,
               e.protocol,
             ),
-          ).events.push(e);
+          );
+          g.events ??= [];
+          g.events.push(e);
         }
       }
     }
@@ -352,11 +385,12 @@ export class RuleEngine {
       const c = g.c;
       this.checkRevision(c, s);
       if (g.times.length > 0) {
-        const { times, values } = inTimeOrder(g.times, g.values);
+        if (!ascending(g.times)) sortByTime(g);
+        const { times, values } = g;
         for (let i = 0; i < times.length; i++) this.onReading(c, s, times[i]!, values[i]!, out);
         this.stats.evaluations += times.length;
       }
-      if (g.events.length > 0) {
+      if (g.events) {
         // Per series, in time order (stable for equal times: batch order).
         const events = g.events.slice().sort((a, b) => a.time - b.time);
         for (const e of events) this.onEvent(c, s, e, out);
@@ -436,7 +470,7 @@ export class RuleEngine {
   }
 
   private stage(key: string, value: RuleState, base: number | undefined): Entry {
-    const e: Entry = { base, value, dirty: false };
+    const e: Entry = { base, value: shaped(value), dirty: false };
     this.staged.set(key, e);
     return e;
   }
@@ -451,31 +485,30 @@ export class RuleEngine {
     deviceType: string | undefined,
     protocol: 'sparkplug' | 'lwm2m',
   ): RuleState {
-    const s: RuleState = {
+    return shaped({
       ruleId: c.rule.id,
       series,
       version: 0,
       revision: c.rule.revision,
       deviceId,
-      active: false,
+      subDevice,
+      metric,
+      deviceType,
       protocol,
+      active: false,
       updatedAt: now,
-    };
-    if (subDevice !== undefined) s.subDevice = subDevice;
-    if (metric !== undefined) s.metric = metric;
-    if (deviceType !== undefined) s.deviceType = deviceType;
-    return s;
+    });
   }
 
   /** A rule changed since this state was built: its condition starts over (an open alert stays open). */
   private checkRevision(c: Compiled, s: RuleState): void {
     if (s.revision === c.rule.revision) return;
     s.revision = c.rule.revision;
-    delete s.pendingSince;
-    delete s.wt;
-    delete s.wv;
-    delete s.detector;
-    delete s.heldBack;
+    s.pendingSince = undefined;
+    s.wt = undefined;
+    s.wv = undefined;
+    s.detector = undefined;
+    s.heldBack = undefined;
     s.active = s.alertId !== undefined;
     this.setDue(c, s);
   }
@@ -499,8 +532,10 @@ export class RuleEngine {
     ctx.time = t;
     ctx.score = Number.NaN;
     if (c.windowMs > 0) {
-      const wt = (s.wt ??= []);
-      const wv = (s.wv ??= []);
+      s.wt ??= [];
+      s.wv ??= [];
+      const wt = s.wt;
+      const wv = s.wv;
       wt.push(t);
       wv.push(v);
       // Samples older than the window are dropped in bulk (window functions search their start).
@@ -527,17 +562,17 @@ export class RuleEngine {
         s.pendingSince ??= t;
         if (t - s.pendingSince >= c.holdMs) {
           s.active = true;
-          delete s.pendingSince;
+          s.pendingSince = undefined;
         }
       } else if (cond === false && s.pendingSince !== undefined) {
-        delete s.pendingSince;
+        s.pendingSince = undefined;
       }
     } else {
       const clr = c.clear ? c.clear(ctx) : cond === null ? null : !cond;
       if (clr === true) s.active = false;
     }
     if (s.active !== (s.alertId !== undefined)) this.alertStep(c, s, t, v, ctx.score, undefined, out);
-    else if (!s.active && s.heldBack) delete s.heldBack;
+    else if (!s.active && s.heldBack) s.heldBack = undefined;
     this.setDue(c, s);
   }
 
@@ -556,18 +591,18 @@ export class RuleEngine {
       s.active = true;
       this.alertStep(c, s, t, undefined, undefined, reason, out);
       s.active = false;
-      delete s.heldBack;
+      s.heldBack = undefined;
     } else if (OFFLINE.has(e.type)) {
       if (!s.active && s.pendingSince === undefined) {
         s.pendingSince = t;
         if (c.holdMs === 0) {
           s.active = true;
-          delete s.pendingSince;
+          s.pendingSince = undefined;
         }
       }
       this.alertStep(c, s, t, undefined, undefined, reason, out);
     } else if (ONLINE.has(e.type)) {
-      delete s.pendingSince;
+      s.pendingSince = undefined;
       s.active = false;
       this.alertStep(c, s, t, undefined, undefined, reason, out);
     }
@@ -588,7 +623,7 @@ export class RuleEngine {
     } else if (cond.kind === 'offline' && s.pendingSince !== undefined && s.pendingSince + c.holdMs <= now) {
       const at = s.pendingSince + c.holdMs;
       s.active = true;
-      delete s.pendingSince;
+      s.pendingSince = undefined;
       this.alertStep(c, s, at, undefined, undefined, `offline for ${cond.hold?.text ?? '0s'}`, out);
     } else if (cond.kind === 'event' && s.alertId !== undefined && s.openedAt !== undefined) {
       const at = s.openedAt + c.rule.autoResolveMs;
@@ -629,13 +664,13 @@ export class RuleEngine {
       s.alertId = id;
       s.openedAt = at;
       s.lastOpenedAt = at;
-      delete s.suppressed;
-      delete s.heldBack;
+      s.suppressed = undefined;
+      s.heldBack = undefined;
       this.emit(t, out);
     } else if (!s.active && s.alertId !== undefined) {
       this.resolve(c, s, at, 'rule', value, out, reason);
     }
-    if (!s.active) delete s.heldBack;
+    if (!s.active) s.heldBack = undefined;
   }
 
   private resolve(
@@ -659,8 +694,8 @@ export class RuleEngine {
     );
     t.resolvedBy = by;
     if (value !== undefined) t.value = value;
-    delete s.alertId;
-    delete s.openedAt;
+    s.alertId = undefined;
+    s.openedAt = undefined;
     this.emit(t, out);
   }
 
@@ -713,7 +748,7 @@ export class RuleEngine {
       const t = s.lastOpenedAt + c.rule.throttleMs;
       due = due === undefined ? t : Math.min(due, t);
     }
-    if (due === undefined) delete s.dueAt;
+    if (due === undefined) s.dueAt = undefined;
     else s.dueAt = due;
   }
 }

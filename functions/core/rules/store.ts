@@ -246,10 +246,11 @@ export class InMemoryRuleStateStore implements RuleStateStore {
 export class InMemoryAlertStore implements AlertStore {
   private readonly alerts = new Map<string, Alert>();
   private readonly transitions = new Map<string, TransitionRecord[]>();
+  private readonly byId = new Map<string, TransitionRecord>();
 
   async record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }> {
     const history = this.transitions.get(t.alertId) ?? [];
-    const seen = history.find((r) => r.transition.id === t.id);
+    const seen = this.byId.get(t.id);
     if (seen) return { dispatched: seen.dispatchedAt !== undefined };
     const existing = this.alerts.get(t.alertId);
     if (t.kind === 'open') {
@@ -264,7 +265,9 @@ export class InMemoryAlertStore implements AlertStore {
         existing.updatedAt = now;
       }
     }
-    history.push({ transition: structuredClone(t), recordedAt: now });
+    const record: TransitionRecord = { transition: { ...t }, recordedAt: now };
+    history.push(record);
+    this.byId.set(t.id, record);
     this.transitions.set(t.alertId, history);
     return { dispatched: false };
   }
