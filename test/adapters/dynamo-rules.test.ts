@@ -2,6 +2,9 @@
  * The rules' stores on DynamoDB (dynalite, the pipeline's own table definitions), held to the same
  * contract as the in-memory stores, and the RuleEngine driven over them.
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DynamoAlertStore,
@@ -10,7 +13,12 @@ import {
   RULE_STATE_SHARDS,
   ruleStateKey,
 } from '../../functions/adapters/dynamo-rules.js';
-import { ConflictError, NotFoundError, ValidationError } from '../../functions/core/errors.js';
+import {
+  ConflictError,
+  NotFoundError,
+  TransientError,
+  ValidationError,
+} from '../../functions/core/errors.js';
 import type { EnrichedReading } from '../../functions/core/reading.js';
 import {
   type AlertStore,
@@ -333,5 +341,88 @@ describe('RuleEngine over DynamoDB', () => {
     await engine.commit();
     engine.begin();
     expect(await engine.evaluateClock(T0 + 100_000)).toEqual([]);
+  });
+});
+
+describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)', () => {
+  const doc = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  const mock = mockClient(doc);
+  const throttled = () =>
+    Object.assign(new Error('slow down'), { name: 'ProvisionedThroughputExceededException', $metadata: {} });
+
+  it('state puts are conditional on the version read; throttling is a TransientError', async () => {
+    mock.reset();
+    mock.on(PutCommand).resolves({});
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    await store.put(state('r', 'dev|m', { dueAt: T0 + 5 }), undefined);
+    await store.put(state('r', 'dev|m'), 4);
+    const [first, second] = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
+    expect(first).toMatchObject({
+      TableName: 'state',
+      ConditionExpression: 'attribute_not_exists(pk)',
+      Item: { ...ruleStateKey('r', 'dev|m'), version: 1, dueAt: T0 + 5, expiresAt: T0 / 1000 + 30 * 86_400 },
+    });
+    expect(second).toMatchObject({
+      ConditionExpression: 'version = :v',
+      ExpressionAttributeValues: { ':v': 4 },
+    });
+    expect(second!.Item).not.toHaveProperty('dueAt');
+    mock.on(PutCommand).rejects(throttled());
+    await expect(store.put(state('r', 'dev|m'), 5)).rejects.toBeInstanceOf(TransientError);
+  });
+
+  it('bulk state reads are consistent and retry unprocessed keys, then give up with a TransientError', async () => {
+    mock.reset();
+    const key = ruleStateKey('r', 'a|m');
+    mock
+      .on(BatchGetCommand)
+      .resolvesOnce({ Responses: { state: [] }, UnprocessedKeys: { state: { Keys: [key] } } })
+      .resolvesOnce({ Responses: { state: [{ ...key, version: 2, data: state('r', 'a|m') }] } });
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', sleep: async () => {} });
+    const got = await store.getMany([{ ruleId: 'r', series: 'a|m' }]);
+    expect(got).toEqual([{ ...state('r', 'a|m'), version: 2 }]);
+    expect(mock.commandCalls(BatchGetCommand)[0]!.args[0].input.RequestItems!.state!.ConsistentRead).toBe(
+      true,
+    );
+    mock.reset();
+    mock
+      .on(BatchGetCommand)
+      .resolves({ Responses: { state: [] }, UnprocessedKeys: { state: { Keys: [key] } } });
+    const stubborn = new DynamoRuleStateStore({
+      client: doc,
+      tableName: 'state',
+      sleep: async () => {},
+      maxBatchAttempts: 3,
+    });
+    await expect(stubborn.getMany([{ ruleId: 'r', series: 'a|m' }])).rejects.toBeInstanceOf(TransientError);
+    expect(mock.commandCalls(BatchGetCommand)).toHaveLength(3);
+  });
+
+  it('listDue queries each of the 16 shards of the rule with a dueAt filter', async () => {
+    mock.reset();
+    mock.on(QueryCommand).resolves({ Items: [] });
+    await new DynamoRuleStateStore({ client: doc, tableName: 'state' }).listDue('r', T0);
+    const calls = mock.commandCalls(QueryCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.ExpressionAttributeValues![':pk'])).toEqual(
+      Array.from({ length: RULE_STATE_SHARDS }, (_, i) => `RS#r#${i}`),
+    );
+    expect(calls[0]).toMatchObject({ FilterExpression: 'dueAt <= :now', ConsistentRead: true });
+  });
+
+  it('alert writes: the open is conditional, the transition goes to the outbox index', async () => {
+    mock.reset();
+    mock.on(PutCommand).resolves({});
+    await new DynamoAlertStore({ client: doc, tableName: 'registry' }).record(opening('a1', T0), T0 + 7);
+    const [alert, transition] = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
+    expect(alert).toMatchObject({
+      ConditionExpression: 'attribute_not_exists(pk)',
+      Item: { pk: 'ALERT#a1', sk: 'META', gsi1pk: 'ALERTS', status: 'open', ruleId: 'r1', deviceId: 'dev-1' },
+    });
+    expect(transition).toMatchObject({
+      ConditionExpression: 'attribute_not_exists(pk)',
+      Item: { pk: 'ALERT#a1', sk: 'TR#a1', gsi1pk: 'ALERTOUTBOX', recordedAt: T0 + 7 },
+    });
   });
 });
