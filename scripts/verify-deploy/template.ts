@@ -296,6 +296,23 @@ export const LOGS_ONLY_MANAGED_POLICIES: ReadonlySet<string> = new Set([
   'service-role/AWSLambdaBasicExecutionRole',
 ]);
 
+/**
+ * The statements the harness assumes for an AWS-managed policy it knows — AWSLambdaBasicExecutionRole
+ * is CloudWatch Logs only (create the log group and stream, put events) — or undefined for one it does
+ * not know (the caller should then report it: its grants cannot be judged).
+ */
+export function knownManagedPolicyStatements(ref: ManagedPolicyRef): IamStatement[] | undefined {
+  if (!ref.awsManaged || !LOGS_ONLY_MANAGED_POLICIES.has(ref.name)) return undefined;
+  return [
+    {
+      Effect: 'Allow',
+      Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: '*',
+      source: `managed policy ${ref.name}`,
+    },
+  ];
+}
+
 // ───────────────────────────── naming ─────────────────────────────
 
 interface NameRule {

@@ -5,6 +5,7 @@ import {
   type Assembly,
   type CfnTemplate,
   generatedName,
+  knownManagedPolicyStatements,
   loadAssembly,
   TemplateError,
   TemplateModel,
@@ -476,6 +477,19 @@ describe('TemplateModel on a hand-written template', () => {
         awsManaged: true,
       },
     ]);
+    expect(knownManagedPolicyStatements(p.managedPolicies[0]!)).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+      }),
+    ]);
+    expect(
+      knownManagedPolicyStatements({
+        arn: 'arn:aws:iam::aws:policy/AdministratorAccess',
+        name: 'AdministratorAccess',
+        awsManaged: true,
+      }),
+    ).toBeUndefined();
   });
 });
 
