@@ -4,9 +4,13 @@
  * the function's role in the template, every grant used), environment (every variable the code read
  * is set by the template or by Lambda), and no function error or unexpected response.
  */
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { RecordedCall } from './aws-endpoint.js';
-import { checkEnvReads, type EnvVerdict } from './checks.js';
+import { checkEnvReads, type EnvVerdict, LIBRARY_READS } from './checks.js';
 import { Deployment } from './deployment.js';
+import { checkObservedReads, staticEnvCheck } from './env-check.js';
 import { type AwsCall, type Evaluation, evaluate, formatEvaluation } from './iam.js';
 import { runScenarios, SCENARIOS, type ScenarioName } from './scenario.js';
 
@@ -102,6 +106,27 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
       }
       const envReads = await f.process.envReads();
       const env = checkEnvReads(envReads, f.model.environment);
+      // env-check.ts: the static check of what ships (bundle + config specs vs the template's
+      // Environment), and its verdict on the reads observed (library-internal reads left out).
+      const bundle = ['index.mjs', 'index.js', 'index.cjs']
+        .map((b) => path.join(f.model.assetDir, b))
+        .find((file) => fs.existsSync(file));
+      const code = bundle ? fs.readFileSync(bundle, 'utf8') : undefined;
+      const statics = staticEnvCheck({
+        logicalId: id,
+        environment: f.model.environment,
+        assetDir: f.model.assetDir,
+      });
+      for (const e of statics.errors)
+        env.missing.includes(e.variable) || failures.push(`static env check: ${e.message}`);
+      for (const w of statics.warnings) d.notes.push(`static env check: ${w.message}`);
+      const observed = checkObservedReads(
+        id,
+        envReads.filter((r) => !LIBRARY_READS.has(r)),
+        f.model.environment,
+        code !== undefined ? { code } : {},
+      );
+      for (const e of observed) if (!env.missing.includes(e.variable)) env.missing.push(e.variable);
       functions.push({
         logicalId: id,
         name: f.model.name,

@@ -65,7 +65,7 @@ describe('deploy harness negative cases', () => {
     });
     const report = await runHarness({ assemblyDir: dir, variant: 'no-env', scenarios: ['registry'] });
     expect(report.failures.join('\n')).toMatch(
-      /ApiFunction\w*: reads environment variable REGISTRY_TABLE, which the template does not set/,
+      /ApiFunction\w*: reads? environment variable REGISTRY_TABLE,? which the template does not set/,
     );
   }, 120_000);
 
