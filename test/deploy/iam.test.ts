@@ -55,7 +55,13 @@ describe('resource matching', () => {
     ).toBe(false);
     // a * in the middle of a segment does not cross a colon
     expect(resourceMatches('arn:aws:dynamodb:*east*:123456789012:table/Registry', TABLE)).toBe(true);
-    expect(resourceMatches('arn:aws:dynamodb:us*1:table/Registry', TABLE)).toBe(false);
+    expect(resourceMatches('arn:aws:dynamodb:us*2:table/Registry', TABLE)).toBe(false);
+    expect(
+      resourceMatches(
+        'arn:aws:iot:us-east-1:123456789012:topic/a*/c',
+        'arn:aws:iot:us-east-1:123456789012:topic/a/b/c',
+      ),
+    ).toBe(true);
     // a * at the end of a segment may expand beyond it
     expect(resourceMatches('arn:aws:dynamodb:*:table/Registry', TABLE)).toBe(true);
     expect(resourceMatches('arn:aws:dynamodb:us-east-?:123456789012:table/Registry', TABLE)).toBe(true);
