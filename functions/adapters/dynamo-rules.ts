@@ -354,10 +354,8 @@ export class DynamoAlertStore extends Base implements AlertStore {
           ),
         );
       } catch (error) {
+        // Resolved already (by a user), or gone (TTL): nothing to change, the transition is still kept.
         if (!(error instanceof ConflictError)) throw error;
-        if (!(await this.getItem('alerts.resolve', `ALERT#${t.alertId}`, META, true))) {
-          throw new NotFoundError(`alert ${t.alertId} not found`, { field: 'alertId', cause: error });
-        }
       }
     }
     // 2. The transition: history + outbox entry (sparse gsi1 until dispatched).

@@ -222,9 +222,11 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
     });
     await alerts.record({ ...opening(id2, T0 + 40), kind: 'resolve', id: `${id2}-r`, at: T0 + 50 }, T0 + 50);
     expect(await alerts.get(id2)).toMatchObject({ resolvedBy: 'carol', resolvedAt: T0 + 41 });
-    await expect(
-      alerts.record({ ...opening('ghost', T0), kind: 'resolve', id: 'ghost-r', alertId: `${id}-ghost` }, T0),
-    ).rejects.toBeInstanceOf(NotFoundError);
+    // Resolving an alert that is gone (TTL) does not fail the batch; the transition is kept.
+    const ghost: AlertTransition = { ...opening(`${id}-ghost`, T0), kind: 'resolve', id: `${id}-ghost-r` };
+    expect(await alerts.record(ghost, T0)).toEqual({ dispatched: false });
+    expect(await alerts.get(`${id}-ghost`)).toBeUndefined();
+    expect((await alerts.history(`${id}-ghost`)).map((r) => r.transition.id)).toEqual([ghost.id]);
   });
 
   it('alerts: newest first, filters, pagination with opaque tokens', async () => {

@@ -89,7 +89,8 @@ export interface TransitionRecord {
 export interface AlertStore {
   /**
    * Applies a transition: `open` creates the alert (id = alertId), `resolve` resolves it (an alert a user
-   * resolved already stays as it is), and the transition is kept in the alert's history. Idempotent on
+   * resolved already, or one that no longer exists, stays as it is), and the transition is kept in the
+   * alert's history. Idempotent on
    * the transition id: a second call changes nothing. Returns whether the transition's actions were
    * dispatched already (by an earlier attempt of the same batch): deliver only those that were not, then
    * call `markDispatched`.
@@ -256,8 +257,9 @@ export class InMemoryAlertStore implements AlertStore {
     if (t.kind === 'open') {
       if (!existing) this.alerts.set(t.alertId, alertFromOpen(t, now));
     } else {
-      if (!existing) throw new NotFoundError(`alert ${t.alertId} not found`, { field: 'alertId' });
-      if (existing.status !== 'resolved') {
+      // A missing alert (expired, or never recorded) is not an error: a redelivered batch must not
+      // fail on it forever. The transition is still kept in the history.
+      if (existing && existing.status !== 'resolved') {
         existing.status = 'resolved';
         existing.resolvedAt = t.at;
         existing.resolvedBy = t.resolvedBy ?? 'rule';
