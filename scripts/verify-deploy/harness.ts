@@ -101,7 +101,7 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
       );
       if (!driven) {
         d.limitations.push(
-          `${id} was never invoked successfully (${f.process.invoked} invocation(s)): its ${statements.length} statement(s) are not judged for excess`,
+          `${id} never ran an invocation to completion (${f.process.invoked} invoked; a provider that fails to load is not invoked): its ${statements.length} statement(s) are not judged for excess`,
         );
       }
       const envReads = await f.process.envReads();
