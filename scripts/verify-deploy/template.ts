@@ -323,6 +323,8 @@ interface NameRule {
   max: number;
   sep: string;
   lower?: boolean;
+  /** The property is mandatory and names no account-unique resource (IAM inline policy, REST API). */
+  requiredLabel?: boolean;
 }
 
 const NAME_RULES: Record<string, NameRule> = {
@@ -337,14 +339,20 @@ const NAME_RULES: Record<string, NameRule> = {
   'AWS::IoT::ThingType': { prop: 'ThingTypeName', allowed: /[a-zA-Z0-9:_-]/, max: 128, sep: '-' },
   'AWS::Lambda::Function': { prop: 'FunctionName', allowed: /[A-Za-z0-9_-]/, max: 64, sep: '-' },
   'AWS::IAM::Role': { prop: 'RoleName', allowed: /[\w+=,.@-]/, max: 64, sep: '-' },
-  'AWS::IAM::Policy': { prop: 'PolicyName', allowed: /[\w+=,.@-]/, max: 128, sep: '-' },
+  'AWS::IAM::Policy': { prop: 'PolicyName', allowed: /[\w+=,.@-]/, max: 128, sep: '-', requiredLabel: true },
   'AWS::IAM::ManagedPolicy': { prop: 'ManagedPolicyName', allowed: /[\w+=,.@-]/, max: 128, sep: '-' },
   'AWS::Timestream::Database': { prop: 'DatabaseName', allowed: /[A-Za-z0-9_.-]/, max: 256, sep: '-' },
   'AWS::Timestream::Table': { prop: 'TableName', allowed: /[A-Za-z0-9_.-]/, max: 256, sep: '-' },
   'AWS::Logs::LogGroup': { prop: 'LogGroupName', allowed: /[A-Za-z0-9_/.#-]/, max: 512, sep: '-' },
   'AWS::CloudWatch::Alarm': { prop: 'AlarmName', allowed: /[\w .:/+=@-]/, max: 255, sep: '-' },
   'AWS::CloudWatch::Dashboard': { prop: 'DashboardName', allowed: /[A-Za-z0-9_-]/, max: 255, sep: '-' },
-  'AWS::ApiGateway::RestApi': { prop: 'Name', allowed: /[\w .:/+=@-]/, max: 1024, sep: '-' },
+  'AWS::ApiGateway::RestApi': {
+    prop: 'Name',
+    allowed: /[\w .:/+=@-]/,
+    max: 1024,
+    sep: '-',
+    requiredLabel: true,
+  },
   'AWS::ECS::Cluster': { prop: 'ClusterName', allowed: /[A-Za-z0-9_-]/, max: 255, sep: '-' },
   'AWS::ECR::Repository': {
     prop: 'RepositoryName',
@@ -505,6 +513,39 @@ export class TemplateModel {
     }
     this.names.set(logicalId, name);
     return name;
+  }
+
+  /**
+   * Resources whose template sets a physical name (CloudFormation otherwise generates one; ADR 0014
+   * wants generated names so two stacks can share an account), each with a `problem` when the name
+   * breaks its type's charset or length.
+   */
+  explicitNames(): Array<{
+    logicalId: string;
+    type: string;
+    property: string;
+    name: string;
+    problem?: string;
+  }> {
+    const out: Array<{ logicalId: string; type: string; property: string; name: string; problem?: string }> =
+      [];
+    for (const [id, r] of Object.entries(this.template.Resources)) {
+      const rule = NAME_RULES[r.Type];
+      if (!rule?.prop || rule.requiredLabel || r.Properties?.[rule.prop] === undefined || !this.exists(r))
+        continue;
+      const name = this.physicalName(id);
+      const bad = [...name].filter((c) => !rule.allowed.test(c));
+      const problem =
+        bad.length > 0
+          ? `${rule.prop} "${name}" has characters a ${r.Type} name may not contain: ${[...new Set(bad)].join(' ')}`
+          : name.length > rule.max
+            ? `${rule.prop} "${name}" is longer than ${rule.max} characters`
+            : name.length === 0
+              ? `${rule.prop} is empty`
+              : undefined;
+      out.push({ logicalId: id, type: r.Type, property: rule.prop, name, ...(problem ? { problem } : {}) });
+    }
+    return out;
   }
 
   private arnOf(

@@ -329,6 +329,24 @@ describe('TemplateModel on a hand-written template', () => {
     expect(generatedName('S', 'X'.repeat(100), { allowed: /[A-Za-z0-9_-]/, max: 64, sep: '-' })).toBe(long);
   });
 
+  it('lists explicit names and what is wrong with them', () => {
+    const t = smallTemplate();
+    t.Resources.BadQueue = { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'jobs queue!' } };
+    const m = new TemplateModel(t, opts);
+    expect(m.explicitNames()).toEqual([
+      { logicalId: 'Named', type: 'AWS::DynamoDB::Table', property: 'TableName', name: 'Demo-named' },
+      { logicalId: 'Db', type: 'AWS::Timestream::Database', property: 'DatabaseName', name: 'telemetry' },
+      { logicalId: 'Tbl', type: 'AWS::Timestream::Table', property: 'TableName', name: 'readings' },
+      {
+        logicalId: 'BadQueue',
+        type: 'AWS::SQS::Queue',
+        property: 'QueueName',
+        name: 'jobs queue!',
+        problem: 'QueueName "jobs queue!" has characters a AWS::SQS::Queue name may not contain:   !',
+      },
+    ]);
+  });
+
   it('skips resources whose condition is false and evaluates conditions', () => {
     expect(model.condition('IsDev')).toBe(true);
     expect(model.condition('IsProd')).toBe(false);
@@ -555,6 +573,14 @@ describe('TemplateModel on the synthesized default template', () => {
     const usesCustom = JSON.stringify(asm.stacks[0]!.template).includes('"endpointAddress"');
     if (!usesCustom) return;
     expect(() => m.functions()).toThrow(/custom resource \S+ \(Custom::AWS\) attribute endpointAddress/);
+  });
+
+  it('has no explicit name a deployment would reject', () => {
+    expect(
+      model()
+        .explicitNames()
+        .filter((n) => n.problem),
+    ).toEqual([]);
   });
 
   it('reads the topic rules with their Kinesis streams and the event source mappings into the functions', () => {
