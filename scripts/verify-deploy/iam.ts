@@ -166,6 +166,15 @@ const KNOWN_BASE = new Set([
   'NumericGreaterThanEquals',
 ]);
 
+const NEGATED = new Set([
+  'StringNotEquals',
+  'StringNotEqualsIgnoreCase',
+  'StringNotLike',
+  'ArnNotEquals',
+  'ArnNotLike',
+  'NumericNotEquals',
+]);
+
 /** Evaluates a Condition block against a request context (all operators and keys must hold). */
 export function conditionMatches(
   condition: IamStatement['Condition'],
@@ -202,9 +211,11 @@ export function conditionMatches(
         continue;
       }
       if (present === undefined) {
-        // A missing key: IfExists passes; ForAllValues over an empty set is true; otherwise false
-        // (negated operators too, as IAM evaluates them against a missing key).
+        // A key missing from the request: IfExists passes; ForAllValues over the empty set is true,
+        // ForAnyValue false; a negated operator (StringNotLike, ArnNotEquals, ...) is true, as IAM
+        // documents; any other operator is false.
         if (ifExists || qualifier === 'all') continue;
+        if (qualifier !== 'any' && NEGATED.has(op)) continue;
         return { matches: false, warnings };
       }
       const requestValues = qualifier ? present.split(',').map((v) => v.trim()) : [present];

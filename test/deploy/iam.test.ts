@@ -206,6 +206,11 @@ describe('conditions', () => {
     expect(holds({ StringLike: { 'aws:SourceArn': 'arn:aws:dynamodb:*:table/Reg*' } })).toBe(true);
     expect(holds({ StringEquals: { 'aws:Missing': 'x' } })).toBe(false);
     expect(holds({ StringEqualsIfExists: { 'aws:Missing': 'x' } })).toBe(true);
+    // a missing key: negated operators hold, the others do not
+    expect(holds({ StringNotEquals: { 'aws:Missing': 'x' } })).toBe(true);
+    expect(holds({ StringNotLike: { 'aws:Missing': 'x*' } })).toBe(true);
+    expect(holds({ ArnNotLike: { 'aws:Missing': 'arn:*' } })).toBe(true);
+    expect(holds({ StringLike: { 'aws:Missing': '*' } })).toBe(false);
   });
 
   it('ArnEquals / ArnLike, Bool and Null', () => {
