@@ -202,7 +202,9 @@ export class RecordingEndpoint {
 
     if (target.startsWith('DynamoDB_20120810.')) {
       const op = target.slice('DynamoDB_20120810.'.length);
-      this.recordDynamo(fn, op, JSON.parse(body.toString() || '{}') as Record<string, unknown>);
+      const input = JSON.parse(body.toString() || '{}') as Record<string, unknown>;
+      this.recordDynamo(fn, op, input);
+      if (op === 'TransactWriteItems' && (await this.transactWrite(req, input, res))) return;
       await this.forward(this.o.dynamoEndpoint(), req, body, res);
       return;
     }
@@ -353,6 +355,88 @@ export class RecordingEndpoint {
         this.record(fn, 'dynamodb', op, input.IndexName ? `${arn}/index/${String(input.IndexName)}` : arn);
       }
     }
+  }
+
+  /**
+   * TransactWriteItems, which dynalite lacks, applied item by item (Put/Update/Delete with their
+   * conditions) so that the code takes its AWS path, not its no-transactions fallback. Not atomic:
+   * items before a failed condition stay applied (the scenario has no conflicting writers). False
+   * (forwarded as is) when an item is a ConditionCheck.
+   */
+  private async transactWrite(
+    req: http.IncomingMessage,
+    input: Record<string, unknown>,
+    res: http.ServerResponse,
+  ): Promise<boolean> {
+    const items = (input.TransactItems ?? []) as Array<Record<string, Record<string, unknown>>>;
+    if (items.some((i) => i.ConditionCheck)) return false;
+    const reasons: Array<{ Code: string; Message?: string }> = items.map(() => ({ Code: 'None' }));
+    for (const [index, item] of items.entries()) {
+      const [kind, spec] = Object.entries(item)[0] ?? [];
+      if (!kind || !spec) continue;
+      const { ReturnValuesOnConditionCheckFailure: _ignored, ...single } = spec;
+      const target = (
+        { Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem' } as Record<string, string>
+      )[kind];
+      if (!target) return false;
+      const out = await this.send(req, `DynamoDB_20120810.${target}`, single);
+      if (out.status !== 200) {
+        const error = JSON.parse(out.body || '{}') as { __type?: string };
+        const code = String(error.__type ?? '').split('#')[1] ?? 'ValidationError';
+        if (code !== 'ConditionalCheckFailedException') {
+          res.writeHead(out.status, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(out.body);
+          return true;
+        }
+        reasons[index] = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' };
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(
+          JSON.stringify({
+            __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+            message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+            CancellationReasons: reasons,
+          }),
+        );
+        return true;
+      }
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+    res.end('{}');
+    return true;
+  }
+
+  /** One request to dynalite with the caller's headers and another operation. */
+  private send(
+    req: http.IncomingMessage,
+    target: string,
+    input: unknown,
+  ): Promise<{ status: number; body: string }> {
+    const base = new URL(this.o.dynamoEndpoint());
+    const payload = Buffer.from(JSON.stringify(input));
+    return new Promise((resolve, reject) => {
+      const out = http.request(
+        {
+          hostname: base.hostname,
+          port: base.port,
+          path: '/',
+          method: 'POST',
+          headers: {
+            ...req.headers,
+            host: base.host,
+            'x-amz-target': target,
+            'content-length': String(payload.length),
+          },
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 500, body: Buffer.concat(chunks).toString() }));
+          r.on('error', reject);
+        },
+      );
+      out.on('error', reject);
+      out.end(payload);
+    });
   }
 
   private forward(

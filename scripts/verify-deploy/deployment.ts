@@ -200,9 +200,8 @@ export class Deployment {
         return [];
       }
       if (p.Enabled === false) return [];
-      const dest = (
-        (p.DestinationConfig as Record<string, Record<string, Json>> | undefined)?.OnFailure ?? {}
-      ).Destination;
+      const dest = (p.DestinationConfig as Record<string, Record<string, Json>> | undefined)?.OnFailure
+        ?.Destination;
       return [
         {
           id,
@@ -432,7 +431,7 @@ export class Deployment {
     const pathOf = (resourceId: string | undefined): string[] => {
       if (!resourceId) return [];
       const r = this.model.template.Resources[resourceId];
-      if (!r || r.Type !== 'AWS::ApiGateway::Resource') return [];
+      if (r?.Type !== 'AWS::ApiGateway::Resource') return [];
       return [...pathOf(TemplateModel.target(r.Properties?.ParentId)), String(r.Properties?.PathPart)];
     };
     return this.model.ofType('AWS::ApiGateway::Method').map(([id, r]) => {
