@@ -16,6 +16,8 @@
  *   model.tables() / streams() / queues() / topicRules() / eventSourceMappings()
  *   model.restApis() / methods() / authorizers() / customResources()
  *   model.policiesFor(functionLogicalId)      RolePolicies (statements + managed policy ARNs)
+ *   model.explicitNames()                     names the template fixes, with charset/length problems
+ *   knownManagedPolicyStatements(ref)         AWSLambdaBasicExecutionRole → CloudWatch Logs statements
  *
  * Names follow CloudFormation's rule: the name property when the template sets one, else
  * `${stackName}-${logicalId}` (made to fit the type's charset and length, with a hash suffix when
