@@ -170,23 +170,24 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         const s = windowStart(c.wt, c.time - w);
         const n = c.wv.length - s;
         if (n === 0) return Number.NaN;
-        let sum = 0;
-        for (let i = s; i < c.wv.length; i++) sum += c.wv[i]!;
-        return sum / n;
+        const p = sums(c.wt, c.wv);
+        return p.ref + range(p.s1, s, c.wv.length) / n;
       };
     case 'stddev':
-      return (c) => stddev(c.wv, windowStart(c.wt, c.time - w), c.wv.length);
+      return (c) => {
+        const s = windowStart(c.wt, c.time - w);
+        return sd(sums(c.wt, c.wv), s, c.wv.length);
+      };
     case 'zscore':
       // The current reading against the window before it.
       return (c) => {
         const end = c.wv.length - 1;
         const s = windowStart(c.wt, c.time - w);
         if (end - s < 2) return Number.NaN;
-        let sum = 0;
-        for (let i = s; i < end; i++) sum += c.wv[i]!;
-        const mean = sum / (end - s);
-        const sd = stddev(c.wv, s, end);
-        return sd === 0 ? Number.NaN : (c.value - mean) / sd;
+        const p = sums(c.wt, c.wv);
+        const mean = p.ref + range(p.s1, s, end) / (end - s);
+        const dev = sd(p, s, end);
+        return dev === 0 || Number.isNaN(dev) ? Number.NaN : (c.value - mean) / dev;
       };
     case 'min':
       return (c) => {
@@ -253,8 +254,49 @@ function select(a: Float64Array, n: number, k: number): number {
   return a[k]!;
 }
 
-/** Sample standard deviation of xs[from, to) (NaN below two samples). */
-function stddev(xs: number[], from: number, to: number): number {
+/**
+ * Prefix sums of a window's values (shifted by `ref`, the first value when built, against
+ * cancellation), cached per window array: mean, stddev and zscore cost O(log n) instead of O(n).
+ * Windows only grow at the end (push) or lose their head (splice, which moves wt[0]): the cache is
+ * extended in the first case and rebuilt in the second.
+ */
+interface Sums {
+  t0: number;
+  ref: number;
+  /** s1[i] = Σ_{j < i} (v_j − ref); s2 likewise of squares. Length n + 1. */
+  s1: number[];
+  s2: number[];
+}
+
+const SUMS = new WeakMap<number[], Sums>();
+
+function sums(wt: number[], wv: number[]): Sums {
+  let p = SUMS.get(wv);
+  if (!p || p.t0 !== wt[0] || p.s1.length - 1 > wv.length) {
+    p = { t0: wt[0]!, ref: wv[0] ?? 0, s1: [0], s2: [0] };
+    SUMS.set(wv, p);
+  }
+  for (let i = p.s1.length - 1; i < wv.length; i++) {
+    const d = wv[i]! - p.ref;
+    p.s1.push(p.s1[i]! + d);
+    p.s2.push(p.s2[i]! + d * d);
+  }
+  return p;
+}
+
+const range = (prefix: number[], from: number, to: number) => prefix[to]! - prefix[from]!;
+
+/** Sample standard deviation of the window's values [from, to) from prefix sums (NaN below two). */
+function sd(p: Sums, from: number, to: number): number {
+  const n = to - from;
+  if (n < 2) return Number.NaN;
+  const a = range(p.s1, from, to);
+  const b = range(p.s2, from, to);
+  return Math.sqrt(Math.max(0, (b - (a * a) / n) / (n - 1)));
+}
+
+/** Sample standard deviation of xs[from, to) (NaN below two samples), two passes: the reference. */
+export function stddev(xs: number[], from: number, to: number): number {
   const n = to - from;
   if (n < 2) return Number.NaN;
   let sum = 0;

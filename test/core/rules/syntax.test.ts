@@ -6,6 +6,7 @@ import {
   compileNum,
   type EvalContext,
   percentile,
+  stddev,
 } from '../../../functions/core/rules/compile.js';
 import {
   type Condition,
@@ -267,6 +268,48 @@ describe('rule condition language', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('mean, stddev and zscore from cached prefix sums agree with direct sums as a window grows and is trimmed (property)', () => {
+    const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
+    const mean = num('mean(20s)');
+    const sd = num('stddev(20s)');
+    const z = num('zscore(20s)');
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -1e4, max: 1e4, noNaN: true }), { minLength: 1, maxLength: 120 }),
+        fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 10 }),
+        (values, trims) => {
+          const wt: number[] = [];
+          const wv: number[] = [];
+          for (const [i, v] of values.entries()) {
+            wt.push(i * 1000);
+            wv.push(v);
+            const trim = trims[i % trims.length]!;
+            if (i % 7 === 6 && trim < wt.length) {
+              wt.splice(0, trim);
+              wv.splice(0, trim);
+            }
+            const c = ctx(v, { wt, wv, time: i * 1000 });
+            const from = wt.findIndex((t) => t >= i * 1000 - 20_000);
+            const xs = wv.slice(from);
+            const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+            expect(mean(c)).toBeCloseTo(m, 6);
+            const want = stddev(wv, from, wv.length);
+            if (Number.isNaN(want)) expect(sd(c)).toBeNaN();
+            else expect(Math.abs(sd(c) - want)).toBeLessThan(1e-6 * Math.max(1, want) + 1e-6);
+            const before = wv.slice(from, -1);
+            if (before.length >= 2) {
+              const bm = before.reduce((a, b) => a + b, 0) / before.length;
+              const bs = stddev(before, 0, before.length);
+              const got = z(c);
+              if (bs > 1e-3) expect(got).toBeCloseTo((v - bm) / bs, 4);
+            }
+          }
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });
