@@ -15,7 +15,8 @@
  *
  * DynamoDB actions, per adapter (for the IAM policies):
  *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
- *   DynamoRuleStateStore   BatchGetItem (consistent), PutItem (conditional), Query (table)
+ *   DynamoRuleStateStore   BatchGetItem (consistent; versions only for getVersions), PutItem
+ *                          (conditional), Query (table)
  *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
  * the item is missing), as in the other adapters (dynamo-errors.ts).
@@ -213,24 +214,50 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
     const out: RuleState[] = [];
+    for (const item of await this.batchGet(keys, false)) {
+      out.push({ ...(item.data as RuleState), version: item.version as number });
+    }
+    return out;
+  }
+
+  /** Versions only (ProjectionExpression pk, sk, version): the engine's cross-batch cache check. */
+  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const item of await this.batchGet(keys, true)) {
+      const pk = item.pk as string; // RS#{ruleId}#{shard}; rule ids have no '#'
+      out.set(`${pk.slice(3, pk.lastIndexOf('#'))}\u0000${item.sk as string}`, item.version as number);
+    }
+    return out;
+  }
+
+  /** Consistent BatchGetItem, 100 keys per call, unprocessed keys retried with backoff. */
+  private async batchGet(keys: RuleStateKey[], versionsOnly: boolean): Promise<Item[]> {
+    const what = versionsOnly ? 'ruleState.getVersions' : 'ruleState.getMany';
+    const out: Item[] = [];
     const unique = [...new Map(keys.map((k) => [`${k.ruleId}\u0000${k.series}`, k])).values()];
     for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
       let pending: Item[] = unique.slice(i, i + BATCH_GET_MAX).map((k) => ruleStateKey(k.ruleId, k.series));
       for (let attempt = 1; pending.length > 0; attempt++) {
-        const res = await this.call('ruleState.getMany', () =>
+        const res = await this.call(what, () =>
           this.c.send(
-            new BatchGetCommand({ RequestItems: { [this.t]: { Keys: pending, ConsistentRead: true } } }),
+            new BatchGetCommand({
+              RequestItems: {
+                [this.t]: {
+                  Keys: pending,
+                  ConsistentRead: true,
+                  ...(versionsOnly ? { ProjectionExpression: 'pk, sk, version' } : {}),
+                },
+              },
+            }),
           ),
         );
-        for (const item of res.Responses?.[this.t] ?? []) {
-          out.push({ ...(item.data as RuleState), version: item.version as number });
-        }
+        out.push(...(res.Responses?.[this.t] ?? []));
         pending = (res.UnprocessedKeys?.[this.t]?.Keys ?? []) as Item[];
         if (pending.length > 0) {
           if (attempt >= this.maxAttempts) {
             throw new TransientError(
               'AWS_UNPROCESSED',
-              `ruleState.getMany: ${pending.length} keys still unprocessed after ${attempt} attempts`,
+              `${what}: ${pending.length} keys still unprocessed after ${attempt} attempts`,
             );
           }
           await this.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));

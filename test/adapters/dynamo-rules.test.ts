@@ -158,6 +158,17 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
     await expect(store.put({ ...one, active: false }, 1)).rejects.toBeInstanceOf(ConflictError);
     const [again] = await store.getMany([{ ruleId: r, series: 'dev-1|m' }]);
     expect(again).toMatchObject({ version: 2, active: true });
+    const versions = await store.getVersions!([
+      { ruleId: r, series: 'dev-1|m' },
+      { ruleId: r, series: 'dev-0|m' },
+      { ruleId: r, series: 'absent|m' },
+    ]);
+    expect(versions).toEqual(
+      new Map([
+        [`${r}\u0000dev-1|m`, 2],
+        [`${r}\u0000dev-0|m`, 1],
+      ]),
+    );
     const due = await store.listDue(r, T0 + 10);
     expect(due.map((s) => s.series).sort()).toEqual([
       'dev-0|m',

@@ -53,6 +53,13 @@ export interface RuleEngineOptions {
   detector?: DetectorOptions;
   /** States written at once during commit (default 16). */
   concurrency?: number;
+  /**
+   * Keep states across batches when the state port has `getVersions` (default true): a batch then
+   * reads only the versions of the states it has cached, and the states of the others. At most
+   * `maxCachedStates` (default 100,000) are kept.
+   */
+  cacheAcrossBatches?: boolean;
+  maxCachedStates?: number;
 }
 
 export interface EvaluationInput {
@@ -89,6 +96,8 @@ interface Entry {
   base: number | undefined;
   value: RuleState;
   dirty: boolean;
+  /** Checked against the store in this batch (always true without the cross-batch cache). */
+  verified: boolean;
 }
 
 /** What one evaluate() call has for one (rule, series). */
@@ -220,6 +229,8 @@ export class RuleEngine {
   };
   private readonly maxSamples: number;
   private readonly ttl: number;
+  private readonly crossBatch: boolean;
+  private readonly maxCached: number;
   /** Reused for every evaluation (no allocation per reading). */
   private readonly ctx: EvalContext = {
     value: 0,
@@ -234,17 +245,30 @@ export class RuleEngine {
   constructor(private readonly o: RuleEngineOptions) {
     this.maxSamples = o.maxWindowSamples ?? 1000;
     this.ttl = o.rulesTtlMs ?? 30_000;
+    this.crossBatch = (o.cacheAcrossBatches ?? true) && typeof o.state.getVersions === 'function';
+    this.maxCached = o.maxCachedStates ?? 100_000;
   }
 
   /** A batch starts: drops anything staged (a batch given up without abort() included). */
   begin(): void {
-    this.staged.clear();
     this.pending = [];
+    // Cross-batch cache (ports with getVersions): clean states stay, to be re-checked by version before
+    // they are trusted. Anything dirty (a commit that failed and was not aborted) is dropped.
+    const keep =
+      this.crossBatch &&
+      this.staged.size <= this.maxCached &&
+      [...this.staged.values()].every((e) => !e.dirty);
+    if (!keep) {
+      this.staged.clear();
+      return;
+    }
+    for (const e of this.staged.values()) e.verified = false;
   }
 
   /** The batch is given up (it will be redelivered): nothing it staged survives. */
   abort(): void {
-    this.begin();
+    this.staged.clear();
+    this.pending = [];
   }
 
   /** Forces the rule list to be read again at the next evaluation (after a rule changed). */
@@ -377,7 +401,7 @@ export class RuleEngine {
         }
       }
     }
-    await this.load([...groups.values()].filter((g) => !this.staged.has(g.key)));
+    await this.load([...groups.values()].filter((g) => !this.staged.get(g.key)?.verified));
     const out: AlertTransition[] = [];
     for (const g of groups.values()) {
       const entry = this.staged.get(g.key) ?? this.stage(g.key, g.make(), undefined);
@@ -411,7 +435,12 @@ export class RuleEngine {
       const due = await this.o.state.listDue(c.rule.id, now);
       for (const stored of due) {
         const key = `${stored.ruleId}\u0000${stored.series}`;
-        const entry = this.staged.get(key) ?? this.stage(key, stored, stored.version);
+        let entry = this.staged.get(key);
+        if (!entry || (!entry.dirty && entry.base !== stored.version)) {
+          entry = this.stage(key, stored, stored.version);
+        } else if (!entry.dirty) {
+          entry.verified = true; // the cached copy is the stored version
+        }
         const s = entry.value;
         if (s.dueAt === undefined || s.dueAt > now) continue;
         this.checkRevision(c, s);
@@ -456,7 +485,8 @@ export class RuleEngine {
     await Promise.all(Array.from({ length: Math.min(limit, dirty.length) }, worker));
     if (failure !== undefined) throw failure;
     const toDispatch = this.pending.filter((p) => !p.dispatched).map((p) => p.t);
-    this.begin();
+    this.pending = [];
+    if (!this.crossBatch) this.staged.clear();
     return toDispatch;
   }
 
@@ -464,13 +494,28 @@ export class RuleEngine {
 
   private async load(missing: Group[]): Promise<void> {
     if (missing.length === 0) return;
-    const found = await this.o.state.getMany(missing.map((g) => ({ ruleId: g.c.rule.id, series: g.series })));
+    let reload = missing;
+    const cached = missing.filter((g) => this.staged.has(g.key));
+    if (cached.length > 0 && this.o.state.getVersions) {
+      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
+      const versions = await this.o.state.getVersions(
+        cached.map((g) => ({ ruleId: g.c.rule.id, series: g.series })),
+      );
+      for (const g of cached) {
+        const e = this.staged.get(g.key)!;
+        if (versions.get(g.key) === e.base) e.verified = true;
+        else this.staged.delete(g.key);
+      }
+      reload = missing.filter((g) => !this.staged.has(g.key));
+    }
+    if (reload.length === 0) return;
+    const found = await this.o.state.getMany(reload.map((g) => ({ ruleId: g.c.rule.id, series: g.series })));
     this.stats.statesLoaded += found.length;
-    for (const s of found) this.stage(`${s.ruleId}\u0000${s.series}`, s, s.version);
+    for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version);
   }
 
   private stage(key: string, value: RuleState, base: number | undefined): Entry {
-    const e: Entry = { base, value: shaped(value), dirty: false };
+    const e: Entry = { base, value: shaped(value), dirty: false, verified: true };
     this.staged.set(key, e);
     return e;
   }

@@ -76,6 +76,11 @@ export interface RuleStateStore {
   put(state: RuleState, expected: number | undefined): Promise<void>;
   /** The states of a rule with `dueAt <= now`. */
   listDue(ruleId: string, now: number): Promise<RuleState[]>;
+  /**
+   * Optional: the stored versions of `keys` (absent ones missing), keyed `ruleId + "\u0000" + series`.
+   * With it the engine keeps states across batches and re-checks them by version (ADR 0012's pattern).
+   */
+  getVersions?(keys: RuleStateKey[]): Promise<Map<string, number>>;
 }
 
 /** A transition as the AlertStore keeps it: the alert's history, and the outbox of its actions. */
@@ -214,7 +219,18 @@ export class InMemoryRuleStore implements RuleStore {
 export class InMemoryRuleStateStore implements RuleStateStore {
   readonly states = new Map<string, RuleState>();
   /** Calls, for tests that check how many round trips a batch costs. */
-  readonly calls = { getMany: 0, put: 0, listDue: 0 };
+  readonly calls = { getMany: 0, put: 0, listDue: 0, getVersions: 0 };
+
+  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
+    this.calls.getVersions++;
+    const out = new Map<string, number>();
+    for (const k of keys) {
+      const key = `${k.ruleId}\u0000${k.series}`;
+      const s = this.states.get(key);
+      if (s) out.set(key, s.version);
+    }
+    return out;
+  }
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
     this.calls.getMany++;

@@ -440,4 +440,48 @@ describe('RuleEngine', () => {
       revision: 1,
     });
   });
+
+  it('keeps states across batches, re-checked by version: a state moved by another writer is read again', async () => {
+    const { state, engine, batch } = await setup([{ condition: 'value > 80 for 20s' }]);
+    await batch([reading(90, T0)]); // hold starts
+    expect(state.calls).toMatchObject({ getMany: 1, getVersions: 0 });
+    await batch([reading(90, T0 + 10 * S)]);
+    expect(state.calls).toMatchObject({ getMany: 1, getVersions: 1 }); // versions only
+    // Another instance takes the series over for a while: it breaks the hold (value 70 at 15 s).
+    const other = new RuleEngine({
+      rules: (engine as unknown as { o: { rules: InMemoryRuleStore } }).o.rules,
+      state,
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+    });
+    other.begin();
+    await other.evaluate({ readings: [reading(70, T0 + 15 * S)] });
+    await other.commit();
+    // This engine's cached state (hold since 0 s) is stale: it must not open at 20 s.
+    expect(await batch([reading(90, T0 + 20 * S)])).toEqual([]);
+    expect(state.calls.getMany).toBe(3); // + the other engine's read and this engine's re-read
+    expect(kinds(await batch([reading(90, T0 + 40 * S)]))).toEqual(['open@40']); // hold from 20 s
+  });
+
+  it('without the cross-batch cache every batch reads its states', async () => {
+    const rules = new InMemoryRuleStore();
+    await rules.put(
+      validateRule({ name: 'x', severity: 'info', condition: 'value > 1' }, { id: 'x', now: T0 }),
+      'create',
+    );
+    const state = new InMemoryRuleStateStore();
+    const engine = new RuleEngine({
+      rules,
+      state,
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+      cacheAcrossBatches: false,
+    });
+    for (let i = 0; i < 3; i++) {
+      engine.begin();
+      await engine.evaluate({ readings: [reading(0, T0 + i * S)] });
+      await engine.commit();
+    }
+    expect(state.calls).toMatchObject({ getMany: 3, getVersions: 0, put: 3 });
+  });
 });
