@@ -112,7 +112,6 @@ export const TELEMETRY_WRITE_ACTIONS = [
 export const TELEMETRY_QUERY_ACTIONS = [
   'dynamodb:Query',
   'dynamodb:BatchGetItem',
-  'dynamodb:GetItem',
   'dynamodb:PutItem',
 ] as const;
 
@@ -634,6 +633,20 @@ export class DynamoTelemetryStore implements TelemetryStore {
     }
   }
 
+  /**
+   * A catalog read again on the query path (another writer extended it since the device's Query): a
+   * consistent Query of its one key, so reads need only the Query permission the API already has.
+   */
+  private async readCatalog(deviceId: string, sub: string): Promise<Item | undefined> {
+    for await (const items of this.pages('telemetry.query', {
+      KeyConditionExpression: 'pk = :pk AND sk = :sk',
+      ExpressionAttributeValues: { ':pk': devicePk(deviceId), ':sk': catalogSk(sub) },
+      ConsistentRead: true,
+    }))
+      if (items[0]) return items[0];
+    return undefined;
+  }
+
   /** The device's catalogs and latest items, by sub-device (one Query). */
   private async device(deviceId: string): Promise<DeviceState> {
     const state: DeviceState = { catalogs: new Map(), latest: new Map() };
@@ -662,7 +675,7 @@ export class DynamoTelemetryStore implements TelemetryStore {
     for (const [i, e] of entries.entries()) {
       let p = decodeEntry(e, frame, cat, values[i]);
       if (p === undefined) {
-        cat = parseCatalog(await this.getItem('telemetry.query', devicePk(deviceId), catalogSk(sub)));
+        cat = parseCatalog(await this.readCatalog(deviceId, sub));
         dev.catalogs.set(sub, cat);
         p = decodeEntry(e, frame, cat, values[i]);
         if (p === undefined) {

@@ -90,7 +90,7 @@ export const ingestConfigSpec = {
   REGISTRY_TABLE: { kind: 'string', required: true },
   STATE_TABLE: { kind: 'string', required: true },
   EVENTS_TABLE: { kind: 'string', required: true },
-  TELEMETRY_BACKEND: { kind: 'enum', values: ['timestream', 'dynamodb', 'none'], default: 'timestream' },
+  TELEMETRY_BACKEND: { kind: 'enum', values: ['timestream', 'dynamodb', 'none'], default: 'dynamodb' },
   TELEMETRY_TABLE: { kind: 'string' },
   TIMESTREAM_DATABASE: { kind: 'string' },
   TIMESTREAM_TABLE: { kind: 'string' },

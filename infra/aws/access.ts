@@ -31,9 +31,9 @@ export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readon
 
 export const DYNAMODB_ACCESS: AccessTable = {
   sparkplugIngest: {
-    // Enricher: getDevice (Get), getDevices (BatchGet), getDeviceType (Get), getTypeWithApps (Query),
-    // lastSeen (Update), auto-registration putDevice/putDeviceType (conditional Put).
-    registry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem'],
+    // Enricher: getDevices (BatchGet), getTypeWithApps (Query), lastSeen and protocols (Update);
+    // auto-registration adds AUTO_REGISTER_ACCESS.
+    registry: ['BatchGetItem', 'Query', 'UpdateItem'],
     // Host state through the write-back cache: getNode/getDevice (Get), prefetch/getVersions
     // (BatchGet), putNode/putDevice (conditional Put).
     state: ['GetItem', 'BatchGetItem', 'PutItem'],
@@ -44,10 +44,10 @@ export const DYNAMODB_ACCESS: AccessTable = {
   },
   lwm2mIngest: {
     // Enricher as above; completingCommands → completeCommand (Update).
-    registry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem'],
-    // Registrations: get (Get), getMany (BatchGet), put (Put), delete (Delete); pending requests:
+    registry: ['BatchGetItem', 'Query', 'UpdateItem'],
+    // Registrations: getMany (BatchGet; the write-back cache prefetches every endpoint of a batch), put (Put), delete (Delete); pending requests:
     // take (Delete), put (Put, a response put back), deleteEndpoint (Query + Delete).
-    state: ['GetItem', 'BatchGetItem', 'PutItem', 'DeleteItem', 'Query'],
+    state: ['BatchGetItem', 'PutItem', 'DeleteItem', 'Query'],
     events: ['BatchWriteItem'],
     telemetry: ['GetItem', 'PutItem', 'UpdateItem'],
   },
@@ -55,18 +55,9 @@ export const DYNAMODB_ACCESS: AccessTable = {
     // Devices, types, applications, commands: get (Get), listApplications by type (BatchGet),
     // getTypeWithApps/listCommands (Query), listDevices without a type and /health (Scan), puts and
     // TransactWriteItems Put items (Put), updateDevice/command status (Update), deletes and transaction
-    // Delete items (Delete), the ordered fallback of putApplication/deleteApplication when an endpoint
-    // has no transactions (BatchWrite).
-    registry: [
-      'GetItem',
-      'BatchGetItem',
-      'Query',
-      'Scan',
-      'PutItem',
-      'UpdateItem',
-      'DeleteItem',
-      'BatchWriteItem',
-    ],
+    // Delete items (Delete). (The registry's BatchWrite fallback runs only where an endpoint has no
+    // transactions — never in AWS — so it is not granted.)
+    registry: ['GetItem', 'BatchGetItem', 'Query', 'Scan', 'PutItem', 'UpdateItem', 'DeleteItem'],
     // listDevices by type, listDeviceTypes, listApplications (gsi1).
     'registry/index/gsi1': ['Query'],
     // Sparkplug node/device views (Get); LwM2M requests: registration get (Get) and observation
@@ -76,13 +67,32 @@ export const DYNAMODB_ACCESS: AccessTable = {
     events: ['Query'],
     // DynamoTelemetryStore reads: device catalog/latest and frames (Query), stale catalog re-read
     // (Get), latest frames (BatchGet), bucket chunk rollups written on read (Put).
-    telemetry: ['GetItem', 'BatchGetItem', 'Query', 'PutItem'],
+    telemetry: ['BatchGetItem', 'Query', 'PutItem'],
   },
   authorizer: {
     // findApplicationByKeyHash: key lookup item, then the application item (Get).
     registry: ['GetItem'],
   },
 };
+
+/**
+ * With `autoRegister` on, the ingest functions also create unknown devices (and the default device
+ * type): getDevice/getDeviceType (Get) and conditional putDevice/putDeviceType (Put).
+ */
+export const AUTO_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
+  registry: ['GetItem', 'PutItem'],
+};
+
+/** A row plus extra actions per target (merged, duplicates dropped by dynamoStatements). */
+export function withAccess(
+  row: Partial<Record<TableTarget, readonly DynamoAction[]>>,
+  extra: Partial<Record<TableTarget, readonly DynamoAction[]>>,
+): Partial<Record<TableTarget, readonly DynamoAction[]>> {
+  const out: Partial<Record<TableTarget, readonly DynamoAction[]>> = { ...row };
+  for (const [t, actions] of Object.entries(extra) as Array<[TableTarget, readonly DynamoAction[]]>)
+    out[t] = [...(out[t] ?? []), ...actions];
+  return out;
+}
 
 /**
  * The IAM statements of one function's row: one per table target, resources resolved by `arnOf`

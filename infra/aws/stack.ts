@@ -12,6 +12,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import {
+  AUTO_REGISTER_ACCESS,
   DYNAMODB_ACCESS,
   dynamoStatements,
   IOT_PUBLISH,
@@ -19,6 +20,7 @@ import {
   type TableTarget,
   TIMESTREAM_ACCESS,
   timestreamStatements,
+  withAccess,
 } from './access.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
@@ -170,7 +172,12 @@ export class DualpathStack extends Stack {
       }
     };
     const grantData = (fn: NodejsFunction, key: keyof typeof DYNAMODB_ACCESS) => {
-      for (const st of dynamoStatements(DYNAMODB_ACCESS[key], tableArn)) fn.addToRolePolicy(st);
+      const ingest = key === 'sparkplugIngest' || key === 'lwm2mIngest';
+      const row =
+        ingest && s.autoRegister
+          ? withAccess(DYNAMODB_ACCESS[key], AUTO_REGISTER_ACCESS)
+          : DYNAMODB_ACCESS[key];
+      for (const st of dynamoStatements(row, tableArn)) fn.addToRolePolicy(st);
       if (timestream) {
         for (const st of timestreamStatements(TIMESTREAM_ACCESS[key], timestream.table.attrArn))
           fn.addToRolePolicy(st);

@@ -5,9 +5,9 @@
  * on-failure destination.
  */
 import { Duration } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Architecture, Runtime, StartingPosition, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { KinesisEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -75,17 +75,40 @@ export class IngestFunction extends Construct {
       retentionPeriod: Duration.days(14),
     });
     const es = props.eventSource;
-    this.fn.addEventSource(
-      new KinesisEventSource(props.stream, {
-        batchSize: es.batchSize,
-        maxBatchingWindow: Duration.seconds(es.maxBatchingWindowSeconds),
-        parallelizationFactor: es.parallelizationFactor,
-        bisectBatchOnError: es.bisectBatchOnFunctionError,
-        retryAttempts: es.maxRetryAttempts,
-        maxRecordAge: Duration.seconds(es.maxRecordAgeSeconds),
-        reportBatchItemFailures: es.reportBatchItemFailures,
-        startingPosition: StartingPosition[es.startingPosition],
-        onFailure: new SqsDlq(this.dlq),
+    this.fn.addEventSourceMapping('Stream', {
+      eventSourceArn: props.stream.streamArn,
+      batchSize: es.batchSize,
+      maxBatchingWindow: Duration.seconds(es.maxBatchingWindowSeconds),
+      parallelizationFactor: es.parallelizationFactor,
+      bisectBatchOnError: es.bisectBatchOnFunctionError,
+      retryAttempts: es.maxRetryAttempts,
+      maxRecordAge: Duration.seconds(es.maxRecordAgeSeconds),
+      reportBatchItemFailures: es.reportBatchItemFailures,
+      startingPosition: StartingPosition[es.startingPosition],
+      onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
+    });
+    // What the Lambda service does on the function's behalf, and nothing more (the event-source
+    // classes grant stream consumers, ListStreams and queue lookups too): read the stream's shards
+    // (standard iterators; SubscribeToShard for enhanced fan-out) and send failed batches' metadata.
+    this.fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'EventSourceStream',
+        actions: [
+          'kinesis:DescribeStream',
+          'kinesis:DescribeStreamSummary',
+          'kinesis:GetRecords',
+          'kinesis:GetShardIterator',
+          'kinesis:ListShards',
+          'kinesis:SubscribeToShard',
+        ],
+        resources: [props.stream.streamArn],
+      }),
+    );
+    this.fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'EventSourceOnFailure',
+        actions: ['sqs:SendMessage'],
+        resources: [this.dlq.queueArn],
       }),
     );
   }
