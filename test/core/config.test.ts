@@ -12,7 +12,7 @@ describe('parseConfig', () => {
       AUTO_REGISTER: true,
       INGEST_CONCURRENCY: 4,
       REBIRTH_THROTTLE_MS: 5000,
-      TELEMETRY_BACKEND: 'timestream',
+      TELEMETRY_BACKEND: 'dynamodb',
     });
   });
 

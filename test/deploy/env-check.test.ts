@@ -289,11 +289,22 @@ describe('the env check on the synthesized default template', () => {
 
   it('names the variables a changed backend needs, and a value the spec rejects', () => {
     const sp = idOf('SparkplugIngestFunction');
-    // TELEMETRY_BACKEND absent: the spec default (timestream) applies and needs its table names
-    expect(errorsOf(withEnv('SparkplugIngestFunction', (v) => delete v.TELEMETRY_BACKEND))).toEqual([
-      expect.stringContaining(`${sp}: environment variable TIMESTREAM_DATABASE is required`),
-      expect.stringContaining(`${sp}: environment variable TIMESTREAM_TABLE is required`),
-    ]);
+    // TELEMETRY_BACKEND absent: the spec default (dynamodb) applies and needs its table
+    expect(
+      errorsOf(
+        withEnv('SparkplugIngestFunction', (v) => {
+          delete v.TELEMETRY_BACKEND;
+          delete v.TELEMETRY_TABLE;
+        }),
+      ),
+    ).toEqual([expect.stringContaining(`${sp}: environment variable TELEMETRY_TABLE is required`)]);
+    // Switched to Timestream without its table names
+    expect(errorsOf(withEnv('SparkplugIngestFunction', (v) => (v.TELEMETRY_BACKEND = 'timestream')))).toEqual(
+      [
+        expect.stringContaining(`${sp}: environment variable TIMESTREAM_DATABASE is required`),
+        expect.stringContaining(`${sp}: environment variable TIMESTREAM_TABLE is required`),
+      ],
+    );
     expect(errorsOf(withEnv('SparkplugIngestFunction', (v) => (v.AUTO_REGISTER = 'maybe')))).toEqual([
       `${sp}: environment variable AUTO_REGISTER: configuration AUTO_REGISTER="maybe" must be true or false`,
     ]);

@@ -295,7 +295,7 @@ describe('the synthesized default template', () => {
     const secret = model.secrets()[0]!.arn;
 
     const sp = evaluate(model.policiesFor(sparkplug).statements, [
-      call('dynamodb:PutItem', registry),
+      call('dynamodb:UpdateItem', registry),
       call('dynamodb:BatchGetItem', registry),
       call('iot:Publish', topic('spBv1.0/plant/NCMD/edge-1')),
       // not granted: device commands, the admin secret, registry index queries
@@ -344,17 +344,19 @@ describe('the synthesized default template', () => {
 
     const withoutPut = evaluate(
       statements,
-      calls.filter((c) => !(c.action === 'PutItem' && c.resource === tableArn(model, 'TablesRegistryTable'))),
+      calls.filter(
+        (c) => !(c.action === 'UpdateItem' && c.resource === tableArn(model, 'TablesRegistryTable')),
+      ),
     );
     expect(formatEvaluation(sparkplug, withoutPut)).toContain(
-      `${sparkplug}: grant dynamodb:PutItem on ${tableArn(model, 'TablesRegistryTable')} never used (excess; statement ${withoutPut.excess[0]!.statementIndex}${withoutPut.excess[0]!.sid ? ` (${withoutPut.excess[0]!.sid})` : ''} of ${withoutPut.excess[0]!.source})`,
+      `${sparkplug}: grant dynamodb:UpdateItem on ${tableArn(model, 'TablesRegistryTable')} never used (excess; statement ${withoutPut.excess[0]!.statementIndex}${withoutPut.excess[0]!.sid ? ` (${withoutPut.excess[0]!.sid})` : ''} of ${withoutPut.excess[0]!.source})`,
     );
   });
 
   it('denies a call, naming it, once its statement is dropped from a copy of the template', () => {
     const sparkplug = fnId(model, 'SparkplugIngestFunction');
     const registry = tableArn(model, 'TablesRegistryTable');
-    const calls = [call('dynamodb:PutItem', registry), call('iot:Publish', topic('spBv1.0/g/NCMD/n'))];
+    const calls = [call('dynamodb:UpdateItem', registry), call('iot:Publish', topic('spBv1.0/g/NCMD/n'))];
     expect(evaluate(model.policiesFor(sparkplug).statements, calls).denied).toEqual([]);
 
     const copy = clone(asm.stacks[0]!.template);
@@ -374,7 +376,7 @@ describe('the synthesized default template', () => {
     expect(dropped).toBe(1);
     const ev = evaluate(build(copy).policiesFor(sparkplug).statements, calls);
     expect(ev.denied.map((d) => formatDenial(sparkplug, d))).toEqual([
-      `${sparkplug}: dynamodb:PutItem on ${registry} is not allowed by its role — no statement allows it (implicit deny)`,
+      `${sparkplug}: dynamodb:UpdateItem on ${registry} is not allowed by its role — no statement allows it (implicit deny)`,
     ]);
   });
 
