@@ -1,6 +1,6 @@
 /**
  * A bundled subset of the OMA LwM2M object registry, written by us from the facts in
- * /work/shared/reference/lwm2m-1.2-mqtt.md §4 (parsed from OpenMobileAlliance/lwm2m-registry XML) and
+ * shared/reference/lwm2m-1.2-mqtt.md §4 (parsed from OpenMobileAlliance/lwm2m-registry XML) and
  * other resources of these objects that are well known. One row per resource:
  * [id, name, type, operations, multiple, mandatory, unit?].
  */
