@@ -8,7 +8,7 @@
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
-import { adminKeyHash, dynamoDocumentClient, loadConfig } from '../shared/aws.js';
+import { adminKeyHash, dynamoDocumentClient, loadConfig } from '../shared/aws-base.js';
 import { type Authenticator, extractKey, type Principal } from './auth.js';
 import { composeAuthorizer } from './compose.js';
 import { HttpError } from './http.js';

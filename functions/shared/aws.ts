@@ -1,16 +1,15 @@
 /**
  * The AWS adapters of every function, built once per cold start from the validated environment: the
  * DynamoDB registry, event log and protocol-state stores, the telemetry store chosen by
- * TELEMETRY_BACKEND, the IoT data-plane publisher and the admin key hash from Secrets Manager. Only
- * adapters are constructed here; what each function is made of is in its composition root.
+ * TELEMETRY_BACKEND and the IoT data-plane publisher (the config, DynamoDB client and admin key hash
+ * every function shares are in aws-base.ts). Only adapters are constructed here; what each function is
+ * made of is in its composition root.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoEventLog } from '../adapters/dynamo-events.js';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import {
@@ -21,16 +20,20 @@ import {
 import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
 import { IotDataPublisher } from '../adapters/publisher.js';
 import { TimestreamTelemetryStore } from '../adapters/timestream-store.js';
-import { hashKey } from '../api/auth.js';
-import { type IngestConfig, ingestConfigSpec, parseConfig } from '../core/config.js';
+import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import type { EnrichedReading } from '../core/reading.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
+import { dynamoDocumentClient } from './aws-base.js';
 import type { IngestPorts, IngestSettings } from './ingest-function.js';
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestConfig {
-  return parseConfig(ingestConfigSpec, env, { strictPrefix: 'DUALPATH_' });
-}
+export {
+  adminKeyHash,
+  adminKeyHashFromSecret,
+  adminKeySecretArn,
+  dynamoDocumentClient,
+  loadConfig,
+} from './aws-base.js';
 
 /** The ingest tunables of the environment. */
 export function ingestSettings(config: IngestConfig): IngestSettings {
@@ -42,12 +45,6 @@ export function ingestSettings(config: IngestConfig): IngestSettings {
     reorderTimeoutMs: config.REORDER_TIMEOUT_MS,
     concurrency: config.INGEST_CONCURRENCY,
   };
-}
-
-export function dynamoDocumentClient(): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient({}), {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-  });
 }
 
 /** The DynamoDB-backed ports every function shares (one client per cold start). */
@@ -126,42 +123,6 @@ export function awsIngestPorts(config: IngestConfig, service: string) {
     logger: new Logger({ serviceName: service }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),
   } satisfies IngestPorts & Record<string, unknown>;
-}
-
-/**
- * Reads the admin key from Secrets Manager and returns its SHA-256 (hex); the key itself is not kept.
- * The secret is either the key as plain text or JSON with a `key` (or `password`) member.
- */
-export async function adminKeyHashFromSecret(
-  client: SecretsManagerClient,
-  secretArn: string,
-): Promise<string> {
-  const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
-  const raw = out.SecretString;
-  if (raw === undefined || raw.length === 0)
-    throw new ValidationError('the admin key secret is empty', { field: 'ADMIN_KEY_SECRET_ARN' });
-  let key = raw;
-  if (raw.startsWith('{')) {
-    const parsed = JSON.parse(raw) as { key?: unknown; password?: unknown };
-    const v = parsed.key ?? parsed.password;
-    if (typeof v !== 'string' || v.length === 0)
-      throw new ValidationError('the admin key secret JSON has no key member', {
-        field: 'ADMIN_KEY_SECRET_ARN',
-      });
-    key = v;
-  }
-  return hashKey(key);
-}
-
-export function adminKeySecretArn(env: NodeJS.ProcessEnv = process.env): string {
-  const arn = env.ADMIN_KEY_SECRET_ARN;
-  if (!arn) throw new ValidationError('ADMIN_KEY_SECRET_ARN is not set', { field: 'ADMIN_KEY_SECRET_ARN' });
-  return arn;
-}
-
-/** The admin key's hash, read from the secret the stack generated. */
-export function adminKeyHash(): Promise<string> {
-  return adminKeyHashFromSecret(new SecretsManagerClient({}), adminKeySecretArn());
 }
 
 /**
