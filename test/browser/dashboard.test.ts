@@ -31,6 +31,16 @@ let browser: Browser;
 let dir: string;
 let device: MqttClient;
 
+/** The slice of the page's DOM the predicates below read. */
+interface PageElement {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  closest(selector: string): PageElement | null;
+}
+interface PageGlobals {
+  document: { querySelector(selector: string): PageElement | null };
+}
+
 describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -134,11 +144,14 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
+  // Predicates are functions, not strings: the page's Content-Security-Policy (script-src 'self') forbids the
+  // eval Playwright would use for a string. They run in the page, so they reach `document` through
+  // globalThis (the project compiles without the DOM library).
   it('shows the overview with the device and live counters', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
     await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
-    await page.waitForFunction("document.querySelector('#m-stored')?.textContent !== '–'", undefined, {
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelector('#m-stored')?.textContent !== '–', undefined, {
       timeout: 30_000,
     });
     expect(Number((await page.textContent('#m-stored'))!.replace(/,/g, ''))).toBeGreaterThanOrEqual(31);
@@ -154,14 +167,15 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     await page.selectOption('#device-select', 'breaker-ui');
     // The view re-renders every 2 s: wait until a rendered chart carries its point count.
     await page.waitForFunction(
-      "Number(document.querySelector('#charts svg.chart path.line')?.closest('svg')?.getAttribute('data-points') ?? 0) > 5",
+      () =>
+        Number((globalThis as unknown as PageGlobals).document.querySelector('#charts svg.chart path.line')?.closest('svg')?.getAttribute('data-points') ?? 0) > 5,
       undefined,
       { timeout: 30_000 },
     );
     await page.fill('#cmd-path', '/3/0/0');
     await page.click('#command-form button[type="submit"]');
     await page.waitForFunction(
-      "document.querySelector('#command-result')?.getAttribute('data-status') === 'succeeded'",
+      () => (globalThis as unknown as PageGlobals).document.querySelector('#command-result')?.getAttribute('data-status') === 'succeeded',
       undefined,
       { timeout: 30_000 },
     );
@@ -183,7 +197,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     await page.fill('#app-key', apiKey);
     await page.click('#app-form button[type="submit"]');
     await page.waitForFunction(
-      "document.querySelector('#app-title')?.textContent?.includes('device(s)')",
+      () => (globalThis as unknown as PageGlobals).document.querySelector('#app-title')?.textContent?.includes('device(s)') ?? false,
       undefined,
       { timeout: 30_000 },
     );
