@@ -151,9 +151,13 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
     await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
-    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelector('#m-stored')?.textContent !== '–', undefined, {
-      timeout: 30_000,
-    });
+    await page.waitForFunction(
+      () => (globalThis as unknown as PageGlobals).document.querySelector('#m-stored')?.textContent !== '–',
+      undefined,
+      {
+        timeout: 30_000,
+      },
+    );
     expect(Number((await page.textContent('#m-stored'))!.replace(/,/g, ''))).toBeGreaterThanOrEqual(31);
     await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
     await page.close();
@@ -168,14 +172,22 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     // The view re-renders every 2 s: wait until a rendered chart carries its point count.
     await page.waitForFunction(
       () =>
-        Number((globalThis as unknown as PageGlobals).document.querySelector('#charts svg.chart path.line')?.closest('svg')?.getAttribute('data-points') ?? 0) > 5,
+        Number(
+          (globalThis as unknown as PageGlobals).document
+            .querySelector('#charts svg.chart path.line')
+            ?.closest('svg')
+            ?.getAttribute('data-points') ?? 0,
+        ) > 5,
       undefined,
       { timeout: 30_000 },
     );
     await page.fill('#cmd-path', '/3/0/0');
     await page.click('#command-form button[type="submit"]');
     await page.waitForFunction(
-      () => (globalThis as unknown as PageGlobals).document.querySelector('#command-result')?.getAttribute('data-status') === 'succeeded',
+      () =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector('#command-result')
+          ?.getAttribute('data-status') === 'succeeded',
       undefined,
       { timeout: 30_000 },
     );
@@ -197,7 +209,10 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
     await page.fill('#app-key', apiKey);
     await page.click('#app-form button[type="submit"]');
     await page.waitForFunction(
-      () => (globalThis as unknown as PageGlobals).document.querySelector('#app-title')?.textContent?.includes('device(s)') ?? false,
+      () =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector('#app-title')
+          ?.textContent?.includes('device(s)') ?? false,
       undefined,
       { timeout: 30_000 },
     );
