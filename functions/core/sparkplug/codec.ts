@@ -19,7 +19,7 @@ import {
   declaredAlgorithm,
   decompressBody,
 } from './compression.js';
-import { dataTypeName, interpretValueAt, toRawValue } from './datatypes.js';
+import { dataTypeName, interpretValueAt, plainInt32Pattern, toRawValue } from './datatypes.js';
 import {
   DataType,
   type RawValue,
@@ -895,22 +895,74 @@ function writeMetric(w: Writer, fieldNo: number, m: SpMetricInput, field: string
   if (m.raw !== undefined) writeRaw(w, m.raw, METRIC, `${field}.value`, depth);
   else if (!isNull && m.value !== undefined && m.value !== null) {
     if (m.datatype === undefined) throw invalid(`${field}.datatype`, 'a value needs a datatype (or raw)');
-    writeTyped(w, m.datatype, m.value, METRIC, `${field}.value`, depth);
+    if (!writePlainScalar(w, m.datatype, m.value))
+      writeTyped(w, m.datatype, m.value, METRIC, `${field}.value`, depth);
   }
   w.ldelim(mark);
+}
+
+/**
+ * The common case of a metric value — a number, boolean or string of the matching scalar datatype —
+ * written straight to its field. Returns false for anything else, which takes the general path
+ * (and its validation errors). The simulator's encode hot path.
+ */
+function writePlainScalar(w: Writer, datatype: number, value: SpValueInput): boolean {
+  switch (typeof value) {
+    case 'number':
+      if (datatype === DataType.Double) w.doubleField(METRIC.double, value);
+      else if (datatype === DataType.Float) w.floatField(METRIC.float, value);
+      else if (
+        (datatype === DataType.Int64 || datatype === DataType.UInt64 || datatype === DataType.DateTime) &&
+        Number.isSafeInteger(value) &&
+        value >= 0
+      ) {
+        w.uint64Field(METRIC.long, value);
+      } else {
+        const pattern = plainInt32Pattern(datatype, value);
+        if (pattern === undefined) return false;
+        w.uint32Field(METRIC.int, pattern);
+      }
+      return true;
+    case 'boolean':
+      if (datatype !== DataType.Boolean) return false;
+      w.boolField(METRIC.boolean, value);
+      return true;
+    case 'string':
+      if (datatype !== DataType.String && datatype !== DataType.Text && datatype !== DataType.UUID)
+        return false;
+      w.stringField(METRIC.string, value);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** `Payload.metrics[i]`, made once per index: a field path is only read when an error names it. */
+const metricPaths: string[] = [];
+function metricPath(i: number): string {
+  if (i >= 4096) return `Payload.metrics[${i}]`;
+  let path = metricPaths[i];
+  if (path === undefined) {
+    path = `Payload.metrics[${i}]`;
+    metricPaths[i] = path;
+  }
+  return path;
 }
 
 /**
  * Encodes a payload. Values are written in the wire field the spec gives their datatype (UInt32 in
  * int_value); `raw` forces a field. Throws ValidationError (SPARKPLUG_ENCODE_INVALID) on bad input.
  */
+// Encoding never yields, so one writer serves every call; `finish` copies the bytes out.
+const sharedWriter = new Writer();
+
 export function encodePayload(payload: SpPayloadInput): Uint8Array {
-  const w = new Writer();
+  const w = sharedWriter.reset();
   try {
     if (payload.timestamp !== undefined) w.uint64Field(1, payload.timestamp);
-    payload.metrics?.forEach((m, i) => {
-      writeMetric(w, 2, m, `Payload.metrics[${i}]`, 0);
-    });
+    const metrics = payload.metrics;
+    if (metrics !== undefined)
+      for (let i = 0; i < metrics.length; i++) writeMetric(w, 2, metrics[i]!, metricPath(i), 0);
     if (payload.seq !== undefined) w.uint64Field(3, payload.seq);
     if (payload.uuid !== undefined) w.stringField(4, payload.uuid);
     if (payload.body !== undefined) w.bytesField(5, payload.body);

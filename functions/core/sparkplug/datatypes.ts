@@ -145,6 +145,17 @@ const RANGES32: Record<number, [number, number]> = {
 };
 
 /** An 8/16/32-bit integer as its 32-bit pattern (signed types sign-extended, as Tahu does). */
+/**
+ * The int_value pattern of a plain in-range number for an 8/16/32-bit datatype, or undefined when
+ * the value needs the general path (bigint, non-integer, out of range: which then reports the error).
+ */
+export function plainInt32Pattern(datatype: number, value: number): number | undefined {
+  const range = RANGES32[datatype];
+  if (range === undefined || !Number.isInteger(value) || value < range[0] || value > range[1])
+    return undefined;
+  return value >>> 0;
+}
+
 function int32Pattern(datatype: number, value: SpValue, field: string): number {
   if (typeof value === 'number' && Number.isInteger(value)) {
     const range = RANGES32[datatype]!;

@@ -42,13 +42,20 @@ export class Writer {
         this.varint32(v);
         return;
       }
-      // Safe integer above 2^32 (epoch-ms timestamps): 7 bits at a time without BigInt.
+      // Safe integer above 2^32 (epoch-ms timestamps): as two 32-bit halves, without BigInt.
       this.ensure(10);
-      while (v > 0x7f) {
-        this.buf[this.pos++] = (v % 128) | 0x80;
-        v = Math.floor(v / 128);
+      let lo = v >>> 0;
+      let hi = (v - lo) / 4294967296;
+      while (hi > 0) {
+        this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+        lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+        hi >>>= 7;
       }
-      this.buf[this.pos++] = v;
+      while (lo > 0x7f) {
+        this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+        lo >>>= 7;
+      }
+      this.buf[this.pos++] = lo;
       return;
     }
     let b = BigInt.asUintN(64, BigInt(v));
@@ -152,5 +159,16 @@ export class Writer {
 
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
+  }
+
+  /** Empties the writer for the next message, keeping its buffer (one buffer per encoder, not per call). */
+  reset(): this {
+    this.pos = 0;
+    // A rare huge message does not pin its buffer for the process's life.
+    if (this.buf.length > 1 << 20) {
+      this.buf = new Uint8Array(256);
+      this.view = new DataView(this.buf.buffer);
+    }
+    return this;
   }
 }
