@@ -21,7 +21,7 @@ function available(): string[] {
 }
 
 export const benchCommand: Command = {
-  summary: 'run a benchmark (sparkplug, lwm2m, ingest, e2e, simulator, anomaly)',
+  summary: 'run a benchmark (sparkplug, lwm2m, ingest, e2e, simulator, anomaly, coldstart, ...)',
   async run(args) {
     const [name, ...rest] = args;
     const names = available();

@@ -1,0 +1,227 @@
+/**
+ * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options]`: what a Lambda cold start costs the
+ * functions `cdk deploy` ships. Synthesizes the default variant (or reads an assembly), then for each
+ * function starts fresh Node.js 22 processes in a task root like Lambda's (the bundle, plus the
+ * runtime's AWS SDK beside it), with the template's environment, and measures:
+ *   import — loading the bundle (module evaluation: what Lambda's INIT phase runs);
+ *   build  — the first invocation's composition (lazyHandler builds the function's root then) on an
+ *            event that needs no AWS call (an empty Kinesis batch; an unknown API route);
+ *   init   — import + build: the time before the first event can be handled.
+ * Prints the medians and the bundle sizes. Node's own bootstrap (~40 ms) is not included: Lambda's
+ * runtime process is up before INIT.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Benchmark } from '../../infra/cli/bench.js';
+import { node22 } from '../verify-deploy/lambda-process.js';
+import { synthesize } from '../verify-deploy/main.js';
+import { type FunctionModel, loadAssembly, TemplateModel } from '../verify-deploy/template.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The events that reach a built handler without any AWS call. */
+const EVENTS: Record<string, unknown> = {
+  ingest: { Records: [] },
+  api: {
+    resource: '/{proxy+}',
+    path: '/coldstart-probe',
+    httpMethod: 'GET',
+    headers: {},
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: { proxy: 'coldstart-probe' },
+    stageVariables: null,
+    requestContext: { requestId: 'coldstart', authorizer: { principal: 'admin', role: 'admin' } },
+    body: null,
+    isBase64Encoded: false,
+  },
+};
+
+/** The probe run in each fresh process: import the bundle, then one invocation; prints the times. */
+const PROBE = `
+import { pathToFileURL } from 'node:url';
+const [file, exportName, eventJson] = process.argv.slice(1);
+const t0 = performance.now();
+const mod = await import(pathToFileURL(file).href);
+const t1 = performance.now();
+const handler = mod[exportName] ?? mod.default?.[exportName];
+const context = { functionName: 'probe', awsRequestId: 'probe', getRemainingTimeInMillis: () => 30000 };
+let error;
+try { await handler(JSON.parse(eventJson), context); } catch (e) { error = String(e?.message ?? e); }
+const t2 = performance.now();
+process.stdout.write(JSON.stringify({ importMs: t1 - t0, buildMs: t2 - t1, error }) + '\\n');
+process.exit(0);
+`;
+
+interface Sample {
+  importMs: number;
+  buildMs: number;
+  error?: string;
+}
+
+function kindOf(fn: FunctionModel): keyof typeof EVENTS | undefined {
+  const id = fn.logicalId.toLowerCase();
+  if (id.includes('ingest')) return 'ingest';
+  if (id.includes('api') && !id.includes('authorizer')) return 'api';
+  return undefined;
+}
+
+function runProbe(
+  taskRoot: string,
+  file: string,
+  exportName: string,
+  event: unknown,
+  env: Record<string, string>,
+) {
+  return new Promise<Sample>((resolve, reject) => {
+    const child = spawn(
+      node22(),
+      ['--input-type=module', '-e', PROBE, file, exportName, JSON.stringify(event)],
+      {
+        cwd: taskRoot,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on('close', () => {
+      const line = out.split('\n').find((l) => l.startsWith('{"importMs"'));
+      if (!line) reject(new Error(`probe printed no timing: ${err.slice(-400)}`));
+      else resolve(JSON.parse(line) as Sample);
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function dirBytes(dir: string, ext: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += dirBytes(p, ext);
+    else if (e.name.endsWith(ext)) total += fs.statSync(p).size;
+  }
+  return total;
+}
+
+export const benchmark: Benchmark = {
+  summary: 'cold start of the bundled Lambda functions on Node.js 22 (import + first build), bundle sizes',
+  async run(args) {
+    const runs = Math.max(3, Number(arg(args, '--runs') ?? 10));
+    let outdir = arg(args, '--assembly');
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dualpath-coldstart-'));
+    try {
+      if (!outdir) {
+        outdir = path.join(work, 'cdk.out');
+        process.stdout.write('synthesizing the default variant ...\n');
+        const synth = await synthesize({}, outdir);
+        if (!synth.ok) throw new Error(`cdk synth failed:\n${synth.output.slice(-2000)}`);
+      }
+      const stack = loadAssembly(outdir).stacks[0]!;
+      const model = new TemplateModel(stack.template, {
+        region: 'eu-west-1',
+        account: '123456789012',
+        stackName: stack.stackName,
+        assetDirs: stack.assetDirs,
+        overrides: customResourceAttributes(stack.template),
+      });
+      process.stdout.write(
+        `Cold start, node ${(await runProbeVersion()).trim()}, fresh process per run, median of ${runs}\n` +
+          `${'function'.padEnd(34)}${'bundle KB'.padStart(10)}${'map KB'.padStart(9)}${'import ms'.padStart(11)}${'build ms'.padStart(10)}${'init ms'.padStart(9)}\n`,
+      );
+      for (const fn of model.functions()) {
+        const kind = kindOf(fn);
+        if (!kind || !fn.assetDir) continue;
+        const base = path.join(work, fn.logicalId);
+        const taskRoot = path.join(base, 'task');
+        fs.cpSync(fn.assetDir, taskRoot, { recursive: true });
+        fs.mkdirSync(path.join(base, 'node_modules'), { recursive: true });
+        fs.symlinkSync(
+          path.join(REPO_ROOT, 'node_modules', '@aws-sdk'),
+          path.join(base, 'node_modules', '@aws-sdk'),
+        );
+        const [moduleName, exportName] = fn.handler.split('.') as [string, string];
+        const file = ['.mjs', '.js', '.cjs']
+          .map((x) => path.join(taskRoot, moduleName + x))
+          .find(fs.existsSync);
+        if (!file) continue;
+        const env: Record<string, string> = {
+          ...fn.environment,
+          // --without-node-options: what the template's NODE_OPTIONS (e.g. --enable-source-maps) costs.
+          ...(args.includes('--without-node-options') ? { NODE_OPTIONS: '' } : {}),
+          AWS_REGION: 'eu-west-1',
+          AWS_ACCESS_KEY_ID: 'AKIDCOLDSTART',
+          AWS_SECRET_ACCESS_KEY: 'coldstart',
+          AWS_LAMBDA_FUNCTION_NAME: fn.functionName,
+          AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
+          LAMBDA_TASK_ROOT: taskRoot,
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+        };
+        const samples: Sample[] = [];
+        for (let r = 0; r < runs; r++)
+          samples.push(await runProbe(taskRoot, file, exportName, EVENTS[kind], env));
+        const failed = samples.find((s) => s.error);
+        const imp = median(samples.map((s) => s.importMs));
+        const build = median(samples.map((s) => s.buildMs));
+        const init = median(samples.map((s) => s.importMs + s.buildMs));
+        const kb = (n: number) => (n / 1024).toFixed(0);
+        process.stdout.write(
+          `${(fn.cdkPath?.split('/').slice(1, -1).join('/') ?? fn.logicalId).slice(0, 33).padEnd(34)}${kb(dirBytes(taskRoot, '.mjs') + dirBytes(taskRoot, '.js')).padStart(10)}${kb(dirBytes(taskRoot, '.map')).padStart(9)}${imp.toFixed(1).padStart(11)}${build.toFixed(1).padStart(10)}${init.toFixed(1).padStart(9)}${failed ? `  (first call: ${failed.error?.slice(0, 80)})` : ''}\n`,
+        );
+      }
+      process.stdout.write('target: init <= 100 ms for the ingest and API functions\n');
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  },
+};
+
+/** Placeholders for attributes only a deployment knows (custom resources: the IoT endpoint, ...). */
+function customResourceAttributes(template: {
+  Resources: Record<string, { Type: string }>;
+}): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      const att = (v as Record<string, unknown>)['Fn::GetAtt'];
+      if (Array.isArray(att) && template.Resources[att[0] as string]?.Type.startsWith('Custom::')) {
+        out[`${att[0]}.${att[1]}`] = 'placeholder.invalid';
+      }
+      Object.values(v).forEach(walk);
+    }
+  };
+  walk(template.Resources);
+  return out;
+}
+
+function runProbeVersion(): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(node22(), ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.on('close', () => resolve(out));
+  });
+}
