@@ -14,11 +14,13 @@ import {
   type Method,
   MethodLoggingLevel,
   RequestAuthorizer,
+  ResponseType,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { API_SECURITY_HEADERS, AUTH_CHALLENGE } from '../../../functions/api/http.js';
 
 export interface ApiProps {
   handler: NodejsFunction;
@@ -51,6 +53,7 @@ export class DualpathApi extends Construct {
         metricsEnabled: true,
       },
     });
+    this.addGatewayResponses();
     const authorizer = new RequestAuthorizer(this, 'KeyAuthorizer', {
       handler: props.authorizer,
       identitySources: [IdentitySource.header('Authorization')],
@@ -79,5 +82,42 @@ export class DualpathApi extends Construct {
       requestValidator: validator,
       requestParameters: { 'method.request.header.Authorization': true },
     });
+  }
+
+  /**
+   * The responses API Gateway answers itself — the authorizer's 401/403, throttling's 429, its own
+   * 5xx — carry the router's security headers (but the CSP, see below) and error body shape, and a
+   * 401 names its challenge (RFC 6750), instead of the gateway's bare `{"message": ...}`.
+   */
+  private addGatewayResponses(): void {
+    const quoted = (v: string) => `'${v}'`;
+    // A static mapping value is one single-quoted string with no way to quote a quote, so the CSP
+    // (whose keywords are quoted) is left out here; X-Frame-Options keeps framing denied.
+    const headers: Record<string, string> = { 'x-frame-options': quoted('DENY') };
+    for (const [name, value] of Object.entries(API_SECURITY_HEADERS)) {
+      if (!value.includes("'")) headers[name] = quoted(value);
+    }
+    const body = (code: string) => ({
+      'application/json': `{"error":{"code":"${code}","message":$context.error.messageString}}`,
+    });
+    const responses: Array<[string, ResponseType, string, Record<string, string>?]> = [
+      [
+        'Unauthorized',
+        ResponseType.UNAUTHORIZED,
+        'UNAUTHORIZED',
+        { 'www-authenticate': quoted(AUTH_CHALLENGE) },
+      ],
+      ['AccessDenied', ResponseType.ACCESS_DENIED, 'FORBIDDEN'],
+      ['Throttled', ResponseType.THROTTLED, 'THROTTLED'],
+      ['Default4xx', ResponseType.DEFAULT_4XX, 'BAD_REQUEST'],
+      ['Default5xx', ResponseType.DEFAULT_5XX, 'UNAVAILABLE'],
+    ];
+    for (const [id, type, code, extra] of responses) {
+      this.api.addGatewayResponse(id, {
+        type,
+        responseHeaders: { ...headers, ...extra },
+        templates: body(code),
+      });
+    }
   }
 }

@@ -4,10 +4,12 @@
  * access per function, encryption, retention) and cdk-nag AwsSolutions findings — not resource counts.
  * One synth shared by the suite (bundling runs the local esbuild once per function).
  */
+
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { API_SECURITY_HEADERS, AUTH_CHALLENGE } from '../../../functions/api/http.js';
 import { DYNAMODB_ACCESS, IOT_PUBLISH, type TableTarget } from '../../../infra/aws/access.js';
 import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
 import { SETTING_KEYS } from '../../../infra/aws/settings.js';
@@ -304,6 +306,36 @@ describe('API, outputs and Docker', () => {
       (m) => (m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType === 'NONE',
     );
     expect(open).toHaveLength(2);
+  });
+
+  it("gives the gateway's own 401/403/429/4xx/5xx the router's security headers and error shape", () => {
+    const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse')) as Array<{
+      Properties: {
+        ResponseType: string;
+        ResponseParameters: Record<string, string>;
+        ResponseTemplates: Record<string, string>;
+      };
+    }>;
+    const byType = new Map(responses.map((r) => [r.Properties.ResponseType, r.Properties]));
+    for (const type of ['UNAUTHORIZED', 'ACCESS_DENIED', 'THROTTLED', 'DEFAULT_4XX', 'DEFAULT_5XX']) {
+      const r = byType.get(type);
+      expect(r, type).toBeDefined();
+      for (const [name, value] of Object.entries(API_SECURITY_HEADERS)) {
+        // A static value cannot contain a quote: the quoted-keyword CSP is the one header left out.
+        const expected = value.includes("'") ? undefined : `'${value}'`;
+        expect(r!.ResponseParameters[`gatewayresponse.header.${name}`], `${type} ${name}`).toBe(expected);
+      }
+      expect(r!.ResponseParameters['gatewayresponse.header.x-frame-options']).toBe("'DENY'");
+      for (const v of Object.values(r!.ResponseParameters)) expect(v).toMatch(/^'[^']*'$/);
+      expect(
+        JSON.parse(r!.ResponseTemplates['application/json']!.replace('$context.error.messageString', '"m"')),
+      ).toEqual({
+        error: { code: expect.any(String), message: 'm' },
+      });
+    }
+    expect(byType.get('UNAUTHORIZED')!.ResponseParameters['gatewayresponse.header.www-authenticate']).toBe(
+      `'${AUTH_CHALLENGE}'`,
+    );
   });
 
   it('has no container image asset, no ECS and no provisioner: a plain deploy needs no Docker', () => {
