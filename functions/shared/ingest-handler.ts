@@ -24,7 +24,7 @@ export type KinesisHandler = (
   context: Context,
 ) => Promise<KinesisStreamBatchResponse>;
 
-const COUNTERS: Array<[keyof IngestStats, string]> = [
+export const COUNTERS: Array<[keyof IngestStats, string]> = [
   ['records', 'RecordsReceived'],
   ['readingsDecoded', 'ReadingsDecoded'],
   ['readingsStored', 'ReadingsStored'],

@@ -315,6 +315,15 @@ export class DualpathStack extends Stack {
       api: apiFn,
       ruleErrorQueue: iot.errorQueue,
       iteratorAgeAlarmMs: 60_000,
+      // ADR 0020: alarms on what users feel.
+      apiStage: api.api.deploymentStage,
+      storeTables: [
+        ...(['registry', 'state', 'events'] as const).map((t) => tables.get(t)),
+        ...(telemetryTable ? [telemetryTable] : []),
+      ],
+      ...(timestream
+        ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }
+        : {}),
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });

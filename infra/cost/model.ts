@@ -96,6 +96,17 @@ export interface CostInputs {
   secrets: number;
 }
 
+/**
+ * Standard alarms infra/aws deploys (infra/aws/constructs/monitoring.ts, ADR 0020); the alarm test
+ * (test/infra/aws/alarms.test.ts) checks this against the synthesized template. Per path (2): iterator
+ * age, function errors, DLQ depth, rule action failures, rule throttled, quarantine rate, store rejects;
+ * then the rule error queue, API 5XX, API p99 latency, store throttles; with Timestream, magnetic-store
+ * rejections and rejection-report upload failures.
+ */
+export function deployedAlarms(store: TelemetryStoreKind): number {
+  return 2 * 7 + 4 + (store === 'timestream' ? 2 : 0);
+}
+
 export const DEFAULT_INPUTS: CostInputs = {
   store: 'dynamodb',
   devices: 1000,
@@ -121,9 +132,9 @@ export const DEFAULT_INPUTS: CostInputs = {
   latestQueriesPerDevicePerDay: 288,
   queriedSeriesPerDevice: 1,
   redeliveryRate: 0.001,
-  // infra/aws/constructs/monitoring.ts: 6 alarms and 1 dashboard per path (2 paths) + 1 detailed
+  // infra/aws/constructs/monitoring.ts: deployedAlarms() and 1 dashboard per path (2 paths) + 1 detailed
   // dashboard; infra/aws/stack.ts: the admin key secret.
-  alarms: 12,
+  alarms: deployedAlarms('dynamodb'),
   dashboards: 3,
   secrets: 1,
 };
@@ -194,7 +205,11 @@ function atReadings(m: { 1: number; 50: number }, k: number): number {
 }
 
 export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRICES): CostReport {
-  const i: CostInputs = { ...DEFAULT_INPUTS, ...partial };
+  const i: CostInputs = {
+    ...DEFAULT_INPUTS,
+    ...(partial.store ? { alarms: deployedAlarms(partial.store) } : {}),
+    ...partial,
+  };
   if (i.store !== 'dynamodb' && i.store !== 'timestream') {
     throw new ValidationError('store must be dynamodb or timestream', { field: 'store' });
   }
