@@ -74,7 +74,16 @@ export interface TimestreamStoreOptions {
   clock?: () => number;
   /** `latest` scans this far back when the query gives no `since` (default 7 days). */
   latestLookbackMs?: number;
+  /**
+   * The table's memory-store retention (hours). Readings older than it go to the magnetic store, which
+   * Timestream accepts at once and may reject hours later into the rejects bucket: they are reported as
+   * `pending`, never as written (ADR 0020). Undefined: every accepted reading counts as written.
+   */
+  memoryStoreRetentionHours?: number;
 }
+
+/** Readings this close to the memory-store boundary count as magnetic (clock skew, time in flight). */
+export const MAGNETIC_MARGIN_MS = 5 * 60_000;
 
 interface Prepared {
   reading: EnrichedReading;
@@ -130,6 +139,11 @@ export class TimestreamTelemetryStore implements TelemetryStore {
       rejected: prep.rejected,
       skipped: prep.skipped,
     };
+    const retention = this.o.memoryStoreRetentionHours;
+    const magneticBefore =
+      retention === undefined
+        ? Number.NEGATIVE_INFINITY
+        : this.clock() - retention * 3_600_000 + MAGNETIC_MARGIN_MS;
     const records: Prepared[] = [];
     for (const r of prep.accepted) {
       const rec = toRecord(r);
@@ -170,8 +184,13 @@ export class TimestreamTelemetryStore implements TelemetryStore {
           }
         }
         result.duplicates += dup;
-        result.written +=
-          chunk.length - rejected.filter((rr) => chunk[rr.RecordIndex ?? -1] !== undefined).length;
+        const refused = new Set(rejected.map((rr) => rr.RecordIndex ?? -1));
+        chunk.forEach((rec, i) => {
+          if (refused.has(i)) return;
+          // Accepted now, but a magnetic-store write is only confirmed when no rejection report comes.
+          if (rec.reading.time < magneticBefore) result.pending = (result.pending ?? 0) + 1;
+          else result.written++;
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, chunks.length) }, worker));

@@ -28,6 +28,7 @@ export const COUNTERS: Array<[keyof IngestStats, string]> = [
   ['records', 'RecordsReceived'],
   ['readingsDecoded', 'ReadingsDecoded'],
   ['readingsStored', 'ReadingsStored'],
+  ['readingsPending', 'ReadingsPendingMagnetic'],
   ['duplicates', 'ReadingsDuplicate'],
   ['quarantined', 'MessagesQuarantined'],
   ['rejectedByStore', 'StoreRejects'],

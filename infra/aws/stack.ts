@@ -148,7 +148,11 @@ export class DualpathStack extends Stack {
       TELEMETRY_BACKEND: s.telemetry,
       ...(telemetryTable ? { TELEMETRY_TABLE: telemetryTable.tableName } : {}),
       ...(timestream
-        ? { TIMESTREAM_DATABASE: timestream.databaseName, TIMESTREAM_TABLE: timestream.tableName }
+        ? {
+            TIMESTREAM_DATABASE: timestream.databaseName,
+            TIMESTREAM_TABLE: timestream.tableName,
+            TIMESTREAM_MEMORY_RETENTION_HOURS: String(s.memoryRetentionHours),
+          }
         : {}),
     };
     const common: Record<string, string> = {

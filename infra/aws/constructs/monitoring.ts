@@ -215,11 +215,12 @@ export class Monitoring extends Construct {
       );
       dashboard.addWidgets(
         new GraphWidget({
-          title: 'Readings decoded / stored / duplicates',
+          title: 'Readings decoded / stored / duplicates / pending (magnetic)',
           left: [
             emf('ReadingsDecoded', p.service),
             emf('ReadingsStored', p.service),
             emf('ReadingsDuplicate', p.service),
+            emf('ReadingsPendingMagnetic', p.service),
           ],
           width: 8,
         }),
