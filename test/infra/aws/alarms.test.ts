@@ -332,6 +332,13 @@ describe('the alarms users feel are there', () => {
     expect(alarmsOf(dynamo)).toHaveLength(deployedAlarms('dynamodb'));
     expect(alarmsOf(timestream)).toHaveLength(deployedAlarms('timestream'));
     expect(DEFAULT_INPUTS.alarms).toBe(deployedAlarms('dynamodb'));
+    // Custom metrics: every counter the ingest handler can emit, per ingest service.
+    const services = new Set(
+      Object.values(functionEnvironments(dynamo))
+        .map((env) => String(env.POWERTOOLS_SERVICE_NAME))
+        .filter((x) => x.endsWith('-ingest')),
+    );
+    expect(DEFAULT_INPUTS.customMetrics).toBe(COUNTERS.length * services.size);
     const dashboards = Object.values(dynamo.json.Resources).filter(
       (r) => r.Type === 'AWS::CloudWatch::Dashboard',
     );
