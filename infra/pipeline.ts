@@ -103,8 +103,10 @@ export const pipeline = {
   rules: [
     {
       name: 'dualpath_sparkplug',
-      // STATE is a host's JSON birth/death, not edge telemetry: keep it off the protobuf path.
-      sql: `SELECT ${ENVELOPE} FROM 'spBv1.0/#' WHERE topic(2) <> 'STATE'`,
+      // STATE is a host's JSON birth/death, not edge telemetry: keep it off the protobuf path. NCMD and
+      // DCMD are commands the pipeline (or a host) publishes TO edge nodes: never data from them, so they
+      // are not forwarded back into Kinesis (each would be a rule evaluation, an action and a record).
+      sql: `SELECT ${ENVELOPE} FROM 'spBv1.0/#' WHERE topic(2) <> 'STATE' AND topic(3) <> 'NCMD' AND topic(3) <> 'DCMD'`,
       sqlVersion: '2016-03-23',
       stream: 'sparkplug',
       // One edge node → one shard, in order (seq numbers and aliases need it).

@@ -74,9 +74,18 @@ export interface TimestreamStoreOptions {
   clock?: () => number;
   /** `latest` scans this far back when the query gives no `since` (default 7 days). */
   latestLookbackMs?: number;
+  /**
+   * The table's memory-store retention (hours). Readings older than it go to the magnetic store, which
+   * Timestream accepts at once and may reject hours later into the rejects bucket: they are reported as
+   * `pending`, never as written (ADR 0020). Undefined: every accepted reading counts as written.
+   */
+  memoryStoreRetentionHours?: number;
 }
 
-interface Prepared {
+/** Readings this close to the memory-store boundary count as magnetic (clock skew, time in flight). */
+export const MAGNETIC_MARGIN_MS = 5 * 60_000;
+
+export interface Prepared {
   reading: EnrichedReading;
   dims: Dimension[];
   measures: MeasureValue[];
@@ -130,6 +139,11 @@ export class TimestreamTelemetryStore implements TelemetryStore {
       rejected: prep.rejected,
       skipped: prep.skipped,
     };
+    const retention = this.o.memoryStoreRetentionHours;
+    const magneticBefore =
+      retention === undefined
+        ? Number.NEGATIVE_INFINITY
+        : this.clock() - retention * 3_600_000 + MAGNETIC_MARGIN_MS;
     const records: Prepared[] = [];
     for (const r of prep.accepted) {
       const rec = toRecord(r);
@@ -144,12 +158,7 @@ export class TimestreamTelemetryStore implements TelemetryStore {
       }
       records.push(rec);
     }
-    // Group a device's records together so CommonAttributes can carry its dimensions.
-    records.sort((a, b) => cmp(seriesOf(a), seriesOf(b)));
-    const chunks: Prepared[][] = [];
-    for (let i = 0; i < records.length; i += MAX_RECORDS_PER_WRITE) {
-      chunks.push(records.slice(i, i + MAX_RECORDS_PER_WRITE));
-    }
+    const chunks = planChunks(records);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < chunks.length) {
@@ -170,8 +179,13 @@ export class TimestreamTelemetryStore implements TelemetryStore {
           }
         }
         result.duplicates += dup;
-        result.written +=
-          chunk.length - rejected.filter((rr) => chunk[rr.RecordIndex ?? -1] !== undefined).length;
+        const refused = new Set(rejected.map((rr) => rr.RecordIndex ?? -1));
+        chunk.forEach((rec, i) => {
+          if (refused.has(i)) return;
+          // Accepted now, but a magnetic-store write is only confirmed when no rejection report comes.
+          if (rec.reading.time < magneticBefore) result.pending = (result.pending ?? 0) + 1;
+          else result.written++;
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, chunks.length) }, worker));
@@ -427,7 +441,7 @@ function dim(name: string, value: string | undefined): Dimension[] {
     : [{ Name: name, Value: value, DimensionValueType: 'VARCHAR' }];
 }
 
-function toRecord(r: EnrichedReading): Prepared {
+export function toRecord(r: EnrichedReading): Prepared {
   const dims: Dimension[] = [
     ...dim('deviceId', r.deviceId),
     ...dim('subDevice', r.subDevice === undefined || r.subDevice === '' ? NODE_LEVEL : r.subDevice),
@@ -462,6 +476,35 @@ export function recordBytes(p: { dims: Dimension[]; measures: MeasureValue[] }):
   let n = MEASURE_NAME.length + 8;
   for (const d of p.dims) n += Buffer.byteLength(d.Name ?? '') + Buffer.byteLength(d.Value ?? '');
   for (const m of p.measures) n += Buffer.byteLength(m.Name ?? '') + Buffer.byteLength(m.Value ?? '');
+  return n;
+}
+
+/**
+ * The WriteRecords requests for these records, in order: a device's records together (sorted by series)
+ * so CommonAttributes can carry its dimensions, at most 100 per request. The cost model uses it too.
+ */
+export function planChunks<T extends Prepared>(records: T[]): T[][] {
+  const sorted = [...records].sort((a, b) => cmp(seriesOf(a), seriesOf(b)));
+  const chunks: T[][] = [];
+  for (let i = 0; i < sorted.length; i += MAX_RECORDS_PER_WRITE) {
+    chunks.push(sorted.slice(i, i + MAX_RECORDS_PER_WRITE));
+  }
+  return chunks;
+}
+
+/**
+ * Bytes Timestream meters for one WriteRecords request of `chunk` as this adapter sends it (sorted, with
+ * CommonAttributes): the shared dimensions and measure name once, then each record's own dimensions,
+ * measure names and values and its 8-byte time. Billed in 1 KiB units per request (the cost model).
+ */
+export function requestBytes(
+  chunk: Array<{ dims: Dimension[]; measures: MeasureValue[]; time: string }>,
+): number {
+  const { common, records } = withCommonAttributes(chunk);
+  const pairs = (xs: Array<{ Name?: string; Value?: string }> | undefined) =>
+    (xs ?? []).reduce((n, x) => n + Buffer.byteLength(x.Name ?? '') + Buffer.byteLength(x.Value ?? ''), 0);
+  let n = Buffer.byteLength(common.MeasureName ?? '') + pairs(common.Dimensions);
+  for (const r of records) n += pairs(r.Dimensions) + pairs(r.MeasureValues) + 8;
   return n;
 }
 

@@ -94,6 +94,8 @@ export const ingestConfigSpec = {
   TELEMETRY_TABLE: { kind: 'string' },
   TIMESTREAM_DATABASE: { kind: 'string' },
   TIMESTREAM_TABLE: { kind: 'string' },
+  /** The table's memory-store retention: older readings go to the magnetic store (pending, ADR 0020). */
+  TIMESTREAM_MEMORY_RETENTION_HOURS: { kind: 'int', default: '6', min: 1, max: 8766 },
   IOT_DATA_ENDPOINT: { kind: 'string' },
   AUTO_REGISTER: { kind: 'bool', default: 'false' },
   DEFAULT_DEVICE_TYPE: { kind: 'string', default: 'unclassified' },

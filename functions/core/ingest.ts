@@ -48,6 +48,8 @@ export interface StorePort {
     written: number;
     duplicates: number;
     rejected: Array<{ reading: EnrichedReading; reason: string; code: string }>;
+    /** Accepted, confirmed only later (Timestream magnetic store): never counted as stored. */
+    pending?: number;
   }>;
 }
 
@@ -61,6 +63,8 @@ export interface IngestStats {
   messages: number;
   readingsDecoded: number;
   readingsStored: number;
+  /** Readings the store accepted but confirms later (Timestream magnetic store, ADR 0020). */
+  readingsPending: number;
   duplicates: number;
   quarantined: number;
   rejectedByStore: number;
@@ -203,6 +207,7 @@ export function emptyStats(): IngestStats {
     messages: 0,
     readingsDecoded: 0,
     readingsStored: 0,
+    readingsPending: 0,
     duplicates: 0,
     quarantined: 0,
     rejectedByStore: 0,
@@ -605,6 +610,7 @@ async function storeChunk(
     }
   }
   stats.readingsStored += written.written;
+  stats.readingsPending += written.pending ?? 0;
   stats.duplicates += written.duplicates;
   const offset = stats.rejectedByStore;
   stats.rejectedByStore += written.rejected.length;
@@ -645,6 +651,7 @@ async function storeRecordByRecord(
       const out = await withRetry(() => deps.store.write(own), deps, stats);
       total.written += out.written;
       total.duplicates += out.duplicates;
+      total.pending = (total.pending ?? 0) + (out.pending ?? 0);
       for (const rej of out.rejected) total.rejected.push(rej);
     } catch (error) {
       if (isRetryable(error)) throw error;

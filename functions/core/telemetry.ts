@@ -74,6 +74,12 @@ export interface WriteResult {
   rejected: Array<{ reading: EnrichedReading; reason: string; code: string }>;
   /** Transient readings, not historized. */
   skipped?: number;
+  /**
+   * Points the store accepted but confirms only later, so they are NOT counted in `written`: Timestream
+   * magnetic-store writes (older than the memory store's retention) are rejected asynchronously, into a
+   * report bucket (ADR 0020). The alarm on AWS/Timestream MagneticStoreRejectedRecordCount covers them.
+   */
+  pending?: number;
 }
 
 export interface StoredPoint {

@@ -80,6 +80,7 @@ export function telemetryStore(config: IngestConfig, doc: DynamoDBDocumentClient
         queryClient: new TimestreamQueryClient({}),
         database: config.TIMESTREAM_DATABASE,
         table: config.TIMESTREAM_TABLE,
+        memoryStoreRetentionHours: config.TIMESTREAM_MEMORY_RETENTION_HOURS,
       });
     case 'none':
       return nullStore;

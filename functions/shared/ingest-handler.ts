@@ -24,10 +24,11 @@ export type KinesisHandler = (
   context: Context,
 ) => Promise<KinesisStreamBatchResponse>;
 
-const COUNTERS: Array<[keyof IngestStats, string]> = [
+export const COUNTERS: Array<[keyof IngestStats, string]> = [
   ['records', 'RecordsReceived'],
   ['readingsDecoded', 'ReadingsDecoded'],
   ['readingsStored', 'ReadingsStored'],
+  ['readingsPending', 'ReadingsPendingMagnetic'],
   ['duplicates', 'ReadingsDuplicate'],
   ['quarantined', 'MessagesQuarantined'],
   ['rejectedByStore', 'StoreRejects'],

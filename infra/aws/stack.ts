@@ -148,7 +148,11 @@ export class DualpathStack extends Stack {
       TELEMETRY_BACKEND: s.telemetry,
       ...(telemetryTable ? { TELEMETRY_TABLE: telemetryTable.tableName } : {}),
       ...(timestream
-        ? { TIMESTREAM_DATABASE: timestream.databaseName, TIMESTREAM_TABLE: timestream.tableName }
+        ? {
+            TIMESTREAM_DATABASE: timestream.databaseName,
+            TIMESTREAM_TABLE: timestream.tableName,
+            TIMESTREAM_MEMORY_RETENTION_HOURS: String(s.memoryRetentionHours),
+          }
         : {}),
     };
     const common: Record<string, string> = {
@@ -315,6 +319,15 @@ export class DualpathStack extends Stack {
       api: apiFn,
       ruleErrorQueue: iot.errorQueue,
       iteratorAgeAlarmMs: 60_000,
+      // ADR 0020: alarms on what users feel.
+      apiStage: api.api.deploymentStage,
+      storeTables: [
+        ...(['registry', 'state', 'events'] as const).map((t) => tables.get(t)),
+        ...(telemetryTable ? [telemetryTable] : []),
+      ],
+      ...(timestream
+        ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }
+        : {}),
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });

@@ -18,6 +18,7 @@ import {
   estimateCost,
 } from '../cost/model.js';
 import { PRICES } from '../cost/prices.js';
+import { workedExample } from '../cost/worked-example.js';
 import type { Command } from './main.js';
 
 const NUMERIC: Array<[string, keyof CostInputs]> = [
@@ -27,8 +28,6 @@ const NUMERIC: Array<[string, keyof CostInputs]> = [
   ['bytes-per-reading', 'bytesPerReading'],
   ['records-per-invocation', 'recordsPerInvocation'],
   ['us-per-reading', 'usPerReading'],
-  ['measures-per-record', 'measuresPerRecord'],
-  ['records-per-write', 'recordsPerWrite'],
   ['memory-mb', 'lambdaMemoryMb'],
   ['memory-store-hours', 'memoryStoreHours'],
   ['retention-days', 'retentionDays'],
@@ -50,6 +49,7 @@ function parseFlags(args: string[]) {
       counters: { type: 'string' },
       json: { type: 'boolean' },
       'compare-stores': { type: 'boolean' },
+      'worked-example': { type: 'boolean' },
     },
     strict: true,
     allowNegative: false,
@@ -58,14 +58,14 @@ function parseFlags(args: string[]) {
 
 export function parseCostArgs(
   args: string[],
-): Partial<CostInputs> & { json?: boolean; compareStores?: boolean } {
+): Partial<CostInputs> & { json?: boolean; compareStores?: boolean; workedExample?: boolean } {
   let values: ReturnType<typeof parseFlags>['values'];
   try {
     values = parseFlags(args).values;
   } catch (error) {
     throw new ValidationError((error as Error).message, { field: 'args' });
   }
-  const out: Partial<CostInputs> & { json?: boolean; compareStores?: boolean } = {};
+  const out: Partial<CostInputs> & { json?: boolean; compareStores?: boolean; workedExample?: boolean } = {};
   if (typeof values.counters === 'string') {
     Object.assign(out, JSON.parse(readFileSync(values.counters, 'utf8')) as Partial<CostInputs>);
   }
@@ -91,6 +91,7 @@ export function parseCostArgs(
   }
   if (values.json === true) out.json = true;
   if (values['compare-stores'] === true) out.compareStores = true;
+  if (values['worked-example'] === true) out.workedExample = true;
   return out;
 }
 
@@ -107,7 +108,7 @@ export function formatReport(r: CostReport): string {
   const measured =
     r.inputs.store === 'dynamodb'
       ? `  (request and capacity counts measured by \`${DYNAMO_STORE_MEASURED.command}\`; prices infra/cost/prices.ts)`
-      : '  (Timestream for LiveAnalytics: existing customers only)';
+      : '  (Timestream for LiveAnalytics: existing customers only; write size from the adapter; queries billed in TCU-hours, not priced in our sources)';
   return [
     `Fleet: ${r.inputs.devices} devices, one message every ${r.inputs.intervalSeconds} s, ${r.inputs.readingsPerMessage} readings per message (${r.volumes.messageBytes} B)`,
     `Volume: ${(r.volumes.messagesPerMonth / 1e6).toFixed(1)} M messages, ${(r.volumes.readingsPerMonth / 1e6).toFixed(1)} M readings per month; prices ${PRICES.region} as of ${PRICES.asOf}`,
@@ -156,11 +157,16 @@ export const costCommand: Command = {
   async run(args) {
     if (args.includes('--help')) {
       process.stdout.write(
-        `usage: dualpath cost --devices N --interval S --readings-per-message K [--store dynamodb|timestream] [--retention-days D] [--kinesis on-demand|provisioned] [--counters FILE] [--json]\ndefaults: ${JSON.stringify(DEFAULT_INPUTS)}\n`,
+        `usage: dualpath cost --devices N --interval S --readings-per-message K [--store dynamodb|timestream] [--retention-days D] [--kinesis on-demand|provisioned] [--counters FILE] [--json] [--compare-stores] [--worked-example]\ndefaults: ${JSON.stringify(DEFAULT_INPUTS)}\n`,
       );
       return 0;
     }
-    const { json, compareStores: compare, ...inputs } = parseCostArgs(args);
+    const { json, compareStores: compare, workedExample: worked, ...inputs } = parseCostArgs(args);
+    if (worked) {
+      // docs/deploy.md's table (ADR 0020); flags other than the fleet's are ignored so it stays comparable.
+      process.stdout.write(`${workedExample()}\n`);
+      return 0;
+    }
     if (compare) {
       process.stdout.write(`${formatComparison(inputs)}\n`);
       return 0;

@@ -12,6 +12,7 @@
  */
 import { ValidationError } from '../../functions/core/errors.js';
 import { PRICES, type Prices } from './prices.js';
+import { timestreamWriteShape } from './timestream-shape.js';
 
 export type TelemetryStoreKind = 'dynamodb' | 'timestream';
 
@@ -69,17 +70,14 @@ export interface CostInputs {
   msPerInvocation: number;
   usPerReading: number;
   lambdaMemoryMb: number;
-  /** Timestream multi-measure packing: measures per record, records per WriteRecords (≤100). */
-  measuresPerRecord: number;
-  recordsPerWrite: number;
   /** Registry cache TTL (s): cold lookups per device per TTL. */
   cacheTtlSeconds: number;
   /** Protocol-state writes per Lambda invocation per device present in the batch. */
   stateWritesPerDevicePerBatch: number;
   kinesisMode: 'on-demand' | 'provisioned';
   streams: number;
+  /** Timestream memory-store retention (hours); older readings sit in the magnetic store. */
   memoryStoreHours: number;
-  bytesPerStoredReading: number;
   /** Days readings are kept (DynamoDB TTL): storage is the readings of this many days. */
   retentionDays: number;
   /** The API's queries per device per day: bucket (24 h at 1 min), raw (1 h), latest. */
@@ -94,6 +92,33 @@ export interface CostInputs {
   alarms: number;
   dashboards: number;
   secrets: number;
+  /** Custom metrics (EMF): every metric name × service dimension the ingest handlers can emit. */
+  customMetrics: number;
+  /** Share of messages on the LwM2M path (the rest Sparkplug). */
+  lwm2mShare: number;
+  /**
+   * LwM2M uplinks the broker delivers back to their sender: the binding has one topic per endpoint
+   * that the client both publishes and subscribes to (shared/reference/lwm2m-1.2-mqtt.md), so each
+   * uplink is also an outbound message unless the broker honours MQTT 5 No Local (ADR 0020). 1 = all.
+   */
+  lwm2mEchoShare: number;
+  /** API: Lambda time per request (router + store query), ms. */
+  apiMsPerRequest: number;
+  /** CloudWatch Logs: bytes per ingest invocation (platform lines + one EMF blob) and per API request (access log + EMF). */
+  logBytesPerInvocation: number;
+  logBytesPerApiRequest: number;
+  logRetentionDays: number;
+}
+
+/**
+ * Standard alarms infra/aws deploys (infra/aws/constructs/monitoring.ts, ADR 0020); the alarm test
+ * (test/infra/aws/alarms.test.ts) checks this against the synthesized template. Per path (2): iterator
+ * age, function errors, DLQ depth, rule action failures, rule throttled, quarantine rate, store rejects;
+ * then the rule error queue, API 5XX, API p99 latency, store throttles; with Timestream, magnetic-store
+ * rejections and rejection-report upload failures.
+ */
+export function deployedAlarms(store: TelemetryStoreKind): number {
+  return 2 * 7 + 4 + (store === 'timestream' ? 2 : 0);
 }
 
 export const DEFAULT_INPUTS: CostInputs = {
@@ -107,25 +132,32 @@ export const DEFAULT_INPUTS: CostInputs = {
   msPerInvocation: 15,
   usPerReading: 2,
   lambdaMemoryMb: 512,
-  measuresPerRecord: 1,
-  recordsPerWrite: 100,
   cacheTtlSeconds: 60,
   stateWritesPerDevicePerBatch: 1,
   kinesisMode: 'on-demand',
   streams: 2,
   memoryStoreHours: 12,
-  bytesPerStoredReading: 40,
   retentionDays: 30,
   bucketQueriesPerDevicePerDay: 24,
   rawQueriesPerDevicePerDay: 24,
   latestQueriesPerDevicePerDay: 288,
   queriedSeriesPerDevice: 1,
   redeliveryRate: 0.001,
-  // infra/aws/constructs/monitoring.ts: 6 alarms and 1 dashboard per path (2 paths) + 1 detailed
+  // infra/aws/constructs/monitoring.ts: deployedAlarms() and 1 dashboard per path (2 paths) + 1 detailed
   // dashboard; infra/aws/stack.ts: the admin key secret.
-  alarms: 12,
+  alarms: deployedAlarms('dynamodb'),
   dashboards: 3,
   secrets: 1,
+  // 14 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services (the alarm test checks it).
+  customMetrics: 28,
+  lwm2mShare: 0.5,
+  lwm2mEchoShare: 1,
+  apiMsPerRequest: 30,
+  // Assumed: START/END/REPORT ≈ 400 B + one EMF blob of ≤14 counters ≈ 1,100 B; API access log ≈ 500 B + EMF.
+  logBytesPerInvocation: 1500,
+  logBytesPerApiRequest: 900,
+  // cdk.json logRetentionDays.
+  logRetentionDays: 30,
 };
 
 export interface CostLine {
@@ -194,7 +226,11 @@ function atReadings(m: { 1: number; 50: number }, k: number): number {
 }
 
 export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRICES): CostReport {
-  const i: CostInputs = { ...DEFAULT_INPUTS, ...partial };
+  const i: CostInputs = {
+    ...DEFAULT_INPUTS,
+    ...(partial.store ? { alarms: deployedAlarms(partial.store) } : {}),
+    ...partial,
+  };
   if (i.store !== 'dynamodb' && i.store !== 'timestream') {
     throw new ValidationError('store must be dynamodb or timestream', { field: 'store' });
   }
@@ -208,11 +244,17 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
   const add = (service: string, item: string, monthly: number, variable = true, store = false) =>
     lines.push({ service, item, monthly, perMillionReadings: (monthly / readings) * 1e6, variable, store });
 
-  add(
-    'IoT Core',
-    `messaging (${unitsPerMessage} × 5 KB unit per message)`,
-    tiered(messages * unitsPerMessage, prices.iot.messagingTiers),
-  );
+  const uplinkUnits = messages * unitsPerMessage;
+  const echoUnits = uplinkUnits * i.lwm2mShare * i.lwm2mEchoShare;
+  const uplinkMessaging = tiered(uplinkUnits, prices.iot.messagingTiers);
+  add('IoT Core', `messaging (${unitsPerMessage} × 5 KB unit per message)`, uplinkMessaging);
+  if (echoUnits > 0) {
+    add(
+      'IoT Core',
+      `LwM2M echoes (${(i.lwm2mEchoShare * 100).toFixed(0)}% of LwM2M uplinks delivered back to the sender)`,
+      tiered(uplinkUnits + echoUnits, prices.iot.messagingTiers) - uplinkMessaging,
+    );
+  }
   add(
     'IoT Core',
     'connectivity (always-on sessions)',
@@ -290,30 +332,74 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
   let tsRecords = 0;
   let tsWrites = 0;
   if (i.store === 'timestream') {
-    tsRecords = readings / i.measuresPerRecord;
-    tsWrites = tsRecords / i.recordsPerWrite;
-    const bytesPerRecord = 24 + i.measuresPerRecord * 28;
-    const unitsPerWrite = Math.ceil((i.recordsPerWrite * bytesPerRecord + 120) / 1024);
+    const shape = timestreamWriteShape(
+      i.devices,
+      i.recordsPerInvocation,
+      i.readingsPerMessage,
+      i.intervalSeconds,
+    );
+    tsRecords = readings;
+    tsWrites = readings * shape.requestsPerReading;
     add(
       'Timestream',
-      `writes (${i.recordsPerWrite} records/call, ${unitsPerWrite} KiB units/call)`,
-      ((tsWrites * unitsPerWrite) / 1e6) * prices.timestream.writesPerMillionKiB,
+      `writes (${(shape.unitsPerReading * 1000).toFixed(0)} KiB units per 1,000 readings, as sent)`,
+      ((readings * shape.unitsPerReading) / 1e6) * prices.timestream.writesPerMillionKiB,
       true,
       true,
     );
-    const memoryGB =
-      ((readings / (MONTH_SECONDS / 3600)) * i.memoryStoreHours * i.bytesPerStoredReading) / 1024 ** 3;
+    const perHour = readings / (MONTH_SECONDS / 3600);
+    const memoryGB = (perHour * i.memoryStoreHours * shape.bytesPerRecord) / 1e9;
     add(
       'Timestream',
-      `memory store (${i.memoryStoreHours} h retention)`,
+      `memory store (${i.memoryStoreHours} h at ${shape.bytesPerRecord.toFixed(0)} B/reading)`,
       memoryGB * HOURS_PER_MONTH * prices.timestream.memoryStorePerGBHour,
-      false,
+      true,
+      true,
+    );
+    const magneticDays = Math.max(0, i.retentionDays - i.memoryStoreHours / 24);
+    const magneticGB = (readings * (magneticDays / 30) * shape.bytesPerRecord) / 1e9;
+    add(
+      'Timestream',
+      `magnetic store (${magneticDays.toFixed(1)} days)`,
+      magneticGB * prices.timestream.magneticStorePerGBMonth,
+      true,
       true,
     );
   } else {
     addDynamoStore(i, messages, readings, prices, add);
   }
 
+  // The API: every query of the query mix is one API Gateway request and one Lambda invocation.
+  const apiRequests =
+    i.devices *
+    (MONTH_SECONDS / 86_400) *
+    (i.bucketQueriesPerDevicePerDay + i.rawQueriesPerDevicePerDay + i.latestQueriesPerDevicePerDay);
+  add('API Gateway', 'REST requests (the query mix)', (apiRequests / 1e6) * prices.apiGateway.restPerMillion);
+  add(
+    'Lambda',
+    `API requests + compute (${i.apiMsPerRequest} ms each)`,
+    (apiRequests / 1e6) * prices.lambda.requestsPerMillion +
+      apiRequests * (i.apiMsPerRequest / 1000) * (i.lambdaMemoryMb / 1024) * prices.lambda.armPerGBSecond,
+  );
+  const logGBPerMonth =
+    (invocations * i.logBytesPerInvocation + apiRequests * i.logBytesPerApiRequest) / 1024 ** 3;
+  add(
+    'CloudWatch',
+    'log ingestion (functions, API access log)',
+    logGBPerMonth * prices.cloudwatch.logsIngestPerGB,
+  );
+  add(
+    'CloudWatch',
+    `log storage (${i.logRetentionDays} days kept)`,
+    logGBPerMonth * Math.min(1, i.logRetentionDays / 30) * prices.cloudwatch.logsStoragePerGBMonth,
+    false,
+  );
+  add(
+    'CloudWatch',
+    `custom metrics (${i.customMetrics}, EMF)`,
+    i.customMetrics * prices.cloudwatch.customMetricPerMonth,
+    false,
+  );
   add('CloudWatch', `alarms (${i.alarms} standard)`, i.alarms * prices.cloudwatch.alarmPerMonth, false);
   add(
     'CloudWatch',

@@ -46,6 +46,14 @@ export const PRICES = {
   cloudwatch: {
     alarmPerMonth: 0.1,
     dashboardPerMonth: 3,
+    /** Custom metric $0.30/metric-month (first 10,000); Logs ingestion $0.50/GB, storage $0.03/GB-month. */
+    customMetricPerMonth: 0.3,
+    logsIngestPerGB: 0.5,
+    logsStoragePerGBMonth: 0.03,
+  },
+  /** REST API requests, $3.50 per million (first 333 M a month); third-party transcriptions. */
+  apiGateway: {
+    restPerMillion: 3.5,
   },
   /** $0.40 per secret-month (+$0.05 per 10,000 API calls, negligible here); third-party transcriptions. */
   secretsManager: {

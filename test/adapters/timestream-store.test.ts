@@ -154,6 +154,32 @@ describe('TimestreamTelemetryStore.write', () => {
     ]);
   });
 
+  it('reports readings older than the memory store as pending, never as written (magnetic store, rejected asynchronously)', async () => {
+    writeMock.on(WriteRecordsCommand).resolves({});
+    // clock = T0 + 1 h, memory store 1 h: T0 - 1 min is magnetic, T0 + 10 min is memory (5 min margin).
+    const readings = [reading({ time: T0 - 60_000 }), reading({ time: T0 + 600_000, value: 2 })];
+    const res = await store({ memoryStoreRetentionHours: 1 }).write(readings);
+    expect(inputs()).toHaveLength(1);
+    expect(res).toEqual({ written: 1, pending: 1, duplicates: 0, rejected: [], skipped: 0 });
+    // A synchronous rejection of a magnetic-bound record is a rejection, not pending.
+    writeMock.reset();
+    writeMock.on(WriteRecordsCommand).rejects(
+      new RejectedRecordsException({
+        $metadata: {},
+        message: 'One or more records have been rejected.',
+        RejectedRecords: [{ RecordIndex: 0, Reason: 'Dimension limit exceeded.' }],
+      }),
+    );
+    const again = await store({ memoryStoreRetentionHours: 1 }).write([reading({ time: T0 - 60_000 })]);
+    expect(again.pending ?? 0).toBe(0);
+    expect(again.written).toBe(0);
+    expect(again.rejected.map((r) => r.code)).toEqual(['TIMESTREAM_REJECTED']);
+    // Without the retention, everything accepted counts as written (as before).
+    writeMock.reset();
+    writeMock.on(WriteRecordsCommand).resolves({});
+    expect((await store().write(readings)).written).toBe(2);
+  });
+
   it('counts an ExistingVersion rejection as a duplicate and reports other rejections with the reason', async () => {
     writeMock.on(WriteRecordsCommand).rejects(
       new RejectedRecordsException({

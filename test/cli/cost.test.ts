@@ -1,9 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
+import type {
+  TimestreamWriteClient,
+  WriteRecordsCommand,
+  WriteRecordsCommandInput,
+} from '@aws-sdk/client-timestream-write';
 import { describe, expect, it } from 'vitest';
+import { TimestreamTelemetryStore } from '../../functions/adapters/timestream-store.js';
 import { ValidationError } from '../../functions/core/errors.js';
 import { formatComparison, formatReport, parseCostArgs } from '../../infra/cli/cost.js';
 import { compareStores, icebergRowBytes } from '../../infra/cost/compare.js';
-import { DYNAMO_STORE_MEASURED, estimateCost } from '../../infra/cost/model.js';
+import { DYNAMO_STORE_MEASURED, deployedAlarms, estimateCost } from '../../infra/cost/model.js';
 import { PRICES } from '../../infra/cost/prices.js';
+import { sampleReading, timestreamWriteShape } from '../../infra/cost/timestream-shape.js';
+import { workedExample } from '../../infra/cost/worked-example.js';
 
 describe('cost model', () => {
   it('counts messages and readings from the fleet shape', () => {
@@ -127,25 +139,42 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
     ).toContain('interpolated');
   });
 
-  it('shows fixed monthly costs apart: stream-hours, connectivity, alarms, dashboards, secrets', () => {
+  it('shows fixed monthly costs apart: stream-hours, connectivity, log storage, metrics, alarms, dashboards, secrets', () => {
     const r = estimateCost(fleet);
-    const fixed = r.lines.filter((l) => !l.variable).map((l) => l.service);
-    expect(fixed).toEqual(['IoT Core', 'Kinesis', 'CloudWatch', 'CloudWatch', 'Secrets Manager']);
+    const fixed = r.lines.filter((l) => !l.variable).map((l) => l.item.replace(/ \(.*$/, ''));
+    expect(fixed).toEqual([
+      'connectivity',
+      'on-demand stream-hours',
+      'log storage',
+      'custom metrics',
+      'alarms',
+      'dashboards',
+      'secrets',
+    ]);
     expect(r.fixedMonthly).toBeCloseTo(
       r.lines.filter((l) => !l.variable).reduce((s, l) => s + l.monthly, 0),
       9,
     );
-    expect(r.lines.find((l) => l.item.startsWith('alarms'))!.monthly).toBeCloseTo(12 * 0.1, 9);
+    expect(r.lines.find((l) => l.item.startsWith('alarms'))!.monthly).toBeCloseTo(
+      deployedAlarms('dynamodb') * 0.1,
+      9,
+    );
     const text = formatReport(r);
     expect(text).toContain('TELEMETRY STORE: DynamoDB, packed (default)');
     expect(text).toContain(DYNAMO_STORE_MEASURED.command);
-    expect(text).toMatch(/WHOLE PIPELINE incl\. store: usage-priced .* fixed \$72\.46 per month/);
+    expect(text).toMatch(/WHOLE PIPELINE incl\. store: usage-priced .* fixed \$81\.82 per month/);
   });
 
   it('keeps Timestream as an explicit choice with its own lines', () => {
     const r = estimateCost({ ...fleet, store: 'timestream' });
     expect(r.store.name).toBe('Timestream for LiveAnalytics');
-    expect(r.lines.filter((l) => l.store).map((l) => l.service)).toEqual(['Timestream', 'Timestream']);
+    expect(r.lines.filter((l) => l.store).map((l) => l.item.replace(/ \(.*$/, ''))).toEqual([
+      'writes',
+      'memory store',
+      'magnetic store',
+    ]);
+    // Two more alarms (magnetic-store rejections, report upload failures).
+    expect(r.inputs.alarms).toBe(deployedAlarms('dynamodb') + 2);
     expect(r.lines.some((l) => l.item.startsWith('telemetry writes'))).toBe(false);
     expect(() => estimateCost({ store: 'influx' as never })).toThrow(
       expect.objectContaining({ field: 'store' }),
@@ -203,5 +232,129 @@ describe('dualpath cost --compare-stores (ADR 0013 candidates)', () => {
     expect(influx?.unpriced[0]).toMatch(/instance-hours/);
     expect(formatComparison(fleet)).toContain('1 reading(s) per message:');
     expect(parseCostArgs(['--compare-stores'])).toEqual({ compareStores: true });
+  });
+});
+
+describe('Timestream write size: what the adapter really sends (ADR 0020)', () => {
+  it('meters the requests TimestreamTelemetryStore.write sends for the same batch', async () => {
+    for (const k of [1, 50]) {
+      const shape = timestreamWriteShape(1000, 100, k, 10);
+      // The same batch through the real adapter, its requests captured.
+      const sent: WriteRecordsCommandInput[] = [];
+      const store = new TimestreamTelemetryStore({
+        writeClient: {
+          send: async (c: WriteRecordsCommand) => {
+            sent.push(c.input);
+            return {};
+          },
+        } as unknown as TimestreamWriteClient,
+        queryClient: {} as TimestreamQueryClient,
+        database: 'd',
+        table: 't',
+      });
+      const readings = [];
+      for (let m = 0; m < 100; m++) for (let j = 0; j < k; j++) readings.push(sampleReading(m, j, 1e12));
+      const res = await store.write(readings);
+      expect(res.written).toBe(100 * k);
+      // Metering written out independently: shared attributes once, each record's pairs + 8 B of time.
+      const len = (x?: string) => Buffer.byteLength(x ?? '');
+      const pairs = (xs?: Array<{ Name?: string; Value?: string }>) =>
+        (xs ?? []).reduce((n, x) => n + len(x.Name) + len(x.Value), 0);
+      const units = sent.reduce((n, req) => {
+        const bytes =
+          len(req.CommonAttributes?.MeasureName) +
+          pairs(req.CommonAttributes?.Dimensions) +
+          (req.Records ?? []).reduce((b, r) => b + pairs(r.Dimensions) + pairs(r.MeasureValues) + 8, 0);
+        return n + Math.ceil(bytes / 1024);
+      }, 0);
+      expect(shape.unitsPerReading).toBeCloseTo(units / (100 * k), 9);
+      // The old guess (24 + 28 B per record, 100 records per request) was at least 2× too small.
+      expect(shape.unitsPerReading).toBeGreaterThan((2 * Math.ceil((100 * 52 + 120) / 1024)) / 100);
+    }
+  });
+
+  it('bills the Timestream writes from that shape', () => {
+    const r = estimateCost({
+      devices: 1000,
+      intervalSeconds: 10,
+      readingsPerMessage: 50,
+      store: 'timestream',
+    });
+    const shape = timestreamWriteShape(1000, 100, 50, 10);
+    const writes = r.lines.find((l) => l.service === 'Timestream' && l.item.startsWith('writes'))!;
+    expect(writes.monthly).toBeCloseTo(
+      ((r.volumes.readingsPerMonth * shape.unitsPerReading) / 1e6) * PRICES.timestream.writesPerMillionKiB,
+      6,
+    );
+  });
+});
+
+describe('echoes, the API and the logs are priced', () => {
+  const fleet = { devices: 1000, intervalSeconds: 10, readingsPerMessage: 50 };
+  const line = (r: ReturnType<typeof estimateCost>, prefix: string) =>
+    r.lines.find((l) => l.item.startsWith(prefix));
+
+  it('counts each LwM2M uplink delivered back to its sender as one more message, none without echo', () => {
+    const r = estimateCost(fleet);
+    const messaging = line(r, 'messaging')!.monthly;
+    expect(line(r, 'LwM2M echoes')!.monthly).toBeCloseTo(messaging * 0.5, 6);
+    expect(line(estimateCost({ ...fleet, lwm2mEchoShare: 0 }), 'LwM2M echoes')).toBeUndefined();
+    expect(line(estimateCost({ ...fleet, lwm2mShare: 1 }), 'LwM2M echoes')!.monthly).toBeCloseTo(
+      messaging,
+      6,
+    );
+  });
+
+  it('prices every API query as an API Gateway request and a Lambda invocation', () => {
+    const r = estimateCost(fleet);
+    const requests = 1000 * 30 * (24 + 24 + 288);
+    expect(line(r, 'REST requests')!.monthly).toBeCloseTo(
+      (requests / 1e6) * PRICES.apiGateway.restPerMillion,
+      6,
+    );
+    expect(line(r, 'API requests')!.monthly).toBeGreaterThan(
+      (requests / 1e6) * PRICES.lambda.requestsPerMillion,
+    );
+  });
+
+  it('keeps log storage, custom metrics, alarms and dashboards in the fixed monthly costs', () => {
+    const r = estimateCost(fleet);
+    for (const p of [
+      'log storage',
+      'custom metrics',
+      'alarms',
+      'dashboards',
+      'secrets',
+      'on-demand stream-hours',
+    ])
+      expect(line(r, p)?.variable, p).toBe(false);
+    expect(line(r, 'log ingestion')!.variable).toBe(true);
+  });
+});
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+describe('the worked example in docs/deploy.md', () => {
+  it('is what the model computes (1,000 devices, one message per 10 s, 1 and 50 readings per message)', () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs/deploy.md'), 'utf8');
+    const m = /<!-- cost-worked-example:start -->\n([\s\S]*?)\n<!-- cost-worked-example:end -->/.exec(doc);
+    expect(m, 'docs/deploy.md has the worked example between its markers').not.toBeNull();
+    expect(m![1]).toBe(workedExample());
+    // And the table holds both stores at both shapes, fixed costs apart.
+    for (const row of [
+      '| DynamoDB, packed (default) | 1 |',
+      '| DynamoDB, packed (default) | 50 |',
+      '| Timestream for LiveAnalytics | 1 |',
+      '| Timestream for LiveAnalytics | 50 |',
+      '| Kinesis | on-demand stream-hours (2 streams) |',
+    ])
+      expect(m![1]).toContain(row);
+  });
+
+  it('matches the README figures', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    const r = estimateCost({ devices: 1000, intervalSeconds: 10, readingsPerMessage: 50 });
+    expect(readme).toContain(`$${r.fixedMonthly.toFixed(2)} per`);
+    expect(readme).toContain(`$${r.perMillionReadings.toFixed(4)} per million`);
   });
 });

@@ -121,6 +121,19 @@ function deps(overrides: Partial<IngestDeps> = {}) {
 }
 
 describe('processBatch', () => {
+  it('never counts readings the store confirms only later (Timestream magnetic store) as stored', async () => {
+    const { d } = deps({
+      store: {
+        async write(readings) {
+          // The first reading of each call goes to the magnetic store: accepted, confirmed later.
+          return { written: readings.length - 1, pending: 1, duplicates: 0, rejected: [] };
+        },
+      },
+    });
+    const result = await processBatch([record(1, 'a', 'lwm2m/rd/a', 'ok:3')], d);
+    expect(result.stats).toMatchObject({ readingsDecoded: 3, readingsStored: 2, readingsPending: 1 });
+  });
+
   it('stores every reading, publishes actions and logs events for a clean batch', async () => {
     const { d, stored, published, events, prepared } = deps();
     const records = [record(1, 'a', 'lwm2m/rd/a', 'ok:3'), record(2, 'b', 'lwm2m/rd/b', 'ok:2')];

@@ -4,7 +4,7 @@
  * accepts the admin key (hash in Secrets Manager) or an application key (hash in the registry).
  * Throttling, access logs, execution logs and request validation are on.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   AuthorizationType,
@@ -41,6 +41,8 @@ export class DualpathApi extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.api = new RestApi(this, 'Api', {
+      // The ApiName dimension of AWS/ApiGateway metrics: unique per stack, so two stacks' alarms never mix.
+      restApiName: `${Stack.of(this).stackName}-api`,
       description: 'Dualpath registries, telemetry, commands and events',
       cloudWatchRole: true,
       deployOptions: {

@@ -1,9 +1,12 @@
 /**
  * CloudWatch: one dashboard per path (data flow of the Sparkplug path, LwM2M overview) plus a detailed
- * one, and alarms to an SNS topic on iterator age, DLQ depth, function errors, rule failures and
- * telemetry-store rejections.
+ * one, and alarms to an SNS topic on what users feel (ADR 0020): API 5XX and p99 latency, iterator age,
+ * quarantine rate, DLQ depth, store throttles and rejections, rule action failures, Timestream
+ * magnetic-store rejections. Every metric name and dimension set is checked against what the code
+ * emits or AWS documents (test/infra/aws/alarms.test.ts).
  */
 import { Duration } from 'aws-cdk-lib';
+import type { Stage } from 'aws-cdk-lib/aws-apigateway';
 import {
   Alarm,
   ComparisonOperator,
@@ -17,6 +20,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
@@ -39,12 +43,50 @@ export interface MonitoringProps {
   api: NodejsFunction;
   ruleErrorQueue: Queue;
   iteratorAgeAlarmMs: number;
+  /** The REST API's stage: 5XX and p99 latency as clients see them (AWS/ApiGateway ApiName + Stage). */
+  apiStage?: Stage;
+  /** DynamoDB tables whose throttled reads/writes users feel (registry, state, events, telemetry). */
+  storeTables?: ITable[];
+  /** Timestream for LiveAnalytics table (when it is the store): magnetic-store rejections. */
+  timestream?: { databaseName: string; tableName: string };
+  /** Quarantined messages per received record, percent, that raises the alarm (default 1). */
+  quarantineRatePercent?: number;
+  /** API p99 latency that raises the alarm, ms (default 3000). */
+  apiLatencyP99Ms?: number;
 }
 
 const period = Duration.minutes(1);
 
 function emf(metricName: string, service: string, statistic = 'Sum'): Metric {
   return new Metric({ namespace: 'Dualpath', metricName, dimensionsMap: { service }, statistic, period });
+}
+
+/**
+ * A CloudWatch Metrics Insights query over every series of `metric` in `namespace` that has exactly the
+ * `schema` dimensions, filtered by `where`: for AWS metrics published with a dimension whose values we
+ * do not choose (IoT `ActionType`, Timestream `Operation`), so the alarm cannot miss them.
+ */
+export function insights(
+  namespace: string,
+  metric: string,
+  schema: string[],
+  where: Record<string, string>,
+  label: string,
+): MathExpression {
+  const filter = Object.entries(where)
+    .map(([k, v]) => `${k} = '${v}'`)
+    .join(' AND ');
+  return new MathExpression({
+    expression: `SELECT SUM(${metric}) FROM SCHEMA("${namespace}", ${schema.join(', ')}) WHERE ${filter}`,
+    usingMetrics: {},
+    label,
+    period,
+  });
+}
+
+/** IoT rule action failures: AWS/IoT `Failure` is published per RuleName and ActionType. */
+function ruleActionFailures(ruleName: string): MathExpression {
+  return insights('AWS/IoT', 'Failure', ['ActionType', 'RuleName'], { RuleName: ruleName }, 'Failure');
 }
 
 function iotRule(metricName: string, ruleName: string): Metric {
@@ -66,12 +108,13 @@ export class Monitoring extends Construct {
     super(scope, id);
     this.alarmTopic = new Topic(this, 'Alarms', { displayName: 'Dualpath alarms', enforceSSL: true });
     const action = new SnsAction(this.alarmTopic);
-    const alarm = (name: string, metric: IMetric, threshold: number, description: string) => {
+    /** `single`: one breaching minute alarms (rare events that never repeat by themselves). */
+    const alarm = (name: string, metric: IMetric, threshold: number, description: string, single = false) => {
       const a = new Alarm(this, name, {
         metric,
         threshold,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
+        evaluationPeriods: single ? 1 : 3,
+        datapointsToAlarm: single ? 1 : 2,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
@@ -105,9 +148,23 @@ export class Monitoring extends Construct {
       );
       alarm(
         `${key}RuleFailures`,
-        iotRule('Failure', p.ruleName),
+        ruleActionFailures(p.ruleName),
         1,
-        `${p.title}: the IoT rule action failed`,
+        `${p.title}: the IoT rule's Kinesis action failed (messages went to the error queue)`,
+      );
+      alarm(
+        `${key}QuarantineRate`,
+        new MathExpression({
+          expression: 'IF(FILL(records, 0) > 0, 100 * FILL(quarantined, 0) / records, 0)',
+          usingMetrics: {
+            quarantined: emf('MessagesQuarantined', p.service),
+            records: emf('RecordsReceived', p.service),
+          },
+          label: 'quarantined % of records',
+          period,
+        }),
+        props.quarantineRatePercent ?? 1,
+        `${p.title}: over ${props.quarantineRatePercent ?? 1}% of messages quarantined (undecodable or invalid)`,
       );
       alarm(
         `${key}RuleThrottled`,
@@ -138,7 +195,7 @@ export class Monitoring extends Construct {
           title: 'Rule: matched / failed / throttled',
           left: [
             iotRule('TopicMatch', p.ruleName),
-            iotRule('Failure', p.ruleName),
+            ruleActionFailures(p.ruleName),
             iotRule('RuleMessageThrottled', p.ruleName),
           ],
           width: 8,
@@ -158,11 +215,12 @@ export class Monitoring extends Construct {
       );
       dashboard.addWidgets(
         new GraphWidget({
-          title: 'Readings decoded / stored / duplicates',
+          title: 'Readings decoded / stored / duplicates / pending (magnetic)',
           left: [
             emf('ReadingsDecoded', p.service),
             emf('ReadingsStored', p.service),
             emf('ReadingsDuplicate', p.service),
+            emf('ReadingsPendingMagnetic', p.service),
           ],
           width: 8,
         }),
@@ -231,7 +289,68 @@ export class Monitoring extends Construct {
       'IoT rule error actions received messages',
     );
     this.dashboards.push(detailed);
-    alarm('ApiErrors', props.api.metricErrors({ period }), 5, 'API function errors');
+    // The router answers every failure with a 4XX/5XX response, so Lambda `Errors` never counts them:
+    // alarm on what clients receive, at the stage.
+    if (props.apiStage) {
+      alarm(
+        'ApiServerErrors',
+        props.apiStage.metricServerError({ period, statistic: 'Sum' }),
+        5,
+        'API: clients received 5XX responses',
+      );
+      alarm(
+        'ApiLatencyP99',
+        props.apiStage.metricLatency({ period, statistic: 'p99' }),
+        props.apiLatencyP99Ms ?? 3000,
+        `API: p99 latency over ${props.apiLatencyP99Ms ?? 3000} ms`,
+      );
+    }
+    const tables = props.storeTables ?? [];
+    if (tables.length > 0) {
+      const usingMetrics: Record<string, IMetric> = {};
+      tables.forEach((t, i) => {
+        for (const kind of ['Read', 'Write'] as const) {
+          usingMetrics[`${kind.toLowerCase()}${i}`] = new Metric({
+            namespace: 'AWS/DynamoDB',
+            metricName: `${kind}ThrottleEvents`,
+            dimensionsMap: { TableName: t.tableName },
+            statistic: 'Sum',
+            period,
+          });
+        }
+      });
+      alarm(
+        'StoreThrottles',
+        new MathExpression({
+          expression: Object.keys(usingMetrics)
+            .map((k) => `FILL(${k}, 0)`)
+            .join(' + '),
+          usingMetrics,
+          label: 'throttled reads + writes',
+          period,
+        }),
+        1,
+        'DynamoDB throttled reads or writes of the registry, state, events or telemetry tables',
+      );
+    }
+    if (props.timestream) {
+      const where = { DatabaseName: props.timestream.databaseName, TableName: props.timestream.tableName };
+      const schema = ['DatabaseName', 'Operation', 'TableName'];
+      alarm(
+        'MagneticStoreRejects',
+        insights('AWS/Timestream', 'MagneticStoreRejectedRecordCount', schema, where, 'rejected'),
+        1,
+        'Timestream rejected late/historical (magnetic-store) records after accepting them; reports in the rejects bucket',
+        true,
+      );
+      alarm(
+        'MagneticRejectReportFailures',
+        insights('AWS/Timestream', 'MagneticStoreRejectedUploadUserFailures', schema, where, 'not uploaded'),
+        1,
+        'Timestream could not write magnetic-store rejection reports to the bucket',
+        true,
+      );
+    }
     detailed.addWidgets(
       new GraphWidget({
         title: 'API: invocations, errors, duration p99',

@@ -56,6 +56,22 @@ describe('local IoT rule engine: the pipeline rules', () => {
     expect(engine.evaluate('spBv1.0/STATE/scada', Buffer.from('{"online":true}'), 'scada')).toEqual([]);
   });
 
+  it("skips the pipeline's own NCMD / DCMD publishes (and any host's), keeps every edge message type", () => {
+    // The ingest function and the API publish commands through the data plane; a host may too.
+    for (const cmd of ['spBv1.0/plant/NCMD/edge-1', 'spBv1.0/plant/DCMD/edge-1/pump']) {
+      expect(engine.evaluate(cmd, new Uint8Array([1]), NO_CLIENT_ID)).toEqual([]);
+      expect(engine.evaluate(cmd, new Uint8Array([1]), 'scada')).toEqual([]);
+    }
+    for (const type of ['NBIRTH', 'NDATA', 'NDEATH', 'DBIRTH', 'DDATA', 'DDEATH']) {
+      const topic = type.startsWith('N')
+        ? `spBv1.0/plant/${type}/edge-1`
+        : `spBv1.0/plant/${type}/edge-1/pump`;
+      expect(engine.evaluate(topic, new Uint8Array([1]), 'edge-1'), type).toHaveLength(1);
+    }
+    // A group named like a command type is still data (topic(2) is the group, topic(3) the type).
+    expect(engine.evaluate('spBv1.0/NCMD/NDATA/edge-1', new Uint8Array([1]), 'edge-1')).toHaveLength(1);
+  });
+
   it('forwards LwM2M messages only when the client id is the endpoint', () => {
     const ok = engine.evaluate('lwm2m/rd/ep-1', new Uint8Array([0xa0]), 'ep-1');
     expect(ok).toHaveLength(1);
