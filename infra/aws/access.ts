@@ -25,7 +25,7 @@ export type DynamoAction =
 /** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
 export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry';
 
-export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer';
+export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer' | 'provisioningHook';
 
 export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
 
@@ -72,6 +72,11 @@ export const DYNAMODB_ACCESS: AccessTable = {
   authorizer: {
     // findApplicationByKeyHash: key lookup item, then the application item (Get).
     registry: ['GetItem'],
+  },
+  provisioningHook: {
+    // Pre-provisioning hook (ADR 0018): getDevice/getDeviceType (Get); a self-registering device and
+    // its type, conditional putDevice/putDeviceType (Put).
+    registry: ['GetItem', 'PutItem'],
   },
 };
 

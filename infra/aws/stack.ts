@@ -26,6 +26,7 @@ import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
 import { Monitoring } from './constructs/monitoring.js';
+import { acknowledgeOnboardingFindings, DeviceOnboarding, ONBOARDING_ENTRIES, selfRegisterTypes } from './constructs/onboarding.js';
 import { SimulatorService } from './constructs/simulator-service.js';
 import { Streams } from './constructs/streams.js';
 import { Tables } from './constructs/tables.js';
@@ -256,8 +257,38 @@ export class DualpathStack extends Stack {
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
 
+    // Device onboarding by claim (ADR 0018): provisioning template, pre-provisioning hook over the
+    // registry, claim certificate limited to the provisioning topics.
+    const onboarding = new DeviceOnboarding(this, 'Onboarding', {
+      devicePolicyName: iot.policy.ref,
+      thingTypeName: iot.thingType.ref,
+      hook: nodeFunction(this, 'ProvisioningHookFunction', {
+        entry: entry(ONBOARDING_ENTRIES.hook),
+        memoryMb: 256,
+        timeoutSeconds: 5,
+        description: 'Dualpath pre-provisioning hook: checks (or registers) the device in the registry',
+        logRetention,
+        environment: {
+          ...tablesEnv,
+          TELEMETRY_BACKEND: s.telemetry,
+          POWERTOOLS_SERVICE_NAME: 'provisioning-hook',
+          SELF_REGISTER_TYPES: selfRegisterTypes(s),
+        },
+      }),
+      claimFunction: nodeFunction(this, 'ClaimCredentialsFunction', {
+        entry: entry(ONBOARDING_ENTRIES.claim),
+        memoryMb: 256,
+        timeoutSeconds: 30,
+        description: 'Makes the claim key (kept in its secret) and the CSR of the claim certificate',
+        logRetention,
+        environment: {},
+      }),
+    });
+    grantData(onboarding.hook, 'provisioningHook');
+
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
-    // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it.
+    // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
+    // onboard through the template above (ADR 0018).
     const simulator =
       s.simulatorTasks > 0
         ? new SimulatorService(this, 'Simulator', {
@@ -267,17 +298,9 @@ export class DualpathStack extends Stack {
             rate: s.simulatorRate,
             // Things of this stack only: two stacks in one account never share a simulator thing.
             thingPrefix: `${this.stackName}-sim-`,
-            thingTypeName: iot.thingType.ref,
-            policyName: iot.policy.ref,
+            iotEndpoint,
+            onboarding,
             logRetention,
-            provisioner: nodeFunction(this, 'ProvisionerFunction', {
-              entry: entry('functions/provisioner/handler.ts'),
-              memoryMb: 256,
-              timeoutSeconds: 900,
-              description: 'Provisions the simulator things, fleet certificate and credentials secret',
-              logRetention,
-              environment: {},
-            }),
           })
         : undefined;
     simulator?.node.addDependency(iot);
@@ -287,7 +310,8 @@ export class DualpathStack extends Stack {
         ...paths.map((p) => p.fn),
         apiFn,
         authorizerFn,
-        ...(simulator ? [simulator.provisioner] : []),
+        onboarding.hook,
+        onboarding.claimFunction,
       ],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
@@ -308,6 +332,7 @@ export class DualpathStack extends Stack {
       ...(simulator ? { simulator } : {}),
       ...(timestream ? { timestream } : {}),
     });
+    acknowledgeOnboardingFindings(onboarding);
 
     const monitoring = new Monitoring(this, 'Monitoring', {
       namePrefix: `${this.stackName}-${this.region}`,
@@ -340,6 +365,8 @@ export class DualpathStack extends Stack {
         value: `https://console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${d.dashboardName}`,
       });
     }
-    if (simulator) new CfnOutput(this, 'SimulatorSecretArn', { value: simulator.secret.secretArn });
+    new CfnOutput(this, 'ProvisioningTemplateName', { value: onboarding.templateName });
+    new CfnOutput(this, 'ClaimCertificateId', { value: onboarding.claimCertificateId });
+    new CfnOutput(this, 'ClaimKeySecretArn', { value: onboarding.claimSecret.secretArn });
   }
 }
