@@ -100,7 +100,7 @@ describe('fleet provisioning by claim (fake IoT API, real hook, template and cla
     try {
       // Publishing telemetry, or to another template, is refused (aedes closes the session).
       client.publish('spBv1.0/g/NDATA/pump-7', 'x');
-      await new Promise((r) => client.once('close', r));
+      await new Promise<void>((r) => client.once('close', () => r()));
       expect(fake.denied).toContain('connect pump-7');
       expect(fake.denied).toContain('publish spBv1.0/g/NDATA/pump-7');
     } finally {
