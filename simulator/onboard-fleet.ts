@@ -29,8 +29,12 @@ export async function loadClaimFromAws(o: {
   } catch {
     key = undefined;
   }
-  if (!pem) throw new ValidationError(`claim certificate ${o.certificateId} has no PEM`, { field: 'CLAIM_CERTIFICATE_ID' });
-  if (typeof key !== 'string') throw new ValidationError('the claim key secret holds no privateKey', { field: 'CLAIM_KEY_SECRET' });
+  if (!pem)
+    throw new ValidationError(`claim certificate ${o.certificateId} has no PEM`, {
+      field: 'CLAIM_CERTIFICATE_ID',
+    });
+  if (typeof key !== 'string')
+    throw new ValidationError('the claim key secret holds no privateKey', { field: 'CLAIM_KEY_SECRET' });
   return { cert: pem, key };
 }
 
@@ -63,7 +67,10 @@ export async function taskTag(
 /** Thing names of this task's devices: {prefix}{tag}-{index}. */
 export function taskDeviceIds(prefix: string, tag: string, count: number, firstIndex = 0): string[] {
   const width = Math.max(4, String(firstIndex + count - 1).length);
-  return Array.from({ length: count }, (_, n) => `${prefix}${tag}-${String(firstIndex + n).padStart(width, '0')}`);
+  return Array.from(
+    { length: count },
+    (_, n) => `${prefix}${tag}-${String(firstIndex + n).padStart(width, '0')}`,
+  );
 }
 
 export interface OnboardingEnvResult {
@@ -92,7 +99,10 @@ export async function onboardFromEnv(
   const { readFile } = await import('node:fs/promises');
   let tls: ClaimConnection['tls'];
   if (env.CLAIM_CERT_FILE && env.CLAIM_KEY_FILE) {
-    tls = { cert: await readFile(env.CLAIM_CERT_FILE, 'utf8'), key: await readFile(env.CLAIM_KEY_FILE, 'utf8') };
+    tls = {
+      cert: await readFile(env.CLAIM_CERT_FILE, 'utf8'),
+      key: await readFile(env.CLAIM_KEY_FILE, 'utf8'),
+    };
   } else if (env.CLAIM_CERTIFICATE_ID && env.CLAIM_KEY_SECRET) {
     tls = await (deps.loadClaim ?? loadClaimFromAws)({
       certificateId: env.CLAIM_CERTIFICATE_ID,
@@ -105,14 +115,17 @@ export async function onboardFromEnv(
     );
   }
   const rate = env.SIM_PROVISION_RATE === undefined ? 10 : Number(env.SIM_PROVISION_RATE);
-  if (!(rate > 0)) throw new ValidationError('SIM_PROVISION_RATE must be > 0', { field: 'SIM_PROVISION_RATE' });
+  if (!(rate > 0))
+    throw new ValidationError('SIM_PROVISION_RATE must be > 0', { field: 'SIM_PROVISION_RATE' });
   const tag = await taskTag(env);
   const first = opts.firstIndex ?? 0;
   const ids = taskDeviceIds(opts.prefix ?? 'sim-', tag, opts.devices, first);
   const devices = ids.map((id, n) => ({ id, type: typeAt(opts, first + n) }));
   const dir = env.SIM_CREDENTIALS_DIR ?? path.join('/tmp', 'dualpath-credentials');
   const url = opts.url;
-  log(`onboarding ${devices.length} devices through ${template} at ${rate}/s (task ${tag}, credentials in ${dir})`);
+  log(
+    `onboarding ${devices.length} devices through ${template} at ${rate}/s (task ${tag}, credentials in ${dir})`,
+  );
   const started = Date.now();
   const result = await provisionFleet({
     devices,

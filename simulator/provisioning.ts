@@ -121,7 +121,12 @@ export async function provisionDevice(client: MqttClient, o: ProvisionOptions): 
   const timeoutMs = o.timeoutMs ?? 30_000;
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const csr = createCsr(privateKey, o.deviceId);
-  const cert = await request(client, FLEET_TOPICS.createFromCsr, { certificateSigningRequest: csr }, timeoutMs);
+  const cert = await request(
+    client,
+    FLEET_TOPICS.createFromCsr,
+    { certificateSigningRequest: csr },
+    timeoutMs,
+  );
   const { certificateId, certificatePem, certificateOwnershipToken } = cert;
   if (
     typeof certificateId !== 'string' ||
@@ -160,7 +165,10 @@ export interface ClaimConnection {
 }
 
 /** Connects a claim session with a client id the claim policy allows. */
-export async function connectClaim(c: ClaimConnection, clientId = `${CLAIM_CLIENT_PREFIX}${randomUUID()}`): Promise<MqttClient> {
+export async function connectClaim(
+  c: ClaimConnection,
+  clientId = `${CLAIM_CLIENT_PREFIX}${randomUUID()}`,
+): Promise<MqttClient> {
   return mqtt.connectAsync(c.url, {
     clientId,
     protocolVersion: 4,
@@ -189,7 +197,8 @@ export interface ConnectionFile {
 const SAFE_ID = /^[A-Za-z0-9_:.-]{1,128}$/;
 
 function fileBase(dir: string, id: string): string {
-  if (!SAFE_ID.test(id)) throw new ValidationError(`device id ${id} is not a safe file name`, { field: 'deviceId' });
+  if (!SAFE_ID.test(id))
+    throw new ValidationError(`device id ${id} is not a safe file name`, { field: 'deviceId' });
   return path.join(dir, id);
 }
 
@@ -307,7 +316,10 @@ export async function provisionFleet(o: FleetProvisioningOptions): Promise<Fleet
         const d = todo[cursor++]!;
         for (let attempt = 1; ; attempt++) {
           try {
-            client ??= await connectClaim(o.claim, `${CLAIM_CLIENT_PREFIX}${o.clientIdPrefix ?? randomUUID()}-${n}`);
+            client ??= await connectClaim(
+              o.claim,
+              `${CLAIM_CLIENT_PREFIX}${o.clientIdPrefix ?? randomUUID()}-${n}`,
+            );
             await slot();
             const creds = await provisionDevice(client, {
               templateName: o.templateName,

@@ -31,7 +31,10 @@ export async function onClaimEvent(
   const csr = createCsr(privateKey, id);
   await ports.putSecret(
     secretArn,
-    JSON.stringify({ privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), claimId: id }),
+    JSON.stringify({
+      privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      claimId: id,
+    }),
   );
   return { PhysicalResourceId: id, Data: { csr } };
 }

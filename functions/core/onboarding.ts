@@ -78,7 +78,8 @@ export async function decideOnboarding(
   const { registry } = opts;
   const known = await registry.getDevice(deviceId);
   if (known) {
-    if (known.status !== 'active') return refuse('DEVICE_DISABLED', `device ${deviceId} is disabled`, deviceId);
+    if (known.status !== 'active')
+      return refuse('DEVICE_DISABLED', `device ${deviceId} is disabled`, deviceId);
     if (known.type !== type) {
       return refuse(
         'TYPE_MISMATCH',
@@ -150,4 +151,3 @@ async function ignoreConflict(p: Promise<unknown>): Promise<void> {
     if (!(error instanceof ConflictError)) throw error;
   }
 }
-

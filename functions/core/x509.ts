@@ -54,7 +54,10 @@ export function nameCN(commonName: string): Buffer {
 }
 
 export function toPem(label: string, body: Buffer): string {
-  const b64 = body.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = body
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -126,7 +129,8 @@ export function parseCsr(pem: string): ParsedCsr {
     throw new ValidationError('not a PKCS#10 certification request', { field: 'certificateSigningRequest' });
   }
   const [, subject, spki] = children(info);
-  if (!subject || !spki) throw new ValidationError('CSR without subject or key', { field: 'certificateSigningRequest' });
+  if (!subject || !spki)
+    throw new ValidationError('CSR without subject or key', { field: 'certificateSigningRequest' });
   let commonName: string | undefined;
   for (const rdn of children(subject)) {
     for (const atv of children(rdn)) {
@@ -136,6 +140,7 @@ export function parseCsr(pem: string): ParsedCsr {
   }
   const publicKey = createPublicKey({ key: spki.raw, format: 'der', type: 'spki' });
   const ok = verify('sha256', info.raw, { key: publicKey, dsaEncoding: 'der' }, sigBits.body.subarray(1));
-  if (!ok) throw new ValidationError('the CSR signature does not verify', { field: 'certificateSigningRequest' });
+  if (!ok)
+    throw new ValidationError('the CSR signature does not verify', { field: 'certificateSigningRequest' });
   return { commonName, spki: Buffer.from(spki.raw), publicKey };
 }

@@ -6,7 +6,10 @@ import { dynamoDocumentClient, loadConfig } from '../shared/aws-base.js';
 import { composeProvisioningHook } from './compose.js';
 
 export const handler = lazyHandler(async () => {
-  const registry = new DynamoRegistry({ client: dynamoDocumentClient(), tableName: loadConfig().REGISTRY_TABLE });
+  const registry = new DynamoRegistry({
+    client: dynamoDocumentClient(),
+    tableName: loadConfig().REGISTRY_TABLE,
+  });
   return composeProvisioningHook(
     { registry, clock: Date.now },
     { selfRegisterTypes: parseTypeList(process.env.SELF_REGISTER_TYPES) },

@@ -74,10 +74,18 @@ export const DYNAMODB_ACCESS: AccessTable = {
     registry: ['GetItem'],
   },
   provisioningHook: {
-    // Pre-provisioning hook (ADR 0018): getDevice/getDeviceType (Get); a self-registering device and
-    // its type, conditional putDevice/putDeviceType (Put).
-    registry: ['GetItem', 'PutItem'],
+    // Pre-provisioning hook (ADR 0018): getDevice, and getDeviceType for a self-registering device
+    // (Get); SELF_REGISTER_ACCESS adds the writes when some type may register itself.
+    registry: ['GetItem'],
   },
+};
+
+/**
+ * With self-registering types (the simulator's, or any with `autoRegister`), the hook also registers
+ * the unknown device and, if missing, its type: conditional putDevice/putDeviceType (Put).
+ */
+export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
+  registry: ['PutItem'],
 };
 
 /**

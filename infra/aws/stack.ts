@@ -17,6 +17,7 @@ import {
   dynamoStatements,
   IOT_PUBLISH,
   iotPublishStatement,
+  SELF_REGISTER_ACCESS,
   type TableTarget,
   TIMESTREAM_ACCESS,
   timestreamStatements,
@@ -26,7 +27,12 @@ import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
 import { Monitoring } from './constructs/monitoring.js';
-import { acknowledgeOnboardingFindings, DeviceOnboarding, ONBOARDING_ENTRIES, selfRegisterTypes } from './constructs/onboarding.js';
+import {
+  acknowledgeOnboardingFindings,
+  DeviceOnboarding,
+  ONBOARDING_ENTRIES,
+  selfRegisterTypes,
+} from './constructs/onboarding.js';
 import { SimulatorService } from './constructs/simulator-service.js';
 import { Streams } from './constructs/streams.js';
 import { Tables } from './constructs/tables.js';
@@ -284,7 +290,11 @@ export class DualpathStack extends Stack {
         environment: {},
       }),
     });
-    grantData(onboarding.hook, 'provisioningHook');
+    const hookRow =
+      selfRegisterTypes(s) === ''
+        ? DYNAMODB_ACCESS.provisioningHook
+        : withAccess(DYNAMODB_ACCESS.provisioningHook, SELF_REGISTER_ACCESS);
+    for (const st of dynamoStatements(hookRow, tableArn)) onboarding.hook.addToRolePolicy(st);
 
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
     // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
@@ -306,13 +316,7 @@ export class DualpathStack extends Stack {
     simulator?.node.addDependency(iot);
 
     acknowledgeFindings(this, {
-      functions: [
-        ...paths.map((p) => p.fn),
-        apiFn,
-        authorizerFn,
-        onboarding.hook,
-        onboarding.claimFunction,
-      ],
+      functions: [...paths.map((p) => p.fn), apiFn, authorizerFn, onboarding.hook, onboarding.claimFunction],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
         { fn: apiFn, topics: IOT_PUBLISH.api },

@@ -35,13 +35,21 @@ describe('pre-provisioning hook', () => {
       parameterOverrides: { DeviceType: 'breaker' },
     });
     expect(registry.calls.putDevice ?? 0).toBe(0);
-    expect(logs[0]).toMatchObject({ level: 'INFO', reason: 'registered', deviceId: 'b-1', certificateId: 'c1' });
+    expect(logs[0]).toMatchObject({
+      level: 'INFO',
+      reason: 'registered',
+      deviceId: 'b-1',
+      certificateId: 'c1',
+    });
     expect(JSON.stringify(logs)).not.toContain('BEGIN CERTIFICATE');
   });
 
   it('refuses disabled devices, type mismatches, unknown devices and bad parameters', async () => {
     const opts = { clock: () => 5, selfRegisterTypes: new Set<string>() };
-    const disabled = await decideOnboarding(req('b-1', 'breaker'), { ...opts, registry: await registryWith('disabled') });
+    const disabled = await decideOnboarding(req('b-1', 'breaker'), {
+      ...opts,
+      registry: await registryWith('disabled'),
+    });
     expect(disabled).toMatchObject({ allowProvisioning: false, reason: 'DEVICE_DISABLED' });
     const registry = await registryWith();
     expect(await decideOnboarding(req('b-1', 'meter'), { ...opts, registry })).toMatchObject({
@@ -52,7 +60,13 @@ describe('pre-provisioning hook', () => {
       allowProvisioning: false,
       reason: 'UNKNOWN_DEVICE',
     });
-    for (const bad of [req('a/b', 'breaker'), req('', 'breaker'), req('b-1', 'Bad Type'), req(undefined, 'x'), {}]) {
+    for (const bad of [
+      req('a/b', 'breaker'),
+      req('', 'breaker'),
+      req('b-1', 'Bad Type'),
+      req(undefined, 'x'),
+      {},
+    ]) {
       const d = await decideOnboarding(bad, { ...opts, registry });
       expect(d).toMatchObject({ allowProvisioning: false, reason: 'INVALID_PARAMETERS' });
       expect(d.message).toMatch(/DeviceId|DeviceType/);

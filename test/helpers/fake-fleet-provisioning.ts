@@ -9,7 +9,17 @@ import { createHash, generateKeyPairSync, type KeyObject, randomBytes, randomUUI
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { Aedes, type Client } from 'aedes';
 import type { PreProvisioningHookRequest } from '../../functions/core/onboarding.js';
-import { bitString, der, integer, nameCN, OID, oid, parseCsr, seq, toPem } from '../../functions/core/x509.js';
+import {
+  bitString,
+  der,
+  integer,
+  nameCN,
+  OID,
+  oid,
+  parseCsr,
+  seq,
+  toPem,
+} from '../../functions/core/x509.js';
 import type { ProvisioningHook } from '../../functions/provisioning-hook/compose.js';
 import { claimPolicyDocument, provisioningTemplateBody } from '../../infra/aws/constructs/onboarding.js';
 import { iotArn, isAllowed } from './iot-policy.js';
@@ -24,7 +34,12 @@ function utcTime(d: Date): Buffer {
 }
 
 /** An X.509 v3 certificate (DER) for `spki`, signed by `issuerKey` (EC P-256). */
-export function issueCertificate(o: { spki: Buffer; subjectCN: string; issuerCN: string; issuerKey: KeyObject }): Buffer {
+export function issueCertificate(o: {
+  spki: Buffer;
+  subjectCN: string;
+  issuerCN: string;
+  issuerKey: KeyObject;
+}): Buffer {
   const now = Date.now();
   const tbs = seq(
     der(0xa0, integer(2)),
@@ -101,12 +116,16 @@ export async function startFakeFleetProvisioning(o: {
       cb(null, ok);
     },
     authorizePublish: (client, packet, cb) => {
-      const ok = client !== null && isAllowed(claimPolicy, 'iot:Publish', arn('topic', packet.topic), { clientId: client.id });
+      const ok =
+        client !== null &&
+        isAllowed(claimPolicy, 'iot:Publish', arn('topic', packet.topic), { clientId: client.id });
       if (!ok) fake.denied.push(`publish ${packet.topic}`);
       cb(ok ? null : new Error('not authorized'));
     },
     authorizeSubscribe: (client, sub, cb) => {
-      const ok = client !== null && isAllowed(claimPolicy, 'iot:Subscribe', arn('topicfilter', sub.topic), { clientId: client.id });
+      const ok =
+        client !== null &&
+        isAllowed(claimPolicy, 'iot:Subscribe', arn('topicfilter', sub.topic), { clientId: client.id });
       if (!ok) fake.denied.push(`subscribe ${sub.topic}`);
       cb(null, ok ? sub : null);
     },
@@ -114,7 +133,14 @@ export async function startFakeFleetProvisioning(o: {
 
   const answer = (client: Client, topic: string, body: unknown) => {
     client.publish(
-      { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 0, retain: false, dup: false },
+      {
+        cmd: 'publish',
+        topic,
+        payload: Buffer.from(JSON.stringify(body)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
       () => undefined,
     );
   };
@@ -130,7 +156,10 @@ export async function startFakeFleetProvisioning(o: {
     return v;
   };
 
-  const register = async (client: Client, body: { certificateOwnershipToken?: string; parameters?: Record<string, string> }) => {
+  const register = async (
+    client: Client,
+    body: { certificateOwnershipToken?: string; parameters?: Record<string, string> },
+  ) => {
     const reject = (statusCode: number, errorCode: string, errorMessage: string) =>
       answer(client, `${provisionTopic}/rejected`, { statusCode, errorCode, errorMessage });
     if (throttle > 0) {
@@ -138,7 +167,8 @@ export async function startFakeFleetProvisioning(o: {
       return reject(429, 'Throttled', 'Rate limit exceeded');
     }
     const cert = body.certificateOwnershipToken ? pending.get(body.certificateOwnershipToken) : undefined;
-    if (!cert || cert.clientId !== client.id) return reject(400, 'InvalidCertificateOwnershipToken', 'bad token');
+    if (!cert || cert.clientId !== client.id)
+      return reject(400, 'InvalidCertificateOwnershipToken', 'bad token');
     const request: PreProvisioningHookRequest = {
       claimCertificateId: 'claim-cert-id',
       certificateId: cert.certificateId,
@@ -154,7 +184,8 @@ export async function startFakeFleetProvisioning(o: {
     } catch {
       return reject(403, 'AccessDenied', 'pre provisioning hook failed');
     }
-    if (verdict.allowProvisioning !== true) return reject(403, 'AccessDenied', 'denied by the pre provisioning hook');
+    if (verdict.allowProvisioning !== true)
+      return reject(403, 'AccessDenied', 'denied by the pre provisioning hook');
     const params: Record<string, string> = {
       ...(body.parameters ?? {}),
       ...(verdict.parameterOverrides ?? {}),
@@ -162,7 +193,8 @@ export async function startFakeFleetProvisioning(o: {
     };
     let resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
     try {
-      for (const p of Object.keys(template.Parameters)) if (!(p in params)) throw new Error(`parameter ${p} missing`);
+      for (const p of Object.keys(template.Parameters))
+        if (!(p in params)) throw new Error(`parameter ${p} missing`);
       resources = resolve(template.Resources, params) as typeof resources;
     } catch (error) {
       return reject(400, 'InvalidParameters', (error as Error).message);
@@ -199,15 +231,28 @@ export async function startFakeFleetProvisioning(o: {
     if (packet.topic === csrTopic) {
       try {
         const csr = parseCsr(String(body.certificateSigningRequest));
-        const certDer = issueCertificate({ spki: csr.spki, subjectCN: 'AWS IoT Certificate', issuerCN: 'Fake IoT CA', issuerKey: ca.privateKey });
+        const certDer = issueCertificate({
+          spki: csr.spki,
+          subjectCN: 'AWS IoT Certificate',
+          issuerCN: 'Fake IoT CA',
+          issuerKey: ca.privateKey,
+        });
         const certificateId = createHash('sha256').update(certDer).digest('hex');
         const pem = toPem('CERTIFICATE', certDer);
         const token = randomUUID();
         fake.certificates.set(certificateId, { pem, status: 'PENDING_ACTIVATION', policies: [] });
         pending.set(token, { certificateId, pem, clientId: client.id });
-        answer(client, `${csrTopic}/accepted`, { certificateId, certificatePem: pem, certificateOwnershipToken: token });
+        answer(client, `${csrTopic}/accepted`, {
+          certificateId,
+          certificatePem: pem,
+          certificateOwnershipToken: token,
+        });
       } catch (error) {
-        answer(client, `${csrTopic}/rejected`, { statusCode: 400, errorCode: 'InvalidCsr', errorMessage: (error as Error).message });
+        answer(client, `${csrTopic}/rejected`, {
+          statusCode: 400,
+          errorCode: 'InvalidCsr',
+          errorMessage: (error as Error).message,
+        });
       }
     } else if (packet.topic === provisionTopic) {
       void register(client, body);

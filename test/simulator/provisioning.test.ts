@@ -17,7 +17,10 @@ import {
   provisionFleet,
   readConnection,
 } from '../../simulator/provisioning.js';
-import { type FakeFleetProvisioning, startFakeFleetProvisioning } from '../helpers/fake-fleet-provisioning.js';
+import {
+  type FakeFleetProvisioning,
+  startFakeFleetProvisioning,
+} from '../helpers/fake-fleet-provisioning.js';
 
 let registry: InMemoryRegistry;
 let fake: FakeFleetProvisioning;
@@ -58,7 +61,9 @@ describe('fleet provisioning by claim (fake IoT API, real hook, template and cla
       const cert = new X509Certificate(creds.certificatePem);
       expect(cert.verify(fake.caPublicKey)).toBe(true);
       // The certificate is for the key made on the device.
-      expect(cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(creds.privateKeyPem))).toBe(true);
+      expect(cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(creds.privateKeyPem))).toBe(
+        true,
+      );
       expect(fake.things.get('pump-7')).toMatchObject({
         thingTypeName: 'test-thing-type',
         attributes: { deviceType: 'breaker' },
@@ -80,10 +85,18 @@ describe('fleet provisioning by claim (fake IoT API, real hook, template and cla
     const client = await connectClaim({ url: fake.url });
     try {
       await expect(
-        provisionDevice(client, { templateName: fake.templateName, deviceId: 'ghost', deviceType: 'breaker' }),
+        provisionDevice(client, {
+          templateName: fake.templateName,
+          deviceId: 'ghost',
+          deviceType: 'breaker',
+        }),
       ).rejects.toMatchObject({ statusCode: 403, errorCode: 'AccessDenied' });
       await expect(
-        provisionDevice(client, { templateName: fake.templateName, deviceId: 'pump-8', deviceType: 'env-sensor' }),
+        provisionDevice(client, {
+          templateName: fake.templateName,
+          deviceId: 'pump-8',
+          deviceType: 'env-sensor',
+        }),
       ).rejects.toBeInstanceOf(ProvisioningRejected);
       expect(fake.things.size).toBe(0);
       expect(logs.map((l) => l.reason)).toEqual(['UNKNOWN_DEVICE', 'TYPE_MISMATCH']);

@@ -11,7 +11,12 @@
 import * as path from 'node:path';
 import { Aws, type CfnElement, CustomResource, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { CfnCertificate, CfnPolicy, CfnPolicyPrincipalAttachment, CfnProvisioningTemplate } from 'aws-cdk-lib/aws-iot';
+import {
+  CfnCertificate,
+  CfnPolicy,
+  CfnPolicyPrincipalAttachment,
+  CfnProvisioningTemplate,
+} from 'aws-cdk-lib/aws-iot';
 import { CfnPermission } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -28,26 +33,50 @@ export const CLAIM_CLIENT_PREFIX = 'provision-';
  * CreateCertificateFromCsr and this template's RegisterThing topics only (no CreateKeysAndCertificate:
  * device keys are made on the device). Exported for tests and docs.
  */
-export function claimPolicyDocument(region: string, account: string, templateName: string): Record<string, unknown> {
+export function claimPolicyDocument(
+  region: string,
+  account: string,
+  templateName: string,
+): Record<string, unknown> {
   const arn = (kind: string, rest: string) => `arn:aws:iot:${region}:${account}:${kind}/${rest}`;
   const csr = '$aws/certificates/create-from-csr/json';
   const provision = `$aws/provisioning-templates/${templateName}/provision/json`;
   return {
     Version: '2012-10-17',
     Statement: [
-      { Sid: 'ConnectToProvision', Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', `${CLAIM_CLIENT_PREFIX}*`) },
-      { Sid: 'RequestCertificateAndRegister', Effect: 'Allow', Action: 'iot:Publish', Resource: [arn('topic', csr), arn('topic', provision)] },
+      {
+        Sid: 'ConnectToProvision',
+        Effect: 'Allow',
+        Action: 'iot:Connect',
+        Resource: arn('client', `${CLAIM_CLIENT_PREFIX}*`),
+      },
+      {
+        Sid: 'RequestCertificateAndRegister',
+        Effect: 'Allow',
+        Action: 'iot:Publish',
+        Resource: [arn('topic', csr), arn('topic', provision)],
+      },
       {
         Sid: 'SubscribeToAnswers',
         Effect: 'Allow',
         Action: 'iot:Subscribe',
-        Resource: [`${csr}/accepted`, `${csr}/rejected`, `${provision}/accepted`, `${provision}/rejected`].map((t) => arn('topicfilter', t)),
+        Resource: [
+          `${csr}/accepted`,
+          `${csr}/rejected`,
+          `${provision}/accepted`,
+          `${provision}/rejected`,
+        ].map((t) => arn('topicfilter', t)),
       },
       {
         Sid: 'ReceiveAnswers',
         Effect: 'Allow',
         Action: 'iot:Receive',
-        Resource: [`${csr}/accepted`, `${csr}/rejected`, `${provision}/accepted`, `${provision}/rejected`].map((t) => arn('topic', t)),
+        Resource: [
+          `${csr}/accepted`,
+          `${csr}/rejected`,
+          `${provision}/accepted`,
+          `${provision}/rejected`,
+        ].map((t) => arn('topic', t)),
       },
     ],
   };
@@ -85,12 +114,23 @@ export function provisioningTemplateBody(policyName: string, thingTypeName: stri
  * What IoT needs to apply the template: create/describe/update the thing (any name: the hook decides
  * which), activate the new certificate and attach it to the thing and to the one device policy.
  */
-export function templateRoleStatements(region: string, account: string, policyName: string, thingTypeName: string): PolicyStatement[] {
+export function templateRoleStatements(
+  region: string,
+  account: string,
+  policyName: string,
+  thingTypeName: string,
+): PolicyStatement[] {
   const arn = (kind: string, rest: string) => `arn:aws:iot:${region}:${account}:${kind}/${rest}`;
   return [
     new PolicyStatement({
       sid: 'Things',
-      actions: ['iot:CreateThing', 'iot:DescribeThing', 'iot:UpdateThing', 'iot:AttachThingPrincipal', 'iot:ListThingPrincipals'],
+      actions: [
+        'iot:CreateThing',
+        'iot:DescribeThing',
+        'iot:UpdateThing',
+        'iot:AttachThingPrincipal',
+        'iot:ListThingPrincipals',
+      ],
       resources: [arn('thing', '*'), arn('thingtype', thingTypeName)],
     }),
     new PolicyStatement({
@@ -100,7 +140,13 @@ export function templateRoleStatements(region: string, account: string, policyNa
     }),
     new PolicyStatement({
       sid: 'NewCertificates',
-      actions: ['iot:DescribeCertificate', 'iot:UpdateCertificate', 'iot:AttachPolicy', 'iot:AttachPrincipalPolicy', 'iot:ListPrincipalThings'],
+      actions: [
+        'iot:DescribeCertificate',
+        'iot:UpdateCertificate',
+        'iot:AttachPolicy',
+        'iot:AttachPrincipalPolicy',
+        'iot:ListPrincipalThings',
+      ],
       resources: [arn('cert', '*')],
     }),
     new PolicyStatement({
@@ -142,9 +188,15 @@ export class DeviceOnboarding extends Construct {
 
     this.templateRole = new Role(this, 'TemplateRole', {
       assumedBy: new ServicePrincipal('iot.amazonaws.com'),
-      description: 'IoT fleet provisioning: create the device thing, activate its certificate, attach the device policy',
+      description:
+        'IoT fleet provisioning: create the device thing, activate its certificate, attach the device policy',
     });
-    for (const st of templateRoleStatements(Aws.REGION, Aws.ACCOUNT_ID, props.devicePolicyName, props.thingTypeName))
+    for (const st of templateRoleStatements(
+      Aws.REGION,
+      Aws.ACCOUNT_ID,
+      props.devicePolicyName,
+      props.thingTypeName,
+    ))
       this.templateRole.addToPolicy(st);
 
     // IoT may invoke the hook only for this template, in this account (confused-deputy guard).
@@ -167,13 +219,22 @@ export class DeviceOnboarding extends Construct {
     this.template.node.addDependency(permission, this.templateRole);
 
     this.claimPolicy = new CfnPolicy(this, 'ClaimPolicy', {
-      policyDocument: PolicyDocument.fromJson(claimPolicyDocument(Aws.REGION, Aws.ACCOUNT_ID, this.templateName)),
+      policyDocument: PolicyDocument.fromJson(
+        claimPolicyDocument(Aws.REGION, Aws.ACCOUNT_ID, this.templateName),
+      ),
     });
     this.claimSecret = new Secret(this, 'ClaimKey', {
       description: 'Dualpath claim certificate private key (written by the claim custom resource)',
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    this.claimSecret.grantWrite(props.claimFunction);
+    // PutSecretValue on this one secret: the claim function's only permission.
+    props.claimFunction.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'PutClaimKey',
+        actions: ['secretsmanager:PutSecretValue'],
+        resources: [this.claimSecret.secretArn],
+      }),
+    );
     const provider = new Provider(this, 'ClaimProvider', { onEventHandler: props.claimFunction });
     this.claimKey = new CustomResource(this, 'ClaimCsr', {
       serviceToken: provider.serviceToken,
@@ -233,6 +294,10 @@ export function acknowledgeOnboardingFindings(o: DeviceOnboarding): void {
     'CDK custom-resource provider framework function: logs only.',
   );
   const fnId = Stack.of(o).getLogicalId(o.claimFunction.node.defaultChild as CfnElement);
-  ack(provider, `IAM5[Resource::<${fnId}.Arn>:*]`, 'CDK provider framework invokes any version of the claim function.');
+  ack(
+    provider,
+    `IAM5[Resource::<${fnId}.Arn>:*]`,
+    'CDK provider framework invokes any version of the claim function.',
+  );
   ack(provider, 'L1', 'CDK provider framework runtime is chosen by aws-cdk-lib.');
 }

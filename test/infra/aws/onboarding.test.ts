@@ -43,7 +43,8 @@ describe('claim policy', () => {
       ['iot:Receive', arn('topic', 'spBv1.0/g/NCMD/pump-7')],
       ['iot:UpdateThingShadow', arn('thing', 'pump-7')],
     ];
-    for (const [action, resource] of denied) expect(isAllowed(p, action, resource, ctx), `${action} ${resource}`).toBe(false);
+    for (const [action, resource] of denied)
+      expect(isAllowed(p, action, resource, ctx), `${action} ${resource}`).toBe(false);
   });
 });
 
@@ -52,18 +53,31 @@ describe('device policy (attached by the template)', () => {
   const me = { clientId: 'pump-7', thingName: 'pump-7', attached: true };
   it('lets a device connect as itself and use its own Sparkplug and LwM2M topics', () => {
     expect(isAllowed(p, 'iot:Connect', arn('client', 'pump-7'), me)).toBe(true);
-    for (const t of ['spBv1.0/g/NBIRTH/pump-7', 'spBv1.0/g/NDATA/pump-7', 'spBv1.0/g/DDATA/pump-7/s1', 'lwm2m/rd/pump-7'])
+    for (const t of [
+      'spBv1.0/g/NBIRTH/pump-7',
+      'spBv1.0/g/NDATA/pump-7',
+      'spBv1.0/g/DDATA/pump-7/s1',
+      'lwm2m/rd/pump-7',
+    ])
       expect(isAllowed(p, 'iot:Publish', arn('topic', t), me), t).toBe(true);
     for (const t of ['spBv1.0/g/NCMD/pump-7', 'spBv1.0/g/DCMD/pump-7/s1', 'lwm2m/rd/pump-7'])
       expect(isAllowed(p, 'iot:Subscribe', arn('topicfilter', t), me), t).toBe(true);
   });
   it('denies other devices’ topics, other client ids, and certificates not attached to the thing', () => {
-    for (const t of ['spBv1.0/g/NDATA/pump-8', 'spBv1.0/g/DDATA/pump-8/s1', 'lwm2m/rd/pump-8', 'spBv1.0/g/NCMD/pump-7', 'spBv1.0/STATE/host'])
+    for (const t of [
+      'spBv1.0/g/NDATA/pump-8',
+      'spBv1.0/g/DDATA/pump-8/s1',
+      'lwm2m/rd/pump-8',
+      'spBv1.0/g/NCMD/pump-7',
+      'spBv1.0/STATE/host',
+    ])
       expect(isAllowed(p, 'iot:Publish', arn('topic', t), me), t).toBe(false);
     for (const t of ['spBv1.0/g/NCMD/pump-8', 'lwm2m/rd/pump-8', 'spBv1.0/#', '#'])
       expect(isAllowed(p, 'iot:Subscribe', arn('topicfilter', t), me), t).toBe(false);
     expect(isAllowed(p, 'iot:Connect', arn('client', 'pump-8'), me)).toBe(false);
-    expect(isAllowed(p, 'iot:Publish', arn('topic', 'spBv1.0/g/NDATA/pump-7'), { ...me, attached: false })).toBe(false);
+    expect(
+      isAllowed(p, 'iot:Publish', arn('topic', 'spBv1.0/g/NDATA/pump-7'), { ...me, attached: false }),
+    ).toBe(false);
   });
 });
 
@@ -74,13 +88,17 @@ describe('provisioning template and role', () => {
       Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
     };
     expect(Object.keys(body.Parameters).sort()).toEqual(
-      ['AWS::IoT::Certificate::Id', PROVISIONING_PARAMETERS.deviceId, PROVISIONING_PARAMETERS.deviceType].sort(),
+      [
+        'AWS::IoT::Certificate::Id',
+        PROVISIONING_PARAMETERS.deviceId,
+        PROVISIONING_PARAMETERS.deviceType,
+      ].sort(),
     );
-    expect(Object.values(body.Resources).map((r) => r.Type).sort()).toEqual([
-      'AWS::IoT::Certificate',
-      'AWS::IoT::Policy',
-      'AWS::IoT::Thing',
-    ]);
+    expect(
+      Object.values(body.Resources)
+        .map((r) => r.Type)
+        .sort(),
+    ).toEqual(['AWS::IoT::Certificate', 'AWS::IoT::Policy', 'AWS::IoT::Thing']);
     expect(body.Resources.thing?.Properties).toMatchObject({
       ThingName: { Ref: 'DeviceId' },
       ThingTypeName: 'ThingType',
@@ -91,7 +109,9 @@ describe('provisioning template and role', () => {
     expect(JSON.stringify(body).length).toBeLessThan(10_240);
   });
   it('the template role has no wildcard action and no resource outside IoT things, certs, one type and one policy', () => {
-    const sts = templateRoleStatements('eu-west-1', '123456789012', 'DevicePolicy', 'ThingType').map((s) => s.toJSON());
+    const sts = templateRoleStatements('eu-west-1', '123456789012', 'DevicePolicy', 'ThingType').map((s) =>
+      s.toJSON(),
+    );
     for (const st of sts) {
       for (const a of [].concat(st.Action)) expect(a).toMatch(/^iot:[A-Za-z]+$/);
       for (const r of [].concat(st.Resource) as string[])

@@ -317,7 +317,9 @@ describe('API, outputs and Docker', () => {
     }
     // The only custom resource of a plain deploy is the claim key (ADR 0018); no shared device
     // certificate and no provisioner of simulator things.
-    const custom = Object.entries(s.json.Resources).filter(([, r]) => r.Type === 'AWS::CloudFormation::CustomResource');
+    const custom = Object.entries(s.json.Resources).filter(
+      ([, r]) => r.Type === 'AWS::CloudFormation::CustomResource',
+    );
     expect(custom.map(([id]) => id)).toEqual([expect.stringMatching(/^OnboardingClaimCsr/)]);
   });
 

@@ -187,16 +187,20 @@ describe('the simulator is opt-in', () => {
 
   it('onboards its devices through the template (ADR 0018): ARM64 image, own identities, ordered start', () => {
     // The image is built for the task's architecture whatever the build host is.
-    const images = Object.values(simulator.assets.dockerImages ?? {}) as Array<{ source: { platform?: string } }>;
+    const images = Object.values(simulator.assets.dockerImages ?? {}) as Array<{
+      source: { platform?: string };
+    }>;
     expect(images.map((i) => i.source.platform)).toEqual(['linux/arm64']);
     simulator.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RuntimePlatform: { CpuArchitecture: 'ARM64' },
     });
-    const [taskId, task] = Object.entries(simulator.json.Resources).find(([, r]) => r.Type === 'AWS::ECS::TaskDefinition')!;
-    const env = Object.fromEntries(
-      ((task.Properties?.ContainerDefinitions as Array<{ Environment: Array<{ Name: string; Value: unknown }> }>)[0]!
-        .Environment ?? []).map((e) => [e.Name, e.Value]),
-    );
+    const [taskId, task] = Object.entries(simulator.json.Resources).find(
+      ([, r]) => r.Type === 'AWS::ECS::TaskDefinition',
+    )!;
+    const containers = (task.Properties?.ContainerDefinitions ?? []) as Array<{
+      Environment?: Array<{ Name: string; Value: unknown }>;
+    }>;
+    const env = Object.fromEntries((containers[0]?.Environment ?? []).map((e) => [e.Name, e.Value]));
     expect(env).toMatchObject({
       PROVISIONING_TEMPLATE: 'DualpathSim-devices',
       SIM_THING_PREFIX: 'DualpathSim-sim-',
@@ -210,9 +214,14 @@ describe('the simulator is opt-in', () => {
       DependsOn?: string[];
     };
     for (const prefix of ['OnboardingTemplate', 'OnboardingClaimPolicyAttachment', 'OnboardingClaimCsr'])
-      expect(service.DependsOn?.some((d) => d.startsWith(prefix)), prefix).toBe(true);
+      expect(
+        service.DependsOn?.some((d) => d.startsWith(prefix)),
+        prefix,
+      ).toBe(true);
     // No shared device certificate: no secret of device credentials, no provisioner custom resource.
-    const custom = Object.entries(simulator.json.Resources).filter(([, r]) => r.Type === 'AWS::CloudFormation::CustomResource');
+    const custom = Object.entries(simulator.json.Resources).filter(
+      ([, r]) => r.Type === 'AWS::CloudFormation::CustomResource',
+    );
     expect(custom.map(([id]) => id)).toEqual([expect.stringMatching(/^OnboardingClaimCsr/)]);
   });
 
