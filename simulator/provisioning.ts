@@ -175,7 +175,8 @@ export async function connectClaim(
     clean: true,
     reconnectPeriod: 0,
     connectTimeout: 30_000,
-    ...(c.tls ? { ...c.tls, rejectUnauthorized: true } : {}),
+    // TLS material only where there is TLS (mqtt:// to a local broker has none).
+    ...(c.tls && /^(mqtts|wss):/.test(c.url) ? { ...c.tls, rejectUnauthorized: true } : {}),
   });
 }
 

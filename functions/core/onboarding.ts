@@ -51,10 +51,14 @@ function refuse(reason: string, message: string, deviceId?: string): OnboardingD
   return { allowProvisioning: false, reason, message, ...(deviceId ? { deviceId } : {}) };
 }
 
-/** Parses a comma-separated type list (the hook's SELF_REGISTER_TYPES); '*' stands for any type. */
+/**
+ * Parses the hook's SELF_REGISTER_TYPES: 'none' (or empty), '*' for any type, or a comma-separated
+ * list of type ids.
+ */
 export function parseTypeList(raw: string | undefined): Set<string> {
   const out = new Set<string>();
-  for (const part of (raw ?? '').split(',')) {
+  if (raw === undefined || raw.trim() === 'none') return out;
+  for (const part of raw.split(',')) {
     const t = part.trim();
     if (t === '') continue;
     out.add(t === '*' ? '*' : validateTypeId(t, 'SELF_REGISTER_TYPES'));

@@ -291,7 +291,7 @@ export class DualpathStack extends Stack {
       }),
     });
     const hookRow =
-      selfRegisterTypes(s) === ''
+      selfRegisterTypes(s) === 'none'
         ? DYNAMODB_ACCESS.provisioningHook
         : withAccess(DYNAMODB_ACCESS.provisioningHook, SELF_REGISTER_ACCESS);
     for (const st of dynamoStatements(hookRow, tableArn)) onboarding.hook.addToRolePolicy(st);

@@ -93,7 +93,8 @@ export async function runOnboardingScenario(
   const wrongType = await ask(registered.id, `${registered.type}-other`);
   if (wrongType?.allowProvisioning !== false)
     ctx.fail(`scenario onboarding: ${registered.id} allowed with another type: ${JSON.stringify(wrongType)}`);
-  const selfTypes = (hook.model.environment.SELF_REGISTER_TYPES ?? '').split(',').filter(Boolean);
+  const raw = hook.model.environment.SELF_REGISTER_TYPES ?? 'none';
+  const selfTypes = raw === 'none' ? [] : raw.split(',').filter(Boolean);
   const probeType = selfTypes.find((t) => t !== '*') ?? 'unregistered-type';
   const probe = 'onboarding-probe-1';
   const unknown = await ask(probe, probeType);

@@ -123,6 +123,7 @@ describe('pre-provisioning hook', () => {
     expect([...parseTypeList(' breaker, env-sensor ,')]).toEqual(['breaker', 'env-sensor']);
     expect([...parseTypeList('*')]).toEqual(['*']);
     expect(parseTypeList(undefined).size).toBe(0);
+    expect(parseTypeList('none').size).toBe(0);
     expect(() => parseTypeList('Bad Type')).toThrow(/SELF_REGISTER_TYPES/);
   });
 });

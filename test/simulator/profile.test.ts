@@ -38,7 +38,19 @@ const CREDENTIAL_VARS = [
   'DEVICE_KEY_FILE',
   'DEVICE_CA_FILE',
 ];
-const ENV_NAME = /\b(?:SIM_[A-Z0-9_]+[A-Z0-9]|MQTT_URL|IOT_ENDPOINT|DEVICE_[A-Z_]+[A-Z])\b/g;
+/** Read by simulator/onboard-fleet.ts (tested in provisioning.test.ts). */
+const ONBOARDING_VARS = [
+  'PROVISIONING_TEMPLATE',
+  'CLAIM_CERTIFICATE_ID',
+  'CLAIM_KEY_SECRET',
+  'CLAIM_CERT_FILE',
+  'CLAIM_KEY_FILE',
+  'SIM_PROVISION_RATE',
+  'SIM_CREDENTIALS_DIR',
+  'SIM_TASK_ID',
+];
+const ENV_NAME =
+  /\b(?:SIM_[A-Z0-9_]+[A-Z0-9]|MQTT_URL|IOT_ENDPOINT|DEVICE_[A-Z_]+[A-Z]|PROVISIONING_TEMPLATE|CLAIM_[A-Z_]+[A-Z])\b/g;
 
 describe('profiles and environment', () => {
   it('parses the bundled profiles and rejects unknown keys loudly', () => {
@@ -75,7 +87,9 @@ describe('profiles and environment', () => {
     const dockerfile = new Set(readFileSync('simulator/Dockerfile', 'utf8').match(ENV_NAME));
     // Assess: the same names in both, all of them known here
     expect([...dockerfile].sort()).toEqual([...documented].sort());
-    expect([...documented].sort()).toEqual([...Object.keys(ENV_MAPPING), ...CREDENTIAL_VARS].sort());
+    expect([...documented].sort()).toEqual(
+      [...Object.keys(ENV_MAPPING), ...CREDENTIAL_VARS, ...ONBOARDING_VARS].sort(),
+    );
     for (const [name, [value, expected]] of Object.entries(ENV_MAPPING)) {
       expect(optionsFromEnv({ [name]: value }), name).toEqual(expected);
     }

@@ -4,12 +4,17 @@
  * template body and calls the real pre-provisioning hook through its composition root.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Aedes } from 'aedes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { composeProvisioningHook } from '../../functions/provisioning-hook/compose.js';
+import { provisionCommand } from '../../infra/cli/provision.js';
+import { type FleetOptions, startFleet } from '../../simulator/fleet.js';
+import { onboardFromEnv, taskDeviceIds, taskTag } from '../../simulator/onboard-fleet.js';
 import {
   connectClaim,
   ProvisioningRejected,
@@ -161,5 +166,117 @@ describe('fleet provisioning by claim (fake IoT API, real hook, template and cla
     expect(key).toContain('PRIVATE KEY');
     expect((await stat(join(dir, 'sim-t1-0.key.pem'))).mode & 0o777).toBe(0o600);
     expect(await readFile(join(dir, 'sim-t1-0.cert.pem'), 'utf8')).toBe(cert);
+  });
+
+  it('dualpath provision writes credentials for a registered device and refuses an unknown one', async () => {
+    await registered('pump-9', 'breaker');
+    const dir = await mkdtemp(join(tmpdir(), 'dualpath-cli-'));
+    // The claim as files (the fake broker is plain MQTT: TLS material is not used on mqtt://).
+    await writeFile(join(dir, 'claim.cert.pem'), 'CLAIM CERT');
+    await writeFile(join(dir, 'claim.key.pem'), 'CLAIM KEY');
+    const args = ['--type', 'breaker', '--url', fake.url, '--template', fake.templateName];
+    const claim = ['--claim-cert', join(dir, 'claim.cert.pem'), '--claim-key', join(dir, 'claim.key.pem')];
+    const out = join(dir, 'out');
+    expect(await provisionCommand.run(['pump-9', ...args, ...claim, '--out', out])).toBe(0);
+    const { conn } = await readConnection(join(out, 'pump-9.connection.json'));
+    expect(conn).toMatchObject({
+      deviceId: 'pump-9',
+      clientId: 'pump-9',
+      deviceType: 'breaker',
+      url: fake.url,
+    });
+    expect(await provisionCommand.run(['ghost-1', ...args, ...claim, '--out', out])).toBe(1);
+    await expect(stat(join(out, 'ghost-1.connection.json'))).rejects.toThrow();
+    await expect(provisionCommand.run(['pump-9', ...args, '--out', out])).rejects.toThrow(/claim/);
+    await expect(provisionCommand.run(['a/b', ...args, ...claim])).rejects.toThrow(/device-id/);
+  });
+
+  it('the fleet connects each device with its own identity: explicit ids and per-device TLS options', async () => {
+    const seen: Array<{ id: string; cert: unknown }> = [];
+    const broker = await Aedes.createBroker();
+    broker.on('client', (c) => seen.push({ id: c.id, cert: undefined }));
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      broker.handle(socket);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const asked: string[] = [];
+    const fleet = await startFleet({
+      url,
+      devices: 2,
+      types: ['env-sensor'],
+      ids: ['sim-abc123-0000', 'sim-abc123-0001'],
+      mqttFor: (id) => {
+        asked.push(id);
+        return { username: id };
+      },
+      connectsPerSecond: 1000,
+      lwm2mRate: 0,
+    });
+    try {
+      expect(fleet.devices.map((d) => d.id)).toEqual(['sim-abc123-0000', 'sim-abc123-0001']);
+      expect(asked).toEqual(['sim-abc123-0000', 'sim-abc123-0001']);
+      // Connects are asynchronous: wait for both (bounded), then check who connected.
+      for (let i = 0; i < 1000 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(seen.map((c) => c.id).sort()).toEqual(['sim-abc123-0000', 'sim-abc123-0001']);
+    } finally {
+      await fleet.stop();
+      await new Promise<void>((r) => broker.close(() => r()));
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('a Fargate task onboards its share at start-up: task id in names, resumable, failures left out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dualpath-task-'));
+    await writeFile(join(dir, 'claim.pem'), 'CLAIM CERT');
+    await writeFile(join(dir, 'claim.key'), 'CLAIM KEY');
+    // One device of the fleet is registered with another type: the hook refuses it.
+    await registered('stack-sim-t7-0001', 'breaker');
+    const env = {
+      PROVISIONING_TEMPLATE: fake.templateName,
+      CLAIM_CERT_FILE: join(dir, 'claim.pem'),
+      CLAIM_KEY_FILE: join(dir, 'claim.key'),
+      SIM_TASK_ID: 't7',
+      SIM_CREDENTIALS_DIR: join(dir, 'creds'),
+      SIM_PROVISION_RATE: '1000',
+    };
+    const opts: FleetOptions = { url: fake.url, devices: 3, prefix: 'stack-sim-', types: ['env-sensor'] };
+    const lines: string[] = [];
+    const r = await onboardFromEnv(env, opts, { log: (l) => lines.push(l) });
+    expect(r).toEqual({ provisioned: 2, skipped: 0, failed: 1 });
+    expect(opts.ids).toEqual(['stack-sim-t7-0000', 'stack-sim-t7-0002']);
+    expect(opts.devices).toBe(2);
+    expect(opts.mqttFor?.('stack-sim-t7-0002')?.cert).toContain('BEGIN CERTIFICATE');
+    expect(opts.mqttFor?.('stack-sim-t7-0001')).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/stack-sim-t7-0001: .*AccessDenied/);
+    // Restarted (same task id): nothing provisioned again.
+    const again: FleetOptions = { url: fake.url, devices: 3, prefix: 'stack-sim-', types: ['env-sensor'] };
+    expect(await onboardFromEnv(env, again, { log: () => undefined })).toEqual({
+      provisioned: 0,
+      skipped: 2,
+      failed: 1,
+    });
+    // No template: nothing to do; a template without a claim: a clear error.
+    expect(await onboardFromEnv({}, again)).toBeUndefined();
+    await expect(onboardFromEnv({ PROVISIONING_TEMPLATE: 'x' }, again)).rejects.toThrow(
+      /CLAIM_CERTIFICATE_ID/,
+    );
+  });
+
+  it('task tags come from the ECS task id; names differ between tasks', async () => {
+    const meta = { ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/abc' };
+    const tag = await taskTag(meta, async () => ({
+      TaskARN: 'arn:aws:ecs:eu-west-1:123456789012:task/cluster/0f3e9b1c2d4a4e5f8a7b6c5d4e3f2a1b',
+    }));
+    expect(tag).toBe('0f3e9b1c');
+    expect(await taskTag({}, async () => ({}))).toMatch(/^[0-9a-f]{8}$/);
+    await expect(taskTag({ SIM_TASK_ID: 'Bad!' })).rejects.toThrow(/SIM_TASK_ID/);
+    const a = taskDeviceIds('s-', 'aaaa', 3);
+    const b = taskDeviceIds('s-', 'bbbb', 3);
+    expect(a).toEqual(['s-aaaa-0000', 's-aaaa-0001', 's-aaaa-0002']);
+    expect(a.some((id) => b.includes(id))).toBe(false);
   });
 });

@@ -264,11 +264,11 @@ export const ONBOARDING_ENTRIES = {
 /**
  * The hook's SELF_REGISTER_TYPES: any type with `autoRegister=true` (as the ingest paths do), else the
  * simulator's types when the simulator is deployed (its devices register themselves at onboarding),
- * else none: only devices registered through the API can onboard.
+ * else 'none': only devices registered through the API can onboard.
  */
 export function selfRegisterTypes(s: Pick<DeploySettings, 'autoRegister' | 'simulatorTasks'>): string {
   if (s.autoRegister) return '*';
-  return s.simulatorTasks > 0 ? DEVICE_TYPE_IDS.join(',') : '';
+  return s.simulatorTasks > 0 ? DEVICE_TYPE_IDS.join(',') : 'none';
 }
 
 /** cdk-nag findings of the onboarding resources we accept, each with its reason. */

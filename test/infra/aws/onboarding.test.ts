@@ -120,7 +120,7 @@ describe('provisioning template and role', () => {
   });
   it('self-registering types: any with autoRegister, the simulator’s with the simulator, else none', () => {
     expect(selfRegisterTypes({ autoRegister: true, simulatorTasks: 0 })).toBe('*');
-    expect(selfRegisterTypes({ autoRegister: false, simulatorTasks: 0 })).toBe('');
+    expect(selfRegisterTypes({ autoRegister: false, simulatorTasks: 0 })).toBe('none');
     expect(selfRegisterTypes({ autoRegister: false, simulatorTasks: 2 }).split(',')).toContain('breaker');
   });
 });
