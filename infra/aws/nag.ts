@@ -3,7 +3,7 @@
  * `cdk synth` (and the infra tests). Findings are acknowledged on the construct that raises them, so a
  * new resource with the same problem is still reported.
  */
-import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
+import { type Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
@@ -30,14 +30,7 @@ export interface NagTargets {
   timestream?: { rejectsBucket: IConstruct; database: IConstruct } & IConstruct;
 }
 
-function logicalId(c: IConstruct): string {
-  return Stack.of(c).getLogicalId(c.node.defaultChild as CfnElement);
-}
-
 export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
-  // cdk-nag prints unresolved pseudo parameters as <AWS::Region> / <AWS::AccountId>.
-  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
   const iot = (topic: string) =>
     `Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
 

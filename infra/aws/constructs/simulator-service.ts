@@ -31,7 +31,7 @@ import type { DeviceOnboarding } from './onboarding.js';
 export interface SimulatorServiceProps {
   repoRoot: string;
   desiredCount: number;
-  /** Devices over the whole service; each task runs its share. */
+  /** Devices per task (the `simulatorDevices` setting). */
   devices: number;
   rate: number;
   thingPrefix: string;
@@ -40,11 +40,6 @@ export interface SimulatorServiceProps {
   /** RegisterThing requests per second over all tasks (default 10). */
   provisionRate?: number;
   logRetention: RetentionDays;
-}
-
-/** Devices per task: the fleet split over the tasks, rounded up. */
-export function devicesPerTask(devices: number, tasks: number): number {
-  return Math.ceil(devices / Math.max(1, tasks));
 }
 
 export class SimulatorService extends Construct {
@@ -100,7 +95,7 @@ export class SimulatorService extends Construct {
         }),
       }),
       environment: {
-        SIM_DEVICES: String(devicesPerTask(props.devices, tasks)),
+        SIM_DEVICES: String(props.devices),
         SIM_RATE: String(props.rate),
         SIM_THING_PREFIX: props.thingPrefix,
         IOT_ENDPOINT: props.iotEndpoint,

@@ -225,6 +225,34 @@ describe('the simulator is opt-in', () => {
     expect(custom.map(([id]) => id)).toEqual([expect.stringMatching(/^OnboardingClaimCsr/)]);
   });
 
+  it('every stack has the template with its hook, a hook permission bound to the template, and a claim', () => {
+    for (const st of [first, simulator]) {
+      const r = Object.values(st.json.Resources);
+      const template = r.find((x) => x.Type === 'AWS::IoT::ProvisioningTemplate')!;
+      expect(template.Properties).toMatchObject({
+        TemplateName: `${st.stackName}-devices`,
+        Enabled: true,
+        PreProvisioningHook: {
+          TargetArn: { 'Fn::GetAtt': [expect.stringMatching(/^ProvisioningHookFunction/), 'Arn'] },
+          PayloadVersion: '2020-04-01',
+        },
+      });
+      const permission = r.find(
+        (x) => x.Type === 'AWS::Lambda::Permission' && x.Properties?.Principal === 'iot.amazonaws.com',
+      )!;
+      expect(JSON.stringify(permission.Properties?.SourceArn)).toContain(
+        `provisioningtemplate/${st.stackName}-devices`,
+      );
+      expect(permission.Properties?.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
+      const cert = r.find((x) => x.Type === 'AWS::IoT::Certificate')!;
+      expect(cert.Properties).toMatchObject({
+        Status: 'ACTIVE',
+        CertificateSigningRequest: { 'Fn::GetAtt': [expect.stringMatching(/^OnboardingClaimCsr/), 'csr'] },
+      });
+      expect(r.filter((x) => x.Type === 'AWS::IoT::PolicyPrincipalAttachment')).toHaveLength(1);
+    }
+  });
+
   it('grants cert/* to no one but the role IoT assumes to apply the template', () => {
     for (const s of [first, simulator]) {
       const holders = Object.entries(s.json.Resources)
