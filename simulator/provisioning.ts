@@ -18,16 +18,10 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ValidationError } from '../functions/core/errors.js';
-import { PROVISIONING_PARAMETERS } from '../functions/core/onboarding.js';
+import { CLAIM_CLIENT_PREFIX, FLEET_TOPICS, PROVISIONING_PARAMETERS } from '../functions/core/onboarding.js';
 import { createCsr } from '../functions/core/x509.js';
 
-export const FLEET_TOPICS = {
-  createFromCsr: '$aws/certificates/create-from-csr/json',
-  provision: (template: string) => `$aws/provisioning-templates/${template}/provision/json`,
-} as const;
-
-/** Client ids of claim connections start with this (the claim policy allows no other). */
-export const CLAIM_CLIENT_PREFIX = 'provision-';
+export { CLAIM_CLIENT_PREFIX, FLEET_TOPICS };
 
 export interface DeviceCredentials {
   deviceId: string;

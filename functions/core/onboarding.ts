@@ -14,6 +14,15 @@ import { ConflictError } from './errors.js';
 import type { Device, RegistryPort } from './registry.js';
 import { validateDeviceId, validateTypeId } from './registry.js';
 
+/** The fleet-provisioning MQTT API topics (JSON payloads); answers on `<topic>/accepted|rejected`. */
+export const FLEET_TOPICS = {
+  createFromCsr: '$aws/certificates/create-from-csr/json',
+  provision: (template: string) => `$aws/provisioning-templates/${template}/provision/json`,
+} as const;
+
+/** Client ids of claim connections start with this (the claim policy allows no other). */
+export const CLAIM_CLIENT_PREFIX = 'provision-';
+
 /** The RegisterThing parameters of the Dualpath provisioning template. */
 export const PROVISIONING_PARAMETERS = { deviceId: 'DeviceId', deviceType: 'DeviceType' } as const;
 

@@ -22,11 +22,13 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { PROVISIONING_PARAMETERS } from '../../../functions/core/onboarding.js';
+import {
+  CLAIM_CLIENT_PREFIX,
+  FLEET_TOPICS,
+  PROVISIONING_PARAMETERS,
+} from '../../../functions/core/onboarding.js';
 import { DEVICE_TYPE_IDS } from '../../../simulator/device-types.js';
 import type { DeploySettings } from '../settings.js';
-
-export const CLAIM_CLIENT_PREFIX = 'provision-';
 
 /**
  * The claim certificate's policy: connect as `provision-*`, and publish/subscribe/receive on the
@@ -39,8 +41,8 @@ export function claimPolicyDocument(
   templateName: string,
 ): Record<string, unknown> {
   const arn = (kind: string, rest: string) => `arn:aws:iot:${region}:${account}:${kind}/${rest}`;
-  const csr = '$aws/certificates/create-from-csr/json';
-  const provision = `$aws/provisioning-templates/${templateName}/provision/json`;
+  const csr = FLEET_TOPICS.createFromCsr;
+  const provision = FLEET_TOPICS.provision(templateName);
   return {
     Version: '2012-10-17',
     Statement: [
