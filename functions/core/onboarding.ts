@@ -4,8 +4,9 @@
  * if the answer is `allowProvisioning: true`. A device may be provisioned when
  *   - the registry knows it, it is active, and the type it claims is its registered type; or
  *   - the registry does not know it and its type is one the deployment lets register itself at
- *     onboarding (the simulator's types, or any type with `autoRegister=true`): the device is then
- *     registered here, so its first reading is not quarantined as an unknown device.
+ *     onboarding (the simulator's types for ids with the simulator's prefix, or any type and id with
+ *     `autoRegister=true`): the device is then registered here, so its first reading is not
+ *     quarantined as an unknown device.
  * Everything else is refused with a reason (logged, never sent to the device: IoT answers a refusal
  * with ACCESS_DENIED only). Pure over the registry port: the Lambda (functions/provisioning-hook) and
  * the tests' fake fleet-provisioning broker build it through the same composition root.
@@ -54,6 +55,8 @@ export interface OnboardingOptions {
   clock: () => number;
   /** Types whose unknown devices register themselves at onboarding; '*' = any type. */
   selfRegisterTypes: ReadonlySet<string>;
+  /** Self-registration only for device ids starting with this (e.g. the simulator's); default any. */
+  selfRegisterIdPrefix?: string;
 }
 
 function refuse(reason: string, message: string, deviceId?: string): OnboardingDecision {
@@ -112,6 +115,13 @@ export async function decideOnboarding(
     return refuse(
       'UNKNOWN_DEVICE',
       `device ${deviceId} is not registered and type ${type} does not register itself at onboarding`,
+      deviceId,
+    );
+  }
+  if (opts.selfRegisterIdPrefix && !deviceId.startsWith(opts.selfRegisterIdPrefix)) {
+    return refuse(
+      'UNKNOWN_DEVICE',
+      `device ${deviceId} is not registered and only ids starting with ${opts.selfRegisterIdPrefix} register themselves`,
       deviceId,
     );
   }

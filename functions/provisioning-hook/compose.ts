@@ -21,6 +21,8 @@ export interface ProvisioningHookPorts {
 export interface ProvisioningHookSettings {
   /** Types whose unknown devices register themselves at onboarding ('*' = any). */
   selfRegisterTypes: ReadonlySet<string>;
+  /** ... and only for ids starting with this (undefined: any id). */
+  selfRegisterIdPrefix?: string;
 }
 
 export type ProvisioningHook = (event: PreProvisioningHookRequest) => Promise<PreProvisioningHookResponse>;
@@ -35,6 +37,7 @@ export function composeProvisioningHook(
       registry: ports.registry,
       clock: ports.clock,
       selfRegisterTypes: settings.selfRegisterTypes,
+      ...(settings.selfRegisterIdPrefix ? { selfRegisterIdPrefix: settings.selfRegisterIdPrefix } : {}),
     });
     log({
       level: decision.allowProvisioning ? 'INFO' : 'WARN',

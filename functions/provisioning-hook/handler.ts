@@ -12,6 +12,11 @@ export const handler = lazyHandler(async () => {
   });
   return composeProvisioningHook(
     { registry, clock: Date.now },
-    { selfRegisterTypes: parseTypeList(process.env.SELF_REGISTER_TYPES) },
+    {
+      selfRegisterTypes: parseTypeList(process.env.SELF_REGISTER_TYPES),
+      // '*': any id.
+      selfRegisterIdPrefix:
+        process.env.SELF_REGISTER_ID_PREFIX === '*' ? undefined : process.env.SELF_REGISTER_ID_PREFIX,
+    },
   );
 });

@@ -31,6 +31,7 @@ import {
   acknowledgeOnboardingFindings,
   DeviceOnboarding,
   ONBOARDING_ENTRIES,
+  selfRegisterIdPrefix,
   selfRegisterTypes,
 } from './constructs/onboarding.js';
 import { SimulatorService } from './constructs/simulator-service.js';
@@ -263,6 +264,8 @@ export class DualpathStack extends Stack {
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
 
+    // Things of this stack only: two stacks in one account never share a simulator thing.
+    const simulatorThingPrefix = `${this.stackName}-sim-`;
     // Device onboarding by claim (ADR 0018): provisioning template, pre-provisioning hook over the
     // registry, claim certificate limited to the provisioning topics.
     const onboarding = new DeviceOnboarding(this, 'Onboarding', {
@@ -279,6 +282,7 @@ export class DualpathStack extends Stack {
           TELEMETRY_BACKEND: s.telemetry,
           POWERTOOLS_SERVICE_NAME: 'provisioning-hook',
           SELF_REGISTER_TYPES: selfRegisterTypes(s),
+          SELF_REGISTER_ID_PREFIX: selfRegisterIdPrefix(s, simulatorThingPrefix),
         },
       }),
       claimFunction: nodeFunction(this, 'ClaimCredentialsFunction', {
@@ -306,8 +310,7 @@ export class DualpathStack extends Stack {
             desiredCount: s.simulatorTasks,
             devices: s.simulatorDevices,
             rate: s.simulatorRate,
-            // Things of this stack only: two stacks in one account never share a simulator thing.
-            thingPrefix: `${this.stackName}-sim-`,
+            thingPrefix: simulatorThingPrefix,
             iotEndpoint,
             onboarding,
             logRetention,

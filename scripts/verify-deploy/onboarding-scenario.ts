@@ -96,7 +96,14 @@ export async function runOnboardingScenario(
   const raw = hook.model.environment.SELF_REGISTER_TYPES ?? 'none';
   const selfTypes = raw === 'none' ? [] : raw.split(',').filter(Boolean);
   const probeType = selfTypes.find((t) => t !== '*') ?? 'unregistered-type';
-  const probe = 'onboarding-probe-1';
+  const idPrefix = hook.model.environment.SELF_REGISTER_ID_PREFIX ?? '*';
+  const probe = `${idPrefix === '*' ? '' : idPrefix}onboarding-probe-1`;
+  if (idPrefix !== '*' && selfTypes.length > 0) {
+    // Only the simulator's ids register themselves: another id of the same type is refused.
+    const outsider = await ask('onboarding-outsider-1', probeType);
+    if (outsider?.allowProvisioning !== false)
+      ctx.fail(`scenario onboarding: an id outside ${idPrefix} self-registered: ${JSON.stringify(outsider)}`);
+  }
   const unknown = await ask(probe, probeType);
   const expectAllowed = selfTypes.length > 0;
   if (unknown?.allowProvisioning !== expectAllowed)

@@ -97,6 +97,24 @@ describe('pre-provisioning hook', () => {
     ).toMatchObject({ allowProvisioning: true });
   });
 
+  it('self-registration can be limited to an id prefix (the simulator’s things)', async () => {
+    const registry = new InMemoryRegistry();
+    const opts = {
+      registry,
+      clock: () => 1,
+      selfRegisterTypes: new Set(['env-sensor']),
+      selfRegisterIdPrefix: 'Stack-sim-',
+    };
+    expect(await decideOnboarding(req('Stack-sim-ab12-0000', 'env-sensor'), opts)).toMatchObject({
+      allowProvisioning: true,
+    });
+    expect(await decideOnboarding(req('intruder-1', 'env-sensor'), opts)).toMatchObject({
+      allowProvisioning: false,
+      reason: 'UNKNOWN_DEVICE',
+    });
+    expect(await registry.getDevice('intruder-1')).toBeUndefined();
+  });
+
   it('a device registered concurrently is decided on what is stored', async () => {
     const registry = await registryWith();
     const racing = Object.create(registry) as InMemoryRegistry;

@@ -264,6 +264,17 @@ export const ONBOARDING_ENTRIES = {
 } as const;
 
 /**
+ * The hook's SELF_REGISTER_ID_PREFIX: the simulator's thing prefix when only the simulator's devices
+ * register themselves (a claim holder cannot self-register other ids), else '*' (any id).
+ */
+export function selfRegisterIdPrefix(
+  s: Pick<DeploySettings, 'autoRegister' | 'simulatorTasks'>,
+  simulatorPrefix: string,
+): string {
+  return !s.autoRegister && s.simulatorTasks > 0 ? simulatorPrefix : '*';
+}
+
+/**
  * The hook's SELF_REGISTER_TYPES: any type with `autoRegister=true` (as the ingest paths do), else the
  * simulator's types when the simulator is deployed (its devices register themselves at onboarding),
  * else 'none': only devices registered through the API can onboard.

@@ -9,6 +9,7 @@ import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
 import {
   claimPolicyDocument,
   provisioningTemplateBody,
+  selfRegisterIdPrefix,
   selfRegisterTypes,
   templateRoleStatements,
 } from '../../../infra/aws/constructs/onboarding.js';
@@ -122,5 +123,9 @@ describe('provisioning template and role', () => {
     expect(selfRegisterTypes({ autoRegister: true, simulatorTasks: 0 })).toBe('*');
     expect(selfRegisterTypes({ autoRegister: false, simulatorTasks: 0 })).toBe('none');
     expect(selfRegisterTypes({ autoRegister: false, simulatorTasks: 2 }).split(',')).toContain('breaker');
+    // Only the simulator's own thing names self-register when it is the reason.
+    expect(selfRegisterIdPrefix({ autoRegister: false, simulatorTasks: 2 }, 'S-sim-')).toBe('S-sim-');
+    expect(selfRegisterIdPrefix({ autoRegister: true, simulatorTasks: 2 }, 'S-sim-')).toBe('*');
+    expect(selfRegisterIdPrefix({ autoRegister: false, simulatorTasks: 0 }, 'S-sim-')).toBe('*');
   });
 });
