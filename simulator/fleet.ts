@@ -61,6 +61,10 @@ export interface FleetOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Extra MQTT options (TLS cert/key/ca for IoT Core). */
   mqtt?: IClientOptions;
+  /** Explicit thing names, one per device (index - firstIndex); overrides `naming` (ADR 0018). */
+  ids?: string[];
+  /** Per-device MQTT options (each device's own certificate), merged over `mqtt`. */
+  mqttFor?: (id: string) => IClientOptions | undefined;
   /** Injected clock (default Date.now at this edge) and scheduler (tests drive time by hand). */
   clock?: () => number;
   scheduler?: Scheduler;
@@ -129,6 +133,8 @@ export function typeAt(o: FleetOptions, i: number): string {
 }
 
 export function thingName(o: FleetOptions, i: number, type: string): string {
+  const explicit = o.ids?.[i - (o.firstIndex ?? 0)];
+  if (explicit !== undefined) return explicit;
   const prefix = o.prefix ?? 'sim-';
   if (o.naming === 'indexed') {
     const width = Math.max(4, String(Math.max(0, o.devices + (o.firstIndex ?? 0) - 1)).length);
@@ -175,16 +181,19 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     const typeId = typeAt(o, i);
     const type = getDeviceType(typeId)!;
     const metricsPerData = o.metricsPerData ?? o.readingsPerMessage;
+    const id = thingName(o, i, typeId);
+    const own = o.mqttFor?.(id);
+    const mqttOptions = own ? { ...o.mqtt, ...own } : o.mqtt;
     devices.push(
       new SimulatedDevice({
-        id: thingName(o, i, typeId),
+        id,
         group: o.group ?? 'sim',
         type,
         seed: deriveSeed(o.seed ?? 1, i),
         url: o.url,
         clock,
         scheduler,
-        ...(o.mqtt ? { mqtt: o.mqtt } : {}),
+        ...(mqttOptions ? { mqtt: mqttOptions } : {}),
         ...(o.keepalive ? { keepalive: o.keepalive } : {}),
         sparkplug: {
           shape,

@@ -25,7 +25,7 @@ export type DynamoAction =
 /** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
 export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry';
 
-export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer';
+export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer' | 'provisioningHook';
 
 export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
 
@@ -73,6 +73,19 @@ export const DYNAMODB_ACCESS: AccessTable = {
     // findApplicationByKeyHash: key lookup item, then the application item (Get).
     registry: ['GetItem'],
   },
+  provisioningHook: {
+    // Pre-provisioning hook (ADR 0018): getDevice, and getDeviceType for a self-registering device
+    // (Get); SELF_REGISTER_ACCESS adds the writes when some type may register itself.
+    registry: ['GetItem'],
+  },
+};
+
+/**
+ * With self-registering types (the simulator's, or any with `autoRegister`), the hook also registers
+ * the unknown device and, if missing, its type: conditional putDevice/putDeviceType (Put).
+ */
+export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
+  registry: ['PutItem'],
 };
 
 /**

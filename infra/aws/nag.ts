@@ -3,7 +3,7 @@
  * `cdk synth` (and the infra tests). Findings are acknowledged on the construct that raises them, so a
  * new resource with the same problem is still reported.
  */
-import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
+import { type Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
@@ -23,8 +23,6 @@ export interface NagTargets {
   endpointLookup: IConstruct;
   /** Only with -c simulatorTasks>0. */
   simulator?: {
-    provisioner: IConstruct;
-    secret: IConstruct;
     taskDefinition: IConstruct;
     thingPrefix: string;
   };
@@ -32,14 +30,7 @@ export interface NagTargets {
   timestream?: { rejectsBucket: IConstruct; database: IConstruct } & IConstruct;
 }
 
-function logicalId(c: IConstruct): string {
-  return Stack.of(c).getLogicalId(c.node.defaultChild as CfnElement);
-}
-
 export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
-  // cdk-nag prints unresolved pseudo parameters as <AWS::Region> / <AWS::AccountId>.
-  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
   const iot = (topic: string) =>
     `Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:topic/${topic}`;
 
@@ -70,46 +61,14 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
   if (t.simulator) {
     const sim = t.simulator;
     ack(
-      sim.provisioner,
-      'IAM5[Resource::*]',
-      'iot:CreateKeysAndCertificate and iot:DescribeEndpoint have no resource-level permissions.',
-    );
-    ack(
-      sim.provisioner,
-      `IAM5[Resource::arn:aws:iot:${region}:${account}:thing/${sim.thingPrefix}*]`,
-      'The provisioner creates and deletes only the simulator things of this stack, all named with this prefix.',
-    );
-    ack(
-      sim.provisioner,
-      `IAM5[Resource::arn:aws:iot:${region}:${account}:cert/*]`,
-      'The certificate id is only known after CreateKeysAndCertificate; the provisioner attaches/deletes only the one it created.',
-    );
-    const scope = sim.taskDefinition.node.scope as IConstruct;
-    ack(
-      scope,
-      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      'CDK custom-resource provider framework function: logs only.',
-    );
-    ack(
-      scope,
-      `IAM5[Resource::<${logicalId(sim.provisioner)}.Arn>:*]`,
-      'CDK provider framework invokes any version of the provisioner function.',
-    );
-    ack(scope, 'L1', 'CDK provider framework runtime is chosen by aws-cdk-lib.');
-    ack(
       sim.taskDefinition,
       'ECS2',
-      'Plain environment holds only fleet size and rate; credentials come from Secrets Manager.',
+      'Plain environment holds fleet size, rate and resource names; the claim key is read from Secrets Manager by the task role.',
     );
     ack(
       sim.taskDefinition,
       'IAM5[Resource::*]',
       'ECS execution role: ecr:GetAuthorizationToken has no resource-level permissions.',
-    );
-    ack(
-      sim.secret,
-      'SMG4',
-      'Rotated by re-provisioning (the simulator certificate); no rotation Lambda needed.',
     );
   }
   ack(t.endpointLookup, 'IAM5[Resource::*]', 'iot:DescribeEndpoint has no resource-level permissions.');

@@ -17,6 +17,7 @@ import {
   dynamoStatements,
   IOT_PUBLISH,
   iotPublishStatement,
+  SELF_REGISTER_ACCESS,
   type TableTarget,
   TIMESTREAM_ACCESS,
   timestreamStatements,
@@ -26,6 +27,13 @@ import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
 import { Monitoring } from './constructs/monitoring.js';
+import {
+  acknowledgeOnboardingFindings,
+  DeviceOnboarding,
+  ONBOARDING_ENTRIES,
+  selfRegisterIdPrefix,
+  selfRegisterTypes,
+} from './constructs/onboarding.js';
 import { SimulatorService } from './constructs/simulator-service.js';
 import { Streams } from './constructs/streams.js';
 import { Tables } from './constructs/tables.js';
@@ -260,8 +268,45 @@ export class DualpathStack extends Stack {
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
 
+    // Things of this stack only: two stacks in one account never share a simulator thing.
+    const simulatorThingPrefix = `${this.stackName}-sim-`;
+    // Device onboarding by claim (ADR 0018): provisioning template, pre-provisioning hook over the
+    // registry, claim certificate limited to the provisioning topics.
+    const onboarding = new DeviceOnboarding(this, 'Onboarding', {
+      devicePolicyName: iot.policy.ref,
+      thingTypeName: iot.thingType.ref,
+      hook: nodeFunction(this, 'ProvisioningHookFunction', {
+        entry: entry(ONBOARDING_ENTRIES.hook),
+        memoryMb: 256,
+        timeoutSeconds: 5,
+        description: 'Dualpath pre-provisioning hook: checks (or registers) the device in the registry',
+        logRetention,
+        environment: {
+          ...tablesEnv,
+          TELEMETRY_BACKEND: s.telemetry,
+          POWERTOOLS_SERVICE_NAME: 'provisioning-hook',
+          SELF_REGISTER_TYPES: selfRegisterTypes(s),
+          SELF_REGISTER_ID_PREFIX: selfRegisterIdPrefix(s, simulatorThingPrefix),
+        },
+      }),
+      claimFunction: nodeFunction(this, 'ClaimCredentialsFunction', {
+        entry: entry(ONBOARDING_ENTRIES.claim),
+        memoryMb: 256,
+        timeoutSeconds: 30,
+        description: 'Makes the claim key (kept in its secret) and the CSR of the claim certificate',
+        logRetention,
+        environment: {},
+      }),
+    });
+    const hookRow =
+      selfRegisterTypes(s) === 'none'
+        ? DYNAMODB_ACCESS.provisioningHook
+        : withAccess(DYNAMODB_ACCESS.provisioningHook, SELF_REGISTER_ACCESS);
+    for (const st of dynamoStatements(hookRow, tableArn)) onboarding.hook.addToRolePolicy(st);
+
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
-    // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it.
+    // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
+    // onboard through the template above (ADR 0018).
     const simulator =
       s.simulatorTasks > 0
         ? new SimulatorService(this, 'Simulator', {
@@ -269,30 +314,16 @@ export class DualpathStack extends Stack {
             desiredCount: s.simulatorTasks,
             devices: s.simulatorDevices,
             rate: s.simulatorRate,
-            // Things of this stack only: two stacks in one account never share a simulator thing.
-            thingPrefix: `${this.stackName}-sim-`,
-            thingTypeName: iot.thingType.ref,
-            policyName: iot.policy.ref,
+            thingPrefix: simulatorThingPrefix,
+            iotEndpoint,
+            onboarding,
             logRetention,
-            provisioner: nodeFunction(this, 'ProvisionerFunction', {
-              entry: entry('functions/provisioner/handler.ts'),
-              memoryMb: 256,
-              timeoutSeconds: 900,
-              description: 'Provisions the simulator things, fleet certificate and credentials secret',
-              logRetention,
-              environment: {},
-            }),
           })
         : undefined;
     simulator?.node.addDependency(iot);
 
     acknowledgeFindings(this, {
-      functions: [
-        ...paths.map((p) => p.fn),
-        apiFn,
-        authorizerFn,
-        ...(simulator ? [simulator.provisioner] : []),
-      ],
+      functions: [...paths.map((p) => p.fn), apiFn, authorizerFn, onboarding.hook, onboarding.claimFunction],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
         { fn: apiFn, topics: IOT_PUBLISH.api },
@@ -312,6 +343,7 @@ export class DualpathStack extends Stack {
       ...(simulator ? { simulator } : {}),
       ...(timestream ? { timestream } : {}),
     });
+    acknowledgeOnboardingFindings(onboarding);
 
     const monitoring = new Monitoring(this, 'Monitoring', {
       namePrefix: `${this.stackName}-${this.region}`,
@@ -353,6 +385,8 @@ export class DualpathStack extends Stack {
         value: `https://console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${d.dashboardName}`,
       });
     }
-    if (simulator) new CfnOutput(this, 'SimulatorSecretArn', { value: simulator.secret.secretArn });
+    new CfnOutput(this, 'ProvisioningTemplateName', { value: onboarding.templateName });
+    new CfnOutput(this, 'ClaimCertificateId', { value: onboarding.claimCertificateId });
+    new CfnOutput(this, 'ClaimKeySecretArn', { value: onboarding.claimSecret.secretArn });
   }
 }

@@ -34,6 +34,8 @@ const HELP = `usage: dualpath simulate [options]
   --from-env                 read SIM_*, MQTT_URL, IOT_ENDPOINT, DEVICE_CREDENTIALS / DEVICE_CERTS_SECRET /
                              DEVICE_CERT_FILE + DEVICE_KEY_FILE (+ DEVICE_CA_FILE)
   --cert F --key F --ca F    TLS client certificate, key and CA files (mutual TLS)
+  --connection FILE          one device with its own identity: the connection file of \`dualpath provision\`
+                             (URL, client id, certificate and key)
   --json                     final summary as JSON on stdout
 `;
 
@@ -85,6 +87,7 @@ export const simulateCommand: Command = {
         cert: { type: 'string' },
         key: { type: 'string' },
         ca: { type: 'string' },
+        connection: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -130,7 +133,17 @@ export const simulateCommand: Command = {
 
     // Mutual TLS (AWS IoT Core): files from flags, else credentials from the environment / a secret.
     const { readFile } = await import('node:fs/promises');
-    if (values.cert && values.key) {
+    if (values.connection) {
+      // One real identity (ADR 0018): the device named in the connection file, its type, its files.
+      const { readConnection } = await import('../../simulator/provisioning.js');
+      const c = await readConnection(values.connection);
+      opts.devices = 1;
+      opts.ids = [c.conn.clientId];
+      opts.firstIndex = 0;
+      if (!flags.types) opts.types = [c.conn.deviceType];
+      if (!flags.url) opts.url = c.conn.url;
+      opts.mqtt = { cert: c.cert, key: c.key, ...(c.ca ? { ca: c.ca } : {}), rejectUnauthorized: true };
+    } else if (values.cert && values.key) {
       opts.mqtt = {
         cert: await readFile(values.cert, 'utf8'),
         key: await readFile(values.key, 'utf8'),
@@ -153,6 +166,11 @@ export const simulateCommand: Command = {
           opts.naming = 'indexed';
         }
       }
+    }
+    if (values['from-env'] && !values.connection) {
+      // Fargate: each device onboards by claim and connects with its own certificate (ADR 0018).
+      const { onboardFromEnv } = await import('../../simulator/onboard-fleet.js');
+      await onboardFromEnv(process.env, opts);
     }
     if (opts.url.startsWith('mqtts://') && opts.publishRate === undefined) opts.publishRate = 100;
 

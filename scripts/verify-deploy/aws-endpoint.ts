@@ -5,7 +5,8 @@
  * function gets its own fake credentials) and recorded as {function, service, action, resource ARN};
  * then it is served:
  *   - DynamoDB: forwarded to dynalite (tables created from the template);
- *   - Secrets Manager GetSecretValue: the template's secrets, with generated values;
+ *   - Secrets Manager GetSecretValue: the template's secrets, with generated values (PutSecretValue
+ *     replaces a value);
  *   - IoT DescribeEndpoint: this endpoint's HTTPS address; IoT data plane Publish: recorded and
  *     handed to the scenario (devices answer commands through it);
  *   - Timestream write/query: endpoint discovery to this endpoint, WriteRecords accepted (kept),
@@ -220,6 +221,15 @@ export class RecordingEndpoint {
         op,
         arn ?? (id.startsWith('arn:') ? id : `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${id}`),
       );
+      if (op === 'PutSecretValue' && arn) {
+        // A custom resource writing a secret it owns (the claim key, ADR 0018).
+        this.o.secrets.set(arn, String((input as { SecretString?: unknown }).SecretString ?? ''));
+        return json(
+          200,
+          { ARN: arn, Name: arn.split(':')[6], VersionId: 'v2', VersionStages: ['AWSCURRENT'] },
+          'application/x-amz-json-1.1',
+        );
+      }
       if (op !== 'GetSecretValue') {
         this.unhandled.push(`${fn}: secretsmanager ${op} is not emulated`);
         return json(

@@ -16,8 +16,9 @@ import { compressRecords, encodeSenml } from '../../functions/core/senml/index.j
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
+import { runOnboardingScenario } from './onboarding-scenario.js';
 
-export const SCENARIOS = ['registry', 'sparkplug', 'lwm2m', 'reads', 'command'] as const;
+export const SCENARIOS = ['registry', 'sparkplug', 'lwm2m', 'reads', 'command', 'onboarding'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ScenarioContext {
@@ -404,4 +405,7 @@ export async function runScenarios(
         ctx.fail(`scenario lwm2m: after De-register the device's lwm2m view is ${JSON.stringify(lw)}`);
     }
   }
+
+  // ---- Onboarding: the claim custom resource's function and the pre-provisioning hook (ADR 0018) ---
+  if (has('onboarding')) await runOnboardingScenario(ctx, { id: DEVICE, type: 'breaker' });
 }

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { thingNames } from '../../functions/provisioner/handler.js';
 import { thingName, typeAt } from '../../simulator/fleet.js';
 import { credentialsFromEnv, optionsFromEnv, parseProfile } from '../../simulator/profile.js';
 
@@ -39,7 +38,19 @@ const CREDENTIAL_VARS = [
   'DEVICE_KEY_FILE',
   'DEVICE_CA_FILE',
 ];
-const ENV_NAME = /\b(?:SIM_[A-Z0-9_]+[A-Z0-9]|MQTT_URL|IOT_ENDPOINT|DEVICE_[A-Z_]+[A-Z])\b/g;
+/** Read by simulator/onboard-fleet.ts (tested in provisioning.test.ts). */
+const ONBOARDING_VARS = [
+  'PROVISIONING_TEMPLATE',
+  'CLAIM_CERTIFICATE_ID',
+  'CLAIM_KEY_SECRET',
+  'CLAIM_CERT_FILE',
+  'CLAIM_KEY_FILE',
+  'SIM_PROVISION_RATE',
+  'SIM_CREDENTIALS_DIR',
+  'SIM_TASK_ID',
+];
+const ENV_NAME =
+  /\b(?:SIM_[A-Z0-9_]+[A-Z0-9]|MQTT_URL|IOT_ENDPOINT|DEVICE_[A-Z_]+[A-Z]|PROVISIONING_TEMPLATE|CLAIM_[A-Z_]+[A-Z])\b/g;
 
 describe('profiles and environment', () => {
   it('parses the bundled profiles and rejects unknown keys loudly', () => {
@@ -76,7 +87,9 @@ describe('profiles and environment', () => {
     const dockerfile = new Set(readFileSync('simulator/Dockerfile', 'utf8').match(ENV_NAME));
     // Assess: the same names in both, all of them known here
     expect([...dockerfile].sort()).toEqual([...documented].sort());
-    expect([...documented].sort()).toEqual([...Object.keys(ENV_MAPPING), ...CREDENTIAL_VARS].sort());
+    expect([...documented].sort()).toEqual(
+      [...Object.keys(ENV_MAPPING), ...CREDENTIAL_VARS, ...ONBOARDING_VARS].sort(),
+    );
     for (const [name, [value, expected]] of Object.entries(ENV_MAPPING)) {
       expect(optionsFromEnv({ [name]: value }), name).toEqual(expected);
     }
@@ -103,10 +116,11 @@ describe('profiles and environment', () => {
     expect(await credentialsFromEnv({})).toBeUndefined();
   });
 
-  it('indexed thing names are exactly the names the provisioner creates', () => {
+  it('indexed thing names: prefix and a zero-padded index (at least 4 digits)', () => {
     const o = { url: 'mqtts://x:8883', devices: 12_345, prefix: 'dualpath-sim-', naming: 'indexed' as const };
-    const names = thingNames('dualpath-sim-', 12_345);
-    for (const i of [0, 9, 999, 12_344]) expect(thingName(o, i, 'breaker')).toBe(names[i]);
+    expect(thingName(o, 0, 'breaker')).toBe('dualpath-sim-00000');
+    expect(thingName(o, 12_344, 'breaker')).toBe('dualpath-sim-12344');
+    expect(thingName({ ...o, devices: 10 }, 9, 'breaker')).toBe('dualpath-sim-0009');
     expect(thingName({ url: 'mqtt://x', devices: 3 }, 2, 'breaker')).toBe('sim-breaker-00002');
   });
 

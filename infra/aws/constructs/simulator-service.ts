@@ -1,54 +1,55 @@
 /**
  * The fleet simulator on ECS Fargate (opt-in: only with -c simulatorTasks>0, ADR 0014 — its image is
- * built from simulator/Dockerfile by a local Docker engine at deploy time): cluster (Container
- * Insights), task definition, a service at the requested desired count, device credentials from
- * Secrets Manager (created at deploy time by the provisioner custom resource), least-privilege task
- * role (it needs nothing but its secret: devices authenticate to IoT Core with mutual TLS), logs.
+ * built from simulator/Dockerfile by a local Docker engine at deploy time, for linux/arm64 like the
+ * task). Since ADR 0018 every simulated device onboards itself as a real device does: at start-up
+ * each task provisions its devices by claim through the stack's provisioning template (their own
+ * key, certificate and thing; the hook registers them), paced under the provisioning rate and
+ * resumable; thing names and client ids carry the task's id, so tasks never share a client id.
+ * The task role may read the claim key's secret and describe the one claim certificate — nothing
+ * else: devices authenticate to IoT Core with mutual TLS. The service starts only after the
+ * template, the claim certificate and its policy exist.
  */
 import * as path from 'node:path';
-import { CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { FlowLogDestination, FlowLogTrafficType, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import {
   Cluster,
   ContainerImage,
   ContainerInsights,
   CpuArchitecture,
-  Secret as EcsSecret,
   FargateService,
   FargateTaskDefinition,
   LogDriver,
   OperatingSystemFamily,
 } from 'aws-cdk-lib/aws-ecs';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
-import { Provider } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import type { DeviceOnboarding } from './onboarding.js';
 
 export interface SimulatorServiceProps {
   repoRoot: string;
   desiredCount: number;
+  /** Devices per task (the `simulatorDevices` setting). */
   devices: number;
   rate: number;
   thingPrefix: string;
-  thingTypeName: string;
-  policyName: string;
-  provisioner: NodejsFunction;
+  iotEndpoint: string;
+  onboarding: DeviceOnboarding;
+  /** RegisterThing requests per second over all tasks (default 10). */
+  provisionRate?: number;
   logRetention: RetentionDays;
 }
 
 export class SimulatorService extends Construct {
   readonly service: FargateService;
-  readonly secret: Secret;
   readonly taskDefinition: FargateTaskDefinition;
-  readonly provisioner: NodejsFunction;
   readonly thingPrefix: string;
 
   constructor(scope: Construct, id: string, props: SimulatorServiceProps) {
     super(scope, id);
     const stack = Stack.of(this);
-    this.provisioner = props.provisioner;
     this.thingPrefix = props.thingPrefix;
     const vpc = new Vpc(this, 'Vpc', {
       maxAzs: 2,
@@ -60,52 +61,6 @@ export class SimulatorService extends Construct {
     });
     const cluster = new Cluster(this, 'Cluster', { vpc, containerInsightsV2: ContainerInsights.ENABLED });
 
-    // Device credentials: the provisioner creates the things and one fleet certificate at deploy time
-    // and writes {certificatePem, privateKey, endpoint} into this secret; nothing secret is in the template.
-    this.secret = new Secret(this, 'DeviceCredentials', {
-      description: 'Dualpath simulator device certificate, key and IoT endpoint (written by the provisioner)',
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.secret.grantWrite(props.provisioner);
-    props.provisioner.addToRolePolicy(
-      new PolicyStatement({
-        actions: [
-          'iot:CreateThing',
-          'iot:DeleteThing',
-          'iot:AttachThingPrincipal',
-          'iot:DetachThingPrincipal',
-          'iot:AttachPolicy',
-          'iot:DetachPolicy',
-          'iot:UpdateCertificate',
-          'iot:DeleteCertificate',
-        ],
-        resources: [
-          `arn:aws:iot:${stack.region}:${stack.account}:thing/${props.thingPrefix}*`,
-          `arn:aws:iot:${stack.region}:${stack.account}:cert/*`,
-          `arn:aws:iot:${stack.region}:${stack.account}:policy/${props.policyName}`,
-          `arn:aws:iot:${stack.region}:${stack.account}:thingtype/${props.thingTypeName}`,
-        ],
-      }),
-    );
-    props.provisioner.addToRolePolicy(
-      new PolicyStatement({
-        // These IoT actions have no resource-level permissions.
-        actions: ['iot:CreateKeysAndCertificate', 'iot:DescribeEndpoint'],
-        resources: ['*'],
-      }),
-    );
-    const provider = new Provider(this, 'ProvisionerProvider', { onEventHandler: props.provisioner });
-    new CustomResource(this, 'Devices', {
-      serviceToken: provider.serviceToken,
-      properties: {
-        thingPrefix: props.thingPrefix,
-        count: props.devices,
-        thingTypeName: props.thingTypeName,
-        policyName: props.policyName,
-        secretArn: this.secret.secretArn,
-      },
-    });
-
     const task = new FargateTaskDefinition(this, 'Task', {
       cpu: 1024,
       memoryLimitMiB: 2048,
@@ -115,10 +70,21 @@ export class SimulatorService extends Construct {
       },
     });
     this.taskDefinition = task;
-    this.secret.grantRead(task.taskRole);
+    const onb = props.onboarding;
+    onb.claimSecret.grantRead(task.taskRole);
+    task.taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadClaimCertificate',
+        actions: ['iot:DescribeCertificate'],
+        resources: [onb.claimCertificate.attrArn],
+      }),
+    );
+    const tasks = Math.max(1, props.desiredCount);
     task.addContainer('simulator', {
       image: ContainerImage.fromAsset(props.repoRoot, {
         file: path.join('simulator', 'Dockerfile'),
+        // The task runs on ARM64 (Graviton): build the image for it whatever the build host is.
+        platform: Platform.LINUX_ARM64,
         exclude: ['node_modules', 'cdk.out', '.dualpath', '.git', 'test-results', 'docs'],
       }),
       logging: LogDriver.awsLogs({
@@ -132,8 +98,14 @@ export class SimulatorService extends Construct {
         SIM_DEVICES: String(props.devices),
         SIM_RATE: String(props.rate),
         SIM_THING_PREFIX: props.thingPrefix,
+        IOT_ENDPOINT: props.iotEndpoint,
+        PROVISIONING_TEMPLATE: onb.templateName,
+        CLAIM_CERTIFICATE_ID: onb.claimCertificateId,
+        CLAIM_KEY_SECRET: onb.claimSecret.secretArn,
+        // The account's provisioning rate shared by the tasks.
+        SIM_PROVISION_RATE: String(Math.max(0.1, (props.provisionRate ?? 10) / tasks)),
+        AWS_REGION: stack.region,
       },
-      secrets: { DEVICE_CREDENTIALS: EcsSecret.fromSecretsManager(this.secret) },
       stopTimeout: Duration.seconds(60),
     });
     this.service = new FargateService(this, 'Service', {
@@ -145,5 +117,8 @@ export class SimulatorService extends Construct {
       minHealthyPercent: 0,
       circuitBreaker: { rollback: true },
     });
+    // Tasks start only once devices can onboard: template (with its hook permission and role), the
+    // claim certificate, its policy attachment and the key in its secret.
+    this.service.node.addDependency(onb.template, onb.claimAttachment, onb.claimKey);
   }
 }

@@ -338,19 +338,21 @@ describe('API, outputs and Docker', () => {
     );
   });
 
-  it('has no container image asset, no ECS and no provisioner: a plain deploy needs no Docker', () => {
+  it('has no container image asset and no ECS: a plain deploy needs no Docker', () => {
     expect(Object.keys(s.assets.dockerImages ?? {})).toEqual([]);
     expect(JSON.stringify(s.json)).not.toMatch(
       /ContainerImage|ecr\.[^"]*amazonaws[^"]*cdk-hnb659fds-container-assets/,
     );
     const types = new Set(Object.values(s.json.Resources).map((r) => r.Type));
-    for (const t of [
-      'AWS::ECS::Service',
-      'AWS::ECS::TaskDefinition',
-      'AWS::CloudFormation::CustomResource',
-    ]) {
+    for (const t of ['AWS::ECS::Service', 'AWS::ECS::TaskDefinition']) {
       expect(types.has(t), t).toBe(false);
     }
+    // The only custom resource of a plain deploy is the claim key (ADR 0018); no shared device
+    // certificate and no provisioner of simulator things.
+    const custom = Object.entries(s.json.Resources).filter(
+      ([, r]) => r.Type === 'AWS::CloudFormation::CustomResource',
+    );
+    expect(custom.map(([id]) => id)).toEqual([expect.stringMatching(/^OnboardingClaimCsr/)]);
   });
 
   it('outputs the exact command that prints the admin key, the API URL and the device policy', () => {

@@ -185,13 +185,81 @@ describe('the simulator is opt-in', () => {
     }
   });
 
-  it('provisions things named after the stack, of the stack’s thing type, attached to its policy', () => {
-    const cr = Object.values(simulator.json.Resources).find(
-      (r) => r.Type === 'AWS::CloudFormation::CustomResource',
+  it('onboards its devices through the template (ADR 0018): ARM64 image, own identities, ordered start', () => {
+    // The image is built for the task's architecture whatever the build host is.
+    const images = Object.values(simulator.assets.dockerImages ?? {}) as Array<{
+      source: { platform?: string };
+    }>;
+    expect(images.map((i) => i.source.platform)).toEqual(['linux/arm64']);
+    simulator.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RuntimePlatform: { CpuArchitecture: 'ARM64' },
+    });
+    const [taskId, task] = Object.entries(simulator.json.Resources).find(
+      ([, r]) => r.Type === 'AWS::ECS::TaskDefinition',
     )!;
-    expect(cr.Properties?.thingPrefix).toBe('DualpathSim-sim-');
-    expect(cr.Properties?.thingTypeName).toEqual({ Ref: expect.stringMatching(/^IotThingType/) });
-    expect(cr.Properties?.policyName).toEqual({ Ref: expect.stringMatching(/^IotDevicePolicy/) });
+    const containers = (task.Properties?.ContainerDefinitions ?? []) as Array<{
+      Environment?: Array<{ Name: string; Value: unknown }>;
+    }>;
+    const env = Object.fromEntries((containers[0]?.Environment ?? []).map((e) => [e.Name, e.Value]));
+    expect(env).toMatchObject({
+      PROVISIONING_TEMPLATE: 'DualpathSim-devices',
+      SIM_THING_PREFIX: 'DualpathSim-sim-',
+      CLAIM_CERTIFICATE_ID: { Ref: expect.stringMatching(/^OnboardingClaimCertificate/) },
+      SIM_PROVISION_RATE: '10',
+    });
+    expect(env).not.toHaveProperty('DEVICE_CREDENTIALS');
+    expect(taskId).toBeDefined();
+    // The service starts after the template, the claim certificate's policy and its key exist.
+    const service = Object.values(simulator.json.Resources).find((r) => r.Type === 'AWS::ECS::Service') as {
+      DependsOn?: string[];
+    };
+    for (const prefix of ['OnboardingTemplate', 'OnboardingClaimPolicyAttachment', 'OnboardingClaimCsr'])
+      expect(
+        service.DependsOn?.some((d) => d.startsWith(prefix)),
+        prefix,
+      ).toBe(true);
+    // No shared device certificate: no secret of device credentials, no provisioner custom resource.
+    const custom = Object.entries(simulator.json.Resources).filter(
+      ([, r]) => r.Type === 'AWS::CloudFormation::CustomResource',
+    );
+    expect(custom.map(([id]) => id)).toEqual([expect.stringMatching(/^OnboardingClaimCsr/)]);
+  });
+
+  it('every stack has the template with its hook, a hook permission bound to the template, and a claim', () => {
+    for (const st of [first, simulator]) {
+      const r = Object.values(st.json.Resources);
+      const template = r.find((x) => x.Type === 'AWS::IoT::ProvisioningTemplate')!;
+      expect(template.Properties).toMatchObject({
+        TemplateName: `${st.stackName}-devices`,
+        Enabled: true,
+        PreProvisioningHook: {
+          TargetArn: { 'Fn::GetAtt': [expect.stringMatching(/^ProvisioningHookFunction/), 'Arn'] },
+          PayloadVersion: '2020-04-01',
+        },
+      });
+      const permission = r.find(
+        (x) => x.Type === 'AWS::Lambda::Permission' && x.Properties?.Principal === 'iot.amazonaws.com',
+      )!;
+      expect(JSON.stringify(permission.Properties?.SourceArn)).toContain(
+        `provisioningtemplate/${st.stackName}-devices`,
+      );
+      expect(permission.Properties?.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
+      const cert = r.find((x) => x.Type === 'AWS::IoT::Certificate')!;
+      expect(cert.Properties).toMatchObject({
+        Status: 'ACTIVE',
+        CertificateSigningRequest: { 'Fn::GetAtt': [expect.stringMatching(/^OnboardingClaimCsr/), 'csr'] },
+      });
+      expect(r.filter((x) => x.Type === 'AWS::IoT::PolicyPrincipalAttachment')).toHaveLength(1);
+    }
+  });
+
+  it('grants cert/* to no one but the role IoT assumes to apply the template', () => {
+    for (const s of [first, simulator]) {
+      const holders = Object.entries(s.json.Resources)
+        .filter(([, r]) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties).includes(':cert/*'))
+        .map(([id]) => id);
+      expect(holders, s.stackName).toEqual([expect.stringMatching(/^OnboardingTemplateRoleDefaultPolicy/)]);
+    }
   });
 });
 
