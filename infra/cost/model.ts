@@ -148,12 +148,12 @@ export const DEFAULT_INPUTS: CostInputs = {
   alarms: deployedAlarms('dynamodb'),
   dashboards: 3,
   secrets: 1,
-  // 14 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services (the alarm test checks it).
-  customMetrics: 28,
+  // 13 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services (the alarm test checks it).
+  customMetrics: 26,
   lwm2mShare: 0.5,
   lwm2mEchoShare: 1,
   apiMsPerRequest: 30,
-  // Assumed: START/END/REPORT ≈ 400 B + one EMF blob of ≤14 counters ≈ 1,100 B; API access log ≈ 500 B + EMF.
+  // Assumed: START/END/REPORT ≈ 400 B + one EMF blob of ≤13 counters ≈ 1,100 B; API access log ≈ 500 B + EMF.
   logBytesPerInvocation: 1500,
   logBytesPerApiRequest: 900,
   // cdk.json logRetentionDays.
