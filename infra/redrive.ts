@@ -157,7 +157,10 @@ export async function redrive(records: FailedRecord[], o: RedriveOptions): Promi
     const target = o.target(r);
     const key = 'StreamName' in target ? target.StreamName : target.StreamARN;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { target, entries: [] }));
+    if (!g) {
+      g = { target, entries: [] };
+      groups.set(key, g);
+    }
     g.entries.push({ PartitionKey: r.partitionKey, Data: redrivenData(r) });
   }
   const result: RedriveResult = { records: 0, byStream: {} };
