@@ -16,6 +16,8 @@ export interface NagTargets {
   /** Functions granted timestream:DescribeEndpoints on * (telemetry=timestream). */
   timestreamFunctions: IConstruct[];
   queues: IConstruct[];
+  /** The ingest paths' on-failure archive buckets and the functions whose mappings write them (ADR 0017). */
+  archives?: Array<{ fn: IConstruct; bucket: IConstruct }>;
   secrets: IConstruct[];
   api: IConstruct;
   publicMethods: IConstruct[];
@@ -125,6 +127,14 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
       q,
       'SQS3',
       'This queue is itself a dead-letter destination (ESM on-failure or IoT rule error action).',
+    );
+  }
+  for (const { fn, bucket } of t.archives ?? []) {
+    ack(bucket, 'S1', 'Written only by the Lambda service (event source mapping on-failure destination).');
+    ack(
+      fn,
+      `IAM5[Resource::<${logicalId(bucket)}.Arn>/*]`,
+      'The event source mapping writes one object per failed batch under keys it chooses, in this bucket only.',
     );
   }
   for (const s of t.secrets) {
