@@ -59,8 +59,11 @@ export interface Scenario {
   atStop?: Partial<Record<FaultKind, number>>;
   /** Poison messages from their own devices, mixed into the fleet's traffic (issue 15). */
   poison?: boolean;
-  /** Outages spread over the run: every call of `kind` fails for `ms` (ADR 0017). */
-  outages?: { kind: FaultKind; count: number; ms: number };
+  /**
+   * Outages spread over the run: every call of `kind` fails for `ms` (ADR 0017) — and, with
+   * `untilDlq`, on until a batch has used up its retry budget (went to the DLQ; at most 30 s more).
+   */
+  outages?: { kind: FaultKind; count: number; ms: number; untilDlq?: boolean };
   /** Event-source settings for this run (the pipeline's otherwise). */
   eventSource?: Partial<EventSourceDef>;
   /**
@@ -104,12 +107,13 @@ export const SCENARIOS: Scenario[] = [
   },
   { name: 'poison messages', faults: {}, poison: true },
   {
-    // The AWS policy scaled down to seconds: 2 retries (not 10,000) so that a 1.5 s store outage
-    // outlasts the budget and batches go to the DLQ — with their payloads — then the redrive.
+    // The AWS policy scaled down to seconds: 2 retries (not 10,000), and a store outage of at least
+    // 1.5 s that lasts until a batch has used them up and gone to the DLQ (with its payload); after the
+    // drain, the redrive.
     name: 'store outage beyond the retry budget, then redrive',
     faults: {},
     eventSource: { maxRetryAttempts: 2 },
-    outages: { kind: 'store', count: 1, ms: 1500 },
+    outages: { kind: 'store', count: 1, ms: 1500, untilDlq: true },
     redrive: true,
   },
 ];
@@ -260,8 +264,12 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       if (outage)
         for (let i = 0; i < outage.count; i++)
           events.push(async () => {
+            const dlq = stack.status().dlqRecords;
             stack.faults?.outage(outage.kind, true);
             await sleep(outage.ms);
+            const until = Date.now() + 30_000;
+            while (outage.untilDlq && stack.status().dlqRecords === dlq && Date.now() < until)
+              await sleep(50);
             stack.faults?.outage(outage.kind, false);
           });
       for (let i = 0; i < Math.max(runners, crashes, brokers); i++) {

@@ -4,7 +4,7 @@
  * `dualpath redrive` (the stack's redrive(): the DLQ records put back on their streams, carrying their
  * first sequence numbers) brings every reading in. Then rows stored == readings published and accepted,
  * no duplicate rows, nothing quarantined, and the DLQ file is consumed. The budget is the AWS policy
- * scaled down (2 retries instead of 10,000) so the outage lasts 1.5 s instead of hours.
+ * scaled down (2 retries instead of 10,000) and the outage lasts until a batch has used it up (at least 1.5 s) instead of hours.
  */
 import { describe, expect, it } from 'vitest';
 import { runScenario, SCENARIOS } from '../../scripts/faults.js';
