@@ -85,9 +85,14 @@ const eventSource: EventSourceDef = {
   // Concurrency per shard; order is still kept per partition key (one node / one endpoint).
   parallelizationFactor: 2,
   bisectBatchOnFunctionError: true,
-  // Bounded, so a poison record cannot block its shard for the whole retention period.
-  maxRetryAttempts: 3,
-  maxRecordAgeSeconds: 3600,
+  // Failure policy (ADR 0017): the handler quarantines bad input itself, so what fails a batch is a
+  // dependency (throttling, an outage) or a crash that bisection isolates. Retry long enough to ride
+  // out sustained throttling — the AWS maximum of retries, records kept up to 6 hours — yet bounded, so
+  // a record that can never succeed ends in the on-failure archive (with its payload, well inside the
+  // stream's 24 h retention) instead of blocking its shard until it expires. The local runner uses the
+  // same numbers (it backs off up to 2 s between retries).
+  maxRetryAttempts: 10_000,
+  maxRecordAgeSeconds: 21_600,
   reportBatchItemFailures: true,
   startingPosition: 'TRIM_HORIZON',
 };

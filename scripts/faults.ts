@@ -37,6 +37,7 @@ import {
   type LocalFaults,
 } from '../infra/local/faults.js';
 import { type LocalStatus, startLocalStack } from '../infra/local/stack.js';
+import type { EventSourceDef } from '../infra/pipeline.js';
 import { type FleetStats, startFleet } from '../simulator/fleet.js';
 
 export interface Scenario {
@@ -52,11 +53,24 @@ export interface Scenario {
   /**
    * Calls that fail once the fleet stopped: the batches carrying the last DATA, the deaths and the
    * de-registrations meet the fault (a state change flushed before a failed store lost readings once).
-   * At most 11 store calls: a batch gets 4 attempts of 3 tries each, so the last one always succeeds.
+   * With the pipeline's retry budget (ADR 0017: up to 10,000 stream retries of 3 in-handler tries
+   * each) these always end; the first form of this option kept them under 4 × 3 calls.
    */
   atStop?: Partial<Record<FaultKind, number>>;
   /** Poison messages from their own devices, mixed into the fleet's traffic (issue 15). */
   poison?: boolean;
+  /**
+   * Outages spread over the run: every call of `kind` fails for `ms` (ADR 0017) — and, with
+   * `untilDlq`, on until a batch has used up its retry budget (went to the DLQ; at most 30 s more).
+   */
+  outages?: { kind: FaultKind; count: number; ms: number; untilDlq?: boolean };
+  /** Event-source settings for this run (the pipeline's otherwise). */
+  eventSource?: Partial<EventSourceDef>;
+  /**
+   * After the drain, `dualpath redrive` (the stack's redrive()) puts the DLQ back on the streams and
+   * the stack drains again: the DLQ must have held records, and the counts are checked after it.
+   */
+  redrive?: boolean;
 }
 
 /** The scenarios of `npm run faults`: rates at which a batch exhausting all its retries is very unlikely. */
@@ -92,6 +106,16 @@ export const SCENARIOS: Scenario[] = [
     atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
   },
   { name: 'poison messages', faults: {}, poison: true },
+  {
+    // The AWS policy scaled down to seconds: 2 retries (not 10,000), and a store outage of at least
+    // 1.5 s that lasts until a batch has used them up and gone to the DLQ (with its payload); after the
+    // drain, the redrive.
+    name: 'store outage beyond the retry budget, then redrive',
+    faults: {},
+    eventSource: { maxRetryAttempts: 2 },
+    outages: { kind: 'store', count: 1, ms: 1500, untilDlq: true },
+    redrive: true,
+  },
 ];
 
 /**
@@ -196,6 +220,8 @@ export interface ScenarioResult {
   status: LocalStatus;
   /** Poison messages sent that must end quarantined, and the good readings they carried. */
   poisoned: { quarantined: number; readings: number };
+  /** Records in the DLQ before the redrive, and stored rows then (redrive scenarios). */
+  beforeRedrive?: { dlqRecords: number; rows: number; redriven: number };
   /** Why the run failed (empty = pass). */
   problems: string[];
 }
@@ -211,7 +237,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     mqttPort: 0,
     httpPort: 0,
     faults: { ...scenario.faults, seed: scenario.faults.seed ?? o.seed ?? 1 },
+    ...(scenario.eventSource ? { eventSource: scenario.eventSource } : {}),
   });
+  let beforeRedrive: ScenarioResult['beforeRedrive'];
   try {
     const rate = o.rate ?? 2;
     const fleet = await startFleet({
@@ -232,6 +260,18 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       const runners = scenario.runnerRestarts ?? 0;
       const crashes = scenario.runnerCrashes ?? 0;
       const brokers = scenario.brokerRestarts ?? 0;
+      const outage = scenario.outages;
+      if (outage)
+        for (let i = 0; i < outage.count; i++)
+          events.push(async () => {
+            const dlq = stack.status().dlqRecords;
+            stack.faults?.outage(outage.kind, true);
+            await sleep(outage.ms);
+            const until = Date.now() + 30_000;
+            while (outage.untilDlq && stack.status().dlqRecords === dlq && Date.now() < until)
+              await sleep(50);
+            stack.faults?.outage(outage.kind, false);
+          });
       for (let i = 0; i < Math.max(runners, crashes, brokers); i++) {
         if (i < runners) events.push(() => stack.restartRunners());
         if (i < crashes) events.push(() => stack.restartRunners({ crash: true }));
@@ -253,6 +293,13 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       stack.faults?.failNext(kind as FaultKind, count);
     await stack.broker.flush(timeoutMs);
     if (!(await stack.drain(timeoutMs))) throw new Error('the stack did not drain in time');
+    if (scenario.redrive) {
+      const dlqRecords = stack.status().dlqRecords;
+      const rows = (await stack.store.counts()).readings;
+      const { records } = await stack.redrive();
+      beforeRedrive = { dlqRecords, rows, redriven: records };
+      if (!(await stack.drain(timeoutMs))) throw new Error('the stack did not drain the redrive in time');
+    }
     const stats = fleet.stats();
     const status = stack.status();
     const rows = await stack.store.counts();
@@ -273,6 +320,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
       rows,
       status,
       poisoned,
+      ...(beforeRedrive ? { beforeRedrive } : {}),
       problems: [],
     };
     result.problems = check(result);
@@ -304,7 +352,11 @@ function check(r: ScenarioResult): string[] {
     problems.push(`devices had ${acked} readings acknowledged, the broker forwarded ${r.accepted.distinct}`);
   if (!brokerRestarted && acked !== r.accepted.distinct)
     problems.push(`devices had ${acked} readings acknowledged, the broker forwarded ${r.accepted.distinct}`);
-  if (r.status.dlqRecords > 0) problems.push(`${r.status.dlqRecords} records in the DLQ`);
+  const redriven = r.beforeRedrive?.redriven ?? 0;
+  if (r.status.dlqRecords > redriven)
+    problems.push(`${r.status.dlqRecords - redriven} records in the DLQ (not redriven)`);
+  if (r.scenario.redrive && redriven === 0)
+    problems.push('the outage did not outlast the retry budget: nothing went to the DLQ to redrive');
   if (r.status.quarantined !== r.poisoned.quarantined)
     problems.push(
       `${r.status.quarantined} records quarantined, ${r.poisoned.quarantined} poison messages sent`,
@@ -345,6 +397,10 @@ export function formatResult(r: ScenarioResult): string {
     `(${n(r.accepted.readings - r.accepted.distinct)} sent again by devices)\n` +
     `  stored      ${n(r.rows.readings)} rows, ${n(r.rows.distinct)} distinct: duplicates ${n(r.rows.readings - r.rows.distinct)} ` +
     `(re-writes absorbed by the store: ${n(s.duplicates)})\n` +
+    (r.beforeRedrive
+      ? `  redrive     ${n(r.beforeRedrive.dlqRecords)} records in the DLQ (with payloads), ${n(r.beforeRedrive.rows)} rows before; ` +
+        `${n(r.beforeRedrive.redriven)} records put back on the streams\n`
+      : '') +
     `  recovery    quarantined ${n(s.quarantined)}, DLQ ${n(s.dlqRecords)}, in-handler retries ${n(rc.ingestRetries)}, ` +
     `batch failures ${n(rc.transientFailures)}, stream retries ${n(rc.streamRetries)}, ` +
     `function errors ${n(rc.functionErrors)}, bisections ${n(rc.bisections)}, invocations ${n(s.invocations)}\n` +

@@ -165,7 +165,19 @@ export function parseRuleEnvelope(data: Uint8Array): Envelope {
     receivedAt: env.receivedAt as number,
   };
   if (typeof env.clientId === 'string') envelope.clientId = env.clientId;
+  const redrive = redriveOf(env.redrive);
+  if (redrive !== undefined) envelope.redriveOf = redrive;
   return envelope;
+}
+
+/**
+ * The envelope field a redriven record carries: `"redrive": {"sequenceNumber": "<first sequence
+ * number>"}` (infra/redrive.ts writes it). Anything else there is ignored.
+ */
+function redriveOf(field: unknown): string | undefined {
+  if (field === null || typeof field !== 'object') return undefined;
+  const seq = (field as { sequenceNumber?: unknown }).sequenceNumber;
+  return typeof seq === 'string' && /^[0-9]{1,128}$/.test(seq) ? seq : undefined;
 }
 
 /** The envelope's payload field exactly as sent (base64 text), for quarantine entries. */
@@ -282,8 +294,12 @@ async function handleWithRetry(
   );
 }
 
-function sourceKey(record: IngestRecord): string {
-  return record.sequenceNumber;
+/**
+ * What event ids are derived from: the record's sequence number, or for a redriven record the one it
+ * first had, so a redrive rewrites the same event items instead of adding copies (ADR 0017).
+ */
+function sourceKey(r: { record: IngestRecord; envelope?: Envelope }): string {
+  return r.envelope?.redriveOf ?? r.record.sequenceNumber;
 }
 
 /**
@@ -448,13 +464,13 @@ export async function processBatch(records: IngestRecord[], deps: IngestDeps): P
         quarantineEvent(
           r.quarantine,
           r.deviceId ?? deviceFromTopic(r.quarantine.topic),
-          eventId(r.quarantine.receivedAt, sourceKey(r.record), 0),
+          eventId(r.quarantine.receivedAt, sourceKey(r), 0),
         ),
       );
       continue;
     }
     r.events.forEach((e, i) => {
-      const stored: StoredEvent = { ...e, id: eventId(e.time, sourceKey(r.record), i + 1) };
+      const stored: StoredEvent = { ...e, id: eventId(e.time, sourceKey(r), i + 1) };
       const type = deps.enricher.deviceType?.(e.deviceId);
       if (type !== undefined) stored.deviceType = type;
       events.push(stored);

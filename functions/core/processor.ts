@@ -8,6 +8,12 @@ export interface InboundMessage {
   receivedAt: number;
   /** MQTT client id (the rule's clientid()), when known. */
   clientId?: string;
+  /**
+   * Set on a record `dualpath redrive` put back on the stream (ADR 0017): the sequence number the
+   * message first had, so its event ids (and quarantine entry) are the ones a first delivery would
+   * have written. Never set from a device: the topic rule's SQL selects only the four fields above.
+   */
+  redriveOf?: string;
 }
 
 /**

@@ -3,7 +3,7 @@
  * `cdk synth` (and the infra tests). Findings are acknowledged on the construct that raises them, so a
  * new resource with the same problem is still reported.
  */
-import { type Stack, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
@@ -16,6 +16,8 @@ export interface NagTargets {
   /** Functions granted timestream:DescribeEndpoints on * (telemetry=timestream). */
   timestreamFunctions: IConstruct[];
   queues: IConstruct[];
+  /** The ingest paths' on-failure archive buckets and the functions whose mappings write them (ADR 0017). */
+  archives?: Array<{ fn: IConstruct; bucket: IConstruct }>;
   secrets: IConstruct[];
   api: IConstruct;
   publicMethods: IConstruct[];
@@ -28,6 +30,10 @@ export interface NagTargets {
   };
   /** Only with -c telemetry=timestream. */
   timestream?: { rejectsBucket: IConstruct; database: IConstruct } & IConstruct;
+}
+
+function logicalId(c: IConstruct): string {
+  return Stack.of(c).getLogicalId(c.node.defaultChild as CfnElement);
 }
 
 export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
@@ -84,6 +90,14 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
       q,
       'SQS3',
       'This queue is itself a dead-letter destination (ESM on-failure or IoT rule error action).',
+    );
+  }
+  for (const { fn, bucket } of t.archives ?? []) {
+    ack(bucket, 'S1', 'Written only by the Lambda service (event source mapping on-failure destination).');
+    ack(
+      fn,
+      `IAM5[Resource::<${logicalId(bucket)}.Arn>/*]`,
+      'The event source mapping writes one object per failed batch under keys it chooses, in this bucket only.',
     );
   }
   for (const s of t.secrets) {

@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Aws, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -219,7 +219,8 @@ export class DualpathStack extends Stack {
         ruleName: iot.rules[ruleIndex]!.ref,
         stream: streams.get(fnSpec.stream),
         fn: ingest.fn,
-        dlq: ingest.dlq,
+        archived: (period: Duration) => ingest.metricArchived(period),
+        archive: ingest.archive,
       };
     });
 
@@ -334,7 +335,8 @@ export class DualpathStack extends Stack {
             ...(TIMESTREAM_ACCESS.api ? [apiFn] : []),
           ]
         : [],
-      queues: [iot.errorQueue, ...paths.map((p) => p.dlq)],
+      queues: [iot.errorQueue],
+      archives: paths.map((p) => ({ fn: p.fn, bucket: p.archive })),
       secrets: [adminKey],
       api: api.api,
       publicMethods: api.publicMethods,
@@ -369,6 +371,13 @@ export class DualpathStack extends Stack {
       value: `aws secretsmanager get-secret-value --secret-id ${adminKey.secretArn} --query SecretString --output text`,
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
+    // The on-failure archives `dualpath redrive --from` reads (ADR 0017, docs/deploy.md runbook).
+    for (const p of paths) {
+      new CfnOutput(this, `${p.key === 'sparkplugIngest' ? 'Sparkplug' : 'Lwm2m'}FailureArchive`, {
+        description: `${p.title}: batches the stream gave up on, with their records (dualpath redrive)`,
+        value: p.archive.bucketName,
+      });
+    }
     new CfnOutput(this, 'IotEndpoint', { value: iotEndpoint });
     new CfnOutput(this, 'DevicePolicyName', { value: iot.policy.ref });
     new CfnOutput(this, 'ThingTypeName', { value: iot.thingType.ref });

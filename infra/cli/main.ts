@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   cost: async () => (await import('./cost.js')).costCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
   provision: async () => (await import('./provision.js')).provisionCommand,
+  redrive: async () => (await import('./redrive.js')).redriveCommand,
 };
 
 function usage(): string {

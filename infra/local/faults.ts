@@ -96,6 +96,8 @@ export function seededRandom(seed: number): () => number {
 class Trigger {
   private calls = 0;
   private burst = 0;
+  /** An outage: every call fails until it ends (FaultInjector.outage). */
+  down = false;
   private readonly random: () => number;
   constructor(
     private readonly share: FaultShare | undefined,
@@ -105,6 +107,7 @@ class Trigger {
   }
   fire(armed: boolean): boolean {
     if (!armed) return false;
+    if (this.down) return true;
     if (this.burst > 0) {
       this.burst--;
       return true;
@@ -186,6 +189,14 @@ export class FaultInjector {
    */
   failNext(kind: FaultKind, count: number): void {
     this.triggers[kind].failNext(count);
+  }
+
+  /**
+   * Starts (`true`) or ends (`false`) an outage of one kind of call: every call fails meanwhile,
+   * however long it lasts (a store throttled for longer than the retry budget, ADR 0017).
+   */
+  outage(kind: FaultKind, down: boolean): void {
+    this.triggers[kind].down = down;
   }
 
   /** The broker's tap: a record Kinesis stored. */

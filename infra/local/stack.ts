@@ -27,7 +27,7 @@ import type { Application, RegistryPort } from '../../functions/core/registry.js
 import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
 import type { IngestHooks, IngestSettings } from '../../functions/shared/ingest-function.js';
 import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
-import { pipeline, type StreamKey } from '../pipeline.js';
+import { type EventSourceDef, pipeline, type StreamKey } from '../pipeline.js';
 import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
 import { type LocalBroker, startBroker } from './broker.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
@@ -36,6 +36,7 @@ import { EventSourceRunner } from './event-source.js';
 import { type FaultCounters, FaultInjector, type LocalFaults } from './faults.js';
 import { PipelineHealth } from './health.js';
 import { startHttpServer } from './http-server.js';
+import { redriveLocalDlq } from './redrive.js';
 
 export interface LocalStackOptions {
   dataDir: string;
@@ -48,6 +49,8 @@ export interface LocalStackOptions {
   endpoints?: ExternalEndpoints;
   /** Inject faults (store throttling, DynamoDB errors, handler crashes): `npm run faults`. */
   faults?: LocalFaults;
+  /** Event-source settings overriding the pipeline's (tests: a short retry budget). */
+  eventSource?: Partial<EventSourceDef>;
 }
 
 export interface LocalStatus {
@@ -61,6 +64,8 @@ export interface LocalStatus {
   quarantined: number;
   actionsPublished: number;
   dlqRecords: number;
+  /** Records `redrive()` put back on the streams (ADR 0017). */
+  redrivenRecords: number;
   /** Records the broker's Kinesis forwarder gave up on (forwarder-dlq.jsonl in the data directory). */
   forwarderDlqRecords: number;
   lag: { records: number; sparkplug: number; lwm2m: number };
@@ -139,6 +144,11 @@ export interface LocalStack {
   restartBroker(downMs?: number): Promise<void>;
   /** The fault injector (only with the `faults` option): counters and what the broker forwarded. */
   faults?: FaultInjector;
+  /**
+   * Puts the records of the local DLQ (dlq.jsonl, with payloads) back on their streams for the same
+   * handlers (ADR 0017; `dualpath redrive`); the redriven file is kept as dlq-redriven-<time>.jsonl.
+   */
+  redrive(): Promise<{ records: number; files: string[] }>;
   stop(): Promise<void>;
 }
 
@@ -329,16 +339,16 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       kinesis,
       streamName: streamNames[fn.stream],
       functionName: `${protocol}-ingest`,
-      settings: fn.eventSource,
+      settings: { ...fn.eventSource, ...o.eventSource },
       handlers: Array.from({ length: fn.eventSource.parallelizationFactor }, () => {
         const handler = makeHandler(protocol);
         return injector ? injector.handler(handler) : handler;
       }),
       checkpointFile: join(o.dataDir, `checkpoint-${protocol}.json`),
-      onFailure: ({ reason, records }) =>
+      onFailure: ({ reason, records, KinesisBatchInfo }) =>
         appendFileSync(
           join(o.dataDir, 'dlq.jsonl'),
-          `${JSON.stringify({ stream: fn.stream, reason, records: records.map((r) => r.kinesis) })}\n`,
+          `${JSON.stringify({ stream: fn.stream, reason, KinesisBatchInfo, records: records.map((r) => r.kinesis) })}\n`,
         ),
       onError: (error) => log(`${protocol}-ingest: ${(error as Error).message}`),
     });
@@ -346,6 +356,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     await runner.start();
   };
   for (const protocol of ['sparkplug', 'lwm2m'] as const) await startRunner(protocol);
+  // Records put back on the streams by redrive(): the runners read them as well (lag, drain).
+  let redriven = 0;
   const runnerTotal = (k: keyof typeof retired) =>
     retired[k] + runners.sparkplug.counters[k] + runners.lwm2m.counters[k];
 
@@ -408,11 +420,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     quarantined: totals.quarantined,
     actionsPublished: totals.actionsPublished,
     dlqRecords: runnerTotal('dlqRecords'),
+    redrivenRecords: redriven,
     forwarderDlqRecords: retiredBroker.deadLettered + broker.counters.deadLettered,
     lag: {
       records: Math.max(
         0,
-        retiredBroker.recordsForwarded + broker.counters.recordsForwarded - runnerTotal('recordsRead'),
+        retiredBroker.recordsForwarded +
+          broker.counters.recordsForwarded +
+          redriven -
+          runnerTotal('recordsRead'),
       ),
       sparkplug: runners.sparkplug.counters.millisBehind,
       lwm2m: runners.lwm2m.counters.millisBehind,
@@ -481,6 +497,11 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         await startRunner(key === 'sparkplug' ? 'sparkplug' : 'lwm2m');
       }
       if (injector) injector.counters[options.crash ? 'runnerCrashes' : 'runnerRestarts']++;
+    },
+    async redrive() {
+      const out = await redriveLocalDlq({ dataDir: o.dataDir, kinesis, streamNames });
+      redriven += out.records;
+      return out;
     },
     async restartBroker(downMs = 0) {
       if (brokerClosed) return;

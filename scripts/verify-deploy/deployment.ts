@@ -235,13 +235,31 @@ export class Deployment {
       }
       if (esm.onFailureArn) {
         const service = esm.onFailureArn.split(':')[2] ?? '';
-        this.endpoint.recordService({
-          function: esm.functionId,
-          service,
-          action: service === 'sqs' ? 'sqs:SendMessage' : service === 'sns' ? 'sns:Publish' : `${service}:?`,
-          resource: esm.onFailureArn,
-          detail: `on-failure destination of ${esm.id}`,
-        });
+        // An S3 destination (ADR 0017): the service lists the bucket and puts one object per batch.
+        const calls: Array<[string, string]> =
+          service === 's3'
+            ? [
+                [
+                  's3:PutObject',
+                  `${esm.onFailureArn}/aws/lambda/${esm.id}/shardId-000000000000/failed-batch`,
+                ],
+                ['s3:ListBucket', esm.onFailureArn],
+              ]
+            : [
+                [
+                  service === 'sqs' ? 'sqs:SendMessage' : service === 'sns' ? 'sns:Publish' : `${service}:?`,
+                  esm.onFailureArn,
+                ],
+              ];
+        for (const [action, resource] of calls) {
+          this.endpoint.recordService({
+            function: esm.functionId,
+            service,
+            action,
+            resource,
+            detail: `on-failure destination of ${esm.id}`,
+          });
+        }
       }
     }
     this.methods = this.apiMethods();

@@ -167,6 +167,8 @@ export class TemplateModel {
         return `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/${name}`;
       case 'AWS::SQS::Queue':
         return `arn:aws:sqs:${REGION}:${ACCOUNT}:${name}`;
+      case 'AWS::S3::Bucket':
+        return `arn:aws:s3:::${name.toLowerCase()}`;
       case 'AWS::Lambda::Function':
         return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`;
       case 'AWS::IAM::Role':

@@ -335,6 +335,7 @@ const NAME_RULES: Record<string, NameRule> = {
   'AWS::Kinesis::Stream': { prop: 'Name', allowed: /[A-Za-z0-9_.-]/, max: 128, sep: '-' },
   'AWS::SQS::Queue': { prop: 'QueueName', allowed: /[A-Za-z0-9_-]/, max: 80, sep: '-' },
   'AWS::SNS::Topic': { prop: 'TopicName', allowed: /[A-Za-z0-9_-]/, max: 256, sep: '-' },
+  'AWS::S3::Bucket': { prop: 'BucketName', allowed: /[a-z0-9-]/, max: 63, sep: '-', lower: true },
   'AWS::SecretsManager::Secret': { prop: 'Name', allowed: /[A-Za-z0-9/_+=.@-]/, max: 512, sep: '-' },
   'AWS::IoT::TopicRule': { prop: 'RuleName', allowed: /[A-Za-z0-9_]/, max: 128, sep: '_' },
   'AWS::IoT::Policy': { prop: 'PolicyName', allowed: /[\w+=,.@-]/, max: 128, sep: '-' },
@@ -579,6 +580,8 @@ export class TemplateModel {
         return this.arnOf('sqs', name());
       case 'AWS::SNS::Topic':
         return this.arnOf('sns', name());
+      case 'AWS::S3::Bucket':
+        return this.arnOf('s3', name(), { region: false, account: false });
       case 'AWS::SecretsManager::Secret':
         return this.arnOf(
           'secretsmanager',

@@ -522,3 +522,40 @@ describe('parseRuleEnvelope', () => {
     expect(Buffer.isBuffer(env.payload)).toBe(false);
   });
 });
+
+describe('processBatch: redriven records (ADR 0017)', () => {
+  it('derives event ids from the first sequence number, so a redrive rewrites the same events', async () => {
+    const first = deps();
+    await processBatch([record(1, 'a', 'lwm2m/rd/a', 'ok:1')], first.d);
+    const firstIds = (await first.events.list({ limit: 10 })).events.map((e) => e.id);
+    // The same message put back on the stream: a new sequence number, the first one in the envelope.
+    const again = deps();
+    const redriven = record(9, 'a', 'lwm2m/rd/a', 'ok:1', {
+      receivedAt: T0 + 1,
+      redrive: { sequenceNumber: '0000000001' },
+    });
+    await processBatch([redriven], again.d);
+    const redrivenIds = (await again.events.list({ limit: 10 })).events.map((e) => e.id);
+    expect(firstIds).toHaveLength(1);
+    expect(redrivenIds).toEqual(firstIds);
+    // A malformed marker is ignored: the record's own sequence number is used.
+    const odd = deps();
+    await processBatch(
+      [record(9, 'a', 'lwm2m/rd/a', 'ok:1', { receivedAt: T0 + 1, redrive: { sequenceNumber: 'x' } })],
+      odd.d,
+    );
+    expect((await odd.events.list({ limit: 10 })).events.map((e) => e.id)).not.toEqual(firstIds);
+  });
+
+  it('hands the marker to the processor as redriveOf', () => {
+    const env = parseRuleEnvelope(
+      Buffer.from(
+        JSON.stringify({ topic: 't', payload: '', receivedAt: T0, redrive: { sequenceNumber: '42' } }),
+      ),
+    );
+    expect(env.redriveOf).toBe('42');
+    expect(
+      parseRuleEnvelope(Buffer.from(JSON.stringify({ topic: 't', payload: '', receivedAt: T0 }))).redriveOf,
+    ).toBe(undefined);
+  });
+});

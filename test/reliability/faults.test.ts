@@ -8,7 +8,8 @@
  *
  * Faults fire in windows of consecutive calls (not at random) — early in the run, and again once
  * the fleet stopped (the batches with the deaths and de-registrations) — so every run injects them and no
- * batch can exhaust its retries (4 attempts × 3 in-handler tries): a DLQ record here would be a real bug.
+ * batch can exhaust its retries (the pipeline's budget, ADR 0017): a DLQ record here would be a real bug.
+ * A store outage longer than the retry budget, and its redrive, is test/reliability/redrive.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { FaultCounters } from '../../infra/local/faults.js';

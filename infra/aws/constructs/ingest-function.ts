@@ -1,16 +1,18 @@
 /**
  * One ingest path's Lambda: Node 22 on arm64, bundled from TypeScript by the local esbuild (minified,
  * source maps), with a Kinesis event source mapping that cannot be blocked by a poison record:
- * bisect on error, bounded retries, bounded record age, ReportBatchItemFailures and an SQS
- * on-failure destination.
+ * bisect on error, bounded retries, bounded record age, ReportBatchItemFailures and an S3 on-failure
+ * destination — the failure archive, which keeps each discarded batch WITH its records for
+ * `dualpath redrive` (ADR 0017; an SQS or SNS destination gets the batch's metadata only).
  */
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Architecture, Runtime, StartingPosition, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { EventSourceDef } from '../../pipeline.js';
 
@@ -64,15 +66,22 @@ export interface IngestFunctionProps extends FunctionSpec {
 
 export class IngestFunction extends Construct {
   readonly fn: NodejsFunction;
-  readonly dlq: Queue;
+  /** The on-failure destination: one object per discarded batch, its records included. */
+  readonly archive: Bucket;
 
   constructor(scope: Construct, id: string, props: IngestFunctionProps) {
     super(scope, id);
     this.fn = nodeFunction(this, 'Function', props);
-    this.dlq = new Queue(this, 'OnFailure', {
-      encryption: QueueEncryption.SQS_MANAGED,
+    this.archive = new Bucket(this, 'FailureArchive', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      // Long enough to notice (the alarm) and redrive; the runbook is docs/deploy.md.
+      lifecycleRules: [{ id: 'ExpireFailedBatches', expiration: Duration.days(FAILURE_ARCHIVE_DAYS) }],
+      // Request metrics: PutRequests (one per archived batch) drives the alarm.
+      metrics: [{ id: ARCHIVE_METRICS_ID }],
+      // It may hold the only copy of readings not yet redriven: kept when the stack is destroyed.
+      removalPolicy: RemovalPolicy.RETAIN,
     });
     const es = props.eventSource;
     this.fn.addEventSourceMapping('Stream', {
@@ -85,11 +94,12 @@ export class IngestFunction extends Construct {
       maxRecordAge: Duration.seconds(es.maxRecordAgeSeconds),
       reportBatchItemFailures: es.reportBatchItemFailures,
       startingPosition: StartingPosition[es.startingPosition],
-      onFailure: { bind: () => ({ destination: this.dlq.queueArn }) },
+      onFailure: { bind: () => ({ destination: this.archive.bucketArn }) },
     });
     // What the Lambda service does on the function's behalf, and nothing more (the event-source
     // classes grant stream consumers, ListStreams and queue lookups too): read the stream's shards
-    // (standard iterators; SubscribeToShard for enhanced fan-out) and send failed batches' metadata.
+    // (standard iterators; SubscribeToShard for enhanced fan-out) and write failed batches to the
+    // archive (an S3 destination needs s3:PutObject and s3:ListBucket).
     this.fn.addToRolePolicy(
       new PolicyStatement({
         sid: 'EventSourceStream',
@@ -107,9 +117,31 @@ export class IngestFunction extends Construct {
     this.fn.addToRolePolicy(
       new PolicyStatement({
         sid: 'EventSourceOnFailure',
-        actions: ['sqs:SendMessage'],
-        resources: [this.dlq.queueArn],
+        actions: ['s3:PutObject'],
+        resources: [this.archive.arnForObjects('*')],
+      }),
+    );
+    this.fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'EventSourceOnFailureList',
+        actions: ['s3:ListBucket'],
+        resources: [this.archive.bucketArn],
       }),
     );
   }
+
+  /** Batches archived on failure (S3 PutRequests to the archive), for alarms and dashboards. */
+  metricArchived(period: Duration): Metric {
+    return new Metric({
+      namespace: 'AWS/S3',
+      metricName: 'PutRequests',
+      dimensionsMap: { BucketName: this.archive.bucketName, FilterId: ARCHIVE_METRICS_ID },
+      statistic: 'Sum',
+      period,
+    });
+  }
 }
+
+/** Days the failure archive keeps a batch. */
+export const FAILURE_ARCHIVE_DAYS = 35;
+const ARCHIVE_METRICS_ID = 'FailedBatches';

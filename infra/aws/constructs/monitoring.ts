@@ -33,7 +33,8 @@ export interface PathResources {
   ruleName: string;
   stream: Stream;
   fn: NodejsFunction;
-  dlq: Queue;
+  /** Batches the event source mapping gave up on and archived (with their records, ADR 0017). */
+  archived: (period: Duration) => IMetric;
 }
 
 export interface MonitoringProps {
@@ -142,9 +143,9 @@ export class Monitoring extends Construct {
       );
       alarm(
         `${key}Dlq`,
-        p.dlq.metricApproximateNumberOfMessagesVisible({ period }),
+        p.archived(period),
         1,
-        `${p.title}: batches gave up after retries/max age and were sent to the on-failure queue`,
+        `${p.title}: batches gave up after retries/max age and were archived: run the recovery runbook (docs/deploy.md)`,
       );
       alarm(
         `${key}RuleFailures`,
@@ -253,8 +254,8 @@ export class Monitoring extends Construct {
           width: 12,
         }),
         new SingleValueWidget({
-          title: 'On-failure queue depth',
-          metrics: [p.dlq.metricApproximateNumberOfMessagesVisible({ period })],
+          title: 'Batches archived on failure',
+          metrics: [p.archived(period)],
           width: 12,
         }),
       );

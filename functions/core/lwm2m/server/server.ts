@@ -162,6 +162,10 @@ export class Lwm2mServer implements MessageProcessor {
       return outcome();
     }
     const { m } = ctx;
+    if (msg.redriveOf !== undefined) {
+      await this.lateMessage(ctx);
+      return outcome();
+    }
     if (topic.iface === 'bs') {
       ctx.kind = 'bootstrap';
       this.event(ctx, 'ignored', 'LwM2M bootstrap over MQTT is not supported by this server');
@@ -199,6 +203,32 @@ export class Lwm2mServer implements MessageProcessor {
     });
     this.respond(ctx, 400, reason.message);
     return true;
+  }
+
+  // ---- redriven (late) messages (ADR 0017) -----------------------------------------------------
+
+  /**
+   * A redriven message arrives after the messages that followed it on the stream: the registration
+   * state has moved on (a later Update, De-register or Register), so it is not changed, and the device
+   * gets no answer (it gave up on this request long ago). A Send (or Notify) still yields its readings:
+   * the endpoint's own session published them (the rule checks clientid() = topic(3)). A response to
+   * one of our requests completes it if it is still pending (as a first delivery would).
+   */
+  private async lateMessage(ctx: Ctx): Promise<void> {
+    const op = ctx.m.operation;
+    if (op === undefined) await this.response(ctx);
+    else if (op === Operation.Send || (op === Operation.Notify && ctx.m.payload !== undefined)) {
+      ctx.kind = op === Operation.Send ? 'send' : 'notify';
+      this.decodeReadings(ctx);
+    } else {
+      ctx.kind = 'ignored';
+      this.event(
+        ctx,
+        'ignored',
+        `redriven ${operationName(op)}: not applied, the registration state has moved on`,
+      );
+    }
+    ctx.actions.length = 0;
   }
 
   // ---- device → server requests ----------------------------------------------------------------

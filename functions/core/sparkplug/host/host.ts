@@ -73,6 +73,12 @@ function checkBirthSize(metrics: SpMetric[], kind: 'NBIRTH' | 'DBIRTH'): void {
 const MAX_TOPICS = 20_000;
 /** Size of the window of recently received seqs used to recognise duplicates. */
 const RECENT_SEQS = 32;
+
+/**
+ * A redriven DATA message is replayed against the stored session if that session's birth (device
+ * clock) is at most this much later than the message's receipt (broker clock).
+ */
+export const REDRIVE_CLOCK_SKEW_MS = 5_000;
 const REBIRTH_METRIC = 'Node Control/Rebirth';
 /** Protocol plumbing, not telemetry. */
 const isControlMetric = (name: string) => name === 'bdSeq' || name.startsWith('Node Control/');
@@ -182,7 +188,13 @@ export class SparkplugHost implements MessageProcessor {
     for (let attempt = 0; ; attempt++) {
       const ctx: Ctx = { topic, msg, payload, now: this.clock(), readings: [], events: [], actions: [] };
       try {
-        await this.dispatch(ctx);
+        if (msg.redriveOf === undefined) await this.dispatch(ctx);
+        else {
+          await this.lateMessage(ctx);
+          // A late message asks nothing of the device now: no rebirth request, no command.
+          ctx.actions = [];
+          ctx.events = ctx.events.filter((e) => e.type !== 'rebirth-requested');
+        }
         const outcome: MessageOutcome = {
           protocol: 'sparkplug',
           kind: topic.type,
@@ -217,6 +229,63 @@ export class SparkplugHost implements MessageProcessor {
       default:
         return this.nodeMessage(ctx);
     }
+  }
+
+  // ---- redriven (late) messages (ADR 0017) -----------------------------------------------------
+
+  /**
+   * A redriven message arrives after the messages that followed it on the stream, so it must not move
+   * the node's state (seq, session, aliases) backwards: it is replayed against the session it was sent
+   * in, for its readings. A birth newer than the state, and NDEATH (honoured only for the bdSeq of the
+   * current birth), take the normal path. DATA of a session that has since been replaced cannot be
+   * resolved (its aliases are gone): it is quarantined with its payload, never dropped silently.
+   */
+  private async lateMessage(ctx: Ctx): Promise<void> {
+    const { topic, payload, msg } = ctx;
+    const type = topic.type as Kind;
+    if (type === 'NDEATH' || type === 'NCMD' || type === 'DCMD') return this.dispatch(ctx);
+    const node = await this.store.getNode(topic.group, topic.node);
+    if (type === 'NBIRTH') {
+      const birthTime = payload.timestamp ?? msg.receivedAt;
+      if (!node || node.birthTime < birthTime) return this.nodeBirth(ctx);
+      checkBirthSize(payload.metrics, 'NBIRTH');
+      const templates: Record<string, TemplateDef> = {};
+      for (const m of payload.metrics) {
+        if (m.name !== undefined && m.datatype === DataType.Template && isDefinition(m))
+          templates[m.name] = templateDef(m.value as SpTemplate);
+      }
+      const defs = collectDefs(payload.metrics, templates);
+      this.event(ctx, 'duplicate', 'redriven NBIRTH not newer than the current birth: readings only');
+      this.emitMetrics(ctx, payload.metrics, { ...node, templates }, undefined, defs);
+      return;
+    }
+    if (!node || node.birthTime > msg.receivedAt + REDRIVE_CLOCK_SKEW_MS) {
+      throw new ProtocolError(
+        'REDRIVE_SESSION_ENDED',
+        `redriven ${type}: the edge node's session it belongs to has been replaced, its aliases are unknown`,
+        { field: 'topic' },
+      );
+    }
+    if (type === 'NDATA') return this.emitMetrics(ctx, payload.metrics, node, undefined, node);
+    const device = topic.device!;
+    if (type === 'DBIRTH') {
+      checkBirthSize(payload.metrics, 'DBIRTH');
+      const defs = collectDefs(payload.metrics, node.templates);
+      return this.emitMetrics(ctx, payload.metrics, node, device, defs);
+    }
+    const d = await this.store.getDevice(topic.group, topic.node, device);
+    if (type === 'DDEATH') {
+      if (node.online && d?.online && d.nodeBirthTime === node.birthTime) await this.deviceDeath(ctx, node);
+      return;
+    }
+    if (!d || d.nodeBirthTime !== node.birthTime) {
+      throw new ProtocolError(
+        'REDRIVE_SESSION_ENDED',
+        `redriven DDATA: device ${device}'s birth in this session is unknown`,
+        { field: 'topic' },
+      );
+    }
+    this.emitMetrics(ctx, payload.metrics, node, device, d);
   }
 
   // ---- births and deaths -----------------------------------------------------------------------
