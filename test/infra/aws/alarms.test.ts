@@ -108,6 +108,17 @@ interface Context {
 }
 
 function checkValue(ctx: Context, namespace: string, name: string, value: unknown): string | undefined {
+  if (name === 'FilterId') {
+    // S3 request metrics: the id of a bucket's metrics configuration.
+    const ids = Object.values(ctx.resources).flatMap((r) =>
+      r.Type === 'AWS::S3::Bucket'
+        ? ((r.Properties?.MetricsConfigurations as Array<{ Id: string }> | undefined) ?? []).map((c) => c.Id)
+        : [],
+    );
+    return ids.includes(value as string)
+      ? undefined
+      : `FilterId=${String(value)} is no bucket's metrics configuration`;
+  }
   const expected =
     name === 'TableName'
       ? namespace === 'AWS/Timestream'

@@ -40,6 +40,14 @@ export const AWS_METRIC_FACTS: readonly AwsMetricFact[] = [
     dimensionSets: [['QueueName']],
   },
   {
+    // Request metrics (published only for a bucket with a metrics configuration): per BucketName and
+    // FilterId, the configuration's id. The failure archives have one, so each archived batch counts.
+    source: 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/metrics-dimensions.html',
+    namespace: 'AWS/S3',
+    metrics: ['AllRequests', 'PutRequests', '4xxErrors', '5xxErrors'],
+    dimensionSets: [['BucketName', 'FilterId']],
+  },
+  {
     // Stream-level metrics, dimension StreamName.
     source: 'https://docs.aws.amazon.com/streams/latest/dev/monitoring-with-cloudwatch.html',
     namespace: 'AWS/Kinesis',
@@ -101,6 +109,7 @@ export const DIMENSION_RESOURCE: Record<string, { type: string; attribute?: stri
     StreamName: { type: 'AWS::Kinesis::Stream' },
     RuleName: { type: 'AWS::IoT::TopicRule' },
     DatabaseName: { type: 'AWS::Timestream::Database' },
+    BucketName: { type: 'AWS::S3::Bucket' },
   };
 
 export function factFor(namespace: string, metric: string): AwsMetricFact | undefined {
