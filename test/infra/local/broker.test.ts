@@ -190,12 +190,23 @@ describe('local broker: device ACL and forwarding to Kinesis', () => {
     });
     await broker.flush();
 
-    // Assess: the Sparkplug rule keeps it (the host ignores NCMD), the LwM2M rule drops the echo.
+    await broker.publish({
+      kind: 'publish',
+      topic: 'spBv1.0/grp/NDATA/edge-z',
+      payload: new Uint8Array([8]),
+      qos: 0,
+      reason: 't',
+    });
+    await broker.flush();
+
+    // Assess: the Sparkplug rule skips the pipeline's own NCMD (no echo into Kinesis) but forwards
+    // other topics with clientid() n/a; the LwM2M rule drops the echo (clientid() <> endpoint).
     const sp = await readStream('sparkplug');
+    expect(sp.some((r) => r.envelope.topic === 'spBv1.0/grp/NCMD/edge-z')).toBe(false);
     expect(sp).toContainEqual(
       expect.objectContaining({
         partitionKey: 'grp/edge-z',
-        envelope: expect.objectContaining({ clientId: 'n/a' }),
+        envelope: expect.objectContaining({ topic: 'spBv1.0/grp/NDATA/edge-z', clientId: 'n/a' }),
       }),
     );
     expect((await readStream('lwm2m')).some((r) => r.envelope.topic === 'lwm2m/rd/ep-z')).toBe(false);
