@@ -11,7 +11,7 @@ import type { Command } from './main.js';
 
 const HELP = `usage: dualpath soak [options]
 
-  --devices N               simulated devices (default 300)
+  --devices N               simulated devices (default 150: 8,250 readings/s with the defaults below)
   --rate R                  Sparkplug DDATA per device per second; LwM2M Sends at R/10 (default 1)
   --readings-per-message K  readings per DDATA and per Send (default 50)
   --minutes M               length of the run (default 10)
@@ -44,7 +44,7 @@ export const soakCommand: Command = {
       process.stdout.write(HELP);
       return 0;
     }
-    const devices = Number(values.devices ?? 300);
+    const devices = Number(values.devices ?? 150);
     const rate = Number(values.rate ?? 1);
     const readingsPerMessage = Number(values['readings-per-message'] ?? 50);
     const seconds = Number(values.minutes ?? 10) * 60;

@@ -8,8 +8,11 @@
 // LevelDB files are closed cleanly.
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
+import { closeLevelIteratorsOnReturn } from './level-iterators.mjs';
 
 const [kind, path] = process.argv.slice(2);
+// dynalite leaves every Query's and Scan's LevelDB iterator open (level-iterators.mjs): close them.
+if (kind === 'dynalite') closeLevelIteratorsOnReturn();
 const options =
   kind === 'kinesalite'
     ? // shardLimit: kinesalite's default (10) is per account; allow a few parallel test stacks.

@@ -20,7 +20,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { ACCOUNT, REGION } from './model.js';
+import { ACCOUNT, REGION } from './template.js';
 
 export interface RecordedCall {
   /** The function's logical id. */

@@ -4,8 +4,8 @@
  */
 import { ingestConfigSpec } from '../../functions/core/config.js';
 import type { RecordedCall } from './aws-endpoint.js';
+import type { IamStatement } from './iam.js';
 import { LAMBDA_PROVIDED } from './lambda-process.js';
-import type { IamStatement } from './model.js';
 
 const list = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : [v];

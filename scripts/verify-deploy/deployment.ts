@@ -16,7 +16,7 @@ import { type CompiledRule, compileRule, NO_CLIENT_ID } from '../../infra/local/
 import type { StreamKey } from '../../infra/pipeline.js';
 import { type Publish, RecordingEndpoint } from './aws-endpoint.js';
 import { type InvokeResult, LambdaProcess } from './lambda-process.js';
-import { ACCOUNT, type Json, type LambdaFunctionModel, REGION, TemplateModel } from './model.js';
+import { ACCOUNT, type Json, type LambdaFunctionModel, REGION, TemplateModel } from './template.js';
 
 export interface DeploymentOptions {
   assemblyDir: string;
@@ -83,7 +83,7 @@ export class Deployment {
 
   constructor(private readonly o: DeploymentOptions) {
     this.log = o.log ?? (() => {});
-    this.model = TemplateModel.load(o.assemblyDir);
+    this.model = TemplateModel.fromAssembly(o.assemblyDir, { region: REGION, account: ACCOUNT });
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'verify-deploy-'));
     this.endpoint = new RecordingEndpoint({
       dir: this.dir,
@@ -111,7 +111,7 @@ export class Deployment {
       region: REGION,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    for (const [id, r] of this.model.ofType('AWS::DynamoDB::Table')) {
+    for (const [id, r] of this.model.resourcesOfType('AWS::DynamoDB::Table')) {
       const p = this.model.resolve((r.Properties ?? {}) as Json) as Record<string, unknown>;
       const name = this.model.physicalName(id);
       this.tableArnByName.set(name, this.model.arn(id));
@@ -135,7 +135,7 @@ export class Deployment {
       );
     }
     // Secrets: generated values, as Secrets Manager would at deploy time.
-    for (const [id, r] of this.model.ofType('AWS::SecretsManager::Secret')) {
+    for (const [id, r] of this.model.resourcesOfType('AWS::SecretsManager::Secret')) {
       const gen = (r.Properties?.GenerateSecretString ?? {}) as Record<string, Json>;
       const value = crypto
         .randomBytes(36)
@@ -161,13 +161,13 @@ export class Deployment {
       .map(([id]) => id);
     for (const id of customIds) await this.runCustomResource(id);
 
-    for (const id of this.model.functionIds()) {
+    for (const [id] of this.model.resourcesOfType('AWS::Lambda::Function')) {
       if (this.functions.has(id)) continue;
       this.addFunction(id);
     }
     await Promise.all([...this.functions.values()].map((f) => f.process.start()));
 
-    this.rules = this.model.ofType('AWS::IoT::TopicRule').flatMap(([id, r]) => {
+    this.rules = this.model.resourcesOfType('AWS::IoT::TopicRule').flatMap(([id, r]) => {
       const payload = (r.Properties?.TopicRulePayload ?? {}) as Record<string, Json>;
       if (payload.RuleDisabled === true) return [];
       const out: Array<{ rule: CompiledRule; streamId: string }> = [];
@@ -176,7 +176,7 @@ export class Deployment {
           this.notes.push(`rule ${id}: action ${Object.keys(action).join(',')} is not emulated`);
           continue;
         }
-        const streamId = TemplateModel.target(action.Kinesis.StreamName);
+        const streamId = TemplateModel.referencedId(action.Kinesis.StreamName);
         if (!streamId) throw new Error(`rule ${id}: Kinesis StreamName is not a stream of the template`);
         out.push({
           streamId,
@@ -191,10 +191,10 @@ export class Deployment {
       }
       return out;
     });
-    this.esms = this.model.ofType('AWS::Lambda::EventSourceMapping').flatMap(([id, r]) => {
+    this.esms = this.model.resourcesOfType('AWS::Lambda::EventSourceMapping').flatMap(([id, r]) => {
       const p = r.Properties ?? {};
-      const streamId = TemplateModel.target(p.EventSourceArn);
-      const functionId = TemplateModel.target(p.FunctionName);
+      const streamId = TemplateModel.referencedId(p.EventSourceArn);
+      const functionId = TemplateModel.referencedId(p.FunctionName);
       if (!streamId || !functionId || this.model.resource(streamId).Type !== 'AWS::Kinesis::Stream') {
         this.notes.push(`event source mapping ${id}: only Kinesis stream sources are emulated`);
         return [];
@@ -266,7 +266,7 @@ export class Deployment {
   }
 
   private addFunction(id: string): { model: LambdaFunctionModel; process: LambdaProcess } {
-    const model = this.model.fn(id);
+    const model = this.model.lambdaFunction(id);
     const process = new LambdaProcess({
       fn: model,
       workDir: this.dir,
@@ -301,7 +301,7 @@ export class Deployment {
 
   private async runCustomResource(id: string): Promise<void> {
     const r = this.model.resource(id);
-    const tokenTarget = TemplateModel.target(r.Properties?.ServiceToken);
+    const tokenTarget = TemplateModel.referencedId(r.Properties?.ServiceToken);
     if (!tokenTarget || this.model.resource(tokenTarget).Type !== 'AWS::Lambda::Function') {
       this.notes.push(
         `custom resource ${id}: its provider is not a Lambda function of the template; not run`,
@@ -317,7 +317,7 @@ export class Deployment {
       RequestType: 'Create',
       ServiceToken,
       ResponseURL: `https://${this.endpoint.cfnHost}/cfn-response/${encodeURIComponent(id)}`,
-      StackId: this.model.ref('AWS::StackId'),
+      StackId: this.model.stackId,
       RequestId: crypto.randomUUID(),
       LogicalResourceId: id,
       ResourceType: r.Type,
@@ -354,7 +354,7 @@ export class Deployment {
       return;
     }
     const data = (response.Data ?? {}) as Record<string, unknown>;
-    this.model.attributes[id] = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, String(v)]));
+    for (const [k, v] of Object.entries(data)) this.model.setOverride(`${id}.${k}`, String(v));
     this.log(`  custom resource ${id} (${r.Type}) created by ${tokenTarget}: ${JSON.stringify(data)}`);
   }
 
@@ -450,9 +450,9 @@ export class Deployment {
       if (!resourceId) return [];
       const r = this.model.template.Resources[resourceId];
       if (r?.Type !== 'AWS::ApiGateway::Resource') return [];
-      return [...pathOf(TemplateModel.target(r.Properties?.ParentId)), String(r.Properties?.PathPart)];
+      return [...pathOf(TemplateModel.referencedId(r.Properties?.ParentId)), String(r.Properties?.PathPart)];
     };
-    return this.model.ofType('AWS::ApiGateway::Method').map(([id, r]) => {
+    return this.model.resourcesOfType('AWS::ApiGateway::Method').map(([id, r]) => {
       const p = r.Properties ?? {};
       const integration = (p.Integration ?? {}) as Record<string, Json>;
       const fnId = [...TemplateModel.references(integration.Uri)].find(
@@ -462,9 +462,9 @@ export class Deployment {
       return {
         id,
         httpMethod: String(p.HttpMethod),
-        pathParts: pathOf(TemplateModel.target(p.ResourceId)),
+        pathParts: pathOf(TemplateModel.referencedId(p.ResourceId)),
         authorization: String(p.AuthorizationType ?? 'NONE'),
-        authorizerId: TemplateModel.target(p.AuthorizerId),
+        authorizerId: TemplateModel.referencedId(p.AuthorizerId),
         functionId: fnId,
         requiredHeaders: Object.entries(params)
           .filter(([k, v]) => v === true && k.startsWith('method.request.header.'))
@@ -526,8 +526,10 @@ export class Deployment {
     const found = this.matchMethod(method, url.pathname);
     if (!found) return response(403, { message: 'Missing Authentication Token' });
     const { m, params } = found;
-    const apiId = this.model.ofType('AWS::ApiGateway::RestApi')[0]?.[0] ?? 'api';
-    const stage = String(this.model.ofType('AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName ?? 'v1');
+    const apiId = this.model.resourcesOfType('AWS::ApiGateway::RestApi')[0]?.[0] ?? 'api';
+    const stage = String(
+      this.model.resourcesOfType('AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName ?? 'v1',
+    );
     const resourcePath = `/${m.pathParts.join('/')}`;
     const query = Object.fromEntries(url.searchParams);
     const requestContext: Record<string, unknown> = {

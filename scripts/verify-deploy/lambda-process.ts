@@ -10,8 +10,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LambdaFunctionModel } from './model.js';
-import { REGION } from './model.js';
+import { type LambdaFunctionModel, REGION } from './template.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '..', '..');
@@ -132,7 +131,7 @@ export class LambdaProcess {
       AWS_DEFAULT_REGION: REGION,
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
-      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
       AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${fn.name}`,
       AWS_LAMBDA_LOG_STREAM_NAME: '2026/01/01/[$LATEST]0123456789abcdef',
       AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
@@ -219,7 +218,7 @@ export class LambdaProcess {
         id,
         event,
         requestId: id,
-        timeoutMs: this.o.fn.timeoutSeconds * 1000,
+        timeoutMs: this.o.fn.timeout * 1000,
       });
     });
   }

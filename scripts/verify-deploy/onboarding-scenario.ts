@@ -10,7 +10,7 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { parseCsr } from '../../functions/core/x509.js';
-import type { Json } from './model.js';
+import type { Json } from './template.js';
 import type { ScenarioContext } from './scenario.js';
 
 function fnId(ctx: ScenarioContext, prefix: string): string | undefined {

@@ -16,6 +16,10 @@
  *   model.tables() / streams() / queues() / topicRules() / eventSourceMappings()
  *   model.restApis() / methods() / authorizers() / customResources()
  *   model.policiesFor(functionLogicalId)      RolePolicies (statements + managed policy ARNs)
+ *   model.lambdaFunction(id)                  what the harness runs: FunctionModel + asset + role statements
+ *   model.setOverride(key, value)             a custom resource's attribute, once its provider answered
+ *   TemplateModel.referencedId(v) / references(v)   logical ids a Ref / GetAtt names, unresolved
+ *   REGION, ACCOUNT                           the region and account the harness deploys into
  *   model.explicitNames()                     names the template fixes, with charset/length problems
  *   knownManagedPolicyStatements(ref)         AWSLambdaBasicExecutionRole → CloudWatch Logs statements
  *
@@ -29,6 +33,10 @@ import * as path from 'node:path';
 import type { IamStatement } from './iam.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** The region and account the deploy harness "deploys" into (names, ARNs, Lambda's AWS_REGION). */
+export const REGION = 'us-east-1';
+export const ACCOUNT = '123456789012';
 
 export interface CfnResource {
   Type: string;
@@ -180,6 +188,20 @@ export interface FunctionModel {
   /** Code.ZipFile when the code is inline. */
   inlineCode?: string;
   environment: Record<string, string>;
+}
+
+/**
+ * A function as the deploy harness runs it: the template's view (FunctionModel) with the bundled code
+ * it needs, and the identity-policy statements of its execution role (policiesFor), each naming the
+ * policy it came from.
+ */
+export interface LambdaFunctionModel extends FunctionModel {
+  assetDir: string;
+  /** The function's physical name (= functionName). */
+  name: string;
+  statements: Array<IamStatement & { policy: string }>;
+  /** Managed policies the template does not define (AWS managed), by ARN. */
+  managedPolicyArns: string[];
 }
 
 export interface TableModel {
@@ -398,6 +420,8 @@ export class TemplateModel {
   readonly urlSuffix: string;
   readonly stackId: string;
   private readonly opts: TemplateModelOptions;
+  /** options.overrides, plus what setOverride adds once a deployment knows it. */
+  private readonly overrides: Record<string, string>;
   private readonly names = new Map<string, string>();
   private readonly conditionCache = new Map<string, boolean>();
 
@@ -408,6 +432,7 @@ export class TemplateModel {
     if (!template || typeof template.Resources !== 'object')
       throw new TemplateError('the template has no Resources');
     this.opts = options;
+    this.overrides = { ...options.overrides };
     this.region = options.region;
     this.account = options.account;
     this.stackName = options.stackName;
@@ -433,6 +458,15 @@ export class TemplateModel {
       assemblyDir: asm.outdir,
       assetDirs: stack.assetDirs,
     });
+  }
+
+  /**
+   * Supplies a value only a deployment knows (the `overrides` option's keys): `'<LogicalId>.<Attribute>'`
+   * for Fn::GetAtt — a custom resource's response Data, once its provider has run — or `'<LogicalId>'`
+   * for Ref.
+   */
+  setOverride(key: string, value: string): void {
+    this.overrides[key] = value;
   }
 
   /** A local endpoint the caller registered for a service (`sqs`, `dynamodb`, ...). */
@@ -632,7 +666,7 @@ export class TemplateModel {
 
   /** Ref semantics per resource type. */
   ref(logicalId: string): string {
-    const override = this.opts.overrides?.[logicalId];
+    const override = this.overrides[logicalId];
     if (override !== undefined) return override;
     const r = this.resource(logicalId);
     switch (r.Type) {
@@ -679,7 +713,7 @@ export class TemplateModel {
 
   /** Fn::GetAtt semantics per resource type; custom resources read `overrides`. */
   getAtt(logicalId: string, attribute: string): Json {
-    const override = this.opts.overrides?.[`${logicalId}.${attribute}`];
+    const override = this.overrides[`${logicalId}.${attribute}`];
     if (override !== undefined) return override;
     const r = this.resource(logicalId);
     const where = `Fn::GetAtt ${logicalId}.${attribute}`;
@@ -911,13 +945,26 @@ export class TemplateModel {
   }
 
   /** The logical id a Ref / GetAtt value names directly, without resolving it. */
-  private static referencedId(v: Json | undefined): string | undefined {
+  static referencedId(v: Json | undefined): string | undefined {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
     if (typeof v.Ref === 'string') return v.Ref;
     const g = v['Fn::GetAtt'];
     if (Array.isArray(g) && typeof g[0] === 'string') return g[0];
     if (typeof g === 'string') return g.split('.')[0];
     return undefined;
+  }
+
+  /** Every logical id a value refers to (a Ref / GetAtt anywhere inside it), without resolving it. */
+  static references(value: Json | undefined, out = new Set<string>()): Set<string> {
+    if (value === null || value === undefined || typeof value !== 'object') return out;
+    if (Array.isArray(value)) {
+      for (const v of value) TemplateModel.references(v, out);
+      return out;
+    }
+    const id = TemplateModel.referencedId(value);
+    if (id) out.add(id);
+    for (const v of Object.values(value)) TemplateModel.references(v, out);
+    return out;
   }
 
   /** The logical id of the resource whose Ref or Arn equals `value` (resolved), if it is in the template. */
@@ -1003,6 +1050,27 @@ export class TemplateModel {
       if (fs.existsSync(dir)) return dir;
     }
     return undefined;
+  }
+
+  /**
+   * A function as the harness runs it: its FunctionModel, the bundled code (inline code is not run),
+   * and its role's identity-policy statements (policiesFor).
+   */
+  lambdaFunction(logicalId: string): LambdaFunctionModel {
+    const fn = this.function(logicalId);
+    if (!fn.assetDir) {
+      throw new TemplateError(
+        `function ${logicalId}: no asset directory for its code (inline code is not supported by the harness)`,
+      );
+    }
+    const policies = this.policiesFor(logicalId);
+    return {
+      ...fn,
+      assetDir: fn.assetDir,
+      name: fn.functionName,
+      statements: policies.statements.map((st) => ({ ...st, policy: st.source ?? '' })),
+      managedPolicyArns: policies.managedPolicies.map((m) => m.arn),
+    };
   }
 
   /** The function whose logical id, name or ARN this is (event source mappings name functions by Ref). */

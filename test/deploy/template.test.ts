@@ -511,6 +511,58 @@ describe('TemplateModel on a hand-written template', () => {
   });
 });
 
+describe('TemplateModel for the deploy harness', () => {
+  it('takes a custom resource attribute once its provider answered (setOverride)', () => {
+    const m = new TemplateModel(smallTemplate(), opts);
+    expect(() => m.function('Fn')).toThrow(/overrides\['Endpoint\.endpointAddress'\]/);
+    m.setOverride('Endpoint.endpointAddress', 'iot.local:8443');
+    expect(m.function('Fn').environment.SUB).toBe('https://iot.local:8443/us-east-1/${Literal}/dev');
+    m.setOverride('Named', 'renamed');
+    expect(m.ref('Named')).toBe('renamed');
+  });
+
+  it('describes a function as the harness runs it: asset, role statements with their policy', () => {
+    const m = new TemplateModel(smallTemplate(), {
+      ...opts,
+      assetDirs: { 'abc123.zip': '/assets/abc123' },
+      overrides: { 'Endpoint.endpointAddress': 'h' },
+    });
+    const fn = m.lambdaFunction('Fn');
+    expect(fn).toMatchObject({
+      logicalId: 'Fn',
+      name: 'Demo-Fn',
+      functionName: 'Demo-Fn',
+      assetDir: '/assets/abc123',
+      memorySize: 256,
+      timeout: 30,
+      managedPolicyArns: ['arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+    });
+    expect(fn.statements.map((st) => [st.policy, st.Action ?? st.NotAction])).toEqual([
+      ['Role/inline', 'sns:Publish'],
+      ['Attached', ['dynamodb:GetItem']],
+      ['Attached', 'dynamodb:Query'],
+      ['Managed', 'dynamodb:*'],
+    ]);
+    const noAsset = new TemplateModel(smallTemplate(), {
+      ...opts,
+      overrides: { 'Endpoint.endpointAddress': 'h' },
+    });
+    expect(() => noAsset.lambdaFunction('Fn')).toThrow(/function Fn: no asset directory/);
+  });
+
+  it('lists the logical ids a value refers to, without resolving it', () => {
+    const uri = {
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':apigateway:', getAtt('Fn', 'Arn'), '/invocations'],
+      ],
+    };
+    expect([...TemplateModel.references(uri)].sort()).toEqual(['AWS::Partition', 'Fn']);
+    expect(TemplateModel.referencedId({ 'Fn::GetAtt': 'Registry.Arn' })).toBe('Registry');
+    expect(TemplateModel.referencedId('Registry')).toBeUndefined();
+  });
+});
+
 describe('TemplateModel on the synthesized default template', () => {
   let asm: Assembly;
   let cleanup = () => {};

@@ -3,7 +3,17 @@
  * every judged series gets a verdict, and the accounting is exact. The 10-minute run is `npm run soak`.
  */
 import { describe, expect, it } from 'vitest';
-import { formatResult, runSoak } from '../../scripts/soak.js';
+import { formatResult, memoryLimitMB, runSoak } from '../../scripts/soak.js';
+
+describe('memoryLimitMB', () => {
+  it('reads DuckDB memory limits in MiB (MB decimal, MiB binary), undefined when unreadable', () => {
+    expect(memoryLimitMB('512MiB')).toBe(512);
+    expect(memoryLimitMB('512MB')).toBeCloseTo(488.3, 1);
+    expect(memoryLimitMB('1.5GiB')).toBe(1536);
+    expect(memoryLimitMB(' 64 mb ')).toBeCloseTo(61.04, 2);
+    expect(memoryLimitMB('lots')).toBeUndefined();
+  });
+});
 
 describe('soak run', () => {
   it('samples memory and lag, judges each series and accounts for every reading', async () => {
@@ -19,6 +29,7 @@ describe('soak run', () => {
     for (const s of r.samples) {
       expect(s.stackHeapMB).toBeGreaterThan(0);
       expect(s.stackRssMB).toBeGreaterThan(s.stackHeapMB);
+      expect(s.stackRssOutsideDuckdbMB).toBeCloseTo(s.stackRssMB - s.duckdbMB, 0);
       expect(s.simulatorRssMB).toBeGreaterThan(0);
       expect(s.kinesaliteRssMB).toBeGreaterThan(0);
       expect(s.dynaliteRssMB).toBeGreaterThan(0);
@@ -33,7 +44,7 @@ describe('soak run', () => {
         'latencyP99Ms',
         'simulatorRssMB',
         'stackHeapMB',
-        'stackRssMB',
+        'stackRssOutsideDuckdbMB',
       ].sort(),
     );
     for (const v of Object.values(r.verdicts)) expect(v.samples).toBe(r.samples.length);
