@@ -10,8 +10,8 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { parseCsr } from '../../functions/core/x509.js';
-import type { Json } from './template.js';
 import type { ScenarioContext } from './scenario.js';
+import type { Json } from './template.js';
 
 function fnId(ctx: ScenarioContext, prefix: string): string | undefined {
   return [...ctx.d.functions.keys()].find((id) => id.startsWith(prefix));
