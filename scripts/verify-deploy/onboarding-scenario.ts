@@ -38,7 +38,7 @@ export async function runOnboardingScenario(
       RequestType: 'Create',
       ServiceToken,
       ResponseURL: 'https://cloudformation-custom-resource-response.invalid/',
-      StackId: d.model.ref('AWS::StackId'),
+      StackId: d.model.resolve({ Ref: 'AWS::StackId' }) as string,
       RequestId: 'verify-deploy-claim',
       LogicalResourceId: claimCr[0],
       ResourceType: claimCr[1].Type,
@@ -72,7 +72,7 @@ export async function runOnboardingScenario(
     return;
   }
   const hook = d.functions.get(hookId)!;
-  const templateArn = `arn:aws:iot:${d.model.ref('AWS::Region')}:${d.model.ref('AWS::AccountId')}:provisioningtemplate/${d.model.stackName}-devices`;
+  const templateArn = `arn:aws:iot:${d.model.resolve({ Ref: 'AWS::Region' }) as string}:${d.model.resolve({ Ref: 'AWS::AccountId' }) as string}:provisioningtemplate/${d.model.stackName}-devices`;
   const ask = async (DeviceId: string, DeviceType: string) => {
     const r = await hook.process.invoke({
       claimCertificateId: 'claim0',
