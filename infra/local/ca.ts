@@ -20,8 +20,8 @@ import * as x509 from '@peculiar/x509';
 import { ValidationError } from '../../functions/core/errors.js';
 import { isValidEndpoint } from '../../functions/core/topics.js';
 
-const crypto = webcrypto as unknown as Crypto;
-x509.cryptoProvider.set(crypto);
+const crypto = webcrypto;
+x509.cryptoProvider.set(crypto as never);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -79,7 +79,7 @@ const randomSerial = () => {
 
 /** A new CA (self-signed, path length 0). In memory: ensureLocalCa() stores one in the data dir. */
 export async function createCa(commonName = 'Dualpath local CA'): Promise<PemPair> {
-  const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -113,7 +113,7 @@ export interface IssueOptions {
 export async function issueCert(ca: PemPair, o: IssueOptions): Promise<PemPair> {
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await crypto.subtle.importKey('pkcs8', pemToDer(ca.key), ALG, false, ['sign']);
-  const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
