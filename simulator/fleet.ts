@@ -61,6 +61,8 @@ export interface FleetOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Extra MQTT options (TLS cert/key/ca for IoT Core). */
   mqtt?: IClientOptions;
+  /** Per-device MQTT options over `mqtt` (each device's own certificate: the local TLS listener). */
+  mqttFor?: (deviceId: string) => IClientOptions;
   /** Injected clock (default Date.now at this edge) and scheduler (tests drive time by hand). */
   clock?: () => number;
   scheduler?: Scheduler;
@@ -128,6 +130,15 @@ export function typeAt(o: FleetOptions, i: number): string {
   return ids[ids.length - 1]!;
 }
 
+/** The devices startFleet(o) will run (id and type), without starting them: certificates, registration. */
+export function plannedDevices(o: FleetOptions): Array<{ id: string; type: string }> {
+  const first = o.firstIndex ?? 0;
+  return Array.from({ length: o.devices }, (_, n) => {
+    const type = typeAt(o, first + n);
+    return { id: thingName(o, first + n, type), type };
+  });
+}
+
 export function thingName(o: FleetOptions, i: number, type: string): string {
   const prefix = o.prefix ?? 'sim-';
   if (o.naming === 'indexed') {
@@ -184,7 +195,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         url: o.url,
         clock,
         scheduler,
-        ...(o.mqtt ? { mqtt: o.mqtt } : {}),
+        ...(o.mqtt || o.mqttFor ? { mqtt: { ...o.mqtt, ...o.mqttFor?.(thingName(o, i, typeId)) } } : {}),
         ...(o.keepalive ? { keepalive: o.keepalive } : {}),
         sparkplug: {
           shape,

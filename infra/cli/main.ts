@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   soak: async () => (await import('./soak.js')).soakCommand,
   cost: async () => (await import('./cost.js')).costCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
+  cert: async () => (await import('./cert.js')).certCommand,
 };
 
 function usage(): string {
