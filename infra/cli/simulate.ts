@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
 import { DEVICE_TYPE_IDS } from '../../simulator/device-types.js';
-import { type FleetOptions, type FleetStats, startFleet } from '../../simulator/fleet.js';
+import { type FleetOptions, type FleetStats, plannedDevices, startFleet } from '../../simulator/fleet.js';
 import { credentialsFromEnv, loadProfile, optionsFromEnv, type Profile } from '../../simulator/profile.js';
 import type { Command } from './main.js';
 
@@ -34,6 +34,9 @@ const HELP = `usage: dualpath simulate [options]
   --from-env                 read SIM_*, MQTT_URL, IOT_ENDPOINT, DEVICE_CREDENTIALS / DEVICE_CERTS_SECRET /
                              DEVICE_CERT_FILE + DEVICE_KEY_FILE (+ DEVICE_CA_FILE)
   --cert F --key F --ca F    TLS client certificate, key and CA files (mutual TLS)
+  --local-ca DIR             the local stack's TLS listener (\`dualpath start --tls\`): issue each device its
+                             own certificate from DIR's CA (DIR = the stack's data directory, e.g. .dualpath);
+                             the URL defaults to mqtts://127.0.0.1:8883
   --json                     final summary as JSON on stdout
 `;
 
@@ -85,6 +88,7 @@ export const simulateCommand: Command = {
         cert: { type: 'string' },
         key: { type: 'string' },
         ca: { type: 'string' },
+        'local-ca': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -153,6 +157,16 @@ export const simulateCommand: Command = {
           opts.naming = 'indexed';
         }
       }
+    }
+    if (values['local-ca']) {
+      // The local TLS listener: a certificate per device (CN = thing name = client id), as in IoT Core.
+      const { resolve } = await import('node:path');
+      const { deviceTlsOptions } = await import('../local/ca.js');
+      if (merged.url === undefined) opts.url = 'mqtts://127.0.0.1:8883';
+      opts.mqttFor = await deviceTlsOptions(
+        resolve(values['local-ca']),
+        plannedDevices(opts).map((d) => d.id),
+      );
     }
     if (opts.url.startsWith('mqtts://') && opts.publishRate === undefined) opts.publishRate = 100;
 

@@ -10,7 +10,7 @@ import { ValidationError } from '../../functions/core/errors.js';
 import { type Fleet, type FleetOptions, plannedDevices, startFleet } from '../../simulator/fleet.js';
 import { endpointsFromEnv } from '../local/aws-clients.js';
 import { PUBLISH_BURST_PER_CONNECTION, PUBLISH_RATE_PER_CONNECTION } from '../local/broker.js';
-import { issueDeviceCert } from '../local/ca.js';
+import { deviceTlsOptions } from '../local/ca.js';
 import { startLocalStack } from '../local/stack.js';
 import type { Command } from './main.js';
 
@@ -157,18 +157,11 @@ export const startCommand: Command = {
         const planned = plannedDevices(fleetOptions);
         if (stack.tls) {
           // With --tls the simulated devices connect over TLS, each with its own certificate.
-          const certs = new Map<string, { cert: string; key: string; ca: string }>();
-          const { readFileSync } = await import('node:fs');
-          for (const d of planned) {
-            const f = await issueDeviceCert(dataDir, d.id);
-            certs.set(d.id, {
-              cert: readFileSync(f.cert, 'utf8'),
-              key: readFileSync(f.key, 'utf8'),
-              ca: readFileSync(f.ca, 'utf8'),
-            });
-          }
           fleetOptions.url = `mqtts://127.0.0.1:${stack.tls.port}`;
-          fleetOptions.mqttFor = (id) => ({ ...certs.get(id), rejectUnauthorized: true });
+          fleetOptions.mqttFor = await deviceTlsOptions(
+            dataDir,
+            planned.map((d) => d.id),
+          );
         }
         // The operator registers the simulated devices with their types before they send (unknown
         // devices would be quarantined, or auto-registered as "unclassified" with --auto-register).

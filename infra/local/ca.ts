@@ -202,3 +202,29 @@ export async function issueDeviceCert(dataDir: string, deviceId: string): Promis
   writeFileSync(cert, issued.cert);
   return { cert, key, ca: paths.caCert };
 }
+
+/**
+ * TLS client options for each device id (its own certificate, issued now from the data directory's
+ * CA): what a simulated fleet needs to reach the local TLS listener (FleetOptions.mqttFor).
+ */
+export async function deviceTlsOptions(
+  dataDir: string,
+  deviceIds: readonly string[],
+): Promise<(deviceId: string) => { cert: string; key: string; ca: string; rejectUnauthorized: true }> {
+  const byId = new Map<string, { cert: string; key: string; ca: string; rejectUnauthorized: true }>();
+  for (const id of deviceIds) {
+    const f = await issueDeviceCert(dataDir, id);
+    byId.set(id, {
+      cert: readFileSync(f.cert, 'utf8'),
+      key: readFileSync(f.key, 'utf8'),
+      ca: readFileSync(f.ca, 'utf8'),
+      rejectUnauthorized: true,
+    });
+  }
+  return (deviceId) => {
+    const options = byId.get(deviceId);
+    if (!options)
+      throw new ValidationError(`no certificate was issued for device "${deviceId}"`, { field: 'deviceId' });
+    return options;
+  };
+}
