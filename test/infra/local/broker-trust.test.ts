@@ -8,11 +8,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { certCommand } from '../../../infra/cli/cert.js';
 import { createBroker, type LocalBroker } from '../../../infra/local/broker.js';
-import { caPaths, createCa, ensureLocalCa, issueCert, issueDeviceCert } from '../../../infra/local/ca.js';
+import {
+  caPaths,
+  createCa,
+  deviceTlsOptions,
+  ensureLocalCa,
+  issueCert,
+  issueDeviceCert,
+} from '../../../infra/local/ca.js';
 import { type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
 import { pipeline, type StreamKey } from '../../../infra/pipeline.js';
+import { type FleetOptions, plannedDevices, startFleet } from '../../../simulator/fleet.js';
 
 const T0 = 1_750_000_000_000;
 let dataDir: string;
@@ -345,6 +354,54 @@ describe('local broker: MQTT over WebSocket, and the plain default', () => {
     } finally {
       for (const c of clients.splice(0)) c.end(true);
       await plain.close();
+    }
+  });
+});
+
+describe('device certificates in practice', () => {
+  it('`dualpath cert issue <id> --json` writes the files; an invalid id exits 2 naming the code', async () => {
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await certCommand.run(['issue', 'edge-cli', '--data-dir', dataDir, '--json'])).toBe(0);
+      const printed = JSON.parse(String(stdout.mock.calls.at(-1)![0]));
+      expect(printed).toEqual({
+        deviceId: 'edge-cli',
+        cert: join(dataDir, 'tls', 'devices', 'edge-cli.crt'),
+        key: join(dataDir, 'tls', 'devices', 'edge-cli.key'),
+        ca: caPaths(dataDir).caCert,
+      });
+      expect(await certCommand.run(['issue', '../x', '--data-dir', dataDir])).toBe(2);
+      expect(String(stderr.mock.calls.at(-1)![0])).toContain('INVALID_DEVICE_ID');
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  });
+
+  it('a simulated fleet reaches the TLS listener with a certificate per device (mqttFor)', async () => {
+    // Prepare
+    const o: FleetOptions = { url: broker.tlsUrl!, devices: 2, prefix: 'tlsfleet-', rate: 1, seed: 3 };
+    const planned = plannedDevices(o);
+    o.mqttFor = await deviceTlsOptions(
+      dataDir,
+      planned.map((d) => d.id),
+    );
+    const before = broker.counters.refusedConnects;
+
+    // Act
+    const fleet = await startFleet(o);
+    try {
+      // (No LwM2M server behind the bare broker, so wait for the MQTT sessions, not registration.)
+      for (let i = 0; i < 200 && fleet.stats().connected < 2; i++)
+        await new Promise((r) => setTimeout(r, 50));
+
+      // Assess
+      expect(fleet.devices).toEqual(planned);
+      expect(fleet.stats().connected).toBe(2);
+      expect(broker.counters.refusedConnects).toBe(before);
+    } finally {
+      await fleet.stop();
     }
   });
 });
