@@ -132,6 +132,15 @@ export function typeAt(o: FleetOptions, i: number): string {
   return ids[ids.length - 1]!;
 }
 
+/** The devices startFleet(o) will run (id and type), without starting them: certificates, registration. */
+export function plannedDevices(o: FleetOptions): Array<{ id: string; type: string }> {
+  const first = o.firstIndex ?? 0;
+  return Array.from({ length: o.devices }, (_, n) => {
+    const type = typeAt(o, first + n);
+    return { id: thingName(o, first + n, type), type };
+  });
+}
+
 export function thingName(o: FleetOptions, i: number, type: string): string {
   const explicit = o.ids?.[i - (o.firstIndex ?? 0)];
   if (explicit !== undefined) return explicit;

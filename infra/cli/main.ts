@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<Command>> = {
   preflight: async () => (await import('./preflight.js')).preflightCommand,
   provision: async () => (await import('./provision.js')).provisionCommand,
   redrive: async () => (await import('./redrive.js')).redriveCommand,
+  cert: async () => (await import('./cert.js')).certCommand,
 };
 
 function usage(): string {

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
 import { DEVICE_TYPE_IDS } from '../../simulator/device-types.js';
-import { type FleetOptions, type FleetStats, startFleet } from '../../simulator/fleet.js';
+import { type FleetOptions, type FleetStats, plannedDevices, startFleet } from '../../simulator/fleet.js';
 import { credentialsFromEnv, loadProfile, optionsFromEnv, type Profile } from '../../simulator/profile.js';
 import type { Command } from './main.js';
 
@@ -36,6 +36,9 @@ const HELP = `usage: dualpath simulate [options]
   --cert F --key F --ca F    TLS client certificate, key and CA files (mutual TLS)
   --connection FILE          one device with its own identity: the connection file of \`dualpath provision\`
                              (URL, client id, certificate and key)
+  --local-ca DIR             the local stack's TLS listener (\`dualpath start --tls\`): issue each device its
+                             own certificate from DIR's CA (DIR = the stack's data directory, e.g. .dualpath);
+                             the URL defaults to mqtts://127.0.0.1:8883
   --json                     final summary as JSON on stdout
 `;
 
@@ -88,6 +91,7 @@ export const simulateCommand: Command = {
         key: { type: 'string' },
         ca: { type: 'string' },
         connection: { type: 'string' },
+        'local-ca': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -171,6 +175,16 @@ export const simulateCommand: Command = {
       // Fargate: each device onboards by claim and connects with its own certificate (ADR 0018).
       const { onboardFromEnv } = await import('../../simulator/onboard-fleet.js');
       await onboardFromEnv(process.env, opts);
+    }
+    if (values['local-ca']) {
+      // The local TLS listener: a certificate per device (CN = thing name = client id), as in IoT Core.
+      const { resolve } = await import('node:path');
+      const { deviceTlsOptions } = await import('../local/ca.js');
+      if (merged.url === undefined) opts.url = 'mqtts://127.0.0.1:8883';
+      opts.mqttFor = await deviceTlsOptions(
+        resolve(values['local-ca']),
+        plannedDevices(opts).map((d) => d.id),
+      );
     }
     if (opts.url.startsWith('mqtts://') && opts.publishRate === undefined) opts.publishRate = 100;
 

@@ -7,14 +7,26 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkAdminKeyStrength } from '../../functions/api/auth.js';
 import { ValidationError } from '../../functions/core/errors.js';
-import { type Fleet, startFleet } from '../../simulator/fleet.js';
+import { type Fleet, type FleetOptions, plannedDevices, startFleet } from '../../simulator/fleet.js';
 import { endpointsFromEnv } from '../local/aws-clients.js';
+import { PUBLISH_BURST_PER_CONNECTION, PUBLISH_RATE_PER_CONNECTION } from '../local/broker.js';
+import { deviceTlsOptions } from '../local/ca.js';
 import { startLocalStack } from '../local/stack.js';
 import type { Command } from './main.js';
 
 const HELP = `usage: dualpath start [options]
 
-  --mqtt-port N      MQTT broker port (MQTT_PORT, default 1883)
+  --mqtt-port N      plain MQTT port on 127.0.0.1 (MQTT_PORT, default 1883): no TLS, no password;
+                     the client id is the thing name (the zero-setup default)
+  --tls              also MQTT over TLS with client certificates from the local CA in <data-dir>/tls
+                     (certificate CN = thing name = client id); issue one with \`dualpath cert issue <id>\`
+  --tls-port N       its port (MQTT_TLS_PORT, default 8883)
+  --ws               also MQTT over WebSocket, ws://127.0.0.1:<ws-port>/mqtt (unauthenticated, like plain)
+  --ws-port N        its port (MQTT_WS_PORT, default 9001)
+  --publish-limit N  publishes per second per connection (default ${PUBLISH_RATE_PER_CONNECTION}, IoT Core's limit; burst 2 s worth;
+                     0 = none); a client above it is disconnected
+  --auto-register    register unknown devices on their first message (default off, as deployed:
+                     readings of unregistered devices are quarantined with UNKNOWN_DEVICE)
   --port N           API and dashboard port (PORT, default 3000)
   --data-dir DIR     where DuckDB and the registry live (DUALPATH_DATA_DIR, default .dualpath)
   --devices N        simulated devices (default 20)
@@ -41,6 +53,12 @@ export const startCommand: Command = {
       args,
       options: {
         'mqtt-port': { type: 'string' },
+        tls: { type: 'boolean' },
+        'tls-port': { type: 'string' },
+        ws: { type: 'boolean' },
+        'ws-port': { type: 'string' },
+        'publish-limit': { type: 'string' },
+        'auto-register': { type: 'boolean' },
         port: { type: 'string' },
         'data-dir': { type: 'string' },
         devices: { type: 'string' },
@@ -65,9 +83,29 @@ export const startCommand: Command = {
         return 2;
       }
     }
+    const dataDir = resolve(values['data-dir'] ?? process.env.DUALPATH_DATA_DIR ?? '.dualpath');
+    const publishLimit = int(values['publish-limit'], PUBLISH_RATE_PER_CONNECTION, 'publish-limit');
+    const autoRegister = values['auto-register'] ?? false;
     const stack = await startLocalStack({
-      dataDir: resolve(values['data-dir'] ?? process.env.DUALPATH_DATA_DIR ?? '.dualpath'),
+      dataDir,
       mqttPort: int(values['mqtt-port'] ?? process.env.MQTT_PORT, 1883, 'mqtt-port'),
+      ...(values.tls
+        ? { tls: { port: int(values['tls-port'] ?? process.env.MQTT_TLS_PORT, 8883, 'tls-port') } }
+        : {}),
+      ...(values.ws
+        ? { ws: { port: int(values['ws-port'] ?? process.env.MQTT_WS_PORT, 9001, 'ws-port') } }
+        : {}),
+      publishLimit:
+        publishLimit === 0
+          ? false
+          : {
+              perSecond: publishLimit,
+              burst: Math.max(
+                1,
+                Math.round((publishLimit * PUBLISH_BURST_PER_CONNECTION) / PUBLISH_RATE_PER_CONNECTION),
+              ),
+            },
+      autoRegister,
       httpPort: int(values.port ?? process.env.PORT, 3000, 'port'),
       ...(process.env.DUALPATH_ADMIN_KEY ? { adminKey: process.env.DUALPATH_ADMIN_KEY } : {}),
       // AWS_ENDPOINT_URL[_KINESIS|_DYNAMODB] (e.g. LocalStack): that service is not emulated here.
@@ -76,7 +114,22 @@ export const startCommand: Command = {
     });
     out(`Dualpath local stack is up.`);
     out(
-      `  MQTT broker   mqtt://127.0.0.1:${stack.mqttPort}   (client id = thing name; per-device topic ACL)`,
+      `  MQTT broker   mqtt://127.0.0.1:${stack.mqttPort}   (plain, unauthenticated, this machine only: client id = thing name; per-device topic ACL)`,
+    );
+    if (stack.tls) {
+      out(
+        `  MQTT + TLS    mqtts://127.0.0.1:${stack.tls.port}   (client certificate from the local CA; its CN must equal the client id)`,
+      );
+      out(`                CA ${stack.tls.paths.caCert}`);
+      out(
+        '                device certificate: dualpath cert issue <device-id>   (writes <data-dir>/tls/devices/)',
+      );
+    }
+    if (stack.wsPort !== undefined)
+      out(`  MQTT over WS  ws://127.0.0.1:${stack.wsPort}/mqtt   (unauthenticated, like plain MQTT)`);
+    out(
+      `  Refused       retained publishes, payloads > 128 KB, ${publishLimit > 0 ? `> ${publishLimit} publishes/s per connection` : 'no rate limit'}, ` +
+        `other devices' topics; unknown devices ${autoRegister ? 'auto-registered (--auto-register)' : 'quarantined (--auto-register to accept)'}`,
     );
     out(`  API           http://127.0.0.1:${stack.httpPort}   (GET /health, /openapi.json)`);
     out(`  Dashboard     http://127.0.0.1:${stack.httpPort}/#key=${stack.adminKey}`);
@@ -92,17 +145,27 @@ export const startCommand: Command = {
       const devices = int(values.devices, 20, 'devices');
       if (devices > 0) {
         const rate = int(values.rate, 1, 'rate');
-        fleet = await startFleet({
+        const fleetOptions: FleetOptions = {
           url: `mqtt://127.0.0.1:${stack.mqttPort}`,
           devices,
           rate,
           seed: 1,
           readingsPerSend: 20,
           badRatio: 0.002,
-        });
-        // The operator registers the simulated devices with their types (unknown devices would be
-        // auto-registered as "unclassified").
-        for (const d of fleet.devices) {
+          ...(publishLimit > 0 ? { publishRate: publishLimit } : {}),
+        };
+        const planned = plannedDevices(fleetOptions);
+        if (stack.tls) {
+          // With --tls the simulated devices connect over TLS, each with its own certificate.
+          fleetOptions.url = `mqtts://127.0.0.1:${stack.tls.port}`;
+          fleetOptions.mqttFor = await deviceTlsOptions(
+            dataDir,
+            planned.map((d) => d.id),
+          );
+        }
+        // The operator registers the simulated devices with their types before they send (unknown
+        // devices would be quarantined, or auto-registered as "unclassified" with --auto-register).
+        for (const d of planned) {
           if (!(await stack.registry.getDevice(d.id))) {
             const now = Date.now();
             await stack.registry.putDevice({
@@ -116,8 +179,10 @@ export const startCommand: Command = {
             });
           }
         }
+        fleet = await startFleet(fleetOptions);
         out(
-          `  Simulator     ${devices} devices, ${rate} msg/s each, both protocols on one MQTT session per device`,
+          `  Simulator     ${devices} devices, ${rate} msg/s each, both protocols on one MQTT session per device` +
+            (stack.tls ? ' (over TLS, a certificate each)' : ''),
         );
       }
     }

@@ -13,10 +13,21 @@
  * throttling or InternalFailure) is dead-lettered once with its reason (`onDeadLetter`), never retried
  * forever, so it cannot hold back the records behind it; close() flushes within a bound and
  * dead-letters, with a reason, what Kinesis did not take by then.
+ *
+ * IoT Core's other refusals are mirrored too (ADR 0019): a retained publish is refused (the device
+ * policy grants no iot:RetainPublish) and a client publishing faster than the per-connection limit
+ * (token bucket, default 100/s with a burst of 200) is refused; both close the connection like a
+ * policy violation. Listeners: plain MQTT (the zero-setup default, 127.0.0.1), optionally MQTT over
+ * TLS with client certificates from the local CA (infra/local/ca.ts; the certificate's CN must equal
+ * the client id, as IoT Core's policy variable ties the thing name to the certificate) and MQTT over
+ * WebSocket. The per-device topic ACL is the same on every listener.
  */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from 'node:tls';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import { createWebSocketStream, WebSocketServer } from 'ws';
 import { TransientError, ValidationError } from '../../functions/core/errors.js';
 import type { PublishAction } from '../../functions/core/reading.js';
 import { deviceMayPublish, deviceMaySubscribe, isValidEndpoint } from '../../functions/core/topics.js';
@@ -28,6 +39,10 @@ export const PUT_RECORDS_MAX_RECORDS = 500;
 export const PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024;
 /** IoT Core's limit on a publish payload (128 KB); a larger publish is refused. */
 export const MAX_PUBLISH_PAYLOAD_BYTES = 128 * 1024;
+/** IoT Core's per-connection publish limit (publishes per second); the local default. */
+export const PUBLISH_RATE_PER_CONNECTION = 100;
+/** The local bucket's default burst: two seconds' worth, so network jitter never trips a paced client. */
+export const PUBLISH_BURST_PER_CONNECTION = 200;
 /** How long close() waits for Kinesis to take what is pending before dead-lettering it (default). */
 export const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -76,6 +91,10 @@ export interface BrokerCounters extends ForwarderCounters {
   refusedPublishes: number;
   /** ... of which above MAX_PUBLISH_PAYLOAD_BYTES. */
   refusedTooLarge: number;
+  /** ... of which retained (the policy grants no iot:RetainPublish). */
+  refusedRetained: number;
+  /** ... of which above the per-connection publish rate. */
+  refusedRateLimited: number;
   refusedSubscribes: number;
   /** Rules that matched but whose action could not run (IoT's error action). */
   ruleActionErrors: number;
@@ -122,6 +141,18 @@ export interface BrokerOptions extends ForwarderOptions {
   serverPublishesToRules?: boolean;
   onRefused?: (clientId: string, what: string) => void;
   onRuleError?: (error: Error, topic: string, clientId: string) => void;
+  /**
+   * MQTT over TLS (IoT Core's 8883): the server certificate and key, and the CA whose certificates are
+   * accepted. A client must present a certificate from that CA whose subject CN equals its client id.
+   */
+  tls?: { port: number; host?: string; ca: string; cert: string; key: string };
+  /** MQTT over WebSocket (IoT Core's 443 /mqtt; locally plain ws://, default port 9001). */
+  ws?: { port: number; host?: string };
+  /**
+   * Per-connection publish limit, a token bucket: `perSecond` tokens a second up to `burst`; a publish
+   * with no token left is refused and the connection closed. Default 100/s, burst 200; false = none.
+   */
+  publishLimit?: { perSecond: number; burst?: number } | false;
 }
 
 interface Pending {
@@ -417,6 +448,12 @@ export interface LocalBroker {
   port: number;
   /** mqtt://host:port */
   url: string;
+  /** The TLS listener (with the `tls` option): its port and mqtts://host:port. */
+  tlsPort?: number;
+  tlsUrl?: string;
+  /** The WebSocket listener (with the `ws` option): its port and ws://host:port/mqtt. */
+  wsPort?: number;
+  wsUrl?: string;
   /** The Aedes instance (for LocalBrokerPublisher and tests). */
   aedes: Aedes;
   counters: BrokerCounters;
@@ -438,6 +475,23 @@ function refusal(message: string, returnCode: number): Error {
   return Object.assign(new Error(message), { returnCode });
 }
 
+/** The subject CN of the client certificate on a TLS connection (undefined when none). */
+export function peerCommonName(socket: TLSSocket): string | undefined {
+  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+  return typeof cn === 'string' ? cn : undefined; // several CNs: no single identity
+}
+
+const listen = (server: Server | TlsServer | HttpServer, port: number, host: string) =>
+  new Promise<AddressInfo>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+
+const hostForUrl = (address: string) => (address.includes(':') ? `[${address}]` : address);
+
 export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
   const clock = o.clock ?? Date.now;
   const forwarder = new KinesisForwarder(o);
@@ -450,6 +504,8 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     refusedConnects: 0,
     refusedPublishes: 0,
     refusedTooLarge: 0,
+    refusedRetained: 0,
+    refusedRateLimited: 0,
     refusedSubscribes: 0,
     ruleActionErrors: 0,
   };
@@ -477,6 +533,28 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     o.onRefused?.(id, what);
   };
   const toRules = o.serverPublishesToRules ?? true;
+  const limit =
+    o.publishLimit === false
+      ? undefined
+      : {
+          perSecond: o.publishLimit?.perSecond ?? PUBLISH_RATE_PER_CONNECTION,
+          burst: o.publishLimit?.burst ?? o.publishLimit?.perSecond ?? PUBLISH_BURST_PER_CONNECTION,
+        };
+  if (limit && (!(limit.perSecond > 0) || !(limit.burst >= 1)))
+    throw new ValidationError('publishLimit needs perSecond > 0 and burst >= 1', { field: 'publishLimit' });
+  /** Token bucket per connection (a reconnect starts with a full bucket, as a new connection). */
+  const buckets = new WeakMap<Client, { tokens: number; at: number }>();
+  const takeToken = (client: Client): boolean => {
+    if (!limit) return true;
+    const now = clock();
+    const b = buckets.get(client) ?? { tokens: limit.burst, at: now };
+    b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, now - b.at) * limit.perSecond) / 1000);
+    b.at = now;
+    buckets.set(client, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  };
   /** Rules → Kinesis; resolves once every record of the message is stored. */
   const route = async (topic: string, payload: Buffer, clientId: string): Promise<void> => {
     const outputs = engine.evaluate(topic, payload, clientId);
@@ -491,6 +569,19 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
       if (!o.allowAll && (!client.id || !isValidEndpoint(client.id))) {
         refuse('refusedConnects', String(client.id), 'connect: the client id is not a valid thing name');
         return done(refusal('client id must be a thing name', 2) as never, false);
+      }
+      if (client.conn instanceof TLSSocket) {
+        // Mutual TLS proved who holds the key; the certificate's CN is the thing name, and IoT Core's
+        // policy (iot:Connect on client/${iot:Connection.Thing.ThingName}) admits only that client id.
+        const cn = peerCommonName(client.conn);
+        if (cn !== client.id) {
+          refuse(
+            'refusedConnects',
+            String(client.id),
+            `connect over TLS: the client id differs from the certificate's CN (${cn ?? 'none'})`,
+          );
+          return done(refusal("client id must equal the certificate's CN", 5) as never, false);
+        }
       }
       done(null, true);
     },
@@ -511,6 +602,25 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
           `publish to ${packet.topic}: payload of ${size} bytes is above the ${MAX_PUBLISH_PAYLOAD_BYTES}-byte limit`,
         );
         return done(new Error(`payload of ${size} bytes is above ${MAX_PUBLISH_PAYLOAD_BYTES}`));
+      }
+      if (packet.retain) {
+        // The device policy grants no iot:RetainPublish: IoT Core refuses it as a policy violation.
+        own.refusedRetained++;
+        refuse(
+          'refusedPublishes',
+          client.id,
+          `publish to ${packet.topic}: retained publishes are not allowed`,
+        );
+        return done(new Error(`client ${client.id} may not publish retained messages`));
+      }
+      if (!takeToken(client)) {
+        own.refusedRateLimited++;
+        refuse(
+          'refusedPublishes',
+          client.id,
+          `publish to ${packet.topic}: above the per-connection limit of ${limit!.perSecond} publishes/s (burst ${limit!.burst})`,
+        );
+        return done(new Error(`client ${client.id} publishes faster than ${limit!.perSecond}/s`));
       }
       if (!o.allowAll && (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic))) {
         refuse('refusedPublishes', client.id, `publish to ${packet.topic}`);
@@ -553,16 +663,56 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
   aedes.on('clientDisconnect', () => own.connected--);
 
   const server: Server = createServer((socket) => aedes.handle(socket));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
+  const address = await listen(server, o.port, o.host ?? '127.0.0.1');
+
+  let tlsServer: TlsServer | undefined;
+  let tlsAddress: AddressInfo | undefined;
+  if (o.tls) {
+    tlsServer = createTlsServer(
+      {
+        key: o.tls.key,
+        cert: o.tls.cert,
+        ca: o.tls.ca,
+        requestCert: true,
+        rejectUnauthorized: true, // no certificate, or one from another CA: the handshake fails
+        minVersion: 'TLSv1.2',
+      },
+      (socket) => aedes.handle(socket),
+    );
+    tlsServer.on('tlsClientError', (error) =>
+      refuse('refusedConnects', 'unknown', `TLS handshake refused: ${error.message}`),
+    );
+    tlsAddress = await listen(tlsServer, o.tls.port, o.tls.host ?? '127.0.0.1');
+  }
+  let httpServer: HttpServer | undefined;
+  let wss: WebSocketServer | undefined;
+  let wsAddress: AddressInfo | undefined;
+  if (o.ws) {
+    httpServer = createHttpServer((_req, res) => {
+      res
+        .writeHead(426, { 'content-type': 'text/plain' })
+        .end('MQTT over WebSocket: connect to ws://<host>:<port>/mqtt\n');
+    });
+    // Subprotocol: MQTT clients offer "mqtt" (or "mqttv3.1"); ws picks the first offered.
+    wss = new WebSocketServer({ server: httpServer, perMessageDeflate: false });
+    wss.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket);
+      stream.on('error', () => socket.terminate());
+      aedes.handle(stream, req);
+    });
+    wsAddress = await listen(httpServer, o.ws.port, o.ws.host ?? '127.0.0.1');
+  }
 
   let closed = false;
   return {
     port: address.port,
-    url: `mqtt://${address.address}:${address.port}`,
+    url: `mqtt://${hostForUrl(address.address)}:${address.port}`,
+    ...(tlsAddress
+      ? { tlsPort: tlsAddress.port, tlsUrl: `mqtts://${hostForUrl(tlsAddress.address)}:${tlsAddress.port}` }
+      : {}),
+    ...(wsAddress
+      ? { wsPort: wsAddress.port, wsUrl: `ws://${hostForUrl(wsAddress.address)}:${wsAddress.port}/mqtt` }
+      : {}),
     aedes,
     counters,
     publish(action) {
@@ -593,7 +743,13 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     async close(timeoutMs) {
       if (closed) return;
       closed = true;
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const serverClosed = Promise.all(
+        [server, tlsServer, httpServer]
+          .filter((s) => s !== undefined)
+          .map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      );
+      for (const c of wss?.clients ?? []) c.terminate();
+      wss?.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await serverClosed;
       await forwarder.close(timeoutMs);

@@ -29,7 +29,8 @@ import type { IngestHooks, IngestSettings } from '../../functions/shared/ingest-
 import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import { type EventSourceDef, pipeline, type StreamKey } from '../pipeline.js';
 import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
-import { type LocalBroker, startBroker } from './broker.js';
+import { type BrokerOptions, type LocalBroker, startBroker } from './broker.js';
+import { type CaPaths, ensureLocalCa } from './ca.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
 import { startEmulators } from './emulators.js';
 import { EventSourceRunner } from './event-source.js';
@@ -51,6 +52,12 @@ export interface LocalStackOptions {
   faults?: LocalFaults;
   /** Event-source settings overriding the pipeline's (tests: a short retry budget). */
   eventSource?: Partial<EventSourceDef>;
+  /** MQTT over TLS with client certificates from the data directory's local CA (ADR 0019). */
+  tls?: { port: number };
+  /** MQTT over WebSocket. */
+  ws?: { port: number };
+  /** The broker's per-connection publish limit (default 100/s, burst 200; false = none). */
+  publishLimit?: BrokerOptions['publishLimit'];
 }
 
 export interface LocalStatus {
@@ -119,6 +126,10 @@ export class LatencyRecorder {
 export interface LocalStack {
   mqttPort: number;
   httpPort: number;
+  /** The TLS listener's port and the local CA's files (with the `tls` option). */
+  tls?: { port: number; paths: CaPaths };
+  /** The WebSocket listener's port (with the `ws` option). */
+  wsPort?: number;
   adminKey: string;
   demoApp?: { name: string; apiKey: string };
   registry: RegistryPort;
@@ -248,9 +259,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   }
 
   // ---- broker, protocol servers, commands -----------------------------------------------------------
-  const openBroker = (port: number) =>
+  const localCa = o.tls ? await ensureLocalCa(o.dataDir) : undefined;
+  const openBroker = (port: number, tlsPort = o.tls?.port, wsPort = o.ws?.port) =>
     startBroker({
       port,
+      ...(localCa && tlsPort !== undefined
+        ? { tls: { port: tlsPort, ca: localCa.ca.cert, cert: localCa.server.cert, key: localCa.server.key } }
+        : {}),
+      ...(wsPort !== undefined ? { ws: { port: wsPort } } : {}),
+      ...(o.publishLimit !== undefined ? { publishLimit: o.publishLimit } : {}),
       rules: pipeline.rules,
       kinesis,
       streamNames,
@@ -471,6 +488,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   return {
     mqttPort: broker.port,
     httpPort: http.port,
+    ...(localCa && broker.tlsPort !== undefined
+      ? { tls: { port: broker.tlsPort, paths: localCa.paths } }
+      : {}),
+    ...(broker.wsPort !== undefined ? { wsPort: broker.wsPort } : {}),
     adminKey,
     ...(demoApp ? { demoApp } : {}),
     registry,
@@ -510,7 +531,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       try {
         await old.close();
         if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-        const next = await openBroker(old.port);
+        const next = await openBroker(old.port, old.tlsPort, old.wsPort);
         // One synchronous swap: the status never counts the old broker twice or not at all.
         retiredBroker.sparkplug += old.counters.messagesIn.sparkplug;
         retiredBroker.lwm2m += old.counters.messagesIn.lwm2m;
