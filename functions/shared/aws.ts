@@ -51,12 +51,19 @@ export function ingestSettings(config: IngestConfig): IngestSettings {
   };
 }
 
+/** The rule and alert documents (registry table): what the API serves at /rules and /alerts. */
+export function awsRuleStores(config: IngestConfig, doc: DynamoDBDocumentClient) {
+  return {
+    rules: new DynamoRuleStore({ client: doc, tableName: config.REGISTRY_TABLE }),
+    alerts: new DynamoAlertStore({ client: doc, tableName: config.REGISTRY_TABLE }),
+  };
+}
+
 /** Rules and alerts on the registry/state tables (ADR 0016), delivered to the stack's SNS topic / bus. */
 export function awsRulesPorts(config: IngestConfig, doc: DynamoDBDocumentClient): IngestRulesPorts {
   return {
-    rules: new DynamoRuleStore({ client: doc, tableName: config.REGISTRY_TABLE }),
+    ...awsRuleStores(config, doc),
     state: new DynamoRuleStateStore({ client: doc, tableName: config.STATE_TABLE }),
-    alerts: new DynamoAlertStore({ client: doc, tableName: config.REGISTRY_TABLE }),
     sink: allSinks(
       ...awsAlertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS }),
     ),
