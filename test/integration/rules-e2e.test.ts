@@ -77,6 +77,7 @@ async function api(path: string, init: { method?: string; body?: unknown; key?: 
     headers: { authorization: `Bearer ${init.key ?? ADMIN_KEY}`, 'content-type': 'application/json' },
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   });
+  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies of several shapes, checked by the assertions
   return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
 }
 
