@@ -79,8 +79,8 @@ export const DYNAMODB_ACCESS: AccessTable = {
     registry: ['PutItem', 'UpdateItem'],
     // The rule list and the outbox of undelivered transitions (gsi1).
     'registry/index/gsi1': ['Query'],
-    // Rule state: listDue (Query per shard), getVersions (BatchGet), put (conditional Put).
-    state: ['Query', 'BatchGetItem', 'PutItem'],
+    // Rule state: listDue (Query per shard), put (conditional Put).
+    state: ['Query', 'PutItem'],
   },
 };
 

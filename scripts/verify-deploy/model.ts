@@ -150,6 +150,7 @@ export class TemplateModel {
       'AWS::Timestream::Database': 'DatabaseName',
       'AWS::Timestream::Table': 'TableName',
       'AWS::IoT::TopicRule': 'RuleName',
+      'AWS::Events::EventBus': 'Name',
     };
     const prop = explicit[r.Type];
     if (prop && p[prop] !== undefined) return String(this.resolve(p[prop]!));
@@ -185,6 +186,8 @@ export class TemplateModel {
         return `arn:aws:iot:${REGION}:${ACCOUNT}:rule/${name}`;
       case 'AWS::Logs::LogGroup':
         return `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${name}:*`;
+      case 'AWS::Events::EventBus':
+        return `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${name}`;
       default:
         return `arn:aws:${r.Type.split('::')[1]?.toLowerCase()}:${REGION}:${ACCOUNT}:${name}`;
     }
