@@ -4,6 +4,7 @@ import type { AlertTransition } from '../../functions/core/rules/index.js';
 import { type Api, createApi } from './fixture.js';
 
 let api: Api;
+const ids = (list: unknown) => (list as Array<{ id: string }>).map((x) => x.id);
 beforeAll(async () => {
   api = await createApi();
 });
@@ -81,13 +82,9 @@ describe('/rules', () => {
     await api.call('POST', '/rules', { body: rule(undefined, { id: 'any-rule' }) });
 
     const mine = await api.call('GET', '/rules', { key });
-    expect(mine.body.rules.map((r: { id: string }) => r.id)).toEqual(['app-rule']);
+    expect(ids(mine.body.rules)).toEqual(['app-rule']);
     const all = await api.call('GET', '/rules');
-    expect(all.body.rules.map((r: { id: string }) => r.id).sort()).toEqual([
-      'any-rule',
-      'app-rule',
-      'env-rule',
-    ]);
+    expect(ids(all.body.rules).sort()).toEqual(['any-rule', 'app-rule', 'env-rule']);
     // Another type's rule and a missing rule answer alike (no probing).
     expect((await api.call('GET', '/rules/env-rule', { key })).status).toBe(403);
     expect((await api.call('GET', '/rules/nope', { key })).status).toBe(403);
@@ -107,16 +104,16 @@ describe('/alerts', () => {
     await api.alerts.record(opening('a-b1-2', 'b1', 'breaker', t0 + 3), t0);
 
     const all = await api.call('GET', '/alerts');
-    expect(all.body.alerts.map((a: { id: string }) => a.id)).toEqual(['a-b1-2', 'a-e1', 'a-b1']);
+    expect(ids(all.body.alerts)).toEqual(['a-b1-2', 'a-e1', 'a-b1']);
     const page = await api.call('GET', '/alerts', { query: { limit: '2' } });
     expect(page.body.alerts).toHaveLength(2);
     const rest = await api.call('GET', '/alerts', { query: { limit: '2', nextToken: page.body.nextToken } });
-    expect(rest.body.alerts.map((a: { id: string }) => a.id)).toEqual(['a-b1']);
+    expect(ids(rest.body.alerts)).toEqual(['a-b1']);
     expect((await api.call('GET', '/alerts', { query: { status: 'bogus' } })).status).toBe(400);
 
     const key = api.appKey;
     const mine = await api.call('GET', '/alerts', { key });
-    expect(mine.body.alerts.map((a: { id: string }) => a.id)).toEqual(['a-b1-2', 'a-b1']);
+    expect(ids(mine.body.alerts)).toEqual(['a-b1-2', 'a-b1']);
     expect((await api.call('GET', '/alerts', { key, query: { deviceType: 'env-sensor' } })).status).toBe(403);
     expect((await api.call('GET', '/alerts/a-e1', { key })).status).toBe(403);
     expect((await api.call('POST', '/alerts/a-e1/ack', { key })).status).toBe(403);
