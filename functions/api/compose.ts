@@ -12,6 +12,7 @@ import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
 import type { Clock } from '../core/processor.js';
 import type { RegistryPort } from '../core/registry.js';
+import type { AlertStore, RuleStore } from '../core/rules/store.js';
 import type { SparkplugStateStore } from '../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../core/telemetry.js';
 import { Authenticator, type Principal } from './auth.js';
@@ -36,6 +37,8 @@ export interface ApiPorts extends AuthorizerPorts {
   newId: () => string;
   /** Counts for GET /health (default: a cached scan of the registry). */
   health?: () => Promise<HealthCounts>;
+  /** Rules and alerts (ADR 0016): /rules and /alerts are served when given. */
+  rules?: { rules: RuleStore; alerts: AlertStore; onChange?: () => void };
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -69,5 +72,10 @@ export function composeApi(ports: ApiPorts): {
     sparkplugState: ports.sparkplugState,
     newId: ports.newId,
   };
+  if (ports.rules) {
+    const { rules, alerts, onChange } = ports.rules;
+    deps.rulesApi = { rules, ...(onChange ? { onChange } : {}) };
+    deps.alertsApi = { alerts };
+  }
   return { router: createApiRouter(deps), authenticator, commands };
 }

@@ -6,7 +6,14 @@
 
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { adminKeyHash, dynamoPorts, iotPublisher, loadConfig, telemetryStore } from '../shared/aws.js';
+import {
+  adminKeyHash,
+  awsRuleStores,
+  dynamoPorts,
+  iotPublisher,
+  loadConfig,
+  telemetryStore,
+} from '../shared/aws.js';
 import type { Principal } from './auth.js';
 import { composeApi } from './compose.js';
 import { API_SECURITY_HEADERS, type ApiRequest, badRequest, type Router, tooLarge } from './http.js';
@@ -91,5 +98,6 @@ export const handler = createApiHandler(async () => {
     clock: Date.now,
     newId: randomUUID,
     adminKeyHash: await adminKeyHash(),
+    ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
   }).router;
 });

@@ -4,6 +4,7 @@
  */
 import { LWM2M_OPERATIONS, SPARKPLUG_WRITABLE_TYPES } from '../core/commands.js';
 import { BUCKET_AGGS } from '../core/telemetry.js';
+import { rulesPaths, rulesSchemas } from './openapi-rules.js';
 import { EVENT_TYPES } from './routes/events.js';
 
 type Json = Record<string, unknown>;
@@ -644,13 +645,13 @@ export function openApiDocument(): Json {
         'only the device types it registered for (ADR 0010).',
     },
     security: [{ bearer: [] }],
-    paths,
+    paths: { ...paths, ...rulesPaths },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Admin key or application key' },
       },
       responses: errorResponses,
-      schemas,
+      schemas: { ...schemas, ...rulesSchemas },
     },
   };
 }

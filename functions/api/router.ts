@@ -7,6 +7,7 @@
 import type { Principal } from './auth.js';
 import { Router } from './http.js';
 import { openApiDocument } from './openapi.js';
+import { registerAlertRoutes } from './routes/alerts.js';
 import { registerAppRoutes } from './routes/apps.js';
 import { registerCommandRoutes } from './routes/commands.js';
 import { type ApiDeps, json } from './routes/context.js';
@@ -14,6 +15,7 @@ import { registerDeviceTypeRoutes } from './routes/device-types.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerRuleRoutes } from './routes/rules.js';
 import { registerTelemetryRoutes } from './routes/telemetry.js';
 
 export type { ApiDeps, HealthCounts } from './routes/context.js';
@@ -28,5 +30,7 @@ export function createApiRouter(deps: ApiDeps): Router<Principal> {
   registerDeviceTypeRoutes(r, deps);
   registerAppRoutes(r, deps);
   registerEventRoutes(r, deps);
+  registerRuleRoutes(r, deps);
+  registerAlertRoutes(r, deps);
   return r;
 }

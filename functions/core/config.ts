@@ -103,6 +103,11 @@ export const ingestConfigSpec = {
   REORDER_TIMEOUT_MS: { kind: 'int', default: '2000', min: 0 },
   REGISTRY_CACHE_TTL_MS: { kind: 'int', default: '60000', min: 0 },
   INGEST_CONCURRENCY: { kind: 'int', default: '8', min: 1, max: 256 },
+  // Rules and alerts (ADR 0016): evaluated on ingest when RULES_ENABLED; transitions to the topic / bus.
+  RULES_ENABLED: { kind: 'bool', default: 'false' },
+  RULES_CACHE_TTL_MS: { kind: 'int', default: '30000', min: 0 },
+  ALERTS_TOPIC_ARN: { kind: 'string' },
+  ALERTS_EVENT_BUS: { kind: 'string' },
 } as const satisfies ConfigSpec;
 
 export type IngestConfig = ConfigOf<typeof ingestConfigSpec>;

@@ -55,7 +55,9 @@ export type LifecycleEventType =
   | 'response'
   | 'quarantined'
   | 'publish-refused'
-  | 'state';
+  | 'state'
+  /** An alert opened or resolved (rules, ADR 0016): `data` is the transition. */
+  | 'alert';
 
 export interface LifecycleEvent {
   type: LifecycleEventType;

@@ -10,8 +10,10 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { awsAlertSinks } from '../adapters/alert-sinks.js';
 import { DynamoEventLog } from '../adapters/dynamo-events.js';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
+import { DynamoAlertStore, DynamoRuleStateStore, DynamoRuleStore } from '../adapters/dynamo-rules.js';
 import {
   DynamoPendingRequestStore,
   DynamoRegistrationStore,
@@ -23,9 +25,10 @@ import { TimestreamTelemetryStore } from '../adapters/timestream-store.js';
 import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import type { EnrichedReading } from '../core/reading.js';
+import { allSinks } from '../core/rules/delivery.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
 import { dynamoDocumentClient } from './aws-base.js';
-import type { IngestPorts, IngestSettings } from './ingest-function.js';
+import type { IngestPorts, IngestRulesPorts, IngestSettings } from './ingest-function.js';
 
 export {
   adminKeyHash,
@@ -44,6 +47,26 @@ export function ingestSettings(config: IngestConfig): IngestSettings {
     rebirthThrottleMs: config.REBIRTH_THROTTLE_MS,
     reorderTimeoutMs: config.REORDER_TIMEOUT_MS,
     concurrency: config.INGEST_CONCURRENCY,
+    rulesTtlMs: config.RULES_CACHE_TTL_MS,
+  };
+}
+
+/** The rule and alert documents (registry table): what the API serves at /rules and /alerts. */
+export function awsRuleStores(config: IngestConfig, doc: DynamoDBDocumentClient) {
+  return {
+    rules: new DynamoRuleStore({ client: doc, tableName: config.REGISTRY_TABLE }),
+    alerts: new DynamoAlertStore({ client: doc, tableName: config.REGISTRY_TABLE }),
+  };
+}
+
+/** Rules and alerts on the registry/state tables (ADR 0016), delivered to the stack's SNS topic / bus. */
+export function awsRulesPorts(config: IngestConfig, doc: DynamoDBDocumentClient): IngestRulesPorts {
+  return {
+    ...awsRuleStores(config, doc),
+    state: new DynamoRuleStateStore({ client: doc, tableName: config.STATE_TABLE }),
+    sink: allSinks(
+      ...awsAlertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS }),
+    ),
   };
 }
 
@@ -120,6 +143,7 @@ export function awsIngestPorts(config: IngestConfig, service: string) {
     ...dynamo,
     store: telemetryStore(config, dynamo.doc),
     publisher: iotPublisher(config),
+    ...(config.RULES_ENABLED ? { rules: awsRulesPorts(config, dynamo.doc) } : {}),
     clock: Date.now,
     logger: new Logger({ serviceName: service }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),

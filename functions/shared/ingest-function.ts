@@ -5,7 +5,7 @@
  * Lambda entry, the local stack and the benchmarks differ only in the adapters they pass.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Enricher } from '../core/enrich.js';
 import type { EventLog } from '../core/events.js';
 import {
@@ -20,6 +20,11 @@ import {
 import type { Clock, MessageProcessor } from '../core/processor.js';
 import type { Protocol } from '../core/reading.js';
 import type { RegistryPort } from '../core/registry.js';
+import type { AlertSink } from '../core/rules/delivery.js';
+import { RuleEngine, type RuleSource } from '../core/rules/engine.js';
+import type { AlertTransition } from '../core/rules/model.js';
+import { rulesOnIngest } from '../core/rules/on-ingest.js';
+import type { AlertStore, RuleStateStore } from '../core/rules/store.js';
 import { createIngestHandler, type KinesisHandler } from './ingest-handler.js';
 
 /** The adapters an ingest function needs, whatever the target (AWS, local stack, benchmark). */
@@ -31,6 +36,16 @@ export interface IngestPorts {
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
+  /** Rules and alerts (ADR 0016): evaluated on the ingest path when present. */
+  rules?: IngestRulesPorts;
+}
+
+/** What rule evaluation on the ingest path is built from. */
+export interface IngestRulesPorts {
+  rules: RuleSource;
+  state: RuleStateStore;
+  alerts: AlertStore;
+  sink: AlertSink;
 }
 
 /** Tunables (in AWS: the function's environment, parsed once by loadConfig). */
@@ -44,12 +59,16 @@ export interface IngestSettings {
   concurrency?: number;
   /** Readings per store write (core default: INGEST_CHUNK_READINGS). */
   chunkReadings?: number;
+  /** How long the rule list is cached per function instance (default 30 s). */
+  rulesTtlMs?: number;
 }
 
 /** Observers the local stack and the benchmarks attach (none in AWS). */
 export interface IngestHooks {
   onBatch?: (stats: IngestStats) => void;
   onStored?: (latencyMs: number, readings: number) => void;
+  /** Alert transitions after each batch's delivery. */
+  onTransitions?: (transitions: AlertTransition[]) => void;
 }
 
 export interface IngestFunction {
@@ -57,6 +76,8 @@ export interface IngestFunction {
   handler: KinesisHandler;
   /** The same graph one level down, for benchmarks: decoded Kinesis records in. */
   processRecords(records: IngestRecord[]): Promise<IngestResult>;
+  /** The rule engine, when rules are evaluated (`invalidateRules()` after a rule changed). */
+  rules?: RuleEngine;
 }
 
 /** The registry enricher both ingest paths share (device/type cache, auto-registration). */
@@ -80,11 +101,41 @@ export function assembleIngest(
   settings: IngestSettings,
   hooks: IngestHooks,
 ): IngestFunction {
+  let processor = parts.processor;
+  let store = ports.store;
+  let engine: RuleEngine | undefined;
+  if (ports.rules) {
+    const rp = ports.rules;
+    engine = new RuleEngine({
+      rules: rp.rules,
+      state: rp.state,
+      alerts: rp.alerts,
+      clock: ports.clock,
+      ...(settings.rulesTtlMs !== undefined ? { rulesTtlMs: settings.rulesTtlMs } : {}),
+    });
+    const metrics = ports.metrics;
+    ({ processor, store } = rulesOnIngest(
+      { processor, store },
+      {
+        engine,
+        alerts: rp.alerts,
+        sink: rp.sink,
+        clock: ports.clock,
+        deviceType: (id) => parts.enricher.deviceType(id),
+        onError: (what, error, t) =>
+          ports.logger.error(`rules: ${what} failed${t ? ` for transition ${t.id}` : ''}`, error as Error),
+        onTransitions: (ts) => {
+          alertMetrics(metrics, ts);
+          hooks.onTransitions?.(ts);
+        },
+      },
+    ));
+  }
   const deps: IngestDeps = {
     protocol,
-    processor: parts.processor,
+    processor,
     enricher: parts.enricher,
-    store: ports.store,
+    store,
     publisher: ports.publisher,
     events: parts.events,
     clock: ports.clock,
@@ -100,5 +151,15 @@ export function assembleIngest(
       ...(hooks.onBatch ? { onBatch: hooks.onBatch } : {}),
     }),
     processRecords: (records) => processBatch(records, deps),
+    ...(engine ? { rules: engine } : {}),
   };
+}
+
+/** EMF: alerts opened and resolved per severity (the CloudWatch "alerts opened per minute" widget). */
+function alertMetrics(metrics: Metrics, ts: AlertTransition[]): void {
+  for (const t of ts) {
+    const m = metrics.singleMetric();
+    m.addDimension('severity', t.severity);
+    m.addMetric(t.kind === 'open' ? 'AlertsOpened' : 'AlertsResolved', MetricUnit.Count, 1);
+  }
 }

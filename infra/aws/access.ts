@@ -25,7 +25,13 @@ export type DynamoAction =
 /** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
 export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry';
 
-export type FunctionKey = 'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'authorizer' | 'provisioningHook';
+export type FunctionKey =
+  | 'sparkplugIngest'
+  | 'lwm2mIngest'
+  | 'api'
+  | 'authorizer'
+  | 'provisioningHook'
+  | 'rulesClock';
 
 export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
 
@@ -73,6 +79,15 @@ export const DYNAMODB_ACCESS: AccessTable = {
     // findApplicationByKeyHash: key lookup item, then the application item (Get).
     registry: ['GetItem'],
   },
+  rulesClock: {
+    // Rules and alerts (functions/adapters/dynamo-rules.ts): alert open (conditional Put), resolve and
+    // markDispatched (Update), transition record (conditional Put).
+    registry: ['PutItem', 'UpdateItem'],
+    // The rule list and the outbox of undelivered transitions (gsi1).
+    'registry/index/gsi1': ['Query'],
+    // Rule state: listDue (Query per shard), put (conditional Put).
+    state: ['Query', 'PutItem'],
+  },
   provisioningHook: {
     // Pre-provisioning hook (ADR 0018): getDevice, and getDeviceType for a self-registering device
     // (Get); SELF_REGISTER_ACCESS adds the writes when some type may register itself.
@@ -87,6 +102,27 @@ export const DYNAMODB_ACCESS: AccessTable = {
 export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
   registry: ['PutItem'],
 };
+
+/**
+ * With rules on (ADR 0016), the ingest functions also evaluate them: the rule list (gsi1 Query), rule
+ * state (BatchGet, conditional Put — granted for protocol state already) and alert transitions
+ * (conditional Put, Update).
+ */
+export const RULES_INGEST_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
+  registry: ['PutItem', 'UpdateItem'],
+  'registry/index/gsi1': ['Query'],
+  state: ['BatchGetItem', 'PutItem'],
+};
+
+/** Who delivers alert transitions (ADR 0016): SNS Publish on the alert topic, PutEvents on the alert bus. */
+export const ALERT_DELIVERY: readonly FunctionKey[] = ['sparkplugIngest', 'lwm2mIngest', 'rulesClock'];
+
+export function alertDeliveryStatements(topicArn: string, eventBusArn: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({ sid: 'PublishAlerts', actions: ['sns:Publish'], resources: [topicArn] }),
+    new PolicyStatement({ sid: 'PutAlertEvents', actions: ['events:PutEvents'], resources: [eventBusArn] }),
+  ];
+}
 
 /**
  * With `autoRegister` on, the ingest functions also create unknown devices (and the default device

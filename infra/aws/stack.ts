@@ -17,12 +17,14 @@ import {
   dynamoStatements,
   IOT_PUBLISH,
   iotPublishStatement,
+  RULES_INGEST_ACCESS,
   SELF_REGISTER_ACCESS,
   type TableTarget,
   TIMESTREAM_ACCESS,
   timestreamStatements,
   withAccess,
 } from './access.js';
+import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
@@ -185,10 +187,12 @@ export class DualpathStack extends Stack {
     };
     const grantData = (fn: NodejsFunction, key: keyof typeof DYNAMODB_ACCESS) => {
       const ingest = key === 'sparkplugIngest' || key === 'lwm2mIngest';
-      const row =
+      const base =
         ingest && s.autoRegister
           ? withAccess(DYNAMODB_ACCESS[key], AUTO_REGISTER_ACCESS)
           : DYNAMODB_ACCESS[key];
+      // Rules are evaluated on the ingest path (ADR 0016).
+      const row = ingest ? withAccess(base, RULES_INGEST_ACCESS) : base;
       for (const st of dynamoStatements(row, tableArn)) fn.addToRolePolicy(st);
       if (timestream) {
         for (const st of timestreamStatements(TIMESTREAM_ACCESS[key], timestream.table.attrArn))
@@ -304,6 +308,15 @@ export class DualpathStack extends Stack {
         ? DYNAMODB_ACCESS.provisioningHook
         : withAccess(DYNAMODB_ACCESS.provisioningHook, SELF_REGISTER_ACCESS);
     for (const st of dynamoStatements(hookRow, tableArn)) onboarding.hook.addToRolePolicy(st);
+    // Rules and alerts (ADR 0016): alert topic and bus, the rules clock; evaluation on in every function.
+    const alerts = new Alerts(this, 'Alerts', {
+      clockEntry: entry('functions/rules-clock/handler.ts'),
+      environment: common,
+      logRetention,
+    });
+    for (const p of paths) alerts.attach(p.fn);
+    alerts.attach(apiFn, { delivers: false });
+    grantData(alerts.clock, 'rulesClock');
 
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
     // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
@@ -324,7 +337,14 @@ export class DualpathStack extends Stack {
     simulator?.node.addDependency(iot);
 
     acknowledgeFindings(this, {
-      functions: [...paths.map((p) => p.fn), apiFn, authorizerFn, onboarding.hook, onboarding.claimFunction],
+      functions: [
+        ...paths.map((p) => p.fn),
+        apiFn,
+        authorizerFn,
+        onboarding.hook,
+        onboarding.claimFunction,
+        alerts.clock,
+      ],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
         { fn: apiFn, topics: IOT_PUBLISH.api },
@@ -378,6 +398,8 @@ export class DualpathStack extends Stack {
         value: p.archive.bucketName,
       });
     }
+    new CfnOutput(this, 'AlertTopicArn', { value: alerts.topic.topicArn });
+    new CfnOutput(this, 'AlertEventBusName', { value: alerts.bus.eventBusName });
     new CfnOutput(this, 'IotEndpoint', { value: iotEndpoint });
     new CfnOutput(this, 'DevicePolicyName', { value: iot.policy.ref });
     new CfnOutput(this, 'ThingTypeName', { value: iot.thingType.ref });

@@ -28,6 +28,7 @@ import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
 import type { IngestHooks, IngestSettings } from '../../functions/shared/ingest-function.js';
 import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import { type EventSourceDef, pipeline, type StreamKey } from '../pipeline.js';
+import { localRules } from './alerts.js';
 import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
 import { type BrokerOptions, type LocalBroker, startBroker } from './broker.js';
 import { type CaPaths, ensureLocalCa } from './ca.js';
@@ -238,6 +239,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   // What the handlers write to: the store, behind the fault injector in fault-injection runs.
   const handlerStore = injector ? injector.store(store) : store;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
+  // Rules and alerts (ADR 0016): stores on the same tables, event log + webhook sinks, a clock timer.
+  const rules = localRules({ doc, tables, events: baseEvents, clock, log });
 
   // Seeds: device types, and one application on first start (its key is shown once).
   for (const t of SEED_TYPES) if (!(await registry.getDeviceType(t.id))) await registry.putDeviceType(t);
@@ -308,6 +311,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     clock,
     logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
+    rules: rules.ingestPorts(),
   });
   const ingestSettings: IngestSettings = {
     autoRegister: o.autoRegister ?? true,
@@ -325,21 +329,23 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   // The SAME composition roots as the Lambda entries, driven by the local event-source runner: one
   // function instance per concurrent lane.
   const makeHandler = (protocol: Protocol) =>
-    protocol === 'sparkplug'
-      ? composeSparkplugIngest(
-          { ...ingestPorts(protocol), sparkplugState: new DynamoSparkplugStateStore(stateOpts) },
-          ingestSettings,
-          ingestHooks,
-        ).handler
-      : composeLwm2mIngest(
-          {
-            ...ingestPorts(protocol),
-            registrations: new DynamoRegistrationStore(stateOpts),
-            pending: new DynamoPendingRequestStore(stateOpts),
-          },
-          ingestSettings,
-          ingestHooks,
-        ).handler;
+    rules.track(
+      protocol === 'sparkplug'
+        ? composeSparkplugIngest(
+            { ...ingestPorts(protocol), sparkplugState: new DynamoSparkplugStateStore(stateOpts) },
+            ingestSettings,
+            ingestHooks,
+          )
+        : composeLwm2mIngest(
+            {
+              ...ingestPorts(protocol),
+              registrations: new DynamoRegistrationStore(stateOpts),
+              pending: new DynamoPendingRequestStore(stateOpts),
+            },
+            ingestSettings,
+            ingestHooks,
+          ),
+    ).handler;
   const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
   // Counters of runners stopped by restartRunners(), so the totals stay cumulative.
   const retired = {
@@ -409,6 +415,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     clock,
     newId: randomUUID,
     adminKeyHash: hashKey(adminKey),
+    rules: rules.apiPorts(),
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
@@ -485,6 +492,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   };
 
   injector?.arm();
+  rules.start();
   return {
     mqttPort: broker.port,
     httpPort: http.port,
@@ -546,6 +554,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     },
     async stop() {
       clearInterval(onlineTimer);
+      await rules.stop();
       brokerClosed = true;
       await broker.close();
       // Kinesis is in memory here: process every accepted record before exiting, however long it takes.

@@ -11,10 +11,12 @@
  *     handed to the scenario (devices answer commands through it);
  *   - Timestream write/query: endpoint discovery to this endpoint, WriteRecords accepted (kept),
  *     Query answered with no rows;
- *   - CloudFormation custom-resource responses (PUT to the ResponseURL) kept for the harness.
+ *   - CloudFormation custom-resource responses (PUT to the ResponseURL) kept for the harness;
+ *   - SNS Publish (query protocol) and EventBridge PutEvents: recorded and kept (alert deliveries).
  * Anything else is an "unhandled request" the run reports as a failure.
  */
 import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -57,6 +59,9 @@ export class RecordingEndpoint {
   readonly timestreamWrites: Array<{ function: string; database: string; table: string; records: number }> =
     [];
   readonly cfnResponses = new Map<string, Record<string, unknown>>();
+  /** Alert deliveries (rules, ADR 0016): SNS messages and EventBridge entries, with the function. */
+  readonly alertDeliveries: Array<{ function: string; via: 'sns' | 'events'; target: string; body: string }> =
+    [];
   readonly caFile: string;
   private readonly keys = new Map<string, string>();
   private httpServer!: http.Server;
@@ -307,6 +312,61 @@ export class RecordingEndpoint {
       this.record(fn, 'timestream', op, '*');
       this.unhandled.push(`${fn}: Timestream ${op} is not emulated`);
       return json(400, { __type: 'ValidationException', message: `${op} is not emulated` });
+    }
+
+    // SNS (query protocol): Action=Publish&TopicArn=...&Message=...
+    if (
+      req.method === 'POST' &&
+      String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')
+    ) {
+      const form = new URLSearchParams(body.toString());
+      const action = form.get('Action') ?? '';
+      const topicArn = form.get('TopicArn') ?? '';
+      this.record(fn, 'sns', action, topicArn || '*');
+      if (action !== 'Publish' || !topicArn) {
+        this.unhandled.push(`${fn}: SNS ${action} is not emulated`);
+        res.writeHead(400, { 'content-type': 'text/xml' });
+        res.end('<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>');
+        return;
+      }
+      this.alertDeliveries.push({
+        function: fn,
+        via: 'sns',
+        target: topicArn,
+        body: form.get('Message') ?? '',
+      });
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      res.end(
+        `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>${crypto.randomUUID()}</MessageId></PublishResult><ResponseMetadata><RequestId>local</RequestId></ResponseMetadata></PublishResponse>`,
+      );
+      return;
+    }
+
+    // EventBridge (JSON 1.1): AWSEvents.PutEvents
+    if (target.startsWith('AWSEvents.')) {
+      const op = target.slice('AWSEvents.'.length);
+      const input = JSON.parse(body.toString() || '{}') as { Entries?: Array<Record<string, unknown>> };
+      if (op !== 'PutEvents') {
+        this.record(fn, 'events', op, '*');
+        this.unhandled.push(`${fn}: EventBridge ${op} is not emulated`);
+        return json(
+          400,
+          { __type: 'ValidationException', message: `${op} is not emulated` },
+          'application/x-amz-json-1.1',
+        );
+      }
+      const entries = input.Entries ?? [];
+      for (const e of entries) {
+        const bus = String(e.EventBusName ?? 'default');
+        const arn = bus.startsWith('arn:') ? bus : `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${bus}`;
+        this.record(fn, 'events', 'PutEvents', arn);
+        this.alertDeliveries.push({ function: fn, via: 'events', target: arn, body: String(e.Detail ?? '') });
+      }
+      return json(
+        200,
+        { FailedEntryCount: 0, Entries: entries.map(() => ({ EventId: crypto.randomUUID() })) },
+        'application/x-amz-json-1.1',
+      );
     }
 
     // IoT data plane Publish (REST): POST /topics/{topic}?qos=

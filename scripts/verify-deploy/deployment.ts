@@ -294,6 +294,8 @@ export class Deployment {
       AWS_ENDPOINT_URL_TIMESTREAM_WRITE: url,
       AWS_ENDPOINT_URL_TIMESTREAM_QUERY: url,
       AWS_ENDPOINT_URL_IOT: url,
+      AWS_ENDPOINT_URL_SNS: url,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: url,
       AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${this.endpoint.httpsAuthority}`,
       NODE_EXTRA_CA_CERTS: this.endpoint.caFile,
     };
@@ -382,6 +384,42 @@ export class Deployment {
       n++;
     }
     return n;
+  }
+
+  /**
+   * EventBridge schedules (AWS::Events::Rule with a ScheduleExpression): invokes each enabled rule's
+   * Lambda targets once with the scheduled event EventBridge sends. Returns the functions invoked.
+   */
+  async runSchedules(): Promise<string[]> {
+    const invoked: string[] = [];
+    for (const [id, r] of this.model.resourcesOfType('AWS::Events::Rule')) {
+      const p = r.Properties ?? {};
+      if (typeof p.ScheduleExpression !== 'string' || p.State === 'DISABLED') continue;
+      for (const t of (p.Targets ?? []) as Array<Record<string, Json>>) {
+        const fnId = TemplateModel.referencedId(t.Arn);
+        const fn = fnId ? this.functions.get(fnId) : undefined;
+        if (!fnId || !fn) {
+          this.notes.push(
+            `schedule ${id}: target ${JSON.stringify(t.Arn)} is not a function of the template`,
+          );
+          continue;
+        }
+        const result = await fn.process.invoke({
+          version: '0',
+          id: crypto.randomUUID(),
+          'detail-type': 'Scheduled Event',
+          source: 'aws.events',
+          account: ACCOUNT,
+          time: new Date().toISOString(),
+          region: REGION,
+          resources: [this.model.arn(id)],
+          detail: {},
+        });
+        if (!result.ok) this.failures.push(`${fnId}: scheduled invocation failed: ${describeError(result)}`);
+        invoked.push(fnId);
+      }
+    }
+    return invoked;
   }
 
   /** Deliver everything pending (records, and the publishes the functions make) until quiet. */

@@ -18,7 +18,15 @@ import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
 
-export const SCENARIOS = ['registry', 'sparkplug', 'lwm2m', 'reads', 'command', 'onboarding'] as const;
+export const SCENARIOS = [
+  'registry',
+  'sparkplug',
+  'lwm2m',
+  'reads',
+  'command',
+  'rules',
+  'onboarding',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ScenarioContext {
@@ -90,6 +98,9 @@ export async function runScenarios(
         ctx.fail(`scenario registry: GET /devices with a wrong key answered ${wrong.status}, not 401`);
     }
   }
+
+  // ---- Rules (ADR 0016): created before any data, so both ingest paths evaluate them -------------------
+  if (has('rules')) await createScenarioRules(ctx);
 
   // ---- Sparkplug: births, data, an unknown node (rebirth request), death -----------------------------
   if (has('sparkplug') || has('reads')) {
@@ -406,6 +417,75 @@ export async function runScenarios(
     }
   }
 
+  // ---- Rules: alerts opened on ingest, the scheduled clock (absence), list and acknowledge --------------
+  if (has('rules')) await checkScenarioRules(ctx);
+
   // ---- Onboarding: the claim custom resource's function and the pre-provisioning hook (ADR 0018) ---
   if (has('onboarding')) await runOnboardingScenario(ctx, { id: DEVICE, type: 'breaker' });
+}
+
+/** A rule every breaker reading meets (fires on both ingest paths) and an absence rule (the clock's). */
+async function createScenarioRules(ctx: ScenarioContext): Promise<void> {
+  const { d, adminKey: key } = ctx;
+  const bad = await d.api('POST', '/rules', {
+    key,
+    body: { name: 'bad', severity: 'info', condition: 'value >', select: {} },
+  });
+  if (expectStatus(ctx, 'rules: POST /rules with a syntax error', bad, 400)) {
+    const e = bad.body.error as { field?: string; position?: number } | undefined;
+    if (e?.field !== 'condition' || typeof e.position !== 'number')
+      ctx.fail(`scenario rules: syntax error without field/position: ${bad.raw.slice(0, 200)}`);
+  }
+  for (const body of [
+    {
+      id: 'scenario-any-reading',
+      name: 'Any breaker reading',
+      severity: 'info',
+      select: { deviceType: 'breaker' },
+      condition: 'value > -1000000000',
+    },
+    {
+      id: 'scenario-silent',
+      name: 'Breaker silent',
+      severity: 'warning',
+      select: { deviceType: 'breaker' },
+      condition: 'absent for 1s',
+    },
+  ]) {
+    expectStatus(ctx, `rules: POST /rules ${body.id}`, await d.api('POST', '/rules', { key, body }), 201);
+  }
+}
+
+async function checkScenarioRules(ctx: ScenarioContext): Promise<void> {
+  const { d, adminKey: key } = ctx;
+  const byFunction = (via: 'sns' | 'events') =>
+    new Set(d.endpoint.alertDeliveries.filter((x) => x.via === via).map((x) => x.function));
+  const ingestSns = byFunction('sns');
+  if (ingestSns.size < 2)
+    ctx.fail(
+      `scenario rules: alert deliveries to SNS from ${[...ingestSns].join(', ') || 'no function'}, expected both ingest functions`,
+    );
+  const before = d.endpoint.alertDeliveries.length;
+  const invoked = await d.runSchedules();
+  if (invoked.length === 0) ctx.fail('scenario rules: the template has no scheduled function (rules clock)');
+  const clockDeliveries = d.endpoint.alertDeliveries.slice(before);
+  if (!clockDeliveries.some((x) => x.via === 'sns') || !clockDeliveries.some((x) => x.via === 'events'))
+    ctx.fail('scenario rules: the rules clock delivered no absence alert to SNS and EventBridge');
+  const list = await d.api('GET', '/alerts?status=open&limit=100', { key });
+  if (!expectStatus(ctx, 'rules: GET /alerts', list, 200)) return;
+  const alerts = (list.body.alerts ?? []) as Array<{ id: string; ruleId: string }>;
+  for (const ruleId of ['scenario-any-reading', 'scenario-silent']) {
+    if (!alerts.some((a) => a.ruleId === ruleId)) ctx.fail(`scenario rules: no open alert of rule ${ruleId}`);
+  }
+  const first = alerts[0];
+  if (first) {
+    const ack = await d.api('POST', `/alerts/${first.id}/ack`, { key, body: { note: 'seen' } });
+    if (expectStatus(ctx, 'rules: POST /alerts/{id}/ack', ack, 200) && ack.body.status !== 'acknowledged')
+      ctx.fail(`scenario rules: acknowledged alert has status ${String(ack.body.status)}`);
+  }
+  // A second clock run finds nothing new (idempotent transitions, nothing left in the outbox).
+  const again = d.endpoint.alertDeliveries.length;
+  await d.runSchedules();
+  if (d.endpoint.alertDeliveries.length !== again)
+    ctx.fail('scenario rules: a second clock run delivered alerts again');
 }

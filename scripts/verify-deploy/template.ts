@@ -360,6 +360,7 @@ const NAME_RULES: Record<string, NameRule> = {
   'AWS::S3::Bucket': { prop: 'BucketName', allowed: /[a-z0-9-]/, max: 63, sep: '-', lower: true },
   'AWS::SecretsManager::Secret': { prop: 'Name', allowed: /[A-Za-z0-9/_+=.@-]/, max: 512, sep: '-' },
   'AWS::IoT::TopicRule': { prop: 'RuleName', allowed: /[A-Za-z0-9_]/, max: 128, sep: '_' },
+  'AWS::Events::EventBus': { prop: 'Name', allowed: /[A-Za-z0-9/._-]/, max: 256, sep: '-' },
   'AWS::IoT::Policy': { prop: 'PolicyName', allowed: /[\w+=,.@-]/, max: 128, sep: '-' },
   'AWS::IoT::ThingType': { prop: 'ThingTypeName', allowed: /[a-zA-Z0-9:_-]/, max: 128, sep: '-' },
   'AWS::Lambda::Function': { prop: 'FunctionName', allowed: /[A-Za-z0-9_-]/, max: 64, sep: '-' },
@@ -654,6 +655,10 @@ export class TemplateModel {
         return this.arnOf('ecr', `repository/${name()}`);
       case 'AWS::StepFunctions::StateMachine':
         return this.arnOf('states', `stateMachine:${name()}`);
+      case 'AWS::Events::EventBus':
+        return this.arnOf('events', `event-bus/${name()}`);
+      case 'AWS::Events::Rule':
+        return this.arnOf('events', `rule/${name()}`);
       default:
         throw new TemplateError(`the harness does not know the ARN of a ${r.Type}`, `Resources.${logicalId}`);
     }

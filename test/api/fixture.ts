@@ -19,6 +19,7 @@ import {
 import type { EnrichedReading, PublishAction } from '../../functions/core/reading.js';
 import type { Device } from '../../functions/core/registry.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
+import { InMemoryAlertStore, InMemoryRuleStore } from '../../functions/core/rules/store.js';
 import { InMemorySparkplugStateStore } from '../../functions/core/sparkplug/host/state.js';
 import { DuckDbTelemetryStore } from '../../infra/local/duckdb-store.js';
 
@@ -61,6 +62,9 @@ export interface Api {
   registrations: InMemoryRegistrationStore;
   pending: InMemoryPendingRequestStore;
   sparkplugState: InMemorySparkplugStateStore;
+  /** Rules and alerts (ADR 0016): /rules and /alerts are served over these. */
+  rules: InMemoryRuleStore;
+  alerts: InMemoryAlertStore;
   published: PublishAction[];
   router: ReturnType<typeof createApiRouter>;
   clock: { now: number };
@@ -111,6 +115,8 @@ export async function createApi(): Promise<Api> {
   const pending = new InMemoryPendingRequestStore();
   const lwm2m = new Lwm2mServer({ registrations, pending, clock: now });
   const sparkplugState = new InMemorySparkplugStateStore();
+  const rules = new InMemoryRuleStore();
+  const alerts = new InMemoryAlertStore();
   const published: PublishAction[] = [];
   let n = 0;
   const commands = new CommandService({
@@ -132,6 +138,8 @@ export async function createApi(): Promise<Api> {
     health: async () => ({ online: { sparkplug: 1, lwm2m: 0 } }),
     sparkplugState,
     newId: () => `app-${++appN}`,
+    rulesApi: { rules },
+    alertsApi: { alerts },
   };
   const router = createApiRouter(deps);
   const call: Api['call'] = async (method, path, opts = {}) =>
@@ -199,6 +207,8 @@ export async function createApi(): Promise<Api> {
     registrations,
     pending,
     sparkplugState,
+    rules,
+    alerts,
     published,
     router,
     clock,

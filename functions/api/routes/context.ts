@@ -10,6 +10,8 @@ import type { SparkplugStateStore } from '../../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../../core/telemetry.js';
 import type { Authenticator, Principal } from '../auth.js';
 import { type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
+import type { AlertsApiDeps } from './alerts.js';
+import type { RulesApiDeps } from './rules.js';
 
 export interface HealthCounts {
   /** Devices online per protocol. */
@@ -32,6 +34,9 @@ export interface ApiDeps {
   sparkplugState?: Pick<SparkplugStateStore, 'getNode' | 'getDevice'>;
   /** Id generator for applications (default: random UUID). */
   newId?: () => string;
+  /** Rules and alerts (ADR 0016): /rules and /alerts exist when these are given. */
+  rulesApi?: RulesApiDeps;
+  alertsApi?: AlertsApiDeps;
 }
 
 /**

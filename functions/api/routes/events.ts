@@ -23,6 +23,7 @@ export const EVENT_TYPES: readonly LifecycleEventType[] = [
   'quarantined',
   'publish-refused',
   'state',
+  'alert',
 ];
 
 /** Event ids start with 15 digits of epoch ms (functions/core/events.ts). */

@@ -10,7 +10,13 @@ import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_SECURITY_HEADERS, AUTH_CHALLENGE } from '../../../functions/api/http.js';
-import { DYNAMODB_ACCESS, IOT_PUBLISH, type TableTarget } from '../../../infra/aws/access.js';
+import {
+  DYNAMODB_ACCESS,
+  IOT_PUBLISH,
+  RULES_INGEST_ACCESS,
+  type TableTarget,
+  withAccess,
+} from '../../../infra/aws/access.js';
 import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
 import { SETTING_KEYS } from '../../../infra/aws/settings.js';
 import { REPO_ROOT } from '../../../infra/aws/stack.js';
@@ -229,7 +235,14 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
       const dynamo = statementsOf(prefix).filter((st) =>
         actionsOf(st).some((a) => a.startsWith('dynamodb:')),
       );
-      const expected = Object.entries(DYNAMODB_ACCESS[key]) as Array<[TableTarget, string[]]>;
+      // The ingest functions evaluate rules (ADR 0016): their rows plus RULES_INGEST_ACCESS.
+      const row =
+        key === 'sparkplugIngest' || key === 'lwm2mIngest'
+          ? withAccess(DYNAMODB_ACCESS[key], RULES_INGEST_ACCESS)
+          : DYNAMODB_ACCESS[key];
+      const expected = Object.entries(row).map(([t, a]) => [t, [...new Set(a)]]) as Array<
+        [TableTarget, string[]]
+      >;
       expect(dynamo).toHaveLength(expected.length);
       for (const [target, actions] of expected) {
         const st = dynamo.find(

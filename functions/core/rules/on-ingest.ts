@@ -1,0 +1,128 @@
+/**
+ * Rule evaluation on the ingest path (ADR 0016 "Integration"), as decorators of the two ports the
+ * ingest path already drives, so functions/core/ingest.ts needs no change:
+ *
+ * - the StorePort: after a chunk of enriched readings is stored, the rule engine evaluates it (rules see
+ *   only readings that are stored: a batch that fails to store is redelivered and evaluated then);
+ * - the MessageProcessor: `begin` starts the engine's batch, `handle` collects the lifecycle events of
+ *   the batch (evaluated at commit, with the enrichment of the batch's readings), `commit` commits the
+ *   engine BEFORE the protocol state — a batch redelivered after a failed protocol commit finds the rule
+ *   states past its readings and skips them; a failed engine commit redelivers the batch against the
+ *   rule states it started from, which reproduces the same transition ids (recorded once) — and then
+ *   delivers the transitions still to deliver; `abort` drops what the engine staged.
+ *
+ * Delivery never fails a stored batch: what the sink could not take stays in the AlertStore's outbox
+ * for the clock (rules-clock / the local timer) to deliver.
+ */
+import { isRetryable } from '../errors.js';
+import type { StorePort } from '../ingest.js';
+import type { Clock, InboundMessage, MessageProcessor } from '../processor.js';
+import type { EnrichedReading, Enrichment, LifecycleEvent, MessageOutcome } from '../reading.js';
+import { type AlertSink, dispatchTransitions } from './delivery.js';
+import type { RuleEngine } from './engine.js';
+import type { AlertTransition } from './model.js';
+import type { AlertStore } from './store.js';
+
+export interface RulesOnIngestOptions {
+  engine: RuleEngine;
+  alerts: AlertStore;
+  sink: AlertSink;
+  clock: Clock;
+  /** The device type of a device the batch had no reading of (the enricher's cache). */
+  deviceType?: (deviceId: string) => string | undefined;
+  /** A rule evaluation or a delivery went wrong (logged; the batch goes on). */
+  onError?: (what: 'evaluate' | 'deliver', error: unknown, t?: AlertTransition) => void;
+  /** After each batch's delivery (counts, for metrics). */
+  onTransitions?: (transitions: AlertTransition[]) => void;
+}
+
+/** The processor and store with rule evaluation woven in. */
+export function rulesOnIngest(
+  parts: { processor: MessageProcessor; store: StorePort },
+  o: RulesOnIngestOptions,
+): { processor: MessageProcessor; store: StorePort } {
+  const inner = parts.processor;
+  const { engine } = o;
+  let events: LifecycleEvent[] = [];
+  const enrichment = new Map<string, Enrichment>();
+  let undelivered: AlertTransition[] = [];
+
+  const enrichmentOf = (deviceId: string): Enrichment | undefined => {
+    const e = enrichment.get(deviceId);
+    if (e) return e;
+    const type = o.deviceType?.(deviceId);
+    return type === undefined ? undefined : { deviceType: type, applications: [] };
+  };
+
+  const processor: MessageProcessor = {
+    handle: async (message: InboundMessage): Promise<MessageOutcome> => {
+      const outcome = await inner.handle(message);
+      for (const e of outcome.events) events.push(e);
+      return outcome;
+    },
+    begin: () => {
+      inner.begin?.();
+      engine.begin();
+      events = [];
+      enrichment.clear();
+      undelivered = [];
+    },
+    commit: async () => {
+      if (events.length > 0) {
+        const batchEvents = events;
+        events = [];
+        try {
+          await engine.evaluate({ readings: [], events: batchEvents, enrichmentOf });
+        } catch (error) {
+          if (isRetryable(error)) {
+            events = batchEvents; // evaluated again by the retried commit
+            throw error;
+          }
+          o.onError?.('evaluate', error);
+        }
+      }
+      // Rules first (idempotent transitions), then the protocol state (see the module comment).
+      for (const t of await engine.commit()) undelivered.push(t);
+      await inner.commit?.();
+      const toDeliver = undelivered;
+      undelivered = [];
+      if (toDeliver.length === 0) return;
+      await dispatchTransitions(toDeliver, {
+        sink: o.sink,
+        alerts: o.alerts,
+        clock: o.clock,
+        onError: (t, error) => o.onError?.('deliver', error, t),
+      });
+      o.onTransitions?.(toDeliver);
+    },
+    abort: () => {
+      inner.abort?.();
+      engine.abort();
+      events = [];
+      undelivered = [];
+    },
+  };
+  if (inner.prepare) processor.prepare = (messages) => inner.prepare!(messages);
+
+  const store: StorePort = {
+    async write(readings: EnrichedReading[]) {
+      const result = await parts.store.write(readings);
+      let evaluated = readings;
+      if (result.rejected.length > 0) {
+        const rejected = new Set(result.rejected.map((r) => r.reading));
+        evaluated = readings.filter((r) => !rejected.has(r));
+      }
+      for (const r of evaluated) enrichment.set(r.deviceId, r.enrichment);
+      try {
+        await engine.evaluate({ readings: evaluated });
+      } catch (error) {
+        // A dependency failing (state reads): the chunk is stored again (duplicates) and evaluated again.
+        if (isRetryable(error)) throw error;
+        // Anything else is a rule problem, not the readings': they stay stored, the batch goes on.
+        o.onError?.('evaluate', error);
+      }
+      return result;
+    },
+  };
+  return { processor, store };
+}

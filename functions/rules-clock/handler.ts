@@ -1,0 +1,24 @@
+/** Lambda entry point of rules-clock (EventBridge schedule): the composition root over the AWS adapters. */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  awsRulesPorts,
+  dynamoDocumentClient,
+  ingestSettings,
+  lazyHandler,
+  loadConfig,
+} from '../shared/aws.js';
+import { composeRulesClock } from './compose.js';
+
+export const handler = lazyHandler(async () => {
+  const config = loadConfig();
+  return composeRulesClock(
+    {
+      ...awsRulesPorts(config, dynamoDocumentClient()),
+      clock: Date.now,
+      logger: new Logger({ serviceName: 'rules-clock' }),
+      metrics: new Metrics({ namespace: 'Dualpath', serviceName: 'rules-clock' }),
+    },
+    { rulesTtlMs: ingestSettings(config).rulesTtlMs ?? 30_000 },
+  ).handler;
+});
