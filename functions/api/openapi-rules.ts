@@ -1,29 +1,10 @@
 /** OpenAPI paths and schemas of /rules and /alerts (ADR 0016), merged into openapi.ts's document. */
 import { SEVERITIES } from '../core/rules/model.js';
+import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 
-type Json = Record<string, unknown>;
-
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (schema: Json) => ({ content: { 'application/json': { schema } } });
-const body = (schema: Json, required = true) => ({ required, description: 'JSON body', ...json(schema) });
-const ok = (description: string, schema?: Json) =>
-  schema ? { description, ...json(schema) } : { description };
-const err = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/E${c}` }]));
-const path = (name: string, description: string) => ({
-  name,
-  in: 'path',
-  required: true,
-  description,
-  schema: { type: 'string' },
-});
-const q = (name: string, description: string, schema: Json = { type: 'string' }) => ({
-  name,
-  in: 'query',
-  required: false,
-  description,
-  schema,
-});
+const ok = res;
+const path = pathParam;
+const q = queryParam;
 const AUTHED = err(400, 401, 403, 404, 429);
 const ruleId = path('id', 'Rule id');
 const alertId = path('id', 'Alert id');
@@ -229,7 +210,10 @@ export const rulesPaths: Record<string, Record<string, Json>> = {
       operationId: 'acknowledgeAlert',
       summary: 'Acknowledge an open alert (who and when are recorded)',
       parameters: [alertId],
-      requestBody: body({ type: 'object', properties: { note: { type: 'string', maxLength: 1024 } } }, false),
+      requestBody: body(
+        { type: 'object', properties: { note: { type: 'string', maxLength: 1024 } } },
+        { required: false },
+      ),
       responses: {
         '200': ok('Acknowledged', ref('Alert')),
         '409': { $ref: '#/components/responses/E409' },

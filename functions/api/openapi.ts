@@ -4,35 +4,11 @@
  */
 import { LWM2M_OPERATIONS, SPARKPLUG_WRITABLE_TYPES } from '../core/commands.js';
 import { BUCKET_AGGS } from '../core/telemetry.js';
+import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 import { rulesPaths, rulesSchemas } from './openapi-rules.js';
 import { EVENT_TYPES } from './routes/events.js';
 
-type Json = Record<string, unknown>;
-
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const body = (schema: Json, description = 'JSON body') => ({
-  required: true,
-  description,
-  content: { 'application/json': { schema } },
-});
-const res = (description: string, schema?: Json) =>
-  schema ? { description, content: { 'application/json': { schema } } } : { description };
-const err = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/E${c}` }]));
-const pathParam = (name: string, description: string) => ({
-  name,
-  in: 'path',
-  required: true,
-  description,
-  schema: { type: 'string' },
-});
-const q = (name: string, description: string, schema: Json = { type: 'string' }) => ({
-  name,
-  in: 'query',
-  required: false,
-  description,
-  schema,
-});
+const q = queryParam;
 
 const deviceId = pathParam('id', 'Device id: thing name = Sparkplug edge node id = LwM2M endpoint');
 const limit = (max: number, def: number) =>
