@@ -17,9 +17,11 @@ import { ConflictError } from './errors.js';
 import type { Clock } from './processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, Protocol, Reading } from './reading.js';
 import {
+  autoRegisteredDevice,
   CATALOG_LIMITS,
   type Device,
   type DeviceType,
+  ensureDeviceType,
   type MetricCatalog,
   type RegistryPort,
 } from './registry.js';
@@ -433,33 +435,17 @@ export class Enricher {
     const { registry } = this.opts;
     const type = this.opts.autoRegister.defaultType;
     if (!this.defaultTypeReady) {
-      if (!(await registry.getDeviceType(type))) {
-        await ignoreConflict(
-          registry.putDeviceType(
-            {
-              id: type,
-              name: type,
-              category: 'auto-registered',
-              capabilities: [],
-              units: {},
-              description: 'Default type for devices registered on their first message',
-            },
-            'create',
-          ),
-        );
-      }
+      await ensureDeviceType(registry, {
+        id: type,
+        name: type,
+        category: 'auto-registered',
+        capabilities: [],
+        units: {},
+        description: 'Default type for devices registered on their first message',
+      });
       this.defaultTypeReady = true;
     }
-    const device: Device = {
-      id,
-      type,
-      tags: {},
-      status: 'active',
-      protocols: [],
-      createdAt: now,
-      updatedAt: now,
-      autoRegistered: true,
-    };
+    const device = autoRegisteredDevice(id, type, now);
     try {
       await registry.putDevice(device, 'create');
       this.stats.autoRegistered++;
@@ -512,12 +498,4 @@ function catalogSize(sp: SparkplugView): number {
   let n = Object.keys(sp.metrics ?? {}).length;
   for (const d of Object.values(sp.devices)) n += Object.keys(d.metrics ?? {}).length;
   return n;
-}
-
-async function ignoreConflict(p: Promise<void>): Promise<void> {
-  try {
-    await p;
-  } catch (error) {
-    if (!(error instanceof ConflictError)) throw error;
-  }
 }

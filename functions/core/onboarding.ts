@@ -12,8 +12,8 @@
  * the tests' fake fleet-provisioning broker build it through the same composition root.
  */
 import { ConflictError } from './errors.js';
-import type { Device, RegistryPort } from './registry.js';
-import { validateDeviceId, validateTypeId } from './registry.js';
+import type { RegistryPort } from './registry.js';
+import { autoRegisteredDevice, ensureDeviceType, validateDeviceId, validateTypeId } from './registry.js';
 
 /** The fleet-provisioning MQTT API topics (JSON payloads); answers on `<topic>/accepted|rejected`. */
 export const FLEET_TOPICS = {
@@ -126,31 +126,15 @@ export async function decideOnboarding(
     );
   }
   const now = opts.clock();
-  if (!(await registry.getDeviceType(type))) {
-    await ignoreConflict(
-      registry.putDeviceType(
-        {
-          id: type,
-          name: type,
-          category: 'self-registered',
-          capabilities: [],
-          units: {},
-          description: 'Created when the first device of this type was onboarded by fleet provisioning',
-        },
-        'create',
-      ),
-    );
-  }
-  const device: Device = {
-    id: deviceId,
-    type,
-    tags: { onboarding: 'fleet-provisioning' },
-    status: 'active',
-    protocols: [],
-    createdAt: now,
-    updatedAt: now,
-    autoRegistered: true,
-  };
+  await ensureDeviceType(registry, {
+    id: type,
+    name: type,
+    category: 'self-registered',
+    capabilities: [],
+    units: {},
+    description: 'Created when the first device of this type was onboarded by fleet provisioning',
+  });
+  const device = autoRegisteredDevice(deviceId, type, now, { onboarding: 'fleet-provisioning' });
   try {
     await registry.putDevice(device, 'create');
   } catch (error) {
@@ -165,12 +149,4 @@ export async function decideOnboarding(
     reason: 'self-registered',
     message: `device ${deviceId} registered as ${type} at onboarding`,
   };
-}
-
-async function ignoreConflict(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (error) {
-    if (!(error instanceof ConflictError)) throw error;
-  }
 }

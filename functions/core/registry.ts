@@ -3,7 +3,7 @@
  * DynamoDB adapter (functions/adapters/dynamo-registry.ts) and the in-memory one implement the port.
  * Single-table layout and reasons: ADR 0008.
  */
-import { ValidationError } from './errors.js';
+import { ConflictError, ValidationError } from './errors.js';
 import type { Protocol } from './reading.js';
 import { isValidEndpoint } from './topics.js';
 
@@ -414,4 +414,33 @@ export function decodeKeyToken(
     keys.every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
   if (!ok) throw new ValidationError(`${field} is not a token returned by this API`, { field });
   return v as Record<string, string>;
+}
+
+/** A device the pipeline registers itself (first message, or onboarding): active, no protocols yet. */
+export function autoRegisteredDevice(
+  id: string,
+  type: string,
+  now: number,
+  tags: Record<string, string> = {},
+): Device {
+  return {
+    id,
+    type,
+    tags,
+    status: 'active',
+    protocols: [],
+    createdAt: now,
+    updatedAt: now,
+    autoRegistered: true,
+  };
+}
+
+/** Creates `type` unless it exists; a concurrent creation (ConflictError) is as good as ours. */
+export async function ensureDeviceType(registry: RegistryPort, type: DeviceType): Promise<void> {
+  if (await registry.getDeviceType(type.id)) return;
+  try {
+    await registry.putDeviceType(type, 'create');
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+  }
 }
