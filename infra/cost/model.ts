@@ -144,12 +144,14 @@ export const DEFAULT_INPUTS: CostInputs = {
   queriedSeriesPerDevice: 1,
   redeliveryRate: 0.001,
   // infra/aws/constructs/monitoring.ts: deployedAlarms() and 1 dashboard per path (2 paths) + 1 detailed
-  // dashboard; infra/aws/stack.ts: the admin key secret.
+  // dashboard; infra/aws/constructs/alerts.ts: the alerts dashboard; infra/aws/stack.ts: the admin key secret.
   alarms: deployedAlarms('dynamodb'),
-  dashboards: 3,
+  dashboards: 4,
   secrets: 1,
-  // 13 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services (the alarm test checks it).
-  customMetrics: 26,
+  // 13 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services, plus at most
+  // AlertsOpened/AlertsResolved × 5 severities × 2 ingest services (billed only in months they are
+  // emitted: an upper bound). The alarm test checks both.
+  customMetrics: 26 + 20,
   lwm2mShare: 0.5,
   lwm2mEchoShare: 1,
   apiMsPerRequest: 30,

@@ -7,7 +7,9 @@
  * latency, iterator age, quarantine rate, DLQ depth, store throttles, rule action failures, Timestream
  * magnetic-store rejections.
  */
+
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SEVERITIES } from '../../../functions/core/rules/model.js';
 import { COUNTERS } from '../../../functions/shared/ingest-handler.js';
 import { DEFAULT_INPUTS, deployedAlarms } from '../../../infra/cost/model.js';
 import { DIMENSION_RESOURCE, factFor } from './aws-metric-facts.js';
@@ -349,7 +351,8 @@ describe('the alarms users feel are there', () => {
         .map((env) => String(env.POWERTOOLS_SERVICE_NAME))
         .filter((x) => x.endsWith('-ingest')),
     );
-    expect(DEFAULT_INPUTS.customMetrics).toBe(COUNTERS.length * services.size);
+    // ... plus AlertsOpened/AlertsResolved per severity (functions/shared/ingest-function.ts alertMetrics).
+    expect(DEFAULT_INPUTS.customMetrics).toBe((COUNTERS.length + 2 * SEVERITIES.length) * services.size);
     const dashboards = Object.values(dynamo.json.Resources).filter(
       (r) => r.Type === 'AWS::CloudWatch::Dashboard',
     );
