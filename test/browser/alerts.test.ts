@@ -22,6 +22,7 @@ if (!available)
 
 const ADMIN = 'dp_admin_alerts-ui-test-key-7d3b91c0e4a25f68';
 const NODE = 'feeder-ui';
+const RESOLVED = 22;
 const SHOTS = join(process.cwd(), 'test-results');
 let stack: LocalStack;
 let browser: Browser;
@@ -90,10 +91,16 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
       reconnectPeriod: 0,
       protocolVersion: 4,
     });
-    // A minute of readings below the threshold, then the crossing one.
-    const t0 = Date.now() - 60_000;
+    // Two minutes ago: 22 crossings, each cleared again (22 resolved alerts, more than a history page
+    // of 20); then a minute of readings below the threshold, then the crossing one that stays open.
+    const t0 = Date.now() - 120_000;
     await current(t0, 50, true);
-    for (let i = 1; i <= 20; i++) await current(t0 + i * 2500, 50 + i);
+    for (let i = 1; i <= RESOLVED; i++) {
+      await current(t0 + i * 2000, 90);
+      await current(t0 + i * 2000 + 1000, 70);
+    }
+    const t1 = Date.now() - 60_000;
+    for (let i = 1; i <= 20; i++) await current(t1 + i * 2500, 50 + i);
     await current(Date.now(), 92);
     expect(await stack.drain()).toBe(true);
     // The rule engine runs on the ingest path; wait (bounded) for the alert to be stored.
@@ -136,6 +143,13 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
       if (m.type() === 'error') errors.push(m.text());
     });
     await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    // From the overview, the Alerts tab already counts the open alert.
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as PageGlobals).document.querySelector('#alerts-count')?.textContent === '1',
+      undefined,
+      { timeout: 30_000 },
+    );
     await page.click('[data-tab="alerts"]');
     const row = `#alerts-active tbody tr[data-alert-id="${alertId}"]`;
     await page.waitForSelector(row, { timeout: 30_000 });
@@ -159,9 +173,39 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
       { timeout: 30_000 },
     );
     expect(await page.$(`${row} button[data-ack]`)).toBeNull();
+    expect(await page.isHidden('#alerts-count')).toBe(true);
     const stored = await api(`/alerts/${alertId}`);
     expect(stored.body).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'admin' });
     expect(typeof stored.body.acknowledgedAt).toBe('number');
+
+    // The history (resolved alerts by default) pages with the API's cursor: 20, then the other 2.
+    const historyRows = () => page.$$eval('#alerts-history tbody tr[data-alert-id]', (els) => els.length);
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector('#alerts-history tbody tr:nth-child(20)')
+          ?.getAttribute('data-alert-id') != null,
+      undefined,
+      { timeout: 30_000 },
+    );
+    expect(await historyRows()).toBe(20);
+    expect(await page.textContent('#alerts-history tbody')).not.toContain(alertId);
+    await page.click('#history-more');
+    await page.waitForFunction(
+      (n) =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector(`#alerts-history tbody tr:nth-child(${n})`)
+          ?.getAttribute('data-alert-id') != null,
+      RESOLVED,
+      { timeout: 30_000 },
+    );
+    expect(await historyRows()).toBe(RESOLVED);
+    expect(await page.isHidden('#history-more')).toBe(true);
+    const ids = await page.$$eval('#alerts-history tbody tr[data-alert-id]', (els) =>
+      els.map((e) => e.getAttribute('data-alert-id')),
+    );
+    expect(new Set(ids).size).toBe(RESOLVED);
+    expect(await page.textContent('#alerts-history tbody')).toContain('rule');
 
     // The history, filtered to acknowledged alerts, has it too; its detail shows the transitions.
     await page.selectOption('#history-status', 'acknowledged');
@@ -193,8 +237,8 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
     await page.waitForSelector(marker, { state: 'attached', timeout: 30_000 });
     expect(await page.getAttribute(marker, 'class')).toContain('sev-major');
     expect(await page.textContent(`${marker} title`)).toContain('Feeder over-current');
-    // One chart (Current/L1), one marker on it, drawn inside the plot area.
-    expect(await page.$$eval('#charts g.alert-marker', (els) => els.length)).toBe(1);
+    // One chart (Current/L1) with a marker per alert of the window (the resolved ones too), inside the plot.
+    expect(await page.$$eval('#charts g.alert-marker', (els) => els.length)).toBe(RESOLVED + 1);
     const x = Number(await page.getAttribute(`${marker} line`, 'x1'));
     expect(x).toBeGreaterThanOrEqual(44);
     expect(x).toBeLessThanOrEqual(320 - 8);

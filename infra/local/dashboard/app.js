@@ -259,13 +259,20 @@ const clock = (t) => new Date(t).toLocaleTimeString('en-GB', { hour12: false });
 const when = (t) => (t ? `${new Date(t).toLocaleDateString('en-CA')} ${clock(t)}` : '–');
 const alertsState = { historyToken: undefined, historyPages: 0, selected: null };
 
-function alertCells(a) {
+function alertCells(a, { ruleId = true } = {}) {
   const where = a.subDevice ? `${a.deviceId}/${a.subDevice}` : a.deviceId;
   return `<td><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span></td>
-    <td title="${esc(a.ruleId)}">${esc(a.ruleName)} <span class="small">${esc(a.ruleId)}</span></td>
+    <td title="${esc(a.ruleId)}">${esc(a.ruleName)}${ruleId ? ` <span class="small">${esc(a.ruleId)}</span>` : ''}</td>
     <td>${esc(where)}</td><td>${esc(a.metric ?? '–')}</td>
     <td>${esc(a.value ?? a.score ?? '–')}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
     <td class="status" data-status="${esc(a.status)}"><span class="st st-${esc(a.status)}">${esc(a.status)}</span></td>`;
+}
+
+// The number of open alerts on the tab, kept current from every tab (best effort).
+function showAlertCount(open) {
+  const count = open.alerts?.length ?? 0;
+  $('#alerts-count').hidden = count === 0;
+  $('#alerts-count').textContent = open.nextToken ? `${count}+` : String(count);
 }
 
 async function refreshAlerts() {
@@ -276,9 +283,7 @@ async function refreshAlerts() {
       api('/alerts?status=acknowledged&limit=100'),
     ]);
     const active = [...(open.alerts ?? []), ...(acked.alerts ?? [])].sort((a, b) => b.openedAt - a.openedAt);
-    const count = open.alerts?.length ?? 0;
-    $('#alerts-count').hidden = count === 0;
-    $('#alerts-count').textContent = open.nextToken ? `${count}+` : String(count);
+    showAlertCount(open);
     $('#alerts-active tbody').innerHTML = active.length
       ? active
           .map(
@@ -310,11 +315,11 @@ async function loadHistory(more) {
     const rows = (page.alerts ?? [])
       .map(
         (a) =>
-          `<tr data-alert-id="${esc(a.id)}">${alertCells(a)}<td>${esc(
+          `<tr data-alert-id="${esc(a.id)}">${alertCells(a, { ruleId: false })}<td>${esc(
             a.status === 'resolved'
-              ? `${a.resolvedBy ?? '?'} ${when(a.resolvedAt)}`
+              ? `${a.resolvedBy ?? '?'} ${a.resolvedAt ? clock(a.resolvedAt) : ''}`
               : a.status === 'acknowledged'
-                ? `ack ${a.acknowledgedBy ?? '?'} ${when(a.acknowledgedAt)}`
+                ? `${a.acknowledgedBy ?? '?'} ${a.acknowledgedAt ? clock(a.acknowledgedAt) : ''}`
                 : '–',
           )}</td></tr>`,
       )
@@ -467,6 +472,7 @@ function tick() {
     if (!$('#tab-overview').hidden) await refreshOverview().catch(() => {});
     else if (!$('#tab-device').hidden) await refreshDevice().catch(() => {});
     else if (!$('#tab-alerts').hidden) await refreshAlerts().catch(() => {});
+    if ($('#tab-alerts').hidden) await api('/alerts?status=open&limit=100').then(showAlertCount, () => {});
     timer = setTimeout(run, 2000);
   };
   run();
