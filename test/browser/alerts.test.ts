@@ -223,6 +223,41 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
     expect(detail).toContain('open');
     expect(detail).toContain('acknowledged');
     await page.screenshot({ path: join(SHOTS, 'dashboard-alerts.png'), fullPage: true });
+    // WCAG AA: every text the Alerts tab draws has >= 4.5:1 against the background it sits on.
+    const worst = await page.evaluate(() => {
+      // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the project compiles without the DOM lib
+      const g = globalThis as any;
+      const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+      const lum = (c: number[]) => {
+        const [r, gr, b] = c.slice(0, 3).map((v) => {
+          const x = v / 255;
+          return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r! + 0.7152 * gr! + 0.0722 * b!;
+      };
+      const background = (el: unknown): number[] => {
+        // biome-ignore lint/suspicious/noExplicitAny: a DOM element
+        for (let e: any = el; e; e = e.parentElement) {
+          const c = rgb(g.getComputedStyle(e).backgroundColor);
+          if (c.length === 3 || (c.length === 4 && c[3]! > 0)) return c;
+        }
+        return [255, 255, 255];
+      };
+      let min = { ratio: 99, text: '' };
+      for (const el of g.document.querySelectorAll('#tab-alerts *')) {
+        const own = [...el.childNodes].some(
+          // biome-ignore lint/suspicious/noExplicitAny: a DOM node
+          (n: any) => n.nodeType === 3 && n.textContent.trim() !== '',
+        );
+        if (!own || el.getClientRects().length === 0) continue;
+        const [a, b] = [lum(rgb(g.getComputedStyle(el).color)), lum(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < min.ratio) min = { ratio, text: el.textContent.trim().slice(0, 40) };
+      }
+      return min;
+    });
+    console.log(`alerts tab: lowest text contrast ${worst.ratio.toFixed(2)}:1 ("${worst.text}")`);
+    expect(worst.ratio).toBeGreaterThanOrEqual(4.5);
     expect(errors).toEqual([]);
     await page.close();
   });
