@@ -35,14 +35,17 @@ const show = (v) =>
   v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
 // ---- charts: a tiny SVG line chart ------------------------------------------------------------
-function lineChart(svg, points, { width = 600, height = 160 } = {}) {
+// `markers` (alerts: { id, at, severity, label }) are drawn as vertical lines at their time; the time axis
+// spans the data and the markers, so an alert opened after the last bucket's start is still shown.
+function lineChart(svg, points, { width = 600, height = 160, markers = [] } = {}) {
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   if (points.length === 0) {
     svg.innerHTML = `<text x="10" y="20">no data in this window</text>`;
+    svg.dataset.alerts = '0';
     return;
   }
   const pad = { l: 44, r: 8, t: 8, b: 18 };
-  const xs = points.map((p) => p.x);
+  const xs = [...points.map((p) => p.x), ...markers.map((m) => m.at)];
   const ys = points.map((p) => p.y);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
@@ -58,8 +61,16 @@ function lineChart(svg, points, { width = 600, height = 160 } = {}) {
     <text x="2" y="${height - pad.b}">${esc(y0.toPrecision(4))}</text>
     <text x="${pad.l}" y="${height - 4}">${t(x0)}</text>
     <text x="${width - pad.r - 48}" y="${height - 4}">${t(x1)}</text>
-    <path class="line" d="${d}"><title>${points.length} points</title></path>`;
+    <path class="line" d="${d}"><title>${points.length} points</title></path>
+    ${markers
+      .map(
+        (m) => `<g class="alert-marker sev-${esc(m.severity)}" data-alert-id="${esc(m.id)}">
+      <line x1="${sx(m.at).toFixed(1)}" y1="${pad.t}" x2="${sx(m.at).toFixed(1)}" y2="${height - pad.b}"/>
+      <circle cx="${sx(m.at).toFixed(1)}" cy="${pad.t + 3}" r="3.5"/><title>${esc(m.label)}</title></g>`,
+      )
+      .join('')}`;
   svg.dataset.points = String(points.length);
+  svg.dataset.alerts = String(markers.length);
 }
 
 // ---- overview ----------------------------------------------------------------------------------
@@ -106,7 +117,8 @@ async function refreshOverview() {
     $('#devices-table tbody').innerHTML = `<tr><td colspan="6" class="error">${esc(e.message)}</td></tr>`;
   }
   try {
-    state.eventsSince ??= String(Date.now() - 10 * 60_000).padStart(15, '0');
+    // A cursor is an event id (15 digits of epoch ms, '-', a suffix): start just before any id of that ms.
+    state.eventsSince ??= `${String(Date.now() - 10 * 60_000).padStart(15, '0')}-!`;
     const { events = [], nextCursor } = await api(
       `/events?limit=200&since=${encodeURIComponent(state.eventsSince)}`,
     );
@@ -166,6 +178,27 @@ async function refreshDevice() {
     .filter((p) => typeof p.value === 'number' || typeof p.value === 'boolean')
     .slice(0, 12);
   const interval = windowMs <= 900_000 ? '10s' : windowMs <= 3_600_000 ? '1m' : '15m';
+  // The device's alerts opened in this window, as markers on the chart of their metric (alerts of
+  // device-level rules, which have no metric, on every chart). Best effort: the charts render without.
+  const alerts = await api(
+    `/alerts?deviceId=${encodeURIComponent(id)}&since=${from}&until=${to}&limit=100`,
+  ).then(
+    (r) => r.alerts ?? [],
+    () => [],
+  );
+  const markersFor = (p) =>
+    alerts
+      .filter(
+        (a) =>
+          a.metric === undefined ||
+          (a.metric === p.metric && (a.subDevice ?? undefined) === (p.subDevice ?? undefined)),
+      )
+      .map((a) => ({
+        id: a.id,
+        at: a.openedAt,
+        severity: a.severity,
+        label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${a.value}` : ''}`,
+      }));
   const charts = $('#charts');
   charts.innerHTML = numeric
     .map(
@@ -188,7 +221,7 @@ async function refreshDevice() {
       lineChart(
         document.getElementById(`chart-${i}`),
         buckets.filter((b) => b.avg !== undefined && b.avg !== null).map((b) => ({ x: b.start, y: b.avg })),
-        { height: 120, width: 320 },
+        { height: 120, width: 320, markers: markersFor(p) },
       );
     }),
   );
@@ -219,6 +252,130 @@ async function sendCommand(ev) {
   } catch (e) {
     out.textContent = `error: ${e.message}`;
   }
+}
+
+// ---- alerts --------------------------------------------------------------------------------------
+const clock = (t) => new Date(t).toLocaleTimeString('en-GB', { hour12: false });
+const when = (t) => (t ? `${new Date(t).toLocaleDateString('en-CA')} ${clock(t)}` : '–');
+const alertsState = { historyToken: undefined, historyPages: 0, selected: null };
+
+function alertCells(a, { ruleId = true } = {}) {
+  const where = a.subDevice ? `${a.deviceId}/${a.subDevice}` : a.deviceId;
+  return `<td><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span></td>
+    <td title="${esc(a.ruleId)}">${esc(a.ruleName)}${ruleId ? ` <span class="small">${esc(a.ruleId)}</span>` : ''}</td>
+    <td>${esc(where)}</td><td>${esc(a.metric ?? '–')}</td>
+    <td>${esc(a.value ?? a.score ?? '–')}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
+    <td class="status" data-status="${esc(a.status)}"><span class="st st-${esc(a.status)}">${esc(a.status)}</span></td>`;
+}
+
+// The number of open alerts on the tab, kept current from every tab (best effort).
+function showAlertCount(open) {
+  const count = open.alerts?.length ?? 0;
+  $('#alerts-count').hidden = count === 0;
+  $('#alerts-count').textContent = open.nextToken ? `${count}+` : String(count);
+}
+
+async function refreshAlerts() {
+  try {
+    // Active = open + acknowledged (an acknowledged alert stays until its condition clears or a user resolves it).
+    const [open, acked] = await Promise.all([
+      api('/alerts?status=open&limit=100'),
+      api('/alerts?status=acknowledged&limit=100'),
+    ]);
+    const active = [...(open.alerts ?? []), ...(acked.alerts ?? [])].sort((a, b) => b.openedAt - a.openedAt);
+    showAlertCount(open);
+    $('#alerts-active tbody').innerHTML = active.length
+      ? active
+          .map(
+            (a) =>
+              `<tr data-alert-id="${esc(a.id)}">${alertCells(a)}<td>${
+                a.status === 'open'
+                  ? `<button type="button" class="ack" data-ack="${esc(a.id)}">Ack</button>`
+                  : `<span class="small">by ${esc(a.acknowledgedBy ?? '?')}</span>`
+              }</td></tr>`,
+          )
+          .join('')
+      : '<tr class="empty"><td colspan="8">No active alerts.</td></tr>';
+    $('#alerts-error').textContent = '';
+  } catch (e) {
+    $('#alerts-error').textContent = e.message;
+  }
+  // The history is re-read from its first page, unless the user has paged back (then it stays put).
+  if (alertsState.historyPages <= 1) await loadHistory(false);
+  if (alertsState.selected) await showAlert(alertsState.selected);
+}
+
+async function loadHistory(more) {
+  const status = $('#history-status').value;
+  const q = new URLSearchParams({ limit: '20' });
+  if (status) q.set('status', status);
+  if (more && alertsState.historyToken) q.set('nextToken', alertsState.historyToken);
+  try {
+    const page = await api(`/alerts?${q}`);
+    const rows = (page.alerts ?? [])
+      .map(
+        (a) =>
+          `<tr data-alert-id="${esc(a.id)}">${alertCells(a, { ruleId: false })}<td>${esc(
+            a.status === 'resolved'
+              ? `${a.resolvedBy ?? '?'} ${a.resolvedAt ? clock(a.resolvedAt) : ''}`
+              : a.status === 'acknowledged'
+                ? `${a.acknowledgedBy ?? '?'} ${a.acknowledgedAt ? clock(a.acknowledgedAt) : ''}`
+                : '–',
+          )}</td></tr>`,
+      )
+      .join('');
+    const body = $('#alerts-history tbody');
+    if (more) body.insertAdjacentHTML('beforeend', rows);
+    else body.innerHTML = rows || '<tr class="empty"><td colspan="8">No alerts.</td></tr>';
+    alertsState.historyToken = page.nextToken;
+    alertsState.historyPages = more ? alertsState.historyPages + 1 : 1;
+    $('#history-more').hidden = !page.nextToken;
+  } catch (e) {
+    $('#alerts-error').textContent = e.message;
+  }
+}
+
+async function showAlert(id) {
+  alertsState.selected = id;
+  const out = $('#alert-detail');
+  try {
+    const a = await api(`/alerts/${encodeURIComponent(id)}`);
+    out.dataset.alertId = a.id;
+    out.innerHTML = `<p><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span> <b>${esc(a.ruleName)}</b>
+      on ${esc(a.subDevice ? `${a.deviceId}/${a.subDevice}` : a.deviceId)}${a.metric ? ` · ${esc(a.metric)}` : ''}</p>
+      <p>${esc(a.reason)}</p>
+      <p>Status <span class="st st-${esc(a.status)}">${esc(a.status)}</span>${a.note ? ` · note: ${esc(a.note)}` : ''}${a.suppressed ? ` · ${esc(a.suppressed)} suppressed by the throttle` : ''}</p>
+      <ol class="history">${(a.history ?? [])
+        .map(
+          (h) =>
+            `<li><b>${esc(h.kind)}</b> ${esc(when(h.at ?? h.recordedAt))}${h.value !== undefined ? ` value ${esc(h.value)}` : ''}${h.resolvedBy ? ` by ${esc(h.resolvedBy)}` : ''}${h.dispatchedAt ? ` · delivered ${esc(clock(h.dispatchedAt))}` : ''}</li>`,
+        )
+        .join('')}${
+        a.acknowledgedAt
+          ? `<li><b>acknowledged</b> ${esc(when(a.acknowledgedAt))} by ${esc(a.acknowledgedBy ?? '?')}</li>`
+          : ''
+      }</ol>`;
+  } catch (e) {
+    out.textContent = e.message;
+  }
+}
+
+async function onAlertsClick(e) {
+  const ack = e.target?.closest?.('button[data-ack]');
+  if (ack) {
+    ack.disabled = true;
+    try {
+      await api(`/alerts/${encodeURIComponent(ack.dataset.ack)}/ack`, { method: 'POST', body: {} });
+    } catch (err) {
+      // 409: someone else acknowledged (or it resolved) meanwhile; the re-render shows the current state.
+      $('#alerts-error').textContent = err.message;
+    }
+    alertsState.historyPages = 0;
+    await refreshAlerts();
+    return;
+  }
+  const row = e.target?.closest?.('tr[data-alert-id]');
+  if (row) await showAlert(row.dataset.alertId);
 }
 
 // ---- application view --------------------------------------------------------------------------
@@ -254,6 +411,7 @@ function selectTab(name) {
     b.setAttribute('aria-selected', String(b.dataset.tab === name));
   for (const p of document.querySelectorAll('[data-panel]')) p.hidden = p.dataset.panel !== name;
   if (name === 'device') refreshDevice().catch((e) => ($('#device-status').textContent = e.message));
+  if (name === 'alerts') refreshAlerts();
 }
 
 async function signIn(key) {
@@ -299,6 +457,10 @@ async function boot() {
   $('#window-select').addEventListener('change', () => refreshDevice());
   $('#command-form').addEventListener('submit', sendCommand);
   $('#app-form').addEventListener('submit', viewAsApp);
+  $('#alerts-active').addEventListener('click', onAlertsClick);
+  $('#alerts-history').addEventListener('click', onAlertsClick);
+  $('#history-status').addEventListener('change', () => loadHistory(false));
+  $('#history-more').addEventListener('click', () => loadHistory(true));
   if (key && (await signIn(key))) tick();
   else $('#login').hidden = false;
 }
@@ -309,6 +471,8 @@ function tick() {
   const run = async () => {
     if (!$('#tab-overview').hidden) await refreshOverview().catch(() => {});
     else if (!$('#tab-device').hidden) await refreshDevice().catch(() => {});
+    else if (!$('#tab-alerts').hidden) await refreshAlerts().catch(() => {});
+    if ($('#tab-alerts').hidden) await api('/alerts?status=open&limit=100').then(showAlertCount, () => {});
     timer = setTimeout(run, 2000);
   };
   run();
