@@ -22,7 +22,7 @@
 import type { Clock } from '../processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, LifecycleEventType } from '../reading.js';
 import { type BoolFn, compileBool, type EvalContext, requirements, windowStart } from './compile.js';
-import { type DetectorOptions, detect, newDetectorState } from './detector.js';
+import { type DetectorOptions, detectScore, newDetectorState } from './detector.js';
 import { transitionId } from './hash.js';
 import {
   type AlertTransition,
@@ -92,6 +92,13 @@ interface Compiled {
   deviceSeries: boolean;
 }
 
+/** The reading rules of one (device, metric), and this call's groups for its plain series. */
+interface Selection {
+  rules: Compiled[];
+  call: number;
+  groups: Group[];
+}
+
 interface Entry {
   base: number | undefined;
   value: RuleState;
@@ -142,6 +149,13 @@ function shaped(s: RuleState): RuleState {
     dueAt: s.dueAt,
     updatedAt: s.updatedAt,
   };
+}
+
+/** Removes the first `n` elements in place (no array of removed elements, unlike splice). */
+function dropHead(xs: number[], n: number): void {
+  const len = xs.length - n;
+  for (let i = 0; i < len; i++) xs[i] = xs[i + n]!;
+  xs.length = len;
 }
 
 function ascending(times: number[]): boolean {
@@ -214,8 +228,10 @@ export class RuleEngine {
   private loadedAt = Number.NEGATIVE_INFINITY;
   private readonly memo = new Map<
     string,
-    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Compiled[]> }
+    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
   >();
+  /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
+  private call = 0;
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   private pending: Array<{ t: AlertTransition; recorded: boolean; dispatched: boolean }> = [];
@@ -289,7 +305,7 @@ export class RuleEngine {
   }
 
   /** The reading rules selecting a reading: memoised per device (type, site) and metric. */
-  private rulesFor(r: EnrichedReading): Compiled[] {
+  private rulesFor(r: EnrichedReading): Selection {
     const type = r.enrichment.deviceType;
     const site = r.enrichment.site ?? r.group;
     let d = this.memo.get(r.deviceId);
@@ -305,13 +321,17 @@ export class RuleEngine {
       d = { type, site, candidates, byMetric: new Map() };
       this.memo.set(r.deviceId, d);
     }
-    let rules = d.byMetric.get(r.metric);
-    if (!rules) {
-      rules = d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe));
-      d.byMetric.set(r.metric, rules);
+    let sel = d.byMetric.get(r.metric);
+    if (!sel) {
+      sel = {
+        rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
+        call: -1,
+        groups: [],
+      };
+      d.byMetric.set(r.metric, sel);
       this.memoSize++;
     }
-    return rules;
+    return sel;
   }
 
   /** Evaluates the batch's readings and events; returns the transitions (applied at commit). */
@@ -329,39 +349,55 @@ export class RuleEngine {
       }
       return g;
     };
+    const call = ++this.call;
     if (this.readingRules.length > 0) {
-      // Fast path per reading: the series string once, one Map lookup, then an array per matched rule.
+      // Fast path per reading: a plain reading (no sub-device, row or index) finds its groups on its
+      // memoised (device, metric) selection, built once per call; others build the series string and
+      // look it up.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
-      for (const r of input.readings) {
-        const rules = this.rulesFor(r);
+      const readings = input.readings;
+      for (let ri = 0; ri < readings.length; ri++) {
+        const r = readings[ri]!;
+        const sel = this.rulesFor(r);
+        const rules = sel.rules;
         if (rules.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
         this.stats.readings++;
-        const series = readingSeries(r);
-        let entry = bySeries.get(series);
-        if (entry?.rules !== rules) {
-          entry = {
-            rules,
-            groups: rules.map((c) => {
-              const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
-              return group(c, ss, () =>
-                this.newState(
-                  c,
-                  ss,
-                  now,
-                  r.deviceId,
-                  r.subDevice,
-                  c.deviceSeries ? undefined : r.metric,
-                  r.enrichment.deviceType,
-                  r.protocol,
-                ),
-              );
-            }),
-          };
-          bySeries.set(series, entry);
+        const plain = r.subDevice === undefined && r.row === undefined && r.index === undefined;
+        let gs: Group[];
+        if (plain && sel.call === call) {
+          gs = sel.groups;
+        } else {
+          const series = readingSeries(r);
+          let entry = bySeries.get(series);
+          if (entry?.rules !== rules) {
+            entry = {
+              rules,
+              groups: rules.map((c) => {
+                const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
+                return group(c, ss, () =>
+                  this.newState(
+                    c,
+                    ss,
+                    now,
+                    r.deviceId,
+                    r.subDevice,
+                    c.deviceSeries ? undefined : r.metric,
+                    r.enrichment.deviceType,
+                    r.protocol,
+                  ),
+                );
+              }),
+            };
+            bySeries.set(series, entry);
+          }
+          gs = entry.groups;
+          if (plain) {
+            sel.groups = gs;
+            sel.call = call;
+          }
         }
-        const gs = entry.groups;
         for (let i = 0; i < gs.length; i++) {
           const g = gs[i]!;
           g.times.push(r.time);
@@ -586,8 +622,8 @@ export class RuleEngine {
       // Samples older than the window are dropped in bulk (window functions search their start).
       const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
       if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
-        wt.splice(0, drop);
-        wv.splice(0, drop);
+        dropHead(wt, drop);
+        dropHead(wv, drop);
       }
       ctx.wt = wt;
       ctx.wv = wv;
@@ -597,7 +633,7 @@ export class RuleEngine {
     }
     if (c.anomaly) {
       s.detector ??= newDetectorState();
-      ctx.score = detect(s.detector, t, v, this.o.detector).score;
+      ctx.score = detectScore(s.detector, t, v, this.o.detector);
     }
     s.lastTime = t;
     s.lastValue = v;
