@@ -113,8 +113,12 @@ interface Group {
   key: string;
   series: string;
   make: () => RuleState;
+  /** This call's samples are times[0, n) and values[0, n): the arrays are reused across calls. */
   times: number[];
   values: number[];
+  n: number;
+  /** The evaluate() call the samples belong to. */
+  call: number;
   events?: LifecycleEvent[];
 }
 
@@ -158,13 +162,15 @@ function dropHead(xs: number[], n: number): void {
   xs.length = len;
 }
 
-function ascending(times: number[]): boolean {
-  for (let i = 1; i < times.length; i++) if (times[i]! < times[i - 1]!) return false;
+function ascending(times: number[], n: number): boolean {
+  for (let i = 1; i < n; i++) if (times[i]! < times[i - 1]!) return false;
   return true;
 }
 
 /** Sorts a group's samples by time (stable: equal times keep batch order). */
 function sortByTime(g: Group): void {
+  g.times.length = g.n;
+  g.values.length = g.n;
   const order = g.times.map((_, i) => i).sort((a, b) => g.times[a]! - g.times[b]! || a - b);
   g.times = order.map((i) => g.times[i]!);
   g.values = order.map((i) => g.values[i]!);
@@ -230,6 +236,8 @@ export class RuleEngine {
     string,
     { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
   >();
+  /** Groups by state key, kept across calls for their sample arrays (cleared with the rules). */
+  private readonly groupCache = new Map<string, Group>();
   /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
   private call = 0;
   private memoSize = 0;
@@ -301,6 +309,7 @@ export class RuleEngine {
     this.eventRules = this.compiled.filter((c) => c.cond.kind === 'offline' || c.cond.kind === 'event');
     this.memo.clear();
     this.memoSize = 0;
+    this.groupCache.clear();
     this.loadedAt = now;
   }
 
@@ -339,17 +348,28 @@ export class RuleEngine {
     await this.ensureRules();
     const now = this.o.clock();
     /** Every group of this call, by state key. */
+    const call = ++this.call;
     const groups = new Map<string, Group>();
+    if (this.groupCache.size > MEMO_MAX) this.groupCache.clear();
     const group = (c: Compiled, series: string, make: () => RuleState): Group => {
       const key = `${c.rule.id}\u0000${series}`;
       let g = groups.get(key);
       if (!g) {
-        g = { c, key, series, make, times: [], values: [] };
+        // Reused from an earlier call (its sample arrays keep their capacity), or new.
+        g = this.groupCache.get(key);
+        if (!g) {
+          g = { c, key, series, make, times: [], values: [], n: 0, call };
+          this.groupCache.set(key, g);
+        }
+        g.c = c;
+        g.make = make;
+        g.n = 0;
+        g.call = call;
+        g.events = undefined;
         groups.set(key, g);
       }
       return g;
     };
-    const call = ++this.call;
     if (this.readingRules.length > 0) {
       // Fast path per reading: a plain reading (no sub-device, row or index) finds its groups on its
       // memoised (device, metric) selection, built once per call; others build the series string and
@@ -400,8 +420,8 @@ export class RuleEngine {
         }
         for (let i = 0; i < gs.length; i++) {
           const g = gs[i]!;
-          g.times.push(r.time);
-          g.values.push(value);
+          g.times[g.n] = r.time;
+          g.values[g.n++] = value;
         }
       }
     }
@@ -444,11 +464,11 @@ export class RuleEngine {
       const s = entry.value;
       const c = g.c;
       this.checkRevision(c, s);
-      if (g.times.length > 0) {
-        if (!ascending(g.times)) sortByTime(g);
-        const { times, values } = g;
-        for (let i = 0; i < times.length; i++) this.onReading(c, s, times[i]!, values[i]!, out);
-        this.stats.evaluations += times.length;
+      if (g.n > 0) {
+        if (!ascending(g.times, g.n)) sortByTime(g);
+        const { times, values, n } = g;
+        for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
+        this.stats.evaluations += n;
       }
       if (g.events) {
         // Per series, in time order (stable for equal times: batch order).
