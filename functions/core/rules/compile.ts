@@ -202,18 +202,122 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
       };
     case 'median':
-      return (c) => windowPercentile(c.wv, windowStart(c.wt, c.time - w), 50);
+      return (c) => sortedPercentile(c.wt, c.wv, c.time - w, w, 50);
     case 'percentile': {
       const rank = (args[0] as { v: number }).v;
-      return (c) => windowPercentile(c.wv, windowStart(c.wt, c.time - w), rank);
+      return (c) => sortedPercentile(c.wt, c.wv, c.time - w, w, rank);
     }
   }
 }
 
+/**
+ * A window's values kept sorted, per (window array, window length), updated as the window slides: each
+ * reading inserts one value and removes those that left (binary search + shift), so a percentile costs
+ * O(n) moves of a typed array at worst and no copy or selection. It keeps its own copy of the samples in
+ * time order (the window array may lose its head before the sorted copy learns of it). Samples are
+ * identified by time: a window's times strictly ascend (the engine skips readings at or before the
+ * series' last time). Anything unexpected (times going back) rebuilds it from the window.
+ */
+interface SortedWindow {
+  /** Samples in the structure, in time order: ft/fv[head, ft.length). */
+  ft: number[];
+  fv: number[];
+  head: number;
+  sorted: Float64Array;
+  n: number;
+  /** The window start of the last call (starts only move forward; one further back rebuilds). */
+  start: number;
+}
+
+const SORTED = new WeakMap<number[], Map<number, SortedWindow>>();
+
+function sortedPercentile(wt: number[], wv: number[], from: number, w: number, rank: number): number {
+  let byW = SORTED.get(wv);
+  if (!byW) {
+    byW = new Map();
+    SORTED.set(wv, byW);
+  }
+  let sw = byW.get(w);
+  const len = wt.length;
+  const lastIn = sw && sw.ft.length > sw.head ? sw.ft[sw.ft.length - 1]! : Number.NEGATIVE_INFINITY;
+  // The start: the window's, or the oldest sample the array still holds (it may have dropped more).
+  const start = len > 0 && wt[0]! > from ? wt[0]! : from;
+  if (
+    !sw ||
+    start < sw.start ||
+    (len > 0 && wt[len - 1]! < lastIn) ||
+    (len === 0 && sw.ft.length > sw.head)
+  ) {
+    sw = { ft: [], fv: [], head: 0, sorted: new Float64Array(64), n: 0, start };
+    byW.set(w, sw);
+  }
+  sw.start = start;
+  // New samples at the end (usually one).
+  let i = len;
+  while (i > 0 && wt[i - 1]! > (sw.ft.length > sw.head ? sw.ft[sw.ft.length - 1]! : Number.NEGATIVE_INFINITY))
+    i--;
+  for (; i < len; i++) {
+    if (wt[i]! < start) continue;
+    sw.ft.push(wt[i]!);
+    sw.fv.push(wv[i]!);
+    sortedInsert(sw, wv[i]!);
+  }
+  // Samples that left the window.
+  while (sw.head < sw.ft.length && sw.ft[sw.head]! < start) {
+    sortedRemove(sw, sw.fv[sw.head]!);
+    sw.head++;
+  }
+  if (sw.head > 256 && sw.head * 2 > sw.ft.length) {
+    sw.ft.splice(0, sw.head);
+    sw.fv.splice(0, sw.head);
+    sw.head = 0;
+  }
+  const n = sw.n;
+  if (n === 0) return Number.NaN;
+  const h = ((n - 1) * rank) / 100;
+  const lo = Math.floor(h);
+  const a = sw.sorted[lo]!;
+  if (h === lo) return a;
+  return a + (h - lo) * (sw.sorted[lo + 1]! - a);
+}
+
+function sortedInsert(sw: SortedWindow, v: number): void {
+  if (sw.n === sw.sorted.length) {
+    const bigger = new Float64Array(sw.sorted.length * 2);
+    bigger.set(sw.sorted);
+    sw.sorted = bigger;
+  }
+  const a = sw.sorted;
+  let lo = 0;
+  let hi = sw.n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  a.copyWithin(lo + 1, lo, sw.n);
+  a[lo] = v;
+  sw.n++;
+}
+
+function sortedRemove(sw: SortedWindow, v: number): void {
+  const a = sw.sorted;
+  let lo = 0;
+  let hi = sw.n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  // a[lo] === v: every value removed was inserted.
+  a.copyWithin(lo, lo + 1, sw.n);
+  sw.n--;
+}
+
 let scratch = new Float64Array(1024);
 
-/** Percentile of xs[from..] by selection on a scratch copy: O(n), no allocation, xs untouched. */
-function windowPercentile(xs: number[], from: number, rank: number): number {
+/** Percentile of xs[from..] by selection (the reference for the sorted windows) on a scratch copy: O(n), no allocation, xs untouched. */
+export function windowPercentile(xs: number[], from: number, rank: number): number {
   const n = xs.length - from;
   if (n <= 0) return Number.NaN;
   if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));

@@ -61,6 +61,19 @@ export function newDetectorState(): DetectorState {
 
 /** Scores (time, value) and updates `s` in place. Readings must come in ascending time. */
 export function detect(s: DetectorState, t: number, v: number, o: DetectorOptions = {}): AnomalyScore {
+  const score = detectScore(s, t, v, o);
+  return { score, component: lastComponent };
+}
+
+/** The component of the last `detectScore` call (module state: the engine's hot path allocates nothing). */
+let lastComponent: AnomalyComponent = 'level';
+const NO_OPTIONS: DetectorOptions = {};
+
+/**
+ * `detect` without the result object: returns the score and leaves the component in `lastComponent`.
+ * Used per reading by the rule engine.
+ */
+export function detectScore(s: DetectorState, t: number, v: number, o: DetectorOptions = NO_OPTIONS): number {
   const alpha = o.alpha ?? 0.05;
   const warmup = o.warmup ?? 30;
   const clip = o.clip ?? 3;
@@ -72,14 +85,16 @@ export function detect(s: DetectorState, t: number, v: number, o: DetectorOption
     s.slow = v;
     s.lastT = t;
     s.lastV = v;
-    return { score: Number.NaN, component: 'level' };
+    lastComponent = 'level';
+    return Number.NaN;
   }
   const interval = t - s.lastT;
   const repeat = v === s.lastV;
   s.run = repeat ? s.run + 1 : 0;
   const sigma = Math.max(SIGMA_PER_MAD * s.dev, 1e-9 * Math.max(1, Math.abs(s.mean)));
   const r = v - s.mean;
-  let out: AnomalyScore = { score: Number.NaN, component: 'level' };
+  let score = Number.NaN;
+  let component: AnomalyComponent = 'level';
 
   if (s.n < warmup) {
     // Learn fast: a running mean that turns into the EWMA.
@@ -93,10 +108,19 @@ export function detect(s: DetectorState, t: number, v: number, o: DetectorOption
     const drift = (4 * Math.abs(s.mean - s.slow)) / sigma;
     const stuck = s.dev > 0 ? s.run : 0;
     const gap = s.dt > 0 && interval > 3 * s.dt ? interval / s.dt : 0;
-    out = { score: level, component: 'level' };
-    if (drift > out.score) out = { score: drift, component: 'drift' };
-    if (stuck > out.score) out = { score: stuck, component: 'stuck' };
-    if (gap > out.score) out = { score: gap, component: 'gap' };
+    score = level;
+    if (drift > score) {
+      score = drift;
+      component = 'drift';
+    }
+    if (stuck > score) {
+      score = stuck;
+      component = 'stuck';
+    }
+    if (gap > score) {
+      score = gap;
+      component = 'gap';
+    }
 
     // A streak starts above OUTLIER_Z and continues above CONTINUE_Z on the same side (noise on a
     // shifted level dips below the first now and then).
@@ -111,7 +135,7 @@ export function detect(s: DetectorState, t: number, v: number, o: DetectorOption
       s.recent = [v];
     } else {
       s.streak = 0;
-      s.recent = [];
+      if (s.recent.length > 0) s.recent = [];
     }
     if (Math.abs(s.streak) >= shiftAfter) {
       const sorted = [...s.recent].sort((a, b) => a - b);
@@ -134,5 +158,6 @@ export function detect(s: DetectorState, t: number, v: number, o: DetectorOption
   s.n++;
   s.lastT = t;
   s.lastV = v;
-  return out;
+  lastComponent = component;
+  return score;
 }

@@ -22,7 +22,7 @@
 import type { Clock } from '../processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, LifecycleEventType } from '../reading.js';
 import { type BoolFn, compileBool, type EvalContext, requirements, windowStart } from './compile.js';
-import { type DetectorOptions, detect, newDetectorState } from './detector.js';
+import { type DetectorOptions, detectScore, newDetectorState } from './detector.js';
 import { transitionId } from './hash.js';
 import {
   type AlertTransition,
@@ -92,6 +92,13 @@ interface Compiled {
   deviceSeries: boolean;
 }
 
+/** The reading rules of one (device, metric), and this call's groups for its plain series. */
+interface Selection {
+  rules: Compiled[];
+  call: number;
+  groups: Group[];
+}
+
 interface Entry {
   base: number | undefined;
   value: RuleState;
@@ -106,8 +113,12 @@ interface Group {
   key: string;
   series: string;
   make: () => RuleState;
+  /** This call's samples are times[0, n) and values[0, n): the arrays are reused across calls. */
   times: number[];
   values: number[];
+  n: number;
+  /** The evaluate() call the samples belong to. */
+  call: number;
   events?: LifecycleEvent[];
 }
 
@@ -144,13 +155,22 @@ function shaped(s: RuleState): RuleState {
   };
 }
 
-function ascending(times: number[]): boolean {
-  for (let i = 1; i < times.length; i++) if (times[i]! < times[i - 1]!) return false;
+/** Removes the first `n` elements in place (no array of removed elements, unlike splice). */
+function dropHead(xs: number[], n: number): void {
+  const len = xs.length - n;
+  for (let i = 0; i < len; i++) xs[i] = xs[i + n]!;
+  xs.length = len;
+}
+
+function ascending(times: number[], n: number): boolean {
+  for (let i = 1; i < n; i++) if (times[i]! < times[i - 1]!) return false;
   return true;
 }
 
 /** Sorts a group's samples by time (stable: equal times keep batch order). */
 function sortByTime(g: Group): void {
+  g.times.length = g.n;
+  g.values.length = g.n;
   const order = g.times.map((_, i) => i).sort((a, b) => g.times[a]! - g.times[b]! || a - b);
   g.times = order.map((i) => g.times[i]!);
   g.values = order.map((i) => g.values[i]!);
@@ -214,8 +234,12 @@ export class RuleEngine {
   private loadedAt = Number.NEGATIVE_INFINITY;
   private readonly memo = new Map<
     string,
-    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Compiled[]> }
+    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
   >();
+  /** Groups by state key, kept across calls for their sample arrays (cleared with the rules). */
+  private readonly groupCache = new Map<string, Group>();
+  /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
+  private call = 0;
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   private pending: Array<{ t: AlertTransition; recorded: boolean; dispatched: boolean }> = [];
@@ -285,11 +309,12 @@ export class RuleEngine {
     this.eventRules = this.compiled.filter((c) => c.cond.kind === 'offline' || c.cond.kind === 'event');
     this.memo.clear();
     this.memoSize = 0;
+    this.groupCache.clear();
     this.loadedAt = now;
   }
 
   /** The reading rules selecting a reading: memoised per device (type, site) and metric. */
-  private rulesFor(r: EnrichedReading): Compiled[] {
+  private rulesFor(r: EnrichedReading): Selection {
     const type = r.enrichment.deviceType;
     const site = r.enrichment.site ?? r.group;
     let d = this.memo.get(r.deviceId);
@@ -305,13 +330,17 @@ export class RuleEngine {
       d = { type, site, candidates, byMetric: new Map() };
       this.memo.set(r.deviceId, d);
     }
-    let rules = d.byMetric.get(r.metric);
-    if (!rules) {
-      rules = d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe));
-      d.byMetric.set(r.metric, rules);
+    let sel = d.byMetric.get(r.metric);
+    if (!sel) {
+      sel = {
+        rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
+        call: -1,
+        groups: [],
+      };
+      d.byMetric.set(r.metric, sel);
       this.memoSize++;
     }
-    return rules;
+    return sel;
   }
 
   /** Evaluates the batch's readings and events; returns the transitions (applied at commit). */
@@ -319,53 +348,80 @@ export class RuleEngine {
     await this.ensureRules();
     const now = this.o.clock();
     /** Every group of this call, by state key. */
+    const call = ++this.call;
     const groups = new Map<string, Group>();
+    if (this.groupCache.size > MEMO_MAX) this.groupCache.clear();
     const group = (c: Compiled, series: string, make: () => RuleState): Group => {
       const key = `${c.rule.id}\u0000${series}`;
       let g = groups.get(key);
       if (!g) {
-        g = { c, key, series, make, times: [], values: [] };
+        // Reused from an earlier call (its sample arrays keep their capacity), or new.
+        g = this.groupCache.get(key);
+        if (!g) {
+          g = { c, key, series, make, times: [], values: [], n: 0, call };
+          this.groupCache.set(key, g);
+        }
+        g.c = c;
+        g.make = make;
+        g.n = 0;
+        g.call = call;
+        g.events = undefined;
         groups.set(key, g);
       }
       return g;
     };
     if (this.readingRules.length > 0) {
-      // Fast path per reading: the series string once, one Map lookup, then an array per matched rule.
+      // Fast path per reading: a plain reading (no sub-device, row or index) finds its groups on its
+      // memoised (device, metric) selection, built once per call; others build the series string and
+      // look it up.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
-      for (const r of input.readings) {
-        const rules = this.rulesFor(r);
+      const readings = input.readings;
+      for (let ri = 0; ri < readings.length; ri++) {
+        const r = readings[ri]!;
+        const sel = this.rulesFor(r);
+        const rules = sel.rules;
         if (rules.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
         this.stats.readings++;
-        const series = readingSeries(r);
-        let entry = bySeries.get(series);
-        if (entry?.rules !== rules) {
-          entry = {
-            rules,
-            groups: rules.map((c) => {
-              const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
-              return group(c, ss, () =>
-                this.newState(
-                  c,
-                  ss,
-                  now,
-                  r.deviceId,
-                  r.subDevice,
-                  c.deviceSeries ? undefined : r.metric,
-                  r.enrichment.deviceType,
-                  r.protocol,
-                ),
-              );
-            }),
-          };
-          bySeries.set(series, entry);
+        const plain = r.subDevice === undefined && r.row === undefined && r.index === undefined;
+        let gs: Group[];
+        if (plain && sel.call === call) {
+          gs = sel.groups;
+        } else {
+          const series = readingSeries(r);
+          let entry = bySeries.get(series);
+          if (entry?.rules !== rules) {
+            entry = {
+              rules,
+              groups: rules.map((c) => {
+                const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
+                return group(c, ss, () =>
+                  this.newState(
+                    c,
+                    ss,
+                    now,
+                    r.deviceId,
+                    r.subDevice,
+                    c.deviceSeries ? undefined : r.metric,
+                    r.enrichment.deviceType,
+                    r.protocol,
+                  ),
+                );
+              }),
+            };
+            bySeries.set(series, entry);
+          }
+          gs = entry.groups;
+          if (plain) {
+            sel.groups = gs;
+            sel.call = call;
+          }
         }
-        const gs = entry.groups;
         for (let i = 0; i < gs.length; i++) {
           const g = gs[i]!;
-          g.times.push(r.time);
-          g.values.push(value);
+          g.times[g.n] = r.time;
+          g.values[g.n++] = value;
         }
       }
     }
@@ -408,11 +464,11 @@ export class RuleEngine {
       const s = entry.value;
       const c = g.c;
       this.checkRevision(c, s);
-      if (g.times.length > 0) {
-        if (!ascending(g.times)) sortByTime(g);
-        const { times, values } = g;
-        for (let i = 0; i < times.length; i++) this.onReading(c, s, times[i]!, values[i]!, out);
-        this.stats.evaluations += times.length;
+      if (g.n > 0) {
+        if (!ascending(g.times, g.n)) sortByTime(g);
+        const { times, values, n } = g;
+        for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
+        this.stats.evaluations += n;
       }
       if (g.events) {
         // Per series, in time order (stable for equal times: batch order).
@@ -586,8 +642,8 @@ export class RuleEngine {
       // Samples older than the window are dropped in bulk (window functions search their start).
       const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
       if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
-        wt.splice(0, drop);
-        wv.splice(0, drop);
+        dropHead(wt, drop);
+        dropHead(wv, drop);
       }
       ctx.wt = wt;
       ctx.wv = wv;
@@ -597,7 +653,7 @@ export class RuleEngine {
     }
     if (c.anomaly) {
       s.detector ??= newDetectorState();
-      ctx.score = detect(s.detector, t, v, this.o.detector).score;
+      ctx.score = detectScore(s.detector, t, v, this.o.detector);
     }
     s.lastTime = t;
     s.lastValue = v;

@@ -271,6 +271,46 @@ describe('rule condition language', () => {
     );
   });
 
+  it('percentiles from the kept sorted window agree with sorting as a window grows and is trimmed (property)', () => {
+    const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -50, max: 50 }), { minLength: 1, maxLength: 150 }),
+        fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 10 }),
+        (values, trims, rank, windowS, gaps) => {
+          // Two windows over the same arrays (a rule with percentile(…, w) and median(2w), say).
+          const p = num(`percentile(${rank}, ${windowS}s)`);
+          const med = num(`median(${2 * windowS}s)`);
+          const wt: number[] = [];
+          const wv: number[] = [];
+          let t = 0;
+          for (const [i, v] of values.entries()) {
+            t += 1000 * (1 + gaps[i % gaps.length]!);
+            wt.push(t);
+            wv.push(v);
+            const trim = trims[i % trims.length]!;
+            if (i % 7 === 6 && trim < wt.length) {
+              wt.splice(0, trim);
+              wv.splice(0, trim);
+            }
+            const c = ctx(v, { wt, wv, time: t });
+            for (const [f, w, r] of [
+              [p, windowS, rank],
+              [med, 2 * windowS, 50],
+            ] as const) {
+              const from = wt.findIndex((x) => x >= t - w * 1000);
+              expect(f(c)).toBeCloseTo(percentile(wv.slice(from), r), 9);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('mean, stddev and zscore from cached prefix sums agree with direct sums as a window grows and is trimmed (property)', () => {
     const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
     const mean = num('mean(20s)');
