@@ -1,0 +1,272 @@
+/**
+ * Batch operations over the ports: create (resolve the filter into targets), read, list, cancel, retry,
+ * and `tick` — one pass of the worker over one operation: collect the answers of the commands in flight,
+ * advance each target's state machine (target.ts), start pending targets as the concurrency and rate
+ * allow (schedule.ts), and store the counts. Commands go through the single-device command path
+ * (CommandService), so a batch command is recorded, correlated and completed exactly like one sent
+ * through POST /devices/{id}/commands.
+ *
+ * Exactly one worker drives an operation at a time (the local stack's loop; in AWS one invocation per
+ * tick); the API only flips the operation's status (cancel) or resets finished targets (retry, allowed
+ * once the operation is no longer running), and a version check makes the worker's write lose to them.
+ */
+import type { CommandService } from '../commands.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import type { Clock } from '../processor.js';
+import {
+  type CreateOperationInput,
+  countTargets,
+  type DEFAULT_SETTINGS,
+  type Operation,
+  parseCreateOperation,
+  type Target,
+} from './model.js';
+import type { PackageStore } from './packages.js';
+import { admit, fullBucket } from './schedule.js';
+import type { SelectDevices } from './select.js';
+import type { OperationStore } from './store.js';
+import { type Step, step, type TargetEvent } from './target.js';
+
+export interface OperationDeps {
+  store: OperationStore;
+  commands: Pick<CommandService, 'create' | 'get'>;
+  selectDevices: SelectDevices;
+  packages?: PackageStore;
+  clock: Clock;
+  newId: () => string;
+  defaults?: typeof DEFAULT_SETTINGS;
+}
+
+export interface TickResult {
+  operation: Operation;
+  /** Commands sent in this pass. */
+  sent: number;
+}
+
+export class OperationService {
+  constructor(private readonly d: OperationDeps) {}
+
+  async create(body: unknown): Promise<Operation> {
+    const input: CreateOperationInput = parseCreateOperation(body, this.d.defaults);
+    if (input.action.kind === 'firmware-update') {
+      if (!this.d.packages)
+        throw new ValidationError('firmware packages are not configured', { field: 'operation' });
+      if (!(await this.d.packages.get(input.action.packageId)))
+        throw new ValidationError(`no firmware package ${input.action.packageId}`, {
+          field: 'operation.packageId',
+        });
+    }
+    const ids = await this.d.selectDevices(input.filter);
+    const now = this.d.clock();
+    const id = this.d.newId();
+    const targets: Target[] = ids.map((deviceId) => ({
+      operationId: id,
+      deviceId,
+      status: 'pending',
+      attempts: 0,
+      updatedAt: now,
+    }));
+    const op: Operation = {
+      id,
+      status: 'running',
+      filter: input.filter,
+      action: input.action,
+      settings: input.settings,
+      total: targets.length,
+      counts: countTargets(targets),
+      retries: 0,
+      bucket: fullBucket(input.settings, now),
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    };
+    await this.d.store.createOperation(op, targets);
+    return op;
+  }
+
+  get(id: string): Promise<Operation | undefined> {
+    return this.d.store.getOperation(id);
+  }
+
+  list(limit = 50): Promise<Operation[]> {
+    return this.d.store.listOperations(limit);
+  }
+
+  async targets(id: string, status?: string): Promise<Target[]> {
+    const all = await this.d.store.listTargets(id);
+    return status ? all.filter((t) => t.status === status) : all;
+  }
+
+  /** Stops starting targets: pending ones become cancelled (by the worker's next pass); those in flight finish. */
+  async cancel(id: string): Promise<Operation> {
+    const op = await this.mustGet(id);
+    if (op.status !== 'running')
+      throw new ConflictError(`operation ${id} is ${op.status}; only a running operation can be cancelled`, {
+        field: 'status',
+      });
+    return this.d.store.putOperation({ ...op, status: 'cancelling', updatedAt: this.d.clock() }, op.version);
+  }
+
+  /** Re-runs only the failed and timed-out targets of a finished operation. */
+  async retry(id: string): Promise<Operation> {
+    const op = await this.mustGet(id);
+    if (op.status !== 'completed' && op.status !== 'cancelled')
+      throw new ConflictError(`operation ${id} is ${op.status}; retry it once it has finished`, {
+        field: 'status',
+      });
+    const now = this.d.clock();
+    const targets = await this.d.store.listTargets(id);
+    const again = targets
+      .filter((t) => t.status === 'failed' || t.status === 'timed-out')
+      .map((t): Target => ({ ...t, status: 'pending', updatedAt: now }));
+    if (again.length === 0)
+      throw new ConflictError(`operation ${id} has no failed or timed-out target`, { field: 'status' });
+    const byId = new Map(targets.map((t) => [t.deviceId, t]));
+    for (const t of again) byId.set(t.deviceId, t);
+    // The status flips first (version-checked), so two concurrent retries cannot both reset targets.
+    const { finishedAt: _f, ...unfinished } = op;
+    const next = await this.d.store.putOperation(
+      {
+        ...unfinished,
+        status: 'running',
+        retries: op.retries + 1,
+        counts: countTargets(byId.values()),
+        bucket: fullBucket(op.settings, now),
+        updatedAt: now,
+      },
+      op.version,
+    );
+    await this.d.store.putTargets(again);
+    return next;
+  }
+
+  /** One worker pass over every active operation. */
+  async tickAll(): Promise<TickResult[]> {
+    const out: TickResult[] = [];
+    for (const op of await this.d.store.listActive()) {
+      const r = await this.tick(op.id);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** One worker pass over one operation (see the module comment). */
+  async tick(id: string): Promise<TickResult | undefined> {
+    const op = await this.d.store.getOperation(id);
+    if (!op || (op.status !== 'running' && op.status !== 'cancelling'))
+      return op && { operation: op, sent: 0 };
+    const targets = await this.d.store.listTargets(id);
+    const changed = new Map<string, Target>();
+    let sent = 0;
+    const now = this.d.clock();
+    const current = (t: Target) => changed.get(t.deviceId) ?? t;
+
+    const apply = async (t: Target, e: TargetEvent): Promise<void> => {
+      const s: Step = step(op.action, op.settings, t, e, now);
+      let next = s.target;
+      if (s.send) {
+        try {
+          const c = await this.d.commands.create(t.deviceId, s.send);
+          sent++;
+          if (c.status === 'pending') next = { ...next, commandId: c.commandId };
+          else {
+            // Sparkplug commands complete when published: feed the answer at once.
+            next = step(op.action, op.settings, { ...next, commandId: c.commandId }, answerOf(c), now).target;
+          }
+        } catch (error) {
+          if (error instanceof ValidationError) {
+            const { commandId: _c, nextAt: _n, ...rest } = next;
+            next = {
+              ...rest,
+              status: 'failed',
+              reason: { code: 'REJECTED', message: error.message },
+              updatedAt: now,
+            };
+          } else if (e.kind === 'start') {
+            return; // Not sent (a transient failure): the target stays pending for the next pass.
+          } else {
+            // Not sent: poll again later (a firmware target re-reads its state and resumes from it).
+            next = { ...next, nextAt: now + op.settings.pollMs };
+            delete next.commandId;
+          }
+        }
+      }
+      if (next !== t) changed.set(t.deviceId, next);
+    };
+
+    // 1. Targets in flight: answers, due polls, deadlines.
+    for (const t of targets) {
+      if (t.status !== 'sent') continue;
+      if (t.commandId !== undefined) {
+        const c = await this.d.commands.get(t.deviceId, t.commandId);
+        if (!c) await apply(t, { kind: 'answer', status: 'timed-out' });
+        else if (c.status === 'pending') await apply(t, { kind: 'due' });
+        else await apply(t, answerOf(c));
+      } else {
+        await apply(t, { kind: 'due' });
+      }
+    }
+
+    // 2. Cancelled: pending targets never start.
+    if (op.status === 'cancelling') {
+      for (const t of targets)
+        if (t.status === 'pending') changed.set(t.deviceId, { ...t, status: 'cancelled', updatedAt: now });
+    }
+
+    // 3. Admission.
+    let bucket = op.bucket;
+    if (op.status === 'running') {
+      const all = targets.map(current);
+      const inFlight = all.filter((t) => t.status === 'sent').length;
+      const pending = all.filter((t) => t.status === 'pending');
+      const a = admit(op.settings, op.bucket, inFlight, pending.length, now);
+      bucket = a.bucket;
+      let uri: string | undefined;
+      if (a.count > 0 && op.action.kind === 'firmware-update') {
+        const pkg = await this.d.packages?.get(op.action.packageId);
+        if (!pkg) {
+          for (const t of pending)
+            changed.set(t.deviceId, {
+              ...t,
+              status: 'failed',
+              reason: { code: 'NO_PACKAGE', message: `firmware package ${op.action.packageId} is gone` },
+              updatedAt: now,
+            });
+        } else {
+          uri = await this.d.packages!.downloadUri(pkg, now + op.settings.targetTimeoutMs);
+        }
+      }
+      if (op.action.kind === 'command' || uri)
+        for (const t of pending.slice(0, a.count))
+          await apply(t, { kind: 'start', ...(uri ? { packageUri: uri } : {}) });
+    }
+
+    if (changed.size > 0) await this.d.store.putTargets([...changed.values()]);
+    const counts = countTargets(targets.map(current));
+    const next: Operation = { ...op, counts, bucket, updatedAt: changed.size > 0 ? now : op.updatedAt };
+    if (op.status === 'running' && counts.pending + counts.sent === 0) next.status = 'completed';
+    if (op.status === 'cancelling' && counts.pending + counts.sent === 0) next.status = 'cancelled';
+    if (next.status !== op.status) next.finishedAt = now;
+    try {
+      return { operation: await this.d.store.putOperation(next, op.version), sent };
+    } catch (error) {
+      // Cancelled or retried meanwhile: the next pass recounts from the targets.
+      if (error instanceof ConflictError) return { operation: next, sent };
+      throw error;
+    }
+  }
+
+  private async mustGet(id: string): Promise<Operation> {
+    const op = await this.d.store.getOperation(id);
+    if (!op) throw new NotFoundError(`operation ${id} not found`, { field: 'id' });
+    return op;
+  }
+}
+
+function answerOf(c: { status: string; response?: Record<string, unknown> }): TargetEvent {
+  const status =
+    c.status === 'succeeded' || c.status === 'failed' || c.status === 'timed-out' ? c.status : 'failed';
+  return { kind: 'answer', status, ...(c.response ? { response: c.response } : {}) };
+}
+
+export { parseCreateOperation };
