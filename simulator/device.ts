@@ -20,6 +20,8 @@ import type { DeviceState, DeviceType, SignalDef, SignalValue } from './device-t
 import { backoffMs, nextEmissions, type TrafficShape } from './generators/traffic.js';
 import {
   type ClientEvent,
+  type FirmwareFailure,
+  fetchPackage,
   Lwm2mClient,
   type Lwm2mClient as Lwm2mClientType,
   type Lwm2mOut,
@@ -75,6 +77,10 @@ export interface DeviceConfig {
     pmax?: number;
     firmwareDownloadMs?: number;
     firmwareUpdateMs?: number;
+    /** How firmware updates fail on this device (ADR 0022); absent: they succeed. */
+    firmwareFailure?: FirmwareFailure;
+    /** Package download (default: an HTTP GET with Node's fetch); the device checks its SHA-256. */
+    download?: (url: string) => Promise<Uint8Array>;
   };
   badRatio: number;
   churn?: { meanSessionS: number; abruptShare: number };
@@ -187,6 +193,8 @@ export class SimulatedDevice {
         ? {}
         : { firmwareDownloadMs: cfg.lwm2m.firmwareDownloadMs }),
       ...(cfg.lwm2m.firmwareUpdateMs === undefined ? {} : { firmwareUpdateMs: cfg.lwm2m.firmwareUpdateMs }),
+      ...(cfg.lwm2m.firmwareFailure === undefined ? {} : { firmwareFailure: cfg.lwm2m.firmwareFailure }),
+      download: cfg.lwm2m.download ?? ((url) => fetchPackage(url)),
     });
     this.lwm2m.onFirmware = () => {
       if (this.isConnected && this.lwm2m.registered) this.sendLwm2m(this.lwm2m.update(true));

@@ -9,6 +9,7 @@ import { ValidationError } from '../functions/core/errors.js';
 import { type DeviceStats, emptyStats, type Proto, SimulatedDevice } from './device.js';
 import { DEVICE_TYPE_IDS, getDeviceType } from './device-types.js';
 import type { TrafficShape } from './generators/traffic.js';
+import type { FirmwareFailure } from './lwm2m-client.js';
 import { deriveSeed } from './rng.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 
@@ -58,6 +59,11 @@ export interface FleetOptions {
   pmax?: number;
   firmwareDownloadMs?: number;
   firmwareUpdateMs?: number;
+  /**
+   * Devices whose firmware updates fail, and how (an OMA object 5 Update Result): the listed ids, and/or
+   * a deterministic fraction of the fleet (by a hash of the id and the seed).
+   */
+  firmwareFailures?: { ids?: string[]; fraction?: number; kind: FirmwareFailure };
   backoff?: { baseMs: number; maxMs: number };
   /** Extra MQTT options (TLS cert/key/ca for IoT Core). */
   mqtt?: IClientOptions;
@@ -71,6 +77,17 @@ export interface FleetOptions {
   /** Aborting it ends the wait for the connect ramp: startFleet resolves at once, and stop() then
    * stops the devices started so far (the rest never start). A SIGTERM during a long ramp. */
   signal?: AbortSignal;
+}
+
+/** Whether `id` is one of the devices `firmwareFailures` chose. */
+export function failsFirmware(o: Pick<FleetOptions, 'firmwareFailures' | 'seed'>, id: string): boolean {
+  const f = o.firmwareFailures;
+  if (!f) return false;
+  if (f.ids?.includes(id)) return true;
+  if (!f.fraction) return false;
+  let h = deriveSeed(o.seed ?? 1, 17);
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193) >>> 0;
+  return (h % 10_000) / 10_000 < f.fraction;
 }
 
 export interface FleetStats {
@@ -220,6 +237,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
           ...(o.pmax === undefined ? {} : { pmax: o.pmax }),
           ...(o.firmwareDownloadMs === undefined ? {} : { firmwareDownloadMs: o.firmwareDownloadMs }),
           ...(o.firmwareUpdateMs === undefined ? {} : { firmwareUpdateMs: o.firmwareUpdateMs }),
+          ...(failsFirmware(o, id) ? { firmwareFailure: o.firmwareFailures!.kind } : {}),
         },
         badRatio: o.badRatio ?? 0,
         ...(o.churn

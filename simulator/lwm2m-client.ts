@@ -6,6 +6,7 @@
  * come from the bundled OMA registry, runs the Firmware Update (/5) state machine, and recognises its
  * own messages echoed back on lwm2m/rd/{endpoint} (it remembers a hash of every message it sent).
  */
+import { createHash } from 'node:crypto';
 import { DualpathError } from '../functions/core/errors.js';
 import { decodeContent } from '../functions/core/lwm2m/content.js';
 import { formatObjectList } from '../functions/core/lwm2m/link-format.js';
@@ -46,6 +47,13 @@ export interface Lwm2mClientOptions {
   defaultPmax?: number;
   firmwareDownloadMs?: number;
   firmwareUpdateMs?: number;
+  /**
+   * Fetches a firmware package (http/https). Given, the device really downloads the Package URI and
+   * checks the bytes against the `#sha256=<hex>` the URI carries; absent, a download is only a delay.
+   */
+  download?: (url: string) => Promise<Uint8Array>;
+  /** Makes this device's firmware updates fail the chosen way (simulated fleets, ADR 0022). */
+  firmwareFailure?: FirmwareFailure;
   /** Extra values for Object 3/4 (battery, memory, RSSI) computed by the device. */
   status?: () => { batteryLevel?: number; memoryFree: number; rssi: number; linkQuality: number };
 }
@@ -87,6 +95,19 @@ interface Observation {
 }
 
 export const FirmwareState = { Idle: 0, Downloading: 1, Downloaded: 2, Updating: 3 } as const;
+
+/** OMA object 5 Update Result codes the simulator can be told to end an update with. */
+export const FIRMWARE_FAILURES = {
+  'not-enough-storage': 2,
+  'out-of-ram': 3,
+  'connection-lost': 4,
+  integrity: 5,
+  'unsupported-package': 6,
+  'invalid-uri': 7,
+  'update-failed': 8,
+  'unsupported-protocol': 9,
+} as const;
+export type FirmwareFailure = keyof typeof FIRMWARE_FAILURES;
 
 /** FNV-1a over the bytes: a cheap key to recognise our own messages when they come back. */
 function hashBytes(b: Uint8Array): number {
@@ -264,11 +285,25 @@ export class Lwm2mClient {
         fw.state = FirmwareState.Downloading;
         fw.result = 0;
         const gen = ++fw.generation;
-        o.schedule(o.firmwareDownloadMs ?? 2000, () => {
+        const done = (result: number): void => {
           if (fw.generation !== gen || fw.state !== FirmwareState.Downloading) return;
+          if (result !== 0) {
+            // A failed download returns to Idle with the reason in Update Result.
+            fw.state = FirmwareState.Idle;
+            fw.result = result;
+            return;
+          }
           fw.state = FirmwareState.Downloaded;
-          fw.pkgName = uri.split('/').pop() ?? 'firmware.bin';
-          fw.pkgVersion = /(\d+\.\d+\.\d+)/.exec(uri)?.[1] ?? bumpPatch(info.firmware);
+          const file = uri.split('#')[0]!.split('?')[0]!;
+          fw.pkgName = file.split('/').pop() ?? 'firmware.bin';
+          fw.pkgVersion = /(\d+\.\d+\.\d+)/.exec(fw.pkgName)?.[1] ?? bumpPatch(info.firmware);
+        };
+        const failure = o.firmwareFailure;
+        o.schedule(o.firmwareDownloadMs ?? 2000, () => {
+          if (failure !== undefined && failure !== 'integrity' && failure !== 'update-failed')
+            return done(FIRMWARE_FAILURES[failure]);
+          if (!o.download) return done(0);
+          void downloadAndCheck(o.download, uri, failure === 'integrity').then(done);
         });
         return 204;
       },
@@ -280,6 +315,12 @@ export class Lwm2mClient {
         const gen = ++fw.generation;
         o.schedule(o.firmwareUpdateMs ?? 3000, () => {
           if (fw.generation !== gen || fw.state !== FirmwareState.Updating) return;
+          if (o.firmwareFailure === 'update-failed') {
+            // The new image did not take: the package stays Downloaded, Update Result 8.
+            fw.state = FirmwareState.Downloaded;
+            fw.result = FIRMWARE_FAILURES['update-failed'];
+            return;
+          }
           info.firmware = fw.pkgVersion;
           fw.state = FirmwareState.Idle;
           fw.result = 1; // Firmware updated successfully
@@ -736,6 +777,50 @@ export class Lwm2mClient {
 
 function asNumber(v: unknown): number | undefined {
   return typeof v === 'number' ? v : undefined;
+}
+
+/**
+ * Downloads a package and checks it: 0 when the bytes match the URI's `#sha256=`, else the Update
+ * Result — 5 (integrity check failure), 7 (invalid URI: the server refused it, e.g. an expired or
+ * tampered signature), 9 (unsupported protocol: not http/https), 4 (connection lost).
+ */
+export async function downloadAndCheck(
+  download: (url: string) => Promise<Uint8Array>,
+  uri: string,
+  corrupt = false,
+): Promise<number> {
+  const [url, fragment = ''] = uri.split('#', 2) as [string, string?];
+  if (!/^https?:\/\//.test(url)) return FIRMWARE_FAILURES['unsupported-protocol'];
+  let bytes: Uint8Array;
+  try {
+    bytes = await download(url);
+  } catch (error) {
+    const status = (error as { status?: unknown }).status;
+    return typeof status === 'number' && status >= 400 && status < 500
+      ? FIRMWARE_FAILURES['invalid-uri']
+      : FIRMWARE_FAILURES['connection-lost'];
+  }
+  if (corrupt && bytes.length > 0) {
+    bytes = bytes.slice();
+    bytes[0] = bytes[0]! ^ 0xff;
+  }
+  const expected = /(?:^|&)sha256=([0-9a-f]{64})(?:&|$)/i.exec(fragment)?.[1];
+  if (expected === undefined) return 0;
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  return actual === expected.toLowerCase() ? 0 : FIRMWARE_FAILURES.integrity;
+}
+
+/** An HTTP GET of a firmware package (Node's fetch), bounded in time and size; a non-2xx status throws {status}. */
+export async function fetchPackage(
+  url: string,
+  timeoutMs = 30_000,
+  maxBytes = 16 * 1024 * 1024,
+): Promise<Uint8Array> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw Object.assign(new Error(`GET ${res.status}`), { status: res.status });
+  const body = new Uint8Array(await res.arrayBuffer());
+  if (body.length > maxBytes) throw Object.assign(new Error('package too large'), { status: 413 });
+  return body;
 }
 
 function bumpPatch(version: string): string {
