@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoOperationStore } from '../../functions/adapters/dynamo-operations.js';
+import { ConflictError } from '../../functions/core/errors.js';
+import { emptyCounts, type Operation, type Target } from '../../functions/core/operations/model.js';
+import { MemoryOperationStore, type OperationStore } from '../../functions/core/operations/store.js';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
+
+let db: LocalDynamo;
+beforeAll(async () => {
+  db = await startDynalite();
+}, 30_000);
+afterAll(() => db?.stop());
+
+const op = (id: string, createdAt: number, status: Operation['status'] = 'running'): Operation => ({
+  id,
+  status,
+  filter: { type: 'meter' },
+  action: { kind: 'firmware-update', packageId: 'p1' },
+  settings: { concurrency: 2, ratePerSecond: 1, targetTimeoutMs: 1000, pollMs: 100 },
+  total: 30,
+  counts: { ...emptyCounts(), pending: 30 },
+  retries: 0,
+  bucket: { tokens: 1, at: createdAt },
+  createdAt,
+  updatedAt: createdAt,
+  version: 1,
+});
+const targets = (id: string, n: number): Target[] =>
+  Array.from({ length: n }, (_, i) => ({
+    operationId: id,
+    deviceId: `d${String(i).padStart(3, '0')}`,
+    status: 'pending',
+    attempts: 0,
+    updatedAt: 0,
+  }));
+
+describe.each([
+  ['memory', () => new MemoryOperationStore()],
+  ['dynamodb', () => new DynamoOperationStore({ client: db.doc, tableName: db.tables.registry! })],
+])('%s operation store', (_name, make: () => OperationStore) => {
+  it('creates, reads, lists newest first and only active ones as active', async () => {
+    const s = make();
+    const p = `${_name}-`;
+    await s.createOperation(op(`${p}a`, 1000), targets(`${p}a`, 30));
+    await s.createOperation(op(`${p}b`, 2000, 'completed'), targets(`${p}b`, 2));
+    await expect(s.createOperation(op(`${p}a`, 1000), [])).rejects.toBeInstanceOf(ConflictError);
+    expect((await s.getOperation(`${p}a`))?.total).toBe(30);
+    expect(await s.getOperation('nope')).toBeUndefined();
+    const list = (await s.listOperations(50)).filter((o) => o.id.startsWith(p)).map((o) => o.id);
+    expect(list).toEqual([`${p}b`, `${p}a`]);
+    const active = (await s.listActive()).filter((o) => o.id.startsWith(p)).map((o) => o.id);
+    expect(active).toEqual([`${p}a`]);
+    const ts = await s.listTargets(`${p}a`);
+    expect(ts).toHaveLength(30);
+    expect(ts[0]).toMatchObject({ deviceId: 'd000', status: 'pending' });
+  });
+
+  it('replaces an operation only at the expected version; targets are upserted', async () => {
+    const s = make();
+    const id = `${_name}-v`;
+    await s.createOperation(op(id, 3000), targets(id, 3));
+    const v2 = await s.putOperation({ ...op(id, 3000), status: 'cancelling' }, 1);
+    expect(v2.version).toBe(2);
+    await expect(s.putOperation({ ...op(id, 3000), status: 'completed' }, 1)).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    expect((await s.getOperation(id))?.status).toBe('cancelling');
+    await s.putTargets([
+      { ...targets(id, 1)[0]!, status: 'failed', reason: { code: 'X', message: 'm', updateResult: 5 } },
+    ]);
+    const ts = await s.listTargets(id);
+    expect(ts.map((t) => t.status)).toEqual(['failed', 'pending', 'pending']);
+    expect(ts[0]!.reason?.updateResult).toBe(5);
+  });
+});
