@@ -10,6 +10,10 @@ import type { EventLog } from '../core/events.js';
 import type { PublisherPort } from '../core/ingest.js';
 import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
+import type { PackageStore } from '../core/operations/packages.js';
+import { selectDevicesFrom } from '../core/operations/select.js';
+import { OperationService } from '../core/operations/service.js';
+import type { OperationStore } from '../core/operations/store.js';
 import type { Clock } from '../core/processor.js';
 import type { RegistryPort } from '../core/registry.js';
 import type { AlertStore, RuleStore } from '../core/rules/store.js';
@@ -39,6 +43,8 @@ export interface ApiPorts extends AuthorizerPorts {
   health?: () => Promise<HealthCounts>;
   /** Rules and alerts (ADR 0016): /rules and /alerts are served when given. */
   rules?: { rules: RuleStore; alerts: AlertStore; onChange?: () => void };
+  /** Batch operations (ADR 0022): /operations and /firmware are served when given. */
+  operations?: { store: OperationStore; packages?: PackageStore };
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -76,6 +82,22 @@ export function composeApi(ports: ApiPorts): {
     const { rules, alerts, onChange } = ports.rules;
     deps.rulesApi = { rules, ...(onChange ? { onChange } : {}) };
     deps.alertsApi = { alerts };
+  }
+  if (ports.operations) {
+    const operations = new OperationService({
+      store: ports.operations.store,
+      commands,
+      selectDevices: selectDevicesFrom(registry),
+      ...(ports.operations.packages ? { packages: ports.operations.packages } : {}),
+      clock,
+      newId: ports.newId,
+    });
+    deps.operationsApi = {
+      operations,
+      ...(ports.operations.packages ? { packages: ports.operations.packages } : {}),
+      newId: ports.newId,
+      clock,
+    };
   }
   return { router: createApiRouter(deps), authenticator, commands };
 }

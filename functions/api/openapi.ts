@@ -4,6 +4,7 @@
  */
 import { LWM2M_OPERATIONS, SPARKPLUG_WRITABLE_TYPES } from '../core/commands.js';
 import { BUCKET_AGGS } from '../core/telemetry.js';
+import { operationsPaths, operationsSchemas } from './openapi-operations.js';
 import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 import { rulesPaths, rulesSchemas } from './openapi-rules.js';
 import { EVENT_TYPES } from './routes/events.js';
@@ -621,13 +622,13 @@ export function openApiDocument(): Json {
         'only the device types it registered for (ADR 0010).',
     },
     security: [{ bearer: [] }],
-    paths: { ...paths, ...rulesPaths },
+    paths: { ...paths, ...rulesPaths, ...operationsPaths },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Admin key or application key' },
       },
       responses: errorResponses,
-      schemas: { ...schemas, ...rulesSchemas },
+      schemas: { ...schemas, ...rulesSchemas, ...operationsSchemas },
     },
   };
 }

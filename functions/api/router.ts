@@ -15,6 +15,7 @@ import { registerDeviceTypeRoutes } from './routes/device-types.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerOperationRoutes } from './routes/operations.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerTelemetryRoutes } from './routes/telemetry.js';
 
@@ -32,5 +33,6 @@ export function createApiRouter(deps: ApiDeps): Router<Principal> {
   registerEventRoutes(r, deps);
   registerRuleRoutes(r, deps);
   registerAlertRoutes(r, deps);
+  registerOperationRoutes(r, deps.operationsApi);
   return r;
 }

@@ -52,6 +52,8 @@ export interface HttpServerOptions {
   router: Router<Principal>;
   status: () => unknown;
   authenticate: (req: ApiRequest) => Promise<Principal>;
+  /** Signed firmware downloads, GET /packages/... (ADR 0022): the URL's signature is the credential. */
+  packages?: (path: string, query: URLSearchParams) => Promise<{ status: number; body?: Uint8Array }>;
 }
 
 /** The JSON body, read only when the router asks (after authentication); bounded to MAX_BODY bytes. */
@@ -100,6 +102,23 @@ export async function startHttpServer(
       if (asset) {
         res.writeHead(200, { 'content-type': asset[1], ...DASHBOARD_SECURITY_HEADERS });
         res.end(await readFile(`${DASHBOARD}${asset[0]}`));
+        return;
+      }
+      if (o.packages && req.method === 'GET' && url.pathname.startsWith('/packages/')) {
+        const out = await o.packages(url.pathname, url.searchParams);
+        if (out.body === undefined)
+          return send(req, res, out.status, {
+            error: {
+              code: out.status === 403 ? 'FORBIDDEN' : 'NOT_FOUND',
+              message: out.status === 403 ? 'invalid or expired signature' : 'no such package',
+            },
+          });
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(out.body.length),
+          ...API_SECURITY_HEADERS,
+        });
+        res.end(out.body);
         return;
       }
       const headers = Object.fromEntries(

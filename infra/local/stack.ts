@@ -38,6 +38,7 @@ import { EventSourceRunner } from './event-source.js';
 import { type FaultCounters, FaultInjector, type LocalFaults } from './faults.js';
 import { PipelineHealth } from './health.js';
 import { startHttpServer } from './http-server.js';
+import { localOperations } from './operations.js';
 import { redriveLocalDlq } from './redrive.js';
 
 export interface LocalStackOptions {
@@ -404,6 +405,20 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   // for the status line and /health, and keeps the scan's cost off the emulator's hot path.
   const pipelineHealth = new PipelineHealth({ clock });
   const onlineTimer = setInterval(() => void refreshOnline().catch(() => {}), 10_000);
+  // Batch operations and firmware packages (ADR 0022).
+  let httpBase = '';
+  const operations = localOperations({
+    doc,
+    registryTable: tables.registry,
+    dataDir: o.dataDir,
+    baseUrl: () => httpBase,
+    registry,
+    registrations: new DynamoRegistrationStore(stateOpts),
+    pending: new DynamoPendingRequestStore(stateOpts),
+    publisher: { publish },
+    clock,
+    log,
+  });
   const { router, authenticator } = composeApi({
     registry,
     events: baseEvents,
@@ -416,6 +431,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     newId: randomUUID,
     adminKeyHash: hashKey(adminKey),
     rules: rules.apiPorts(),
+    operations: operations.apiPorts,
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
@@ -476,7 +492,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     router,
     status,
     authenticate: (req) => authenticator.authenticate(req),
+    packages: operations.serve,
   });
+  httpBase = `http://127.0.0.1:${http.port}`;
+  operations.start();
 
   const drain = async (timeoutMs = 30_000) => {
     const until = Date.now() + timeoutMs;
@@ -554,6 +573,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     },
     async stop() {
       clearInterval(onlineTimer);
+      await operations.stop();
       await rules.stop();
       brokerClosed = true;
       await broker.close();

@@ -16,6 +16,9 @@ import {
   InMemoryPendingRequestStore,
   InMemoryRegistrationStore,
 } from '../../functions/core/lwm2m/server/state.js';
+import { selectDevicesFrom } from '../../functions/core/operations/select.js';
+import { OperationService } from '../../functions/core/operations/service.js';
+import { MemoryOperationStore } from '../../functions/core/operations/store.js';
 import type { EnrichedReading, PublishAction } from '../../functions/core/reading.js';
 import type { Device } from '../../functions/core/registry.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
@@ -140,6 +143,17 @@ export async function createApi(): Promise<Api> {
     newId: () => `app-${++appN}`,
     rulesApi: { rules },
     alertsApi: { alerts },
+    operationsApi: {
+      operations: new OperationService({
+        store: new MemoryOperationStore(),
+        commands,
+        selectDevices: selectDevicesFrom(registry),
+        clock: now,
+        newId: () => `op-${++appN}`,
+      }),
+      newId: () => `pkg-${++appN}`,
+      clock: now,
+    },
   };
   const router = createApiRouter(deps);
   const call: Api['call'] = async (method, path, opts = {}) =>

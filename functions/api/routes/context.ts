@@ -11,6 +11,7 @@ import type { TelemetryStore } from '../../core/telemetry.js';
 import type { Authenticator, Principal } from '../auth.js';
 import { type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
 import type { AlertsApiDeps } from './alerts.js';
+import type { OperationsApiDeps } from './operations.js';
 import type { RulesApiDeps } from './rules.js';
 
 export interface HealthCounts {
@@ -37,6 +38,8 @@ export interface ApiDeps {
   /** Rules and alerts (ADR 0016): /rules and /alerts exist when these are given. */
   rulesApi?: RulesApiDeps;
   alertsApi?: AlertsApiDeps;
+  /** Batch operations and firmware packages (ADR 0022): /operations and /firmware exist when given. */
+  operationsApi?: OperationsApiDeps;
 }
 
 /**

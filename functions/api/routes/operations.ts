@@ -1,0 +1,111 @@
+/**
+ * Batch operations and firmware packages (ADR 0022). Admin only: an operation reaches many devices at
+ * once, across types.
+ *   POST /firmware                     upload a package {name, version, contentBase64} → 201
+ *   GET  /firmware, /firmware/{id}     packages (metadata and SHA-256; never the bytes)
+ *   POST /operations                   {filter, operation, settings?} → 202 with the operation
+ *   GET  /operations                   newest first
+ *   GET  /operations/{id}              the operation, its counts and progress
+ *   GET  /operations/{id}/targets      per-device status (?status= to filter)
+ *   POST /operations/{id}/cancel       pending devices are not started; those in flight finish
+ *   POST /operations/{id}/retry        re-runs only the failed and timed-out devices
+ */
+import { NotFoundError } from '../../core/errors.js';
+import { type Operation, TARGET_STATUSES, type TargetStatus } from '../../core/operations/model.js';
+import { type PackageStore, parsePackageUpload } from '../../core/operations/packages.js';
+import type { OperationService } from '../../core/operations/service.js';
+import { type Principal, requireAdmin } from '../auth.js';
+import { badRequest, notFound, queryInt, type Router } from '../http.js';
+import { json } from './context.js';
+
+export interface OperationsApiDeps {
+  operations: OperationService;
+  packages?: PackageStore;
+  newId: () => string;
+  clock: () => number;
+}
+
+/** The operation as the API shows it: its counts and a progress figure. */
+export function operationView(op: Operation) {
+  const finished = op.total - op.counts.pending - op.counts.sent;
+  return {
+    ...op,
+    progress: {
+      finished,
+      total: op.total,
+      percent: op.total ? Math.floor((finished * 100) / op.total) : 100,
+    },
+  };
+}
+
+export function registerOperationRoutes(r: Router<Principal>, api: OperationsApiDeps | undefined): void {
+  if (!api) return;
+  const { operations, packages } = api;
+  const mustGet = async (id: string) => {
+    const op = await operations.get(id);
+    if (!op) throw notFound(`operation ${id} not found`);
+    return op;
+  };
+
+  r.add('POST', '/firmware', async (req, _p, principal) => {
+    requireAdmin(principal);
+    if (!packages) throw notFound('firmware packages are not configured');
+    const id = api
+      .newId()
+      .replace(/[^A-Za-z0-9_-]/g, '')
+      .slice(0, 64);
+    const { pkg, bytes } = parsePackageUpload(req.body, id, api.clock());
+    await packages.put(pkg, bytes);
+    return { ...json(pkg, 201), headers: { location: `/firmware/${encodeURIComponent(pkg.id)}` } };
+  });
+  r.add('GET', '/firmware', async (_req, _p, principal) => {
+    requireAdmin(principal);
+    return json({ packages: packages ? await packages.list() : [] });
+  });
+  r.add('GET', '/firmware/{id}', async (_req, p, principal) => {
+    requireAdmin(principal);
+    const pkg = await packages?.get(p.id!);
+    if (!pkg) throw notFound(`firmware package ${p.id} not found`);
+    return json(pkg);
+  });
+
+  r.add('POST', '/operations', async (req, _p, principal) => {
+    requireAdmin(principal);
+    const op = await operations.create(req.body);
+    return {
+      ...json(operationView(op), 202),
+      headers: { location: `/operations/${encodeURIComponent(op.id)}` },
+    };
+  });
+  r.add('GET', '/operations', async (req, _p, principal) => {
+    requireAdmin(principal);
+    const limit = queryInt(req.query, 'limit', { min: 1, max: 100, default: 50 })!;
+    return json({ operations: (await operations.list(limit)).map(operationView) });
+  });
+  r.add('GET', '/operations/{id}', async (_req, p, principal) => {
+    requireAdmin(principal);
+    return json(operationView(await mustGet(p.id!)));
+  });
+  r.add('GET', '/operations/{id}/targets', async (req, p, principal) => {
+    requireAdmin(principal);
+    const status = req.query.status;
+    if (status !== undefined && !TARGET_STATUSES.includes(status as TargetStatus))
+      throw badRequest(`status must be one of ${TARGET_STATUSES.join(', ')}`, 'status');
+    await mustGet(p.id!);
+    return json({ targets: await operations.targets(p.id!, status) });
+  });
+  r.add('POST', '/operations/{id}/cancel', async (_req, p, principal) => {
+    requireAdmin(principal);
+    await mustGet(p.id!);
+    return json(operationView(await operations.cancel(p.id!)), 202);
+  });
+  r.add('POST', '/operations/{id}/retry', async (_req, p, principal) => {
+    requireAdmin(principal);
+    try {
+      return json(operationView(await operations.retry(p.id!)), 202);
+    } catch (error) {
+      if (error instanceof NotFoundError) throw notFound(error.message);
+      throw error;
+    }
+  });
+}

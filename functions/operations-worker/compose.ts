@@ -1,0 +1,98 @@
+/**
+ * The operations worker, whole — its one composition root (ADR 0022). It drives batch operations: each
+ * pass (`tick`) collects the answers of the device commands in flight, advances every target's state
+ * machine, and starts pending targets as the operation's concurrency and rate allow. Commands go out
+ * through the single-device command path (CommandService over an LwM2M server that writes at once, and
+ * the publisher), so they are recorded, correlated and completed (by lwm2m-ingest) like any other.
+ *
+ * Locally the stack runs `tick` on a short timer. In AWS a scheduled invocation loops over passes for
+ * up to `budgetMs` (handler.ts), so one invocation at a time drives the operations (reserved
+ * concurrency 1).
+ */
+import { CommandService } from '../core/commands.js';
+import type { PublisherPort } from '../core/ingest.js';
+import { Lwm2mServer } from '../core/lwm2m/server/server.js';
+import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
+import type { PackageStore } from '../core/operations/packages.js';
+import { selectDevicesFrom } from '../core/operations/select.js';
+import { OperationService, type TickResult } from '../core/operations/service.js';
+import type { OperationStore } from '../core/operations/store.js';
+import type { Clock } from '../core/processor.js';
+import type { RegistryPort } from '../core/registry.js';
+
+export interface WorkerLogger {
+  error(message: string, error: Error): void;
+}
+
+export interface OperationsWorkerPorts {
+  registry: RegistryPort;
+  registrations: RegistrationStore;
+  pending: PendingRequestStore;
+  publisher: PublisherPort;
+  store: OperationStore;
+  packages?: PackageStore;
+  clock: Clock;
+  newId: () => string;
+  logger?: WorkerLogger;
+  /** Waits between passes inside one invocation (default setTimeout). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface OperationsWorkerSettings {
+  /** How long one invocation keeps making passes (default 50 s: a one-minute schedule, no overlap). */
+  budgetMs?: number;
+  /** Pause between two passes (default 1 s). */
+  passMs?: number;
+}
+
+export interface OperationsWorker {
+  service: OperationService;
+  /** One pass over every active operation. */
+  tick(): Promise<TickResult[]>;
+  /** Lambda entry: passes until the budget is spent or nothing is active. */
+  handler: (event: unknown) => Promise<{ passes: number; sent: number; active: number }>;
+}
+
+export function composeOperationsWorker(
+  ports: OperationsWorkerPorts,
+  settings: OperationsWorkerSettings = {},
+): OperationsWorker {
+  const lwm2m = new Lwm2mServer({ registrations: ports.registrations, pending: ports.pending, clock: ports.clock });
+  const commands = new CommandService({
+    registry: ports.registry,
+    lwm2m,
+    publish: (actions) => ports.publisher.publish(actions),
+    clock: ports.clock,
+    newId: ports.newId,
+  });
+  const service = new OperationService({
+    store: ports.store,
+    commands,
+    selectDevices: selectDevicesFrom(ports.registry),
+    ...(ports.packages ? { packages: ports.packages } : {}),
+    clock: ports.clock,
+    newId: ports.newId,
+  });
+  const sleep = ports.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const budgetMs = settings.budgetMs ?? 50_000;
+  const passMs = settings.passMs ?? 1000;
+  return {
+    service,
+    tick: () => service.tickAll(),
+    handler: async () => {
+      const until = ports.clock() + budgetMs;
+      let passes = 0;
+      let sent = 0;
+      let active = 0;
+      do {
+        const results = await service.tickAll();
+        passes++;
+        sent += results.reduce((n, r) => n + r.sent, 0);
+        active = results.filter((r) => r.operation.status === 'running' || r.operation.status === 'cancelling').length;
+        if (active === 0) break;
+        await sleep(passMs);
+      } while (ports.clock() + passMs < until);
+      return { passes, sent, active };
+    },
+  };
+}
