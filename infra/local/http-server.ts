@@ -23,6 +23,7 @@ const STATIC: Record<string, [string, string]> = {
   '/index.html': ['index.html', 'text/html; charset=utf-8'],
   '/dashboard/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/dashboard/style.css': ['style.css', 'text/css; charset=utf-8'],
+  '/dashboard/operations.js': ['operations.js', 'text/javascript; charset=utf-8'],
 };
 const MAX_BODY = 1024 * 1024;
 

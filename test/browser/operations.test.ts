@@ -1,0 +1,135 @@
+/**
+ * The dashboard's Operations tab (ADR 0022) in headless Chromium against a running local stack and a
+ * simulated fleet: a firmware package uploaded through the page's form, a campaign started from the page
+ * over a device type (2 of 20 devices set to fail their integrity check), its progress followed to the
+ * end on the page (18 succeeded, 2 failed with Update Result 5), then Retry failed re-runs those 2.
+ * The screenshot is docs/screenshots/operations.png.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { type Fleet, startFleet } from '../../simulator/fleet.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const available = existsSync(CHROMIUM);
+if (!available) console.info(`[browser] skipped: ${CHROMIUM} not found`);
+
+const ADMIN = 'dp_admin_operations-ui-test-key-5c81e2a9f04b6d37';
+const FAILING = ['sim-pressure-00004', 'sim-pressure-00013'];
+let stack: LocalStack;
+let fleet: Fleet;
+let browser: Browser;
+let dir: string;
+
+interface PageGlobals {
+  document: { querySelector(selector: string): { textContent: string | null } | null };
+}
+
+describe.skipIf(!available)('operations in the dashboard (headless Chromium)', { timeout: 120_000 }, () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dualpath-ops-ui-'));
+    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    if (!(await stack.registry.getDeviceType('pressure')))
+      await stack.registry.putDeviceType({
+        id: 'pressure',
+        name: 'Pressure sensor',
+        capabilities: [],
+        units: {},
+      });
+    for (let i = 0; i < 20; i++)
+      await stack.registry.putDevice({
+        id: `sim-pressure-${String(i).padStart(5, '0')}`,
+        type: 'pressure',
+        tags: {},
+        status: 'active',
+        protocols: [],
+        createdAt: 0,
+        updatedAt: 0,
+      });
+    fleet = await startFleet({
+      url: `mqtt://127.0.0.1:${stack.mqttPort}`,
+      devices: 20,
+      types: ['pressure'],
+      rate: 0.05,
+      lwm2mRate: 0.02,
+      seed: 9,
+      firmwareDownloadMs: 300,
+      firmwareUpdateMs: 300,
+      firmwareFailures: { ids: FAILING, kind: 'integrity' },
+    });
+    expect(await fleet.ready(60_000)).toBe(true);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--no-first-run',
+      ],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await fleet?.stop();
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  // Runs in the page: the text to wait for comes as its argument.
+  const summaryHas = (text: string) =>
+    (
+      (globalThis as unknown as PageGlobals).document.querySelector('#op-summary')?.textContent ?? ''
+    ).includes(text);
+
+  it('uploads a package, runs a campaign from the page to the end, and retries the failed', async () => {
+    const errors: string[] = [];
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    await page.click('[data-tab="operations"]');
+    const file = join(dir, 'pressure-3.0.0.bin');
+    writeFileSync(file, Buffer.from('pressure sensor firmware 3.0.0 '.repeat(500)));
+    await page.setInputFiles('#fw-file', file);
+    await page.fill('#fw-version', '3.0.0');
+    await page.click('#fw-form button[type="submit"]');
+    await page.waitForSelector('#op-package option', { timeout: 15_000, state: 'attached' });
+    expect(await page.textContent('#fw-table tbody')).toContain('pressure-3.0.0.bin');
+
+    await page.fill('#op-type', 'pressure');
+    await page.fill('#op-concurrency', '8');
+    await page.click('#op-form button[type="submit"]');
+    await page.waitForFunction(summaryHas, 'completed', { timeout: 90_000 });
+    const text = (await page.textContent('#op-summary'))!;
+    expect(text).toContain('20/20 finished — 18 succeeded, 2 failed');
+    await page.selectOption('#op-filter', 'failed');
+    await page.waitForFunction(
+      () =>
+        (
+          (globalThis as unknown as PageGlobals).document.querySelector('#op-targets tbody')?.textContent ??
+          ''
+        ).includes('sim-pressure-00013'),
+      undefined,
+      { timeout: 10_000 },
+    );
+    const failed = (await page.textContent('#op-targets tbody'))!;
+    for (const id of FAILING) expect(failed).toContain(id);
+    expect(failed).toContain('integrity check failure');
+    await page.selectOption('#op-filter', '');
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(process.cwd(), 'docs/screenshots/operations.png'), fullPage: true });
+
+    await page.click('#op-retry');
+    await page.waitForFunction(summaryHas, '(retried 1×)', { timeout: 10_000 });
+    await page.waitForFunction(summaryHas, 'completed', { timeout: 60_000 });
+    expect(await page.textContent('#op-summary')).toContain('18 succeeded, 2 failed');
+    expect(errors).toEqual([]);
+  });
+});
