@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
 import {
   adminKeyHash,
   awsRuleStores,
@@ -99,5 +100,7 @@ export const handler = createApiHandler(async () => {
     newId: randomUUID,
     adminKeyHash: await adminKeyHash(),
     ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
+    // Batch operations (ADR 0022), driven by the operations worker; no firmware packages in AWS yet.
+    operations: { store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }) },
   }).router;
 });

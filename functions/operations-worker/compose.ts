@@ -43,6 +43,11 @@ export interface OperationsWorkerSettings {
   budgetMs?: number;
   /** Pause between two passes (default 1 s). */
   passMs?: number;
+  /**
+   * Passes in a row that change nothing before the invocation ends early (default 10): slow devices
+   * (a real download takes minutes) are left to the next scheduled invocation.
+   */
+  idlePasses?: number;
 }
 
 export interface OperationsWorker {
@@ -50,14 +55,18 @@ export interface OperationsWorker {
   /** One pass over every active operation. */
   tick(): Promise<TickResult[]>;
   /** Lambda entry: passes until the budget is spent or nothing is active. */
-  handler: (event: unknown) => Promise<{ passes: number; sent: number; active: number }>;
+  handler: (event: unknown) => Promise<{ passes: number; sent: number; changed: number; active: number }>;
 }
 
 export function composeOperationsWorker(
   ports: OperationsWorkerPorts,
   settings: OperationsWorkerSettings = {},
 ): OperationsWorker {
-  const lwm2m = new Lwm2mServer({ registrations: ports.registrations, pending: ports.pending, clock: ports.clock });
+  const lwm2m = new Lwm2mServer({
+    registrations: ports.registrations,
+    pending: ports.pending,
+    clock: ports.clock,
+  });
   const commands = new CommandService({
     registry: ports.registry,
     lwm2m,
@@ -81,18 +90,26 @@ export function composeOperationsWorker(
     tick: () => service.tickAll(),
     handler: async () => {
       const until = ports.clock() + budgetMs;
+      const idleLimit = settings.idlePasses ?? 10;
       let passes = 0;
       let sent = 0;
+      let changed = 0;
       let active = 0;
+      let idle = 0;
       do {
         const results = await service.tickAll();
         passes++;
+        const c = results.reduce((n, r) => n + r.changed, 0);
         sent += results.reduce((n, r) => n + r.sent, 0);
-        active = results.filter((r) => r.operation.status === 'running' || r.operation.status === 'cancelling').length;
-        if (active === 0) break;
+        changed += c;
+        idle = c === 0 ? idle + 1 : 0;
+        active = results.filter(
+          (r) => r.operation.status === 'running' || r.operation.status === 'cancelling',
+        ).length;
+        if (active === 0 || idle >= idleLimit) break;
         await sleep(passMs);
       } while (ports.clock() + passMs < until);
-      return { passes, sent, active };
+      return { passes, sent, changed, active };
     },
   };
 }

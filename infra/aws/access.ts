@@ -31,7 +31,8 @@ export type FunctionKey =
   | 'api'
   | 'authorizer'
   | 'provisioningHook'
-  | 'rulesClock';
+  | 'rulesClock'
+  | 'operationsWorker';
 
 export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
 
@@ -63,7 +64,17 @@ export const DYNAMODB_ACCESS: AccessTable = {
     // TransactWriteItems Put items (Put), updateDevice/command status (Update), deletes and transaction
     // Delete items (Delete). (The registry's BatchWrite fallback runs only where an endpoint has no
     // transactions — never in AWS — so it is not granted.)
-    registry: ['GetItem', 'BatchGetItem', 'Query', 'Scan', 'PutItem', 'UpdateItem', 'DeleteItem'],
+    // Batch operations (ADR 0022): an operation's targets are written with BatchWrite.
+    registry: [
+      'GetItem',
+      'BatchGetItem',
+      'Query',
+      'Scan',
+      'PutItem',
+      'UpdateItem',
+      'DeleteItem',
+      'BatchWriteItem',
+    ],
     // listDevices by type, listDeviceTypes, listApplications (gsi1).
     'registry/index/gsi1': ['Query'],
     // Sparkplug node/device views (Get); LwM2M requests: registration get (Get) and observation
@@ -87,6 +98,16 @@ export const DYNAMODB_ACCESS: AccessTable = {
     'registry/index/gsi1': ['Query'],
     // Rule state: listDue (Query per shard), put (conditional Put).
     state: ['Query', 'PutItem'],
+  },
+  operationsWorker: {
+    // Batch operations (ADR 0022, functions/adapters/dynamo-operations.ts): operation and command reads
+    // and getDevice (Get), targets (Query), operation replace and putCommand (Put), targets (BatchWrite),
+    // Sparkplug commands completed at once (Update).
+    registry: ['GetItem', 'Query', 'PutItem', 'BatchWriteItem', 'UpdateItem'],
+    // Active operations, newest first (gsi1).
+    'registry/index/gsi1': ['Query'],
+    // LwM2M requests: token allocation (Update), pending request (Put).
+    state: ['UpdateItem', 'PutItem'],
   },
   provisioningHook: {
     // Pre-provisioning hook (ADR 0018): getDevice, and getDeviceType for a self-registering device
@@ -199,13 +220,18 @@ export function timestreamStatements(
 }
 
 /** IoT data-plane topics each function publishes to (commands and responses to devices). */
-export const IOT_PUBLISH: Record<'sparkplugIngest' | 'lwm2mIngest' | 'api', readonly string[]> = {
+export const IOT_PUBLISH: Record<
+  'sparkplugIngest' | 'lwm2mIngest' | 'api' | 'operationsWorker',
+  readonly string[]
+> = {
   // Rebirth requests (NCMD Node Control/Rebirth) only.
   sparkplugIngest: ['spBv1.0/*/NCMD/*'],
   // LwM2M responses to Register/Update/De-register/Send.
   lwm2mIngest: ['lwm2m/rd/*'],
   // Commands: Sparkplug NCMD/DCMD and LwM2M requests.
   api: ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'],
+  // Batch operations send the same commands as the API.
+  operationsWorker: ['spBv1.0/*/NCMD/*', 'spBv1.0/*/DCMD/*', 'lwm2m/rd/*'],
 };
 
 export function iotPublishStatement(topics: readonly string[]): PolicyStatement {

@@ -36,6 +36,7 @@ import {
   selfRegisterIdPrefix,
   selfRegisterTypes,
 } from './constructs/onboarding.js';
+import { Operations } from './constructs/operations.js';
 import { SimulatorService } from './constructs/simulator-service.js';
 import { Streams } from './constructs/streams.js';
 import { Tables } from './constructs/tables.js';
@@ -317,6 +318,13 @@ export class DualpathStack extends Stack {
     for (const p of paths) alerts.attach(p.fn);
     alerts.attach(apiFn, { delivers: false });
     grantData(alerts.clock, 'rulesClock');
+    // Batch operations (ADR 0022): the worker on a schedule; the API serves /operations.
+    const operations = new Operations(this, 'Operations', {
+      workerEntry: entry('functions/operations-worker/handler.ts'),
+      environment: common,
+      logRetention,
+    });
+    grantData(operations.worker, 'operationsWorker');
 
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
     // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
@@ -344,10 +352,12 @@ export class DualpathStack extends Stack {
         onboarding.hook,
         onboarding.claimFunction,
         alerts.clock,
+        operations.worker,
       ],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
         { fn: apiFn, topics: IOT_PUBLISH.api },
+        { fn: operations.worker, topics: IOT_PUBLISH.operationsWorker },
       ],
       timestreamFunctions: timestream
         ? [

@@ -17,6 +17,7 @@ import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
+import { runOperationsScenario } from './operations-scenario.js';
 
 export const SCENARIOS = [
   'registry',
@@ -26,6 +27,7 @@ export const SCENARIOS = [
   'command',
   'rules',
   'onboarding',
+  'operations',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -404,6 +406,10 @@ export async function runScenarios(
         ctx.fail(`scenario reads: an app key writing a device type answered ${forbidden.status}, not 403`);
     }
   }
+
+  // ---- Batch operations (ADR 0022): API → scheduled worker → device → lwm2m-ingest → worker ----------
+  if (has('operations') && has('lwm2m') && has('sparkplug'))
+    await runOperationsScenario(ctx, { device: DEVICE, answerReads: !has('command') });
 
   // ---- LwM2M De-register -------------------------------------------------------------------------
   if (has('lwm2m')) {

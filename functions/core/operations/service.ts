@@ -41,6 +41,8 @@ export interface TickResult {
   operation: Operation;
   /** Commands sent in this pass. */
   sent: number;
+  /** Targets whose state changed in this pass. */
+  changed: number;
 }
 
 export class OperationService {
@@ -154,7 +156,7 @@ export class OperationService {
   async tick(id: string): Promise<TickResult | undefined> {
     const op = await this.d.store.getOperation(id);
     if (!op || (op.status !== 'running' && op.status !== 'cancelling'))
-      return op && { operation: op, sent: 0 };
+      return op && { operation: op, sent: 0, changed: 0 };
     const targets = await this.d.store.listTargets(id);
     const changed = new Map<string, Target>();
     let sent = 0;
@@ -248,10 +250,10 @@ export class OperationService {
     if (op.status === 'cancelling' && counts.pending + counts.sent === 0) next.status = 'cancelled';
     if (next.status !== op.status) next.finishedAt = now;
     try {
-      return { operation: await this.d.store.putOperation(next, op.version), sent };
+      return { operation: await this.d.store.putOperation(next, op.version), sent, changed: changed.size };
     } catch (error) {
       // Cancelled or retried meanwhile: the next pass recounts from the targets.
-      if (error instanceof ConflictError) return { operation: next, sent };
+      if (error instanceof ConflictError) return { operation: next, sent, changed: changed.size };
       throw error;
     }
   }

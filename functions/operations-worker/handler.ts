@@ -1,0 +1,24 @@
+/** Lambda entry point of operations-worker (EventBridge schedule): the composition root over the AWS adapters. */
+import { randomUUID } from 'node:crypto';
+import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
+import { dynamoPorts, iotPublisher, lazyHandler, loadConfig } from '../shared/aws.js';
+import { composeOperationsWorker } from './compose.js';
+
+export const handler = lazyHandler(async () => {
+  const config = loadConfig();
+  const dynamo = dynamoPorts(config);
+  return composeOperationsWorker(
+    {
+      registry: dynamo.registry,
+      registrations: dynamo.registrations,
+      pending: dynamo.pending,
+      publisher: iotPublisher(config),
+      store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
+      clock: Date.now,
+      newId: randomUUID,
+    },
+    // One invocation a minute keeps passing for up to 50 s (the function's timeout is 58 s), or until
+    // 10 passes in a row changed nothing.
+    { budgetMs: 50_000, passMs: 1000, idlePasses: 10 },
+  ).handler;
+});
