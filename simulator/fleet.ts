@@ -9,7 +9,7 @@ import { ValidationError } from '../functions/core/errors.js';
 import { type DeviceStats, emptyStats, type Proto, SimulatedDevice } from './device.js';
 import { DEVICE_TYPE_IDS, getDeviceType } from './device-types.js';
 import type { TrafficShape } from './generators/traffic.js';
-import type { FirmwareFailure } from './lwm2m-client.js';
+import { FIRMWARE_FAILURES, type FirmwareFailure } from './lwm2m-client.js';
 import { deriveSeed } from './rng.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 
@@ -77,6 +77,29 @@ export interface FleetOptions {
   /** Aborting it ends the wait for the connect ramp: startFleet resolves at once, and stop() then
    * stops the devices started so far (the rest never start). A SIGTERM during a long ramp. */
   signal?: AbortSignal;
+}
+
+/**
+ * `--firmware-fail KIND:FRACTION` or `KIND:ID,ID,...` (e.g. `integrity:0.05`,
+ * `update-failed:sim-breaker-00003`) as the fleet's `firmwareFailures`.
+ */
+export function parseFirmwareFailures(spec: string): NonNullable<FleetOptions['firmwareFailures']> {
+  const field = 'firmware-fail';
+  const at = spec.indexOf(':');
+  const kind = spec.slice(0, at) as FirmwareFailure;
+  const rest = spec.slice(at + 1).trim();
+  if (at < 0 || !(kind in FIRMWARE_FAILURES))
+    throw new ValidationError(
+      `--firmware-fail must be KIND:FRACTION or KIND:ID,... with KIND one of ${Object.keys(FIRMWARE_FAILURES).join(', ')}`,
+      { field },
+    );
+  if (/^(0(\.\d+)?|1(\.0+)?)$/.test(rest)) return { kind, fraction: Number(rest) };
+  const ids = rest.split(',').map((x) => x.trim());
+  if (ids.length === 0 || ids.some((x) => x.length === 0))
+    throw new ValidationError('--firmware-fail needs a fraction in [0, 1] or device ids after the colon', {
+      field,
+    });
+  return { kind, ids };
 }
 
 /** Whether `id` is one of the devices `firmwareFailures` chose. */

@@ -7,7 +7,13 @@
 import { parseArgs } from 'node:util';
 import { ValidationError } from '../../functions/core/errors.js';
 import { DEVICE_TYPE_IDS } from '../../simulator/device-types.js';
-import { type FleetOptions, type FleetStats, plannedDevices, startFleet } from '../../simulator/fleet.js';
+import {
+  type FleetOptions,
+  type FleetStats,
+  parseFirmwareFailures,
+  plannedDevices,
+  startFleet,
+} from '../../simulator/fleet.js';
 import { credentialsFromEnv, loadProfile, optionsFromEnv, type Profile } from '../../simulator/profile.js';
 import type { Command } from './main.js';
 
@@ -26,6 +32,8 @@ const HELP = `usage: dualpath simulate [options]
   --prefix P                 thing-name prefix (default sim-)
   --types a,b                device types (${DEVICE_TYPE_IDS.join(', ')})
   --bad-ratio F              share of deliberately bad messages (default 0)
+  --firmware-fail K:F|K:IDS  firmware updates (LwM2M /5) of a fraction F of devices, or of the listed ids, fail
+                             with KIND (integrity, not-enough-storage, invalid-uri, update-failed, ...)
   --churn S                  mean session length in seconds (connection churn; half abrupt)
   --connects-per-second N    connect ramp (default 100; IoT Core allows 500/s per account)
   --publish-rate N           per-connection publish limit (default 100/s, the IoT Core limit)
@@ -80,6 +88,7 @@ export const simulateCommand: Command = {
         prefix: { type: 'string' },
         types: { type: 'string' },
         'bad-ratio': { type: 'string' },
+        'firmware-fail': { type: 'string' },
         churn: { type: 'string' },
         'connects-per-second': { type: 'string' },
         'publish-rate': { type: 'string' },
@@ -130,6 +139,7 @@ export const simulateCommand: Command = {
     if (values.group) flags.group = values.group;
     if (values.prefix) flags.prefix = values.prefix;
     if (values.types) flags.types = values.types.split(',').map((t) => t.trim());
+    if (values['firmware-fail']) flags.firmwareFailures = parseFirmwareFailures(values['firmware-fail']);
 
     const merged: Profile = { ...env, ...profile, ...flags };
     const { duration = 0, stopTimeout = 20, ...rest } = merged;

@@ -46,7 +46,7 @@ describe('operations routes', () => {
     });
     expect(targets.body.targets).toEqual([expect.objectContaining({ deviceId: 'e1', status: 'pending' })]);
     const list = await api.call('GET', '/operations');
-    expect(list.body.operations.map((o: { id: string }) => o.id)).toContain(created.body.id);
+    expect((list.body.operations as Array<{ id: string }>).map((o) => o.id)).toContain(created.body.id);
     const cancel = await api.call('POST', `/operations/${created.body.id}/cancel`);
     expect(cancel).toMatchObject({ status: 202, body: { status: 'cancelling' } });
     expect((await api.call('POST', `/operations/${created.body.id}/cancel`)).status).toBe(409);

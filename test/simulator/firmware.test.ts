@@ -139,3 +139,15 @@ describe('simulated firmware update with a real download', () => {
     expect(failsFirmware({ seed: 4 }, 'x')).toBe(false);
   });
 });
+
+describe('--firmware-fail', () => {
+  it('parses KIND:FRACTION and KIND:IDS, refusing anything else naming the flag', async () => {
+    const { parseFirmwareFailures } = await import('../../simulator/fleet.js');
+    expect(parseFirmwareFailures('integrity:0.05')).toEqual({ kind: 'integrity', fraction: 0.05 });
+    expect(parseFirmwareFailures('update-failed:a,b')).toEqual({ kind: 'update-failed', ids: ['a', 'b'] });
+    for (const bad of ['integrity', 'nope:0.1', 'integrity:', 'integrity:a,,b'])
+      expect(() => parseFirmwareFailures(bad), bad).toThrow(
+        expect.objectContaining({ field: 'firmware-fail' }),
+      );
+  });
+});

@@ -196,18 +196,19 @@ export class OperationService {
       if (next !== t) changed.set(t.deviceId, next);
     };
 
-    // 1. Targets in flight: answers, due polls, deadlines.
-    for (const t of targets) {
-      if (t.status !== 'sent') continue;
-      if (t.commandId !== undefined) {
+    // 1. Targets in flight: answers, due polls, deadlines (several devices at a time: each is a few
+    // store round trips, and a target's steps never touch another target).
+    await eachLimit(
+      targets.filter((t) => t.status === 'sent'),
+      PARALLEL,
+      async (t) => {
+        if (t.commandId === undefined) return apply(t, { kind: 'due' });
         const c = await this.d.commands.get(t.deviceId, t.commandId);
-        if (!c) await apply(t, { kind: 'answer', status: 'timed-out' });
-        else if (c.status === 'pending') await apply(t, { kind: 'due' });
-        else await apply(t, answerOf(c));
-      } else {
-        await apply(t, { kind: 'due' });
-      }
-    }
+        if (!c) return apply(t, { kind: 'answer', status: 'timed-out' });
+        if (c.status === 'pending') return apply(t, { kind: 'due' });
+        return apply(t, answerOf(c));
+      },
+    );
 
     // 2. Cancelled: pending targets never start.
     if (op.status === 'cancelling') {
@@ -239,8 +240,9 @@ export class OperationService {
         }
       }
       if (op.action.kind === 'command' || uri)
-        for (const t of pending.slice(0, a.count))
-          await apply(t, { kind: 'start', ...(uri ? { packageUri: uri } : {}) });
+        await eachLimit(pending.slice(0, a.count), PARALLEL, (t) =>
+          apply(t, { kind: 'start', ...(uri ? { packageUri: uri } : {}) }),
+        );
     }
 
     if (changed.size > 0) await this.d.store.putTargets([...changed.values()]);
@@ -263,6 +265,17 @@ export class OperationService {
     if (!op) throw new NotFoundError(`operation ${id} not found`, { field: 'id' });
     return op;
   }
+}
+
+/** Device steps run at once within one pass (each is a handful of store calls and one publish). */
+const PARALLEL = 16;
+
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 function answerOf(c: { status: string; response?: Record<string, unknown> }): TargetEvent {
