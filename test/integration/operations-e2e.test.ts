@@ -117,6 +117,14 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(op.counts).toMatchObject({ succeeded: 95, failed: 5, pending: 0, sent: 0, 'timed-out': 0 });
     expect(op.progress).toEqual({ finished: 100, total: 100, percent: 100 });
 
+    const all = (await api('GET', `/operations/${opId}/targets`)).body.targets as Array<{
+      startedAt: number;
+      updatedAt: number;
+    }>;
+    const per = all.map((t) => t.updatedAt - t.startedAt).sort((a, b) => a - b);
+    console.log(
+      `per device (start → outcome): median ${(per[50]! / 1000).toFixed(1)} s, p95 ${(per[95]! / 1000).toFixed(1)} s`,
+    );
     const failed = await api('GET', `/operations/${opId}/targets?status=failed`);
     expect(failed.body.targets.map((t: { deviceId: string }) => t.deviceId).sort()).toEqual(FAILING);
     for (const t of failed.body.targets)
