@@ -113,6 +113,7 @@ export class DualpathStack extends Stack {
         stream: streams.get(r.stream),
         partitionKey: r.partitionKey,
       })),
+      lwm2mRuleId: pipeline.rules.find((r) => r.stream === 'lwm2m')?.name,
     });
 
     // Telemetry store (ADR 0014): DynamoDB by default, in every account; Timestream for LiveAnalytics
@@ -330,6 +331,7 @@ export class DualpathStack extends Stack {
             rate: s.simulatorRate,
             thingPrefix: simulatorThingPrefix,
             iotEndpoint,
+            ...(iot.lwm2mRuleName ? { lwm2mIngestRule: iot.lwm2mRuleName } : {}),
             onboarding,
             logRetention,
           })
