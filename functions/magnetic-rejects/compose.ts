@@ -16,6 +16,13 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { ValidationError } from '../core/errors.js';
 import { type MagneticReportSummary, summarizeMagneticReport } from '../core/magnetic-report.js';
 
+/** The EMF metrics this function emits (namespace Dualpath, dimension `service`); the alarm test reads it. */
+export const MAGNETIC_REJECTS_METRICS = [
+  'ReadingsRejectedMagnetic',
+  'MagneticReportEntriesUnrecognised',
+  'MagneticReportsRead',
+] as const;
+
 /** Reads one report object's bytes. */
 export interface ReportReader {
   read(bucket: string, key: string): Promise<Uint8Array>;

@@ -28,6 +28,7 @@ import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
+import { MAGNETIC_REJECTS_SERVICE, MagneticRejectsReader } from './constructs/magnetic-rejects.js';
 import { Monitoring } from './constructs/monitoring.js';
 import {
   acknowledgeOnboardingFindings,
@@ -338,6 +339,15 @@ export class DualpathStack extends Stack {
         : undefined;
     simulator?.node.addDependency(iot);
 
+    // ADR 0024: Timestream's rejection reports are read and counted, never left unwatched.
+    const magneticRejects = timestream
+      ? new MagneticRejectsReader(this, 'MagneticRejects', {
+          bucket: timestream.rejectsBucket,
+          entry: entry('functions/magnetic-rejects/handler.ts'),
+          logRetention,
+        })
+      : undefined;
+
     acknowledgeFindings(this, {
       functions: [
         ...paths.map((p) => p.fn),
@@ -346,6 +356,7 @@ export class DualpathStack extends Stack {
         onboarding.hook,
         onboarding.claimFunction,
         alerts.clock,
+        ...(magneticRejects ? [magneticRejects.fn] : []),
       ],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
@@ -384,6 +395,7 @@ export class DualpathStack extends Stack {
       ...(timestream
         ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }
         : {}),
+      ...(magneticRejects ? { magneticRejectsService: MAGNETIC_REJECTS_SERVICE } : {}),
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });

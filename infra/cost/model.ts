@@ -122,10 +122,16 @@ export interface CostInputs {
  * (test/infra/aws/alarms.test.ts) checks this against the synthesized template. Per path (2): iterator
  * age, function errors, DLQ depth, rule action failures, rule throttled, quarantine rate, store rejects;
  * then the rule error queue, API 5XX, API p99 latency, store throttles; with Timestream, magnetic-store
- * rejections and rejection-report upload failures.
+ * rejections, rejection-report upload failures and the rejected readings the reports count.
  */
 export function deployedAlarms(store: TelemetryStoreKind): number {
-  return 2 * 7 + 4 + (store === 'timestream' ? 2 : 0);
+  // With Timestream also ReadingsRejectedMagnetic, from the reports the magnetic-rejects function reads (ADR 0024).
+  return 2 * 7 + 4 + (store === 'timestream' ? 3 : 0);
+}
+
+/** Custom metrics beyond the default store's: the magnetic-rejects function's 3 (ADR 0024) with Timestream. */
+export function extraCustomMetrics(store: TelemetryStoreKind): number {
+  return store === 'timestream' ? 3 : 0;
 }
 
 export const DEFAULT_INPUTS: CostInputs = {
@@ -238,7 +244,12 @@ function atReadings(m: { 1: number; 50: number }, k: number): number {
 export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRICES): CostReport {
   const i: CostInputs = {
     ...DEFAULT_INPUTS,
-    ...(partial.store ? { alarms: deployedAlarms(partial.store) } : {}),
+    ...(partial.store
+      ? {
+          alarms: deployedAlarms(partial.store),
+          customMetrics: DEFAULT_INPUTS.customMetrics + extraCustomMetrics(partial.store),
+        }
+      : {}),
     ...partial,
   };
   if (i.store !== 'dynamodb' && i.store !== 'timestream') {

@@ -12,7 +12,12 @@ import { TimestreamTelemetryStore } from '../../functions/adapters/timestream-st
 import { ValidationError } from '../../functions/core/errors.js';
 import { formatComparison, formatReport, parseCostArgs } from '../../infra/cli/cost.js';
 import { compareStores, icebergRowBytes } from '../../infra/cost/compare.js';
-import { DYNAMO_STORE_MEASURED, deployedAlarms, estimateCost } from '../../infra/cost/model.js';
+import {
+  DEFAULT_INPUTS,
+  DYNAMO_STORE_MEASURED,
+  deployedAlarms,
+  estimateCost,
+} from '../../infra/cost/model.js';
 import { PRICES } from '../../infra/cost/prices.js';
 import { sampleReading, timestreamWriteShape } from '../../infra/cost/timestream-shape.js';
 import { workedExample } from '../../infra/cost/worked-example.js';
@@ -179,8 +184,10 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
       'memory store',
       'magnetic store',
     ]);
-    // Two more alarms (magnetic-store rejections, report upload failures).
-    expect(r.inputs.alarms).toBe(deployedAlarms('dynamodb') + 2);
+    // Three more alarms (magnetic-store rejections, report upload failures, rejected readings counted
+    // from the reports) and the report reader's three metrics (ADR 0024).
+    expect(r.inputs.alarms).toBe(deployedAlarms('dynamodb') + 3);
+    expect(r.inputs.customMetrics).toBe(DEFAULT_INPUTS.customMetrics + 3);
     expect(r.lines.some((l) => l.item.startsWith('telemetry writes'))).toBe(false);
     expect(() => estimateCost({ store: 'influx' as never })).toThrow(
       expect.objectContaining({ field: 'store' }),
