@@ -296,6 +296,7 @@ export class Deployment {
       AWS_ENDPOINT_URL_IOT: url,
       AWS_ENDPOINT_URL_SNS: url,
       AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      AWS_ENDPOINT_URL_S3: url,
       AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${this.endpoint.httpsAuthority}`,
       NODE_EXTRA_CA_CERTS: this.endpoint.caFile,
     };
@@ -420,6 +421,37 @@ export class Deployment {
       }
     }
     return invoked;
+  }
+
+  /**
+   * An event AWS puts on the default event bus (e.g. S3 `Object Created`, ADR 0024): invokes the Lambda
+   * targets of every enabled AWS::Events::Rule whose EventPattern matches it (values in arrays match
+   * by equality; nested objects recurse). Returns each target's result.
+   */
+  async deliverEvent(
+    event: Record<string, Json>,
+  ): Promise<Array<{ function: string; result: InvokeResult }>> {
+    const out: Array<{ function: string; result: InvokeResult }> = [];
+    for (const [id, r] of this.model.resourcesOfType('AWS::Events::Rule')) {
+      const p = r.Properties ?? {};
+      if (p.EventPattern === undefined || p.State === 'DISABLED') continue;
+      const pattern = this.model.resolve(p.EventPattern, `${id}.EventPattern`);
+      if (!patternMatches(pattern, event)) continue;
+      for (const t of (p.Targets ?? []) as Array<Record<string, Json>>) {
+        const fnId = TemplateModel.referencedId(t.Arn);
+        const fn = fnId ? this.functions.get(fnId) : undefined;
+        if (!fnId || !fn) {
+          this.notes.push(
+            `event rule ${id}: target ${JSON.stringify(t.Arn)} is not a function of the template`,
+          );
+          continue;
+        }
+        const result = await fn.process.invoke({ ...event, resources: event.resources ?? [] });
+        if (!result.ok) this.failures.push(`${fnId}: event invocation failed: ${describeError(result)}`);
+        out.push({ function: fnId, result });
+      }
+    }
+    return out;
   }
 
   /** Deliver everything pending (records, and the publishes the functions make) until quiet. */
@@ -731,6 +763,17 @@ export class Deployment {
 
 function response(status: number, body: Record<string, unknown>): ApiResponse {
   return { status, body, raw: JSON.stringify(body) };
+}
+
+/** EventBridge pattern matching, the subset the stack uses: arrays of exact values, nested objects. */
+export function patternMatches(pattern: Json, event: Json | undefined): boolean {
+  if (Array.isArray(pattern)) return pattern.some((v) => JSON.stringify(v) === JSON.stringify(event));
+  if (pattern && typeof pattern === 'object') {
+    if (!event || typeof event !== 'object' || Array.isArray(event)) return false;
+    const e = event as Record<string, Json>;
+    return Object.entries(pattern).every(([k, v]) => patternMatches(v, e[k]));
+  }
+  return false;
 }
 
 export function describeError(r: InvokeResult): string {

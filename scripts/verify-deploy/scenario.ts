@@ -16,6 +16,7 @@ import { compressRecords, encodeSenml } from '../../functions/core/senml/index.j
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
+import { runMagneticScenario } from './magnetic-scenario.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
 
 export const SCENARIOS = [
@@ -26,6 +27,7 @@ export const SCENARIOS = [
   'command',
   'rules',
   'onboarding',
+  'magnetic',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -422,6 +424,7 @@ export async function runScenarios(
 
   // ---- Onboarding: the claim custom resource's function and the pre-provisioning hook (ADR 0018) ---
   if (has('onboarding')) await runOnboardingScenario(ctx, { id: DEVICE, type: 'breaker' });
+  if (has('magnetic')) await runMagneticScenario(ctx);
 }
 
 /** A rule every breaker reading meets (fires on both ingest paths) and an absence rule (the clock's). */
