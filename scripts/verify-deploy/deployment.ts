@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { splitBasicIngest } from '../../functions/core/topics.js';
 import { type CompiledRule, compileRule, NO_CLIENT_ID } from '../../infra/local/rules.js';
 import type { StreamKey } from '../../infra/pipeline.js';
 import { type Publish, RecordingEndpoint } from './aws-endpoint.js';
@@ -181,7 +182,8 @@ export class Deployment {
         out.push({
           streamId,
           rule: compileRule({
-            name: id,
+            // The IoT rule name devices use for Basic Ingest (ADR 0024); the logical id if unnamed.
+            name: typeof r.Properties?.RuleName === 'string' ? r.Properties.RuleName : id,
             sql: String(payload.Sql),
             stream: streamId as StreamKey,
             partitionKey: String(action.Kinesis.PartitionKey),
@@ -363,17 +365,29 @@ export class Deployment {
 
   // ---- IoT Core → Kinesis → Lambda ---------------------------------------------------------------
 
+  /** The IoT name of the template's rule that selects `topic` (e.g. the LwM2M rule), if any. */
+  ruleNameFor(topic: string): string | undefined {
+    return this.rules.find((r) => r.rule.matches(topic))?.rule.name;
+  }
+
   /** Messages functions publish through the IoT data plane reach these (the devices' side). */
   subscribe(fn: (topic: string, payload: Buffer) => void): void {
     this.subscribers.push(fn);
   }
 
-  /** An MQTT publish reaching IoT Core: every rule of the template that selects it puts a record. */
-  publish(topic: string, payload: Uint8Array, clientId: string): number {
+  /**
+   * An MQTT publish reaching IoT Core: every rule of the template that selects it puts a record. A
+   * Basic Ingest publish (`$aws/rules/{RuleName}/{topic}`, ADR 0024) reaches only the rule of that
+   * name, which sees `{topic}`.
+   */
+  publish(published: string, payload: Uint8Array, clientId: string): number {
+    const ingest = splitBasicIngest(published);
+    const topic = ingest.topic;
     const msg = { topic, payload, clientId, timestamp: Date.now() };
     let n = 0;
     for (const { rule, streamId } of this.rules) {
-      if (!rule.matches(topic) || !rule.where(msg)) continue;
+      if (ingest.rule !== undefined ? rule.name !== ingest.rule : !rule.matches(topic)) continue;
+      if (!rule.where(msg)) continue;
       const records = this.pending.get(streamId) ?? [];
       records.push({
         partitionKey: rule.partitionKey(msg),

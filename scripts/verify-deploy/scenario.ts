@@ -52,8 +52,19 @@ function expectStatus(ctx: ScenarioContext, step: string, res: ApiResponse, ...s
   return false;
 }
 
+/**
+ * An LwM2M uplink as devices send it (ADR 0024): by Basic Ingest into the template's LwM2M rule, by its
+ * IoT rule name, so the rule name, its SQL and the ingest path are checked together.
+ */
 function lwm2m(ctx: ScenarioContext, message: Parameters<typeof encodeMessage>[0]): void {
-  ctx.d.publish(`lwm2m/rd/${DEVICE}`, encodeMessage(message), DEVICE);
+  const topic = `lwm2m/rd/${DEVICE}`;
+  const rule = ctx.d.ruleNameFor(topic);
+  if (rule === undefined) {
+    ctx.fail(`scenario lwm2m: no topic rule of the template selects ${topic}`);
+    return;
+  }
+  if (ctx.d.publish(`$aws/rules/${rule}/${topic}`, encodeMessage(message), DEVICE) !== 1)
+    ctx.fail(`scenario lwm2m: the Basic Ingest publish into rule ${rule} put no record`);
 }
 
 export async function runScenarios(
