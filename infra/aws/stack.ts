@@ -416,6 +416,13 @@ export class DualpathStack extends Stack {
     new CfnOutput(this, 'AlertEventBusName', { value: alerts.bus.eventBusName });
     new CfnOutput(this, 'IotEndpoint', { value: iotEndpoint });
     new CfnOutput(this, 'DevicePolicyName', { value: iot.policy.ref });
+    if (iot.lwm2mRuleName) {
+      new CfnOutput(this, 'Lwm2mIngestRule', {
+        description:
+          'Devices publish LwM2M uplinks by Basic Ingest to $aws/rules/<this>/lwm2m/rd/<endpoint> (never echoed; ADR 0024); dualpath simulate --lwm2m-ingest-rule',
+        value: iot.lwm2mRuleName,
+      });
+    }
     new CfnOutput(this, 'ThingTypeName', { value: iot.thingType.ref });
     new CfnOutput(this, 'TelemetryStoreName', {
       value: telemetryTable
