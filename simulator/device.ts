@@ -14,7 +14,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { SenmlValue } from '../functions/core/senml/index.js';
-import { sparkplugTopic } from '../functions/core/topics.js';
+import { lwm2mUplinkTopic, sparkplugTopic } from '../functions/core/topics.js';
 import { badLwm2m, badSparkplug } from './bad-messages.js';
 import type { DeviceState, DeviceType, SignalDef, SignalValue } from './device-types.js';
 import { backoffMs, nextEmissions, type TrafficShape } from './generators/traffic.js';
@@ -81,6 +81,12 @@ export interface DeviceConfig {
     firmwareFailure?: FirmwareFailure;
     /** Package download (default: an HTTP GET with Node's fetch); the device checks its SHA-256. */
     download?: (url: string) => Promise<Uint8Array>;
+    /**
+     * Publish uplinks by AWS IoT Basic Ingest into this rule (`$aws/rules/{rule}/lwm2m/rd/{ep}`, ADR
+     * 0024): the broker never delivers them, so the device does not get its own uplinks back. Absent:
+     * the binding topic itself, where a subscribed sender receives each of its uplinks again.
+     */
+    ingestRule?: string;
   };
   badRatio: number;
   churn?: { meanSessionS: number; abruptShare: number };
@@ -123,6 +129,8 @@ export class SimulatedDevice {
   readonly stats: DeviceStats = emptyStats();
   readonly node: SparkplugNode;
   readonly lwm2m: Lwm2mClientType;
+  /** Where LwM2M uplinks go: Basic Ingest into the LwM2M rule, or the binding topic. */
+  private readonly lwm2mUplink: string;
   readonly state: DeviceState;
   private readonly physics: Rng;
   private readonly traffic: Rng;
@@ -164,6 +172,7 @@ export class SimulatedDevice {
     this.childSignals = cfg.type.childDevices.map((d) => this.node.signalsOf(d));
     this.rotation = cfg.type.childDevices.map(() => 0);
     this.lastSampleAt = cfg.type.childDevices.map(() => -1);
+    this.lwm2mUplink = lwm2mUplinkTopic(cfg.id, cfg.lwm2m.ingestRule);
     this.lwm2m = new Lwm2mClient({
       endpoint: cfg.id,
       type: cfg.type,
@@ -460,7 +469,7 @@ export class SimulatedDevice {
 
   private sendLwm2m(o: Lwm2mOut, done?: (ok: boolean) => void): void {
     this.enqueue({
-      topic: this.lwm2m.topic,
+      topic: this.lwm2mUplink,
       bytes: o.bytes,
       qos: 1,
       proto: 'lwm2m',
@@ -644,7 +653,7 @@ export class SimulatedDevice {
         this.buffer.unshift(...records);
         const bad = badLwm2m(this.lwm2m, records, this.traffic);
         this.enqueue({
-          topic: this.lwm2m.topic,
+          topic: this.lwm2mUplink,
           bytes: bad,
           qos: 1,
           proto: 'lwm2m',

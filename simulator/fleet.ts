@@ -27,6 +27,11 @@ export interface FleetOptions {
   readingsPerMessage?: number;
   /** Metrics per DDATA (default: one sample of each metric of the child device). */
   metricsPerData?: number;
+  /**
+   * IoT rule that receives LwM2M uplinks by Basic Ingest (ADR 0024; locally the pipeline's
+   * `dualpath_lwm2m`, on AWS the stack's rule name). Absent: uplinks on the binding topic (echoed).
+   */
+  lwm2mIngestRule?: string;
   /** Records per LwM2M Send (default 20). */
   readingsPerSend?: number;
   seed?: number;
@@ -261,6 +266,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
           ...(o.firmwareDownloadMs === undefined ? {} : { firmwareDownloadMs: o.firmwareDownloadMs }),
           ...(o.firmwareUpdateMs === undefined ? {} : { firmwareUpdateMs: o.firmwareUpdateMs }),
           ...(failsFirmware(o, id) ? { firmwareFailure: o.firmwareFailures!.kind } : {}),
+          ...(o.lwm2mIngestRule === undefined ? {} : { ingestRule: o.lwm2mIngestRule }),
         },
         badRatio: o.badRatio ?? 0,
         ...(o.churn

@@ -148,6 +148,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): Profile {
       .filter((t) => t !== '');
   }
   if (env.SIM_GROUP) out.group = env.SIM_GROUP;
+  if (env.SIM_LWM2M_INGEST_RULE) out.lwm2mIngestRule = env.SIM_LWM2M_INGEST_RULE;
   if (env.SIM_THING_PREFIX) {
     out.prefix = env.SIM_THING_PREFIX;
     out.naming = 'indexed';

@@ -111,7 +111,40 @@ export function sparkplugPartitionKey(group: string, node: string): string {
   return `${group}/${node}`;
 }
 
+/**
+ * AWS IoT Basic Ingest (ADR 0024): a publish to `$aws/rules/{rule}/{topic}` goes to that one rule only —
+ * never through the publish/subscribe broker, so no subscriber (the sender included) receives it and
+ * it carries no messaging charge. The rule sees `{topic}`; the prefix is not part of topic(n).
+ */
+export const BASIC_INGEST_PREFIX = '$aws/rules/';
+
+/** IoT rule names: [A-Za-z0-9_], 1-128 characters. */
+export function isValidRuleName(name: string): boolean {
+  return /^[A-Za-z0-9_]{1,128}$/.test(name);
+}
+
+export function basicIngestTopic(rule: string, topic: string): string {
+  if (!isValidRuleName(rule)) throw new ProtocolError('TOPIC_RULE', `invalid IoT rule name "${rule}"`);
+  return `${BASIC_INGEST_PREFIX}${rule}/${topic}`;
+}
+
+/** `$aws/rules/{rule}/{topic}` → { rule, topic }; any other topic → { topic } unchanged. */
+export function splitBasicIngest(topic: string): { rule?: string; topic: string } {
+  if (!topic.startsWith(BASIC_INGEST_PREFIX)) return { topic };
+  const rest = topic.slice(BASIC_INGEST_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return { topic };
+  return { rule: rest.slice(0, slash), topic: rest.slice(slash + 1) };
+}
+
+/** The topic a device publishes its LwM2M uplinks on: Basic Ingest into `rule`, or the binding topic. */
+export function lwm2mUplinkTopic(endpoint: string, rule?: string): string {
+  return rule === undefined ? lwm2mTopic(endpoint) : basicIngestTopic(rule, lwm2mTopic(endpoint));
+}
+
 export function parseLwm2mTopic(topic: string): Lwm2mTopic {
+  // A Basic Ingest prefix is routing, not the binding's PREFIX: replies never go to $aws/rules/...
+  topic = splitBasicIngest(topic).topic;
   const parts = topic.split('/');
   const at = parts.lastIndexOf('lwm2m', parts.length - 3);
   if (at < 0 || parts.length - at !== 3)
@@ -143,9 +176,19 @@ export function parseTopic(topic: string): ParsedTopic {
 
 /**
  * The topics a device with this thing name may use (the same rule as the IoT policy): its own Sparkplug
- * edge node (any group) and its own LwM2M endpoint. Used by the local broker's authorizer.
+ * edge node (any group) and its own LwM2M endpoint — on the binding topic, or through Basic Ingest into
+ * the LwM2M rule (`lwm2mRule`, when given). Used by the local broker's authorizer.
  */
-export function deviceMayPublish(thingName: string, topic: string): boolean {
+export function deviceMayPublish(thingName: string, topic: string, lwm2mRule?: string): boolean {
+  if (topic.startsWith('$')) {
+    const split = splitBasicIngest(topic);
+    return (
+      lwm2mRule !== undefined &&
+      split.rule === lwm2mRule &&
+      split.topic.startsWith('lwm2m/') &&
+      deviceMayPublish(thingName, split.topic)
+    );
+  }
   try {
     const parsed = parseTopic(topic);
     if (parsed.protocol === 'sparkplug') {

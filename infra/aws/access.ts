@@ -241,3 +241,19 @@ export function iotPublishStatement(topics: readonly string[]): PolicyStatement 
     resources: topics.map((t) => `arn:${Aws.PARTITION}:iot:${Aws.REGION}:${Aws.ACCOUNT_ID}:topic/${t}`),
   });
 }
+
+/**
+ * S3 objects a function reads, per function (ADR 0024): the magnetic-rejects function reads the
+ * Timestream rejection reports (GetObject) in the rejects bucket, nothing else.
+ */
+export const S3_READ = {
+  magneticRejects: ['GetObject'],
+} as const satisfies Record<string, readonly 'GetObject'[]>;
+
+export function s3ReadStatement(actions: readonly string[], bucketArn: string): PolicyStatement {
+  return new PolicyStatement({
+    sid: 'ReadReportObjects',
+    actions: actions.map((a) => `s3:${a}`),
+    resources: [`${bucketArn}/*`],
+  });
+}

@@ -28,6 +28,7 @@ import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
+import { MAGNETIC_REJECTS_SERVICE, MagneticRejectsReader } from './constructs/magnetic-rejects.js';
 import { Monitoring } from './constructs/monitoring.js';
 import {
   acknowledgeOnboardingFindings,
@@ -114,6 +115,7 @@ export class DualpathStack extends Stack {
         stream: streams.get(r.stream),
         partitionKey: r.partitionKey,
       })),
+      lwm2mRuleId: pipeline.rules.find((r) => r.stream === 'lwm2m')?.name,
     });
 
     // Telemetry store (ADR 0014): DynamoDB by default, in every account; Timestream for LiveAnalytics
@@ -338,11 +340,21 @@ export class DualpathStack extends Stack {
             rate: s.simulatorRate,
             thingPrefix: simulatorThingPrefix,
             iotEndpoint,
+            ...(iot.lwm2mRuleName ? { lwm2mIngestRule: iot.lwm2mRuleName } : {}),
             onboarding,
             logRetention,
           })
         : undefined;
     simulator?.node.addDependency(iot);
+
+    // ADR 0024: Timestream's rejection reports are read and counted, never left unwatched.
+    const magneticRejects = timestream
+      ? new MagneticRejectsReader(this, 'MagneticRejects', {
+          bucket: timestream.rejectsBucket,
+          entry: entry('functions/magnetic-rejects/handler.ts'),
+          logRetention,
+        })
+      : undefined;
 
     acknowledgeFindings(this, {
       functions: [
@@ -353,6 +365,7 @@ export class DualpathStack extends Stack {
         onboarding.claimFunction,
         alerts.clock,
         operations.worker,
+        ...(magneticRejects ? [magneticRejects.fn] : []),
       ],
       publishers: [
         ...paths.map((p) => ({ fn: p.fn, topics: IOT_PUBLISH[p.key] })),
@@ -392,6 +405,7 @@ export class DualpathStack extends Stack {
       ...(timestream
         ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }
         : {}),
+      ...(magneticRejects ? { magneticRejectsService: MAGNETIC_REJECTS_SERVICE } : {}),
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });
@@ -412,6 +426,13 @@ export class DualpathStack extends Stack {
     new CfnOutput(this, 'AlertEventBusName', { value: alerts.bus.eventBusName });
     new CfnOutput(this, 'IotEndpoint', { value: iotEndpoint });
     new CfnOutput(this, 'DevicePolicyName', { value: iot.policy.ref });
+    if (iot.lwm2mRuleName) {
+      new CfnOutput(this, 'Lwm2mIngestRule', {
+        description:
+          'Devices publish LwM2M uplinks by Basic Ingest to $aws/rules/<this>/lwm2m/rd/<endpoint> (never echoed; ADR 0024); dualpath simulate --lwm2m-ingest-rule',
+        value: iot.lwm2mRuleName,
+      });
+    }
     new CfnOutput(this, 'ThingTypeName', { value: iot.thingType.ref });
     new CfnOutput(this, 'TelemetryStoreName', {
       value: telemetryTable

@@ -15,7 +15,10 @@ import {
   startFleet,
 } from '../../simulator/fleet.js';
 import { credentialsFromEnv, loadProfile, optionsFromEnv, type Profile } from '../../simulator/profile.js';
+import { pipeline } from '../pipeline.js';
 import type { Command } from './main.js';
+
+const LOCAL_LWM2M_RULE = pipeline.rules.find((r) => r.stream === 'lwm2m')?.name;
 
 const HELP = `usage: dualpath simulate [options]
 
@@ -38,6 +41,8 @@ const HELP = `usage: dualpath simulate [options]
   --connects-per-second N    connect ramp (default 100; IoT Core allows 500/s per account)
   --publish-rate N           per-connection publish limit (default 100/s, the IoT Core limit)
   --lifetime S               LwM2M registration lifetime (default 300)
+  --lwm2m-ingest-rule R|none LwM2M uplinks by Basic Ingest into rule R, never echoed back (default: the
+                             local stack's LwM2M rule; the stack's rule name on AWS); none = the binding topic
   --profile FILE             YAML or JSON profile (keys as in FleetOptions)
   --from-env                 read SIM_*, MQTT_URL, IOT_ENDPOINT, DEVICE_CREDENTIALS / DEVICE_CERTS_SECRET /
                              DEVICE_CERT_FILE + DEVICE_KEY_FILE (+ DEVICE_CA_FILE)
@@ -93,6 +98,7 @@ export const simulateCommand: Command = {
         'connects-per-second': { type: 'string' },
         'publish-rate': { type: 'string' },
         lifetime: { type: 'string' },
+        'lwm2m-ingest-rule': { type: 'string' },
         'stop-timeout': { type: 'string' },
         profile: { type: 'string' },
         'from-env': { type: 'boolean' },
@@ -137,6 +143,7 @@ export const simulateCommand: Command = {
       flags.shape = values.shape;
     }
     if (values.group) flags.group = values.group;
+    if (values['lwm2m-ingest-rule']) flags.lwm2mIngestRule = values['lwm2m-ingest-rule'];
     if (values.prefix) flags.prefix = values.prefix;
     if (values.types) flags.types = values.types.split(',').map((t) => t.trim());
     if (values['firmware-fail']) flags.firmwareFailures = parseFirmwareFailures(values['firmware-fail']);
@@ -144,6 +151,11 @@ export const simulateCommand: Command = {
     const merged: Profile = { ...env, ...profile, ...flags };
     const { duration = 0, stopTimeout = 20, ...rest } = merged;
     const opts: FleetOptions = { url: 'mqtt://127.0.0.1:1883', devices: 10, ...rest };
+    // LwM2M uplinks by Basic Ingest (ADR 0024): the local stack's rule unless the environment or the
+    // profile names the stack's, or 'none' asks for the binding topic (and its echoes).
+    if (opts.lwm2mIngestRule === undefined && LOCAL_LWM2M_RULE && !values['from-env'] && !values.connection)
+      opts.lwm2mIngestRule = LOCAL_LWM2M_RULE;
+    if (opts.lwm2mIngestRule === 'none') delete opts.lwm2mIngestRule;
 
     // Mutual TLS (AWS IoT Core): files from flags, else credentials from the environment / a secret.
     const { readFile } = await import('node:fs/promises');

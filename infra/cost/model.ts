@@ -97,9 +97,16 @@ export interface CostInputs {
   /** Share of messages on the LwM2M path (the rest Sparkplug). */
   lwm2mShare: number;
   /**
-   * LwM2M uplinks the broker delivers back to their sender: the binding has one topic per endpoint
-   * that the client both publishes and subscribes to (shared/reference/lwm2m-1.2-mqtt.md), so each
-   * uplink is also an outbound message unless the broker honours MQTT 5 No Local (ADR 0020). 1 = all.
+   * Share of LwM2M uplinks published by AWS IoT Basic Ingest (`$aws/rules/{rule}/...`, ADR 0024): they
+   * go to the rule only, so they carry no messaging charge and are never echoed. 1 = all (the
+   * simulator and the documented device setup); 0 = every device on the plain binding topic.
+   */
+  lwm2mBasicIngestShare: number;
+  /**
+   * Of the LwM2M uplinks on the binding topic (not Basic Ingest), the share the broker delivers back
+   * to their sender: the binding has one topic per endpoint that the client both publishes and
+   * subscribes to (shared/reference/lwm2m-1.2-mqtt.md), so each is also an outbound message unless the
+   * broker honours MQTT 5 No Local, which we could not confirm for IoT Core (ADR 0020, 0024). 1 = all.
    */
   lwm2mEchoShare: number;
   /** API: Lambda time per request (router + store query), ms. */
@@ -115,10 +122,16 @@ export interface CostInputs {
  * (test/infra/aws/alarms.test.ts) checks this against the synthesized template. Per path (2): iterator
  * age, function errors, DLQ depth, rule action failures, rule throttled, quarantine rate, store rejects;
  * then the rule error queue, API 5XX, API p99 latency, store throttles; with Timestream, magnetic-store
- * rejections and rejection-report upload failures.
+ * rejections, rejection-report upload failures and the rejected readings the reports count.
  */
 export function deployedAlarms(store: TelemetryStoreKind): number {
-  return 2 * 7 + 4 + (store === 'timestream' ? 2 : 0);
+  // With Timestream also ReadingsRejectedMagnetic, from the reports the magnetic-rejects function reads (ADR 0024).
+  return 2 * 7 + 4 + (store === 'timestream' ? 3 : 0);
+}
+
+/** Custom metrics beyond the default store's: the magnetic-rejects function's 3 (ADR 0024) with Timestream. */
+export function extraCustomMetrics(store: TelemetryStoreKind): number {
+  return store === 'timestream' ? 3 : 0;
 }
 
 export const DEFAULT_INPUTS: CostInputs = {
@@ -153,6 +166,7 @@ export const DEFAULT_INPUTS: CostInputs = {
   // emitted: an upper bound). The alarm test checks both.
   customMetrics: 26 + 20,
   lwm2mShare: 0.5,
+  lwm2mBasicIngestShare: 1,
   lwm2mEchoShare: 1,
   apiMsPerRequest: 30,
   // Assumed: START/END/REPORT ≈ 400 B + one EMF blob of ≤13 counters ≈ 1,100 B; API access log ≈ 500 B + EMF.
@@ -230,7 +244,12 @@ function atReadings(m: { 1: number; 50: number }, k: number): number {
 export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRICES): CostReport {
   const i: CostInputs = {
     ...DEFAULT_INPUTS,
-    ...(partial.store ? { alarms: deployedAlarms(partial.store) } : {}),
+    ...(partial.store
+      ? {
+          alarms: deployedAlarms(partial.store),
+          customMetrics: DEFAULT_INPUTS.customMetrics + extraCustomMetrics(partial.store),
+        }
+      : {}),
     ...partial,
   };
   if (i.store !== 'dynamodb' && i.store !== 'timestream') {
@@ -246,15 +265,30 @@ export function estimateCost(partial: Partial<CostInputs>, prices: Prices = PRIC
   const add = (service: string, item: string, monthly: number, variable = true, store = false) =>
     lines.push({ service, item, monthly, perMillionReadings: (monthly / readings) * 1e6, variable, store });
 
+  for (const [field, v] of [
+    ['lwm2mShare', i.lwm2mShare],
+    ['lwm2mBasicIngestShare', i.lwm2mBasicIngestShare],
+    ['lwm2mEchoShare', i.lwm2mEchoShare],
+  ] as const) {
+    if (!(v >= 0 && v <= 1)) throw new ValidationError(`${field} must be between 0 and 1`, { field });
+  }
   const uplinkUnits = messages * unitsPerMessage;
-  const echoUnits = uplinkUnits * i.lwm2mShare * i.lwm2mEchoShare;
-  const uplinkMessaging = tiered(uplinkUnits, prices.iot.messagingTiers);
-  add('IoT Core', `messaging (${unitsPerMessage} × 5 KB unit per message)`, uplinkMessaging);
+  const lwm2mUnits = uplinkUnits * i.lwm2mShare;
+  // Basic Ingest uplinks skip the broker: no messaging charge, no echo (rules and actions still apply).
+  const ingestUnits = lwm2mUnits * i.lwm2mBasicIngestShare;
+  const brokerUnits = uplinkUnits - ingestUnits;
+  const echoUnits = (lwm2mUnits - ingestUnits) * i.lwm2mEchoShare;
+  const uplinkMessaging = tiered(brokerUnits, prices.iot.messagingTiers);
+  add(
+    'IoT Core',
+    `messaging (${unitsPerMessage} × 5 KB unit per message${ingestUnits > 0 ? '; LwM2M by Basic Ingest: none' : ''})`,
+    uplinkMessaging,
+  );
   if (echoUnits > 0) {
     add(
       'IoT Core',
-      `LwM2M echoes (${(i.lwm2mEchoShare * 100).toFixed(0)}% of LwM2M uplinks delivered back to the sender)`,
-      tiered(uplinkUnits + echoUnits, prices.iot.messagingTiers) - uplinkMessaging,
+      `LwM2M echoes (${(i.lwm2mEchoShare * 100).toFixed(0)}% of binding-topic LwM2M uplinks delivered back to the sender)`,
+      tiered(brokerUnits + echoUnits, prices.iot.messagingTiers) - uplinkMessaging,
     );
   }
   add(

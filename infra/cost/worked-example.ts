@@ -35,6 +35,27 @@ export function workedExample(base: Partial<CostInputs> = WORKED_EXAMPLE): strin
   out.push('', 'Fixed monthly costs (default store; the same at 1 and 50 readings per message):', '');
   out.push('| service | item | $ / month |', '|---|---|---:|');
   for (const l of fixed) out.push(`| ${l.service} | ${l.item} | ${usd(l.monthly)} |`);
+  // ADR 0024: LwM2M uplinks by Basic Ingest carry no messaging charge and are never echoed; the
+  // comparison row prices every LwM2M device on the plain binding topic (echoed unless No Local works).
+  out.push('', 'IoT Core messaging (default store; half the messages LwM2M, ADR 0024):', '');
+  out.push(
+    '| readings / message | LwM2M uplinks | messaging $ / month | LwM2M echoes $ / month | IoT Core usage $ / month |',
+    '|---:|---|---:|---:|---:|',
+  );
+  for (const k of WORKED_READINGS) {
+    for (const [how, share] of [
+      ['Basic Ingest (default)', 1],
+      ['binding topic, echoed', 0],
+    ] as const) {
+      const r = estimateCost({ ...base, readingsPerMessage: k, lwm2mBasicIngestShare: share });
+      const iot = r.lines.filter((l) => l.service === 'IoT Core' && l.variable);
+      const sum = (prefix: string) =>
+        iot.filter((l) => l.item.startsWith(prefix)).reduce((a, l) => a + l.monthly, 0);
+      out.push(
+        `| ${k} | ${how} | ${usd(sum('messaging'))} | ${sum('LwM2M echoes') > 0 ? usd(sum('LwM2M echoes')) : '—'} | ${usd(iot.reduce((a, l) => a + l.monthly, 0))} |`,
+      );
+    }
+  }
   out.push('', 'Other telemetry store candidates (ADR 0013), store only, $ per million readings:', '');
   out.push('| candidate | readings / message | writes | storage | queries | known sum | not priced |');
   out.push('|---|---:|---:|---:|---:|---:|---|');

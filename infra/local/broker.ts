@@ -533,6 +533,8 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
     o.onRefused?.(id, what);
   };
   const toRules = o.serverPublishesToRules ?? true;
+  /** The rule a device may reach by Basic Ingest with its LwM2M uplinks (as the IoT policy allows). */
+  const lwm2mRule = o.rules.find((r) => r.stream === 'lwm2m')?.name;
   const limit =
     o.publishLimit === false
       ? undefined
@@ -622,7 +624,7 @@ export async function createBroker(o: BrokerOptions): Promise<LocalBroker> {
         );
         return done(new Error(`client ${client.id} publishes faster than ${limit!.perSecond}/s`));
       }
-      if (!o.allowAll && (packet.topic.startsWith('$') || !deviceMayPublish(client.id, packet.topic))) {
+      if (!o.allowAll && !deviceMayPublish(client.id, packet.topic, lwm2mRule)) {
         refuse('refusedPublishes', client.id, `publish to ${packet.topic}`);
         // IoT Core closes the connection of a client that publishes where its policy does not allow.
         return done(new Error(`client ${client.id} may not publish to ${packet.topic}`));

@@ -14,6 +14,7 @@
  * at startup with a ValidationError naming the rule and the position.
  */
 import { ValidationError } from '../../functions/core/errors.js';
+import { splitBasicIngest } from '../../functions/core/topics.js';
 import type { RuleDef, StreamKey } from '../pipeline.js';
 
 /** What `clientid()` returns for a message not sent over MQTT (IoT data-plane Publish). */
@@ -435,11 +436,16 @@ export function createRuleEngine(rules: readonly RuleDef[], options: RuleEngineO
   const compiled = rules.map(compileRule);
   return {
     rules: compiled,
-    evaluate(topic, payload, clientId) {
+    evaluate(published, payload, clientId) {
+      // Basic Ingest ($aws/rules/{rule}/{topic}): only the named rule runs, on {topic}; its FROM
+      // filter is not consulted (AWS: FROM is optional for a rule invoked only that way).
+      const ingest = splitBasicIngest(published);
+      const topic = ingest.topic;
       const msg: RuleMessage = { topic, payload, clientId, timestamp: clock() };
       const out: RuleOutput[] = [];
       for (const r of compiled) {
-        if (!r.matches(topic) || !r.where(msg)) continue;
+        if (ingest.rule !== undefined ? r.name !== ingest.rule : !r.matches(topic)) continue;
+        if (!r.where(msg)) continue;
         try {
           const partitionKey = r.partitionKey(msg);
           const data = r.data(msg);

@@ -12,7 +12,9 @@
  *   - Timestream write/query: endpoint discovery to this endpoint, WriteRecords accepted (kept),
  *     Query answered with no rows;
  *   - CloudFormation custom-resource responses (PUT to the ResponseURL) kept for the harness;
- *   - SNS Publish (query protocol) and EventBridge PutEvents: recorded and kept (alert deliveries).
+ *   - SNS Publish (query protocol) and EventBridge PutEvents: recorded and kept (alert deliveries);
+ *   - S3 GetObject (path style): objects the scenario put (`putObject`, e.g. a Timestream rejection
+ *     report, ADR 0024), NoSuchKey otherwise.
  * Anything else is an "unhandled request" the run reports as a failure.
  */
 import { execFileSync } from 'node:child_process';
@@ -59,6 +61,8 @@ export class RecordingEndpoint {
   readonly timestreamWrites: Array<{ function: string; database: string; table: string; records: number }> =
     [];
   readonly cfnResponses = new Map<string, Record<string, unknown>>();
+  /** S3 objects by `bucket/key` (what AWS services would have written; read by GetObject). */
+  private readonly s3Objects = new Map<string, Buffer>();
   /** Alert deliveries (rules, ADR 0016): SNS messages and EventBridge entries, with the function. */
   readonly alertDeliveries: Array<{ function: string; via: 'sns' | 'events'; target: string; body: string }> =
     [];
@@ -174,6 +178,11 @@ export class RecordingEndpoint {
     const auth = String(req.headers.authorization ?? '');
     const m = /Credential=([^/]+)\//.exec(auth);
     return (m && this.keys.get(m[1]!)) ?? 'unknown-caller';
+  }
+
+  /** An object as an AWS service would write it (the scenario's Timestream rejection report). */
+  putObject(bucket: string, key: string, body: Buffer): void {
+    this.s3Objects.set(`${bucket}/${key}`, body);
   }
 
   private record(fn: string, service: string, action: string, resource: string, detail?: string): void {
@@ -382,6 +391,24 @@ export class RecordingEndpoint {
       this.publishes.push(p);
       json(200, {}, 'application/json');
       this.o.onPublish(p);
+      return;
+    }
+
+    // S3 GetObject, path style (the SDK uses it for an IP endpoint): GET /{bucket}/{key}?x-id=GetObject
+    if (req.method === 'GET' && url.searchParams.get('x-id') === 'GetObject') {
+      const [, bucket = '', ...rest] = url.pathname.split('/');
+      const key = rest.map(decodeURIComponent).join('/');
+      this.record(fn, 's3', 'GetObject', `arn:aws:s3:::${bucket}/${key}`);
+      const object = this.s3Objects.get(`${bucket}/${key}`);
+      if (!object) {
+        res.writeHead(404, { 'content-type': 'application/xml' });
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Key>${key}</Key></Error>`,
+        );
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': object.length });
+      res.end(object);
       return;
     }
 

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { splitBasicIngest } from '../../functions/core/topics.js';
 import { type CompiledRule, compileRule, NO_CLIENT_ID } from '../../infra/local/rules.js';
 import type { StreamKey } from '../../infra/pipeline.js';
 import { type Publish, RecordingEndpoint } from './aws-endpoint.js';
@@ -181,7 +182,8 @@ export class Deployment {
         out.push({
           streamId,
           rule: compileRule({
-            name: id,
+            // The IoT rule name devices use for Basic Ingest (ADR 0024); the logical id if unnamed.
+            name: typeof r.Properties?.RuleName === 'string' ? r.Properties.RuleName : id,
             sql: String(payload.Sql),
             stream: streamId as StreamKey,
             partitionKey: String(action.Kinesis.PartitionKey),
@@ -296,6 +298,7 @@ export class Deployment {
       AWS_ENDPOINT_URL_IOT: url,
       AWS_ENDPOINT_URL_SNS: url,
       AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      AWS_ENDPOINT_URL_S3: url,
       AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${this.endpoint.httpsAuthority}`,
       NODE_EXTRA_CA_CERTS: this.endpoint.caFile,
     };
@@ -362,17 +365,29 @@ export class Deployment {
 
   // ---- IoT Core → Kinesis → Lambda ---------------------------------------------------------------
 
+  /** The IoT name of the template's rule that selects `topic` (e.g. the LwM2M rule), if any. */
+  ruleNameFor(topic: string): string | undefined {
+    return this.rules.find((r) => r.rule.matches(topic))?.rule.name;
+  }
+
   /** Messages functions publish through the IoT data plane reach these (the devices' side). */
   subscribe(fn: (topic: string, payload: Buffer) => void): void {
     this.subscribers.push(fn);
   }
 
-  /** An MQTT publish reaching IoT Core: every rule of the template that selects it puts a record. */
-  publish(topic: string, payload: Uint8Array, clientId: string): number {
+  /**
+   * An MQTT publish reaching IoT Core: every rule of the template that selects it puts a record. A
+   * Basic Ingest publish (`$aws/rules/{RuleName}/{topic}`, ADR 0024) reaches only the rule of that
+   * name, which sees `{topic}`.
+   */
+  publish(published: string, payload: Uint8Array, clientId: string): number {
+    const ingest = splitBasicIngest(published);
+    const topic = ingest.topic;
     const msg = { topic, payload, clientId, timestamp: Date.now() };
     let n = 0;
     for (const { rule, streamId } of this.rules) {
-      if (!rule.matches(topic) || !rule.where(msg)) continue;
+      if (ingest.rule !== undefined ? rule.name !== ingest.rule : !rule.matches(topic)) continue;
+      if (!rule.where(msg)) continue;
       const records = this.pending.get(streamId) ?? [];
       records.push({
         partitionKey: rule.partitionKey(msg),
@@ -421,6 +436,37 @@ export class Deployment {
       }
     }
     return invoked;
+  }
+
+  /**
+   * An event AWS puts on the default event bus (e.g. S3 `Object Created`, ADR 0024): invokes the Lambda
+   * targets of every enabled AWS::Events::Rule whose EventPattern matches it (values in arrays match
+   * by equality; nested objects recurse). Returns each target's result.
+   */
+  async deliverEvent(
+    event: Record<string, Json>,
+  ): Promise<Array<{ function: string; result: InvokeResult }>> {
+    const out: Array<{ function: string; result: InvokeResult }> = [];
+    for (const [id, r] of this.model.resourcesOfType('AWS::Events::Rule')) {
+      const p = r.Properties ?? {};
+      if (p.EventPattern === undefined || p.State === 'DISABLED') continue;
+      const pattern = this.model.resolve(p.EventPattern, `${id}.EventPattern`);
+      if (!patternMatches(pattern, event)) continue;
+      for (const t of (p.Targets ?? []) as Array<Record<string, Json>>) {
+        const fnId = TemplateModel.referencedId(t.Arn);
+        const fn = fnId ? this.functions.get(fnId) : undefined;
+        if (!fnId || !fn) {
+          this.notes.push(
+            `event rule ${id}: target ${JSON.stringify(t.Arn)} is not a function of the template`,
+          );
+          continue;
+        }
+        const result = await fn.process.invoke({ ...event, resources: event.resources ?? [] });
+        if (!result.ok) this.failures.push(`${fnId}: event invocation failed: ${describeError(result)}`);
+        out.push({ function: fnId, result });
+      }
+    }
+    return out;
   }
 
   /** Deliver everything pending (records, and the publishes the functions make) until quiet. */
@@ -732,6 +778,17 @@ export class Deployment {
 
 function response(status: number, body: Record<string, unknown>): ApiResponse {
   return { status, body, raw: JSON.stringify(body) };
+}
+
+/** EventBridge pattern matching, the subset the stack uses: arrays of exact values, nested objects. */
+export function patternMatches(pattern: Json, event: Json | undefined): boolean {
+  if (Array.isArray(pattern)) return pattern.some((v) => JSON.stringify(v) === JSON.stringify(event));
+  if (pattern && typeof pattern === 'object') {
+    if (!event || typeof event !== 'object' || Array.isArray(event)) return false;
+    const e = event as Record<string, Json>;
+    return Object.entries(pattern).every(([k, v]) => patternMatches(v, e[k]));
+  }
+  return false;
 }
 
 export function describeError(r: InvokeResult): string {

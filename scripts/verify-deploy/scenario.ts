@@ -16,6 +16,7 @@ import { compressRecords, encodeSenml } from '../../functions/core/senml/index.j
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
+import { runMagneticScenario } from './magnetic-scenario.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
 import { runOperationsScenario } from './operations-scenario.js';
 
@@ -28,6 +29,7 @@ export const SCENARIOS = [
   'rules',
   'onboarding',
   'operations',
+  'magnetic',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -52,8 +54,19 @@ function expectStatus(ctx: ScenarioContext, step: string, res: ApiResponse, ...s
   return false;
 }
 
+/**
+ * An LwM2M uplink as devices send it (ADR 0024): by Basic Ingest into the template's LwM2M rule, by its
+ * IoT rule name, so the rule name, its SQL and the ingest path are checked together.
+ */
 function lwm2m(ctx: ScenarioContext, message: Parameters<typeof encodeMessage>[0]): void {
-  ctx.d.publish(`lwm2m/rd/${DEVICE}`, encodeMessage(message), DEVICE);
+  const topic = `lwm2m/rd/${DEVICE}`;
+  const rule = ctx.d.ruleNameFor(topic);
+  if (rule === undefined) {
+    ctx.fail(`scenario lwm2m: no topic rule of the template selects ${topic}`);
+    return;
+  }
+  if (ctx.d.publish(`$aws/rules/${rule}/${topic}`, encodeMessage(message), DEVICE) !== 1)
+    ctx.fail(`scenario lwm2m: the Basic Ingest publish into rule ${rule} put no record`);
 }
 
 export async function runScenarios(
@@ -428,6 +441,7 @@ export async function runScenarios(
 
   // ---- Onboarding: the claim custom resource's function and the pre-provisioning hook (ADR 0018) ---
   if (has('onboarding')) await runOnboardingScenario(ctx, { id: DEVICE, type: 'breaker' });
+  if (has('magnetic')) await runMagneticScenario(ctx);
 }
 
 /** A rule every breaker reading meets (fires on both ingest paths) and an absence rule (the clock's). */

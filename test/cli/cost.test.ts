@@ -12,7 +12,12 @@ import { TimestreamTelemetryStore } from '../../functions/adapters/timestream-st
 import { ValidationError } from '../../functions/core/errors.js';
 import { formatComparison, formatReport, parseCostArgs } from '../../infra/cli/cost.js';
 import { compareStores, icebergRowBytes } from '../../infra/cost/compare.js';
-import { DYNAMO_STORE_MEASURED, deployedAlarms, estimateCost } from '../../infra/cost/model.js';
+import {
+  DEFAULT_INPUTS,
+  DYNAMO_STORE_MEASURED,
+  deployedAlarms,
+  estimateCost,
+} from '../../infra/cost/model.js';
 import { PRICES } from '../../infra/cost/prices.js';
 import { sampleReading, timestreamWriteShape } from '../../infra/cost/timestream-shape.js';
 import { workedExample } from '../../infra/cost/worked-example.js';
@@ -33,7 +38,13 @@ describe('cost model', () => {
   });
 
   it('applies the cheaper messaging tier above one billion messages', () => {
-    const r = estimateCost({ devices: 10_000, intervalSeconds: 1, readingsPerMessage: 1 });
+    // Every message through the broker (no LwM2M Basic Ingest), so all of them are billed messages.
+    const r = estimateCost({
+      devices: 10_000,
+      intervalSeconds: 1,
+      readingsPerMessage: 1,
+      lwm2mBasicIngestShare: 0,
+    });
     const messaging = r.lines.find((l) => l.item.startsWith('messaging'))!.monthly;
     const messages = r.volumes.messagesPerMonth;
     expect(messaging).toBeLessThan((messages / 1e6) * PRICES.iot.messagingTiers[0].perMillion);
@@ -173,8 +184,10 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
       'memory store',
       'magnetic store',
     ]);
-    // Two more alarms (magnetic-store rejections, report upload failures).
-    expect(r.inputs.alarms).toBe(deployedAlarms('dynamodb') + 2);
+    // Three more alarms (magnetic-store rejections, report upload failures, rejected readings counted
+    // from the reports) and the report reader's three metrics (ADR 0024).
+    expect(r.inputs.alarms).toBe(deployedAlarms('dynamodb') + 3);
+    expect(r.inputs.customMetrics).toBe(DEFAULT_INPUTS.customMetrics + 3);
     expect(r.lines.some((l) => l.item.startsWith('telemetry writes'))).toBe(false);
     expect(() => estimateCost({ store: 'influx' as never })).toThrow(
       expect.objectContaining({ field: 'store' }),
@@ -294,15 +307,29 @@ describe('echoes, the API and the logs are priced', () => {
   const line = (r: ReturnType<typeof estimateCost>, prefix: string) =>
     r.lines.find((l) => l.item.startsWith(prefix));
 
-  it('counts each LwM2M uplink delivered back to its sender as one more message, none without echo', () => {
-    const r = estimateCost(fleet);
+  it('counts each binding-topic LwM2M uplink delivered back to its sender as one more message, none without echo', () => {
+    const plain = { ...fleet, lwm2mBasicIngestShare: 0 };
+    const r = estimateCost(plain);
     const messaging = line(r, 'messaging')!.monthly;
     expect(line(r, 'LwM2M echoes')!.monthly).toBeCloseTo(messaging * 0.5, 6);
-    expect(line(estimateCost({ ...fleet, lwm2mEchoShare: 0 }), 'LwM2M echoes')).toBeUndefined();
-    expect(line(estimateCost({ ...fleet, lwm2mShare: 1 }), 'LwM2M echoes')!.monthly).toBeCloseTo(
+    expect(line(estimateCost({ ...plain, lwm2mEchoShare: 0 }), 'LwM2M echoes')).toBeUndefined();
+    expect(line(estimateCost({ ...plain, lwm2mShare: 1 }), 'LwM2M echoes')!.monthly).toBeCloseTo(
       messaging,
       6,
     );
+  });
+
+  it('charges no messaging and no echo for LwM2M uplinks by Basic Ingest (the default, ADR 0024), rules still', () => {
+    const ingest = estimateCost(fleet);
+    const plain = estimateCost({ ...fleet, lwm2mBasicIngestShare: 0 });
+    expect(line(ingest, 'LwM2M echoes')).toBeUndefined();
+    // Half the messages are LwM2M: Basic Ingest halves the messaging line (first tier, linear).
+    expect(line(ingest, 'messaging')!.monthly).toBeCloseTo(line(plain, 'messaging')!.monthly / 2, 6);
+    expect(line(ingest, 'rules triggered')!.monthly).toBe(line(plain, 'rules triggered')!.monthly);
+    // A mixed fleet: the echo counts only the binding-topic share.
+    const mixed = estimateCost({ ...fleet, lwm2mBasicIngestShare: 0.5 });
+    expect(line(mixed, 'LwM2M echoes')!.monthly).toBeCloseTo(line(plain, 'LwM2M echoes')!.monthly / 2, 6);
+    expect(() => estimateCost({ ...fleet, lwm2mBasicIngestShare: 1.5 })).toThrow(/lwm2mBasicIngestShare/);
   });
 
   it('prices every API query as an API Gateway request and a Lambda invocation', () => {

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../functions/core/errors.js';
 import {
+  basicIngestTopic,
   deviceMayPublish,
   deviceMaySubscribe,
   lwm2mTopic,
+  lwm2mUplinkTopic,
   parseLwm2mTopic,
   parseSparkplugTopic,
   parseTopic,
   sparkplugTopic,
+  splitBasicIngest,
 } from '../../functions/core/topics.js';
 
 describe('Sparkplug topics', () => {
@@ -107,5 +110,34 @@ describe('per-device authorization (same rule as the IoT policy)', () => {
     expect(deviceMaySubscribe('dev-1', 'spBv1.0/#')).toBe(false);
     expect(deviceMaySubscribe('dev-1', 'lwm2m/rd/+')).toBe(false);
     expect(deviceMaySubscribe('dev-1', '#')).toBe(false);
+  });
+});
+
+describe('Basic Ingest topics (ADR 0024)', () => {
+  it('builds and splits $aws/rules/{rule}/{topic}', () => {
+    expect(basicIngestTopic('dualpath_lwm2m', 'lwm2m/rd/ep-1')).toBe(
+      '$aws/rules/dualpath_lwm2m/lwm2m/rd/ep-1',
+    );
+    expect(splitBasicIngest('$aws/rules/r_1/lwm2m/rd/ep-1')).toEqual({ rule: 'r_1', topic: 'lwm2m/rd/ep-1' });
+    expect(splitBasicIngest('lwm2m/rd/ep-1')).toEqual({ topic: 'lwm2m/rd/ep-1' });
+    expect(() => basicIngestTopic('bad-name', 'lwm2m/rd/ep-1')).toThrow(ProtocolError);
+    expect(lwm2mUplinkTopic('ep-1')).toBe('lwm2m/rd/ep-1');
+    expect(lwm2mUplinkTopic('ep-1', 'r')).toBe('$aws/rules/r/lwm2m/rd/ep-1');
+  });
+  it('parses an ingested LwM2M topic as the binding topic (the prefix is routing, not the binding PREFIX)', () => {
+    expect(parseLwm2mTopic('$aws/rules/r/lwm2m/rd/ep-1')).toEqual({ iface: 'rd', endpoint: 'ep-1' });
+    expect(parseTopic('$aws/rules/r/tenant/lwm2m/rd/ep-1')).toEqual({
+      protocol: 'lwm2m',
+      topic: { prefix: 'tenant', iface: 'rd', endpoint: 'ep-1' },
+    });
+  });
+  it('lets a device ingest only its own LwM2M uplinks, only into the LwM2M rule', () => {
+    expect(deviceMayPublish('ep-1', '$aws/rules/r/lwm2m/rd/ep-1', 'r')).toBe(true);
+    expect(deviceMayPublish('ep-1', '$aws/rules/r/lwm2m/rd/ep-1')).toBe(false);
+    expect(deviceMayPublish('ep-1', '$aws/rules/x/lwm2m/rd/ep-1', 'r')).toBe(false);
+    expect(deviceMayPublish('ep-1', '$aws/rules/r/lwm2m/rd/ep-2', 'r')).toBe(false);
+    expect(deviceMayPublish('ep-1', '$aws/rules/r/spBv1.0/g/NDATA/ep-1', 'r')).toBe(false);
+    expect(deviceMayPublish('ep-1', '$aws/things/ep-1/shadow/update', 'r')).toBe(false);
+    expect(deviceMaySubscribe('ep-1', '$aws/rules/r/lwm2m/rd/ep-1')).toBe(false);
   });
 });

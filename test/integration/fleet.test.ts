@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { pipeline } from '../../infra/pipeline.js';
 import { startFleet } from '../../simulator/fleet.js';
 
 let stack: LocalStack;
@@ -34,6 +35,9 @@ describe('simulated fleet → local stack', () => {
       lwm2mRate: 1,
       sparkplugQos: 1,
       badRatio: 0.05,
+      // LwM2M uplinks by Basic Ingest, as `dualpath simulate` does locally (ADR 0024): Register,
+      // Update and Send reach the server and its replies reach the device, with no echo.
+      lwm2mIngestRule: pipeline.rules.find((r) => r.stream === 'lwm2m')!.name,
     });
     expect(await fleet.ready(20_000)).toBe(true);
     await new Promise((r) => setTimeout(r, 4000));

@@ -28,7 +28,9 @@ afterEach(async () => {
 });
 
 function simulate(args: string[]) {
-  const p = spawn(process.execPath, [BIN, 'simulate', '--url', h.url, '--json', ...args], {
+  // A plain Aedes broker (not the Dualpath broker, which emulates Basic Ingest): LwM2M on the binding topic.
+  const base = [BIN, 'simulate', '--url', h.url, '--json', '--lwm2m-ingest-rule', 'none'];
+  const p = spawn(process.execPath, [...base, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child = p;

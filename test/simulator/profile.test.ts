@@ -20,6 +20,7 @@ const ENV_MAPPING: Record<string, [string, Record<string, unknown>]> = {
   SIM_BAD_RATIO: ['0.01', { badRatio: 0.01 }],
   SIM_SEED: ['7', { seed: 7 }],
   SIM_GROUP: ['plant-a', { group: 'plant-a' }],
+  SIM_LWM2M_INGEST_RULE: ['Dualpath_dualpath_lwm2m', { lwm2mIngestRule: 'Dualpath_dualpath_lwm2m' }],
   SIM_THING_PREFIX: ['dualpath-sim-', { prefix: 'dualpath-sim-', naming: 'indexed' }],
   SIM_FIRST_INDEX: ['5000', { firstIndex: 5000 }],
   SIM_CONNECTS_PER_SECOND: ['400', { connectsPerSecond: 400 }],

@@ -3,7 +3,7 @@
  * action each, the thing type, and the per-device policy that lets a device connect only as itself
  * and publish/subscribe only on its own Sparkplug node and LwM2M endpoint topics.
  */
-import { Aws, Duration } from 'aws-cdk-lib';
+import { Aws, Duration, Stack } from 'aws-cdk-lib';
 import { PolicyDocument, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPolicy, CfnThingType, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
@@ -21,13 +21,34 @@ export interface IotRuleSpec {
 
 export interface IotProps {
   rules: IotRuleSpec[];
+  /** The rule (IotRuleSpec.id) devices may reach by Basic Ingest with their LwM2M uplinks (ADR 0024). */
+  lwm2mRuleId?: string;
+}
+
+/**
+ * A rule's IoT name: `{stack}_{id}` in the rule-name alphabet ([A-Za-z0-9_], at most 128). Fixed, not
+ * generated, because devices name the LwM2M rule in their Basic Ingest topic; the stack name keeps two
+ * stacks in one account and region apart.
+ */
+export function iotRuleName(stackName: string, id: string): string {
+  const clean = (t: string) => t.replace(/[^A-Za-z0-9_]/g, '_');
+  const tail = `_${clean(id)}`;
+  return `${clean(stackName).slice(0, 128 - tail.length)}${tail}`;
 }
 
 // An IoT policy variable (not a JS template): resolves to the connecting thing's name.
 const THING = '${iot:Connection.Thing.ThingName}';
 
-/** The device policy document; exported for tests and docs. */
-export function devicePolicyDocument(region: string, account: string): Record<string, unknown> {
+/**
+ * The device policy document; exported for tests and docs. With `lwm2mRule`, a device may also publish
+ * its LwM2M uplinks by Basic Ingest into that rule (`$aws/rules/{rule}/lwm2m/rd/{thing}`): they reach
+ * the rule only, so IoT Core never delivers them back to the device (ADR 0024).
+ */
+export function devicePolicyDocument(
+  region: string,
+  account: string,
+  lwm2mRule?: string,
+): Record<string, unknown> {
   const arn = (kind: string, rest: string) => `arn:aws:iot:${region}:${account}:${kind}/${rest}`;
   const attached = { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } };
   return {
@@ -48,6 +69,7 @@ export function devicePolicyDocument(region: string, account: string): Record<st
           ...['NBIRTH', 'NDATA', 'NDEATH'].map((t) => arn('topic', `spBv1.0/*/${t}/${THING}`)),
           ...['DBIRTH', 'DDATA', 'DDEATH'].map((t) => arn('topic', `spBv1.0/*/${t}/${THING}/*`)),
           arn('topic', `lwm2m/rd/${THING}`),
+          ...(lwm2mRule ? [arn('topic', `$aws/rules/${lwm2mRule}/lwm2m/rd/${THING}`)] : []),
         ],
         Condition: attached,
       },
@@ -81,6 +103,8 @@ export function devicePolicyDocument(region: string, account: string): Record<st
 
 export class IotIngress extends Construct {
   readonly rules: CfnTopicRule[] = [];
+  /** The LwM2M rule's IoT name (Basic Ingest target of device uplinks), when one is named. */
+  readonly lwm2mRuleName: string | undefined;
   readonly errorQueue: Queue;
   readonly policy: CfnPolicy;
   readonly thingType: CfnThingType;
@@ -100,9 +124,10 @@ export class IotIngress extends Construct {
     for (const rule of props.rules) {
       rule.stream.grantWrite(role);
       this.rules.push(
-        // No ruleName: CloudFormation generates a unique one (two stacks in one account never
-        // collide); alarms and dashboards use the rule's Ref.
+        // A fixed, stack-scoped name (devices name the LwM2M rule in their Basic Ingest topic); alarms
+        // and dashboards use the rule's Ref, which is this name.
         new CfnTopicRule(this, `${rule.id}Rule`, {
+          ruleName: iotRuleName(Stack.of(this).stackName, rule.id),
           topicRulePayload: {
             sql: rule.sql,
             awsIotSqlVersion: '2016-03-23',
@@ -130,8 +155,13 @@ export class IotIngress extends Construct {
         thingTypeDescription: 'Dualpath device: Sparkplug B edge node and LwM2M 1.2 endpoint',
       },
     });
+    this.lwm2mRuleName = props.lwm2mRuleId
+      ? iotRuleName(Stack.of(this).stackName, props.lwm2mRuleId)
+      : undefined;
     this.policy = new CfnPolicy(this, 'DevicePolicy', {
-      policyDocument: PolicyDocument.fromJson(devicePolicyDocument(Aws.REGION, Aws.ACCOUNT_ID)),
+      policyDocument: PolicyDocument.fromJson(
+        devicePolicyDocument(Aws.REGION, Aws.ACCOUNT_ID, this.lwm2mRuleName),
+      ),
     });
   }
 }

@@ -50,6 +50,8 @@ export interface MonitoringProps {
   storeTables?: ITable[];
   /** Timestream for LiveAnalytics table (when it is the store): magnetic-store rejections. */
   timestream?: { databaseName: string; tableName: string };
+  /** The magnetic-rejects function's service (ADR 0024): readings its reports say were rejected. */
+  magneticRejectsService?: string;
   /** Quarantined messages per received record, percent, that raises the alarm (default 1). */
   quarantineRatePercent?: number;
   /** API p99 latency that raises the alarm, ms (default 3000). */
@@ -349,6 +351,15 @@ export class Monitoring extends Construct {
         insights('AWS/Timestream', 'MagneticStoreRejectedUploadUserFailures', schema, where, 'not uploaded'),
         1,
         'Timestream could not write magnetic-store rejection reports to the bucket',
+        true,
+      );
+    }
+    if (props.magneticRejectsService) {
+      alarm(
+        'ReadingsRejectedMagnetic',
+        emf('ReadingsRejectedMagnetic', props.magneticRejectsService),
+        1,
+        'Readings Timestream rejected from the magnetic store, counted from its rejection reports (magnetic-rejects function logs name reasons and devices)',
         true,
       );
     }

@@ -36,6 +36,8 @@ export interface SimulatorServiceProps {
   rate: number;
   thingPrefix: string;
   iotEndpoint: string;
+  /** The LwM2M rule's name: devices publish LwM2M uplinks by Basic Ingest into it (ADR 0024). */
+  lwm2mIngestRule?: string;
   onboarding: DeviceOnboarding;
   /** RegisterThing requests per second over all tasks (default 10). */
   provisionRate?: number;
@@ -99,6 +101,7 @@ export class SimulatorService extends Construct {
         SIM_RATE: String(props.rate),
         SIM_THING_PREFIX: props.thingPrefix,
         IOT_ENDPOINT: props.iotEndpoint,
+        ...(props.lwm2mIngestRule ? { SIM_LWM2M_INGEST_RULE: props.lwm2mIngestRule } : {}),
         PROVISIONING_TEMPLATE: onb.templateName,
         CLAIM_CERTIFICATE_ID: onb.claimCertificateId,
         CLAIM_KEY_SECRET: onb.claimSecret.secretArn,

@@ -10,6 +10,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SEVERITIES } from '../../../functions/core/rules/model.js';
+import { MAGNETIC_REJECTS_METRICS } from '../../../functions/magnetic-rejects/compose.js';
 import { COUNTERS } from '../../../functions/shared/ingest-handler.js';
 import { DEFAULT_INPUTS, deployedAlarms } from '../../../infra/cost/model.js';
 import { DIMENSION_RESOURCE, factFor } from './aws-metric-facts.js';
@@ -183,7 +184,8 @@ function checkMetric(ctx: Context, m: WatchedMetric): string[] {
 function contextOf(s: Synthesized): Context {
   return {
     resources: s.json.Resources,
-    emitted: new Set(COUNTERS.map(([, name]) => name)),
+    // ... and the magnetic-rejects function's (ADR 0024).
+    emitted: new Set([...COUNTERS.map(([, name]) => name), ...MAGNETIC_REJECTS_METRICS]),
     services: new Set(
       Object.values(functionEnvironments(s)).map((env) => env.POWERTOOLS_SERVICE_NAME as string),
     ),
@@ -339,6 +341,15 @@ describe('the alarms users feel are there', () => {
       has(timestream, 'AWS/Timestream', 'MagneticStoreRejectedUploadUserFailures', ['TableName', tableName]),
     ).toBe(true);
     expect(has(dynamo, 'AWS/Timestream', 'MagneticStoreRejectedRecordCount')).toBe(false);
+  });
+
+  it('Timestream store: the readings its rejection reports count (ADR 0024), from the function that reads them', () => {
+    expect(has(timestream, 'Dualpath', 'ReadingsRejectedMagnetic', ['service', 'magnetic-rejects'])).toBe(
+      true,
+    );
+    expect(has(dynamo, 'Dualpath', 'ReadingsRejectedMagnetic')).toBe(false);
+    const services = Object.values(functionEnvironments(timestream)).map((e) => e.POWERTOOLS_SERVICE_NAME);
+    expect(services).toContain('magnetic-rejects');
   });
 
   it('the cost model counts the alarms and dashboards the stack deploys', () => {

@@ -64,6 +64,21 @@ describe('device policy (attached by the template)', () => {
     for (const t of ['spBv1.0/g/NCMD/pump-7', 'spBv1.0/g/DCMD/pump-7/s1', 'lwm2m/rd/pump-7'])
       expect(isAllowed(p, 'iot:Subscribe', arn('topicfilter', t), me), t).toBe(true);
   });
+  it('with the LwM2M rule named, allows Basic Ingest of own LwM2M uplinks only (ADR 0024)', () => {
+    const rule = 'Dualpath_dualpath_lwm2m';
+    const q = devicePolicyDocument('eu-west-1', '123456789012', rule);
+    const ingest = (r: string, ep: string) => arn('topic', `$aws/rules/${r}/lwm2m/rd/${ep}`);
+    expect(isAllowed(q, 'iot:Publish', ingest(rule, 'pump-7'), me)).toBe(true);
+    expect(isAllowed(q, 'iot:Publish', ingest(rule, 'pump-8'), me)).toBe(false);
+    expect(isAllowed(q, 'iot:Publish', ingest('Dualpath_dualpath_sparkplug', 'pump-7'), me)).toBe(false);
+    expect(isAllowed(q, 'iot:Publish', ingest(rule, 'pump-7'), { ...me, attached: false })).toBe(false);
+    // Without the rule, no Basic Ingest at all; nobody may subscribe to or receive $aws/rules topics.
+    expect(isAllowed(p, 'iot:Publish', ingest(rule, 'pump-7'), me)).toBe(false);
+    expect(isAllowed(q, 'iot:Subscribe', arn('topicfilter', `$aws/rules/${rule}/lwm2m/rd/pump-7`), me)).toBe(
+      false,
+    );
+    expect(isAllowed(q, 'iot:Receive', ingest(rule, 'pump-7'), me)).toBe(false);
+  });
   it('denies other devices’ topics, other client ids, and certificates not attached to the thing', () => {
     for (const t of [
       'spBv1.0/g/NDATA/pump-8',

@@ -17,7 +17,7 @@ import {
   type TableTarget,
   withAccess,
 } from '../../../infra/aws/access.js';
-import { devicePolicyDocument } from '../../../infra/aws/constructs/iot.js';
+import { devicePolicyDocument, iotRuleName } from '../../../infra/aws/constructs/iot.js';
 import { SETTING_KEYS } from '../../../infra/aws/settings.js';
 import { REPO_ROOT } from '../../../infra/aws/stack.js';
 import {
@@ -52,9 +52,21 @@ describe('IoT rules', () => {
     }
   });
 
-  it('leaves rule names to CloudFormation and refers to them by Ref in alarms and dashboards', () => {
+  it('names rules {stack}_{rule} (the Basic Ingest target) and refers to them by Ref in alarms and dashboards', () => {
     const rules = template.findResources('AWS::IoT::TopicRule');
-    for (const r of Object.values(rules)) expect(r.Properties.RuleName).toBeUndefined();
+    expect(
+      Object.values(rules)
+        .map((r) => r.Properties.RuleName)
+        .sort(),
+    ).toEqual(pipeline.rules.map((r) => iotRuleName('DualpathTest', r.name)).sort());
+    expect(iotRuleName('Dualpath-eu.1', 'dualpath_lwm2m')).toBe('Dualpath_eu_1_dualpath_lwm2m');
+    expect(iotRuleName('x'.repeat(200), 'dualpath_lwm2m')).toHaveLength(128);
+    // Devices may publish their LwM2M uplinks by Basic Ingest into the LwM2M rule, and only that one.
+    const policy = JSON.stringify(Object.values(template.findResources('AWS::IoT::Policy')));
+    expect(policy).toContain(
+      '$aws/rules/DualpathTest_dualpath_lwm2m/lwm2m/rd/${iot:Connection.Thing.ThingName}',
+    );
+    expect(policy).not.toContain('$aws/rules/DualpathTest_dualpath_sparkplug');
     const ruleIds = new Set(Object.keys(rules));
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter(
       (a) => a.Properties.Namespace === 'AWS/IoT',

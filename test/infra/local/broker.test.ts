@@ -212,6 +212,53 @@ describe('local broker: device ACL and forwarding to Kinesis', () => {
     expect((await readStream('lwm2m')).some((r) => r.envelope.topic === 'lwm2m/rd/ep-z')).toBe(false);
   });
 
+  it('Basic Ingest (ADR 0024): an LwM2M uplink reaches the rule and Kinesis but never comes back to its sender', async () => {
+    // Prepare: the device subscribes to its binding topic (the server's requests arrive there).
+    const rule = pipeline.rules.find((r) => r.stream === 'lwm2m')!.name;
+    const dev = await connect('ep-echo');
+    expect(await suback(dev, 'lwm2m/rd/ep-echo')).toBe(1);
+    const received: string[] = [];
+    dev.on('message', (topic, payload) => received.push(`${topic} ${payload.toString('hex')}`));
+
+    // Act: one uplink by Basic Ingest, then one on the binding topic (the control: echoed).
+    await dev.publishAsync(`$aws/rules/${rule}/lwm2m/rd/ep-echo`, Buffer.from([0xa1, 0x01, 0x18]), {
+      qos: 1,
+    });
+    await dev.publishAsync('lwm2m/rd/ep-echo', Buffer.from([0xa1, 0x01, 0x19]), { qos: 1 });
+    await broker.publish({
+      kind: 'publish',
+      topic: 'lwm2m/rd/ep-echo',
+      payload: new Uint8Array([0xa1, 0x01, 0x09]),
+      qos: 1,
+      reason: 't',
+    });
+    await expect.poll(() => received.length).toBeGreaterThanOrEqual(2);
+    await broker.flush();
+
+    // Assess: the device got the binding-topic echo and the server's request, not the ingested uplink;
+    // the ingested uplink is in Kinesis with the rule's view of the topic (no $aws/rules prefix).
+    expect(received.sort()).toEqual(['lwm2m/rd/ep-echo a10109', 'lwm2m/rd/ep-echo a10119']);
+    const lw = (await readStream('lwm2m')).filter((r) => r.partitionKey === 'ep-echo');
+    expect(lw.map((r) => r.envelope.payload)).toEqual(['oQEY', 'oQEZ']);
+    expect(
+      lw.every((r) => r.envelope.topic === 'lwm2m/rd/ep-echo' && r.envelope.clientId === 'ep-echo'),
+    ).toBe(true);
+  });
+
+  it("refuses Basic Ingest into another rule or onto another endpoint's topic", async () => {
+    for (const topic of [
+      '$aws/rules/dualpath_sparkplug/lwm2m/rd/ep-bi',
+      '$aws/rules/dualpath_lwm2m/lwm2m/rd/ep-other',
+      '$aws/rules/dualpath_lwm2m/spBv1.0/g/NDATA/ep-bi',
+    ]) {
+      const c = await connect('ep-bi');
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      c.publish(topic, Buffer.from('x'), { qos: 1 });
+      await closed;
+      expect(refusals, topic).toContain(`ep-bi: publish to ${topic}`);
+    }
+  });
+
   it('allows anything with allowAll', async () => {
     const open = await createBroker({
       port: 0,

@@ -222,3 +222,21 @@ describe('local IoT rule engine: SQL subset', () => {
     expect(() => compileRule(rule("SELECT * FROM 'a'", '${nope()}'))).toThrow(/unsupported function/);
   });
 });
+
+describe('Basic Ingest ($aws/rules/{rule}/{topic}, ADR 0024)', () => {
+  const engine = createRuleEngine(pipeline.rules, { clock: () => T0 });
+  it('runs only the named rule, on the topic without the prefix (its WHERE still applies)', () => {
+    const out = engine.evaluate('$aws/rules/dualpath_lwm2m/lwm2m/rd/ep-1', new Uint8Array([1]), 'ep-1');
+    expect(out.map((o) => [o.rule, o.stream, o.partitionKey])).toEqual([['dualpath_lwm2m', 'lwm2m', 'ep-1']]);
+    expect(JSON.parse(out[0]!.data.toString()).topic).toBe('lwm2m/rd/ep-1');
+    // WHERE clientid() = topic(3): another client's uplink for ep-1 is dropped.
+    expect(engine.evaluate('$aws/rules/dualpath_lwm2m/lwm2m/rd/ep-1', new Uint8Array([1]), 'ep-2')).toEqual(
+      [],
+    );
+  });
+  it('invokes nothing for an unknown rule, and the named rule only (not every rule whose FROM matches)', () => {
+    expect(engine.evaluate('$aws/rules/nope/lwm2m/rd/ep-1', new Uint8Array([1]), 'ep-1')).toEqual([]);
+    const sp = engine.evaluate('$aws/rules/dualpath_lwm2m/spBv1.0/g/NDATA/n1', new Uint8Array([1]), 'n1');
+    expect(sp.every((o) => o.rule === 'dualpath_lwm2m')).toBe(true);
+  });
+});
