@@ -170,7 +170,7 @@ function sparkplugBatch(shiftMs: number): { births: IngestRecord[]; batch: Inges
 }
 
 /** Times the ingest handler on the batch (CPU ms); returns it and the enriched readings it stored. */
-async function ingestRun(shiftMs: number): Promise<{ ms: number; readings: EnrichedReading[] }> {
+export async function ingestRun(shiftMs: number): Promise<{ ms: number; readings: EnrichedReading[] }> {
   const { births, batch } = sparkplugBatch(shiftMs);
   const registry = new InMemoryRegistry();
   await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
@@ -241,7 +241,7 @@ function hundredRules(layout: Layout) {
   }));
 }
 
-async function rulesRun(
+export async function rulesRun(
   readings: EnrichedReading[],
   layout: Layout,
   runs: number,

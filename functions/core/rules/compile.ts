@@ -361,34 +361,59 @@ function select(a: Float64Array, n: number, k: number): number {
 /**
  * Prefix sums of a window's values (shifted by `ref`, the first value when built, against
  * cancellation), cached per window array: mean, stddev and zscore cost O(log n) instead of O(n).
- * Windows only grow at the end (push) or lose their head (splice, which moves wt[0]): the cache is
- * extended in the first case and rebuilt in the second.
+ * Windows only grow at the end (push) or lose their head (which moves wt[0]): the sums are extended in
+ * the first case and rebuilt in the second, in place in their typed arrays (capacity doubles as needed),
+ * so a window that slides allocates nothing. A rebuild gives the same numbers as fresh sums would.
  */
 interface Sums {
   t0: number;
   ref: number;
-  /** s1[i] = Σ_{j < i} (v_j − ref); s2 likewise of squares. Length n + 1. */
-  s1: number[];
-  s2: number[];
+  /** Prefix entries in use: n + 1 for n values summed. */
+  len: number;
+  /** s1[i] = Σ_{j < i} (v_j − ref); s2 likewise of squares; entries [0, len). */
+  s1: Float64Array;
+  s2: Float64Array;
 }
 
 const SUMS = new WeakMap<number[], Sums>();
 
 function sums(wt: number[], wv: number[]): Sums {
   let p = SUMS.get(wv);
-  if (!p || p.t0 !== wt[0] || p.s1.length - 1 > wv.length) {
-    p = { t0: wt[0]!, ref: wv[0] ?? 0, s1: [0], s2: [0] };
+  if (!p) {
+    const cap = Math.max(64, wv.length + 1);
+    p = { t0: wt[0]!, ref: wv[0] ?? 0, len: 1, s1: new Float64Array(cap), s2: new Float64Array(cap) };
     SUMS.set(wv, p);
+  } else if (p.t0 !== wt[0] || p.len - 1 > wv.length) {
+    // The head moved (or the window shrank): rebuilt in place, against the new first value.
+    p.t0 = wt[0]!;
+    p.ref = wv[0] ?? 0;
+    p.len = 1;
   }
-  for (let i = p.s1.length - 1; i < wv.length; i++) {
-    const d = wv[i]! - p.ref;
-    p.s1.push(p.s1[i]! + d);
-    p.s2.push(p.s2[i]! + d * d);
+  const n = wv.length;
+  if (p.len - 1 < n) {
+    if (p.s1.length < n + 1) {
+      const cap = Math.max(n + 1, p.s1.length * 2);
+      const s1 = new Float64Array(cap);
+      const s2 = new Float64Array(cap);
+      s1.set(p.s1.subarray(0, p.len));
+      s2.set(p.s2.subarray(0, p.len));
+      p.s1 = s1;
+      p.s2 = s2;
+    }
+    const s1 = p.s1;
+    const s2 = p.s2;
+    const ref = p.ref;
+    for (let i = p.len - 1; i < n; i++) {
+      const d = wv[i]! - ref;
+      s1[i + 1] = s1[i]! + d;
+      s2[i + 1] = s2[i]! + d * d;
+    }
+    p.len = n + 1;
   }
   return p;
 }
 
-const range = (prefix: number[], from: number, to: number) => prefix[to]! - prefix[from]!;
+const range = (prefix: Float64Array, from: number, to: number) => prefix[to]! - prefix[from]!;
 
 /** Sample standard deviation of the window's values [from, to) from prefix sums (NaN below two). */
 function sd(p: Sums, from: number, to: number): number {
