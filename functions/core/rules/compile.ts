@@ -258,9 +258,14 @@ function sortedPercentile(wt: number[], wv: number[], from: number, w: number, r
     i--;
   for (; i < len; i++) {
     if (wt[i]! < start) continue;
+    const v = wv[i]!;
     sw.ft.push(wt[i]!);
-    sw.fv.push(wv[i]!);
-    sortedInsert(sw, wv[i]!);
+    sw.fv.push(v);
+    // The usual slide, one sample in and the oldest out: one move of the values between the two.
+    if (sw.ft[sw.head]! < start) {
+      sortedReplace(sw, sw.fv[sw.head]!, v);
+      sw.head++;
+    } else sortedInsert(sw, v);
   }
   // Samples that left the window.
   while (sw.head < sw.ft.length && sw.ft[sw.head]! < start) {
@@ -268,8 +273,9 @@ function sortedPercentile(wt: number[], wv: number[], from: number, w: number, r
     sw.head++;
   }
   if (sw.head > 256 && sw.head * 2 > sw.ft.length) {
-    sw.ft.splice(0, sw.head);
-    sw.fv.splice(0, sw.head);
+    // Compacted in place (no array of the removed samples).
+    dropFirst(sw.ft, sw.head);
+    dropFirst(sw.fv, sw.head);
     sw.head = 0;
   }
   const n = sw.n;
@@ -298,6 +304,44 @@ function sortedInsert(sw: SortedWindow, v: number): void {
   a.copyWithin(lo + 1, lo, sw.n);
   a[lo] = v;
   sw.n++;
+}
+
+/** Removes the first `n` elements in place. */
+function dropFirst(xs: number[], n: number): void {
+  const len = xs.length - n;
+  for (let i = 0; i < len; i++) xs[i] = xs[i + n]!;
+  xs.length = len;
+}
+
+/** Removes `out` (present) and inserts `v`: moves only the values between their two positions. */
+function sortedReplace(sw: SortedWindow, out: number, v: number): void {
+  const a = sw.sorted;
+  const n = sw.n;
+  // Position of `out` (its first occurrence).
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < out) lo = mid + 1;
+    else hi = mid;
+  }
+  let p = lo;
+  if (v >= out) {
+    // Shift left the values in (p, q) where q is the first value > v, then place v at q - 1.
+    let q = p + 1;
+    while (q < n && a[q]! <= v) {
+      a[q - 1] = a[q]!;
+      q++;
+    }
+    a[q - 1] = v;
+  } else {
+    // Shift right the values greater than v below p, then place v.
+    while (p > 0 && a[p - 1]! > v) {
+      a[p] = a[p - 1]!;
+      p--;
+    }
+    a[p] = v;
+  }
 }
 
 function sortedRemove(sw: SortedWindow, v: number): void {

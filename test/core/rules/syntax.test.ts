@@ -311,6 +311,36 @@ describe('rule condition language', () => {
     );
   });
 
+  it('percentiles agree with sorting over long slides (one sample in and one out per reading; the kept copy compacts) (property)', () => {
+    const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -20, max: 20 }), { minLength: 300, maxLength: 800 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 40, max: 400 }),
+        (values, rank, windowS, keep) => {
+          const p = num(`percentile(${rank}, ${windowS}s)`);
+          const wt: number[] = [];
+          const wv: number[] = [];
+          for (const [i, v] of values.entries()) {
+            const t = (i + 1) * 1000;
+            wt.push(t);
+            wv.push(v);
+            // The engine's way: the array's head is dropped in bulk, at most `keep` samples are kept.
+            if (wt.length > keep) {
+              wt.splice(0, wt.length - keep);
+              wv.splice(0, wv.length - keep);
+            }
+            const from = wt.findIndex((x) => x >= t - windowS * 1000);
+            expect(p(ctx(v, { wt, wv, time: t }))).toBeCloseTo(percentile(wv.slice(from), rank), 9);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('mean, stddev and zscore from cached prefix sums agree with direct sums as a window grows and is trimmed (property)', () => {
     const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
     const mean = num('mean(20s)');
