@@ -22,6 +22,48 @@ export interface EvalContext {
   wv: number[];
   /** Anomaly score of the current reading (NaN when no detector runs or it is warming up). */
   score: number;
+  /**
+   * Where the window functions keep their incremental structures for this series (the engine keeps one
+   * per series). Without it they are kept per window array in a WeakMap (same results, one lookup more).
+   */
+  cache?: WindowCache;
+}
+
+/** The incremental structures of one series' window (prefix sums, sorted copies per window length). */
+export interface WindowCache {
+  /** The window array they were built over: another one (a reloaded or restarted state) resets them. */
+  wv: number[] | undefined;
+  sums: Sums | undefined;
+  /** Sorted windows and their lengths (ms), side by side (usually one). */
+  sortedMs: number[];
+  sorted: SortedWindow[];
+}
+
+export const newWindowCache = (): WindowCache => ({
+  wv: undefined,
+  sums: undefined,
+  sortedMs: [],
+  sorted: [],
+});
+
+const BY_ARRAY = new WeakMap<number[], WindowCache>();
+
+function windowCache(c: EvalContext): WindowCache {
+  let k = c.cache;
+  if (k === undefined) {
+    k = BY_ARRAY.get(c.wv);
+    if (k === undefined) {
+      k = newWindowCache();
+      BY_ARRAY.set(c.wv, k);
+    }
+  }
+  if (k.wv !== c.wv) {
+    k.wv = c.wv;
+    k.sums = undefined;
+k.sortedMs.length = 0;
+k.sorted.length = 0;
+  }
+  return k;
 }
 
 export type NumFn = (c: EvalContext) => number;
@@ -170,13 +212,13 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         const s = windowStart(c.wt, c.time - w);
         const n = c.wv.length - s;
         if (n === 0) return Number.NaN;
-        const p = sums(c.wt, c.wv);
+        const p = sums(c);
         return p.ref + range(p.s1, s, c.wv.length) / n;
       };
     case 'stddev':
       return (c) => {
         const s = windowStart(c.wt, c.time - w);
-        return sd(sums(c.wt, c.wv), s, c.wv.length);
+        return sd(sums(c), s, c.wv.length);
       };
     case 'zscore':
       // The current reading against the window before it.
@@ -184,7 +226,7 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         const end = c.wv.length - 1;
         const s = windowStart(c.wt, c.time - w);
         if (end - s < 2) return Number.NaN;
-        const p = sums(c.wt, c.wv);
+        const p = sums(c);
         const mean = p.ref + range(p.s1, s, end) / (end - s);
         const dev = sd(p, s, end);
         return dev === 0 || Number.isNaN(dev) ? Number.NaN : (c.value - mean) / dev;
@@ -202,16 +244,16 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
         return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
       };
     case 'median':
-      return (c) => sortedPercentile(c.wt, c.wv, c.time - w, w, 50);
+      return (c) => sortedPercentile(c, c.time - w, w, 50);
     case 'percentile': {
       const rank = (args[0] as { v: number }).v;
-      return (c) => sortedPercentile(c.wt, c.wv, c.time - w, w, rank);
+      return (c) => sortedPercentile(c, c.time - w, w, rank);
     }
   }
 }
 
 /**
- * A window's values kept sorted, per (window array, window length), updated as the window slides: each
+ * A window's values kept sorted, per (series, window length), updated as the window slides: each
  * reading inserts one value and removes those that left (binary search + shift), so a percentile costs
  * O(n) moves of a typed array at worst and no copy or selection. It keeps its own copy of the samples in
  * time order (the window array may lose its head before the sorted copy learns of it). Samples are
@@ -229,15 +271,12 @@ interface SortedWindow {
   start: number;
 }
 
-const SORTED = new WeakMap<number[], Map<number, SortedWindow>>();
-
-function sortedPercentile(wt: number[], wv: number[], from: number, w: number, rank: number): number {
-  let byW = SORTED.get(wv);
-  if (!byW) {
-    byW = new Map();
-    SORTED.set(wv, byW);
-  }
-  let sw = byW.get(w);
+function sortedPercentile(c: EvalContext, from: number, w: number, rank: number): number {
+  const wt = c.wt;
+  const wv = c.wv;
+  const k = windowCache(c);
+  const at = k.sortedMs.indexOf(w);
+  let sw = at < 0 ? undefined : k.sorted[at];
   const len = wt.length;
   const lastIn = sw && sw.ft.length > sw.head ? sw.ft[sw.ft.length - 1]! : Number.NEGATIVE_INFINITY;
   // The start: the window's, or the oldest sample the array still holds (it may have dropped more).
@@ -249,7 +288,10 @@ function sortedPercentile(wt: number[], wv: number[], from: number, w: number, r
     (len === 0 && sw.ft.length > sw.head)
   ) {
     sw = { ft: [], fv: [], head: 0, sorted: new Float64Array(64), n: 0, start };
-    byW.set(w, sw);
+    if (at < 0) {
+      k.sortedMs.push(w);
+      k.sorted.push(sw);
+    } else k.sorted[at] = sw;
   }
   sw.start = start;
   // New samples at the end (usually one).
@@ -258,9 +300,14 @@ function sortedPercentile(wt: number[], wv: number[], from: number, w: number, r
     i--;
   for (; i < len; i++) {
     if (wt[i]! < start) continue;
+    const v = wv[i]!;
     sw.ft.push(wt[i]!);
-    sw.fv.push(wv[i]!);
-    sortedInsert(sw, wv[i]!);
+    sw.fv.push(v);
+    // The usual slide, one sample in and the oldest out: one move of the values between the two.
+    if (sw.ft[sw.head]! < start) {
+      sortedReplace(sw, sw.fv[sw.head]!, v);
+      sw.head++;
+    } else sortedInsert(sw, v);
   }
   // Samples that left the window.
   while (sw.head < sw.ft.length && sw.ft[sw.head]! < start) {
@@ -268,8 +315,9 @@ function sortedPercentile(wt: number[], wv: number[], from: number, w: number, r
     sw.head++;
   }
   if (sw.head > 256 && sw.head * 2 > sw.ft.length) {
-    sw.ft.splice(0, sw.head);
-    sw.fv.splice(0, sw.head);
+    // Compacted in place (no array of the removed samples).
+    dropFirst(sw.ft, sw.head);
+    dropFirst(sw.fv, sw.head);
     sw.head = 0;
   }
   const n = sw.n;
@@ -298,6 +346,44 @@ function sortedInsert(sw: SortedWindow, v: number): void {
   a.copyWithin(lo + 1, lo, sw.n);
   a[lo] = v;
   sw.n++;
+}
+
+/** Removes the first `n` elements in place. */
+function dropFirst(xs: number[], n: number): void {
+  const len = xs.length - n;
+  for (let i = 0; i < len; i++) xs[i] = xs[i + n]!;
+  xs.length = len;
+}
+
+/** Removes `out` (present) and inserts `v`: moves only the values between their two positions. */
+function sortedReplace(sw: SortedWindow, out: number, v: number): void {
+  const a = sw.sorted;
+  const n = sw.n;
+  // Position of `out` (its first occurrence).
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < out) lo = mid + 1;
+    else hi = mid;
+  }
+  let p = lo;
+  if (v >= out) {
+    // Shift left the values in (p, q) where q is the first value > v, then place v at q - 1.
+    let q = p + 1;
+    while (q < n && a[q]! <= v) {
+      a[q - 1] = a[q]!;
+      q++;
+    }
+    a[q - 1] = v;
+  } else {
+    // Shift right the values greater than v below p, then place v.
+    while (p > 0 && a[p - 1]! > v) {
+      a[p] = a[p - 1]!;
+      p--;
+    }
+    a[p] = v;
+  }
 }
 
 function sortedRemove(sw: SortedWindow, v: number): void {
@@ -360,35 +446,61 @@ function select(a: Float64Array, n: number, k: number): number {
 
 /**
  * Prefix sums of a window's values (shifted by `ref`, the first value when built, against
- * cancellation), cached per window array: mean, stddev and zscore cost O(log n) instead of O(n).
- * Windows only grow at the end (push) or lose their head (splice, which moves wt[0]): the cache is
- * extended in the first case and rebuilt in the second.
+ * cancellation), kept per series (EvalContext.cache): mean, stddev and zscore cost O(log n), not O(n).
+ * Windows only grow at the end (push) or lose their head (which moves wt[0]): the sums are extended in
+ * the first case and rebuilt in the second, in place in their typed arrays (capacity doubles as needed),
+ * so a window that slides allocates nothing. A rebuild gives the same numbers as fresh sums would.
  */
 interface Sums {
   t0: number;
   ref: number;
-  /** s1[i] = Σ_{j < i} (v_j − ref); s2 likewise of squares. Length n + 1. */
-  s1: number[];
-  s2: number[];
+  /** Prefix entries in use: n + 1 for n values summed. */
+  len: number;
+  /** s1[i] = Σ_{j < i} (v_j − ref); s2 likewise of squares; entries [0, len). */
+  s1: Float64Array;
+  s2: Float64Array;
 }
 
-const SUMS = new WeakMap<number[], Sums>();
-
-function sums(wt: number[], wv: number[]): Sums {
-  let p = SUMS.get(wv);
-  if (!p || p.t0 !== wt[0] || p.s1.length - 1 > wv.length) {
-    p = { t0: wt[0]!, ref: wv[0] ?? 0, s1: [0], s2: [0] };
-    SUMS.set(wv, p);
+function sums(c: EvalContext): Sums {
+  const wt = c.wt;
+  const wv = c.wv;
+  const k = windowCache(c);
+  let p = k.sums;
+  if (!p) {
+    const cap = Math.max(64, wv.length + 1);
+    p = { t0: wt[0]!, ref: wv[0] ?? 0, len: 1, s1: new Float64Array(cap), s2: new Float64Array(cap) };
+    k.sums = p;
+  } else if (p.t0 !== wt[0] || p.len - 1 > wv.length) {
+    // The head moved (or the window shrank): rebuilt in place, against the new first value.
+    p.t0 = wt[0]!;
+    p.ref = wv[0] ?? 0;
+    p.len = 1;
   }
-  for (let i = p.s1.length - 1; i < wv.length; i++) {
-    const d = wv[i]! - p.ref;
-    p.s1.push(p.s1[i]! + d);
-    p.s2.push(p.s2[i]! + d * d);
+  const n = wv.length;
+  if (p.len - 1 < n) {
+    if (p.s1.length < n + 1) {
+      const cap = Math.max(n + 1, p.s1.length * 2);
+      const s1 = new Float64Array(cap);
+      const s2 = new Float64Array(cap);
+      s1.set(p.s1.subarray(0, p.len));
+      s2.set(p.s2.subarray(0, p.len));
+      p.s1 = s1;
+      p.s2 = s2;
+    }
+    const s1 = p.s1;
+    const s2 = p.s2;
+    const ref = p.ref;
+    for (let i = p.len - 1; i < n; i++) {
+      const d = wv[i]! - ref;
+      s1[i + 1] = s1[i]! + d;
+      s2[i + 1] = s2[i]! + d * d;
+    }
+    p.len = n + 1;
   }
   return p;
 }
 
-const range = (prefix: number[], from: number, to: number) => prefix[to]! - prefix[from]!;
+const range = (prefix: Float64Array, from: number, to: number) => prefix[to]! - prefix[from]!;
 
 /** Sample standard deviation of the window's values [from, to) from prefix sums (NaN below two). */
 function sd(p: Sums, from: number, to: number): number {

@@ -21,7 +21,15 @@
  */
 import type { Clock } from '../processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, LifecycleEventType } from '../reading.js';
-import { type BoolFn, compileBool, type EvalContext, requirements, windowStart } from './compile.js';
+import {
+  type BoolFn,
+  compileBool,
+  type EvalContext,
+  newWindowCache,
+  requirements,
+  type WindowCache,
+  windowStart,
+} from './compile.js';
 import { type DetectorOptions, detectScore, newDetectorState } from './detector.js';
 import { transitionId } from './hash.js';
 import {
@@ -120,6 +128,8 @@ interface Group {
   /** The evaluate() call the samples belong to. */
   call: number;
   events?: LifecycleEvent[];
+  /** The window functions' incremental structures for this series (rules with a window). */
+  cache: WindowCache | undefined;
 }
 
 /**
@@ -264,6 +274,7 @@ export class RuleEngine {
     wt: [],
     wv: [],
     score: Number.NaN,
+    cache: undefined,
   };
 
   constructor(private readonly o: RuleEngineOptions) {
@@ -358,7 +369,18 @@ export class RuleEngine {
         // Reused from an earlier call (its sample arrays keep their capacity), or new.
         g = this.groupCache.get(key);
         if (!g) {
-          g = { c, key, series, make, times: [], values: [], n: 0, call };
+          g = {
+            c,
+            key,
+            series,
+            make,
+            times: [],
+            values: [],
+            n: 0,
+            call,
+            events: undefined,
+            cache: undefined,
+          };
           this.groupCache.set(key, g);
         }
         g.c = c;
@@ -467,6 +489,7 @@ export class RuleEngine {
       if (g.n > 0) {
         if (!ascending(g.times, g.n)) sortByTime(g);
         const { times, values, n } = g;
+        this.ctx.cache = c.windowMs > 0 ? (g.cache ??= newWindowCache()) : undefined;
         for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
         this.stats.evaluations += n;
       }

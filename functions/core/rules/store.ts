@@ -249,7 +249,9 @@ export class InMemoryRuleStateStore implements RuleStateStore {
     if (current !== expected) {
       throw new ConflictError(`rule state ${key}: version ${current ?? 'none'} ≠ ${expected ?? 'none'}`);
     }
-    this.states.set(key, copyState({ ...state, version: (expected ?? 0) + 1 }));
+    const stored = copyState(state);
+    stored.version = (expected ?? 0) + 1;
+    this.states.set(key, stored);
   }
 
   async listDue(ruleId: string, now: number): Promise<RuleState[]> {

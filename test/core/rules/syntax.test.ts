@@ -5,6 +5,7 @@ import {
   compileBool,
   compileNum,
   type EvalContext,
+  newWindowCache,
   percentile,
   stddev,
 } from '../../../functions/core/rules/compile.js';
@@ -308,6 +309,53 @@ describe('rule condition language', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('percentile, mean and stddev agree with direct computation over long slides, with and without a per-series cache (reloaded arrays reset it) (property)', () => {
+    const num = (src: string) => compileNum((parseCondition(`${src} > 0`) as { when: { l: Expr } }).when.l);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -20, max: 20 }), { minLength: 300, maxLength: 800 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 40, max: 400 }),
+        fc.boolean(),
+        fc.integer({ min: 50, max: 400 }),
+        (values, rank, windowS, keep, cached, reloadEvery) => {
+          const p = num(`percentile(${rank}, ${windowS}s)`);
+          const mean = num(`mean(${windowS}s)`);
+          const sd = num(`stddev(${2 * windowS}s)`);
+          const cache = cached ? newWindowCache() : undefined;
+          let wt: number[] = [];
+          let wv: number[] = [];
+          for (const [i, v] of values.entries()) {
+            const t = (i + 1) * 1000;
+            // A state read again from the store, as another writer left it: new arrays, other values.
+            if (i % reloadEvery === reloadEvery - 1) {
+              wt = wt.slice();
+              wv = wv.map((x) => x + 1);
+            }
+            wt.push(t);
+            wv.push(v);
+            // The engine's way: the array's head is dropped in bulk, at most `keep` samples are kept.
+            if (wt.length > keep) {
+              wt.splice(0, wt.length - keep);
+              wv.splice(0, wv.length - keep);
+            }
+            const c = ctx(v, { wt, wv, time: t, cache });
+            const from = wt.findIndex((x) => x >= t - windowS * 1000);
+            expect(p(c)).toBeCloseTo(percentile(wv.slice(from), rank), 9);
+            const xs = wv.slice(from);
+            expect(mean(c)).toBeCloseTo(xs.reduce((a, b) => a + b, 0) / xs.length, 9);
+            const from2 = wt.findIndex((x) => x >= t - 2 * windowS * 1000);
+            const want = stddev(wv, from2, wv.length);
+            if (Number.isNaN(want)) expect(sd(c)).toBeNaN();
+            else expect(sd(c)).toBeCloseTo(want, 6);
+          }
+        },
+      ),
+      { numRuns: 60 },
     );
   });
 
