@@ -8,6 +8,7 @@
 import { CommandService } from '../core/commands.js';
 import type { EventLog } from '../core/events.js';
 import type { PublisherPort } from '../core/ingest.js';
+import type { LivePublisher } from '../core/live.js';
 import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
 import type { Clock } from '../core/processor.js';
@@ -39,6 +40,8 @@ export interface ApiPorts extends AuthorizerPorts {
   health?: () => Promise<HealthCounts>;
   /** Rules and alerts (ADR 0016): /rules and /alerts are served when given. */
   rules?: { rules: RuleStore; alerts: AlertStore; onChange?: () => void };
+  /** Live updates (ADR 0023): where routes publish (operation progress). */
+  live?: LivePublisher;
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -71,6 +74,7 @@ export function composeApi(ports: ApiPorts): {
     health: ports.health ?? registryHealth(registry, clock),
     sparkplugState: ports.sparkplugState,
     newId: ports.newId,
+    ...(ports.live ? { live: ports.live } : {}),
   };
   if (ports.rules) {
     const { rules, alerts, onChange } = ports.rules;

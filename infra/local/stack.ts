@@ -22,6 +22,7 @@ import { composeApi } from '../../functions/api/compose.js';
 import { registryHealth } from '../../functions/api/routes/health.js';
 import type { EventLog } from '../../functions/core/events.js';
 import { emptyStats, type IngestStats } from '../../functions/core/ingest.js';
+import { LiveHub, liveAlertSink } from '../../functions/core/live.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
 import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
@@ -136,6 +137,8 @@ export interface LocalStack {
   registry: RegistryPort;
   store: DuckDbTelemetryStore;
   events: EventLog;
+  /** Live updates (ADR 0023): publish operation progress with `live.publish([operationProgress(...)])`. */
+  live: LiveHub;
   /** The broker now running (a new one after restartBroker()). */
   readonly broker: LocalBroker;
   status(): LocalStatus;
@@ -240,7 +243,9 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const handlerStore = injector ? injector.store(store) : store;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
   // Rules and alerts (ADR 0016): stores on the same tables, event log + webhook sinks, a clock timer.
-  const rules = localRules({ doc, tables, events: baseEvents, clock, log });
+  // Live updates (ADR 0023): one in-process hub fed by the ingest path and the alert sinks, served at /live.
+  const live = new LiveHub();
+  const rules = localRules({ doc, tables, events: baseEvents, clock, log, sinks: [liveAlertSink(live)] });
 
   // Seeds: device types, and one application on first start (its key is shown once).
   for (const t of SEED_TYPES) if (!(await registry.getDeviceType(t.id))) await registry.putDeviceType(t);
@@ -312,6 +317,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
     rules: rules.ingestPorts(),
+    live: { publisher: live, watching: (id: string) => live.watching(id) },
   });
   const ingestSettings: IngestSettings = {
     autoRegister: o.autoRegister ?? true,
@@ -416,6 +422,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     newId: randomUUID,
     adminKeyHash: hashKey(adminKey),
     rules: rules.apiPorts(),
+    live,
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
@@ -476,6 +483,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     router,
     status,
     authenticate: (req) => authenticator.authenticate(req),
+    live: { hub: live, registry },
   });
 
   const drain = async (timeoutMs = 30_000) => {
@@ -505,6 +513,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     registry,
     store,
     events: baseEvents,
+    live,
     get broker() {
       return broker;
     },

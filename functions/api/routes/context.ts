@@ -4,6 +4,7 @@
  */
 import type { CommandService } from '../../core/commands.js';
 import type { EventLog } from '../../core/events.js';
+import type { LivePublisher } from '../../core/live.js';
 import type { Clock } from '../../core/processor.js';
 import { type Device, type RegistryPort, validateDeviceId } from '../../core/registry.js';
 import type { SparkplugStateStore } from '../../core/sparkplug/host/state.js';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   /** Rules and alerts (ADR 0016): /rules and /alerts exist when these are given. */
   rulesApi?: RulesApiDeps;
   alertsApi?: AlertsApiDeps;
+  /** Live updates (ADR 0023): publish operation progress with `live.publish([operationProgress(...)])`. */
+  live?: LivePublisher;
 }
 
 /**
