@@ -80,6 +80,7 @@ async function run(device, key, signal) {
 
 /** The device page opened (or its device changed): subscribe to that device's live events. */
 export function watchDevice(device, key) {
+  live.lastFull = Date.now(); // called by the device page's full refresh
   if (live.device === device && live.key === key && live.controller) return;
   live.controller?.abort();
   live.device = device;
