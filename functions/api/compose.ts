@@ -14,6 +14,7 @@ import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/serve
 import type { Clock } from '../core/processor.js';
 import type { RegistryPort } from '../core/registry.js';
 import type { AlertStore, RuleStore } from '../core/rules/store.js';
+import { ShadowService, type ShadowStore } from '../core/shadow.js';
 import type { SparkplugStateStore } from '../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../core/telemetry.js';
 import { Authenticator, type Principal } from './auth.js';
@@ -42,6 +43,8 @@ export interface ApiPorts extends AuthorizerPorts {
   rules?: { rules: RuleStore; alerts: AlertStore; onChange?: () => void };
   /** Live updates (ADR 0023): where routes publish (operation progress). */
   live?: LivePublisher;
+  /** Device shadows (ADR 0023): served when a shadow store is given. */
+  shadows?: ShadowStore;
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -76,6 +79,14 @@ export function composeApi(ports: ApiPorts): {
     newId: ports.newId,
     ...(ports.live ? { live: ports.live } : {}),
   };
+  if (ports.shadows)
+    deps.shadow = new ShadowService({
+      registry,
+      telemetry: ports.store,
+      commands,
+      shadows: ports.shadows,
+      clock,
+    });
   if (ports.rules) {
     const { rules, alerts, onChange } = ports.rules;
     deps.rulesApi = { rules, ...(onChange ? { onChange } : {}) };

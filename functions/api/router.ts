@@ -16,6 +16,7 @@ import { registerDeviceRoutes } from './routes/devices.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerRuleRoutes } from './routes/rules.js';
+import { registerShadowRoutes } from './routes/shadow.js';
 import { registerTelemetryRoutes } from './routes/telemetry.js';
 
 export type { ApiDeps, HealthCounts } from './routes/context.js';
@@ -32,5 +33,6 @@ export function createApiRouter(deps: ApiDeps): Router<Principal> {
   registerEventRoutes(r, deps);
   registerRuleRoutes(r, deps);
   registerAlertRoutes(r, deps);
+  if (deps.shadow) registerShadowRoutes(r, deps, deps.shadow);
   return r;
 }

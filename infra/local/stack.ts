@@ -12,6 +12,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoEventLog } from '../../functions/adapters/dynamo-events.js';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
+import { DynamoShadowStore } from '../../functions/adapters/dynamo-shadow.js';
 import {
   DynamoPendingRequestStore,
   DynamoRegistrationStore,
@@ -423,6 +424,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     adminKeyHash: hashKey(adminKey),
     rules: rules.apiPorts(),
     live,
+    shadows: new DynamoShadowStore({ client: doc, tableName: tables.registry }),
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
