@@ -18,10 +18,10 @@ let stack: LocalStack;
 let dir: string;
 let fleet: Fleet;
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON bodies of several shapes, checked by the assertions
 async function api(
   path: string,
   init: { method?: string; body?: unknown; key?: string } = {},
+  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies of several shapes, checked by the assertions
 ): Promise<{ status: number; body: any }> {
   const res = await fetch(`http://127.0.0.1:${stack.httpPort}${path}`, {
     method: init.method ?? 'GET',
