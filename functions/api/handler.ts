@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoShadowStore } from '../adapters/dynamo-shadow.js';
 import {
   adminKeyHash,
   awsRuleStores,
@@ -99,5 +100,7 @@ export const handler = createApiHandler(async () => {
     newId: randomUUID,
     adminKeyHash: await adminKeyHash(),
     ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
+    // Device shadows (ADR 0023) on the registry table (Get/Put, already the API's grants).
+    shadows: new DynamoShadowStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
   }).router;
 });
