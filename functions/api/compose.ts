@@ -8,6 +8,7 @@
 import { CommandService } from '../core/commands.js';
 import type { EventLog } from '../core/events.js';
 import type { PublisherPort } from '../core/ingest.js';
+import type { LivePublisher } from '../core/live.js';
 import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
 import type { PackageStore } from '../core/operations/packages.js';
@@ -17,6 +18,7 @@ import type { OperationStore } from '../core/operations/store.js';
 import type { Clock } from '../core/processor.js';
 import type { RegistryPort } from '../core/registry.js';
 import type { AlertStore, RuleStore } from '../core/rules/store.js';
+import { ShadowService, type ShadowStore } from '../core/shadow.js';
 import type { SparkplugStateStore } from '../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../core/telemetry.js';
 import { Authenticator, type Principal } from './auth.js';
@@ -45,6 +47,10 @@ export interface ApiPorts extends AuthorizerPorts {
   rules?: { rules: RuleStore; alerts: AlertStore; onChange?: () => void };
   /** Batch operations (ADR 0022): /operations and /firmware are served when given. */
   operations?: { store: OperationStore; packages?: PackageStore };
+  /** Live updates (ADR 0023): where routes publish (operation progress). */
+  live?: LivePublisher;
+  /** Device shadows (ADR 0023): served when a shadow store is given. */
+  shadows?: ShadowStore;
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -77,7 +83,16 @@ export function composeApi(ports: ApiPorts): {
     health: ports.health ?? registryHealth(registry, clock),
     sparkplugState: ports.sparkplugState,
     newId: ports.newId,
+    ...(ports.live ? { live: ports.live } : {}),
   };
+  if (ports.shadows)
+    deps.shadow = new ShadowService({
+      registry,
+      telemetry: ports.store,
+      commands,
+      shadows: ports.shadows,
+      clock,
+    });
   if (ports.rules) {
     const { rules, alerts, onChange } = ports.rules;
     deps.rulesApi = { rules, ...(onChange ? { onChange } : {}) };

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
+import { DynamoShadowStore } from '../adapters/dynamo-shadow.js';
 import {
   adminKeyHash,
   awsRuleStores,
@@ -102,5 +103,7 @@ export const handler = createApiHandler(async () => {
     ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
     // Batch operations (ADR 0022), driven by the operations worker; no firmware packages in AWS yet.
     operations: { store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }) },
+    // Device shadows (ADR 0023) on the registry table (Get/Put, already the API's grants).
+    shadows: new DynamoShadowStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
   }).router;
 });

@@ -17,6 +17,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerRuleRoutes } from './routes/rules.js';
+import { registerShadowRoutes } from './routes/shadow.js';
 import { registerTelemetryRoutes } from './routes/telemetry.js';
 
 export type { ApiDeps, HealthCounts } from './routes/context.js';
@@ -34,5 +35,6 @@ export function createApiRouter(deps: ApiDeps): Router<Principal> {
   registerRuleRoutes(r, deps);
   registerAlertRoutes(r, deps);
   registerOperationRoutes(r, deps.operationsApi);
+  if (deps.shadow) registerShadowRoutes(r, deps, deps.shadow);
   return r;
 }

@@ -5,6 +5,7 @@
  */
 import { ConflictError, ValidationError } from './errors.js';
 import type { Protocol } from './reading.js';
+import type { WritableSpec } from './shadow.js';
 import { isValidEndpoint } from './topics.js';
 
 /** Metrics seen for a node or sub-device: name → datatype (and unit). Bounded, see CATALOG_LIMITS. */
@@ -62,6 +63,8 @@ export interface DeviceType {
   /** Metric name or LwM2M path → unit. */
   units: Record<string, string>;
   description?: string;
+  /** Fields a device shadow may set (ADR 0023): name → Sparkplug metric or LwM2M resource. */
+  writable?: Record<string, WritableSpec>;
 }
 
 export interface Application {

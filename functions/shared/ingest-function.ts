@@ -17,6 +17,7 @@ import {
   processBatch,
   type StorePort,
 } from '../core/ingest.js';
+import { type LivePublisher, liveOnIngest } from '../core/live.js';
 import type { Clock, MessageProcessor } from '../core/processor.js';
 import type { Protocol } from '../core/reading.js';
 import type { RegistryPort } from '../core/registry.js';
@@ -38,6 +39,8 @@ export interface IngestPorts {
   metrics: Metrics;
   /** Rules and alerts (ADR 0016): evaluated on the ingest path when present. */
   rules?: IngestRulesPorts;
+  /** Live updates (ADR 0023): stored readings and lifecycle events published when present. */
+  live?: { publisher: LivePublisher; watching?: (deviceId: string) => boolean };
 }
 
 /** What rule evaluation on the ingest path is built from. */
@@ -128,6 +131,17 @@ export function assembleIngest(
           alertMetrics(metrics, ts);
           hooks.onTransitions?.(ts);
         },
+      },
+    ));
+  }
+  if (ports.live) {
+    const { publisher, watching } = ports.live;
+    ({ processor, store } = liveOnIngest(
+      { processor, store },
+      {
+        live: publisher,
+        ...(watching ? { watching } : {}),
+        deviceType: (id) => parts.enricher.deviceType(id),
       },
     ));
   }

@@ -14,7 +14,7 @@ import {
 } from '../../functions/adapters/dynamo-rules.js';
 import type { EventLog } from '../../functions/core/events.js';
 import type { Clock } from '../../functions/core/processor.js';
-import { allSinks } from '../../functions/core/rules/delivery.js';
+import { type AlertSink, allSinks } from '../../functions/core/rules/delivery.js';
 import type { RuleEngine } from '../../functions/core/rules/engine.js';
 import { composeRulesClock } from '../../functions/rules-clock/compose.js';
 import type { IngestFunction, IngestRulesPorts } from '../../functions/shared/ingest-function.js';
@@ -28,10 +28,12 @@ export function localRules(o: {
   clock: Clock;
   log: (line: string) => void;
   tickMs?: number;
+  /** More sinks every transition goes to (the live hub, ADR 0023). */
+  sinks?: AlertSink[];
 }) {
   const rules = new DynamoRuleStore({ client: o.doc, tableName: o.tables.registry, clock: o.clock });
   const alerts = new DynamoAlertStore({ client: o.doc, tableName: o.tables.registry, clock: o.clock });
-  const sink = allSinks(new EventLogAlertSink(o.events), new WebhookAlertSink());
+  const sink = allSinks(new EventLogAlertSink(o.events), new WebhookAlertSink(), ...(o.sinks ?? []));
   const engines = new Set<RuleEngine>();
   const stateStore = () =>
     new DynamoRuleStateStore({ client: o.doc, tableName: o.tables.state, clock: o.clock });

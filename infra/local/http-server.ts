@@ -16,6 +16,7 @@ import {
   tooLarge,
 } from '../../functions/api/http.js';
 import { stringifyLine } from '../cli/json.js';
+import { LIVE_PATH, type LiveEndpoint, serveLive } from './live-sse.js';
 
 const DASHBOARD = fileURLToPath(new URL('./dashboard/', import.meta.url));
 const STATIC: Record<string, [string, string]> = {
@@ -24,6 +25,7 @@ const STATIC: Record<string, [string, string]> = {
   '/dashboard/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/dashboard/style.css': ['style.css', 'text/css; charset=utf-8'],
   '/dashboard/operations.js': ['operations.js', 'text/javascript; charset=utf-8'],
+  '/dashboard/live.js': ['live.js', 'text/javascript; charset=utf-8'],
 };
 const MAX_BODY = 1024 * 1024;
 
@@ -55,6 +57,8 @@ export interface HttpServerOptions {
   authenticate: (req: ApiRequest) => Promise<Principal>;
   /** Signed firmware downloads, GET /packages/... (ADR 0022): the URL's signature is the credential. */
   packages?: (path: string, query: URLSearchParams) => Promise<{ status: number; body?: Uint8Array }>;
+  /** Live updates as Server-Sent Events at /live (ADR 0023). */
+  live?: LiveEndpoint;
 }
 
 /** The JSON body, read only when the router asks (after authentication); bounded to MAX_BODY bytes. */
@@ -137,6 +141,9 @@ export async function startHttpServer(
         if (principal.kind !== 'admin')
           return send(req, res, 403, { error: { code: 'FORBIDDEN', message: 'admin only' } });
         return send(req, res, 200, o.status());
+      }
+      if (url.pathname === LIVE_PATH && o.live && req.method === 'GET') {
+        return await serveLive(o.live, req, res, apiReq, await o.authenticate(apiReq));
       }
       // Read by the router once the caller is authenticated, never before.
       if (req.method === 'POST' || req.method === 'PUT') apiReq.readBody = () => readBody(req);

@@ -12,6 +12,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoEventLog } from '../../functions/adapters/dynamo-events.js';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
+import { DynamoShadowStore } from '../../functions/adapters/dynamo-shadow.js';
 import {
   DynamoPendingRequestStore,
   DynamoRegistrationStore,
@@ -22,6 +23,7 @@ import { composeApi } from '../../functions/api/compose.js';
 import { registryHealth } from '../../functions/api/routes/health.js';
 import type { EventLog } from '../../functions/core/events.js';
 import { emptyStats, type IngestStats } from '../../functions/core/ingest.js';
+import { LiveHub, liveAlertSink } from '../../functions/core/live.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
 import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
@@ -137,6 +139,8 @@ export interface LocalStack {
   registry: RegistryPort;
   store: DuckDbTelemetryStore;
   events: EventLog;
+  /** Live updates (ADR 0023): publish operation progress with `live.publish([operationProgress(...)])`. */
+  live: LiveHub;
   /** The broker now running (a new one after restartBroker()). */
   readonly broker: LocalBroker;
   status(): LocalStatus;
@@ -241,7 +245,9 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const handlerStore = injector ? injector.store(store) : store;
   const baseEvents = new DynamoEventLog({ client: doc, tableName: tables.events, clock });
   // Rules and alerts (ADR 0016): stores on the same tables, event log + webhook sinks, a clock timer.
-  const rules = localRules({ doc, tables, events: baseEvents, clock, log });
+  // Live updates (ADR 0023): one in-process hub fed by the ingest path and the alert sinks, served at /live.
+  const live = new LiveHub();
+  const rules = localRules({ doc, tables, events: baseEvents, clock, log, sinks: [liveAlertSink(live)] });
 
   // Seeds: device types, and one application on first start (its key is shown once).
   for (const t of SEED_TYPES) if (!(await registry.getDeviceType(t.id))) await registry.putDeviceType(t);
@@ -313,6 +319,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
     rules: rules.ingestPorts(),
+    live: { publisher: live, watching: (id: string) => live.watching(id) },
   });
   const ingestSettings: IngestSettings = {
     autoRegister: o.autoRegister ?? true,
@@ -432,6 +439,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     adminKeyHash: hashKey(adminKey),
     rules: rules.apiPorts(),
     operations: operations.apiPorts,
+    live,
+    shadows: new DynamoShadowStore({ client: doc, tableName: tables.registry }),
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
@@ -493,6 +502,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     status,
     authenticate: (req) => authenticator.authenticate(req),
     packages: operations.serve,
+    live: { hub: live, registry },
   });
   httpBase = `http://127.0.0.1:${http.port}`;
   operations.start();
@@ -524,6 +534,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     registry,
     store,
     events: baseEvents,
+    live,
     get broker() {
       return broker;
     },

@@ -4,8 +4,10 @@
  */
 import type { CommandService } from '../../core/commands.js';
 import type { EventLog } from '../../core/events.js';
+import type { LivePublisher } from '../../core/live.js';
 import type { Clock } from '../../core/processor.js';
 import { type Device, type RegistryPort, validateDeviceId } from '../../core/registry.js';
+import type { ShadowService } from '../../core/shadow.js';
 import type { SparkplugStateStore } from '../../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../../core/telemetry.js';
 import type { Authenticator, Principal } from '../auth.js';
@@ -40,6 +42,10 @@ export interface ApiDeps {
   alertsApi?: AlertsApiDeps;
   /** Batch operations and firmware packages (ADR 0022): /operations and /firmware exist when given. */
   operationsApi?: OperationsApiDeps;
+  /** Live updates (ADR 0023): publish operation progress with `live.publish([operationProgress(...)])`. */
+  live?: LivePublisher;
+  /** Device shadows (ADR 0023): /devices/{id}/shadow exists when given. */
+  shadow?: ShadowService;
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Device types: anyone may read the types they can see; only the admin manages them. */
 import { type DeviceType, validateTags, validateTypeId } from '../../core/registry.js';
+import { validateWritable } from '../../core/shadow.js';
 import { type Principal, requireAdmin, requireTypeAccess } from '../auth.js';
 import {
   notFound,
@@ -44,6 +45,8 @@ export function registerDeviceTypeRoutes(r: Router<Principal>, deps: ApiDeps): v
     if (category !== undefined) type.category = category;
     const description = optionalString(body, 'description', 1024);
     if (description !== undefined) type.description = description;
+    const writable = validateWritable(body.writable);
+    if (writable !== undefined) type.writable = writable;
     const existed = await registry.getDeviceType(id);
     await registry.putDeviceType(type);
     return json(type, existed ? 200 : 201);

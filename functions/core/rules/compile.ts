@@ -60,8 +60,8 @@ function windowCache(c: EvalContext): WindowCache {
   if (k.wv !== c.wv) {
     k.wv = c.wv;
     k.sums = undefined;
-k.sortedMs.length = 0;
-k.sorted.length = 0;
+    k.sortedMs.length = 0;
+    k.sorted.length = 0;
   }
   return k;
 }

@@ -489,7 +489,8 @@ export class RuleEngine {
       if (g.n > 0) {
         if (!ascending(g.times, g.n)) sortByTime(g);
         const { times, values, n } = g;
-        this.ctx.cache = c.windowMs > 0 ? (g.cache ??= newWindowCache()) : undefined;
+        if (c.windowMs > 0) g.cache ??= newWindowCache();
+        this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
         for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
         this.stats.evaluations += n;
       }

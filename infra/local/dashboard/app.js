@@ -1,5 +1,7 @@
 // Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
 // API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
+import * as live from './live.js';
+
 const $ = (sel) => document.querySelector(sel);
 const state = { key: null, principal: null, device: null, lastStored: null, flow: [], eventsSince: null };
 
@@ -148,6 +150,7 @@ function fillDeviceSelect(devices) {
 async function refreshDevice() {
   const id = $('#device-select').value;
   if (!id) return;
+  live.watchDevice(id, state.key);
   const windowMs = Number($('#window-select').value);
   const to = Date.now();
   const from = to - windowMs;
@@ -410,6 +413,7 @@ function selectTab(name) {
   for (const b of document.querySelectorAll('.tabs button'))
     b.setAttribute('aria-selected', String(b.dataset.tab === name));
   for (const p of document.querySelectorAll('[data-panel]')) p.hidden = p.dataset.panel !== name;
+  if (name !== 'device') live.unwatch();
   if (name === 'device') refreshDevice().catch((e) => ($('#device-status').textContent = e.message));
   if (name === 'alerts') refreshAlerts();
 }
@@ -470,7 +474,7 @@ function tick() {
   clearTimeout(timer);
   const run = async () => {
     if (!$('#tab-overview').hidden) await refreshOverview().catch(() => {});
-    else if (!$('#tab-device').hidden) await refreshDevice().catch(() => {});
+    else if (!$('#tab-device').hidden && !live.skipDevicePoll()) await refreshDevice().catch(() => {});
     else if (!$('#tab-alerts').hidden) await refreshAlerts().catch(() => {});
     if ($('#tab-alerts').hidden) await api('/alerts?status=open&limit=100').then(showAlertCount, () => {});
     timer = setTimeout(run, 2000);

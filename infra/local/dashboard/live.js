@@ -1,0 +1,110 @@
+// Live updates for the dashboard (ADR 0023): the device page subscribes to /live (Server-Sent Events,
+// read with fetch because EventSource cannot send the Authorization header) and updates the state
+// table in place. While connected, app.js skips its 2 s device poll (a full refresh every 30 s keeps
+// the charts); when the stream drops, it reconnects with backoff and the poll is the fallback.
+const FULL_REFRESH_MS = 30_000;
+const live = { device: null, key: null, controller: null, connected: false, lastFull: 0, received: 0 };
+
+const cellText = (p) => (p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric);
+const show = (v) =>
+  v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+
+function applyReading(e) {
+  const body = document.querySelector('#state-table tbody');
+  if (!body) return;
+  const name = cellText(e);
+  let row = [...body.rows].find((r) => r.cells[0]?.textContent === name);
+  if (!row) {
+    row = body.insertRow();
+    for (let i = 0; i < 6; i++) row.insertCell();
+    row.cells[0].textContent = name;
+    row.cells[1].textContent = e.name ?? '';
+    row.cells[3].textContent = e.unit ?? '';
+  }
+  row.cells[2].textContent = show(e.value);
+  row.cells[4].textContent = 'just now';
+  row.cells[5].textContent = e.quality ?? '';
+  row.dataset.liveAt = String(Date.now());
+  live.received++;
+  document.body.dataset.liveReceived = String(live.received);
+}
+
+function setStatus(text) {
+  const el = document.querySelector('#live-status');
+  if (el) el.textContent = text;
+  document.body.dataset.live = live.connected ? 'connected' : 'disconnected';
+}
+
+async function run(device, key, signal) {
+  let backoff = 500;
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(`/live?device=${encodeURIComponent(device)}&kinds=reading,lifecycle,alert`, {
+        headers: { authorization: `Bearer ${key}` },
+        signal,
+      });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i = buf.indexOf('\n\n');
+        while (i >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          i = buf.indexOf('\n\n');
+          let event = 'message';
+          let data = '';
+          for (const line of frame.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (event === 'ready') {
+            live.connected = true;
+            backoff = 500;
+            setStatus('live');
+          } else if (event === 'reading' && data) applyReading(JSON.parse(data));
+        }
+      }
+    } catch {
+      if (signal.aborted) return;
+    }
+    live.connected = false;
+    setStatus('polling (live reconnecting)');
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(backoff * 2, 15_000);
+  }
+}
+
+/** The device page opened (or its device changed): subscribe to that device's live events. */
+export function watchDevice(device, key) {
+  live.lastFull = Date.now(); // called by the device page's full refresh
+  if (live.device === device && live.key === key && live.controller) return;
+  live.controller?.abort();
+  live.device = device;
+  live.key = key;
+  live.connected = false;
+  live.controller = new AbortController();
+  void run(device, key, live.controller.signal);
+}
+
+/** Left the device page: drop the subscription. */
+export function unwatch() {
+  live.controller?.abort();
+  live.controller = null;
+  live.device = null;
+  live.connected = false;
+  setStatus('');
+}
+
+/** Should the poll skip the device refresh now? Yes while live, except a full refresh every 30 s. */
+export function skipDevicePoll() {
+  if (!live.connected) return false;
+  if (Date.now() - live.lastFull >= FULL_REFRESH_MS) {
+    live.lastFull = Date.now();
+    return false;
+  }
+  return true;
+}
