@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoOperationStore } from '../../functions/adapters/dynamo-operations.js';
 import type { PublisherPort } from '../../functions/core/ingest.js';
+import { type LivePublisher, operationProgress } from '../../functions/core/live.js';
 import type { PendingRequestStore, RegistrationStore } from '../../functions/core/lwm2m/server/state.js';
+import type { TickResult } from '../../functions/core/operations/service.js';
 import type { RegistryPort } from '../../functions/core/registry.js';
 import { composeOperationsWorker } from '../../functions/operations-worker/compose.js';
 import { LocalPackageStore } from './firmware-store.js';
@@ -24,6 +26,8 @@ export interface LocalOperationsOptions {
   publisher: PublisherPort;
   clock: () => number;
   log: (line: string) => void;
+  /** Operation progress pushed to live subscribers (ADR 0023) after each pass that changed something. */
+  live?: LivePublisher;
   /** Worker pass period (default 250 ms). */
   passMs?: number;
 }
@@ -48,6 +52,9 @@ export function localOperations(o: LocalOperationsOptions) {
     if (running) return;
     running = worker
       .tick()
+      .then((results) => {
+        if (o.live) publishProgress(o.live, results);
+      })
       .catch((error: Error) => {
         if (errors++ % 100 === 0) o.log(`operations worker: ${error.message}`);
       })
@@ -67,4 +74,19 @@ export function localOperations(o: LocalOperationsOptions) {
       await running;
     },
   };
+}
+
+/** One progress event per operation that moved: finished targets out of all (admins only: no device type). */
+function publishProgress(live: LivePublisher, results: TickResult[]): void {
+  const events = results
+    .filter((r) => r.changed > 0 || r.sent > 0)
+    .map(({ operation: op }) =>
+      operationProgress({
+        operationId: op.id,
+        status: op.status,
+        done: op.total - op.counts.pending - op.counts.sent,
+        total: op.total,
+      }),
+    );
+  if (events.length > 0) live.publish(events);
 }

@@ -423,6 +423,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     registrations: new DynamoRegistrationStore(stateOpts),
     pending: new DynamoPendingRequestStore(stateOpts),
     publisher: { publish },
+    live,
     clock,
     log,
   });

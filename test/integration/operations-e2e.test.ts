@@ -44,6 +44,36 @@ async function waitFor(id: string, done: (op: { status: string }) => boolean, ti
   }
 }
 
+/** Collects the admin's live operation events (ADR 0023) from /live as Server-Sent Events. */
+async function liveOperations() {
+  const controller = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${stack.httpPort}/live?kinds=operation`, {
+    headers: { authorization: `Bearer ${ADMIN}` },
+    signal: controller.signal,
+  });
+  expect(res.status).toBe(200);
+  const events: Array<{ operationId: string; status: string; done: number; total: number }> = [];
+  void (async () => {
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const data = /^data: (.*)$/m.exec(buf.slice(0, i))?.[1];
+          buf = buf.slice(i + 2);
+          if (data) events.push(JSON.parse(data));
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return { events, close: () => controller.abort() };
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dualpath-ops-'));
   stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
@@ -95,6 +125,7 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(up.status).toBe(201);
     expect(up.body.size).toBe(image.length);
 
+    const live = await liveOperations();
     const started = Date.now();
     const created = await api('POST', '/operations', {
       filter: { type: 'flow-meter' },
@@ -116,6 +147,13 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(maxSent).toBeLessThanOrEqual(25);
     expect(op.counts).toMatchObject({ succeeded: 95, failed: 5, pending: 0, sent: 0, 'timed-out': 0 });
     expect(op.progress).toEqual({ finished: 100, total: 100, percent: 100 });
+    // Progress was pushed to live subscribers as it happened, ending with the whole campaign.
+    await new Promise((r) => setTimeout(r, 500));
+    live.close();
+    const mine = live.events.filter((e) => e.operationId === opId);
+    expect(mine.length).toBeGreaterThan(2);
+    expect(mine.some((e) => e.done > 0 && e.done < 100)).toBe(true);
+    expect(mine.at(-1)).toMatchObject({ status: 'completed', done: 100, total: 100 });
 
     const all = (await api('GET', `/operations/${opId}/targets`)).body.targets as Array<{
       startedAt: number;
