@@ -51,7 +51,11 @@ const schemas: Record<string, Json> = {
       devices: { type: 'integer' },
       online: {
         type: 'object',
-        properties: { sparkplug: { type: 'integer' }, lwm2m: { type: 'integer' } },
+        properties: {
+          sparkplug: { type: 'integer' },
+          lwm2m: { type: 'integer' },
+          devices: { description: 'Physical devices online on at least one protocol', type: 'integer' },
+        },
       },
       reasons: {
         description: 'Why the status is degraded (e.g. a stuck forwarder or a lagging stream)',

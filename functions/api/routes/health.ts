@@ -55,7 +55,7 @@ export function registryHealth(
   return async () => {
     const now = clock();
     if (cached && now - cached.at < ttl) return cached.counts;
-    const online = { sparkplug: 0, lwm2m: 0 };
+    const online = { sparkplug: 0, lwm2m: 0, devices: 0 };
     let devices = 0;
     let nextToken: string | undefined;
     let pages = 0;
@@ -63,8 +63,12 @@ export function registryHealth(
       const page = await registry.listDevices({ limit: 1000, ...(nextToken ? { nextToken } : {}) });
       for (const d of page.items) {
         devices++;
-        if (isOnline(d, 'sparkplug', now)) online.sparkplug++;
-        if (isOnline(d, 'lwm2m', now)) online.lwm2m++;
+        const sp = isOnline(d, 'sparkplug', now);
+        const lw = isOnline(d, 'lwm2m', now);
+        if (sp) online.sparkplug++;
+        if (lw) online.lwm2m++;
+        // One physical device on both protocols is one device online, not two.
+        if (sp || lw) online.devices++;
       }
       nextToken = page.nextToken;
     } while (nextToken && ++pages < maxPages);
