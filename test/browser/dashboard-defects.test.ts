@@ -40,6 +40,13 @@ let stack: LocalStack;
 let browser: Browser;
 let dir: string;
 let appId: string;
+let appKey: string;
+/** Tags and groups set over REST (PUT /devices/{id}) before the devices connect. */
+const LABELS: Record<string, { group: string; tags: Record<string, string> }> = {
+  'meter-a': { group: 'north', tags: { site: 'north', tier: 'gold' } },
+  'meter-c': { group: 'south', tags: { site: 'south' } },
+  'env-1': { group: 'north', tags: { site: 'north' } },
+};
 const clients: MqttClient[] = [];
 
 /** The slice of the page's DOM the predicates below read. */
@@ -176,10 +183,11 @@ describe.skipIf(!available)('dashboard defects of issue 18 (headless Chromium)',
     });
     expect(app.status).toBe(201);
     appId = app.body.app.id;
+    appKey = app.body.apiKey;
     for (const d of DEVICES.filter((x) => x.id !== 'meter-b'))
-      expect((await api(`/devices/${d.id}`, { method: 'PUT', body: { type: d.type } })).status).toBeLessThan(
-        300,
-      );
+      expect(
+        (await api(`/devices/${d.id}`, { method: 'PUT', body: { type: d.type, ...LABELS[d.id] } })).status,
+      ).toBeLessThan(300);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -326,6 +334,89 @@ describe.skipIf(!available)('dashboard defects of issue 18 (headless Chromium)',
     const body = (await page.textContent('#app-devices tbody'))!;
     expect(body).toContain('env-1');
     expect(body).not.toContain('meter-');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('the fleet page filters by type, tag, group, protocol and online', async () => {
+    const { page, errors } = await open();
+    await page.click('[data-tab="fleet"]');
+    const rows = async () => {
+      await page.waitForFunction(
+        () =>
+          (globalThis as unknown as PageGlobals).document
+            .querySelector('#fleet-table')
+            ?.getAttribute('data-count') !== null,
+        undefined,
+        { timeout: 30_000 },
+      );
+      // The local registry is DynamoDB (a Scan): devices come in key-hash order.
+      return (
+        await page.$$eval('#fleet-table tbody tr[data-device]', (trs) =>
+          trs.map((tr) => tr.getAttribute('data-device')),
+        )
+      ).sort();
+    };
+    const filter = async (values: Record<string, string>) => {
+      await page.$eval('#fleet-table', (t) => t.removeAttribute('data-count'));
+      for (const sel of ['#fleet-type', '#fleet-group', '#fleet-tag'])
+        await page.fill(sel, values[sel] ?? '');
+      for (const sel of ['#fleet-protocol', '#fleet-online']) await page.selectOption(sel, values[sel] ?? '');
+      await page.click('#fleet-form button[type="submit"]');
+      return rows();
+    };
+    expect(await rows()).toEqual(['env-1', 'meter-a', 'meter-b', 'meter-c']);
+    expect(await filter({ '#fleet-type': 'meter', '#fleet-tag': 'site:north' })).toEqual(['meter-a']);
+    expect(await filter({ '#fleet-group': 'north' })).toEqual(['env-1', 'meter-a']);
+    expect(await filter({ '#fleet-tag': 'tier' })).toEqual(['meter-a']);
+    expect(await filter({ '#fleet-protocol': 'lwm2m' })).toEqual(['env-1', 'meter-a', 'meter-b']);
+    expect(await filter({ '#fleet-online': 'true' })).toEqual(['env-1', 'meter-a', 'meter-b', 'meter-c']);
+    expect(await filter({ '#fleet-online': 'false' })).toEqual([]);
+    expect(await page.textContent('#fleet-table tbody')).toContain('No device matches');
+    await filter({});
+    expect(await page.textContent('#fleet-table tbody tr[data-device="meter-a"]')).toContain('tier=gold');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-fleet.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('an application key sees only its devices on every page', async () => {
+    const errors: string[] = [];
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${appKey}`);
+    // Overview: the device table and the lifecycle events.
+    await page.waitForSelector('#devices-table tr[data-device="env-1"]', { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        (
+          (globalThis as unknown as PageGlobals).document.querySelector('#events')?.textContent ?? ''
+        ).includes('env-1'),
+      undefined,
+      { timeout: 30_000 },
+    );
+    expect(await page.textContent('#devices-table tbody')).not.toContain('meter-');
+    expect(await page.textContent('#events')).not.toContain('meter-');
+    // Fleet page, unfiltered and filtered.
+    await page.click('[data-tab="fleet"]');
+    await page.waitForSelector('#fleet-table tbody tr[data-device="env-1"]', { timeout: 30_000 });
+    expect(await page.$$eval('#fleet-table tbody tr[data-device]', (t) => t.length)).toBe(1);
+    // Device page: only its devices to pick.
+    await page.click('[data-tab="device"]');
+    const options = await page.$$eval('#device-select option', (os) =>
+      os.map((o) => (o as { value: string }).value),
+    );
+    expect(options).toEqual(['env-1']);
+    // Application tab: no picker (listing applications is for the admin), its own view works.
+    await page.click('[data-tab="app"]');
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as PageGlobals).document
+          .querySelector('#app-select')
+          ?.getAttribute('data-hidden-for') === 'app',
+      undefined,
+      { timeout: 30_000 },
+    );
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -189,6 +189,14 @@ async function refreshEvents() {
     .join('');
 }
 
+// The Device tab on one device (a device past the overview's first page gets its own option).
+function openDevice(id) {
+  const sel = $('#device-select');
+  if (![...sel.options].some((o) => o.value === id)) sel.add(new Option(id, id));
+  sel.value = id;
+  selectTab('device');
+}
+
 function fillDeviceSelect(devices) {
   const sel = $('#device-select');
   const current = sel.value;
@@ -435,8 +443,11 @@ async function onAlertsClick(e) {
 // ---- application view --------------------------------------------------------------------------
 // The admin's list of applications (GET /apps), for the picker.
 async function loadApps() {
-  if (state.principal?.kind !== 'admin') {
+  // Before the key is checked nothing is known yet: signIn() calls again when this tab is open.
+  if (!state.principal) return;
+  if (state.principal.kind !== 'admin') {
     $('#app-select').closest('.row').hidden = true;
+    $('#app-select').dataset.hiddenFor = 'app';
     return;
   }
   try {
@@ -504,6 +515,58 @@ async function renderAppDevices(title, devices, key) {
   $('#app-title').textContent = `${title}: ${devices.length} device(s)`;
 }
 
+// ---- fleet: the device list with the API's filters (type, group, tag, protocol, online) ----------
+const fleetState = { nextToken: undefined, count: 0 };
+
+function fleetQuery() {
+  const q = new URLSearchParams({ limit: '100' });
+  for (const [param, sel] of [
+    ['type', '#fleet-type'],
+    ['group', '#fleet-group'],
+    ['tag', '#fleet-tag'],
+    ['protocol', '#fleet-protocol'],
+    ['online', '#fleet-online'],
+  ]) {
+    const v = $(sel).value.trim();
+    if (v) q.set(param, v);
+  }
+  return q;
+}
+
+async function loadFleet(more = false) {
+  const q = fleetQuery();
+  if (more && fleetState.nextToken) q.set('nextToken', fleetState.nextToken);
+  $('#fleet-error').textContent = '';
+  try {
+    const { devices = [], nextToken } = await api(`/devices?${q}`);
+    const rows = devices
+      .map(
+        (d) => `<tr data-device="${esc(d.id)}"><td><a href="#" data-open="${esc(d.id)}">${esc(d.id)}</a></td>
+        <td>${esc(d.type)}</td><td>${esc(d.group ?? '–')}</td>
+        <td>${Object.entries(d.tags ?? {})
+          .map(([k, v]) => `<span class="kv">${esc(k)}=${esc(v)}</span>`)
+          .join(' ')}</td>
+        <td>${esc((d.protocols ?? []).join(', '))}</td>
+        <td>${esc(
+          Object.entries(d.connectivity ?? {})
+            .map(([p, c]) => `${p} ${c}`)
+            .join(' · ') || '–',
+        )}</td><td>${esc(ago(d.lastSeen))}</td></tr>`,
+      )
+      .join('');
+    const body = $('#fleet-table tbody');
+    if (more) body.insertAdjacentHTML('beforeend', rows);
+    else body.innerHTML = rows || '<tr class="empty"><td colspan="7">No device matches.</td></tr>';
+    fleetState.count = (more ? fleetState.count : 0) + devices.length;
+    fleetState.nextToken = nextToken;
+    $('#fleet-more').hidden = !nextToken;
+    $('#fleet-title').textContent = `Fleet: ${fmt(fleetState.count)}${nextToken ? '+' : ''} device(s)`;
+    $('#fleet-table').dataset.count = String(fleetState.count);
+  } catch (e) {
+    $('#fleet-error').textContent = e.message;
+  }
+}
+
 // ---- shell -------------------------------------------------------------------------------------
 function selectTab(name) {
   for (const b of document.querySelectorAll('.tabs button'))
@@ -512,6 +575,7 @@ function selectTab(name) {
   if (name === 'device') refreshDevice().catch((e) => ($('#device-status').textContent = e.message));
   if (name === 'alerts') refreshAlerts();
   if (name === 'app') loadApps();
+  if (name === 'fleet') loadFleet(false);
 }
 
 async function signIn(key) {
@@ -526,6 +590,7 @@ async function signIn(key) {
     $('#who').textContent =
       state.principal.kind === 'admin' ? 'signed in as admin' : 'signed in with an application key';
     void me;
+    if (!$('#tab-app').hidden) loadApps();
     return true;
   } catch (e) {
     state.key = previous;
@@ -550,8 +615,18 @@ async function boot() {
     const id = e.target?.dataset?.open;
     if (!id) return;
     e.preventDefault();
-    $('#device-select').value = id;
-    selectTab('device');
+    openDevice(id);
+  });
+  $('#fleet-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    loadFleet(false);
+  });
+  $('#fleet-more').addEventListener('click', () => loadFleet(true));
+  $('#fleet-table').addEventListener('click', (e) => {
+    const id = e.target?.dataset?.open;
+    if (!id) return;
+    e.preventDefault();
+    openDevice(id);
   });
   $('#device-select').addEventListener('change', () => refreshDevice());
   $('#window-select').addEventListener('change', () => refreshDevice());
