@@ -269,6 +269,8 @@ describe.skipIf(!available)('dashboard defects of issue 18 (headless Chromium)',
       },
     );
     expect(await page.textContent('#m-online-split')).toContain('Sparkplug 3 · LwM2M 3');
+    await page.waitForSelector('#events li', { timeout: 30_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-overview-fleet.png'), fullPage: true });
     await page.close();
   });
 
