@@ -313,6 +313,18 @@ export class DynamoRegistry implements RegistryPort {
       names['#g'] = 'group';
       values[':g'] = filter.group;
     }
+    if (filter.tags) {
+      // A filter expression on the device map's tags (names and values as placeholders: any key is safe).
+      names['#tags'] = 'tags';
+      Object.entries(filter.tags).forEach(([k, v], i) => {
+        names[`#tk${i}`] = k;
+        if (v === undefined) conds.push(`attribute_exists(#d.#tags.#tk${i})`);
+        else {
+          conds.push(`#d.#tags.#tk${i} = :tv${i}`);
+          values[`:tv${i}`] = v;
+        }
+      });
+    }
     if (conds.length > 0) names['#d'] = 'device';
     const withNames = Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {};
     const items: Device[] = [];

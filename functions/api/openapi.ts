@@ -52,7 +52,11 @@ const schemas: Record<string, Json> = {
       devices: { type: 'integer' },
       online: {
         type: 'object',
-        properties: { sparkplug: { type: 'integer' }, lwm2m: { type: 'integer' } },
+        properties: {
+          sparkplug: { type: 'integer' },
+          lwm2m: { type: 'integer' },
+          devices: { description: 'Physical devices online on at least one protocol', type: 'integer' },
+        },
       },
       reasons: {
         description: 'Why the status is degraded (e.g. a stuck forwarder or a lagging stream)',
@@ -372,6 +376,16 @@ const paths: Record<string, Record<string, Json>> = {
         q('protocol', 'Protocol spoken', { enum: ['sparkplug', 'lwm2m'] }),
         q('status', 'Registry status', { enum: ['active', 'disabled'] }),
         q('group', 'Site / Sparkplug group'),
+        q(
+          'tag',
+          'Tags every device must carry, comma-separated: key:value (that value) or key (any value), at most 10',
+          { type: 'string', examples: ['site:north,critical'] },
+        ),
+        q(
+          'online',
+          'Online now on at least one protocol (true) or on none (false); matched after the registry read (up to 20 registry pages per request, so a page may hold fewer than limit and still carry a nextToken)',
+          { type: 'string', enum: ['true', 'false'] },
+        ),
         limit(1000, 100),
         nextToken,
       ],

@@ -89,6 +89,13 @@ export class InMemoryRegistry implements RegistryPort {
       .filter((d) => !filter.protocol || d.protocols.includes(filter.protocol))
       .filter((d) => !filter.status || d.status === filter.status)
       .filter((d) => !filter.group || d.group === filter.group)
+      .filter(
+        (d) =>
+          !filter.tags ||
+          Object.entries(filter.tags).every(
+            ([k, v]) => d.tags?.[k] !== undefined && (v === undefined || d.tags[k] === v),
+          ),
+      )
       .sort(byId);
     const items = all.slice(0, limit).map(clone);
     const last = items.at(-1);

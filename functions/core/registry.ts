@@ -133,6 +133,8 @@ export interface DeviceFilter {
   protocol?: Protocol;
   status?: Device['status'];
   group?: string;
+  /** Every listed tag present; an undefined value matches any value of that key. */
+  tags?: Record<string, string | undefined>;
   limit?: number;
   nextToken?: string;
 }

@@ -80,7 +80,7 @@ export interface LocalStatus {
   /** Records the broker's Kinesis forwarder gave up on (forwarder-dlq.jsonl in the data directory). */
   forwarderDlqRecords: number;
   lag: { records: number; sparkplug: number; lwm2m: number };
-  online: { sparkplug: number; lwm2m: number };
+  online: { sparkplug: number; lwm2m: number; devices: number };
   connected: number;
   /** Handler invocations (Lambda invocations in AWS). */
   invocations: number;
@@ -394,7 +394,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
 
   // ---- API and dashboard -------------------------------------------------------------------------------
   const adminKey = o.adminKey ?? newApiKey('admin');
-  let online = { sparkplug: 0, lwm2m: 0 };
+  let online = { sparkplug: 0, lwm2m: 0, devices: 0 };
   // Every page, no cache: the timer below is the only caller.
   const countOnline = registryHealth(registry, clock, { ttlMs: 0, maxPages: Number.POSITIVE_INFINITY });
   let refreshing = false;
@@ -403,7 +403,11 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     refreshing = true;
     try {
       const counts = await countOnline();
-      online = { sparkplug: counts.online?.sparkplug ?? 0, lwm2m: counts.online?.lwm2m ?? 0 };
+      online = {
+        sparkplug: counts.online?.sparkplug ?? 0,
+        lwm2m: counts.online?.lwm2m ?? 0,
+        devices: counts.online?.devices ?? 0,
+      };
     } finally {
       refreshing = false;
     }

@@ -274,6 +274,36 @@ describe.each(adapters)('RegistryPort contract: %s', (_name, make) => {
       ]);
     });
 
+    it('filters by tags (key:value and key present), across pages, with a type query', async () => {
+      const r = await make();
+      for (let i = 0; i < 12; i++) {
+        await r.putDevice(
+          device(`t${String(i).padStart(2, '0')}`, i % 2 ? 'meter' : 'sensor', {
+            tags: {
+              site: i < 6 ? 'north' : 'south',
+              ...(i % 3 === 0 ? { critical: 'yes' } : {}),
+              // A key that is not a valid expression name: placeholders keep it safe.
+              'rack.no #1': String(i % 4),
+            },
+          }),
+        );
+      }
+      const ids = (f: (i: number) => boolean) =>
+        Array.from({ length: 12 }, (_, i) => i)
+          .filter(f)
+          .map((i) => `t${String(i).padStart(2, '0')}`);
+      expect(await listAll(r, { tags: { site: 'north' }, limit: 2 })).toEqual(ids((i) => i < 6));
+      expect(await listAll(r, { tags: { critical: undefined }, limit: 3 })).toEqual(ids((i) => i % 3 === 0));
+      expect(await listAll(r, { tags: { site: 'south', critical: 'yes' }, limit: 5 })).toEqual([
+        't06',
+        't09',
+      ]);
+      expect(await listAll(r, { type: 'meter', tags: { 'rack.no #1': '1' }, limit: 1 })).toEqual(
+        ids((i) => i % 2 === 1 && i % 4 === 1),
+      );
+      expect(await listAll(r, { tags: { site: 'east' }, limit: 10 })).toEqual([]);
+    });
+
     it('rejects page tokens it did not issue', async () => {
       const r = await make();
       await r.putDevice(device('d1', 'sensor'));

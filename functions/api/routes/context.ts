@@ -17,8 +17,8 @@ import type { OperationsApiDeps } from './operations.js';
 import type { RulesApiDeps } from './rules.js';
 
 export interface HealthCounts {
-  /** Devices online per protocol. */
-  online?: Partial<Record<'sparkplug' | 'lwm2m', number>>;
+  /** Devices online per protocol, and `devices`: physical devices online on at least one protocol. */
+  online?: Partial<Record<'sparkplug' | 'lwm2m' | 'devices', number>>;
   /** Why the pipeline is degraded (a stuck forwarder, a lagging stream); absent or empty: it is not. */
   degraded?: string[];
   [key: string]: unknown;

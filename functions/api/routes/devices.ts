@@ -2,7 +2,8 @@
  * Devices: list (filtered, paginated), read (with connectivity and, when the host state is wired, the
  * Sparkplug metric catalog), create/update and delete (admin only).
  */
-import type { Protocol } from '../../core/reading.js';
+
+import { matchDevice, parseDeviceQuery, registryFilter } from '../../core/device-filter.js';
 import {
   type Device,
   type DeviceFilter,
@@ -18,7 +19,6 @@ import { badRequest, notFound, optionalString, queryInt, type Router, requireObj
 import { type ApiDeps, deviceFor, json, noContent, queryString } from './context.js';
 import { isOnline } from './health.js';
 
-const PROTOCOLS: readonly Protocol[] = ['sparkplug', 'lwm2m'];
 const STATUSES: readonly Device['status'][] = ['active', 'disabled'];
 
 /** A device as the API shows it: the registry record plus its connectivity now. */
@@ -43,21 +43,44 @@ interface AppCursor {
 }
 
 function parseFilter(query: Record<string, string | undefined>): Omit<DeviceFilter, 'limit' | 'nextToken'> {
-  const out: Omit<DeviceFilter, 'limit' | 'nextToken'> = {};
-  if (query.type !== undefined) out.type = validateTypeId(query.type, 'type');
-  if (query.protocol !== undefined) {
-    if (!PROTOCOLS.includes(query.protocol as Protocol))
-      throw badRequest('protocol must be sparkplug or lwm2m', 'protocol');
-    out.protocol = query.protocol as Protocol;
-  }
+  const out: Omit<DeviceFilter, 'limit' | 'nextToken'> = registryFilter(parseDeviceQuery(query));
   if (query.status !== undefined) {
     if (!STATUSES.includes(query.status as Device['status']))
       throw badRequest('status must be active or disabled', 'status');
     out.status = query.status as Device['status'];
   }
-  const group = queryString(query, 'group', 128);
-  if (group !== undefined) out.group = group;
   return out;
+}
+
+/** Registry pages one request reads at most while `online` (matched here, not in the registry) filters. */
+const MAX_PAGES_PER_REQUEST = 20;
+
+/**
+ * One page of devices: the registry answers type/group/protocol/tag/status; `online` depends on the time
+ * now and is matched here. Each registry read asks for the devices still missing, so a device read is
+ * either returned or rejected and the registry's token resumes exactly after it.
+ */
+async function listPage(
+  deps: ApiDeps,
+  filter: Omit<DeviceFilter, 'limit' | 'nextToken'>,
+  online: boolean | undefined,
+  limit: number,
+  token: string | undefined,
+): Promise<{ items: Device[]; nextToken?: string }> {
+  const now = deps.clock();
+  const items: Device[] = [];
+  let next = token;
+  let pages = 0;
+  do {
+    const page = await deps.registry.listDevices({
+      ...filter,
+      limit: limit - items.length,
+      ...(next ? { nextToken: next } : {}),
+    });
+    for (const d of page.items) if (online === undefined || matchDevice(d, { online }, now)) items.push(d);
+    next = page.nextToken;
+  } while (next && items.length < limit && online !== undefined && ++pages < MAX_PAGES_PER_REQUEST);
+  return next ? { items, nextToken: next } : { items };
 }
 
 export function registerDeviceRoutes(r: Router<Principal>, deps: ApiDeps): void {
@@ -65,13 +88,14 @@ export function registerDeviceRoutes(r: Router<Principal>, deps: ApiDeps): void 
 
   r.add('GET', '/devices', async (req, _p, principal) => {
     const filter = parseFilter(req.query);
+    const online = parseDeviceQuery({ online: req.query.online }).online;
     const limit = queryInt(req.query, 'limit', { min: 1, max: 1000, default: 100 })!;
     const token = queryString(req.query, 'nextToken', 2048);
     const now = deps.clock();
     if (principal.kind === 'admin' || filter.type !== undefined) {
       if (filter.type !== undefined)
         requireTypeAccess(principal, filter.type, `devices of type ${filter.type}`);
-      const page = await registry.listDevices({ ...filter, limit, ...(token ? { nextToken: token } : {}) });
+      const page = await listPage(deps, filter, online, limit, token);
       return json({
         devices: page.items.map((d) => deviceView(d, now)),
         ...(page.nextToken ? { nextToken: page.nextToken } : {}),
@@ -96,12 +120,13 @@ export function registerDeviceRoutes(r: Router<Principal>, deps: ApiDeps): void 
     const devices: Device[] = [];
     let next: AppCursor | undefined = cursor;
     while (next && devices.length < limit) {
-      const page = await registry.listDevices({
-        ...filter,
-        type: types[next.t]!,
-        limit: limit - devices.length,
-        ...(next.n ? { nextToken: next.n } : {}),
-      });
+      const page = await listPage(
+        deps,
+        { ...filter, type: types[next.t]! },
+        online,
+        limit - devices.length,
+        next.n,
+      );
       devices.push(...page.items);
       if (page.nextToken) next = { t: next.t, n: page.nextToken };
       else next = next.t + 1 < types.length ? { t: next.t + 1 } : undefined;

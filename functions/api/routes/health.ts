@@ -1,8 +1,8 @@
 /** GET /health: public, no data beyond counts and, when degraded, the reasons. */
 
+import { onlineOn } from '../../core/device-filter.js';
 import { describeError } from '../../core/errors.js';
-import type { Protocol } from '../../core/reading.js';
-import type { Device, RegistryPort } from '../../core/registry.js';
+import type { RegistryPort } from '../../core/registry.js';
 import type { Principal } from '../auth.js';
 import type { Router } from '../http.js';
 import { type ApiDeps, type HealthCounts, json } from './context.js';
@@ -31,13 +31,7 @@ export function registerHealthRoutes(r: Router<Principal>, deps: ApiDeps): void 
 }
 
 /** Whether a device is online on a protocol now (an LwM2M registration past its lifetime is not). */
-export function isOnline(device: Device, protocol: Protocol, now: number): boolean {
-  if (protocol === 'sparkplug') return device.sparkplug?.online === true;
-  const l = device.lwm2m;
-  if (!l?.online) return false;
-  if (l.lifetime === undefined || l.lifetime === 0 || l.lastUpdate === undefined) return true;
-  return l.lastUpdate + l.lifetime * 1000 > now;
-}
+export const isOnline = onlineOn;
 
 /**
  * Health counts computed from the registry (AWS): devices and devices online per protocol. Pages
@@ -55,7 +49,7 @@ export function registryHealth(
   return async () => {
     const now = clock();
     if (cached && now - cached.at < ttl) return cached.counts;
-    const online = { sparkplug: 0, lwm2m: 0 };
+    const online = { sparkplug: 0, lwm2m: 0, devices: 0 };
     let devices = 0;
     let nextToken: string | undefined;
     let pages = 0;
@@ -63,8 +57,12 @@ export function registryHealth(
       const page = await registry.listDevices({ limit: 1000, ...(nextToken ? { nextToken } : {}) });
       for (const d of page.items) {
         devices++;
-        if (isOnline(d, 'sparkplug', now)) online.sparkplug++;
-        if (isOnline(d, 'lwm2m', now)) online.lwm2m++;
+        const sp = isOnline(d, 'sparkplug', now);
+        const lw = isOnline(d, 'lwm2m', now);
+        if (sp) online.sparkplug++;
+        if (lw) online.lwm2m++;
+        // One physical device on both protocols is one device online, not two.
+        if (sp || lw) online.devices++;
       }
       nextToken = page.nextToken;
     } while (nextToken && ++pages < maxPages);

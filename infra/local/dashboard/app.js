@@ -3,7 +3,15 @@
 import * as live from './live.js';
 
 const $ = (sel) => document.querySelector(sel);
-const state = { key: null, principal: null, device: null, lastStored: null, flow: [], eventsSince: null };
+const state = {
+  key: null,
+  principal: null,
+  device: null,
+  lastStored: null,
+  flow: [],
+  events: null,
+  eventsNewest: null,
+};
 
 function esc(text) {
   return String(text ?? '').replace(
@@ -35,6 +43,27 @@ const ago = (t) => {
 };
 const show = (v) =>
   v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+
+// A value at its type's precision: a 32-bit float is shown as the shortest decimal that reads back as
+// the same float32 (16.86, not 16.860000610351562), a double as is, an integer as an integer. "Float"
+// is Sparkplug's float32 and LwM2M's float (32 or 64 bits on the wire): a value exactly representable
+// as float32 is shown at float32 precision, any other as the double it is.
+const INTEGER_TYPES = /^(u?int(8|16|32|64)|integer|unsigned ?integer|datetime|time)$/i;
+export function formatValue(value, type) {
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    if (INTEGER_TYPES.test(type ?? '') && Number.isInteger(value)) return String(value);
+    if (/^float$/i.test(type ?? '') && Math.fround(value) === value) {
+      for (let p = 1; p <= 9; p++) {
+        const s = Number(value.toPrecision(p));
+        if (Math.fround(s) === value) return String(s);
+      }
+    }
+    return String(value);
+  }
+  if (Array.isArray(value) && /float/i.test(type ?? ''))
+    return `[${value.map((v) => formatValue(v, 'Float')).join(', ')}]`;
+  return show(value);
+}
 
 // ---- charts: a tiny SVG line chart ------------------------------------------------------------
 // `markers` (alerts: { id, at, severity, label }) are drawn as vertical lines at their time; the time axis
@@ -87,7 +116,10 @@ async function refreshOverview() {
       $('#m-quarantined').textContent = fmt(s.quarantined);
       $('#m-lag').textContent = `${fmt(s.lag?.records ?? 0)} rec`;
       $('#m-lag-split').textContent = `Sparkplug ${fmt(s.lag?.sparkplug)} · LwM2M ${fmt(s.lag?.lwm2m)}`;
-      $('#m-online').textContent = fmt((s.online?.sparkplug ?? 0) + (s.online?.lwm2m ?? 0));
+      // Physical devices: one device on both protocols counts once (the split below counts per protocol).
+      $('#m-online').textContent = fmt(
+        s.online?.devices ?? Math.max(s.online?.sparkplug ?? 0, s.online?.lwm2m ?? 0),
+      );
       $('#m-online-split').textContent =
         `Sparkplug ${fmt(s.online?.sparkplug)} · LwM2M ${fmt(s.online?.lwm2m)}`;
       const now = Date.now();
@@ -119,22 +151,52 @@ async function refreshOverview() {
     $('#devices-table tbody').innerHTML = `<tr><td colspan="6" class="error">${esc(e.message)}</td></tr>`;
   }
   try {
-    // A cursor is an event id (15 digits of epoch ms, '-', a suffix): start just before any id of that ms.
-    state.eventsSince ??= `${String(Date.now() - 10 * 60_000).padStart(15, '0')}-!`;
-    const { events = [], nextCursor } = await api(
-      `/events?limit=200&since=${encodeURIComponent(state.eventsSince)}`,
-    );
-    if (events.length > 0) state.eventsSince = nextCursor ?? events.at(-1).id;
-    const list = $('#events');
-    for (const e of events) {
-      const li = document.createElement('li');
-      li.innerHTML = `<span class="tag ${esc(e.type)}">${esc(e.type)}</span> ${esc(new Date(e.time).toLocaleTimeString('en-GB'))} <b>${esc(e.deviceId)}</b>${e.subDevice ? `/${esc(e.subDevice)}` : ''} ${esc(e.detail ?? '')}`;
-      list.prepend(li);
-    }
-    while (list.children.length > 200) list.lastChild.remove();
+    await refreshEvents();
   } catch {
     /* events are best-effort on the overview */
   }
+}
+
+// Recent lifecycle events. An event's id sorts by its time, and that is the device's timestamp (a
+// Sparkplug birth carries the edge node's clock), so an event can be stored after a later one has been
+// shown: a cursor that only moves forward would skip it for good. Each poll re-reads from a look-back
+// window behind the newest event shown and merges by id.
+const EVENTS_LOOKBACK_MS = 5 * 60_000;
+const EVENTS_SHOWN = 200;
+async function refreshEvents() {
+  // The first poll shows the last 10 minutes; a device clock ahead of ours does not move the window.
+  const from = state.eventsNewest
+    ? Math.min(state.eventsNewest, Date.now()) - EVENTS_LOOKBACK_MS
+    : Date.now() - 10 * 60_000;
+  // A cursor is an event id (15 digits of epoch ms, '-', a suffix): start just before any id of that ms.
+  let since = `${String(from).padStart(15, '0')}-!`;
+  state.events ??= new Map();
+  for (let page = 0; page < 5 && since; page++) {
+    const { events = [], nextCursor } = await api(`/events?limit=200&since=${encodeURIComponent(since)}`);
+    for (const e of events) {
+      state.events.set(e.id, e);
+      state.eventsNewest = Math.max(state.eventsNewest ?? 0, e.time ?? 0);
+    }
+    since = nextCursor;
+  }
+  const shown = [...state.events.values()].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  for (const e of shown.slice(EVENTS_SHOWN)) state.events.delete(e.id);
+  const list = $('#events');
+  list.innerHTML = shown
+    .slice(0, EVENTS_SHOWN)
+    .map(
+      (e) =>
+        `<li data-event-id="${esc(e.id)}"><span class="tag ${esc(e.type)}">${esc(e.type)}</span> ${esc(new Date(e.time).toLocaleTimeString('en-GB'))} <b>${esc(e.deviceId)}</b>${e.subDevice ? `/${esc(e.subDevice)}` : ''} ${esc(e.detail ?? '')}</li>`,
+    )
+    .join('');
+}
+
+// The Device tab on one device (a device past the overview's first page gets its own option).
+function openDevice(id) {
+  const sel = $('#device-select');
+  if (![...sel.options].some((o) => o.value === id)) sel.add(new Option(id, id));
+  sel.value = id;
+  selectTab('device');
 }
 
 function fillDeviceSelect(devices) {
@@ -173,7 +235,7 @@ async function refreshDevice() {
     .map(
       (
         p,
-      ) => `<tr><td>${esc(p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric)}</td><td>${esc(p.name ?? '')}</td><td>${esc(show(p.value))}</td>
+      ) => `<tr data-metric="${esc(p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric)}"><td>${esc(p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric)}</td><td>${esc(p.name ?? '')}</td><td class="value" title="${esc(p.type ?? '')}">${esc(formatValue(p.value, p.type))}</td>
       <td>${esc(p.unit ?? '')}</td><td>${esc(ago(p.time))}</td><td>${esc(p.quality)}</td></tr>`,
     )
     .join('');
@@ -382,29 +444,129 @@ async function onAlertsClick(e) {
 }
 
 // ---- application view --------------------------------------------------------------------------
+// The admin's list of applications (GET /apps), for the picker.
+async function loadApps() {
+  // Before the key is checked nothing is known yet: signIn() calls again when this tab is open.
+  if (!state.principal) return;
+  if (state.principal.kind !== 'admin') {
+    $('#app-select').closest('.row').hidden = true;
+    $('#app-select').dataset.hiddenFor = 'app';
+    return;
+  }
+  try {
+    const { apps = [] } = await api('/apps');
+    const sel = $('#app-select');
+    const current = sel.value;
+    sel.innerHTML = `<option value="">(choose an application)</option>${apps
+      .map(
+        (a) =>
+          `<option value="${esc(a.id)}">${esc(a.name ?? a.id)} (${esc((a.deviceTypes ?? []).join(', '))})</option>`,
+      )
+      .join('')}`;
+    if (current && apps.some((a) => a.id === current)) sel.value = current;
+  } catch (e) {
+    $('#app-error').textContent = e.message;
+  }
+}
+
+// An application picked by the admin: the devices of its device types, read with the admin key and the
+// same `type` filter the API applies to the application's own key.
+async function viewApp() {
+  const id = $('#app-select').value;
+  $('#app-error').textContent = '';
+  if (!id) return;
+  try {
+    const app = await api(`/apps/${encodeURIComponent(id)}`).then((r) => r.app ?? r);
+    const devices = [];
+    for (const type of app.deviceTypes ?? []) {
+      const page = await api(`/devices?limit=100&type=${encodeURIComponent(type)}`);
+      devices.push(...(page.devices ?? []));
+    }
+    await renderAppDevices(`${app.name ?? app.id}`, devices, state.key);
+  } catch (e) {
+    $('#app-error').textContent = e.message;
+  }
+}
+
 async function viewAsApp(ev) {
   ev.preventDefault();
   const key = $('#app-key').value.trim();
   $('#app-error').textContent = '';
   try {
     const { devices = [] } = await api('/devices?limit=100', { key });
-    $('#app-title').textContent = `Application view: ${devices.length} device(s)`;
-    const rows = await Promise.all(
-      devices.map(async (d) => {
-        const s = await api(`/devices/${encodeURIComponent(d.id)}/state`, { key }).catch(() => ({
-          points: [],
-        }));
-        const points = Array.isArray(s) ? s : (s.points ?? []);
-        const latest = points
-          .slice(0, 3)
-          .map((p) => `${p.name ?? p.metric}=${show(p.value)}`)
-          .join(', ');
-        return `<tr><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${esc(latest)}</td></tr>`;
-      }),
-    );
-    $('#app-devices tbody').innerHTML = rows.join('');
+    await renderAppDevices('Application view', devices, key);
   } catch (e) {
     $('#app-error').textContent = e.message;
+  }
+}
+
+async function renderAppDevices(title, devices, key) {
+  const rows = await Promise.all(
+    devices.map(async (d) => {
+      const s = await api(`/devices/${encodeURIComponent(d.id)}/state`, { key }).catch(() => ({
+        points: [],
+      }));
+      const points = Array.isArray(s) ? s : (s.points ?? []);
+      const latest = points
+        .slice(0, 3)
+        .map((p) => `${p.name ?? p.metric}=${formatValue(p.value, p.type)}`)
+        .join(', ');
+      return `<tr><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${esc(latest)}</td></tr>`;
+    }),
+  );
+  $('#app-devices tbody').innerHTML = rows.join('');
+  $('#app-title').textContent = `${title}: ${devices.length} device(s)`;
+}
+
+// ---- fleet: the device list with the API's filters (type, group, tag, protocol, online) ----------
+const fleetState = { nextToken: undefined, count: 0 };
+
+function fleetQuery() {
+  const q = new URLSearchParams({ limit: '100' });
+  for (const [param, sel] of [
+    ['type', '#fleet-type'],
+    ['group', '#fleet-group'],
+    ['tag', '#fleet-tag'],
+    ['protocol', '#fleet-protocol'],
+    ['online', '#fleet-online'],
+  ]) {
+    const v = $(sel).value.trim();
+    if (v) q.set(param, v);
+  }
+  return q;
+}
+
+async function loadFleet(more = false) {
+  const q = fleetQuery();
+  if (more && fleetState.nextToken) q.set('nextToken', fleetState.nextToken);
+  $('#fleet-error').textContent = '';
+  try {
+    const { devices = [], nextToken } = await api(`/devices?${q}`);
+    const rows = devices
+      .map(
+        (d) => `<tr data-device="${esc(d.id)}"><td><a href="#" data-open="${esc(d.id)}">${esc(d.id)}</a></td>
+        <td>${esc(d.type)}</td><td>${esc(d.group ?? '–')}</td>
+        <td>${Object.entries(d.tags ?? {})
+          .map(([k, v]) => `<span class="kv">${esc(k)}=${esc(v)}</span>`)
+          .join(' ')}</td>
+        <td>${esc((d.protocols ?? []).join(', '))}</td>
+        <td>${esc(
+          Object.entries(d.connectivity ?? {})
+            .map(([p, c]) => `${p} ${c}`)
+            .join(' · ') || '–',
+        )}</td><td>${esc(ago(d.lastSeen))}</td></tr>`,
+      )
+      .join('');
+    const body = $('#fleet-table tbody');
+    if (more) body.insertAdjacentHTML('beforeend', rows);
+    else body.innerHTML = rows || '<tr class="empty"><td colspan="7">No device matches.</td></tr>';
+    fleetState.count = (more ? fleetState.count : 0) + devices.length;
+    fleetState.nextToken = nextToken;
+    $('#fleet-more').hidden = !nextToken;
+    $('#fleet-title').textContent = `Fleet: ${fmt(fleetState.count)}${nextToken ? '+' : ''} device(s)`;
+    $('#fleet-table').dataset.count = String(fleetState.count);
+  } catch (e) {
+    $('#fleet-error').textContent = e.message;
   }
 }
 
@@ -416,6 +578,8 @@ function selectTab(name) {
   if (name !== 'device') live.unwatch();
   if (name === 'device') refreshDevice().catch((e) => ($('#device-status').textContent = e.message));
   if (name === 'alerts') refreshAlerts();
+  if (name === 'app') loadApps();
+  if (name === 'fleet') loadFleet(false);
 }
 
 async function signIn(key) {
@@ -430,6 +594,7 @@ async function signIn(key) {
     $('#who').textContent =
       state.principal.kind === 'admin' ? 'signed in as admin' : 'signed in with an application key';
     void me;
+    if (!$('#tab-app').hidden) loadApps();
     return true;
   } catch (e) {
     state.key = previous;
@@ -454,13 +619,24 @@ async function boot() {
     const id = e.target?.dataset?.open;
     if (!id) return;
     e.preventDefault();
-    $('#device-select').value = id;
-    selectTab('device');
+    openDevice(id);
+  });
+  $('#fleet-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    loadFleet(false);
+  });
+  $('#fleet-more').addEventListener('click', () => loadFleet(true));
+  $('#fleet-table').addEventListener('click', (e) => {
+    const id = e.target?.dataset?.open;
+    if (!id) return;
+    e.preventDefault();
+    openDevice(id);
   });
   $('#device-select').addEventListener('change', () => refreshDevice());
   $('#window-select').addEventListener('change', () => refreshDevice());
   $('#command-form').addEventListener('submit', sendCommand);
   $('#app-form').addEventListener('submit', viewAsApp);
+  $('#app-select').addEventListener('change', viewApp);
   $('#alerts-active').addEventListener('click', onAlertsClick);
   $('#alerts-history').addEventListener('click', onAlertsClick);
   $('#history-status').addEventListener('change', () => loadHistory(false));
