@@ -102,7 +102,7 @@ export function composeApi(ports: ApiPorts): {
     const operations = new OperationService({
       store: ports.operations.store,
       commands,
-      selectDevices: selectDevicesFrom(registry),
+      selectDevices: selectDevicesFrom(registry, clock),
       ...(ports.operations.packages ? { packages: ports.operations.packages } : {}),
       clock,
       newId: ports.newId,

@@ -13,9 +13,14 @@ export const operationsSchemas: Record<string, Json> = {
     properties: {
       filter: {
         type: 'object',
-        description: 'Devices of this type and/or these ids (both: the ids of that type)',
+        description:
+          'The devices that match every given field (the fleet filter of GET /devices) and, with deviceIds, are among those ids',
         properties: {
           type: { type: 'string' },
+          group: { type: 'string' },
+          tag: { type: 'string', description: 'key:value or key, comma-separated; all must match' },
+          protocol: { enum: ['sparkplug', 'lwm2m'] },
+          online: { type: 'boolean' },
           deviceIds: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 10_000 },
         },
       },

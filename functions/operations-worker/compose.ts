@@ -77,7 +77,7 @@ export function composeOperationsWorker(
   const service = new OperationService({
     store: ports.store,
     commands,
-    selectDevices: selectDevicesFrom(ports.registry),
+    selectDevices: selectDevicesFrom(ports.registry, ports.clock),
     ...(ports.packages ? { packages: ports.packages } : {}),
     clock: ports.clock,
     newId: ports.newId,

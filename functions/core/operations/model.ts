@@ -5,8 +5,9 @@
  * admission, `service.ts` the orchestration over the ports.
  */
 import { parseLwm2mCommand, parseSparkplugMetrics } from '../commands.js';
+import { type DeviceQuery, parseDeviceQuery } from '../device-filter.js';
 import { ValidationError } from '../errors.js';
-import { validateDeviceId, validateTypeId } from '../registry.js';
+import { validateDeviceId } from '../registry.js';
 import type { Bucket, Limits } from './schedule.js';
 
 /** pending → sent → succeeded | failed | timed-out; pending → cancelled (cancel); failed/timed-out → pending (retry). */
@@ -24,8 +25,8 @@ export const TARGET_STATUSES: readonly TargetStatus[] = [
 export type OperationStatus = 'running' | 'cancelling' | 'cancelled' | 'completed';
 
 /** Which devices: by type and/or explicit ids (both given: the ids of that type). */
-export interface TargetFilter {
-  type?: string;
+/** The fleet filter of the list routes (device-filter.ts: type, group, tags, protocol, online) and/or ids. */
+export interface TargetFilter extends DeviceQuery {
   deviceIds?: string[];
 }
 
@@ -127,9 +128,9 @@ function num(v: unknown, field: string, min: number, max: number, dflt: number):
 export function parseCreateOperation(body: unknown, defaults = DEFAULT_SETTINGS): CreateOperationInput {
   if (!isObject(body)) throw invalid('body must be a JSON object', 'body');
   const f = body.filter;
-  if (!isObject(f)) throw invalid('filter must be an object with type and/or deviceIds', 'filter');
-  const filter: TargetFilter = {};
-  if (f.type !== undefined) filter.type = validateTypeId(f.type, 'filter.type');
+  if (!isObject(f))
+    throw invalid('filter must be an object (type, group, tag, protocol, online and/or deviceIds)', 'filter');
+  const filter: TargetFilter = parseFleetFilter(f);
   if (f.deviceIds !== undefined) {
     if (!Array.isArray(f.deviceIds) || f.deviceIds.length === 0 || f.deviceIds.length > MAX_TARGETS)
       throw invalid(`filter.deviceIds must be an array of 1-${MAX_TARGETS} device ids`, 'filter.deviceIds');
@@ -137,10 +138,8 @@ export function parseCreateOperation(body: unknown, defaults = DEFAULT_SETTINGS)
       ...new Set(f.deviceIds.map((id, i) => validateDeviceId(id, `filter.deviceIds[${i}]`))),
     ];
   }
-  for (const k of Object.keys(f))
-    if (k !== 'type' && k !== 'deviceIds') throw invalid(`unknown filter ${k}`, `filter.${k}`);
-  if (filter.type === undefined && filter.deviceIds === undefined)
-    throw invalid('filter needs type and/or deviceIds', 'filter');
+  if (Object.keys(filter).length === 0)
+    throw invalid('filter needs at least one of type, group, tag, protocol, online or deviceIds', 'filter');
 
   const a = body.operation;
   if (!isObject(a)) throw invalid('operation must be an object', 'operation');
@@ -197,4 +196,29 @@ export function countTargets(targets: Iterable<Pick<Target, 'status'>>): Record<
 
 export function isFinal(s: TargetStatus): boolean {
   return s === 'succeeded' || s === 'failed' || s === 'timed-out' || s === 'cancelled';
+}
+
+/**
+ * The fleet part of an operation's filter, with the list routes' syntax and rules (device-filter.ts):
+ * `type`, `group`, `tag` ("key:value,key"), `protocol` and `online` (a boolean here); errors name
+ * `filter.<field>`.
+ */
+function parseFleetFilter(f: Record<string, unknown>): TargetFilter {
+  const query: Record<string, string> = {};
+  for (const [k, v] of Object.entries(f)) {
+    if (k === 'deviceIds') continue;
+    if (k === 'online') {
+      if (typeof v !== 'boolean') throw invalid('filter.online must be true or false', 'filter.online');
+      query.online = String(v);
+    } else if (k === 'type' || k === 'group' || k === 'tag' || k === 'protocol') {
+      if (typeof v !== 'string') throw invalid(`filter.${k} must be a string`, `filter.${k}`);
+      query[k] = v;
+    } else throw invalid(`unknown filter ${k}`, `filter.${k}`);
+  }
+  try {
+    return parseDeviceQuery(query);
+  } catch (e) {
+    if (e instanceof ValidationError && e.field) throw invalid(`filter.${e.message}`, `filter.${e.field}`);
+    throw e;
+  }
 }

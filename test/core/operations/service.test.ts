@@ -244,6 +244,10 @@ describe('OperationService', () => {
         { filter: { deviceIds: [] }, operation: { kind: 'firmware-update', packageId: 'p1' } },
         'filter.deviceIds',
       ],
+      [{ filter: { tag: 'a:1,,b' }, operation: { kind: 'command', command: {} } }, 'filter.tag'],
+      [{ filter: { online: 'yes' }, operation: { kind: 'command', command: {} } }, 'filter.online'],
+      [{ filter: { protocol: 'coap' }, operation: { kind: 'command', command: {} } }, 'filter.protocol'],
+      [{ filter: { site: 'north' }, operation: { kind: 'command', command: {} } }, 'filter.site'],
     ];
     for (const [body, field] of bad) {
       const e = await svc.create(body).catch((x) => x);
