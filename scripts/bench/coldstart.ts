@@ -46,6 +46,8 @@ const EVENTS: Record<string, unknown> = {
 const PROBE = `
 import { pathToFileURL } from 'node:url';
 const [file, exportName, eventJson] = process.argv.slice(1);
+// Lambda's runtime has written through stdout/stderr before INIT: open them first (Node opens them lazily).
+void process.stdout; void process.stderr;
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 const mod = await import(pathToFileURL(file).href);

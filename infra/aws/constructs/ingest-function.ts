@@ -70,7 +70,7 @@ export function nodeFunction(scope: Construct, id: string, spec: FunctionSpec): 
       // (index.meta.json beside the bundle) tells the deploy harness which SDK clients it contains.
       externalModules: ['@duckdb/*'],
       metafile: true,
-      esbuildArgs: { '--alias:node:http': NODE_HTTP_SHIM, '--alias:http': NODE_HTTP_SHIM },
+      esbuildArgs: { '--alias:node:http': NODE_HTTP_SHIM },
       forceDockerBundling: false,
     },
   });
