@@ -7,10 +7,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
-import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { awsAlertSinks } from '../adapters/alert-sinks.js';
 import { DynamoEventLog } from '../adapters/dynamo-events.js';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import { DynamoAlertStore, DynamoRuleStateStore, DynamoRuleStore } from '../adapters/dynamo-rules.js';
@@ -21,11 +18,10 @@ import {
 } from '../adapters/dynamo-state.js';
 import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
 import { IotDataPublisher } from '../adapters/publisher.js';
-import { TimestreamTelemetryStore } from '../adapters/timestream-store.js';
 import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import type { EnrichedReading } from '../core/reading.js';
-import { allSinks } from '../core/rules/delivery.js';
+import { type AlertSink, allSinks } from '../core/rules/delivery.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
 import { dynamoDocumentClient } from './aws-base.js';
 import type { IngestPorts, IngestRulesPorts, IngestSettings } from './ingest-function.js';
@@ -64,9 +60,51 @@ export function awsRulesPorts(config: IngestConfig, doc: DynamoDBDocumentClient)
   return {
     ...awsRuleStores(config, doc),
     state: new DynamoRuleStateStore({ client: doc, tableName: config.STATE_TABLE }),
-    sink: allSinks(
-      ...awsAlertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS }),
-    ),
+    sink: alertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS }),
+  };
+}
+
+/**
+ * The SNS topic / EventBridge bus sinks, loaded on the first delivery (ADR 0025): their SDK clients
+ * stay off the cold start of every function that has no alert to deliver. The settings are checked
+ * now, as awsAlertSinks would.
+ */
+function alertSinks(env: { topicArn?: string; eventBusName?: string }): AlertSink {
+  if (!env.topicArn && !env.eventBusName)
+    throw new ValidationError('rules are on but neither ALERTS_TOPIC_ARN nor ALERTS_EVENT_BUS is set', {
+      field: 'ALERTS_TOPIC_ARN',
+    });
+  let loaded: Promise<AlertSink> | undefined;
+  return {
+    async deliver(t) {
+      loaded ??= import('../adapters/alert-sinks.js').then((m) => allSinks(...m.awsAlertSinks(env)));
+      const sink = await loaded.catch((error: unknown) => {
+        loaded = undefined; // a failed load is retried with the next delivery
+        throw error;
+      });
+      return sink.deliver(t);
+    },
+  };
+}
+
+/** A telemetry store built on first use: its module (and SDK clients) load only then (ADR 0025). */
+function lazyStore(build: () => Promise<TelemetryStore>): TelemetryStore {
+  let store: Promise<TelemetryStore> | undefined;
+  const get = () => {
+    store ??= build().catch((error: unknown) => {
+      store = undefined;
+      throw error;
+    });
+    return store;
+  };
+  return {
+    write: async (readings) => (await get()).write(readings),
+    queryRaw: async (q) => (await get()).queryRaw(q),
+    queryBuckets: async (q) => (await get()).queryBuckets(q),
+    latest: async (q) => (await get()).latest(q),
+    close: async () => {
+      if (store) await (await store).close();
+    },
   };
 }
 
@@ -98,13 +136,7 @@ export function telemetryStore(config: IngestConfig, doc: DynamoDBDocumentClient
           'TIMESTREAM_DATABASE and TIMESTREAM_TABLE are required with TELEMETRY_BACKEND=timestream',
           { field: config.TIMESTREAM_DATABASE ? 'TIMESTREAM_TABLE' : 'TIMESTREAM_DATABASE' },
         );
-      return new TimestreamTelemetryStore({
-        writeClient: new TimestreamWriteClient({}),
-        queryClient: new TimestreamQueryClient({}),
-        database: config.TIMESTREAM_DATABASE,
-        table: config.TIMESTREAM_TABLE,
-        memoryStoreRetentionHours: config.TIMESTREAM_MEMORY_RETENTION_HOURS,
-      });
+      return timestreamStore(config.TIMESTREAM_DATABASE, config.TIMESTREAM_TABLE, config);
     case 'none':
       return nullStore;
     default:
@@ -112,6 +144,25 @@ export function telemetryStore(config: IngestConfig, doc: DynamoDBDocumentClient
         field: 'TELEMETRY_BACKEND',
       });
   }
+}
+
+/** The Timestream store, loaded on first use: the default (DynamoDB) deployment never loads it. */
+function timestreamStore(database: string, table: string, config: IngestConfig): TelemetryStore {
+  return lazyStore(async () => {
+    const [{ TimestreamTelemetryStore }, { TimestreamWriteClient }, { TimestreamQueryClient }] =
+      await Promise.all([
+        import('../adapters/timestream-store.js'),
+        import('@aws-sdk/client-timestream-write'),
+        import('@aws-sdk/client-timestream-query'),
+      ]);
+    return new TimestreamTelemetryStore({
+      writeClient: new TimestreamWriteClient({}),
+      queryClient: new TimestreamQueryClient({}),
+      database,
+      table,
+      memoryStoreRetentionHours: config.TIMESTREAM_MEMORY_RETENTION_HOURS,
+    });
+  });
 }
 
 /** TELEMETRY_BACKEND=none: readings are counted as skipped, queries answer empty. */

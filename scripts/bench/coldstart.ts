@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options]`: what a Lambda cold start costs the
+ * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options] [--cpu-prof <dir>]`: what a Lambda cold start costs the
  * functions `cdk deploy` ships. Synthesizes the default variant (or reads an assembly), then for each
  * function starts fresh Node.js 22 processes in a task root like Lambda's (the bundle, plus the
  * runtime's AWS SDK beside it), with the template's environment, and measures:
@@ -7,7 +7,8 @@
  *   build  — the first invocation's composition (lazyHandler builds the function's root then) on an
  *            event that needs no AWS call (an empty Kinesis batch; an unknown API route);
  *   init   — import + build: the time before the first event can be handled.
- * Prints the medians and the bundle sizes. Node's own bootstrap (~40 ms) is not included: Lambda's
+ * Prints the medians and the bundle sizes, and the CPU time (user + system) of import and init: on a
+ * loaded machine wall time waits for a core, CPU time much less so. Node's own bootstrap (~40 ms) is not included: Lambda's
  * runtime process is up before INIT.
  */
 import { spawn } from 'node:child_process';
@@ -45,21 +46,30 @@ const EVENTS: Record<string, unknown> = {
 const PROBE = `
 import { pathToFileURL } from 'node:url';
 const [file, exportName, eventJson] = process.argv.slice(1);
+// Lambda's runtime has written through stdout/stderr before INIT: open them first (Node opens them lazily).
+void process.stdout; void process.stderr;
+const c0 = process.cpuUsage();
 const t0 = performance.now();
 const mod = await import(pathToFileURL(file).href);
 const t1 = performance.now();
+const c1 = process.cpuUsage(c0);
 const handler = mod[exportName] ?? mod.default?.[exportName];
 const context = { functionName: 'probe', awsRequestId: 'probe', getRemainingTimeInMillis: () => 30000 };
 let error;
 try { await handler(JSON.parse(eventJson), context); } catch (e) { error = String(e?.message ?? e); }
 const t2 = performance.now();
-process.stdout.write(JSON.stringify({ importMs: t1 - t0, buildMs: t2 - t1, error }) + '\\n');
+const c2 = process.cpuUsage(c0);
+const cpu = (c) => (c.user + c.system) / 1000;
+process.stdout.write(JSON.stringify({ importMs: t1 - t0, buildMs: t2 - t1, importCpuMs: cpu(c1), initCpuMs: cpu(c2), error }) + '\\n');
 process.exit(0);
 `;
 
 interface Sample {
   importMs: number;
   buildMs: number;
+  /** CPU time (user + system, every thread) of the import, and of import + build. */
+  importCpuMs: number;
+  initCpuMs: number;
   error?: string;
 }
 
@@ -76,11 +86,20 @@ function runProbe(
   exportName: string,
   event: unknown,
   env: Record<string, string>,
+  profileDir?: string,
 ) {
   return new Promise<Sample>((resolve, reject) => {
     const child = spawn(
       node22(),
-      ['--input-type=module', '-e', PROBE, file, exportName, JSON.stringify(event)],
+      [
+        ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        '--input-type=module',
+        '-e',
+        PROBE,
+        file,
+        exportName,
+        JSON.stringify(event),
+      ],
       {
         cwd: taskRoot,
         env,
@@ -129,6 +148,8 @@ export const benchmark: Benchmark = {
   async run(args) {
     const runs = Math.max(3, Number(arg(args, '--runs') ?? 10));
     let outdir = arg(args, '--assembly');
+    // --cpu-prof <dir>: a V8 CPU profile of each function's first run (<dir>/<logicalId>/*.cpuprofile).
+    const profileDir = arg(args, '--cpu-prof');
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dualpath-coldstart-'));
     try {
       if (!outdir) {
@@ -147,7 +168,7 @@ export const benchmark: Benchmark = {
       });
       process.stdout.write(
         `Cold start, node ${(await runProbeVersion()).trim()}, fresh process per run, median of ${runs}\n` +
-          `${'function'.padEnd(34)}${'bundle KB'.padStart(10)}${'map KB'.padStart(9)}${'import ms'.padStart(11)}${'build ms'.padStart(10)}${'init ms'.padStart(9)}\n`,
+          `${'function'.padEnd(34)}${'bundle KB'.padStart(10)}${'map KB'.padStart(9)}${'import ms'.padStart(11)}${'build ms'.padStart(10)}${'init ms'.padStart(9)}${'import cpu'.padStart(12)}${'init cpu'.padStart(10)}\n`,
       );
       for (const fn of model.functions()) {
         const kind = kindOf(fn);
@@ -179,14 +200,25 @@ export const benchmark: Benchmark = {
         };
         const samples: Sample[] = [];
         for (let r = 0; r < runs; r++)
-          samples.push(await runProbe(taskRoot, file, exportName, EVENTS[kind], env));
+          samples.push(
+            await runProbe(
+              taskRoot,
+              file,
+              exportName,
+              EVENTS[kind],
+              env,
+              profileDir && r === 0 ? path.join(profileDir, fn.logicalId) : undefined,
+            ),
+          );
         const failed = samples.find((s) => s.error);
         const imp = median(samples.map((s) => s.importMs));
         const build = median(samples.map((s) => s.buildMs));
         const init = median(samples.map((s) => s.importMs + s.buildMs));
+        const importCpu = median(samples.map((s) => s.importCpuMs));
+        const initCpu = median(samples.map((s) => s.initCpuMs));
         const kb = (n: number) => (n / 1024).toFixed(0);
         process.stdout.write(
-          `${(fn.cdkPath?.split('/').slice(1, -1).join('/') ?? fn.logicalId).slice(0, 33).padEnd(34)}${kb(dirBytes(taskRoot, '.mjs') + dirBytes(taskRoot, '.js')).padStart(10)}${kb(dirBytes(taskRoot, '.map')).padStart(9)}${imp.toFixed(1).padStart(11)}${build.toFixed(1).padStart(10)}${init.toFixed(1).padStart(9)}${failed ? `  (first call: ${failed.error?.slice(0, 80)})` : ''}\n`,
+          `${(fn.cdkPath?.split('/').slice(1, -1).join('/') ?? fn.logicalId).slice(0, 33).padEnd(34)}${kb(dirBytes(taskRoot, '.mjs') + dirBytes(taskRoot, '.js')).padStart(10)}${kb(dirBytes(taskRoot, '.map')).padStart(9)}${imp.toFixed(1).padStart(11)}${build.toFixed(1).padStart(10)}${init.toFixed(1).padStart(9)}${importCpu.toFixed(1).padStart(12)}${initCpu.toFixed(1).padStart(10)}${failed ? `  (first call: ${failed.error?.slice(0, 80)})` : ''}\n`,
         );
       }
       process.stdout.write('target: init <= 100 ms for the ingest and API functions\n');

@@ -44,8 +44,8 @@ export interface EnvRule {
   variable: string;
   /** A text the bundle must contain for the rule to apply. */
   ifBundleContains?: string;
-  /** Or a predicate over the bundle text. */
-  ifBundle?: (code: string) => boolean;
+  /** Or a predicate over the bundle text and the inputs the bundle holds code of (its metafile). */
+  ifBundle?: (code: string, inputs?: readonly string[]) => boolean;
   when?: { variable: string; equals: string };
   reason: string;
 }
@@ -76,7 +76,8 @@ export const ENV_RULES: readonly EnvRule[] = [
   },
   {
     variable: 'IOT_DATA_ENDPOINT',
-    ifBundle: (code) => constructsSdkClient(code, '@aws-sdk/client-iot-data-plane', 'IoTDataPlaneClient'),
+    ifBundle: (code, inputs) =>
+      constructsSdkClient(code, '@aws-sdk/client-iot-data-plane', 'IoTDataPlaneClient', inputs),
     reason:
       'without it the IoT data-plane client publishes to the legacy default endpoint, not the account ATS endpoint',
   },
@@ -218,11 +219,21 @@ function specApplies(code: string, use: SpecUse): boolean {
 }
 
 /**
- * Does the bundle construct this SDK client (`new IoTDataPlaneClient(` under its import alias)? The
- * SDK is external to the bundles (the Lambda runtime provides it), so an import can survive tree
- * shaking in a bundle that never uses it; only a construction shows the client is used.
+ * Does the bundle construct this SDK client? Two cases:
+ * - the SDK external (the Lambda runtime's copy): an import can survive tree shaking in a bundle that
+ *   never uses it, so only a construction (`new IoTDataPlaneClient(` under its import alias) counts;
+ * - the SDK bundled in (ADR 0025; `inputs` = the files the bundle holds code of, from esbuild's
+ *   metafile): minified code keeps no class names, but tree shaking keeps the client's own module
+ *   (`<pkg>/dist-es/<ClientClass>.js`) only where code reaches the client, so its presence counts.
  */
-export function constructsSdkClient(code: string, pkg: string, clientClass: string): boolean {
+export function constructsSdkClient(
+  code: string,
+  pkg: string,
+  clientClass: string,
+  inputs?: readonly string[],
+): boolean {
+  if (inputs?.some((f) => f.includes(`node_modules/${pkg}/`) && f.endsWith(`/${clientClass}.js`)))
+    return true;
   const aliases = new Set<string>();
   const escPkg = pkg.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   const importRe = new RegExp(`import\\s*\\{([^}]*)\\}\\s*from\\s*["']${escPkg}["']`, 'g');
@@ -236,9 +247,25 @@ export function constructsSdkClient(code: string, pkg: string, clientClass: stri
   return [...aliases].some((a) => new RegExp(`new\\s+${a.replace(/[$]/g, '\\$')}\\s*\\(`).test(code));
 }
 
-function ruleMarked(rule: EnvRule, code: string): boolean {
+/**
+ * The source files a bundle holds code of (bytes in the output), from the esbuild metafile CDK writes
+ * beside it (`index.meta.json`, bundling option `metafile`); undefined without one.
+ */
+export function readBundleInputs(assetDir: string): string[] | undefined {
+  const file = path.join(assetDir, 'index.meta.json');
+  if (!fs.existsSync(file)) return undefined;
+  const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    outputs?: Record<string, { inputs?: Record<string, { bytesInOutput?: number }> }>;
+  };
+  const inputs = new Set<string>();
+  for (const out of Object.values(meta.outputs ?? {}))
+    for (const [f, i] of Object.entries(out.inputs ?? {})) if ((i.bytesInOutput ?? 0) > 0) inputs.add(f);
+  return [...inputs].sort();
+}
+
+function ruleMarked(rule: EnvRule, code: string, inputs?: readonly string[]): boolean {
   if (rule.ifBundleContains !== undefined && !code.includes(rule.ifBundleContains)) return false;
-  if (rule.ifBundle && !rule.ifBundle(code)) return false;
+  if (rule.ifBundle && !rule.ifBundle(code, inputs)) return false;
   return rule.ifBundleContains !== undefined || rule.ifBundle !== undefined;
 }
 
@@ -247,8 +274,9 @@ function ruleApplies(
   code: string,
   env: Record<string, string>,
   specs: readonly SpecUse[],
+  inputs?: readonly string[],
 ): boolean {
-  if (!ruleMarked(rule, code)) return false;
+  if (!ruleMarked(rule, code, inputs)) return false;
   if (!rule.when) return true;
   let value: string | undefined = env[rule.when.variable];
   if (value === undefined || value === '') {
@@ -265,6 +293,8 @@ export interface EnvCheckOptions {
   code?: string;
   specs?: readonly SpecUse[];
   rules?: readonly EnvRule[];
+  /** The files the bundle holds code of (else read from assetDir's metafile, if any). */
+  bundledInputs?: readonly string[];
 }
 
 /** The static check of one function; see the module comment. */
@@ -288,6 +318,7 @@ export function staticEnvCheck(fn: FunctionEnvInput, opts: EnvCheckOptions = {})
     }
   }
   if (code === undefined && fn.inlineCode !== undefined) code = fn.inlineCode;
+  const inputs = opts.bundledInputs ?? (fn.assetDir ? readBundleInputs(fn.assetDir) : undefined);
   const report: StaticEnvReport = {
     functionLogicalId: id,
     ...(codeFile ? { codeFile } : {}),
@@ -337,9 +368,9 @@ export function staticEnvCheck(fn: FunctionEnvInput, opts: EnvCheckOptions = {})
     }
   }
   for (const rule of rules) {
-    if (!ruleMarked(rule, code)) continue;
+    if (!ruleMarked(rule, code, inputs)) continue;
     readable.add(rule.variable);
-    if (ruleApplies(rule, code, env, specs) && !required.has(rule.variable))
+    if (ruleApplies(rule, code, env, specs, inputs) && !required.has(rule.variable))
       required.set(rule.variable, rule.reason);
   }
 
@@ -381,6 +412,8 @@ export interface ObservedReadOptions {
   rules?: readonly EnvRule[];
   /** The bundle text, so that requirement rules can apply (without it only spec semantics are used). */
   code?: string;
+  /** The files the bundle holds code of (its metafile), for rules over bundled SDK clients. */
+  bundledInputs?: readonly string[];
 }
 
 /**
@@ -409,7 +442,9 @@ export function checkObservedReads(
     const keySpec = specs.map((u) => ({ u, s: u.spec[name] })).find((x) => x.s !== undefined);
     const requiredByRule =
       opts.code !== undefined
-        ? rules.find((r) => r.variable === name && ruleApplies(r, opts.code!, templateEnv, specs))
+        ? rules.find(
+            (r) => r.variable === name && ruleApplies(r, opts.code!, templateEnv, specs, opts.bundledInputs),
+          )
         : undefined;
     let why: string | undefined;
     if (requiredByRule) why = `required: ${requiredByRule.reason}`;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { RecordedCall } from './aws-endpoint.js';
 import { checkEnvReads, type EnvVerdict, LIBRARY_READS } from './checks.js';
 import { Deployment } from './deployment.js';
-import { checkObservedReads, staticEnvCheck } from './env-check.js';
+import { checkObservedReads, readBundleInputs, staticEnvCheck } from './env-check.js';
 import { type AwsCall, type Evaluation, evaluate, formatEvaluation } from './iam.js';
 import { runScenarios, SCENARIOS, type ScenarioName } from './scenario.js';
 
@@ -132,7 +132,7 @@ export async function runHarness(o: HarnessOptions): Promise<HarnessReport> {
         id,
         envReads.filter((r) => !LIBRARY_READS.has(r)),
         f.model.environment,
-        code !== undefined ? { code } : {},
+        code !== undefined ? { code, bundledInputs: readBundleInputs(f.model.assetDir) } : {},
       );
       for (const e of observed) if (!env.missing.includes(e.variable)) env.missing.push(e.variable);
       functions.push({

@@ -9,6 +9,7 @@ import {
   constructsSdkClient,
   findEnvReads,
   isLambdaProvided,
+  readBundleInputs,
   type SpecUse,
   staticEnvCheck,
   staticEnvCheckAll,
@@ -46,6 +47,46 @@ describe('bundle scanning', () => {
         'IoTDataPlaneClient',
       ),
     ).toBe(true);
+  });
+
+  it('tells a bundled SDK client by the bundle metafile inputs (minified code keeps no class name)', () => {
+    const pkg = '@aws-sdk/client-iot-data-plane';
+    const kept = [
+      'functions/adapters/publisher.ts',
+      `node_modules/${pkg}/dist-es/IoTDataPlaneClient.js`,
+      `node_modules/${pkg}/dist-es/commands/PublishCommand.js`,
+    ];
+    expect(constructsSdkClient('var a=class{}', pkg, 'IoTDataPlaneClient', kept)).toBe(true);
+    // Shaken out: only other clients' modules (or this package's commands) are in the bundle.
+    const shaken = [
+      'node_modules/@aws-sdk/client-dynamodb/dist-es/DynamoDBClient.js',
+      `node_modules/${pkg}/dist-es/commands/PublishCommand.js`,
+    ];
+    expect(constructsSdkClient('var a=class{}', pkg, 'IoTDataPlaneClient', shaken)).toBe(false);
+  });
+
+  it('reads the inputs that put bytes in the bundle from its metafile', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'env-check-meta-'));
+    try {
+      expect(readBundleInputs(dir)).toBeUndefined();
+      fs.writeFileSync(
+        path.join(dir, 'index.meta.json'),
+        JSON.stringify({
+          inputs: {},
+          outputs: {
+            'index.mjs': {
+              inputs: {
+                'node_modules/@aws-sdk/client-sns/dist-es/SNSClient.js': { bytesInOutput: 812 },
+                'node_modules/@aws-sdk/client-sns/dist-es/index.js': { bytesInOutput: 0 },
+              },
+            },
+          },
+        }),
+      );
+      expect(readBundleInputs(dir)).toEqual(['node_modules/@aws-sdk/client-sns/dist-es/SNSClient.js']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('knows the variables Lambda provides', () => {

@@ -5,6 +5,8 @@
  * destination — the failure archive, which keeps each discarded batch WITH its records for
  * `dualpath redrive` (ADR 0017; an SQS or SNS destination gets the batch's metadata only).
  */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -18,6 +20,14 @@ import type { EventSourceDef } from '../../pipeline.js';
 
 /** The event-source settings of the pipeline definition (infra/pipeline.ts). */
 export type EventSourceSettings = EventSourceDef;
+
+/** node:http through require() (see the file): keeps undici off the cold start. */
+const NODE_HTTP_SHIM = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'bundling',
+  'node-http.cjs',
+);
 
 export interface FunctionSpec {
   entry: string;
@@ -40,8 +50,10 @@ export function nodeFunction(scope: Construct, id: string, spec: FunctionSpec): 
     description: spec.description,
     logGroup,
     tracing: Tracing.DISABLED,
+    // No NODE_OPTIONS=--enable-source-maps: Node then parses the bundle's source map (MBs) at INIT,
+    // measured at 150-200 ms of a cold start (ADR 0025). The maps still ship beside the bundle, to map
+    // a logged stack offline or to switch it on (set NODE_OPTIONS on the function) while debugging.
     environment: {
-      NODE_OPTIONS: '--enable-source-maps',
       POWERTOOLS_METRICS_NAMESPACE: 'Dualpath',
       ...spec.environment,
     },
@@ -53,7 +65,12 @@ export function nodeFunction(scope: Construct, id: string, spec: FunctionSpec): 
       mainFields: ['module', 'main'],
       // ESM bundles need a require shim for CommonJS dependencies.
       banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
-      externalModules: ['@aws-sdk/*', '@duckdb/*'],
+      // The AWS SDK is bundled (tree-shaken, one file) rather than loaded from the runtime's copy:
+      // importing hundreds of its files at INIT dominated the cold start (ADR 0025). The metafile
+      // (index.meta.json beside the bundle) tells the deploy harness which SDK clients it contains.
+      externalModules: ['@duckdb/*'],
+      metafile: true,
+      esbuildArgs: { '--alias:node:http': NODE_HTTP_SHIM },
       forceDockerBundling: false,
     },
   });
