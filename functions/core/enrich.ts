@@ -45,7 +45,7 @@ export interface EnricherOptions {
    * every lastSeen in the same batch.
    */
   lastSeenResolutionMs?: number;
-  /** UpdateItem calls in flight during flush() (default 16). */
+  /** UpdateItem calls in flight during flush(), and auto-registration creates in prepare() (default 16). */
   flushConcurrency?: number;
 }
 
@@ -144,14 +144,19 @@ export class Enricher {
     }
     if (cold.length > 0) {
       this.stats.misses += cold.length;
-      const found = await this.opts.registry.getDevices(cold);
+      const found = new Map(await this.opts.registry.getDevices(cold));
+      const unknown = new Set(
+        this.opts.autoRegister.enabled ? cold.filter((id) => !found.has(id) && isValidEndpoint(id)) : [],
+      );
+      // A connect storm brings thousands of new devices at once: create them `flushConcurrency` at a
+      // time (not one after another), and keep those created even if another create failed, so a
+      // redelivered batch only retries what is missing.
+      const failure = await this.autoRegisterAll([...unknown], now, found);
       for (const id of cold) {
-        let device = found.get(id);
-        if (!device && this.opts.autoRegister.enabled && isValidEndpoint(id)) {
-          device = await this.autoRegister(id, now);
-        }
-        this.remember(id, { device, at: now });
+        if (failure !== undefined && unknown.has(id) && !found.has(id)) continue;
+        this.remember(id, { device: found.get(id), at: now });
       }
+      if (failure !== undefined) throw failure;
     }
     const coldTypes = new Set<string>();
     for (const id of deviceIds) {
@@ -431,11 +436,38 @@ export class Enricher {
     if (!patch) this.dirty.set(r.deviceId, p);
   }
 
-  private async autoRegister(id: string, now: number): Promise<Device | undefined> {
-    const { registry } = this.opts;
+  /**
+   * Auto-registers `ids` (the default type first, once), `flushConcurrency` creates in flight; each
+   * device created (or found created by another writer) is put in `into`. Returns the first failure.
+   */
+  private async autoRegisterAll(ids: string[], now: number, into: Map<string, Device>): Promise<unknown> {
+    if (ids.length === 0) return undefined;
+    try {
+      await this.ensureDefaultType();
+    } catch (error) {
+      return error;
+    }
+    let failure: unknown;
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        try {
+          const device = await this.autoRegister(id, now);
+          if (device) into.set(id, device);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, ids.length) }, worker));
+    return failure;
+  }
+
+  private async ensureDefaultType(): Promise<void> {
     const type = this.opts.autoRegister.defaultType;
     if (!this.defaultTypeReady) {
-      await ensureDeviceType(registry, {
+      await ensureDeviceType(this.opts.registry, {
         id: type,
         name: type,
         category: 'auto-registered',
@@ -445,7 +477,11 @@ export class Enricher {
       });
       this.defaultTypeReady = true;
     }
-    const device = autoRegisteredDevice(id, type, now);
+  }
+
+  private async autoRegister(id: string, now: number): Promise<Device | undefined> {
+    const { registry } = this.opts;
+    const device = autoRegisteredDevice(id, this.opts.autoRegister.defaultType, now);
     try {
       await registry.putDevice(device, 'create');
       this.stats.autoRegistered++;

@@ -290,6 +290,50 @@ describe('Enricher auto-registration', () => {
   });
 });
 
+describe('Enricher connect storm', () => {
+  it('creates the unknown devices of a batch concurrently, bounded by flushConcurrency', async () => {
+    const { registry, enricher } = await setup({
+      autoRegister: { enabled: true, defaultType: 'unclassified' },
+      flushConcurrency: 8,
+    });
+    let inFlight = 0;
+    let peak = 0;
+    const put = registry.putDevice.bind(registry);
+    vi.spyOn(registry, 'putDevice').mockImplementation(async (d, mode) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      return put(d, mode);
+    });
+    const ids = Array.from({ length: 100 }, (_, i) => `storm-${i}`);
+    await enricher.prepare(ids);
+    expect(peak).toBe(8);
+    expect(enricher.stats.autoRegistered).toBe(100);
+    expect(enricher.enrich(ids.map((id) => reading(id))).unknownDevices).toEqual([]);
+    expect(await registry.getDevice('storm-99')).toMatchObject({ autoRegistered: true });
+  });
+
+  it('a failed create fails the batch, keeps the devices created, and a retry creates only the rest', async () => {
+    const { registry, enricher } = await setup({
+      autoRegister: { enabled: true, defaultType: 'unclassified' },
+    });
+    const put = registry.putDevice.bind(registry);
+    const spy = vi.spyOn(registry, 'putDevice').mockImplementation(async (d, mode) => {
+      if (d.id === 'n3') throw new TransientError('Throttled', 'throttled');
+      return put(d, mode);
+    });
+    const ids = ['n1', 'n2', 'n3', 'n4'];
+    await expect(enricher.prepare(ids)).rejects.toThrow('throttled');
+    expect(enricher.stats.autoRegistered).toBe(3);
+    spy.mockImplementation(put);
+    spy.mockClear();
+    await enricher.prepare(ids);
+    expect(spy.mock.calls.map(([d]) => d.id)).toEqual(['n3']);
+    expect(enricher.enrich(ids.map((id) => reading(id))).unknownDevices).toEqual([]);
+  });
+});
+
 describe('Enricher device bookkeeping', () => {
   it('touch(): one UpdateItem per device per batch, and lastSeen only when it advanced by the device interval (1-1.5 × the resolution)', async () => {
     const { registry, enricher } = await setup({ lastSeenResolutionMs: 30_000 });
