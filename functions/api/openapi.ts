@@ -7,6 +7,7 @@ import { BUCKET_AGGS } from '../core/telemetry.js';
 import { operationsPaths, operationsSchemas } from './openapi-operations.js';
 import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 import { rulesPaths, rulesSchemas } from './openapi-rules.js';
+import { shadowPaths, shadowSchemas } from './openapi-shadow.js';
 import { EVENT_TYPES } from './routes/events.js';
 
 const q = queryParam;
@@ -636,13 +637,13 @@ export function openApiDocument(): Json {
         'only the device types it registered for (ADR 0010).',
     },
     security: [{ bearer: [] }],
-    paths: { ...paths, ...rulesPaths, ...operationsPaths },
+    paths: { ...paths, ...rulesPaths, ...operationsPaths, ...shadowPaths },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Admin key or application key' },
       },
       responses: errorResponses,
-      schemas: { ...schemas, ...rulesSchemas, ...operationsSchemas },
+      schemas: { ...schemas, ...rulesSchemas, ...operationsSchemas, ...shadowSchemas },
     },
   };
 }

@@ -23,6 +23,7 @@ import type { EnrichedReading, PublishAction } from '../../functions/core/readin
 import type { Device } from '../../functions/core/registry.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { InMemoryAlertStore, InMemoryRuleStore } from '../../functions/core/rules/store.js';
+import { InMemoryShadowStore, ShadowService } from '../../functions/core/shadow.js';
 import { InMemorySparkplugStateStore } from '../../functions/core/sparkplug/host/state.js';
 import { DuckDbTelemetryStore } from '../../infra/local/duckdb-store.js';
 
@@ -154,6 +155,13 @@ export async function createApi(): Promise<Api> {
       newId: () => `pkg-${++appN}`,
       clock: now,
     },
+    shadow: new ShadowService({
+      registry,
+      telemetry: store,
+      commands,
+      shadows: new InMemoryShadowStore(),
+      clock: now,
+    }),
   };
   const router = createApiRouter(deps);
   const call: Api['call'] = async (method, path, opts = {}) =>
