@@ -18,6 +18,7 @@ import { TransientError } from '../core/errors.js';
 import type { Operation, Target } from '../core/operations/model.js';
 import type { OperationStore } from '../core/operations/store.js';
 import { mapAwsError } from './dynamo-errors.js';
+import { queryAllPages } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 const RETENTION_S = 90 * 86_400;
@@ -162,17 +163,8 @@ export class DynamoOperationStore implements OperationStore {
     );
   }
 
-  private async queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
-    const items: Item[] = [];
-    let cursor: Item | undefined;
-    do {
-      const page = await this.call(what, () =>
-        this.c.send(new QueryCommand({ ...input, TableName: this.t, ExclusiveStartKey: cursor })),
-      );
-      items.push(...(page.Items ?? []));
-      cursor = page.LastEvaluatedKey;
-    } while (cursor);
-    return items;
+  private queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    return queryAllPages(this.c, this.t, input, (fn) => this.call(what, fn));
   }
 
   private async batchPut(what: string, items: Item[]): Promise<void> {

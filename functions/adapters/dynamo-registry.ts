@@ -43,6 +43,7 @@ import {
   type WriteMode,
 } from '../core/registry.js';
 import { mapAwsError } from './dynamo-errors.js';
+import { queryAllPages } from './dynamo-query.js';
 
 export interface DynamoRegistryOptions {
   client: DynamoDBDocumentClient;
@@ -160,17 +161,8 @@ export class DynamoRegistry implements RegistryPort {
   }
 
   /** Every page of a query (the registry's lists are small: types, applications, one device's commands). */
-  private async queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
-    const items: Item[] = [];
-    let cursor: Item | undefined;
-    do {
-      const page = await this.call(what, () =>
-        this.c.send(new QueryCommand({ ...input, TableName: this.t, ExclusiveStartKey: cursor })),
-      );
-      items.push(...(page.Items ?? []));
-      cursor = page.LastEvaluatedKey;
-    } while (cursor);
-    return items;
+  private queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    return queryAllPages(this.c, this.t, input, (fn) => this.call(what, fn));
   }
 
   private async putItem(what: string, item: Item, mode: WriteMode, label: string): Promise<void> {

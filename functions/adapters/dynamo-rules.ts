@@ -47,6 +47,7 @@ import {
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
 import { mapAwsError } from './dynamo-errors.js';
+import { queryAllPages } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
@@ -98,17 +99,8 @@ abstract class Base {
     );
   }
 
-  protected async queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
-    const items: Item[] = [];
-    let cursor: Item | undefined;
-    do {
-      const page = await this.call(what, () =>
-        this.c.send(new QueryCommand({ ...input, TableName: this.t, ExclusiveStartKey: cursor })),
-      );
-      items.push(...(page.Items ?? []));
-      cursor = page.LastEvaluatedKey;
-    } while (cursor);
-    return items;
+  protected queryAll(what: string, input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    return queryAllPages(this.c, this.t, input, (fn) => this.call(what, fn));
   }
 }
 
