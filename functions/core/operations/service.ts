@@ -118,14 +118,19 @@ export class OperationService {
       });
     const now = this.d.clock();
     const targets = await this.d.store.listTargets(id);
+    // Pending targets of a finished operation are left by a retry interrupted between its two writes.
     const again = targets
-      .filter((t) => t.status === 'failed' || t.status === 'timed-out')
+      .filter((t) => t.status === 'failed' || t.status === 'timed-out' || t.status === 'pending')
       .map((t): Target => ({ ...t, status: 'pending', updatedAt: now }));
     if (again.length === 0)
       throw new ConflictError(`operation ${id} has no failed or timed-out target`, { field: 'status' });
     const byId = new Map(targets.map((t) => [t.deviceId, t]));
     for (const t of again) byId.set(t.deviceId, t);
-    // The status flips first (version-checked), so two concurrent retries cannot both reset targets.
+    // Targets first, then the version-checked status flip: a worker pass in between still sees the
+    // operation finished and leaves it alone; flipping first let a pass complete it again before the
+    // targets were reset (they then stayed pending on a completed operation). Two concurrent retries
+    // reset the same targets twice (harmless); only one flip wins.
+    await this.d.store.putTargets(again);
     const { finishedAt: _f, ...unfinished } = op;
     const next = await this.d.store.putOperation(
       {
@@ -138,7 +143,6 @@ export class OperationService {
       },
       op.version,
     );
-    await this.d.store.putTargets(again);
     return next;
   }
 

@@ -176,8 +176,10 @@ export function step(
     case 'write-uri':
       if (e.status === 'succeeded') return poll(t0, 'await-download');
       if (e.status === 'failed') {
+        if (code === undefined)
+          return fail(t0, now, { code: 'DEVICE_ERROR', message: 'the device refused the Package URI write' });
         // Read State/Update Result once: the device may have set 7 (Invalid URI) or 9 (unsupported protocol).
-        return poll({ ...t0, ...(code === undefined ? {} : { rejected: code }) }, 'await-download');
+        return poll({ ...t0, rejected: code }, 'await-download');
       }
       return fail(t0, now, { code: 'TIMED_OUT', message: 'the device did not answer the Package URI write' });
     case 'execute':
@@ -196,14 +198,18 @@ export function step(
       const { state, result } = firmwareStatus(e.response);
       const t1: Target = state === undefined ? t0 : { ...t0, lastState: state };
       if (t.phase === 'await-download') {
-        if (state === 2) return { target: { ...t1, phase: 'execute', updatedAt: now }, send: EXECUTE };
-        if (state === 0 && result !== undefined && result >= 2) return fail(t1, now, updateFailure(result));
-        if (state === 0 && t.rejected !== undefined)
+        if (t.rejected !== undefined) {
+          // The device did not take this operation's URI: whatever it holds (a package Downloaded by an
+          // earlier attempt, State 2) is not this package, so it is never Executed.
+          if (state === 0 && result !== undefined && result >= 2) return fail(t1, now, updateFailure(result));
           return fail(t1, now, {
             code: 'DEVICE_ERROR',
-            message: `the device refused the Package URI with ${coap(t.rejected)}`,
+            message: `the device refused the Package URI with ${coap(t.rejected)} (State ${state ?? 'unknown'})`,
             result: t.rejected,
           });
+        }
+        if (state === 2) return { target: { ...t1, phase: 'execute', updatedAt: now }, send: EXECUTE };
+        if (state === 0 && result !== undefined && result >= 2) return fail(t1, now, updateFailure(result));
         return poll(t1);
       }
       if (state === 0 && result === 1) {

@@ -182,6 +182,22 @@ describe('OperationService', () => {
     await expect(svc.retry(op.id)).rejects.toThrow(/no failed/);
   });
 
+  it('a worker pass racing a retry cannot strand its targets on a completed operation', async () => {
+    const op = await svc.create(firmware());
+    await runToEnd(op.id);
+    fleet.failWith.clear();
+    // The worker's pass lands while the retry writes the targets.
+    const putTargets = store.putTargets.bind(store);
+    store.putTargets = async (targets) => {
+      await svc.tick(op.id);
+      return putTargets(targets);
+    };
+    await svc.retry(op.id);
+    store.putTargets = putTargets;
+    const done = await runToEnd(op.id);
+    expect(done.counts).toMatchObject({ succeeded: 30, failed: 0, pending: 0 });
+  });
+
   it('cancel stops the pending targets; those in flight finish', async () => {
     const op = await svc.create(firmware({ concurrency: 3, ratePerSecond: 100 }));
     await svc.tick(op.id);

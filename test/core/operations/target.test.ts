@@ -93,6 +93,27 @@ describe('firmware target (LwM2M object 5)', () => {
     expect(s.target.reason).toMatchObject({ code: 'DEVICE_ERROR', result: 400 });
   });
 
+  it('never Executes a package the device already held when it refused this URI (State 2)', () => {
+    const s = step(
+      fw,
+      settings,
+      started(),
+      { kind: 'answer', status: 'failed', response: { result: 400 } },
+      200,
+    );
+    const t = { ...step(fw, settings, s.target, { kind: 'due' }, 1200).target, commandId: 'c2' };
+    const after = step(fw, settings, t, read(2, 8), 1300);
+    expect(after.send).toBeUndefined();
+    expect(after.target).toMatchObject({ status: 'failed' });
+    expect(after.target.reason).toMatchObject({ code: 'DEVICE_ERROR', result: 400 });
+  });
+
+  it('a refused write without a CoAP code fails at once', () => {
+    const s = step(fw, settings, started(), { kind: 'answer', status: 'failed', response: {} }, 200);
+    expect(s.send).toBeUndefined();
+    expect(s.target.reason).toMatchObject({ code: 'DEVICE_ERROR' });
+  });
+
   it('times out at the deadline, naming the phase and the last state', () => {
     const t = { ...started(), phase: 'await-download' as const, lastState: 1 };
     const s = step(fw, settings, t, { kind: 'due' }, 30_100);
