@@ -60,7 +60,7 @@ export function parseDeviceQuery(query: Record<string, string | undefined>): Dev
         fail('tag', `keys must be 1 to ${LIMITS.tagKey} characters (form key:value or key, comma-separated)`);
       if (value !== undefined && value.length > LIMITS.tagValue)
         fail('tag', `values must be at most ${LIMITS.tagValue} characters`);
-      if (key in tags) fail('tag', `lists the key ${key} twice`);
+      if (Object.hasOwn(tags, key)) fail('tag', `lists the key ${key} twice`);
       tags[key] = value;
     }
     out.tags = tags;
@@ -94,7 +94,7 @@ export function matchDevice(device: Device, q: DeviceQuery, now: number): boolea
   if (q.protocol !== undefined && !device.protocols.includes(q.protocol)) return false;
   if (q.tags !== undefined) {
     for (const [k, v] of Object.entries(q.tags)) {
-      const have = device.tags?.[k];
+      const have = device.tags && Object.hasOwn(device.tags, k) ? device.tags[k] : undefined;
       if (have === undefined || (v !== undefined && have !== v)) return false;
     }
   }

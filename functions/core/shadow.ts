@@ -218,7 +218,8 @@ export class ShadowService {
     const entries = Object.entries(body as Record<string, unknown>);
     if (entries.length === 0) throw invalid('desired', 'must name at least one field');
     for (const [k, v] of entries) {
-      const spec = writable[k];
+      // Own fields only: `constructor` or `toString` are not writable fields of any type.
+      const spec = Object.hasOwn(writable, k) ? writable[k] : undefined;
       if (!spec)
         throw invalid(
           `desired.${k}`,
@@ -276,13 +277,14 @@ export class ShadowService {
       }
     }
     // Recorded with a retry on a concurrent writer (the desired values are re-read each time).
+    const newestFirst = records.reverse();
     for (let attempt = 0; attempt < 3; attempt++) {
       const doc = await this.d.shadows.get(device.id);
       if (!doc) break;
       const next = {
         ...doc,
         version: doc.version + 1,
-        reconciliations: [...records.reverse(), ...doc.reconciliations].slice(0, RECONCILIATIONS_KEPT),
+        reconciliations: [...newestFirst, ...doc.reconciliations].slice(0, RECONCILIATIONS_KEPT),
       };
       try {
         await this.d.shadows.put(next, doc.version);

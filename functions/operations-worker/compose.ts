@@ -6,8 +6,8 @@
  * the publisher), so they are recorded, correlated and completed (by lwm2m-ingest) like any other.
  *
  * Locally the stack runs `tick` on a short timer. In AWS a scheduled invocation loops over passes for
- * up to `budgetMs` (handler.ts), so one invocation at a time drives the operations (reserved
- * concurrency 1).
+ * up to `budgetMs` (handler.ts) inside a 1-minute schedule with no retries, so runs rarely overlap;
+ * every operation write is version-checked, so an overlap cannot corrupt an operation (ADR 0022).
  */
 import { CommandService } from '../core/commands.js';
 import type { PublisherPort } from '../core/ingest.js';

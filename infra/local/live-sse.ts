@@ -19,6 +19,9 @@ export interface LiveEndpoint {
   registry: Pick<RegistryPort, 'getDevice'>;
 }
 
+/** Bytes a subscriber may leave unread before its stream is closed. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
 /** Serves one subscription until the client goes away. Throws (before any byte is written) on 4xx. */
 export async function serveLive(
   live: LiveEndpoint,
@@ -28,6 +31,8 @@ export async function serveLive(
   principal: Principal,
 ): Promise<void> {
   const sub = await authorizeSubscription(live.registry, principal, apiReq.query);
+  // A client gone while we authorized has already fired its 'close': never subscribe for it.
+  if (req.destroyed || res.destroyed || res.writableEnded || !res.socket || res.socket.destroyed) return;
   res.writeHead(200, {
     ...API_SECURITY_HEADERS,
     'content-type': 'text/event-stream; charset=utf-8',
@@ -38,15 +43,25 @@ export async function serveLive(
   res.write(
     `event: ready\ndata: ${JSON.stringify({ device: sub.deviceId ?? null, kinds: sub.kinds ?? null })}\n\n`,
   );
-  const unsubscribe = live.hub.subscribe(sub, (e) => {
-    res.write(`event: ${e.kind}\ndata: ${JSON.stringify(toJsonSafe(e))}\n\n`);
-  });
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
+  let closed = false;
   const done = () => {
+    if (closed) return;
+    closed = true;
     clearInterval(heartbeat);
     unsubscribe();
   };
-  req.on('close', done);
+  const unsubscribe = live.hub.subscribe(sub, (e) => {
+    // A client that stops reading is cut off rather than buffered without bound in the process that
+    // also runs ingest; the dashboard reconnects (and polls meanwhile).
+    if (res.writableLength > MAX_BUFFERED_BYTES) {
+      done();
+      res.destroy();
+      return;
+    }
+    res.write(`event: ${e.kind}\ndata: ${JSON.stringify(toJsonSafe(e))}\n\n`);
+  });
+  res.once('close', done);
   res.on('error', done);
 }

@@ -81,6 +81,13 @@ describe('matchDevice', () => {
     expect(matchDevice(d, { online: false }, NOW)).toBe(false);
   });
 
+  it('treats tag keys named like Object.prototype members as plain keys', () => {
+    const q = parseDeviceQuery({ tag: 'constructor,toString:x' });
+    expect(q.tags).toEqual({ constructor: undefined, toString: 'x' });
+    expect(matchDevice(dev(), q, NOW)).toBe(false);
+    expect(matchDevice(dev({ tags: { constructor: 'a', toString: 'x' } }), q, NOW)).toBe(true);
+  });
+
   it('counts an LwM2M registration past its lifetime as offline', () => {
     const lw = (lastUpdate: number) =>
       dev({ protocols: ['lwm2m'], lwm2m: { online: true, lifetime: 60, lastUpdate } });

@@ -91,6 +91,13 @@ describe('ShadowService', () => {
       { protocol: 'sparkplug', metric: 'Setpoint', value: Math.fround(20.1), time: 6 },
     ]);
     await expect(s.setDesired(device, { nope: 1 })).rejects.toMatchObject({ field: 'desired.nope' });
+    // Inherited names are not fields: validation cannot be bypassed through the prototype chain.
+    await expect(s.setDesired(device, { constructor: 'x' })).rejects.toMatchObject({
+      field: 'desired.constructor',
+    });
+    await expect(s.setDesired(device, { toString: 'y' })).rejects.toMatchObject({
+      field: 'desired.toString',
+    });
     const view = await s.setDesired(device, { on: true, dim: 40, setpoint: 21.5 });
     expect(view.delta).toEqual({ dim: 40, setpoint: 21.5 });
     expect(sent).toEqual([

@@ -36,6 +36,9 @@ export class Operations extends Construct {
       environment: { ...props.environment, POWERTOOLS_SERVICE_NAME: 'operations-worker' },
     });
     this.worker.addToRolePolicy(iotPublishStatement(IOT_PUBLISH.operationsWorker));
+    // No asynchronous retries either (Lambda's default is 2): a retried run would overlap the next
+    // scheduled one; the next minute's run picks up where a failed one stopped.
+    this.worker.configureAsyncInvoke({ retryAttempts: 0 });
     this.schedule = new Rule(this, 'Schedule', {
       description: 'Runs the Dualpath operations worker',
       schedule: Schedule.rate(Duration.minutes(1)),

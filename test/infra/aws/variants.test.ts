@@ -277,11 +277,20 @@ describe('physical names', () => {
     expect(collisions).toEqual([]);
   });
 
-  it('are never fixed on IoT rules, thing types, device policies or Timestream databases', () => {
+  it('are never fixed on thing types, device policies or Timestream databases', () => {
     for (const s of [first, timestream]) {
       for (const { where } of physicalNames(s)) {
-        expect(where).not.toMatch(/\.(RuleName|ThingTypeName|PolicyName|DatabaseName)$/);
+        expect(where).not.toMatch(/\.(ThingTypeName|PolicyName|DatabaseName)$/);
       }
+    }
+  });
+
+  it('name IoT rules after their stack (devices address the LwM2M rule by Basic Ingest, ADR 0024)', () => {
+    for (const s of [first, second, timestream]) {
+      const rules = physicalNames(s).filter((n) => n.where.endsWith('.RuleName'));
+      expect(rules.length).toBeGreaterThan(0);
+      for (const { where, value } of rules)
+        expect(JSON.parse(value), where).toMatch(new RegExp(`^${s.stackName}_`));
     }
   });
 
