@@ -486,6 +486,7 @@ export class DynamoAlertStore extends Base implements AlertStore {
       filter.nextToken === undefined
         ? undefined
         : decodeKeyToken(filter.nextToken, ['pk', 'sk', 'gsi1pk', 'gsi1sk']);
+    const only = filter.deviceIds ? new Set(filter.deviceIds) : undefined;
     const items: Alert[] = [];
     let lastKey: Item | undefined;
     let more = false;
@@ -509,6 +510,8 @@ export class DynamoAlertStore extends Base implements AlertStore {
       const found = page.Items ?? [];
       for (let i = 0; i < found.length; i++) {
         const item = found[i]!;
+        // deviceIds (up to 1000, beyond DynamoDB's 100-value IN) is matched here, on the page read.
+        if (only && !only.has(item.deviceId as string)) continue;
         items.push(item.alert as Alert);
         if (items.length === limit) {
           lastKey = { pk: item.pk, sk: item.sk, gsi1pk: item.gsi1pk, gsi1sk: item.gsi1sk };

@@ -1,5 +1,6 @@
 /** OpenAPI paths and schemas of /rules and /alerts (ADR 0016), merged into openapi.ts's document. */
 import { SEVERITIES } from '../core/rules/model.js';
+import { fleetParams } from './openapi-fleet.js';
 import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 
 const ok = res;
@@ -169,6 +170,7 @@ export const rulesPaths: Record<string, Record<string, Json>> = {
         q('ruleId', 'Alerts of this rule'),
         q('deviceId', 'Alerts of this device'),
         q('deviceType', 'Alerts of this device type (required for an application with several types)'),
+        ...fleetParams(),
         q('since', 'openedAt at or after (epoch ms or ISO-8601)'),
         q('until', 'openedAt at or before (epoch ms or ISO-8601)'),
         q('limit', 'Page size (1-100, default 50)', {

@@ -4,6 +4,7 @@
  */
 import { LWM2M_OPERATIONS, SPARKPLUG_WRITABLE_TYPES } from '../core/commands.js';
 import { BUCKET_AGGS } from '../core/telemetry.js';
+import { fleetParams } from './openapi-fleet.js';
 import { operationsPaths, operationsSchemas } from './openapi-operations.js';
 import { body, err, type Json, pathParam, queryParam, ref, res } from './openapi-parts.js';
 import { rulesPaths, rulesSchemas } from './openapi-rules.js';
@@ -611,6 +612,8 @@ const paths: Record<string, Record<string, Json>> = {
         q('since', 'nextCursor of the previous page'),
         q('type', `Comma-separated event types (${EVENT_TYPES.join(', ')})`),
         q('deviceId', "Only this device's events (403 for another type's device)"),
+        q('deviceType', 'Only events of this device type (403 for an application not registered for it)'),
+        ...fleetParams(),
         limit(1000, 100),
       ],
       responses: {

@@ -268,6 +268,31 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
     await expect(alerts.list({ nextToken: 'garbage' })).rejects.toBeInstanceOf(ValidationError);
     await expect(alerts.list({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
   });
+
+  it('alerts: deviceIds (the fleet filter resolved to ids) keeps alerts of those devices, across pages', async () => {
+    const { alerts } = make();
+    const devices = [fresh(), fresh(), fresh()];
+    for (let i = 0; i < 9; i++) {
+      const deviceId = devices[i % 3]!;
+      await alerts.record(opening(`${deviceId}-${i}`, T0 + 100_000 + i, { deviceId, ruleId: 'fleet' }), T0);
+    }
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await alerts.list({
+        ruleId: 'fleet',
+        deviceIds: [devices[0]!, devices[2]!, 'no-such-device'],
+        limit: 2,
+        ...(token ? { nextToken: token } : {}),
+      });
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((a) => a.id));
+      token = page.nextToken;
+    } while (token);
+    const want = [8, 6, 5, 3, 2, 0].map((i) => `${devices[i % 3]}-${i}`);
+    expect(seen).toEqual(want);
+    expect((await alerts.list({ ruleId: 'fleet', deviceIds: [] })).items).toEqual([]);
+  });
 });
 
 describe('RuleEngine over DynamoDB', () => {

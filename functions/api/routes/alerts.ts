@@ -1,7 +1,8 @@
 /**
  * /alerts (ADR 0016): the alerts rules opened, newest first, with filters and pagination; one alert with
  * its history; acknowledge and resolve (who and when). An application key sees only alerts of its
- * device types: with several types it names one (`deviceType`), with one it is implied.
+ * device types: with several types it names one (`deviceType`), with one it is implied. The fleet
+ * filter (`group`, `tag`, `protocol`, `online`) keeps the alerts of the matching devices (fleet-scope.ts).
  */
 import {
   type Alert,
@@ -22,6 +23,7 @@ import {
   type Router,
 } from '../http.js';
 import { type ApiDeps, json, queryString } from './context.js';
+import { fleetDeviceIds } from './fleet-scope.js';
 
 const STATUSES: readonly AlertStatus[] = ['open', 'acknowledged', 'resolved'];
 const ALERT_ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -89,6 +91,17 @@ export function registerAlertRoutes(
     if (q.until !== undefined) filter.until = queryTime(q, 'until', 0);
     const nextToken = queryString(q, 'nextToken', 2048);
     if (nextToken !== undefined) filter.nextToken = nextToken;
+    const fleet = await fleetDeviceIds(
+      deps,
+      principal,
+      q,
+      deviceType !== undefined ? [deviceType] : undefined,
+    );
+    if (fleet) {
+      // No matching device (or the named deviceId is not among them): no alert, and no read of the store.
+      if (fleet.size === 0 || (deviceId !== undefined && !fleet.has(deviceId))) return json({ alerts: [] });
+      if (deviceId === undefined) filter.deviceIds = [...fleet];
+    }
     const page = await alerts.list(filter);
     return json({ alerts: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) });
   });

@@ -126,6 +126,8 @@ export interface AlertFilter {
   status?: AlertStatus;
   ruleId?: string;
   deviceId?: string;
+  /** Alerts of any of these devices (the list routes' fleet filter resolved to ids; at most 1000). */
+  deviceIds?: readonly string[];
   severity?: Severity;
   deviceType?: string;
   /** openedAt ≥ since, ≤ until (epoch ms). */

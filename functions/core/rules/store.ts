@@ -153,6 +153,7 @@ export function matchesAlertFilter(a: Alert, f: AlertFilter): boolean {
     (f.status === undefined || a.status === f.status) &&
     (f.ruleId === undefined || a.ruleId === f.ruleId) &&
     (f.deviceId === undefined || a.deviceId === f.deviceId) &&
+    (f.deviceIds === undefined || f.deviceIds.includes(a.deviceId)) &&
     (f.severity === undefined || a.severity === f.severity) &&
     (f.deviceType === undefined || a.deviceType === f.deviceType) &&
     (f.since === undefined || a.openedAt >= f.since) &&
