@@ -2,7 +2,9 @@
  * Batch operations on DynamoDB, in the registry table (ADR 0022) next to the items of ADR 0008:
  *   operation  pk OP#{id}  sk META         gsi1pk OPS  gsi1sk {createdAt, 13 digits}#{id}  version
  *   target     pk OP#{id}  sk T#{deviceId}
- * One Query lists an operation's targets; one GSI Query lists operations newest first. The operation is
+ *   active     pk OPS#ACTIVE  sk {id}     (present while the operation is running or cancelling)
+ * One Query lists an operation's targets; one GSI Query lists operations newest first; one Query of the
+ * active markers finds what the worker drives, however many newer operations exist. The operation is
  * replaced under `version = :expected` (the worker loses to a concurrent cancel or retry). Operations and
  * their targets expire 90 days after creation (TTL `expiresAt`).
  */
@@ -21,6 +23,9 @@ import { mapAwsError } from './dynamo-errors.js';
 import { queryAllPages } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
+
+const ACTIVE_PK = 'OPS#ACTIVE';
+const isActive = (op: Operation) => op.status === 'running' || op.status === 'cancelling';
 const RETENTION_S = 90 * 86_400;
 const BATCH = 25;
 
@@ -74,12 +79,17 @@ export class DynamoOperationStore implements OperationStore {
     };
   }
 
+  private activeItem(op: Operation): Item {
+    return { pk: ACTIVE_PK, sk: op.id, expiresAt: Math.floor(op.createdAt / 1000) + RETENTION_S };
+  }
+
   async createOperation(op: Operation, targets: Target[]): Promise<void> {
-    // Targets first: an operation item is only visible (and driven) once all its targets exist.
-    await this.batchPut(
-      'createOperation',
-      targets.map((t) => this.targetItem(t, op.createdAt)),
-    );
+    // Targets (and the active marker) first: an operation item is only visible, and driven, once all
+    // its targets exist; a marker without its operation is skipped by listActive.
+    await this.batchPut('createOperation', [
+      ...targets.map((t) => this.targetItem(t, op.createdAt)),
+      ...(isActive(op) ? [this.activeItem(op)] : []),
+    ]);
     await this.call('createOperation', () =>
       this.c.send(
         new PutCommand({
@@ -102,6 +112,9 @@ export class DynamoOperationStore implements OperationStore {
 
   async putOperation(op: Operation, expectedVersion: number): Promise<Operation> {
     const next = { ...op, version: expectedVersion + 1 };
+    // An operation becoming active (a retry) is marked before the flip, one finishing is unmarked after
+    // it: a failure in between leaves at most a marker too many, which listActive skips and removes.
+    if (isActive(next)) await this.batchPut('putOperation', [this.activeItem(next)]);
     await this.call('putOperation', () =>
       this.c.send(
         new PutCommand({
@@ -112,7 +125,16 @@ export class DynamoOperationStore implements OperationStore {
         }),
       ),
     );
+    if (!isActive(next)) await this.unmark([next.id]);
     return next;
+  }
+
+  private async unmark(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.batchWrite(
+      'unmarkActive',
+      ids.map((id) => ({ DeleteRequest: { Key: { pk: ACTIVE_PK, sk: id } } })),
+    );
   }
 
   async listOperations(limit: number): Promise<Operation[]> {
@@ -134,10 +156,17 @@ export class DynamoOperationStore implements OperationStore {
   }
 
   async listActive(): Promise<Operation[]> {
-    // Active operations are recent ones: the newest 100 are scanned.
-    return (await this.listOperations(100)).filter(
-      (o) => o.status === 'running' || o.status === 'cancelling',
-    );
+    const markers = await this.queryAll('listActive', {
+      KeyConditionExpression: 'pk = :p',
+      ExpressionAttributeValues: { ':p': ACTIVE_PK },
+      ConsistentRead: true,
+    });
+    const ops = await Promise.all(markers.map((m) => this.getOperation(String(m.sk))));
+    const active = ops.filter((o): o is Operation => o !== undefined && isActive(o));
+    // Markers of finished operations (an unmark that failed) are removed; a marker whose operation is
+    // not written yet (a create in progress) is kept.
+    await this.unmark(ops.filter((o): o is Operation => o !== undefined && !isActive(o)).map((o) => o.id));
+    return active.sort((a, b) => b.createdAt - a.createdAt);
   }
 
   async listTargets(operationId: string): Promise<Target[]> {
@@ -167,9 +196,16 @@ export class DynamoOperationStore implements OperationStore {
     return queryAllPages(this.c, this.t, input, (fn) => this.call(what, fn));
   }
 
-  private async batchPut(what: string, items: Item[]): Promise<void> {
-    for (let i = 0; i < items.length; i += BATCH) {
-      let pending: Item[] = items.slice(i, i + BATCH).map((Item) => ({ PutRequest: { Item } }));
+  private batchPut(what: string, items: Item[]): Promise<void> {
+    return this.batchWrite(
+      what,
+      items.map((Item) => ({ PutRequest: { Item } })),
+    );
+  }
+
+  private async batchWrite(what: string, requests: Item[]): Promise<void> {
+    for (let i = 0; i < requests.length; i += BATCH) {
+      let pending: Item[] = requests.slice(i, i + BATCH);
       for (let attempt = 1; pending.length > 0; attempt++) {
         const out = await this.call(what, () =>
           this.c.send(new BatchWriteCommand({ RequestItems: { [this.t]: pending as never } })),

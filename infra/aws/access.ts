@@ -101,11 +101,9 @@ export const DYNAMODB_ACCESS: AccessTable = {
   },
   operationsWorker: {
     // Batch operations (ADR 0022, functions/adapters/dynamo-operations.ts): operation and command reads
-    // and getDevice (Get), targets (Query), operation replace and putCommand (Put), targets (BatchWrite),
-    // Sparkplug commands completed at once (Update).
+    // and getDevice (Get), targets and the active markers (Query), operation replace and putCommand
+    // (Put), targets and active markers (BatchWrite), Sparkplug commands completed at once (Update).
     registry: ['GetItem', 'Query', 'PutItem', 'BatchWriteItem', 'UpdateItem'],
-    // Active operations, newest first (gsi1).
-    'registry/index/gsi1': ['Query'],
     // LwM2M requests: token allocation (Update), pending request (Put).
     state: ['UpdateItem', 'PutItem'],
   },

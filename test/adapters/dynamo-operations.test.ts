@@ -55,6 +55,20 @@ describe.each([
     expect(ts[0]).toMatchObject({ deviceId: 'd000', status: 'pending' });
   });
 
+  it('keeps driving an old operation however many newer ones exist; finishing and retrying move it', async () => {
+    const s = make();
+    const p = `${_name}-old-`;
+    await s.createOperation(op(`${p}0`, 10), targets(`${p}0`, 1));
+    for (let i = 1; i <= 105; i++) await s.createOperation(op(`${p}${i}`, 10 + i, 'completed'), []);
+    const mine = async () => (await s.listActive()).filter((o) => o.id.startsWith(p)).map((o) => o.id);
+    expect(await mine()).toEqual([`${p}0`]);
+    const first = (await s.getOperation(`${p}0`))!;
+    const done = await s.putOperation({ ...first, status: 'completed' }, first.version);
+    expect(await mine()).toEqual([]);
+    await s.putOperation({ ...done, status: 'running' }, done.version);
+    expect(await mine()).toEqual([`${p}0`]);
+  });
+
   it('replaces an operation only at the expected version; targets are upserted', async () => {
     const s = make();
     const id = `${_name}-v`;
