@@ -242,6 +242,8 @@ export class RuleEngine {
   private readingRules: Compiled[] = [];
   private eventRules: Compiled[] = [];
   private loadedAt = Number.NEGATIVE_INFINITY;
+  /** A rule list was loaded once (a failed refresh may then keep it). */
+  private everLoaded = false;
   private readonly memo = new Map<
     string,
     { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
@@ -311,6 +313,21 @@ export class RuleEngine {
     this.loadedAt = Number.NEGATIVE_INFINITY;
   }
 
+  /**
+   * Loads (or refreshes) the rule list. Called by the ingest path before a chunk is stored, so a rule
+   * list that cannot be read fails the chunk before anything is written. A failed refresh keeps the
+   * list already loaded for another TTL (the evaluations after the write then read nothing); only a
+   * failure to load a first list throws.
+   */
+  async prepare(): Promise<void> {
+    try {
+      await this.ensureRules();
+    } catch (error) {
+      if (!this.everLoaded) throw error;
+      this.loadedAt = this.o.clock();
+    }
+  }
+
   private async ensureRules(): Promise<void> {
     const now = this.o.clock();
     if (now - this.loadedAt < this.ttl) return;
@@ -322,6 +339,7 @@ export class RuleEngine {
     this.memoSize = 0;
     this.groupCache.clear();
     this.loadedAt = now;
+    this.everLoaded = true;
   }
 
   /** The reading rules selecting a reading: memoised per device (type, site) and metric. */

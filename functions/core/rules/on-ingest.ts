@@ -106,6 +106,9 @@ export function rulesOnIngest(
 
   const store: StorePort = {
     async write(readings: EnrichedReading[]) {
+      // The rule list first: if it cannot be read, the chunk fails before any row is written (a retry
+      // then writes and counts it once), not after.
+      await engine.prepare();
       const result = await parts.store.write(readings);
       let evaluated = readings;
       if (result.rejected.length > 0) {

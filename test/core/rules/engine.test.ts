@@ -485,3 +485,32 @@ describe('RuleEngine', () => {
     expect(state.calls).toMatchObject({ getMany: 3, getVersions: 0, put: 3 });
   });
 });
+
+describe('rule list loading for the ingest path (prepare)', () => {
+  it('fails while no list was ever loaded, then keeps the loaded list when a refresh fails', async () => {
+    const rules = new InMemoryRuleStore();
+    let now = 1_000;
+    let failing = true;
+    const list = rules.list.bind(rules);
+    rules.list = async () => {
+      if (failing) throw new TransientError('AWS_TRANSIENT', 'throttled');
+      return list();
+    };
+    const engine = new RuleEngine({
+      rules,
+      state: new InMemoryRuleStateStore(),
+      alerts: new InMemoryAlertStore(),
+      clock: () => now,
+      rulesTtlMs: 100,
+    });
+    await expect(engine.prepare()).rejects.toBeInstanceOf(TransientError);
+    failing = false;
+    await engine.prepare();
+    failing = true;
+    now += 1_000; // past the TTL: the refresh fails, the loaded list stays
+    await expect(engine.prepare()).resolves.toBeUndefined();
+    // ... and the evaluation after the write does not read the list again within the TTL.
+    engine.begin();
+    await expect(engine.evaluate({ readings: [] })).resolves.toBeDefined();
+  });
+});
