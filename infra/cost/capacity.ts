@@ -12,7 +12,7 @@ import { PRICES } from './prices.js';
 
 /**
  * Default quotas (per account and region unless said), with their source. The IoT Core and DynamoDB
- * figures are in /work/shared/reference/aws-facts.md (§1, and "DynamoDB limits that bite"); the Lambda
+ * figures are in the project brief's shared/reference/aws-facts.md (§1, and "DynamoDB limits that bite"); the Lambda
  * and Kinesis account quotas are AWS's documented defaults (Lambda quotas page: 1,000 concurrent
  * executions; Kinesis Data Streams quotas page: 500 shards per account in us-east-1, us-west-2 and
  * eu-west-1, 200 in other regions). All are adjustable through Service Quotas except the per-shard
