@@ -324,9 +324,47 @@ function invalidReason(r: EnrichedReading): string | undefined {
   return undefined;
 }
 
+/**
+ * The identities seen in one write. Most readings have no sub-device, row or index, so those are kept
+ * as device → metric → time(s) without building an identity string per reading (which cost ~0.5 µs a
+ * reading on the ingest path); the other shapes use the full identity string.
+ */
+class IdentitySet {
+  private readonly plain = new Map<string, Map<string, number | Set<number>>>();
+  private readonly keyed = new Set<string>();
+
+  /** Adds the reading's identity; false if it was already there. */
+  add(r: EnrichedReading): boolean {
+    if ((r.subDevice === undefined || r.subDevice === '') && r.row === undefined && r.index === undefined) {
+      let metrics = this.plain.get(r.deviceId);
+      if (metrics === undefined) {
+        metrics = new Map();
+        this.plain.set(r.deviceId, metrics);
+      }
+      const times = metrics.get(r.metric);
+      if (times === undefined) {
+        metrics.set(r.metric, r.time);
+        return true;
+      }
+      if (typeof times === 'number') {
+        if (times === r.time) return false;
+        metrics.set(r.metric, new Set([times, r.time]));
+        return true;
+      }
+      if (times.has(r.time)) return false;
+      times.add(r.time);
+      return true;
+    }
+    const id = identityString(r.deviceId, pointKeyOf(r));
+    if (this.keyed.has(id)) return false;
+    this.keyed.add(id);
+    return true;
+  }
+}
+
 /** Validates, skips transient readings and removes in-call repeats (first occurrence wins). */
 export function prepareWrite(readings: EnrichedReading[]): PreparedWrite {
-  const seen = new Set<string>();
+  const seen = new IdentitySet();
   const out: PreparedWrite = { accepted: [], rejected: [], duplicates: 0, skipped: 0 };
   for (const r of readings) {
     const reason = invalidReason(r);
@@ -338,12 +376,10 @@ export function prepareWrite(readings: EnrichedReading[]): PreparedWrite {
       out.skipped++;
       continue;
     }
-    const id = identityString(r.deviceId, pointKeyOf(r));
-    if (seen.has(id)) {
+    if (!seen.add(r)) {
       out.duplicates++;
       continue;
     }
-    seen.add(id);
     out.accepted.push(r);
   }
   return out;

@@ -14,7 +14,9 @@ import {
   decodeValue,
   encodeCursor,
   encodeValue,
+  identityString,
   type PointKey,
+  pointKeyOf,
   prepareWrite,
   type StoredPoint,
   seriesKey,
@@ -148,6 +150,42 @@ describe('prepareWrite', () => {
       'quality must be one of GOOD, BAD, STALE, UNCERTAIN',
       'row must be a non-negative integer',
     ]);
+  });
+});
+
+describe('prepareWrite identities', () => {
+  it('keeps exactly the first reading of each full identity (property: against the identity string)', () => {
+    const readingArb = fc.record({
+      deviceId: fc.constantFrom('a', 'b', 'a\u0000'),
+      metric: fc.constantFrom('m', 'n', 'm\u0000'),
+      time: fc.integer({ min: T0, max: T0 + 3 }),
+      subDevice: fc.option(fc.constantFrom('', 's', 't'), { nil: undefined, freq: 1 }),
+      row: fc.option(fc.integer({ min: 0, max: 1 }), { nil: undefined, freq: 1 }),
+      index: fc.option(fc.integer({ min: 0, max: 1 }), { nil: undefined, freq: 1 }),
+    });
+    fc.assert(
+      fc.property(fc.array(readingArb, { maxLength: 60 }), (shapes) => {
+        const input = shapes.map((s) => {
+          const r = reading({ deviceId: s.deviceId, metric: s.metric, time: s.time });
+          if (s.subDevice !== undefined) r.subDevice = s.subDevice;
+          if (s.row !== undefined) r.row = s.row;
+          if (s.index !== undefined) r.index = s.index;
+          return r;
+        });
+        const seen = new Set<string>();
+        const expected = input.filter((r) => {
+          const id = identityString(r.deviceId, pointKeyOf(r));
+          if (seen.has(id)) return false;
+          seen.add(id);
+          return true;
+        });
+        const out = prepareWrite(input);
+        expect(out.accepted).toEqual(expected);
+        expect(out.accepted.every((r, i) => r === expected[i])).toBe(true);
+        expect(out.duplicates).toBe(input.length - expected.length);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
