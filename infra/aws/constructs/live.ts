@@ -46,18 +46,15 @@ export class DualpathLive extends Construct {
   constructor(scope: Construct, id: string, props: LiveProps) {
     super(scope, id);
     // One partition of connection items (functions/adapters/dynamo-live-connections.ts); short-lived
-    // data, so no point-in-time recovery and destroyed with the stack.
+    // data, destroyed with the stack. PITR like every table of the stack (billed per GB: a few KB here).
     this.table = new Table(this, 'ConnectionsTable', {
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       sortKey: { name: 'sk', type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: TableEncryption.AWS_MANAGED,
       timeToLiveAttribute: 'expiresAt',
       removalPolicy: RemovalPolicy.DESTROY,
-    });
-    Validations.of(this.table).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-DDB3',
-      reason: 'Open WebSocket connections only (2 hours at most): nothing to restore; clients reconnect.',
     });
     this.fn = nodeFunction(this, 'ConnectionsFunction', {
       entry: props.entry,
