@@ -108,6 +108,12 @@ export const ingestConfigSpec = {
   RULES_CACHE_TTL_MS: { kind: 'int', default: '30000', min: 0 },
   ALERTS_TOPIC_ARN: { kind: 'string' },
   ALERTS_EVENT_BUS: { kind: 'string' },
+  // Live updates over the WebSocket API (ADR 0023): the connections table and the API's management
+  // endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}); publishers are on when both are set.
+  LIVE_CONNECTIONS_TABLE: { kind: 'string' },
+  LIVE_ENDPOINT: { kind: 'string' },
+  /** How long a publisher trusts its list of connections (a new dashboard gets events after at most this). */
+  LIVE_CACHE_TTL_MS: { kind: 'int', default: '10000', min: 0 },
 } as const satisfies ConfigSpec;
 
 export type IngestConfig = ConfigOf<typeof ingestConfigSpec>;

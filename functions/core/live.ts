@@ -60,6 +60,11 @@ export type LiveEvent = LiveReadingEvent | LiveLifecycleEvent | LiveAlertEvent |
 export interface LivePublisher {
   /** Never throws for a subscriber's failure; cheap when nobody watches. */
   publish(events: LiveEvent[]): void;
+  /**
+   * Waits for the deliveries in flight (a transport that posts asynchronously, the AWS fan-out: a
+   * Lambda must not return before them); never rejects. Absent: delivery is synchronous (the hub).
+   */
+  flush?(): Promise<void>;
 }
 
 /** Who is asking: the API principal, reduced to what scoping needs. */
@@ -76,6 +81,27 @@ export function operationProgress(
   p: Omit<LiveOperationEvent, 'kind' | 'time'> & { time?: number },
 ): LiveEvent {
   return { kind: 'operation', time: p.time ?? Date.now(), ...p } as LiveOperationEvent;
+}
+
+/** What a pass of the operations worker reports per operation (core/operations TickResult, in part). */
+export interface OperationPass {
+  changed: number;
+  sent: number;
+  operation: { id: string; status: string; total: number; counts: { pending: number; sent: number } };
+}
+
+/** One progress event per operation that moved in a pass: finished targets out of all (admins only). */
+export function operationPassEvents(results: readonly OperationPass[]): LiveEvent[] {
+  return results
+    .filter((r) => r.changed > 0 || r.sent > 0)
+    .map(({ operation: op }) =>
+      operationProgress({
+        operationId: op.id,
+        status: op.status,
+        done: op.total - op.counts.pending - op.counts.sent,
+        total: op.total,
+      }),
+    );
 }
 
 export interface LiveSubscription {
@@ -185,6 +211,13 @@ export function liveOnIngest(
       // Best effort: REST stays the source of truth.
     }
   };
+  const flush = async () => {
+    try {
+      await o.live.flush?.();
+    } catch {
+      // Best effort.
+    }
+  };
   const processor: MessageProcessor = {
     handle: async (message: InboundMessage): Promise<MessageOutcome> => {
       const outcome = await inner.handle(message);
@@ -211,6 +244,7 @@ export function liveOnIngest(
           };
         }),
       );
+      await flush();
     },
     abort: () => {
       inner.abort?.();
@@ -226,6 +260,7 @@ export function liveOnIngest(
       for (const r of readings)
         if (!rejected.has(r) && !r.historical && watching(r.deviceId)) out.push(readingEvent(r));
       safePublish(out);
+      await flush();
       return result;
     },
   };
@@ -247,6 +282,7 @@ export function liveAlertSink(live: LivePublisher): AlertSink {
             ...(t.deviceType !== undefined ? { deviceType: t.deviceType } : {}),
           },
         ]);
+        await live.flush?.();
       } catch {
         // Best effort.
       }

@@ -11,6 +11,7 @@
  */
 import { CommandService } from '../core/commands.js';
 import type { PublisherPort } from '../core/ingest.js';
+import { type LivePublisher, operationPassEvents } from '../core/live.js';
 import { Lwm2mServer } from '../core/lwm2m/server/server.js';
 import type { PendingRequestStore, RegistrationStore } from '../core/lwm2m/server/state.js';
 import type { PackageStore } from '../core/operations/packages.js';
@@ -34,6 +35,8 @@ export interface OperationsWorkerPorts {
   clock: Clock;
   newId: () => string;
   logger?: WorkerLogger;
+  /** Live updates (ADR 0023): each pass's progress is published (and flushed) when given. */
+  live?: LivePublisher;
   /** Waits between passes inside one invocation (default setTimeout). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -99,6 +102,7 @@ export function composeOperationsWorker(
       do {
         const results = await service.tickAll();
         passes++;
+        await publishPass(ports.live, results);
         const c = results.reduce((n, r) => n + r.changed, 0);
         sent += results.reduce((n, r) => n + r.sent, 0);
         changed += c;
@@ -112,4 +116,16 @@ export function composeOperationsWorker(
       return { passes, sent, changed, active };
     },
   };
+}
+
+/** Progress of one pass to the live publisher; never fails the pass (best effort, REST is the truth). */
+async function publishPass(live: LivePublisher | undefined, results: TickResult[]): Promise<void> {
+  if (!live) return;
+  try {
+    const events = operationPassEvents(results);
+    if (events.length > 0) live.publish(events);
+    await live.flush?.();
+  } catch {
+    // Best effort.
+  }
 }

@@ -1,12 +1,13 @@
 /** Lambda entry point of operations-worker (EventBridge schedule): the composition root over the AWS adapters. */
 import { randomUUID } from 'node:crypto';
 import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
-import { dynamoPorts, iotPublisher, lazyHandler, loadConfig } from '../shared/aws.js';
+import { awsLivePublisher, dynamoPorts, iotPublisher, lazyHandler, loadConfig } from '../shared/aws.js';
 import { composeOperationsWorker } from './compose.js';
 
 export const handler = lazyHandler(async () => {
   const config = loadConfig();
   const dynamo = dynamoPorts(config);
+  const live = awsLivePublisher(config, dynamo.doc);
   return composeOperationsWorker(
     {
       registry: dynamo.registry,
@@ -16,6 +17,8 @@ export const handler = lazyHandler(async () => {
       store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
       clock: Date.now,
       newId: randomUUID,
+      // Progress of every pass to live connections (ADR 0023), when the stack has the WebSocket API.
+      ...(live ? { live } : {}),
     },
     // One invocation a minute keeps passing for up to 50 s (the function's timeout is 58 s), or until
     // 10 passes in a row changed nothing.

@@ -2,6 +2,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
+  awsLivePublisher,
   awsRulesPorts,
   dynamoDocumentClient,
   ingestSettings,
@@ -12,9 +13,11 @@ import { composeRulesClock } from './compose.js';
 
 export const handler = lazyHandler(async () => {
   const config = loadConfig();
+  const doc = dynamoDocumentClient();
+  // Clock-driven transitions (absence, auto-resolve) are pushed live too (ADR 0023).
   return composeRulesClock(
     {
-      ...awsRulesPorts(config, dynamoDocumentClient()),
+      ...awsRulesPorts(config, doc, awsLivePublisher(config, doc)),
       clock: Date.now,
       logger: new Logger({ serviceName: 'rules-clock' }),
       metrics: new Metrics({ namespace: 'Dualpath', serviceName: 'rules-clock' }),

@@ -20,10 +20,12 @@ import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
 import { IotDataPublisher } from '../adapters/publisher.js';
 import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
+import { type LivePublisher, liveAlertSink } from '../core/live.js';
 import type { EnrichedReading } from '../core/reading.js';
 import { type AlertSink, allSinks } from '../core/rules/delivery.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
 import { dynamoDocumentClient } from './aws-base.js';
+import { awsLivePublisher } from './aws-live.js';
 import type { IngestPorts, IngestRulesPorts, IngestSettings } from './ingest-function.js';
 
 export {
@@ -33,6 +35,7 @@ export {
   dynamoDocumentClient,
   loadConfig,
 } from './aws-base.js';
+export { awsLivePublisher } from './aws-live.js';
 
 /** The ingest tunables of the environment. */
 export function ingestSettings(config: IngestConfig): IngestSettings {
@@ -55,12 +58,20 @@ export function awsRuleStores(config: IngestConfig, doc: DynamoDBDocumentClient)
   };
 }
 
-/** Rules and alerts on the registry/state tables (ADR 0016), delivered to the stack's SNS topic / bus. */
-export function awsRulesPorts(config: IngestConfig, doc: DynamoDBDocumentClient): IngestRulesPorts {
+/**
+ * Rules and alerts on the registry/state tables (ADR 0016), delivered to the stack's SNS topic / bus,
+ * and pushed to live connections (ADR 0023) when a live publisher is given.
+ */
+export function awsRulesPorts(
+  config: IngestConfig,
+  doc: DynamoDBDocumentClient,
+  live?: LivePublisher,
+): IngestRulesPorts {
+  const sink = alertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS });
   return {
     ...awsRuleStores(config, doc),
     state: new DynamoRuleStateStore({ client: doc, tableName: config.STATE_TABLE }),
-    sink: alertSinks({ topicArn: config.ALERTS_TOPIC_ARN, eventBusName: config.ALERTS_EVENT_BUS }),
+    sink: live ? allSinks(sink, liveAlertSink(live)) : sink,
   };
 }
 
@@ -190,11 +201,15 @@ export function iotPublisher(config: IngestConfig): IotDataPublisher {
 /** Everything an ingest function needs in AWS; `service` names its logs and metrics. */
 export function awsIngestPorts(config: IngestConfig, service: string) {
   const dynamo = dynamoPorts(config);
+  // Live updates (ADR 0023): stored readings, lifecycle events and alert transitions, when the stack
+  // has the WebSocket API.
+  const live = awsLivePublisher(config, dynamo.doc);
   return {
     ...dynamo,
     store: telemetryStore(config, dynamo.doc),
     publisher: iotPublisher(config),
-    ...(config.RULES_ENABLED ? { rules: awsRulesPorts(config, dynamo.doc) } : {}),
+    ...(config.RULES_ENABLED ? { rules: awsRulesPorts(config, dynamo.doc, live) } : {}),
+    ...(live ? { live: { publisher: live, watching: (id: string) => live.watching(id) } } : {}),
     clock: Date.now,
     logger: new Logger({ serviceName: service }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),

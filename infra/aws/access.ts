@@ -23,7 +23,7 @@ export type DynamoAction =
   | 'ConditionCheckItem';
 
 /** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
-export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry';
+export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry' | 'live';
 
 export type FunctionKey =
   | 'sparkplugIngest'
@@ -32,7 +32,8 @@ export type FunctionKey =
   | 'authorizer'
   | 'provisioningHook'
   | 'rulesClock'
-  | 'operationsWorker';
+  | 'operationsWorker'
+  | 'liveConnections';
 
 export type AccessTable = Record<FunctionKey, Partial<Record<TableTarget, readonly DynamoAction[]>>>;
 
@@ -107,6 +108,14 @@ export const DYNAMODB_ACCESS: AccessTable = {
     // LwM2M requests: token allocation (Update), pending request (Put).
     state: ['UpdateItem', 'PutItem'],
   },
+  liveConnections: {
+    // Live updates (ADR 0023, functions/live-connections): an application key's lookup and the
+    // subscription's getDevice (Get).
+    registry: ['GetItem'],
+    // The connection item: $connect and subscribe (Put), subscribe reads it back (Get), $disconnect
+    // (Delete) — functions/adapters/dynamo-live-connections.ts.
+    live: ['PutItem', 'GetItem', 'DeleteItem'],
+  },
   provisioningHook: {
     // Pre-provisioning hook (ADR 0018): getDevice, and getDeviceType for a self-registering device
     // (Get); SELF_REGISTER_ACCESS adds the writes when some type may register itself.
@@ -132,6 +141,21 @@ export const RULES_INGEST_ACCESS: Partial<Record<TableTarget, readonly DynamoAct
   'registry/index/gsi1': ['Query'],
   state: ['BatchGetItem', 'PutItem'],
 };
+
+/**
+ * Live updates (ADR 0023): the functions that publish to WebSocket connections list them (one Query of
+ * the connections partition per cache TTL) and delete the ones API Gateway answers 410 Gone for; they
+ * also get `execute-api:ManageConnections` on the stage's `POST @connections/*` (constructs/live.ts).
+ */
+export const LIVE_PUBLISH_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
+  live: ['Query', 'DeleteItem'],
+};
+export const LIVE_PUBLISHERS: readonly FunctionKey[] = [
+  'sparkplugIngest',
+  'lwm2mIngest',
+  'rulesClock',
+  'operationsWorker',
+];
 
 /** Who delivers alert transitions (ADR 0016): SNS Publish on the alert topic, PutEvents on the alert bus. */
 export const ALERT_DELIVERY: readonly FunctionKey[] = ['sparkplugIngest', 'lwm2mIngest', 'rulesClock'];

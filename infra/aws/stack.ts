@@ -17,6 +17,8 @@ import {
   dynamoStatements,
   IOT_PUBLISH,
   iotPublishStatement,
+  LIVE_PUBLISH_ACCESS,
+  LIVE_PUBLISHERS,
   RULES_INGEST_ACCESS,
   SELF_REGISTER_ACCESS,
   type TableTarget,
@@ -28,6 +30,7 @@ import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
+import { DualpathLive, LIVE_ENTRY } from './constructs/live.js';
 import { MAGNETIC_REJECTS_SERVICE, MagneticRejectsReader } from './constructs/magnetic-rejects.js';
 import { Monitoring } from './constructs/monitoring.js';
 import {
@@ -175,6 +178,15 @@ export class DualpathStack extends Stack {
       AUTO_REGISTER: String(s.autoRegister),
     };
 
+    // Live updates (ADR 0023): the WebSocket API, its connections table and function; the publishers
+    // are added below (live.addPublisher), the admin key once its secret exists.
+    const live = new DualpathLive(this, 'Live', {
+      entry: entry(LIVE_ENTRY),
+      environment: { ...tablesEnv, TELEMETRY_BACKEND: s.telemetry },
+      logRetention,
+      throttle: { rateLimit: 50, burstLimit: 100 },
+    });
+
     // Data access: exactly the rows of DYNAMODB_ACCESS (infra/aws/access.ts), one statement per table.
     const tableArn = (target: TableTarget): string | undefined => {
       switch (target) {
@@ -186,6 +198,8 @@ export class DualpathStack extends Stack {
           return `${tables.get('registry').tableArn}/index/gsi1`;
         case 'telemetry':
           return telemetryTable?.tableArn;
+        case 'live':
+          return live.table.tableArn;
       }
     };
     const grantData = (fn: NodejsFunction, key: keyof typeof DYNAMODB_ACCESS) => {
@@ -195,7 +209,8 @@ export class DualpathStack extends Stack {
           ? withAccess(DYNAMODB_ACCESS[key], AUTO_REGISTER_ACCESS)
           : DYNAMODB_ACCESS[key];
       // Rules are evaluated on the ingest path (ADR 0016).
-      const row = ingest ? withAccess(base, RULES_INGEST_ACCESS) : base;
+      const ruled = ingest ? withAccess(base, RULES_INGEST_ACCESS) : base;
+      const row = LIVE_PUBLISHERS.includes(key) ? withAccess(ruled, LIVE_PUBLISH_ACCESS) : ruled;
       for (const st of dynamoStatements(row, tableArn)) fn.addToRolePolicy(st);
       if (timestream) {
         for (const st of timestreamStatements(TIMESTREAM_ACCESS[key], timestream.table.attrArn))
@@ -218,6 +233,7 @@ export class DualpathStack extends Stack {
       });
       grantData(ingest.fn, key);
       ingest.fn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH[key]));
+      live.addPublisher(ingest.fn);
       const ruleIndex = pipeline.rules.findIndex((r) => r.stream === fnSpec.stream);
       return {
         key: key as 'sparkplugIngest' | 'lwm2mIngest',
@@ -275,6 +291,13 @@ export class DualpathStack extends Stack {
       logRetention,
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
+    // The live-connections function checks keys as the authorizer does (admin key hash, app keys).
+    live.fn.addEnvironment('ADMIN_KEY_SECRET_ARN', adminKey.secretArn);
+    live.fn.addToRolePolicy(readAdminKey);
+    grantData(live.fn, 'liveConnections');
+    // The WebSocket stage's execution logs need the API Gateway account's CloudWatch role.
+    const apiAccount = api.api.node.tryFindChild('Account');
+    if (apiAccount) live.stage.node.addDependency(apiAccount);
 
     // Things of this stack only: two stacks in one account never share a simulator thing.
     const simulatorThingPrefix = `${this.stackName}-sim-`;
@@ -320,6 +343,7 @@ export class DualpathStack extends Stack {
     for (const p of paths) alerts.attach(p.fn);
     alerts.attach(apiFn, { delivers: false });
     grantData(alerts.clock, 'rulesClock');
+    live.addPublisher(alerts.clock);
     // Batch operations (ADR 0022): the worker on a schedule; the API serves /operations.
     const operations = new Operations(this, 'Operations', {
       workerEntry: entry('functions/operations-worker/handler.ts'),
@@ -327,6 +351,7 @@ export class DualpathStack extends Stack {
       logRetention,
     });
     grantData(operations.worker, 'operationsWorker');
+    live.addPublisher(operations.worker);
 
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
     // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
@@ -365,6 +390,7 @@ export class DualpathStack extends Stack {
         onboarding.claimFunction,
         alerts.clock,
         operations.worker,
+        live.fn,
         ...(magneticRejects ? [magneticRejects.fn] : []),
       ],
       publishers: [
@@ -409,6 +435,11 @@ export class DualpathStack extends Stack {
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });
+    new CfnOutput(this, 'LiveUrl', {
+      description:
+        "Live updates (WebSocket): new WebSocket(url + '?device=<id>&kinds=reading,alert', ['dualpath', key])",
+      value: live.url,
+    });
     new CfnOutput(this, 'AdminKeySecretArn', { value: adminKey.secretArn });
     new CfnOutput(this, 'AdminKeyCommand', {
       description: 'Prints the admin API key',

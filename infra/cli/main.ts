@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<Command>> = {
   provision: async () => (await import('./provision.js')).provisionCommand,
   redrive: async () => (await import('./redrive.js')).redriveCommand,
   cert: async () => (await import('./cert.js')).certCommand,
+  live: async () => (await import('./live.js')).liveCommand,
 };
 
 function usage(): string {

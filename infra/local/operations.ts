@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoOperationStore } from '../../functions/adapters/dynamo-operations.js';
 import type { PublisherPort } from '../../functions/core/ingest.js';
-import { type LivePublisher, operationProgress } from '../../functions/core/live.js';
+import { type LivePublisher, operationPassEvents } from '../../functions/core/live.js';
 import type { PendingRequestStore, RegistrationStore } from '../../functions/core/lwm2m/server/state.js';
 import type { TickResult } from '../../functions/core/operations/service.js';
 import type { RegistryPort } from '../../functions/core/registry.js';
@@ -76,17 +76,8 @@ export function localOperations(o: LocalOperationsOptions) {
   };
 }
 
-/** One progress event per operation that moved: finished targets out of all (admins only: no device type). */
+/** One progress event per operation that moved (core/live.ts operationPassEvents). */
 function publishProgress(live: LivePublisher, results: TickResult[]): void {
-  const events = results
-    .filter((r) => r.changed > 0 || r.sent > 0)
-    .map(({ operation: op }) =>
-      operationProgress({
-        operationId: op.id,
-        status: op.status,
-        done: op.total - op.counts.pending - op.counts.sent,
-        total: op.total,
-      }),
-    );
+  const events = operationPassEvents(results);
   if (events.length > 0) live.publish(events);
 }

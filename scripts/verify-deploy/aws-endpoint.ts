@@ -13,6 +13,8 @@
  *     Query answered with no rows;
  *   - CloudFormation custom-resource responses (PUT to the ResponseURL) kept for the harness;
  *   - SNS Publish (query protocol) and EventBridge PutEvents: recorded and kept (alert deliveries);
+ *   - API Gateway PostToConnection (ADR 0023): recorded as execute-api:ManageConnections on the
+ *     connection's ARN and kept; 410 Gone for the connections the scenario marked gone;
  *   - S3 GetObject (path style): objects the scenario put (`putObject`, e.g. a Timestream rejection
  *     report, ADR 0024), NoSuchKey otherwise.
  * Anything else is an "unhandled request" the run reports as a failure.
@@ -52,6 +54,8 @@ export interface EndpointOptions {
   tableArn: (name: string) => string;
   secrets: Map<string, string>;
   onPublish: (p: Publish) => void;
+  /** The template's WebSocket API (id and stage), for PostToConnection ARNs. */
+  liveApi?: () => { apiId: string; stage: string } | undefined;
 }
 
 export class RecordingEndpoint {
@@ -66,6 +70,10 @@ export class RecordingEndpoint {
   /** Alert deliveries (rules, ADR 0016): SNS messages and EventBridge entries, with the function. */
   readonly alertDeliveries: Array<{ function: string; via: 'sns' | 'events'; target: string; body: string }> =
     [];
+  /** PostToConnection calls (ADR 0023), with the answer given. */
+  readonly livePosts: Array<{ function: string; connectionId: string; data: string; status: number }> = [];
+  /** Connections that answer 410 Gone (the client left). */
+  readonly goneConnections = new Set<string>();
   readonly caFile: string;
   private readonly keys = new Map<string, string>();
   private httpServer!: http.Server;
@@ -391,6 +399,34 @@ export class RecordingEndpoint {
       this.publishes.push(p);
       json(200, {}, 'application/json');
       this.o.onPublish(p);
+      return;
+    }
+
+    // API Gateway management API PostToConnection: POST /{stage}/@connections/{id}
+    const conn = /^\/([^/]+)\/(?:@|%40)connections\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'POST' && conn) {
+      const stage = decodeURIComponent(conn[1]!);
+      const id = decodeURIComponent(conn[2]!);
+      const api = this.o.liveApi?.();
+      if (!api || api.stage !== stage) {
+        this.unhandled.push(`${fn}: PostToConnection on stage ${stage}, not the template's WebSocket stage`);
+        return json(404, { message: 'Not Found' }, 'application/json');
+      }
+      this.record(
+        fn,
+        'execute-api',
+        'ManageConnections',
+        `arn:aws:execute-api:${REGION}:${ACCOUNT}:${api.apiId}/${stage}/POST/@connections/${id}`,
+      );
+      const status = this.goneConnections.has(id) ? 410 : 200;
+      this.livePosts.push({ function: fn, connectionId: id, data: body.toString(), status });
+      if (status === 410) {
+        res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
+        res.end(JSON.stringify({ message: null }));
+        return;
+      }
+      res.writeHead(200);
+      res.end();
       return;
     }
 

@@ -92,6 +92,7 @@ export class Deployment {
       tableArn: (name) => this.tableArn(name),
       secrets: this.secrets,
       onPublish: (p) => this.publishQueue.push(p),
+      liveApi: () => this.liveApi(),
     });
   }
 
@@ -299,6 +300,8 @@ export class Deployment {
       AWS_ENDPOINT_URL_SNS: url,
       AWS_ENDPOINT_URL_EVENTBRIDGE: url,
       AWS_ENDPOINT_URL_S3: url,
+      // PostToConnection (ADR 0023): the SDK's standard override; the stage path stays LIVE_ENDPOINT's.
+      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: url,
       AWS_ENDPOINT_URL_IOT_DATA_PLANE: `https://${this.endpoint.httpsAuthority}`,
       NODE_EXTRA_CA_CERTS: this.endpoint.caFile,
     };
@@ -765,6 +768,101 @@ export class Deployment {
     const context: Record<string, unknown> = { principalId: result.principalId };
     for (const [k, v] of Object.entries((result.context ?? {}) as Record<string, unknown>)) context[k] = v;
     return { context };
+  }
+
+  // ---- API Gateway WebSocket (ADR 0023) -----------------------------------------------------------
+
+  /** The template's WebSocket API: its id (Ref) and stage name, for the @connections ARNs. */
+  liveApi(): { apiId: string; stage: string } | undefined {
+    const api = this.model
+      .resourcesOfType('AWS::ApiGatewayV2::Api')
+      .find(([, r]) => r.Properties?.ProtocolType === 'WEBSOCKET');
+    if (!api) return undefined;
+    const stage = this.model
+      .resourcesOfType('AWS::ApiGatewayV2::Stage')
+      .find(([, r]) => TemplateModel.referencedId(r.Properties?.ApiId) === api[0]);
+    return {
+      apiId: this.model.ref(api[0]),
+      stage: String(this.model.resolve((stage?.[1].Properties?.StageName ?? '$default') as Json)),
+    };
+  }
+
+  /** The function behind a WebSocket route key ($connect, $disconnect, $default, or an action). */
+  private wsRoute(routeKey: string): string | undefined {
+    const route = this.model
+      .resourcesOfType('AWS::ApiGatewayV2::Route')
+      .find(([, r]) => r.Properties?.RouteKey === routeKey);
+    if (!route) return undefined;
+    const integrationId = [...TemplateModel.references(route[1].Properties?.Target)].find(
+      (t) => this.model.template.Resources[t]?.Type === 'AWS::ApiGatewayV2::Integration',
+    );
+    if (!integrationId) return undefined;
+    return [...TemplateModel.references(this.model.resource(integrationId).Properties?.IntegrationUri)].find(
+      (t) => this.model.template.Resources[t]?.Type === 'AWS::Lambda::Function',
+    );
+  }
+
+  /**
+   * One WebSocket event through the template's routes, as API Gateway sends it: $connect (headers and
+   * query string), $disconnect, or a message (routed by its `action`, else $default). A non-2xx answer
+   * to $connect is a refused upgrade.
+   */
+  async ws(
+    kind: 'connect' | 'disconnect' | 'message',
+    connectionId: string,
+    init: { headers?: Record<string, string>; query?: Record<string, string>; body?: unknown } = {},
+  ): Promise<{ status: number; headers: Record<string, string>; body: Record<string, unknown> }> {
+    let routeKey = kind === 'connect' ? '$connect' : kind === 'disconnect' ? '$disconnect' : '$default';
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    if (kind === 'message') {
+      const action = (init.body as { action?: unknown } | undefined)?.action;
+      if (typeof action === 'string' && this.wsRoute(action)) routeKey = action;
+    }
+    const fnId = this.wsRoute(routeKey);
+    if (!fnId) {
+      this.failures.push(`WebSocket route ${routeKey}: no Lambda integration in the template`);
+      return { status: 500, headers: {}, body: {} };
+    }
+    const live = this.liveApi();
+    const event = {
+      requestContext: {
+        routeKey,
+        eventType: kind === 'connect' ? 'CONNECT' : kind === 'disconnect' ? 'DISCONNECT' : 'MESSAGE',
+        connectionId,
+        apiId: live?.apiId,
+        stage: live?.stage,
+        domainName: `${live?.apiId}.execute-api.${REGION}.amazonaws.com`,
+        requestId: crypto.randomUUID(),
+        connectedAt: Date.now(),
+        requestTimeEpoch: Date.now(),
+        identity: { sourceIp: '198.51.100.7' },
+      },
+      ...(kind === 'connect'
+        ? {
+            headers: { Host: 'live.local', ...init.headers },
+            queryStringParameters: init.query && Object.keys(init.query).length > 0 ? init.query : undefined,
+          }
+        : {}),
+      ...(body !== undefined ? { body } : {}),
+      isBase64Encoded: false,
+    };
+    const result = await this.functions.get(fnId)!.process.invoke(event);
+    if (!result.ok) {
+      this.failures.push(`${fnId}: WebSocket ${routeKey} failed: ${describeError(result)}`);
+      return { status: 502, headers: {}, body: {} };
+    }
+    const out = (result.value ?? {}) as {
+      statusCode?: number;
+      headers?: Record<string, string>;
+      body?: string;
+    };
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = out.body ? (JSON.parse(out.body) as Record<string, unknown>) : {};
+    } catch {
+      parsed = { text: out.body };
+    }
+    return { status: out.statusCode ?? 200, headers: out.headers ?? {}, body: parsed };
   }
 
   async stop(): Promise<void> {

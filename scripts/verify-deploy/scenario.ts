@@ -16,6 +16,7 @@ import { compressRecords, encodeSenml } from '../../functions/core/senml/index.j
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
+import { startLiveScenario } from './live-scenario.js';
 import { runMagneticScenario } from './magnetic-scenario.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
 import { runOperationsScenario } from './operations-scenario.js';
@@ -30,6 +31,7 @@ export const SCENARIOS = [
   'onboarding',
   'operations',
   'magnetic',
+  'live',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -114,11 +116,17 @@ export async function runScenarios(
     }
   }
 
+  // ---- Live updates (ADR 0023): WebSocket connections before any data --------------------------------
+  const live = has('live')
+    ? await startLiveScenario(ctx, { device: DEVICE, otherTypeDevice: 'other-1', appKey })
+    : undefined;
+
   // ---- Rules (ADR 0016): created before any data, so both ingest paths evaluate them -------------------
   if (has('rules')) await createScenarioRules(ctx);
 
   // ---- Sparkplug: births, data, an unknown node (rebirth request), death -----------------------------
   if (has('sparkplug') || has('reads')) {
+    await live?.gone('sparkplug');
     d.publish(
       `spBv1.0/${GROUP}/NBIRTH/${DEVICE}`,
       encodePayload({
@@ -242,6 +250,7 @@ export async function runScenarios(
 
   // ---- LwM2M: Register, Send (bulk SenML), Update ------------------------------------------------
   if (has('lwm2m') || has('command') || has('reads')) {
+    await live?.gone('lwm2m');
     lwm2m(ctx, {
       operation: Operation.Register,
       token: 1,
@@ -421,8 +430,10 @@ export async function runScenarios(
   }
 
   // ---- Batch operations (ADR 0022): API → scheduled worker → device → lwm2m-ingest → worker ----------
-  if (has('operations') && has('lwm2m') && has('sparkplug'))
+  if (has('operations') && has('lwm2m') && has('sparkplug')) {
+    await live?.gone('worker');
     await runOperationsScenario(ctx, { device: DEVICE, answerReads: !has('command') });
+  }
 
   // ---- LwM2M De-register -------------------------------------------------------------------------
   if (has('lwm2m')) {
@@ -437,7 +448,16 @@ export async function runScenarios(
   }
 
   // ---- Rules: alerts opened on ingest, the scheduled clock (absence), list and acknowledge --------------
-  if (has('rules')) await checkScenarioRules(ctx);
+  if (has('rules')) {
+    await live?.gone('clock');
+    await checkScenarioRules(ctx);
+  }
+  // Every publisher that ran (their template environment has LIVE_ENDPOINT) posted, and met a 410.
+  await live?.check(
+    [...d.functions]
+      .filter(([, f]) => f.model.environment.LIVE_ENDPOINT !== undefined && f.process.invoked > 0)
+      .map(([id]) => id),
+  );
 
   // ---- Onboarding: the claim custom resource's function and the pre-provisioning hook (ADR 0018) ---
   if (has('onboarding')) await runOnboardingScenario(ctx, { id: DEVICE, type: 'breaker' });

@@ -13,6 +13,7 @@ import { API_SECURITY_HEADERS, AUTH_CHALLENGE } from '../../../functions/api/htt
 import {
   DYNAMODB_ACCESS,
   IOT_PUBLISH,
+  LIVE_PUBLISH_ACCESS,
   RULES_INGEST_ACCESS,
   type TableTarget,
   withAccess,
@@ -233,6 +234,7 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
     lwm2mIngest: 'Lwm2mIngestFunction',
     api: 'ApiFunction',
     authorizer: 'AuthorizerFunction',
+    liveConnections: 'LiveConnectionsFunction',
   } as const;
   const tableIds: Record<TableTarget, string> = {
     registry: 'TablesRegistry',
@@ -240,6 +242,7 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
     state: 'TablesState',
     events: 'TablesEvents',
     telemetry: 'TelemetryStoreTelemetry',
+    live: 'LiveConnectionsTable',
   };
 
   for (const [key, prefix] of Object.entries(fns) as Array<[keyof typeof fns, string]>) {
@@ -247,10 +250,11 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
       const dynamo = statementsOf(prefix).filter((st) =>
         actionsOf(st).some((a) => a.startsWith('dynamodb:')),
       );
-      // The ingest functions evaluate rules (ADR 0016): their rows plus RULES_INGEST_ACCESS.
+      // The ingest functions evaluate rules (ADR 0016) and publish live updates (ADR 0023): their rows
+      // plus RULES_INGEST_ACCESS and LIVE_PUBLISH_ACCESS.
       const row =
         key === 'sparkplugIngest' || key === 'lwm2mIngest'
-          ? withAccess(DYNAMODB_ACCESS[key], RULES_INGEST_ACCESS)
+          ? withAccess(withAccess(DYNAMODB_ACCESS[key], RULES_INGEST_ACCESS), LIVE_PUBLISH_ACCESS)
           : DYNAMODB_ACCESS[key];
       const expected = Object.entries(row).map(([t, a]) => [t, [...new Set(a)]]) as Array<
         [TableTarget, string[]]
