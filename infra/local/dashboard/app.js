@@ -1,5 +1,6 @@
 // Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
 // API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
+import { filterParams, readHash, saveHash, setFilters } from './filters.js';
 import * as live from './live.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -212,11 +213,28 @@ function fillDeviceSelect(devices) {
 async function refreshDevice() {
   const id = $('#device-select').value;
   if (!id) return;
-  live.watchDevice(id, state.key);
   const windowMs = Number($('#window-select').value);
   const to = Date.now();
   const from = to - windowMs;
-  const device = await api(`/devices/${encodeURIComponent(id)}`);
+  let device;
+  try {
+    device = await api(`/devices/${encodeURIComponent(id)}`);
+  } catch (e) {
+    // A device this key may not see (an application key: another type's, or missing: one answer for
+    // both) or that does not exist: say so, and show nothing of it.
+    if (e.status !== 403 && e.status !== 404) throw e;
+    live.unwatch();
+    const err = $('#device-error');
+    err.hidden = false;
+    err.dataset.status = String(e.status);
+    err.textContent = `${e.status === 403 ? 'Not allowed' : 'Not found'}: ${e.message}`;
+    for (const sel of ['#charts', '#state-table tbody', '#objects']) $(sel).innerHTML = '';
+    $('#device-status').textContent = '';
+    $('#device-status').className = 'badge';
+    return;
+  }
+  $('#device-error').hidden = true;
+  live.watchDevice(id, state.key);
   const online = device.sparkplug?.online || device.lwm2m?.online;
   $('#device-status').textContent = online ? 'online' : 'offline';
   $('#device-status').className = `badge ${online ? 'online' : 'offline'}`;
@@ -343,17 +361,19 @@ function showAlertCount(open) {
 async function refreshAlerts() {
   try {
     // Active = open + acknowledged (an acknowledged alert stays until its condition clears or a user resolves it).
+    const f = filterParams('alerts');
     const [open, acked] = await Promise.all([
-      api('/alerts?status=open&limit=100'),
-      api('/alerts?status=acknowledged&limit=100'),
+      api(`/alerts?status=open&limit=100&${f}`),
+      api(`/alerts?status=acknowledged&limit=100&${f}`),
     ]);
     const active = [...(open.alerts ?? []), ...(acked.alerts ?? [])].sort((a, b) => b.openedAt - a.openedAt);
-    showAlertCount(open);
+    // The tab's count is of every open alert the key sees, not of the filtered list.
+    if (f.size === 0) showAlertCount(open);
     $('#alerts-active tbody').innerHTML = active.length
       ? active
           .map(
             (a) =>
-              `<tr data-alert-id="${esc(a.id)}">${alertCells(a)}<td>${
+              `<tr data-alert-id="${esc(a.id)}" data-device="${esc(a.deviceId)}">${alertCells(a)}<td>${
                 a.status === 'open'
                   ? `<button type="button" class="ack" data-ack="${esc(a.id)}">Ack</button>`
                   : `<span class="small">by ${esc(a.acknowledgedBy ?? '?')}</span>`
@@ -372,7 +392,8 @@ async function refreshAlerts() {
 
 async function loadHistory(more) {
   const status = $('#history-status').value;
-  const q = new URLSearchParams({ limit: '20' });
+  const q = filterParams('alerts');
+  q.set('limit', '20');
   if (status) q.set('status', status);
   if (more && alertsState.historyToken) q.set('nextToken', alertsState.historyToken);
   try {
@@ -380,7 +401,7 @@ async function loadHistory(more) {
     const rows = (page.alerts ?? [])
       .map(
         (a) =>
-          `<tr data-alert-id="${esc(a.id)}">${alertCells(a, { ruleId: false })}<td>${esc(
+          `<tr data-alert-id="${esc(a.id)}" data-device="${esc(a.deviceId)}">${alertCells(a, { ruleId: false })}<td>${esc(
             a.status === 'resolved'
               ? `${a.resolvedBy ?? '?'} ${a.resolvedAt ? clock(a.resolvedAt) : ''}`
               : a.status === 'acknowledged'
@@ -522,17 +543,8 @@ async function renderAppDevices(title, devices, key) {
 const fleetState = { nextToken: undefined, count: 0 };
 
 function fleetQuery() {
-  const q = new URLSearchParams({ limit: '100' });
-  for (const [param, sel] of [
-    ['type', '#fleet-type'],
-    ['group', '#fleet-group'],
-    ['tag', '#fleet-tag'],
-    ['protocol', '#fleet-protocol'],
-    ['online', '#fleet-online'],
-  ]) {
-    const v = $(sel).value.trim();
-    if (v) q.set(param, v);
-  }
+  const q = filterParams('fleet');
+  q.set('limit', '100');
   return q;
 }
 
@@ -580,6 +592,7 @@ function selectTab(name) {
   if (name === 'alerts') refreshAlerts();
   if (name === 'app') loadApps();
   if (name === 'fleet') loadFleet(false);
+  saveHash(name, name === 'device' ? { device: $('#device-select').value } : {});
 }
 
 async function signIn(key) {
@@ -605,7 +618,9 @@ async function signIn(key) {
 
 async function boot() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
-  if (fromHash) history.replaceState(null, '', location.pathname);
+  // The view the hash names (tab, filters, device: filters.js); the key is dropped from the address.
+  const view = readHash();
+  if (fromHash) history.replaceState(null, '', `${location.pathname}${view.size ? `#${view}` : ''}`);
   const key = fromHash ?? sessionStorage.getItem('dualpath-key');
   $('main').hidden = true;
   // Handlers first: the tabs are visible while the key is checked, and a click then must not be lost.
@@ -623,7 +638,14 @@ async function boot() {
   });
   $('#fleet-form').addEventListener('submit', (e) => {
     e.preventDefault();
+    saveHash('fleet');
     loadFleet(false);
+  });
+  $('#alerts-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveHash('alerts');
+    alertsState.historyPages = 0;
+    refreshAlerts();
   });
   $('#fleet-more').addEventListener('click', () => loadFleet(true));
   $('#fleet-table').addEventListener('click', (e) => {
@@ -632,7 +654,10 @@ async function boot() {
     e.preventDefault();
     openDevice(id);
   });
-  $('#device-select').addEventListener('change', () => refreshDevice());
+  $('#device-select').addEventListener('change', () => {
+    saveHash('device', { device: $('#device-select').value });
+    refreshDevice();
+  });
   $('#window-select').addEventListener('change', () => refreshDevice());
   $('#command-form').addEventListener('submit', sendCommand);
   $('#app-form').addEventListener('submit', viewAsApp);
@@ -641,8 +666,19 @@ async function boot() {
   $('#alerts-history').addEventListener('click', onAlertsClick);
   $('#history-status').addEventListener('change', () => loadHistory(false));
   $('#history-more').addEventListener('click', () => loadHistory(true));
-  if (key && (await signIn(key))) tick();
-  else $('#login').hidden = false;
+  if (key && (await signIn(key))) {
+    openView(view);
+    tick();
+  } else $('#login').hidden = false;
+}
+
+/** Opens the tab the hash names, with its filters (and its device on the Device tab). */
+function openView(view) {
+  const tab = view.get('tab');
+  if (!tab || !document.querySelector(`.tabs button[data-tab="${CSS.escape(tab)}"]`)) return;
+  setFilters(tab, view);
+  if (tab === 'device' && view.get('device')) openDevice(view.get('device'));
+  else selectTab(tab);
 }
 
 let timer;
