@@ -300,6 +300,12 @@ describe.skipIf(!available)('dashboard views (headless Chromium)', { timeout: 12
       { timeout: 30_000 },
     );
     await pageText('device');
+    // Values pushed live are shown at their type's precision too (a float32 as its shortest decimal).
+    const floats = await page.$$eval('#state-table tbody td.value[title="Float"]', (tds) =>
+      tds.map((td) => td.textContent ?? ''),
+    );
+    expect(floats.length).toBeGreaterThan(0);
+    for (const text of floats) expect(text.replace(/^-?0*|\./g, '').length, text).toBeLessThanOrEqual(9);
     await page.click('[data-tab="alerts"]');
     await page.waitForSelector('#alerts-active tbody tr[data-alert-id]', { timeout: 30_000 });
     expect([...new Set(await rowIds(page, '#alerts-active tbody tr[data-alert-id]', 'data-device'))]).toEqual(

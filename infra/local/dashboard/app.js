@@ -1,5 +1,6 @@
 // Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
 // API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
+import { formatValue } from './common.js';
 import { filterParams, readHash, saveHash, setFilters } from './filters.js';
 import * as live from './live.js';
 
@@ -42,29 +43,8 @@ const ago = (t) => {
   const s = Math.max(0, Math.round((Date.now() - t) / 1000));
   return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 };
-const show = (v) =>
-  v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
-// A value at its type's precision: a 32-bit float is shown as the shortest decimal that reads back as
-// the same float32 (16.86, not 16.860000610351562), a double as is, an integer as an integer. "Float"
-// is Sparkplug's float32 and LwM2M's float (32 or 64 bits on the wire): a value exactly representable
-// as float32 is shown at float32 precision, any other as the double it is.
-const INTEGER_TYPES = /^(u?int(8|16|32|64)|integer|unsigned ?integer|datetime|time)$/i;
-export function formatValue(value, type) {
-  if (typeof value === 'number' && Number.isFinite(value)) {
-    if (INTEGER_TYPES.test(type ?? '') && Number.isInteger(value)) return String(value);
-    if (/^float$/i.test(type ?? '') && Math.fround(value) === value) {
-      for (let p = 1; p <= 9; p++) {
-        const s = Number(value.toPrecision(p));
-        if (Math.fround(s) === value) return String(s);
-      }
-    }
-    return String(value);
-  }
-  if (Array.isArray(value) && /float/i.test(type ?? ''))
-    return `[${value.map((v) => formatValue(v, 'Float')).join(', ')}]`;
-  return show(value);
-}
+export { formatValue };
 
 // ---- charts: a tiny SVG line chart ------------------------------------------------------------
 // `markers` (alerts: { id, at, severity, label }) are drawn as vertical lines at their time; the time axis

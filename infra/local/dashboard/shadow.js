@@ -3,8 +3,7 @@
 // reconciliations. Values are validated by the API (its error names the field, shown as is); the write
 // carries the version the user started editing from, so a change made meanwhile is a 409 shown as a
 // conflict instead of being overwritten. Self-contained: refreshes every 2 s while the tab is shown.
-import { formatValue } from './app.js';
-import { $, ago, api, clock, esc, whileShown } from './common.js';
+import { $, ago, api, clock, esc, formatValue, whileShown } from './common.js';
 
 const PANEL = `
   <h2>Shadow <span class="small" id="shadow-version"></span></h2>
