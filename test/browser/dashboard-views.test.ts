@@ -184,6 +184,11 @@ describe.skipIf(!available)('dashboard views (headless Chromium)', { timeout: 12
       return [...new Set(await rowIds(page, '#alerts-active tbody tr[data-alert-id]', 'data-device'))].sort();
     };
     expect(await alertDevices()).toEqual([FM, PR]);
+    // Alert values at the reading's precision (the flow meter's readings are float32).
+    const values = await page.$$eval('#alerts-active tbody td.value', (tds) =>
+      tds.map((td) => td.textContent ?? ''),
+    );
+    for (const text of values) expect(text.replace(/^-?0*|\./g, '').length, text).toBeLessThanOrEqual(9);
     await page.fill('#alerts-type', 'pressure');
     await page.click('#alerts-form button[type="submit"]');
     await page.waitForFunction(

@@ -260,7 +260,7 @@ async function refreshDevice() {
         id: a.id,
         at: a.openedAt,
         severity: a.severity,
-        label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${a.value}` : ''}`,
+        label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${alertValue(a.value)}` : ''}`,
       }));
   const charts = $('#charts');
   charts.innerHTML = numeric
@@ -322,12 +322,16 @@ const clock = (t) => new Date(t).toLocaleTimeString('en-GB', { hour12: false });
 const when = (t) => (t ? `${new Date(t).toLocaleDateString('en-CA')} ${clock(t)}` : '–');
 const alertsState = { historyToken: undefined, historyPages: 0, selected: null };
 
+// An alert carries the reading's value, not its type: a number that is exactly a float32 (a Sparkplug
+// Float, the common case) is shown as the float32's shortest decimal; any other number as is.
+const alertValue = (v) => formatValue(v, 'Float');
+
 function alertCells(a, { ruleId = true } = {}) {
   const where = a.subDevice ? `${a.deviceId}/${a.subDevice}` : a.deviceId;
   return `<td><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span></td>
     <td title="${esc(a.ruleId)}">${esc(a.ruleName)}${ruleId ? ` <span class="small">${esc(a.ruleId)}</span>` : ''}</td>
     <td>${esc(where)}</td><td>${esc(a.metric ?? '–')}</td>
-    <td>${esc(a.value ?? a.score ?? '–')}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
+    <td class="value">${esc(a.value !== undefined ? alertValue(a.value) : (a.score ?? '–'))}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
     <td class="status" data-status="${esc(a.status)}"><span class="st st-${esc(a.status)}">${esc(a.status)}</span></td>`;
 }
 
