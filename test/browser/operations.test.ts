@@ -3,13 +3,13 @@
  * simulated fleet: a firmware package uploaded through the page's form, a campaign started from the page
  * over a device type (2 of 20 devices set to fail their integrity check), its progress followed to the
  * end on the page (18 succeeded, 2 failed with Update Result 5), then Retry failed re-runs those 2.
- * The screenshot is docs/screenshots/operations.png.
+ * Its screenshot goes to test-results/ (docs/screenshots/operations.png is made by npm run screenshots).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fleet, startFleet } from '../../simulator/fleet.js';
-import { available, Harness, type PageGlobals } from './harness.js';
+import { available, Harness, type PageGlobals, SHOTS } from './harness.js';
 
 const h = new Harness('dp_admin_operations-ui-test-key-5c81e2a9f04b6d37', 'dualpath-ops-ui-');
 const FAILING = ['sim-pressure-00004', 'sim-pressure-00013'];
@@ -93,7 +93,7 @@ describe.skipIf(!available)('operations in the dashboard (headless Chromium)', {
     expect(failed).toContain('integrity check failure');
     await page.selectOption('#op-filter', '');
     await page.waitForTimeout(1500);
-    await page.screenshot({ path: join(process.cwd(), 'docs/screenshots/operations.png'), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-operations.png'), fullPage: true });
 
     await page.click('#op-retry');
     await page.waitForFunction(summaryHas, '(retried 1×)', { timeout: 10_000 });
