@@ -26,6 +26,23 @@ function prefixed(tab) {
   return Object.fromEntries(Object.entries(FLEET).map(([param, name]) => [param, `#${tab}-${name}`]));
 }
 
+/** The fleet filter's inputs for a tab's form (ids `#{tab}-type`, `-group`, `-tag`, `-protocol`, `-online`). */
+function fleetInputs(tab) {
+  return `<label>${tab === 'fleet' ? 'Type' : 'Device type'} <input id="${tab}-type" placeholder="any" size="12"></label>
+    <label>Group <input id="${tab}-group" placeholder="any" size="10"></label>
+    <label>Tags <input id="${tab}-tag" placeholder="key:value,key" size="18"></label>
+    <label>Protocol <select id="${tab}-protocol">
+      <option value="">any</option><option value="sparkplug">Sparkplug</option><option value="lwm2m">LwM2M</option>
+    </select></label>
+    <label>Online <select id="${tab}-online">
+      <option value="">any</option><option value="true">online</option><option value="false">offline</option>
+    </select></label>`;
+}
+
+// The forms that ask for the fleet filter get its inputs (modules run once the page is parsed).
+for (const el of document.querySelectorAll('[data-fleet-filter]'))
+  el.outerHTML = fleetInputs(el.dataset.fleetFilter);
+
 /** The tab's filter values that are set, as query parameters (`window` is the Events tab's own). */
 export function filterParams(tab) {
   const q = new URLSearchParams();
