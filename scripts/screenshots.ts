@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     const { page } = await h.open({ width: 1280, height: 900 });
     await page.waitForSelector(`#devices-table tr[data-device="${FM}"]`, { timeout: 30_000 });
     await page.waitForSelector('#events li', { timeout: 30_000 });
-    await page.waitForTimeout(4500); // two polls: the flow chart has a rate
+    await page.waitForTimeout(12_000); // six polls: the readings-per-second chart has a line
     await shot(page, 'dashboard-overview.png');
 
     await page.click('[data-tab="fleet"]');
