@@ -26,6 +26,10 @@ const STATIC: Record<string, [string, string]> = {
   '/dashboard/style.css': ['style.css', 'text/css; charset=utf-8'],
   '/dashboard/operations.js': ['operations.js', 'text/javascript; charset=utf-8'],
   '/dashboard/live.js': ['live.js', 'text/javascript; charset=utf-8'],
+  '/dashboard/common.js': ['common.js', 'text/javascript; charset=utf-8'],
+  '/dashboard/filters.js': ['filters.js', 'text/javascript; charset=utf-8'],
+  '/dashboard/shadow.js': ['shadow.js', 'text/javascript; charset=utf-8'],
+  '/dashboard/events.js': ['events.js', 'text/javascript; charset=utf-8'],
 };
 const MAX_BODY = 1024 * 1024;
 

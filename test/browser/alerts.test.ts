@@ -5,49 +5,19 @@
  * the history shows it, and the device's chart carries a marker with the alert's id at its open time.
  * Screenshots go to test-results/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { available, Harness, lowestContrast, type PageGlobals, SHOTS } from './harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available)
-  console.info(`[browser] skipped: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run does this)`);
-
-const ADMIN = 'dp_admin_alerts-ui-test-key-7d3b91c0e4a25f68';
+const h = new Harness('dp_admin_alerts-ui-test-key-7d3b91c0e4a25f68', 'dualpath-alerts-ui-');
+const api = h.api.bind(h);
 const NODE = 'feeder-ui';
 const RESOLVED = 22;
-const SHOTS = join(process.cwd(), 'test-results');
-let stack: LocalStack;
-let browser: Browser;
-let dir: string;
 let client: MqttClient;
 let alertId: string;
-
-/** The slice of the page's DOM the predicates below read. */
-interface PageElement {
-  textContent: string | null;
-  getAttribute(name: string): string | null;
-}
-interface PageGlobals {
-  document: { querySelector(selector: string): PageElement | null };
-}
-
-async function api(path: string, init: { method?: string; body?: unknown } = {}) {
-  const res = await fetch(`http://127.0.0.1:${stack.httpPort}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies of several shapes, checked by the assertions
-  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
-}
 
 let seq = 0;
 async function current(t: number, value: number, birth = false): Promise<void> {
@@ -72,9 +42,7 @@ async function current(t: number, value: number, birth = false): Promise<void> {
 
 describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { timeout: 90_000 }, () => {
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    dir = mkdtempSync(join(tmpdir(), 'dualpath-alerts-ui-'));
-    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    const stack = await h.start();
     const created = await api('/rules', {
       method: 'POST',
       body: {
@@ -86,7 +54,7 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
       },
     });
     expect(created.status).toBe(201);
-    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+    client = await mqtt.connectAsync(h.mqttUrl, {
       clientId: NODE,
       reconnectPeriod: 0,
       protocolVersion: 4,
@@ -110,39 +78,16 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
       if (!alertId) await new Promise((r) => setTimeout(r, 100));
     }
     expect(alertId).toBeTruthy();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    await h.launch();
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
     client?.end(true);
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await h.stop();
   }, 60_000);
 
-  // Predicates are functions, not strings: the page's CSP (script-src 'self') forbids eval. They run in
-  // the page and reach `document` through globalThis (the project compiles without the DOM library).
   it('lists the open alert and acknowledges it with its Ack button', async () => {
-    const errors: string[] = [];
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('response', (r) => {
-      if (r.status() >= 400) errors.push(`HTTP ${r.status()} ${r.url()}`);
-    });
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { page, errors } = await h.open({ httpErrors: true });
     // From the overview, the Alerts tab already counts the open alert.
     await page.waitForFunction(
       () =>
@@ -224,38 +169,7 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
     expect(detail).toContain('acknowledged');
     await page.screenshot({ path: join(SHOTS, 'dashboard-alerts.png'), fullPage: true });
     // WCAG AA: every text the Alerts tab draws has >= 4.5:1 against the background it sits on.
-    const worst = await page.evaluate(() => {
-      // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the project compiles without the DOM lib
-      const g = globalThis as any;
-      const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
-      const lum = (c: number[]) => {
-        const [r, gr, b] = c.slice(0, 3).map((v) => {
-          const x = v / 255;
-          return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
-        });
-        return 0.2126 * r! + 0.7152 * gr! + 0.0722 * b!;
-      };
-      const background = (el: unknown): number[] => {
-        // biome-ignore lint/suspicious/noExplicitAny: a DOM element
-        for (let e: any = el; e; e = e.parentElement) {
-          const c = rgb(g.getComputedStyle(e).backgroundColor);
-          if (c.length === 3 || (c.length === 4 && c[3]! > 0)) return c;
-        }
-        return [255, 255, 255];
-      };
-      let min = { ratio: 99, text: '' };
-      for (const el of g.document.querySelectorAll('#tab-alerts *')) {
-        const own = [...el.childNodes].some(
-          // biome-ignore lint/suspicious/noExplicitAny: a DOM node
-          (n: any) => n.nodeType === 3 && n.textContent.trim() !== '',
-        );
-        if (!own || el.getClientRects().length === 0) continue;
-        const [a, b] = [lum(rgb(g.getComputedStyle(el).color)), lum(background(el))];
-        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-        if (ratio < min.ratio) min = { ratio, text: el.textContent.trim().slice(0, 40) };
-      }
-      return min;
-    });
+    const worst = await lowestContrast(page, '#tab-alerts');
     console.log(`alerts tab: lowest text contrast ${worst.ratio.toFixed(2)}:1 ("${worst.text}")`);
     expect(worst.ratio).toBeGreaterThanOrEqual(4.5);
     expect(errors).toEqual([]);
@@ -263,8 +177,7 @@ describe.skipIf(!available)('alerts in the dashboard (headless Chromium)', { tim
   });
 
   it("marks the alert on the device's chart at its open time", async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { page } = await h.open();
     await page.waitForSelector(`#devices-table tbody tr[data-device="${NODE}"]`, { timeout: 30_000 });
     await page.click('[data-tab="device"]');
     await page.selectOption('#device-select', NODE);

@@ -4,24 +4,16 @@
  * physical devices, values at their type's precision, the state table within its card, lifecycle
  * events filling while devices are born and registered, and the Application tab's picker.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { available, Harness, lowestContrast, type PageGlobals, SHOTS } from './harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available)
-  console.info(`[browser] skipped: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run does this)`);
-
-const ADMIN = 'dp_admin_defects-ui-test-key-91b3c7e05d2a4f86';
-const SHOTS = join(process.cwd(), 'test-results');
+const h = new Harness('dp_admin_defects-ui-test-key-91b3c7e05d2a4f86', 'dualpath-defects-ui-');
+const api = h.api.bind(h);
 /**
  * Two meters on both protocols (meter-b not registered beforehand: it is auto-registered by the first
  * protocol it speaks, Sparkplug, then registers on LwM2M), one on Sparkplug only, one env sensor on LwM2M
@@ -36,9 +28,6 @@ const DEVICES = [
 const LONG_METRIC = 'Inverter/String-01/DC-Input-Voltage-Measured-At-The-Combiner-Box-Terminal-Block';
 const LONG_VALUE = 'f'.repeat(40) + '0123456789abcdef'.repeat(6);
 
-let stack: LocalStack;
-let browser: Browser;
-let dir: string;
 let appId: string;
 let appKey: string;
 /** Tags and groups set over REST (PUT /devices/{id}) before the devices connect. */
@@ -49,33 +38,11 @@ const LABELS: Record<string, { group: string; tags: Record<string, string> }> = 
 };
 const clients: MqttClient[] = [];
 
-/** The slice of the page's DOM the predicates below read. */
-interface PageElement {
-  textContent: string | null;
-  getAttribute(name: string): string | null;
-}
-interface PageGlobals {
-  document: {
-    querySelector(selector: string): PageElement | null;
-    querySelectorAll(selector: string): { length: number };
-  };
-}
-
-async function api(path: string, init: { method?: string; body?: unknown } = {}) {
-  const res = await fetch(`http://127.0.0.1:${stack.httpPort}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies of several shapes, checked by the assertions
-  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
-}
-
 /** Births and registers every device over MQTT (one connection per device), then drains the pipeline. */
 async function bringUp(): Promise<void> {
   const t = Date.now();
   for (const d of DEVICES) {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+    const c = await mqtt.connectAsync(h.mqttUrl, {
       clientId: d.id,
       reconnectPeriod: 0,
     });
@@ -98,7 +65,7 @@ async function bringUp(): Promise<void> {
       );
     if (d.sparkplug && d.id !== 'meter-b') await birth(c, d.id, t);
   }
-  expect(await stack.drain()).toBe(true);
+  expect(await h.stack.drain()).toBe(true);
 }
 
 async function birth(c: MqttClient, id: string, t: number): Promise<void> {
@@ -121,91 +88,26 @@ async function birth(c: MqttClient, id: string, t: number): Promise<void> {
   );
 }
 
-async function open(width = 1280, height = 900): Promise<{ page: Page; errors: string[] }> {
-  const errors: string[] = [];
-  const page = await browser.newPage({ viewport: { width, height } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
-  return { page, errors };
-}
-
-/** The lowest WCAG contrast ratio of any visible text under `root` against the background it sits on. */
-function lowestContrast(page: Page, root: string): Promise<{ ratio: number; text: string }> {
-  return page.evaluate((sel) => {
-    // biome-ignore lint/suspicious/noExplicitAny: runs in the page; the project compiles without the DOM lib
-    const g = globalThis as any;
-    const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
-    const lum = (c: number[]) => {
-      const [r, gr, b] = c.slice(0, 3).map((v) => {
-        const x = v / 255;
-        return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
-      });
-      return 0.2126 * r! + 0.7152 * gr! + 0.0722 * b!;
-    };
-    const background = (el: unknown): number[] => {
-      // biome-ignore lint/suspicious/noExplicitAny: a DOM element
-      for (let e: any = el; e; e = e.parentElement) {
-        const c = rgb(g.getComputedStyle(e).backgroundColor);
-        if (c.length === 3 || (c.length === 4 && c[3]! > 0)) return c;
-      }
-      return [255, 255, 255];
-    };
-    let min = { ratio: 99, text: '' };
-    for (const el of g.document.querySelectorAll(`${sel}, ${sel} *`)) {
-      const own = [...el.childNodes].some(
-        // biome-ignore lint/suspicious/noExplicitAny: a DOM node
-        (n: any) => n.nodeType === 3 && n.textContent.trim() !== '',
-      );
-      if (!own || el.getClientRects().length === 0) continue;
-      const [a, b] = [lum(rgb(g.getComputedStyle(el).color)), lum(background(el))];
-      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-      if (ratio < min.ratio) min = { ratio, text: el.textContent.trim().slice(0, 40) };
-    }
-    return min;
-  }, root);
-}
+const open = (width = 1280, height = 900) => h.open({ width, height });
 
 describe.skipIf(!available)('dashboard defects of issue 18 (headless Chromium)', { timeout: 120_000 }, () => {
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    dir = mkdtempSync(join(tmpdir(), 'dualpath-defects-ui-'));
-    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    await h.start();
     for (const type of ['meter', 'env-sensor'])
       expect(
         (await api(`/device-types/${type}`, { method: 'PUT', body: { name: type } })).status,
       ).toBeLessThan(300);
-    const app = await api('/apps', {
-      method: 'POST',
-      body: { name: 'Env only', deviceTypes: ['env-sensor'] },
-    });
-    expect(app.status).toBe(201);
-    appId = app.body.app.id;
-    appKey = app.body.apiKey;
+    ({ id: appId, apiKey: appKey } = await h.createApp('Env only', ['env-sensor']));
     for (const d of DEVICES.filter((x) => x.id !== 'meter-b'))
       expect(
         (await api(`/devices/${d.id}`, { method: 'PUT', body: { type: d.type, ...LABELS[d.id] } })).status,
       ).toBeLessThan(300);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    await h.launch();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
     for (const c of clients) c.end(true);
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await h.stop();
   }, 60_000);
 
   it('6. fills "Recent lifecycle events" while devices are born and registered', async () => {
@@ -383,10 +285,7 @@ describe.skipIf(!available)('dashboard defects of issue 18 (headless Chromium)',
   });
 
   it('an application key sees only its devices on every page', async () => {
-    const errors: string[] = [];
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${appKey}`);
+    const { page, errors } = await h.open({ key: appKey });
     // Overview: the device table and the lifecycle events.
     await page.waitForSelector('#devices-table tr[data-device="env-1"]', { timeout: 30_000 });
     await page.waitForFunction(

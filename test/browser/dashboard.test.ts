@@ -3,11 +3,8 @@
  * stack with real data: pages load, charts render from stored telemetry, an LwM2M command round-trips
  * to a device over MQTT and its decoded response is shown. Screenshots go to test-results/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ContentFormat,
@@ -17,35 +14,14 @@ import {
 } from '../../functions/core/lwm2m/message.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { available, Harness, type PageGlobals, SHOTS } from './harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available)
-  console.info(`[browser] skipped: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run does this)`);
-
-const ADMIN = 'dp_admin_browser-test-key-5c2e8a41f97b3d60';
-const SHOTS = join(process.cwd(), 'test-results');
-let stack: LocalStack;
-let browser: Browser;
-let dir: string;
+const h = new Harness('dp_admin_browser-test-key-5c2e8a41f97b3d60', 'dualpath-ui-');
 let device: MqttClient;
-
-/** The slice of the page's DOM the predicates below read. */
-interface PageElement {
-  textContent: string | null;
-  getAttribute(name: string): string | null;
-  closest(selector: string): PageElement | null;
-}
-interface PageGlobals {
-  document: { querySelector(selector: string): PageElement | null };
-}
 
 describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    dir = mkdtempSync(join(tmpdir(), 'dualpath-ui-'));
-    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    const stack = await h.start();
     const now = Date.now();
     await stack.registry.putDevice({
       id: 'breaker-ui',
@@ -56,7 +32,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
       createdAt: now,
       updatedAt: now,
     });
-    device = await mqtt.connectAsync(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+    device = await mqtt.connectAsync(h.mqttUrl, {
       clientId: 'breaker-ui',
       reconnectPeriod: 0,
     });
@@ -124,32 +100,16 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
       );
     }
     expect(await stack.drain()).toBe(true);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    await h.launch();
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
     device?.end(true);
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await h.stop();
   }, 60_000);
 
-  // Predicates are functions, not strings: the page's Content-Security-Policy (script-src 'self') forbids the
-  // eval Playwright would use for a string. They run in the page, so they reach `document` through
-  // globalThis (the project compiles without the DOM library).
   it('shows the overview with the device and live counters', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { page } = await h.open();
     await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
     await page.waitForFunction(
       () => (globalThis as unknown as PageGlobals).document.querySelector('#m-stored')?.textContent !== '–',
@@ -164,8 +124,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
   });
 
   it('renders a chart from stored telemetry and round-trips an LwM2M Read', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { page } = await h.open();
     await page.waitForSelector('#devices-table tbody tr[data-device="breaker-ui"]', { timeout: 30_000 });
     await page.click('[data-tab="device"]');
     await page.selectOption('#device-select', 'breaker-ui');
@@ -197,14 +156,8 @@ describe.skipIf(!available)('dashboard in headless Chromium', { timeout: 90_000 
   });
 
   it('shows what one application sees with its own key', async () => {
-    const res = await fetch(`http://127.0.0.1:${stack.httpPort}/apps`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'Env only', deviceTypes: ['env-sensor'] }),
-    });
-    const { apiKey } = (await res.json()) as { apiKey: string };
-    const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { apiKey } = await h.createApp('Env only', ['env-sensor']);
+    const { page } = await h.open({ height: 700 });
     await page.click('[data-tab="app"]');
     await page.fill('#app-key', apiKey);
     await page.click('#app-form button[type="submit"]');

@@ -3,37 +3,17 @@
  * reading without a reload and without polling the device's state; the push latency (MQTT publish →
  * value on screen) is printed, not asserted beyond the issue's 1 s.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { available, Harness, type PageGlobals, SHOTS } from './harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available) console.info(`[browser] skipped: ${CHROMIUM} not found`);
-
-const ADMIN = 'dp_admin_live-browser-key-2f8d61a9c3e7b054';
+const h = new Harness('dp_admin_live-browser-key-2f8d61a9c3e7b054', 'dualpath-live-ui-');
 const ID = 'live-ui';
-let stack: LocalStack;
-let browser: Browser;
-let dir: string;
 let device: MqttClient;
 let seq = 0;
-
-interface Row {
-  cells: ArrayLike<{ textContent: string | null }>;
-}
-interface PageGlobals {
-  document: {
-    body: { dataset: Record<string, string | undefined> };
-    querySelectorAll(selector: string): ArrayLike<Row>;
-  };
-}
 
 const data = (value: number) =>
   device.publishAsync(
@@ -50,8 +30,7 @@ const data = (value: number) =>
 
 describe.skipIf(!available)('live device page in headless Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'dualpath-live-ui-'));
-    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    const stack = await h.start();
     const now = Date.now();
     await stack.registry.putDevice({
       id: ID,
@@ -62,7 +41,7 @@ describe.skipIf(!available)('live device page in headless Chromium', { timeout: 
       createdAt: now,
       updatedAt: now,
     });
-    device = await mqtt.connectAsync(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+    device = await mqtt.connectAsync(h.mqttUrl, {
       clientId: ID,
       reconnectPeriod: 0,
     });
@@ -81,34 +60,22 @@ describe.skipIf(!available)('live device page in headless Chromium', { timeout: 
       { qos: 1 },
     );
     expect(await stack.drain()).toBe(true);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--no-first-run',
-      ],
-    });
+    await h.launch();
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
     device?.end(true);
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await h.stop();
   }, 60_000);
 
   it('shows a new reading without a reload or a poll, and prints the push latency', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const { page } = await h.open();
     const stateRequests: number[] = [];
     let navigations = 0;
     page.on('request', (r) => {
       if (r.url().includes(`/devices/${ID}/state`)) stateRequests.push(Date.now());
     });
     page.on('framenavigated', () => navigations++);
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
     await page.waitForSelector(`#devices-table tbody tr[data-device="${ID}"]`, { timeout: 30_000 });
     await page.click('[data-tab="device"]');
     await page.selectOption('#device-select', ID);
@@ -130,9 +97,12 @@ describe.skipIf(!available)('live device page in headless Chromium', { timeout: 
     await voltage('230');
     // When the ingest path handed each reading to the hub (stored, then published): the push starts here.
     const published = new Map<number, number>();
-    const off = stack.live.subscribe({ viewer: { kind: 'admin' }, deviceId: ID, kinds: ['reading'] }, (e) => {
-      if (e.kind === 'reading' && typeof e.value === 'number') published.set(e.value, Date.now());
-    });
+    const off = h.stack.live.subscribe(
+      { viewer: { kind: 'admin' }, deviceId: ID, kinds: ['reading'] },
+      (e) => {
+        if (e.kind === 'reading' && typeof e.value === 'number') published.set(e.value, Date.now());
+      },
+    );
     const latencies: number[] = [];
     const pushes: number[] = [];
     for (const [i, value] of [241.5, 242.5, 243.5, 244.5, 245.5].entries()) {
@@ -163,7 +133,7 @@ describe.skipIf(!available)('live device page in headless Chromium', { timeout: 
     // The issue's bound, not tighter.
     expect(median(pushes)).toBeLessThan(1000);
     await page.screenshot({
-      path: join(process.cwd(), 'test-results', 'dashboard-live.png'),
+      path: join(SHOTS, 'dashboard-live.png'),
       fullPage: true,
     });
     await page.close();

@@ -3,35 +3,21 @@
  * simulated fleet: a firmware package uploaded through the page's form, a campaign started from the page
  * over a device type (2 of 20 devices set to fail their integrity check), its progress followed to the
  * end on the page (18 succeeded, 2 failed with Update Result 5), then Retry failed re-runs those 2.
- * The screenshot is docs/screenshots/operations.png.
+ * Its screenshot goes to test-results/ (docs/screenshots/operations.png is made by npm run screenshots).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
 import { type Fleet, startFleet } from '../../simulator/fleet.js';
+import { available, Harness, type PageGlobals, SHOTS } from './harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available) console.info(`[browser] skipped: ${CHROMIUM} not found`);
-
-const ADMIN = 'dp_admin_operations-ui-test-key-5c81e2a9f04b6d37';
+const h = new Harness('dp_admin_operations-ui-test-key-5c81e2a9f04b6d37', 'dualpath-ops-ui-');
 const FAILING = ['sim-pressure-00004', 'sim-pressure-00013'];
-let stack: LocalStack;
 let fleet: Fleet;
-let browser: Browser;
-let dir: string;
-
-interface PageGlobals {
-  document: { querySelector(selector: string): { textContent: string | null } | null };
-}
 
 describe.skipIf(!available)('operations in the dashboard (headless Chromium)', { timeout: 120_000 }, () => {
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'dualpath-ops-ui-'));
-    stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, adminKey: ADMIN });
+    const stack = await h.start();
     if (!(await stack.registry.getDeviceType('pressure')))
       await stack.registry.putDeviceType({
         id: 'pressure',
@@ -50,7 +36,7 @@ describe.skipIf(!available)('operations in the dashboard (headless Chromium)', {
         updatedAt: 0,
       });
     fleet = await startFleet({
-      url: `mqtt://127.0.0.1:${stack.mqttPort}`,
+      url: h.mqttUrl,
       devices: 20,
       types: ['pressure'],
       rate: 0.05,
@@ -61,23 +47,12 @@ describe.skipIf(!available)('operations in the dashboard (headless Chromium)', {
       firmwareFailures: { ids: FAILING, kind: 'integrity' },
     });
     expect(await fleet.ready(60_000)).toBe(true);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--no-first-run',
-      ],
-    });
+    await h.launch();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
     await fleet?.stop();
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await h.stop();
   }, 60_000);
 
   // Runs in the page: the text to wait for comes as its argument.
@@ -87,15 +62,9 @@ describe.skipIf(!available)('operations in the dashboard (headless Chromium)', {
     ).includes(text);
 
   it('uploads a package, runs a campaign from the page to the end, and retries the failed', async () => {
-    const errors: string[] = [];
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    await page.goto(`http://127.0.0.1:${stack.httpPort}/#key=${ADMIN}`);
+    const { page, errors } = await h.open({ width: 1400, height: 1000 });
     await page.click('[data-tab="operations"]');
-    const file = join(dir, 'pressure-3.0.0.bin');
+    const file = join(h.dir, 'pressure-3.0.0.bin');
     writeFileSync(file, Buffer.from('pressure sensor firmware 3.0.0 '.repeat(500)));
     await page.setInputFiles('#fw-file', file);
     await page.fill('#fw-version', '3.0.0');
@@ -124,7 +93,7 @@ describe.skipIf(!available)('operations in the dashboard (headless Chromium)', {
     expect(failed).toContain('integrity check failure');
     await page.selectOption('#op-filter', '');
     await page.waitForTimeout(1500);
-    await page.screenshot({ path: join(process.cwd(), 'docs/screenshots/operations.png'), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-operations.png'), fullPage: true });
 
     await page.click('#op-retry');
     await page.waitForFunction(summaryHas, '(retried 1×)', { timeout: 10_000 });

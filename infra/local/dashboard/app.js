@@ -1,5 +1,7 @@
 // Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
 // API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
+import { formatValue } from './common.js';
+import { filterParams, readHash, saveHash, setFilters } from './filters.js';
 import * as live from './live.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -41,29 +43,8 @@ const ago = (t) => {
   const s = Math.max(0, Math.round((Date.now() - t) / 1000));
   return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 };
-const show = (v) =>
-  v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
-// A value at its type's precision: a 32-bit float is shown as the shortest decimal that reads back as
-// the same float32 (16.86, not 16.860000610351562), a double as is, an integer as an integer. "Float"
-// is Sparkplug's float32 and LwM2M's float (32 or 64 bits on the wire): a value exactly representable
-// as float32 is shown at float32 precision, any other as the double it is.
-const INTEGER_TYPES = /^(u?int(8|16|32|64)|integer|unsigned ?integer|datetime|time)$/i;
-export function formatValue(value, type) {
-  if (typeof value === 'number' && Number.isFinite(value)) {
-    if (INTEGER_TYPES.test(type ?? '') && Number.isInteger(value)) return String(value);
-    if (/^float$/i.test(type ?? '') && Math.fround(value) === value) {
-      for (let p = 1; p <= 9; p++) {
-        const s = Number(value.toPrecision(p));
-        if (Math.fround(s) === value) return String(s);
-      }
-    }
-    return String(value);
-  }
-  if (Array.isArray(value) && /float/i.test(type ?? ''))
-    return `[${value.map((v) => formatValue(v, 'Float')).join(', ')}]`;
-  return show(value);
-}
+export { formatValue };
 
 // ---- charts: a tiny SVG line chart ------------------------------------------------------------
 // `markers` (alerts: { id, at, severity, label }) are drawn as vertical lines at their time; the time axis
@@ -212,11 +193,28 @@ function fillDeviceSelect(devices) {
 async function refreshDevice() {
   const id = $('#device-select').value;
   if (!id) return;
-  live.watchDevice(id, state.key);
   const windowMs = Number($('#window-select').value);
   const to = Date.now();
   const from = to - windowMs;
-  const device = await api(`/devices/${encodeURIComponent(id)}`);
+  let device;
+  try {
+    device = await api(`/devices/${encodeURIComponent(id)}`);
+  } catch (e) {
+    // A device this key may not see (an application key: another type's, or missing: one answer for
+    // both) or that does not exist: say so, and show nothing of it.
+    if (e.status !== 403 && e.status !== 404) throw e;
+    live.unwatch();
+    const err = $('#device-error');
+    err.hidden = false;
+    err.dataset.status = String(e.status);
+    err.textContent = `${e.status === 403 ? 'Not allowed' : 'Not found'}: ${e.message}`;
+    for (const sel of ['#charts', '#state-table tbody', '#objects']) $(sel).innerHTML = '';
+    $('#device-status').textContent = '';
+    $('#device-status').className = 'badge';
+    return;
+  }
+  $('#device-error').hidden = true;
+  live.watchDevice(id, state.key);
   const online = device.sparkplug?.online || device.lwm2m?.online;
   $('#device-status').textContent = online ? 'online' : 'offline';
   $('#device-status').className = `badge ${online ? 'online' : 'offline'}`;
@@ -262,7 +260,7 @@ async function refreshDevice() {
         id: a.id,
         at: a.openedAt,
         severity: a.severity,
-        label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${a.value}` : ''}`,
+        label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${alertValue(a.value)}` : ''}`,
       }));
   const charts = $('#charts');
   charts.innerHTML = numeric
@@ -324,12 +322,16 @@ const clock = (t) => new Date(t).toLocaleTimeString('en-GB', { hour12: false });
 const when = (t) => (t ? `${new Date(t).toLocaleDateString('en-CA')} ${clock(t)}` : '–');
 const alertsState = { historyToken: undefined, historyPages: 0, selected: null };
 
+// An alert carries the reading's value, not its type: a number that is exactly a float32 (a Sparkplug
+// Float, the common case) is shown as the float32's shortest decimal; any other number as is.
+const alertValue = (v) => formatValue(v, 'Float');
+
 function alertCells(a, { ruleId = true } = {}) {
   const where = a.subDevice ? `${a.deviceId}/${a.subDevice}` : a.deviceId;
   return `<td><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span></td>
     <td title="${esc(a.ruleId)}">${esc(a.ruleName)}${ruleId ? ` <span class="small">${esc(a.ruleId)}</span>` : ''}</td>
     <td>${esc(where)}</td><td>${esc(a.metric ?? '–')}</td>
-    <td>${esc(a.value ?? a.score ?? '–')}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
+    <td class="value">${esc(a.value !== undefined ? alertValue(a.value) : (a.score ?? '–'))}</td><td title="${esc(a.reason)}">${esc(when(a.openedAt))}</td>
     <td class="status" data-status="${esc(a.status)}"><span class="st st-${esc(a.status)}">${esc(a.status)}</span></td>`;
 }
 
@@ -343,17 +345,19 @@ function showAlertCount(open) {
 async function refreshAlerts() {
   try {
     // Active = open + acknowledged (an acknowledged alert stays until its condition clears or a user resolves it).
+    const f = filterParams('alerts');
     const [open, acked] = await Promise.all([
-      api('/alerts?status=open&limit=100'),
-      api('/alerts?status=acknowledged&limit=100'),
+      api(`/alerts?status=open&limit=100&${f}`),
+      api(`/alerts?status=acknowledged&limit=100&${f}`),
     ]);
     const active = [...(open.alerts ?? []), ...(acked.alerts ?? [])].sort((a, b) => b.openedAt - a.openedAt);
-    showAlertCount(open);
+    // The tab's count is of every open alert the key sees, not of the filtered list.
+    if (f.size === 0) showAlertCount(open);
     $('#alerts-active tbody').innerHTML = active.length
       ? active
           .map(
             (a) =>
-              `<tr data-alert-id="${esc(a.id)}">${alertCells(a)}<td>${
+              `<tr data-alert-id="${esc(a.id)}" data-device="${esc(a.deviceId)}">${alertCells(a)}<td>${
                 a.status === 'open'
                   ? `<button type="button" class="ack" data-ack="${esc(a.id)}">Ack</button>`
                   : `<span class="small">by ${esc(a.acknowledgedBy ?? '?')}</span>`
@@ -372,7 +376,8 @@ async function refreshAlerts() {
 
 async function loadHistory(more) {
   const status = $('#history-status').value;
-  const q = new URLSearchParams({ limit: '20' });
+  const q = filterParams('alerts');
+  q.set('limit', '20');
   if (status) q.set('status', status);
   if (more && alertsState.historyToken) q.set('nextToken', alertsState.historyToken);
   try {
@@ -380,7 +385,7 @@ async function loadHistory(more) {
     const rows = (page.alerts ?? [])
       .map(
         (a) =>
-          `<tr data-alert-id="${esc(a.id)}">${alertCells(a, { ruleId: false })}<td>${esc(
+          `<tr data-alert-id="${esc(a.id)}" data-device="${esc(a.deviceId)}">${alertCells(a, { ruleId: false })}<td>${esc(
             a.status === 'resolved'
               ? `${a.resolvedBy ?? '?'} ${a.resolvedAt ? clock(a.resolvedAt) : ''}`
               : a.status === 'acknowledged'
@@ -522,17 +527,8 @@ async function renderAppDevices(title, devices, key) {
 const fleetState = { nextToken: undefined, count: 0 };
 
 function fleetQuery() {
-  const q = new URLSearchParams({ limit: '100' });
-  for (const [param, sel] of [
-    ['type', '#fleet-type'],
-    ['group', '#fleet-group'],
-    ['tag', '#fleet-tag'],
-    ['protocol', '#fleet-protocol'],
-    ['online', '#fleet-online'],
-  ]) {
-    const v = $(sel).value.trim();
-    if (v) q.set(param, v);
-  }
+  const q = filterParams('fleet');
+  q.set('limit', '100');
   return q;
 }
 
@@ -580,6 +576,7 @@ function selectTab(name) {
   if (name === 'alerts') refreshAlerts();
   if (name === 'app') loadApps();
   if (name === 'fleet') loadFleet(false);
+  saveHash(name, name === 'device' ? { device: $('#device-select').value } : {});
 }
 
 async function signIn(key) {
@@ -605,7 +602,9 @@ async function signIn(key) {
 
 async function boot() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
-  if (fromHash) history.replaceState(null, '', location.pathname);
+  // The view the hash names (tab, filters, device: filters.js); the key is dropped from the address.
+  const view = readHash();
+  if (fromHash) history.replaceState(null, '', `${location.pathname}${view.size ? `#${view}` : ''}`);
   const key = fromHash ?? sessionStorage.getItem('dualpath-key');
   $('main').hidden = true;
   // Handlers first: the tabs are visible while the key is checked, and a click then must not be lost.
@@ -623,7 +622,14 @@ async function boot() {
   });
   $('#fleet-form').addEventListener('submit', (e) => {
     e.preventDefault();
+    saveHash('fleet');
     loadFleet(false);
+  });
+  $('#alerts-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveHash('alerts');
+    alertsState.historyPages = 0;
+    refreshAlerts();
   });
   $('#fleet-more').addEventListener('click', () => loadFleet(true));
   $('#fleet-table').addEventListener('click', (e) => {
@@ -632,7 +638,10 @@ async function boot() {
     e.preventDefault();
     openDevice(id);
   });
-  $('#device-select').addEventListener('change', () => refreshDevice());
+  $('#device-select').addEventListener('change', () => {
+    saveHash('device', { device: $('#device-select').value });
+    refreshDevice();
+  });
   $('#window-select').addEventListener('change', () => refreshDevice());
   $('#command-form').addEventListener('submit', sendCommand);
   $('#app-form').addEventListener('submit', viewAsApp);
@@ -641,8 +650,19 @@ async function boot() {
   $('#alerts-history').addEventListener('click', onAlertsClick);
   $('#history-status').addEventListener('change', () => loadHistory(false));
   $('#history-more').addEventListener('click', () => loadHistory(true));
-  if (key && (await signIn(key))) tick();
-  else $('#login').hidden = false;
+  if (key && (await signIn(key))) {
+    openView(view);
+    tick();
+  } else $('#login').hidden = false;
+}
+
+/** Opens the tab the hash names, with its filters (and its device on the Device tab). */
+function openView(view) {
+  const tab = view.get('tab');
+  if (!tab || !document.querySelector(`.tabs button[data-tab="${CSS.escape(tab)}"]`)) return;
+  setFilters(tab, view);
+  if (tab === 'device' && view.get('device')) openDevice(view.get('device'));
+  else selectTab(tab);
 }
 
 let timer;

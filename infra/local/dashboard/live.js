@@ -2,12 +2,12 @@
 // read with fetch because EventSource cannot send the Authorization header) and updates the state
 // table in place. While connected, app.js skips its 2 s device poll (a full refresh every 30 s keeps
 // the charts); when the stream drops, it reconnects with backoff and the poll is the fallback.
+import { formatValue } from './common.js';
+
 const FULL_REFRESH_MS = 30_000;
 const live = { device: null, key: null, controller: null, connected: false, lastFull: 0, received: 0 };
 
 const cellText = (p) => (p.subDevice ? `${p.subDevice}/${p.metric}` : p.metric);
-const show = (v) =>
-  v === null || v === undefined ? '∅' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
 function applyReading(e) {
   const body = document.querySelector('#state-table tbody');
@@ -21,7 +21,8 @@ function applyReading(e) {
     row.cells[1].textContent = e.name ?? '';
     row.cells[3].textContent = e.unit ?? '';
   }
-  row.cells[2].textContent = show(e.value);
+  // At its type's precision: the type is the one the state table's cell carries (live events have none).
+  row.cells[2].textContent = formatValue(e.value, row.cells[2].title);
   row.cells[4].textContent = 'just now';
   row.cells[5].textContent = e.quality ?? '';
   row.dataset.liveAt = String(Date.now());

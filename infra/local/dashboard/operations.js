@@ -4,27 +4,13 @@
 // #tab-operations panel and refreshes it every second while the panel is shown. Same credential as the
 // rest of the dashboard (the admin key in sessionStorage); no inline script or style (CSP).
 
-const $ = (s, root = document) => root.querySelector(s);
-const esc = (v) =>
-  String(v ?? '').replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
-  );
+import { $, api as call, esc } from './common.js';
 
-async function api(path, { method = 'GET', body } = {}) {
-  const key = sessionStorage.getItem('dualpath-key') ?? '';
-  const res = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
+// The API's error with the field it names, as this tab has always shown it.
+const api = (path, init) =>
+  call(path, init).catch((e) => {
+    throw new Error(`${e.message}${e.field ? ` (${e.field})` : ''}`);
   });
-  const json = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const field = json?.error?.field ? ` (${json.error.field})` : '';
-    throw new Error(`${json?.error?.message ?? `HTTP ${res.status}`}${field}`);
-  }
-  return json;
-}
 
 const PANEL = `
   <div class="row">

@@ -99,6 +99,12 @@ describe('local HTTP server: security headers', () => {
     );
     // The script neither builds style attributes or inline handlers nor evaluates strings.
     expect(js).not.toMatch(/\sstyle=|\.style\b|\son[a-z]+=|\beval\(|new Function\(/);
+    // Nor does any other module of the page (those it loads and those they import), each served.
+    for (const file of ['operations', 'live', 'shadow', 'events', 'filters', 'common']) {
+      const res = await send('GET', `/dashboard/${file}.js`);
+      expect(res.status, file).toBe(200);
+      expect(res.text, file).not.toMatch(/\sstyle=|\.style\b|\son[a-z]+=|\beval\(|new Function\(/);
+    }
   });
 
   it('sends the API headers on every API answer, and a WWW-Authenticate challenge with 401', async () => {
