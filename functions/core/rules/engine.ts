@@ -237,6 +237,22 @@ function compileRule(rule: Rule): Compiled {
   return c;
 }
 
+/**
+ * The engine's evaluation context: a class of its own (its own hidden class) whose number fields only
+ * ever hold numbers (NaN for "no previous reading"), so V8 keeps them as unboxed doubles and a store
+ * per reading allocates nothing (an `undefined` in any of them would box every later store).
+ */
+class Context implements EvalContext {
+  value = 0.5;
+  time = 0.5;
+  prevValue = 0.5;
+  prevTime = 0.5;
+  wt: number[] = EMPTY;
+  wv: number[] = EMPTY;
+  score = 0.5;
+  cache: WindowCache | undefined = undefined;
+}
+
 export class RuleEngine {
   private compiled: Compiled[] = [];
   private readingRules: Compiled[] = [];
@@ -267,17 +283,8 @@ export class RuleEngine {
   private readonly ttl: number;
   private readonly crossBatch: boolean;
   private readonly maxCached: number;
-  /** Reused for every evaluation (no allocation per reading). */
-  private readonly ctx: EvalContext = {
-    value: 0,
-    time: 0,
-    prevValue: undefined,
-    prevTime: undefined,
-    wt: [],
-    wv: [],
-    score: Number.NaN,
-    cache: undefined,
-  };
+  /** Reused for every evaluation (no allocation per reading; see `Context`). */
+  private readonly ctx = new Context();
 
   constructor(private readonly o: RuleEngineOptions) {
     this.maxSamples = o.maxWindowSamples ?? 1000;
@@ -415,6 +422,24 @@ export class RuleEngine {
       // memoised (device, metric) selection, built once per call; others build the series string and
       // look it up.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
+      // Outside the loop: a closure in the loop's body capturing the reading would allocate a context
+      // per reading.
+      const groupsOf = (r: EnrichedReading, rules: Compiled[], series: string): Group[] =>
+        rules.map((c) => {
+          const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
+          return group(c, ss, () =>
+            this.newState(
+              c,
+              ss,
+              now,
+              r.deviceId,
+              r.subDevice,
+              c.deviceSeries ? undefined : r.metric,
+              r.enrichment.deviceType,
+              r.protocol,
+            ),
+          );
+        });
       const readings = input.readings;
       for (let ri = 0; ri < readings.length; ri++) {
         const r = readings[ri]!;
@@ -432,24 +457,7 @@ export class RuleEngine {
           const series = readingSeries(r);
           let entry = bySeries.get(series);
           if (entry?.rules !== rules) {
-            entry = {
-              rules,
-              groups: rules.map((c) => {
-                const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
-                return group(c, ss, () =>
-                  this.newState(
-                    c,
-                    ss,
-                    now,
-                    r.deviceId,
-                    r.subDevice,
-                    c.deviceSeries ? undefined : r.metric,
-                    r.enrichment.deviceType,
-                    r.protocol,
-                  ),
-                );
-              }),
-            };
+            entry = { rules, groups: groupsOf(r, rules, series) };
             bySeries.set(series, entry);
           }
           gs = entry.groups;
@@ -509,7 +517,7 @@ export class RuleEngine {
         const { times, values, n } = g;
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
-        for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
+        this.onReadings(c, s, times, values, n, out);
         this.stats.evaluations += n;
       }
       if (g.events) {
@@ -656,66 +664,116 @@ export class RuleEngine {
     this.setDue(c, s);
   }
 
-  private onReading(c: Compiled, s: RuleState, t: number, v: number, out: AlertTransition[]): void {
-    if (s.lastTime !== undefined && t <= s.lastTime) return; // replay, duplicate or out of order
+  /**
+   * One series' readings of this call, in time order. The per-reading numbers (last time and value, hold
+   * start, active) live in locals and are written to the state when an alert step needs them and once at
+   * the end: a state's optional number fields hold boxed numbers, so writing them per reading allocated
+   * one heap number per field per reading. `setDue` depends only on the final state: it runs once.
+   */
+  private onReadings(
+    c: Compiled,
+    s: RuleState,
+    times: number[],
+    values: number[],
+    n: number,
+    out: AlertTransition[],
+  ): void {
+    // NaN stands for "none" in the locals: every comparison with it is false, as `undefined` was.
+    let lastTime = s.lastTime ?? Number.NaN;
+    let lastValue = s.lastValue ?? Number.NaN;
+    let i = 0;
+    // Replays, duplicates and readings out of order: at or before the series' last time.
+    while (i < n && times[i]! <= lastTime) i++;
+    if (i === n) return;
     if (c.cond.kind === 'absent') {
-      s.lastTime = t;
-      s.lastValue = v;
-      if (s.active) {
-        s.active = false;
-        this.alertStep(c, s, t, v, undefined, `reading at ${new Date(t).toISOString()}`, out);
+      for (; i < n; i++) {
+        const t = times[i]!;
+        if (t <= lastTime) continue;
+        lastTime = t;
+        lastValue = values[i]!;
+        if (s.active) {
+          s.active = false;
+          s.lastTime = t;
+          s.lastValue = lastValue;
+          this.alertStep(c, s, t, lastValue, undefined, `reading at ${new Date(t).toISOString()}`, out);
+        }
       }
+      s.lastTime = lastTime;
+      s.lastValue = lastValue;
       this.setDue(c, s);
       return;
     }
     const ctx = this.ctx;
-    ctx.prevValue = s.lastValue;
-    ctx.prevTime = s.lastTime;
-    ctx.value = v;
-    ctx.time = t;
-    ctx.score = Number.NaN;
-    if (c.windowMs > 0) {
+    const when = c.when!;
+    const clear = c.clear;
+    const holdMs = c.holdMs;
+    const windowed = c.windowMs > 0;
+    let wt = EMPTY;
+    let wv = EMPTY;
+    if (windowed) {
       s.wt ??= [];
       s.wv ??= [];
-      const wt = s.wt;
-      const wv = s.wv;
-      wt.push(t);
-      wv.push(v);
-      // Samples older than the window are dropped in bulk (window functions search their start).
-      const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
-      if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
-        dropHead(wt, drop);
-        dropHead(wv, drop);
-      }
-      ctx.wt = wt;
-      ctx.wv = wv;
-    } else {
-      ctx.wt = EMPTY;
-      ctx.wv = EMPTY;
+      wt = s.wt;
+      wv = s.wv;
     }
-    if (c.anomaly) {
-      s.detector ??= newDetectorState();
-      ctx.score = detectScore(s.detector, t, v, this.o.detector);
-    }
-    s.lastTime = t;
-    s.lastValue = v;
-    const cond = c.when!(ctx);
-    if (!s.active) {
-      if (cond === true) {
-        s.pendingSince ??= t;
-        if (t - s.pendingSince >= c.holdMs) {
-          s.active = true;
-          s.pendingSince = undefined;
+    ctx.wt = wt;
+    ctx.wv = wv;
+    let active = s.active;
+    let pending = s.pendingSince ?? Number.NaN;
+    let alertOpen = s.alertId !== undefined;
+    for (; i < n; i++) {
+      const t = times[i]!;
+      if (t <= lastTime) continue; // out of order within the batch (sorted: equal times)
+      const v = values[i]!;
+      ctx.prevValue = lastValue;
+      ctx.prevTime = lastTime;
+      ctx.value = v;
+      ctx.time = t;
+      ctx.score = Number.NaN;
+      if (windowed) {
+        wt.push(t);
+        wv.push(v);
+        // Samples older than the window are dropped in bulk (window functions search their start).
+        const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
+        if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
+          dropHead(wt, drop);
+          dropHead(wv, drop);
         }
-      } else if (cond === false && s.pendingSince !== undefined) {
-        s.pendingSince = undefined;
       }
-    } else {
-      const clr = c.clear ? c.clear(ctx) : cond === null ? null : !cond;
-      if (clr === true) s.active = false;
+      if (c.anomaly) {
+        s.detector ??= newDetectorState();
+        ctx.score = detectScore(s.detector, t, v, this.o.detector);
+      }
+      lastTime = t;
+      lastValue = v;
+      const cond = when(ctx);
+      if (!active) {
+        if (cond === true) {
+          if (pending !== pending) pending = t; // NaN: no hold yet
+          if (t - pending >= holdMs) {
+            active = true;
+            pending = Number.NaN;
+          }
+        } else if (cond === false) {
+          pending = Number.NaN;
+        }
+      } else {
+        const clr = clear ? clear(ctx) : cond === null ? null : !cond;
+        if (clr === true) active = false;
+      }
+      if (active !== alertOpen) {
+        s.lastTime = t;
+        s.lastValue = v;
+        s.active = active;
+        s.pendingSince = pending === pending ? pending : undefined;
+        this.alertStep(c, s, t, v, ctx.score, undefined, out);
+        alertOpen = s.alertId !== undefined;
+      } else if (!active && s.heldBack) s.heldBack = undefined;
     }
-    if (s.active !== (s.alertId !== undefined)) this.alertStep(c, s, t, v, ctx.score, undefined, out);
-    else if (!s.active && s.heldBack) s.heldBack = undefined;
+    s.lastTime = lastTime;
+    s.lastValue = lastValue;
+    s.active = active;
+    s.pendingSince = pending === pending ? pending : undefined;
     this.setDue(c, s);
   }
 
