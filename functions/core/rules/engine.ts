@@ -749,7 +749,7 @@ export class RuleEngine {
       const cond = when(ctx);
       if (!active) {
         if (cond === true) {
-          if (pending !== pending) pending = t; // NaN: no hold yet
+          if (Number.isNaN(pending)) pending = t; // no hold yet
           if (t - pending >= holdMs) {
             active = true;
             pending = Number.NaN;
@@ -765,7 +765,7 @@ export class RuleEngine {
         s.lastTime = t;
         s.lastValue = v;
         s.active = active;
-        s.pendingSince = pending === pending ? pending : undefined;
+        s.pendingSince = Number.isNaN(pending) ? undefined : pending;
         this.alertStep(c, s, t, v, ctx.score, undefined, out);
         alertOpen = s.alertId !== undefined;
       } else if (!active && s.heldBack) s.heldBack = undefined;
@@ -773,7 +773,7 @@ export class RuleEngine {
     s.lastTime = lastTime;
     s.lastValue = lastValue;
     s.active = active;
-    s.pendingSince = pending === pending ? pending : undefined;
+    s.pendingSince = Number.isNaN(pending) ? undefined : pending;
     this.setDue(c, s);
   }
 
