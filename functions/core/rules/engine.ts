@@ -41,7 +41,7 @@ import {
   selectsEvent,
   selectsReading,
 } from './model.js';
-import type { AlertStore, RuleState, RuleStateStore } from './store.js';
+import type { AlertStore, RuleState, RuleStateKey, RuleStateStore } from './store.js';
 import type { Condition } from './syntax.js';
 import { parseCondition } from './syntax.js';
 
@@ -107,6 +107,14 @@ interface Selection {
   groups: Group[];
 }
 
+/** The reading rules of one device (its type and site): candidates, then per metric. */
+interface DeviceSelection {
+  type: string;
+  site: string | undefined;
+  candidates: Compiled[];
+  byMetric: Map<string, Selection>;
+}
+
 interface Entry {
   base: number | undefined;
   value: RuleState;
@@ -119,6 +127,8 @@ interface Entry {
 interface Group {
   c: Compiled;
   key: string;
+  /** The state port's key (built once: groups live as long as the rule list). */
+  stateKey: RuleStateKey;
   series: string;
   make: () => RuleState;
   /** This call's samples are times[0, n) and values[0, n): the arrays are reused across calls. */
@@ -260,10 +270,10 @@ export class RuleEngine {
   private loadedAt = Number.NEGATIVE_INFINITY;
   /** A rule list was loaded once (a failed refresh may then keep it). */
   private everLoaded = false;
-  private readonly memo = new Map<
-    string,
-    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
-  >();
+  private readonly memo = new Map<string, DeviceSelection>();
+  /** The memo's entry of the last reading's device (readings of one message come together). */
+  private lastDeviceId: string | undefined;
+  private lastDevice: DeviceSelection | undefined;
   /** Groups by state key, kept across calls for their sample arrays (cleared with the rules). */
   private readonly groupCache = new Map<string, Group>();
   /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
@@ -344,6 +354,8 @@ export class RuleEngine {
     this.eventRules = this.compiled.filter((c) => c.cond.kind === 'offline' || c.cond.kind === 'event');
     this.memo.clear();
     this.memoSize = 0;
+    this.lastDeviceId = undefined;
+    this.lastDevice = undefined;
     this.groupCache.clear();
     this.loadedAt = now;
     this.everLoaded = true;
@@ -353,7 +365,8 @@ export class RuleEngine {
   private rulesFor(r: EnrichedReading): Selection {
     const type = r.enrichment.deviceType;
     const site = r.enrichment.site ?? r.group;
-    let d = this.memo.get(r.deviceId);
+    // A message's readings come together: the last device's entry first, then the memo.
+    let d = r.deviceId === this.lastDeviceId ? this.lastDevice : this.memo.get(r.deviceId);
     if (!d || d.type !== type || d.site !== site) {
       if (this.memoSize >= MEMO_MAX) {
         this.memo.clear();
@@ -366,6 +379,8 @@ export class RuleEngine {
       d = { type, site, candidates, byMetric: new Map() };
       this.memo.set(r.deviceId, d);
     }
+    this.lastDeviceId = r.deviceId;
+    this.lastDevice = d;
     let sel = d.byMetric.get(r.metric);
     if (!sel) {
       sel = {
@@ -397,6 +412,7 @@ export class RuleEngine {
           g = {
             c,
             key,
+            stateKey: { ruleId: c.rule.id, series },
             series,
             make,
             times: [],
@@ -505,7 +521,7 @@ export class RuleEngine {
         }
       }
     }
-    await this.load([...groups.values()].filter((g) => !this.staged.get(g.key)?.verified));
+    await this.load(groups);
     const out: AlertTransition[] = [];
     for (const g of groups.values()) {
       const entry = this.staged.get(g.key) ?? this.stage(g.key, g.make(), undefined);
@@ -598,24 +614,42 @@ export class RuleEngine {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private async load(missing: Group[]): Promise<void> {
-    if (missing.length === 0) return;
-    let reload = missing;
-    const cached = missing.filter((g) => this.staged.has(g.key));
-    if (cached.length > 0 && this.o.state.getVersions) {
-      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
-      const versions = await this.o.state.getVersions(
-        cached.map((g) => ({ ruleId: g.c.rule.id, series: g.series })),
-      );
-      for (const g of cached) {
-        const e = this.staged.get(g.key)!;
-        if (versions.get(g.key) === e.base) e.verified = true;
-        else this.staged.delete(g.key);
+  /**
+   * Makes sure every group of this call has its state staged: cached states not yet checked in this
+   * batch are checked by version (one bulk read), the others read (one bulk read). One pass over the
+   * groups, one staged lookup per group, the keys built once per group.
+   */
+  private async load(groups: Map<string, Group>): Promise<void> {
+    const checkKeys: RuleStateKey[] = [];
+    const check: Entry[] = [];
+    const checkGroups: Group[] = [];
+    const read: Group[] = [];
+    const canCheck = this.o.state.getVersions !== undefined;
+    for (const g of groups.values()) {
+      const e = this.staged.get(g.key);
+      if (e === undefined) read.push(g);
+      else if (!e.verified) {
+        if (canCheck) {
+          checkKeys.push(g.stateKey);
+          check.push(e);
+          checkGroups.push(g);
+        } else read.push(g);
       }
-      reload = missing.filter((g) => !this.staged.has(g.key));
     }
-    if (reload.length === 0) return;
-    const found = await this.o.state.getMany(reload.map((g) => ({ ruleId: g.c.rule.id, series: g.series })));
+    if (check.length > 0) {
+      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
+      const versions = await this.o.state.getVersions!(checkKeys);
+      for (let i = 0; i < check.length; i++) {
+        const g = checkGroups[i]!;
+        if (versions.get(g.key) === check[i]!.base) check[i]!.verified = true;
+        else {
+          this.staged.delete(g.key);
+          read.push(g);
+        }
+      }
+    }
+    if (read.length === 0) return;
+    const found = await this.o.state.getMany(read.map((g) => g.stateKey));
     this.stats.statesLoaded += found.length;
     for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version);
   }
