@@ -280,6 +280,8 @@ export class RuleEngine {
   private call = 0;
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
+  /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
+  private dirty: Entry[] = [];
   private pending: Array<{ t: AlertTransition; recorded: boolean; dispatched: boolean }> = [];
   readonly stats: EngineStats = {
     readings: 0,
@@ -308,10 +310,8 @@ export class RuleEngine {
     this.pending = [];
     // Cross-batch cache (ports with getVersions): clean states stay, to be re-checked by version before
     // they are trusted. Anything dirty (a commit that failed and was not aborted) is dropped.
-    const keep =
-      this.crossBatch &&
-      this.staged.size <= this.maxCached &&
-      [...this.staged.values()].every((e) => !e.dirty);
+    const keep = this.crossBatch && this.staged.size <= this.maxCached && this.dirty.every((e) => !e.dirty);
+    this.dirty = [];
     if (!keep) {
       this.staged.clear();
       return;
@@ -322,6 +322,7 @@ export class RuleEngine {
   /** The batch is given up (it will be redelivered): nothing it staged survives. */
   abort(): void {
     this.staged.clear();
+    this.dirty = [];
     this.pending = [];
   }
 
@@ -543,7 +544,7 @@ export class RuleEngine {
         this.stats.evaluations += events.length;
       }
       s.updatedAt = now;
-      entry.dirty = true;
+      this.markDirty(entry);
     }
     return out;
   }
@@ -568,7 +569,7 @@ export class RuleEngine {
         this.checkRevision(c, s);
         this.onClock(c, s, now, out);
         s.updatedAt = this.o.clock();
-        entry.dirty = true;
+        this.markDirty(entry);
       }
     }
     return out;
@@ -586,7 +587,8 @@ export class RuleEngine {
       p.dispatched = (await this.o.alerts.record(p.t, now)).dispatched;
       p.recorded = true;
     }
-    const dirty = [...this.staged.values()].filter((e) => e.dirty);
+    const dirty = this.dirty.filter((e) => e.dirty);
+    this.dirty = dirty;
     const limit = this.o.concurrency ?? 16;
     let next = 0;
     let failure: unknown;
@@ -605,7 +607,11 @@ export class RuleEngine {
       }
     };
     await Promise.all(Array.from({ length: Math.min(limit, dirty.length) }, worker));
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      this.dirty = dirty.filter((e) => e.dirty);
+      throw failure;
+    }
+    this.dirty = [];
     const toDispatch = this.pending.filter((p) => !p.dispatched).map((p) => p.t);
     this.pending = [];
     if (!this.crossBatch) this.staged.clear();
@@ -652,6 +658,12 @@ export class RuleEngine {
     const found = await this.o.state.getMany(read.map((g) => g.stateKey));
     this.stats.statesLoaded += found.length;
     for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version);
+  }
+
+  private markDirty(e: Entry): void {
+    if (e.dirty) return;
+    e.dirty = true;
+    this.dirty.push(e);
   }
 
   private stage(key: string, value: RuleState, base: number | undefined): Entry {
