@@ -41,7 +41,7 @@ import {
   selectsEvent,
   selectsReading,
 } from './model.js';
-import type { AlertStore, RuleState, RuleStateStore } from './store.js';
+import type { AlertStore, RuleState, RuleStateKey, RuleStateStore } from './store.js';
 import type { Condition } from './syntax.js';
 import { parseCondition } from './syntax.js';
 
@@ -107,6 +107,14 @@ interface Selection {
   groups: Group[];
 }
 
+/** The reading rules of one device (its type and site): candidates, then per metric. */
+interface DeviceSelection {
+  type: string;
+  site: string | undefined;
+  candidates: Compiled[];
+  byMetric: Map<string, Selection>;
+}
+
 interface Entry {
   base: number | undefined;
   value: RuleState;
@@ -119,6 +127,8 @@ interface Entry {
 interface Group {
   c: Compiled;
   key: string;
+  /** The state port's key (built once: groups live as long as the rule list). */
+  stateKey: RuleStateKey;
   series: string;
   make: () => RuleState;
   /** This call's samples are times[0, n) and values[0, n): the arrays are reused across calls. */
@@ -237,6 +247,22 @@ function compileRule(rule: Rule): Compiled {
   return c;
 }
 
+/**
+ * The engine's evaluation context: a class of its own (its own hidden class) whose number fields only
+ * ever hold numbers (NaN for "no previous reading"), so V8 keeps them as unboxed doubles and a store
+ * per reading allocates nothing (an `undefined` in any of them would box every later store).
+ */
+class Context implements EvalContext {
+  value = 0.5;
+  time = 0.5;
+  prevValue = 0.5;
+  prevTime = 0.5;
+  wt: number[] = EMPTY;
+  wv: number[] = EMPTY;
+  score = 0.5;
+  cache: WindowCache | undefined = undefined;
+}
+
 export class RuleEngine {
   private compiled: Compiled[] = [];
   private readingRules: Compiled[] = [];
@@ -244,16 +270,18 @@ export class RuleEngine {
   private loadedAt = Number.NEGATIVE_INFINITY;
   /** A rule list was loaded once (a failed refresh may then keep it). */
   private everLoaded = false;
-  private readonly memo = new Map<
-    string,
-    { type: string; site: string | undefined; candidates: Compiled[]; byMetric: Map<string, Selection> }
-  >();
+  private readonly memo = new Map<string, DeviceSelection>();
+  /** The memo's entry of the last reading's device (readings of one message come together). */
+  private lastDeviceId: string | undefined;
+  private lastDevice: DeviceSelection | undefined;
   /** Groups by state key, kept across calls for their sample arrays (cleared with the rules). */
   private readonly groupCache = new Map<string, Group>();
   /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
   private call = 0;
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
+  /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
+  private dirty: Entry[] = [];
   private pending: Array<{ t: AlertTransition; recorded: boolean; dispatched: boolean }> = [];
   readonly stats: EngineStats = {
     readings: 0,
@@ -267,17 +295,8 @@ export class RuleEngine {
   private readonly ttl: number;
   private readonly crossBatch: boolean;
   private readonly maxCached: number;
-  /** Reused for every evaluation (no allocation per reading). */
-  private readonly ctx: EvalContext = {
-    value: 0,
-    time: 0,
-    prevValue: undefined,
-    prevTime: undefined,
-    wt: [],
-    wv: [],
-    score: Number.NaN,
-    cache: undefined,
-  };
+  /** Reused for every evaluation (no allocation per reading; see `Context`). */
+  private readonly ctx = new Context();
 
   constructor(private readonly o: RuleEngineOptions) {
     this.maxSamples = o.maxWindowSamples ?? 1000;
@@ -291,10 +310,8 @@ export class RuleEngine {
     this.pending = [];
     // Cross-batch cache (ports with getVersions): clean states stay, to be re-checked by version before
     // they are trusted. Anything dirty (a commit that failed and was not aborted) is dropped.
-    const keep =
-      this.crossBatch &&
-      this.staged.size <= this.maxCached &&
-      [...this.staged.values()].every((e) => !e.dirty);
+    const keep = this.crossBatch && this.staged.size <= this.maxCached && this.dirty.every((e) => !e.dirty);
+    this.dirty = [];
     if (!keep) {
       this.staged.clear();
       return;
@@ -305,6 +322,7 @@ export class RuleEngine {
   /** The batch is given up (it will be redelivered): nothing it staged survives. */
   abort(): void {
     this.staged.clear();
+    this.dirty = [];
     this.pending = [];
   }
 
@@ -337,6 +355,8 @@ export class RuleEngine {
     this.eventRules = this.compiled.filter((c) => c.cond.kind === 'offline' || c.cond.kind === 'event');
     this.memo.clear();
     this.memoSize = 0;
+    this.lastDeviceId = undefined;
+    this.lastDevice = undefined;
     this.groupCache.clear();
     this.loadedAt = now;
     this.everLoaded = true;
@@ -346,7 +366,8 @@ export class RuleEngine {
   private rulesFor(r: EnrichedReading): Selection {
     const type = r.enrichment.deviceType;
     const site = r.enrichment.site ?? r.group;
-    let d = this.memo.get(r.deviceId);
+    // A message's readings come together: the last device's entry first, then the memo.
+    let d = r.deviceId === this.lastDeviceId ? this.lastDevice : this.memo.get(r.deviceId);
     if (!d || d.type !== type || d.site !== site) {
       if (this.memoSize >= MEMO_MAX) {
         this.memo.clear();
@@ -359,6 +380,8 @@ export class RuleEngine {
       d = { type, site, candidates, byMetric: new Map() };
       this.memo.set(r.deviceId, d);
     }
+    this.lastDeviceId = r.deviceId;
+    this.lastDevice = d;
     let sel = d.byMetric.get(r.metric);
     if (!sel) {
       sel = {
@@ -390,6 +413,7 @@ export class RuleEngine {
           g = {
             c,
             key,
+            stateKey: { ruleId: c.rule.id, series },
             series,
             make,
             times: [],
@@ -415,6 +439,24 @@ export class RuleEngine {
       // memoised (device, metric) selection, built once per call; others build the series string and
       // look it up.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
+      // Outside the loop: a closure in the loop's body capturing the reading would allocate a context
+      // per reading.
+      const groupsOf = (r: EnrichedReading, rules: Compiled[], series: string): Group[] =>
+        rules.map((c) => {
+          const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
+          return group(c, ss, () =>
+            this.newState(
+              c,
+              ss,
+              now,
+              r.deviceId,
+              r.subDevice,
+              c.deviceSeries ? undefined : r.metric,
+              r.enrichment.deviceType,
+              r.protocol,
+            ),
+          );
+        });
       const readings = input.readings;
       for (let ri = 0; ri < readings.length; ri++) {
         const r = readings[ri]!;
@@ -432,24 +474,7 @@ export class RuleEngine {
           const series = readingSeries(r);
           let entry = bySeries.get(series);
           if (entry?.rules !== rules) {
-            entry = {
-              rules,
-              groups: rules.map((c) => {
-                const ss = c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series;
-                return group(c, ss, () =>
-                  this.newState(
-                    c,
-                    ss,
-                    now,
-                    r.deviceId,
-                    r.subDevice,
-                    c.deviceSeries ? undefined : r.metric,
-                    r.enrichment.deviceType,
-                    r.protocol,
-                  ),
-                );
-              }),
-            };
+            entry = { rules, groups: groupsOf(r, rules, series) };
             bySeries.set(series, entry);
           }
           gs = entry.groups;
@@ -497,7 +522,7 @@ export class RuleEngine {
         }
       }
     }
-    await this.load([...groups.values()].filter((g) => !this.staged.get(g.key)?.verified));
+    await this.load(groups);
     const out: AlertTransition[] = [];
     for (const g of groups.values()) {
       const entry = this.staged.get(g.key) ?? this.stage(g.key, g.make(), undefined);
@@ -509,7 +534,7 @@ export class RuleEngine {
         const { times, values, n } = g;
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
-        for (let i = 0; i < n; i++) this.onReading(c, s, times[i]!, values[i]!, out);
+        this.onReadings(c, s, times, values, n, out);
         this.stats.evaluations += n;
       }
       if (g.events) {
@@ -519,7 +544,7 @@ export class RuleEngine {
         this.stats.evaluations += events.length;
       }
       s.updatedAt = now;
-      entry.dirty = true;
+      this.markDirty(entry);
     }
     return out;
   }
@@ -544,7 +569,7 @@ export class RuleEngine {
         this.checkRevision(c, s);
         this.onClock(c, s, now, out);
         s.updatedAt = this.o.clock();
-        entry.dirty = true;
+        this.markDirty(entry);
       }
     }
     return out;
@@ -562,7 +587,8 @@ export class RuleEngine {
       p.dispatched = (await this.o.alerts.record(p.t, now)).dispatched;
       p.recorded = true;
     }
-    const dirty = [...this.staged.values()].filter((e) => e.dirty);
+    const dirty = this.dirty.filter((e) => e.dirty);
+    this.dirty = dirty;
     const limit = this.o.concurrency ?? 16;
     let next = 0;
     let failure: unknown;
@@ -581,7 +607,11 @@ export class RuleEngine {
       }
     };
     await Promise.all(Array.from({ length: Math.min(limit, dirty.length) }, worker));
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      this.dirty = dirty.filter((e) => e.dirty);
+      throw failure;
+    }
+    this.dirty = [];
     const toDispatch = this.pending.filter((p) => !p.dispatched).map((p) => p.t);
     this.pending = [];
     if (!this.crossBatch) this.staged.clear();
@@ -590,26 +620,50 @@ export class RuleEngine {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private async load(missing: Group[]): Promise<void> {
-    if (missing.length === 0) return;
-    let reload = missing;
-    const cached = missing.filter((g) => this.staged.has(g.key));
-    if (cached.length > 0 && this.o.state.getVersions) {
-      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
-      const versions = await this.o.state.getVersions(
-        cached.map((g) => ({ ruleId: g.c.rule.id, series: g.series })),
-      );
-      for (const g of cached) {
-        const e = this.staged.get(g.key)!;
-        if (versions.get(g.key) === e.base) e.verified = true;
-        else this.staged.delete(g.key);
+  /**
+   * Makes sure every group of this call has its state staged: cached states not yet checked in this
+   * batch are checked by version (one bulk read), the others read (one bulk read). One pass over the
+   * groups, one staged lookup per group, the keys built once per group.
+   */
+  private async load(groups: Map<string, Group>): Promise<void> {
+    const checkKeys: RuleStateKey[] = [];
+    const check: Entry[] = [];
+    const checkGroups: Group[] = [];
+    const read: Group[] = [];
+    const canCheck = this.o.state.getVersions !== undefined;
+    for (const g of groups.values()) {
+      const e = this.staged.get(g.key);
+      if (e === undefined) read.push(g);
+      else if (!e.verified) {
+        if (canCheck) {
+          checkKeys.push(g.stateKey);
+          check.push(e);
+          checkGroups.push(g);
+        } else read.push(g);
       }
-      reload = missing.filter((g) => !this.staged.has(g.key));
     }
-    if (reload.length === 0) return;
-    const found = await this.o.state.getMany(reload.map((g) => ({ ruleId: g.c.rule.id, series: g.series })));
+    if (check.length > 0) {
+      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
+      const versions = await this.o.state.getVersions!(checkKeys);
+      for (let i = 0; i < check.length; i++) {
+        const g = checkGroups[i]!;
+        if (versions.get(g.key) === check[i]!.base) check[i]!.verified = true;
+        else {
+          this.staged.delete(g.key);
+          read.push(g);
+        }
+      }
+    }
+    if (read.length === 0) return;
+    const found = await this.o.state.getMany(read.map((g) => g.stateKey));
     this.stats.statesLoaded += found.length;
     for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version);
+  }
+
+  private markDirty(e: Entry): void {
+    if (e.dirty) return;
+    e.dirty = true;
+    this.dirty.push(e);
   }
 
   private stage(key: string, value: RuleState, base: number | undefined): Entry {
@@ -656,66 +710,116 @@ export class RuleEngine {
     this.setDue(c, s);
   }
 
-  private onReading(c: Compiled, s: RuleState, t: number, v: number, out: AlertTransition[]): void {
-    if (s.lastTime !== undefined && t <= s.lastTime) return; // replay, duplicate or out of order
+  /**
+   * One series' readings of this call, in time order. The per-reading numbers (last time and value, hold
+   * start, active) live in locals and are written to the state when an alert step needs them and once at
+   * the end: a state's optional number fields hold boxed numbers, so writing them per reading allocated
+   * one heap number per field per reading. `setDue` depends only on the final state: it runs once.
+   */
+  private onReadings(
+    c: Compiled,
+    s: RuleState,
+    times: number[],
+    values: number[],
+    n: number,
+    out: AlertTransition[],
+  ): void {
+    // NaN stands for "none" in the locals: every comparison with it is false, as `undefined` was.
+    let lastTime = s.lastTime ?? Number.NaN;
+    let lastValue = s.lastValue ?? Number.NaN;
+    let i = 0;
+    // Replays, duplicates and readings out of order: at or before the series' last time.
+    while (i < n && times[i]! <= lastTime) i++;
+    if (i === n) return;
     if (c.cond.kind === 'absent') {
-      s.lastTime = t;
-      s.lastValue = v;
-      if (s.active) {
-        s.active = false;
-        this.alertStep(c, s, t, v, undefined, `reading at ${new Date(t).toISOString()}`, out);
+      for (; i < n; i++) {
+        const t = times[i]!;
+        if (t <= lastTime) continue;
+        lastTime = t;
+        lastValue = values[i]!;
+        if (s.active) {
+          s.active = false;
+          s.lastTime = t;
+          s.lastValue = lastValue;
+          this.alertStep(c, s, t, lastValue, undefined, `reading at ${new Date(t).toISOString()}`, out);
+        }
       }
+      s.lastTime = lastTime;
+      s.lastValue = lastValue;
       this.setDue(c, s);
       return;
     }
     const ctx = this.ctx;
-    ctx.prevValue = s.lastValue;
-    ctx.prevTime = s.lastTime;
-    ctx.value = v;
-    ctx.time = t;
-    ctx.score = Number.NaN;
-    if (c.windowMs > 0) {
+    const when = c.when!;
+    const clear = c.clear;
+    const holdMs = c.holdMs;
+    const windowed = c.windowMs > 0;
+    let wt = EMPTY;
+    let wv = EMPTY;
+    if (windowed) {
       s.wt ??= [];
       s.wv ??= [];
-      const wt = s.wt;
-      const wv = s.wv;
-      wt.push(t);
-      wv.push(v);
-      // Samples older than the window are dropped in bulk (window functions search their start).
-      const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
-      if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
-        dropHead(wt, drop);
-        dropHead(wv, drop);
-      }
-      ctx.wt = wt;
-      ctx.wv = wv;
-    } else {
-      ctx.wt = EMPTY;
-      ctx.wv = EMPTY;
+      wt = s.wt;
+      wv = s.wv;
     }
-    if (c.anomaly) {
-      s.detector ??= newDetectorState();
-      ctx.score = detectScore(s.detector, t, v, this.o.detector);
-    }
-    s.lastTime = t;
-    s.lastValue = v;
-    const cond = c.when!(ctx);
-    if (!s.active) {
-      if (cond === true) {
-        s.pendingSince ??= t;
-        if (t - s.pendingSince >= c.holdMs) {
-          s.active = true;
-          s.pendingSince = undefined;
+    ctx.wt = wt;
+    ctx.wv = wv;
+    let active = s.active;
+    let pending = s.pendingSince ?? Number.NaN;
+    let alertOpen = s.alertId !== undefined;
+    for (; i < n; i++) {
+      const t = times[i]!;
+      if (t <= lastTime) continue; // out of order within the batch (sorted: equal times)
+      const v = values[i]!;
+      ctx.prevValue = lastValue;
+      ctx.prevTime = lastTime;
+      ctx.value = v;
+      ctx.time = t;
+      ctx.score = Number.NaN;
+      if (windowed) {
+        wt.push(t);
+        wv.push(v);
+        // Samples older than the window are dropped in bulk (window functions search their start).
+        const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
+        if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
+          dropHead(wt, drop);
+          dropHead(wv, drop);
         }
-      } else if (cond === false && s.pendingSince !== undefined) {
-        s.pendingSince = undefined;
       }
-    } else {
-      const clr = c.clear ? c.clear(ctx) : cond === null ? null : !cond;
-      if (clr === true) s.active = false;
+      if (c.anomaly) {
+        s.detector ??= newDetectorState();
+        ctx.score = detectScore(s.detector, t, v, this.o.detector);
+      }
+      lastTime = t;
+      lastValue = v;
+      const cond = when(ctx);
+      if (!active) {
+        if (cond === true) {
+          if (Number.isNaN(pending)) pending = t; // no hold yet
+          if (t - pending >= holdMs) {
+            active = true;
+            pending = Number.NaN;
+          }
+        } else if (cond === false) {
+          pending = Number.NaN;
+        }
+      } else {
+        const clr = clear ? clear(ctx) : cond === null ? null : !cond;
+        if (clr === true) active = false;
+      }
+      if (active !== alertOpen) {
+        s.lastTime = t;
+        s.lastValue = v;
+        s.active = active;
+        s.pendingSince = Number.isNaN(pending) ? undefined : pending;
+        this.alertStep(c, s, t, v, ctx.score, undefined, out);
+        alertOpen = s.alertId !== undefined;
+      } else if (!active && s.heldBack) s.heldBack = undefined;
     }
-    if (s.active !== (s.alertId !== undefined)) this.alertStep(c, s, t, v, ctx.score, undefined, out);
-    else if (!s.active && s.heldBack) s.heldBack = undefined;
+    s.lastTime = lastTime;
+    s.lastValue = lastValue;
+    s.active = active;
+    s.pendingSince = Number.isNaN(pending) ? undefined : pending;
     this.setDue(c, s);
   }
 
