@@ -114,3 +114,18 @@ export interface Enrichment {
 export interface EnrichedReading extends Reading {
   enrichment: Enrichment;
 }
+
+/**
+ * A number for human-readable text (alert reasons): a value exactly representable as a 32-bit float is
+ * written as the shortest decimal that reads back as that float32 (29.02, not 29.020000457763672 — a
+ * Sparkplug Float widened to a double), any other number as JavaScript writes it.
+ */
+export function numberText(value: number): string {
+  if (Number.isFinite(value) && !Number.isInteger(value) && Math.fround(value) === value) {
+    for (let p = 1; p <= 9; p++) {
+      const s = Number(value.toPrecision(p));
+      if (Math.fround(s) === value) return String(s);
+    }
+  }
+  return String(value);
+}

@@ -21,6 +21,7 @@
  */
 import type { Clock } from '../processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, LifecycleEventType } from '../reading.js';
+import { numberText } from '../reading.js';
 import {
   type BoolFn,
   compileBool,
@@ -894,7 +895,7 @@ export class RuleEngine {
     reason: string | undefined,
     out: AlertTransition[],
   ): void {
-    reason ??= `${c.rule.condition} (value ${value})`;
+    reason ??= `${c.rule.condition} (value ${value === undefined ? value : numberText(value)})`;
     if (s.active && s.alertId === undefined) {
       if (s.lastOpenedAt !== undefined && at - s.lastOpenedAt < c.rule.throttleMs) {
         if (!s.heldBack) {
