@@ -177,11 +177,20 @@ export interface StaticEnvReport {
 
 const BUNDLE_FILES = ['index.mjs', 'index.js', 'index.cjs'];
 
-/** The bundle text of an asset directory (index.mjs/js/cjs), or undefined. */
+/**
+ * The bundle text of an asset directory (index.mjs/js/cjs), or undefined. A split bundle (ADR 0025,
+ * amendment 1) is the entry plus its chunks: the text is all of them, the entry first.
+ */
 export function readBundle(assetDir: string): { file: string; code: string } | undefined {
   for (const f of BUNDLE_FILES) {
     const file = path.join(assetDir, f);
-    if (fs.existsSync(file)) return { file, code: fs.readFileSync(file, 'utf8') };
+    if (!fs.existsSync(file)) continue;
+    const chunks = fs
+      .readdirSync(assetDir)
+      .filter((c) => c !== f && /\.(mjs|js|cjs)$/.test(c))
+      .sort()
+      .map((c) => fs.readFileSync(path.join(assetDir, c), 'utf8'));
+    return { file, code: [fs.readFileSync(file, 'utf8'), ...chunks].join('\n') };
   }
   return undefined;
 }

@@ -9,6 +9,7 @@ import {
   constructsSdkClient,
   findEnvReads,
   isLambdaProvided,
+  readBundle,
   readBundleInputs,
   type SpecUse,
   staticEnvCheck,
@@ -84,6 +85,21 @@ describe('bundle scanning', () => {
         }),
       );
       expect(readBundleInputs(dir)).toEqual(['node_modules/@aws-sdk/client-sns/dist-es/SNSClient.js']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads a split bundle as the entry and its chunks, the entry first', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'env-check-split-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'index.mjs'), 'import("./chunk-B.mjs");process.env.ENTRY_VAR;');
+      fs.writeFileSync(path.join(dir, 'chunk-B.mjs'), 'export const t=process.env.CHUNK_VAR;');
+      fs.writeFileSync(path.join(dir, 'index.mjs.map'), '{"mappings":"process.env.MAP_VAR"}');
+      const bundle = readBundle(dir);
+      expect(bundle?.file).toBe(path.join(dir, 'index.mjs'));
+      expect(bundle?.code.startsWith('import("./chunk-B.mjs")')).toBe(true);
+      expect(findEnvReads(bundle?.code ?? '').sort()).toEqual(['CHUNK_VAR', 'ENTRY_VAR']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -29,6 +29,16 @@ const NODE_HTTP_SHIM = path.join(
   'node-http.cjs',
 );
 
+/** Re-bundles an entry with code splitting (see the file; ADR 0025, amendment 1). */
+const SPLIT_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bundling', 'split.mjs');
+
+/** ESM bundles need a require shim for CommonJS dependencies. */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+
+/** A POSIX shell word. */
+const shellWord = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
 export interface FunctionSpec {
   entry: string;
   memoryMb: number;
@@ -63,8 +73,7 @@ export function nodeFunction(scope: Construct, id: string, spec: FunctionSpec): 
       format: OutputFormat.ESM,
       target: 'node22',
       mainFields: ['module', 'main'],
-      // ESM bundles need a require shim for CommonJS dependencies.
-      banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+      banner: ESM_REQUIRE_BANNER,
       // The AWS SDK is bundled (tree-shaken, one file) rather than loaded from the runtime's copy:
       // importing hundreds of its files at INIT dominated the cold start (ADR 0025). The metafile
       // (index.meta.json beside the bundle) tells the deploy harness which SDK clients it contains.
@@ -72,6 +81,31 @@ export function nodeFunction(scope: Construct, id: string, spec: FunctionSpec): 
       metafile: true,
       esbuildArgs: { '--alias:node:http': NODE_HTTP_SHIM },
       forceDockerBundling: false,
+      // The same options again, with code splitting: what runs only after INIT (dynamic imports) is
+      // its own chunk, which V8 parses when it is imported rather than at INIT (ADR 0025, amendment 1).
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (_inputDir: string, outputDir: string) => [
+          [
+            process.execPath,
+            SPLIT_SCRIPT,
+            path.resolve(spec.entry),
+            outputDir,
+            JSON.stringify({
+              minify: true,
+              sourcemap: true,
+              target: 'node22',
+              mainFields: ['module', 'main'],
+              banner: { js: ESM_REQUIRE_BANNER },
+              external: ['@duckdb/*'],
+              alias: { 'node:http': NODE_HTTP_SHIM },
+            }),
+          ]
+            .map(shellWord)
+            .join(' '),
+        ],
+      },
     },
   });
 }
