@@ -78,7 +78,10 @@ export interface FaultCounters {
   dynamoFailures: number;
   dynamoFailuresAfterCall: number;
   handlerCrashes: number;
-  /** Ingest worker threads that exited in the middle of a batch (workerCrash). */
+  /**
+   * Invocations whose ingest worker thread was made to exit mid-batch (workerCrash); two of them running
+   * in one thread at once end in one exit (the pool's `crashes`).
+   */
   workerCrashes: number;
   /** Records processed by crashing invocations before they crashed. */
   recordsBeforeCrash: number;

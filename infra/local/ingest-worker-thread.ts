@@ -109,6 +109,8 @@ const live = {
 };
 
 const instances = new Map<number, IngestFunction>();
+let inFlight = 0;
+let dying = false;
 const hooks = {
   onStored: (ms: number) => {
     stored.push(ms);
@@ -181,19 +183,33 @@ port.on('message', async (m: ToWorker) => {
     }
     case 'invoke': {
       const fn = instances.get(m.fid);
-      try {
-        if (!fn) throw new Error(`no function instance ${m.fid} in thread ${threadId}`);
-        if (m.exitAfter !== undefined) {
-          // Fault injection: part of the batch is processed (stored, state advanced), then the thread dies.
+      if (fn && !dying && m.exitAfter !== undefined) {
+        // Fault injection: part of the batch is processed (stored, state advanced), then the thread
+        // dies. The other instances' invocations running here finish first (each instance is a Lambda
+        // instance of its own; one crashing does not take the others' batches with it); new ones are
+        // refused meanwhile (redelivered by the runner).
+        dying = true;
+        try {
           if (m.exitAfter > 0)
             await fn.handler({ Records: m.event.Records.slice(0, m.exitAfter) }, context(m.context));
-          send({ t: 'stopped', report: report() });
-          process.exit(70);
+        } catch {
+          // Crashing anyway.
         }
+        while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+        // The main thread terminates this thread when it reads this (after what was counted here).
+        send({ t: 'exiting', report: report() });
+        return;
+      }
+      inFlight++;
+      try {
+        if (!fn) throw new Error(`no function instance ${m.fid} in thread ${threadId}`);
+        if (dying) throw new Error(`ingest worker thread ${threadId} is exiting`);
         const value = await fn.handler(m.event, context(m.context));
         send({ t: 'result', id: m.id, ok: true, value: value ?? undefined, report: report() });
       } catch (error) {
         send({ t: 'result', id: m.id, ok: false, error: toWire(error), report: report() });
+      } finally {
+        inFlight--;
       }
       return;
     }

@@ -112,7 +112,9 @@ export type FromWorker =
   | { t: 'result'; id: number; ok: false; error: WireError; report: WorkerReport }
   | { t: 'call'; id: number; port: CallPort; arg: unknown }
   | { t: 'live'; events: LiveEvent[] }
-  | { t: 'stopped'; report: WorkerReport };
+  | { t: 'stopped'; report: WorkerReport }
+  /** Fault injection (workerCrash): terminate this thread now. */
+  | { t: 'exiting'; report: WorkerReport };
 
 export function toWire(error: unknown): WireError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
@@ -191,6 +193,8 @@ export interface IngestWorkerStatus {
   crashes: number;
   /** Function instances hosted now. */
   instances: number;
+  /** Invocations answered by a worker thread, by thread id (the handler ran there). */
+  answeredByThread: Record<number, number>;
 }
 
 const BOOTSTRAP = new URL('./ingest-worker.mjs', import.meta.url);
@@ -309,6 +313,7 @@ class WorkerHost {
     switch (m.t) {
       case 'result': {
         this.pool.absorb(m.report);
+        this.pool.answered[worker.threadId] = (this.pool.answered[worker.threadId] ?? 0) + 1;
         const p = this.invocations.get(m.id);
         this.invocations.delete(m.id);
         if (m.ok) p?.resolve(m.value);
@@ -317,6 +322,10 @@ class WorkerHost {
       }
       case 'stopped':
         this.pool.absorb(m.report);
+        return;
+      case 'exiting':
+        this.pool.absorb(m.report);
+        void worker.terminate();
         return;
       case 'live':
         this.pool.ports.live.publish(m.events);
@@ -348,8 +357,10 @@ export class IngestWorkerPool {
   readonly hosts: WorkerHost[];
   started = 0;
   crashes = 0;
+  /** Invocations answered, by the thread id that answered. */
+  readonly answered: Record<number, number> = {};
   private nextFid = 1;
-  private turn = 0;
+  private readonly turn: Record<Protocol, number> = { sparkplug: 0, lwm2m: 0 };
   private watch: { fleet: boolean; devices: string[] } = { fleet: false, devices: [] };
   private readonly unwatch: () => void;
 
@@ -389,7 +400,10 @@ export class IngestWorkerPool {
    * disposes the instance (the runner that used it has stopped).
    */
   handler(protocol: Protocol): { handler: KinesisHandler; release: () => void } {
-    const host = this.hosts[this.turn++ % this.hosts.length]!;
+    // Lanes of one stream in turn over the threads, the second stream's starting one thread further:
+    // lane 0 of each stream (the busiest when a fleet has few keys) in different threads.
+    const n = this.turn[protocol]++ + (protocol === 'lwm2m' ? 1 : 0);
+    const host = this.hosts[n % this.hosts.length]!;
     const fid = this.nextFid++;
     host.add(fid, protocol);
     const injector = this.o.ports.injector;
@@ -412,6 +426,7 @@ export class IngestWorkerPool {
       started: this.started,
       crashes: this.crashes,
       instances: this.hosts.reduce((n, h) => n + h.fids.size, 0),
+      answeredByThread: { ...this.answered },
     };
   }
 
