@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { TransientError } from '../../../functions/core/errors.js';
-import type { LiveEvent } from '../../../functions/core/live.js';
+import { type LiveEvent, LiveHub } from '../../../functions/core/live.js';
 import { fromWire, toWire } from '../../../infra/local/ingest-workers.js';
 import { startLocalStack } from '../../../infra/local/stack.js';
 import { startFleet } from '../../../simulator/fleet.js';
@@ -102,5 +102,25 @@ describe('errors across the thread boundary', () => {
     expect(back.name).toBe('ProvisionedThroughputExceededException');
     expect(back.$fault).toBe('client');
     expect(back.$metadata.httpStatusCode).toBe(400);
+  });
+});
+
+describe('who is watched, for the threads’ pre-check', () => {
+  it('LiveHub reports subscriptions starting and ending', () => {
+    const hub = new LiveHub();
+    const seen: Array<{ fleet: boolean; devices: string[] }> = [];
+    const stop = hub.onWatchersChange(() => seen.push(hub.watched()));
+    const a = hub.subscribe({ viewer: { kind: 'admin' }, deviceId: 'dev-1' }, () => {});
+    const b = hub.subscribe({ viewer: { kind: 'admin' } }, () => {});
+    a();
+    b();
+    stop();
+    hub.subscribe({ viewer: { kind: 'admin' } }, () => {});
+    expect(seen).toEqual([
+      { fleet: false, devices: ['dev-1'] },
+      { fleet: true, devices: ['dev-1'] },
+      { fleet: true, devices: [] },
+      { fleet: false, devices: [] },
+    ]);
   });
 });
