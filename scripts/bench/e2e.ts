@@ -160,7 +160,7 @@ export const benchmark: Benchmark = {
           .filter((_, i) => i % 10 === 9 || i === lag.length - 1)
           .map(n)
           .join(' → ')}`,
-        `accounting after a ${drainS.toFixed(1)} s drain: devices published ${n(published)} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f?.publishErrors ?? 'unknown'}, dropped ${f?.dropped ?? 'unknown'}`,
+        `accounting after a ${drainS.toFixed(1)} s drain: devices published ${f ? n(published) : 'unknown'} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f?.publishErrors ?? 'unknown'}, dropped ${f?.dropped ?? 'unknown'}`,
       ].join('\n')}\n`,
     );
   },
