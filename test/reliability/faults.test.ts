@@ -84,10 +84,10 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
     atStop: { workerCrash: 1 },
     expect: ['workerCrashes', 'recordsBeforeCrash'],
   },
-  // The same disruptions with the handlers on the main thread (`--ingest-workers 0`).
+  // The same disruptions with the handlers in a worker thread (`--ingest-workers 1`).
   {
-    name: 'all at once, handlers on the main thread',
-    ingestWorkers: 0,
+    name: 'all at once, handlers in a worker thread',
+    ingestWorkers: 1,
     faults: {
       store: { window: { from: 2, count: 3 } },
       storeAfterWrite: { window: { from: 4, count: 1 } },
@@ -121,7 +121,8 @@ describe('fault injection in the local stack', () => {
       const faults = r.status.faults!;
       for (const k of c.expect) expect(faults[k], k).toBeGreaterThan(0);
       // Where the handlers ran (ADR 0026): the threads really exited, one per injected crash.
-      if (c.ingestWorkers === 0) expect(r.status.ingestWorkers).toBeUndefined();
+      if (c.ingestWorkers) expect(r.status.ingestWorkers?.workers).toBe(c.ingestWorkers);
+      else expect(r.status.ingestWorkers).toBeUndefined();
       // (Two crashes decided for invocations running in one thread at once end in one exit.)
       if (c.faults.workerCrash) {
         expect(r.status.ingestWorkers?.crashes).toBeGreaterThan(0);
