@@ -66,6 +66,8 @@ export interface Scenario {
   outages?: { kind: FaultKind; count: number; ms: number; untilDlq?: boolean };
   /** Event-source settings for this run (the pipeline's otherwise). */
   eventSource?: Partial<EventSourceDef>;
+  /** Ingest worker threads (ADR 0026; 0 = handlers on the main thread); the stack's default otherwise. */
+  ingestWorkers?: number;
   /**
    * After the drain, `dualpath redrive` (the stack's redrive()) puts the DLQ back on the streams and
    * the stack drains again: the DLQ must have held records, and the counts are checked after it.
@@ -238,6 +240,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions): Promise<Sc
     httpPort: 0,
     faults: { ...scenario.faults, seed: scenario.faults.seed ?? o.seed ?? 1 },
     ...(scenario.eventSource ? { eventSource: scenario.eventSource } : {}),
+    ...(scenario.ingestWorkers !== undefined ? { ingestWorkers: scenario.ingestWorkers } : {}),
   });
   let beforeRedrive: ScenarioResult['beforeRedrive'];
   try {

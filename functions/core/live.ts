@@ -129,10 +129,38 @@ export class LiveHub implements LivePublisher {
       this.byDevice.set(sub.deviceId, set);
     }
     set.add(entry);
+    this.changed();
     return () => {
       set.delete(entry);
       if (sub.deviceId !== undefined && set.size === 0) this.byDevice.delete(sub.deviceId);
+      this.changed();
     };
+  }
+
+  private readonly watchListeners = new Set<() => void>();
+
+  /**
+   * Told whenever a subscription starts or ends (what `watched()` returns may have changed): publishers
+   * in other threads keep a copy of it for their `watching` pre-check (ADR 0026).
+   */
+  onWatchersChange(listener: () => void): () => void {
+    this.watchListeners.add(listener);
+    return () => this.watchListeners.delete(listener);
+  }
+
+  /** Who is watched now: the whole fleet, or these devices. */
+  watched(): { fleet: boolean; devices: string[] } {
+    return { fleet: this.fleet.size > 0, devices: [...this.byDevice.keys()] };
+  }
+
+  private changed(): void {
+    for (const l of this.watchListeners) {
+      try {
+        l();
+      } catch {
+        // A listener's failure never harms a subscription.
+      }
+    }
   }
 
   /** Anyone watching this device (or the fleet)? The check the ingest path makes before building events. */

@@ -11,6 +11,7 @@ import { type Fleet, type FleetOptions, plannedDevices, startFleet } from '../..
 import { endpointsFromEnv } from '../local/aws-clients.js';
 import { PUBLISH_BURST_PER_CONNECTION, PUBLISH_RATE_PER_CONNECTION } from '../local/broker.js';
 import { deviceTlsOptions } from '../local/ca.js';
+import { DEFAULT_INGEST_WORKERS } from '../local/ingest-workers.js';
 import { startLocalStack } from '../local/stack.js';
 import type { Command } from './main.js';
 
@@ -27,6 +28,8 @@ const HELP = `usage: dualpath start [options]
                      0 = none); a client above it is disconnected
   --auto-register    register unknown devices on their first message (default off, as deployed:
                      readings of unregistered devices are quarantined with UNKNOWN_DEVICE)
+  --ingest-workers N worker threads the ingest handlers run in (DUALPATH_INGEST_WORKERS, default
+                     ${DEFAULT_INGEST_WORKERS}); 0 = on the main thread with the broker and the API
   --port N           API and dashboard port (PORT, default 3000)
   --data-dir DIR     where DuckDB and the registry live (DUALPATH_DATA_DIR, default .dualpath)
   --devices N        simulated devices (default 20)
@@ -59,6 +62,7 @@ export const startCommand: Command = {
         'ws-port': { type: 'string' },
         'publish-limit': { type: 'string' },
         'auto-register': { type: 'boolean' },
+        'ingest-workers': { type: 'string' },
         port: { type: 'string' },
         'data-dir': { type: 'string' },
         devices: { type: 'string' },
@@ -106,6 +110,9 @@ export const startCommand: Command = {
               ),
             },
       autoRegister,
+      ...(values['ingest-workers'] !== undefined
+        ? { ingestWorkers: int(values['ingest-workers'], DEFAULT_INGEST_WORKERS, 'ingest-workers') }
+        : {}),
       httpPort: int(values.port ?? process.env.PORT, 3000, 'port'),
       ...(process.env.DUALPATH_ADMIN_KEY ? { adminKey: process.env.DUALPATH_ADMIN_KEY } : {}),
       // AWS_ENDPOINT_URL[_KINESIS|_DYNAMODB] (e.g. LocalStack): that service is not emulated here.

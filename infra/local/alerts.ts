@@ -35,6 +35,7 @@ export function localRules(o: {
   const alerts = new DynamoAlertStore({ client: o.doc, tableName: o.tables.registry, clock: o.clock });
   const sink = allSinks(new EventLogAlertSink(o.events), new WebhookAlertSink(), ...(o.sinks ?? []));
   const engines = new Set<RuleEngine>();
+  const listeners = new Set<() => void>();
   const stateStore = () =>
     new DynamoRuleStateStore({ client: o.doc, tableName: o.tables.state, clock: o.clock });
   const clock = composeRulesClock(
@@ -69,9 +70,16 @@ export function localRules(o: {
         alerts,
         onChange: () => {
           for (const e of engines) e.invalidateRules();
+          for (const l of listeners) l();
         },
       };
     },
+    /** Told when a rule changes through the API (engines in ingest worker threads, ADR 0026). */
+    onRulesChange(listener: () => void): void {
+      listeners.add(listener);
+    },
+    /** Where every alert transition goes (event log, webhooks, more sinks). */
+    sink,
     /** Remembers an ingest function's engine (told when rules change). */
     track<F extends IngestFunction>(fn: F): F {
       if (fn.rules) engines.add(fn.rules);

@@ -47,6 +47,12 @@ export interface LocalFaults {
    * function throws, so the runner's retry and bisect path re-delivers the whole batch.
    */
   handlerCrash?: FaultShare & { after?: number };
+  /**
+   * Ingest worker threads (ADR 0026) that die in the middle of their batch: the first `after` records
+   * (default: a seeded random prefix) are processed, then the thread exits as a crashed Lambda instance
+   * would; the invocation fails and a new thread takes the lane. No effect without ingest workers.
+   */
+  workerCrash?: FaultShare & { after?: number };
   seed?: number;
   /** @deprecated the first form: `store: { rate }`. */
   storeFailureRate?: number;
@@ -72,6 +78,11 @@ export interface FaultCounters {
   dynamoFailures: number;
   dynamoFailuresAfterCall: number;
   handlerCrashes: number;
+  /**
+   * Invocations whose ingest worker thread was made to exit mid-batch (workerCrash); two of them running
+   * in one thread at once end in one exit (the pool's `crashes`).
+   */
+  workerCrashes: number;
   /** Records processed by crashing invocations before they crashed. */
   recordsBeforeCrash: number;
   runnerRestarts: number;
@@ -128,7 +139,13 @@ class Trigger {
 }
 
 /** The kinds of calls that can be made to fail. */
-export type FaultKind = 'store' | 'storeAfterWrite' | 'dynamo' | 'dynamoAfterCall' | 'handlerCrash';
+export type FaultKind =
+  | 'store'
+  | 'storeAfterWrite'
+  | 'dynamo'
+  | 'dynamoAfterCall'
+  | 'handlerCrash'
+  | 'workerCrash';
 
 /** One record the broker handed to Kinesis (and Kinesis stored). */
 export interface AcceptedRecord {
@@ -143,6 +160,7 @@ export class FaultInjector {
     dynamoFailures: 0,
     dynamoFailuresAfterCall: 0,
     handlerCrashes: 0,
+    workerCrashes: 0,
     recordsBeforeCrash: 0,
     runnerRestarts: 0,
     runnerCrashes: 0,
@@ -156,6 +174,7 @@ export class FaultInjector {
   private readonly dynamoTrigger: Trigger;
   private readonly dynamoAfterTrigger: Trigger;
   private readonly crashTrigger: Trigger;
+  private readonly workerCrashTrigger: Trigger;
   private readonly triggers: Record<FaultKind, Trigger>;
 
   private readonly faults: LocalFaults;
@@ -169,12 +188,14 @@ export class FaultInjector {
     this.dynamoTrigger = new Trigger(faults.dynamo, seed + 2);
     this.dynamoAfterTrigger = new Trigger(faults.dynamoAfterCall, seed + 3);
     this.crashTrigger = new Trigger(faults.handlerCrash, seed + 4);
+    this.workerCrashTrigger = new Trigger(faults.workerCrash, seed + 5);
     this.triggers = {
       store: this.storeTrigger,
       storeAfterWrite: this.storeAfterTrigger,
       dynamo: this.dynamoTrigger,
       dynamoAfterCall: this.dynamoAfterTrigger,
       handlerCrash: this.crashTrigger,
+      workerCrash: this.workerCrashTrigger,
     };
   }
 
@@ -240,35 +261,54 @@ export class FaultInjector {
     };
   }
 
+  /**
+   * Whether an ingest worker thread dies in this invocation of `total` records: how many records it
+   * processes first, or undefined (no crash). Counted here; the worker pool makes the thread exit.
+   */
+  workerCrash(total: number): number | undefined {
+    if (!this.workerCrashTrigger.fire(this.armed)) return undefined;
+    const fixed = this.faults.workerCrash?.after;
+    const after =
+      fixed === undefined ? Math.floor(this.workerCrashTrigger.next() * (total + 1)) : Math.min(fixed, total);
+    this.counters.workerCrashes++;
+    this.counters.recordsBeforeCrash += after;
+    return after;
+  }
+
+  /**
+   * The DynamoDB fault for one call, before it reaches the emulator (`after` false) or once it has
+   * (`after` true): the error to throw, or undefined. The same decision for the stack's client and for
+   * the clients of ingest worker threads (which ask over their message port).
+   */
+  dynamoFault(after: boolean): Error | undefined {
+    if (!(after ? this.dynamoAfterTrigger : this.dynamoTrigger).fire(this.armed)) return undefined;
+    if (after) this.counters.dynamoFailuresAfterCall++;
+    else this.counters.dynamoFailures++;
+    const kind = this.faults.dynamo?.kind ?? 'throttle';
+    const server = after || kind === 'server' || (kind === 'mixed' && this.alternate++ % 2 === 1);
+    return server
+      ? Object.assign(new Error(`injected: internal server error${after ? ' after the call' : ''}`), {
+          name: 'InternalServerError',
+          $fault: 'server',
+          $metadata: { httpStatusCode: 500 },
+        })
+      : Object.assign(new Error('injected: throughput exceeded'), {
+          name: 'ProvisionedThroughputExceededException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+        });
+  }
+  private alternate = 0;
+
   /** DynamoDB calls failing (before or after reaching the emulator); installed even with no share (failNext). */
   dynamo(client: DynamoDBClient): void {
-    let alternate = 0;
-    const kind = this.faults.dynamo?.kind ?? 'throttle';
-    const failure = (after: boolean): Error => {
-      const server = after || kind === 'server' || (kind === 'mixed' && alternate++ % 2 === 1);
-      return server
-        ? Object.assign(new Error(`injected: internal server error${after ? ' after the call' : ''}`), {
-            name: 'InternalServerError',
-            $fault: 'server',
-            $metadata: { httpStatusCode: 500 },
-          })
-        : Object.assign(new Error('injected: throughput exceeded'), {
-            name: 'ProvisionedThroughputExceededException',
-            $fault: 'client',
-            $metadata: { httpStatusCode: 400 },
-          });
-    };
     client.middlewareStack.add(
       (next) => async (args) => {
-        if (this.dynamoTrigger.fire(this.armed)) {
-          this.counters.dynamoFailures++;
-          throw failure(false);
-        }
+        const before = this.dynamoFault(false);
+        if (before) throw before;
         const out = await next(args);
-        if (this.dynamoAfterTrigger.fire(this.armed)) {
-          this.counters.dynamoFailuresAfterCall++;
-          throw failure(true);
-        }
+        const after = this.dynamoFault(true);
+        if (after) throw after;
         return out;
       },
       { step: 'initialize', name: 'dualpathFaults' },

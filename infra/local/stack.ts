@@ -8,8 +8,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoEventLog } from '../../functions/adapters/dynamo-events.js';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry.js';
 import { DynamoShadowStore } from '../../functions/adapters/dynamo-shadow.js';
@@ -26,9 +24,7 @@ import { emptyStats, type IngestStats } from '../../functions/core/ingest.js';
 import { LiveHub, liveAlertSink } from '../../functions/core/live.js';
 import type { Protocol } from '../../functions/core/reading.js';
 import type { Application, RegistryPort } from '../../functions/core/registry.js';
-import { composeLwm2mIngest } from '../../functions/lwm2m-ingest/compose.js';
 import type { IngestHooks, IngestSettings } from '../../functions/shared/ingest-function.js';
-import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import { type EventSourceDef, pipeline, type StreamKey } from '../pipeline.js';
 import { localRules } from './alerts.js';
 import type { CallCounts, ExternalEndpoints } from './aws-clients.js';
@@ -40,6 +36,13 @@ import { EventSourceRunner } from './event-source.js';
 import { type FaultCounters, FaultInjector, type LocalFaults } from './faults.js';
 import { PipelineHealth } from './health.js';
 import { startHttpServer } from './http-server.js';
+import { composeLocalIngest } from './ingest-compose.js';
+import {
+  DEFAULT_INGEST_WORKERS,
+  IngestWorkerPool,
+  type IngestWorkerStatus,
+  ingestWorkersFromEnv,
+} from './ingest-workers.js';
 import { localOperations } from './operations.js';
 import { redriveLocalDlq } from './redrive.js';
 
@@ -62,6 +65,11 @@ export interface LocalStackOptions {
   ws?: { port: number };
   /** The broker's per-connection publish limit (default 100/s, burst 200; false = none). */
   publishLimit?: BrokerOptions['publishLimit'];
+  /**
+   * Worker threads the ingest function instances run in (ADR 0026); 0 = on the main thread.
+   * Default: DUALPATH_INGEST_WORKERS, else DEFAULT_INGEST_WORKERS.
+   */
+  ingestWorkers?: number;
 }
 
 export interface LocalStatus {
@@ -98,6 +106,8 @@ export interface LocalStatus {
     functionErrors: number;
     bisections: number;
   };
+  /** The ingest worker threads (ADR 0026), when the handlers run off the main thread. */
+  ingestWorkers?: IngestWorkerStatus;
 }
 
 /**
@@ -161,6 +171,8 @@ export interface LocalStack {
   restartBroker(downMs?: number): Promise<void>;
   /** The fault injector (only with the `faults` option): counters and what the broker forwarded. */
   faults?: FaultInjector;
+  /** The ingest worker threads (ADR 0026), unless the handlers run on the main thread. */
+  ingestWorkers?: IngestWorkerPool;
   /**
    * Puts the records of the local DLQ (dlq.jsonl, with payloads) back on their streams for the same
    * handlers (ADR 0017; `dualpath redrive`); the redriven file is kept as dlq-redriven-<time>.jsonl.
@@ -310,16 +322,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const totals: IngestStats = emptyStats();
   // Ports of the ingest functions; each call builds a fresh set of state ports, as a separate Lambda
   // instance would have (its processor's write-back cache over them is its own).
-  const ingestPorts = (protocol: Protocol) => ({
+  const ingestPorts = () => ({
     registry,
     events: baseEvents,
     store: handlerStore,
     publisher: { publish },
     clock,
-    logger: new Logger({ serviceName: `${protocol}-ingest`, logLevel: 'ERROR' }),
-    metrics: new Metrics({ namespace: 'Dualpath', serviceName: `${protocol}-ingest` }),
     rules: rules.ingestPorts(),
     live: { publisher: live, watching: (id: string) => live.watching(id) },
+    state: stateOpts,
   });
   const ingestSettings: IngestSettings = {
     autoRegister: o.autoRegister ?? true,
@@ -335,25 +346,45 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     },
   };
   // The SAME composition roots as the Lambda entries, driven by the local event-source runner: one
-  // function instance per concurrent lane.
-  const makeHandler = (protocol: Protocol) =>
-    rules.track(
-      protocol === 'sparkplug'
-        ? composeSparkplugIngest(
-            { ...ingestPorts(protocol), sparkplugState: new DynamoSparkplugStateStore(stateOpts) },
-            ingestSettings,
-            ingestHooks,
-          )
-        : composeLwm2mIngest(
-            {
-              ...ingestPorts(protocol),
-              registrations: new DynamoRegistrationStore(stateOpts),
-              pending: new DynamoPendingRequestStore(stateOpts),
-            },
-            ingestSettings,
-            ingestHooks,
-          ),
-    ).handler;
+  // function instance per concurrent lane, on this thread or in an ingest worker thread (ADR 0026).
+  const workerCount = o.ingestWorkers ?? ingestWorkersFromEnv(process.env, DEFAULT_INGEST_WORKERS);
+  const pool =
+    workerCount > 0
+      ? new IngestWorkerPool({
+          size: workerCount,
+          init: {
+            dynamoEndpoint: emulators.endpoints.dynamodb,
+            tables,
+            settings: ingestSettings,
+            dynamoFaults: injector !== undefined,
+          },
+          ports: {
+            store: handlerStore,
+            publisher: { publish },
+            sink: rules.sink,
+            live,
+            onStored: (ms) => latency.record(ms),
+            onBatch: ingestHooks.onBatch!,
+            dynamoCalls,
+            ...(injector ? { injector } : {}),
+            log,
+          },
+        })
+      : undefined;
+  if (pool) {
+    rules.onRulesChange(() => pool.invalidateRules());
+    await pool.start();
+  }
+  /** Releases the instances of a stopped runner (worker mode). */
+  const releases: Record<StreamKey, Array<() => void>> = { sparkplug: [], lwm2m: [] };
+  const makeHandler = (protocol: Protocol) => {
+    if (pool) {
+      const lane = pool.handler(protocol);
+      releases[protocol].push(lane.release);
+      return lane.handler;
+    }
+    return rules.track(composeLocalIngest(protocol, ingestPorts(), ingestSettings, ingestHooks)).handler;
+  };
   const runners: Record<StreamKey, EventSourceRunner> = {} as Record<StreamKey, EventSourceRunner>;
   // Counters of runners stopped by restartRunners(), so the totals stay cumulative.
   const retired = {
@@ -491,6 +522,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     connected: broker.counters.connected,
     invocations: runnerTotal('invocations'),
     ...(injector ? { faults: { ...injector.counters } } : {}),
+    ...(pool ? { ingestWorkers: pool.status() } : {}),
     recovery: {
       ingestRetries: totals.retries,
       transientFailures: totals.transientFailures,
@@ -544,6 +576,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       return broker;
     },
     ...(injector ? { faults: injector } : {}),
+    ...(pool ? { ingestWorkers: pool } : {}),
     status,
     latency,
     drain,
@@ -552,6 +585,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
         const old = runners[key];
         const before = old.checkpoint();
         await old.stop();
+        for (const release of releases[key].splice(0)) release();
         const file = join(o.dataDir, `checkpoint-${key}.json`);
         if (options.crash && existsSync(file)) {
           const saved = JSON.parse(readFileSync(file, 'utf8')) as { shards: Record<string, string> };
@@ -596,6 +630,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       // Kinesis is in memory here: process every accepted record before exiting, however long it takes.
       while (!(await drain(10_000))) log(`draining: ${status().lag.records} records left`);
       await Promise.all(Object.values(runners).map((r) => r.stop()));
+      await pool?.stop();
       await http.close();
       await store.close();
       await emulators.stop();

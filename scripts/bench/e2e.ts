@@ -7,10 +7,13 @@
  *
  * The fleet runs as a child process (`dualpath simulate`) so it does not share the stack's event loop;
  * `--in-process` runs it in the same process instead (the way `npm start` does).
+ * `--ingest-workers=N` runs the ingest handlers in N worker threads (0: on the stack's main thread;
+ * default: the stack's, ADR 0026); the busy share of the main thread and of each worker is printed.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { startLocalStack } from '../../infra/local/stack.js';
 import { type FleetStats, startFleet } from '../../simulator/fleet.js';
@@ -31,6 +34,8 @@ export const benchmark: Benchmark = {
   summary: 'end-to-end readings/s and latency through the local stack',
   async run(argv) {
     const inProcess = argv.includes('--in-process');
+    const workersArg = argv.find((a) => a.startsWith('--ingest-workers='))?.split('=')[1];
+    const ingestWorkers = workersArg === undefined ? undefined : Number(workersArg);
     const args = argv.filter((a) => !a.startsWith('--'));
     const devices = Number(args[0] ?? 1000);
     const rate = Number(args[1] ?? 1);
@@ -38,7 +43,13 @@ export const benchmark: Benchmark = {
     const perMessage = Number(args[3] ?? 50);
     const lwm2mRate = rate / 10;
     const dir = mkdtempSync(join(tmpdir(), 'dualpath-e2e-'));
-    const stack = await startLocalStack({ dataDir: dir, mqttPort: 0, httpPort: 0, log: () => {} });
+    const stack = await startLocalStack({
+      dataDir: dir,
+      mqttPort: 0,
+      httpPort: 0,
+      log: () => {},
+      ...(ingestWorkers !== undefined ? { ingestWorkers } : {}),
+    });
     const url = `mqtt://127.0.0.1:${stack.mqttPort}`;
     const fleetOpts = { devices, rate, lwm2mRate, readingsPerMessage: perMessage, seed: 7 };
     let fleet: FleetHandle;
@@ -85,6 +96,9 @@ export const benchmark: Benchmark = {
       ...(emu.dynalite ? { dynalite: emu.dynalite } : {}),
     };
     const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const load0 = loadavg()[0]!;
+    const elu0 = performance.eventLoopUtilization();
+    const workerElu0 = stack.ingestWorkers?.utilization() ?? [];
     const t0 = Date.now();
     const perSecond: number[] = [];
     const lag: number[] = [];
@@ -96,10 +110,20 @@ export const benchmark: Benchmark = {
       lag.push(now.lag.records);
     }
     const s1 = stack.status();
+    const mainBusy = performance.eventLoopUtilization(elu0).utilization;
+    const workerBusy = (stack.ingestWorkers?.utilization() ?? []).map((e, i) => {
+      const before = workerElu0[i];
+      return before ? performance.eventLoopUtilization(e, before).utilization : e.utilization;
+    });
+    const load1 = loadavg()[0]!;
     const elapsed = (Date.now() - t0) / 1000;
     const cpu = Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) - cpu0[k]!] as const);
     const lat = stack.latency.percentiles();
-    const f = await fleet.stop();
+    // A simulator that does not stop cleanly (a loaded machine) still leaves the window's figures.
+    const f = await fleet.stop().catch((error: unknown) => {
+      process.stderr.write(`simulator: ${(error as Error).message}\n`);
+      return undefined;
+    });
     const drainStart = Date.now();
     await stack.stop();
     const drainS = (Date.now() - drainStart) / 1000;
@@ -120,7 +144,7 @@ export const benchmark: Benchmark = {
     const dynamo = callsSince(s1.dynamoCalls, s0.dynamoCalls);
     const kinesisCalls = callsSince(s1.kinesisCalls, s0.kinesisCalls);
     const offered = devices * (rate + lwm2mRate) * perMessage;
-    const published = f.readings.sparkplug + f.readings.lwm2m;
+    const published = f ? f.readings.sparkplug + f.readings.lwm2m : Number.NaN;
     process.stdout.write(
       `${[
         `End to end (local stack), node ${process.version}, fleet ${inProcess ? 'in process' : 'in a child process'}: ${n(devices)} devices × (${rate} DDATA + ${lwm2mRate} Send)/s × ${perMessage} readings/message = ${n(offered)} readings/s offered`,
@@ -130,7 +154,13 @@ export const benchmark: Benchmark = {
         `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
         `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
         `CPU in the window (cores busy): ${cpu.map(([k, s]) => `${k} ${(s / elapsed).toFixed(2)}`).join(', ')}; total ${(cpu.reduce((n, [, s]) => n + s, 0) / elapsed).toFixed(2)}; stack ${((cpu.find(([k]) => k === 'stack')![1] / Math.max(1, stored)) * 1e6).toFixed(1)} µs CPU per stored reading`,
-        `accounting after a ${drainS.toFixed(1)} s drain: devices published ${n(published)} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f.publishErrors}, dropped ${f.dropped}`,
+        `threads: ingest handlers ${s1.ingestWorkers ? `in ${s1.ingestWorkers.workers} worker thread(s) (${s1.ingestWorkers.crashes} crashes)` : 'on the main thread'}; event loop busy in the window: main ${(mainBusy * 100).toFixed(0)} %${workerBusy.map((u, i) => `, worker ${i + 1} ${(u * 100).toFixed(0)} %`).join('')}`,
+        `machine load average (1 min): ${load0.toFixed(1)} at the window's start, ${load1.toFixed(1)} at its end`,
+        `lag trend (records, every 10 s): ${lag
+          .filter((_, i) => i % 10 === 9 || i === lag.length - 1)
+          .map(n)
+          .join(' → ')}`,
+        `accounting after a ${drainS.toFixed(1)} s drain: devices published ${f ? n(published) : 'unknown'} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f?.publishErrors ?? 'unknown'}, dropped ${f?.dropped ?? 'unknown'}`,
       ].join('\n')}\n`,
     );
   },

@@ -76,6 +76,39 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
       'brokerRestarts',
     ],
   },
+  // ADR 0026: an ingest worker thread dies mid-batch (a real thread exit, not a thrown error).
+  {
+    name: 'ingest worker thread crash mid-batch',
+    ingestWorkers: 1,
+    faults: { workerCrash: { window: { from: 2, count: 2 }, after: 2 } },
+    atStop: { workerCrash: 1 },
+    expect: ['workerCrashes', 'recordsBeforeCrash'],
+  },
+  // The same disruptions with the handlers in a worker thread (`--ingest-workers 1`).
+  {
+    name: 'all at once, handlers in a worker thread',
+    ingestWorkers: 1,
+    faults: {
+      store: { window: { from: 2, count: 3 } },
+      storeAfterWrite: { window: { from: 4, count: 1 } },
+      dynamo: { window: { from: 15, count: 3 }, kind: 'mixed' },
+      dynamoAfterCall: { window: { from: 50, count: 1 } },
+      handlerCrash: { window: { from: 4, count: 1 }, after: 1 },
+    },
+    runnerCrashes: 1,
+    brokerRestarts: 1,
+    brokerDownMs: 300,
+    atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
+    expect: [
+      'storeFailures',
+      'storeFailuresAfterWrite',
+      'dynamoFailures',
+      'dynamoFailuresAfterCall',
+      'handlerCrashes',
+      'runnerCrashes',
+      'brokerRestarts',
+    ],
+  },
   // Issue 15: poison messages among the good devices' QoS 1 traffic.
   { name: 'poison messages', faults: {}, poison: true, expect: [] },
 ];
@@ -87,6 +120,14 @@ describe('fault injection in the local stack', () => {
       const r = await runScenario(c, { ...RUN, seed: 7 });
       const faults = r.status.faults!;
       for (const k of c.expect) expect(faults[k], k).toBeGreaterThan(0);
+      // Where the handlers ran (ADR 0026): the threads really exited, one per injected crash.
+      if (c.ingestWorkers) expect(r.status.ingestWorkers?.workers).toBe(c.ingestWorkers);
+      else expect(r.status.ingestWorkers).toBeUndefined();
+      // (Two crashes decided for invocations running in one thread at once end in one exit.)
+      if (c.faults.workerCrash) {
+        expect(r.status.ingestWorkers?.crashes).toBeGreaterThan(0);
+        expect(r.status.ingestWorkers?.crashes).toBeLessThanOrEqual(faults.workerCrashes);
+      }
 
       const acked = r.published.readings.sparkplug + r.published.readings.lwm2m + r.poisoned.readings;
       expect(acked).toBeGreaterThan(100);
