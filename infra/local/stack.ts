@@ -397,12 +397,14 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   };
   const startRunner = async (protocol: Protocol) => {
     const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
+    // An override of the parallelization factor (bench, tests) also sets how many instances are built.
+    const settings = { ...fn.eventSource, ...o.eventSource };
     const runner = new EventSourceRunner({
       kinesis,
       streamName: streamNames[fn.stream],
       functionName: `${protocol}-ingest`,
-      settings: { ...fn.eventSource, ...o.eventSource },
-      handlers: Array.from({ length: fn.eventSource.parallelizationFactor }, () => {
+      settings,
+      handlers: Array.from({ length: settings.parallelizationFactor }, () => {
         const handler = makeHandler(protocol);
         return injector ? injector.handler(handler) : handler;
       }),
@@ -477,6 +479,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     operations: operations.apiPorts,
     live,
     shadows: new DynamoShadowStore({ client: doc, tableName: tables.registry }),
+    onError: (error, req) =>
+      log(`API ${req.method} ${req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();
