@@ -22,7 +22,7 @@ import { ShadowService, type ShadowStore } from '../core/shadow.js';
 import type { SparkplugStateStore } from '../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../core/telemetry.js';
 import { Authenticator, type Principal } from './auth.js';
-import type { Router } from './http.js';
+import type { ApiRequest, Router } from './http.js';
 import { type ApiDeps, createApiRouter, type HealthCounts } from './router.js';
 import { registryHealth } from './routes/health.js';
 
@@ -51,6 +51,8 @@ export interface ApiPorts extends AuthorizerPorts {
   live?: LivePublisher;
   /** Device shadows (ADR 0023): served when a shadow store is given. */
   shadows?: ShadowStore;
+  /** Where the cause of a 5xx answer is logged (the response says only "internal error"). */
+  onError?: (error: unknown, req: ApiRequest) => void;
 }
 
 export function composeAuthorizer(ports: AuthorizerPorts): Authenticator {
@@ -84,6 +86,7 @@ export function composeApi(ports: ApiPorts): {
     sparkplugState: ports.sparkplugState,
     newId: ports.newId,
     ...(ports.live ? { live: ports.live } : {}),
+    ...(ports.onError ? { onError: ports.onError } : {}),
   };
   if (ports.shadows)
     deps.shadow = new ShadowService({

@@ -102,7 +102,14 @@ interface Route<P> {
 export class Router<P> {
   private readonly routes: Route<P>[] = [];
 
-  constructor(private readonly authenticate: (req: ApiRequest) => Promise<P>) {}
+  /**
+   * @param onError told of every error answered with a 5xx (an internal error or an unavailable
+   * dependency): the response says only "internal error", so this is where the cause is logged.
+   */
+  constructor(
+    private readonly authenticate: (req: ApiRequest) => Promise<P>,
+    private readonly onError?: (error: unknown, req: ApiRequest) => void,
+  ) {}
 
   add(method: string, pattern: string, handler: Handler<P>, opts: { public?: boolean } = {}): this {
     const names: string[] = [];
@@ -152,7 +159,9 @@ export class Router<P> {
         };
       throw notFound(`no route for ${req.method} ${printablePath(req.path)}`);
     } catch (error) {
-      return errorResponse(error);
+      const out = errorResponse(error);
+      if (out.status >= 500) this.onError?.(error, req);
+      return out;
     }
   }
 }

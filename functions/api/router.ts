@@ -23,7 +23,7 @@ import { registerTelemetryRoutes } from './routes/telemetry.js';
 export type { ApiDeps, HealthCounts } from './routes/context.js';
 
 export function createApiRouter(deps: ApiDeps): Router<Principal> {
-  const r = new Router<Principal>((req) => deps.authenticator.authenticate(req));
+  const r = new Router<Principal>((req) => deps.authenticator.authenticate(req), deps.onError);
   registerHealthRoutes(r, deps);
   r.add('GET', '/openapi.json', async () => json(openApiDocument()), { public: true });
   registerDeviceRoutes(r, deps);

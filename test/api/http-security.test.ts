@@ -176,3 +176,30 @@ describe('admin key strength', () => {
     expect((error as Error).message).not.toContain(key);
   });
 });
+
+describe('router: the cause of a 5xx is reported, never sent', () => {
+  it('tells onError of an internal error (500) and of an unavailable dependency (503), not of a 4xx', async () => {
+    // Prepare: the registry fails one way per request.
+    const seen: Array<{ error: unknown; path: string }> = [];
+    const failures = [new Error('disk on fire'), new ValidationError('bad', { field: 'x' })];
+    const registry = Object.create(api.deps.registry);
+    registry.listDevices = async () => {
+      throw failures.shift();
+    };
+    const router = createApiRouter({
+      ...api.deps,
+      registry,
+      onError: (error, req) => seen.push({ error, path: req.path }),
+    });
+    // Act
+    const internal = await router.handle(request({ headers: admin }));
+    const invalid = await router.handle(request({ headers: admin }));
+    // Assess
+    expect(internal.status).toBe(500);
+    expect(JSON.stringify(internal.body)).not.toContain('disk on fire');
+    expect(invalid.status).toBe(400);
+    expect(seen).toHaveLength(1);
+    expect((seen[0]?.error as Error).message).toBe('disk on fire');
+    expect(seen[0]?.path).toBe('/devices');
+  });
+});

@@ -11,7 +11,7 @@ import type { ShadowService } from '../../core/shadow.js';
 import type { SparkplugStateStore } from '../../core/sparkplug/host/state.js';
 import type { TelemetryStore } from '../../core/telemetry.js';
 import type { Authenticator, Principal } from '../auth.js';
-import { type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
+import { type ApiRequest, type ApiResponse, badRequest, forbidden, notFound } from '../http.js';
 import type { AlertsApiDeps } from './alerts.js';
 import type { OperationsApiDeps } from './operations.js';
 import type { RulesApiDeps } from './rules.js';
@@ -46,6 +46,8 @@ export interface ApiDeps {
   live?: LivePublisher;
   /** Device shadows (ADR 0023): /devices/{id}/shadow exists when given. */
   shadow?: ShadowService;
+  /** Told of every request answered with a 5xx, with its cause (the response body does not carry it). */
+  onError?: (error: unknown, req: ApiRequest) => void;
 }
 
 /**
