@@ -9,6 +9,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import { adminKeyHash, dynamoDocumentClient, loadConfig } from '../shared/aws-base.js';
+import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
 import { type Authenticator, extractKey, type Principal } from './auth.js';
 import { composeAuthorizer } from './compose.js';
 import { HttpError } from './http.js';
@@ -31,7 +32,11 @@ export function allowPolicy(principal: Principal, methodArn: string): APIGateway
   };
 }
 
-export function createAuthorizer(makeAuthenticator: () => Promise<Authenticator>) {
+export function createAuthorizer(
+  makeAuthenticator: () => Promise<Authenticator>,
+  logError: (message: string, error: unknown) => void = (message, error) =>
+    console.error(JSON.stringify({ level: 'ERROR', message, error: String(error) })),
+) {
   let authenticator: Promise<Authenticator> | undefined;
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
     const headers = Object.fromEntries(
@@ -48,9 +53,7 @@ export function createAuthorizer(makeAuthenticator: () => Promise<Authenticator>
       principal = await (await authenticator).authenticateKey(key);
     } catch (error) {
       if (error instanceof HttpError && error.status === 401) throw new Error('Unauthorized');
-      console.error(
-        JSON.stringify({ level: 'ERROR', message: 'authorizer dependency failed', error: String(error) }),
-      );
+      logError('authorizer dependency failed', error);
       throw error;
     }
     return allowPolicy(principal, event.methodArn);
@@ -58,8 +61,21 @@ export function createAuthorizer(makeAuthenticator: () => Promise<Authenticator>
 }
 
 // The authorizer's role reads the registry only (application keys): no other adapter is built.
-export const handler = createAuthorizer(async () => {
-  const config = loadConfig();
-  const registry = new DynamoRegistry({ client: dynamoDocumentClient(), tableName: config.REGISTRY_TABLE });
-  return composeAuthorizer({ registry, adminKeyHash: await adminKeyHash() });
-});
+const logger = functionLogger();
+
+// Throwing "Unauthorized" is the authorizer's answer to a bad key, not a fault: not logged as one.
+export const handler = lambdaEntry(
+  logger,
+  createAuthorizer(
+    async () => {
+      const config = loadConfig();
+      const registry = new DynamoRegistry({
+        client: dynamoDocumentClient(),
+        tableName: config.REGISTRY_TABLE,
+      });
+      return composeAuthorizer({ registry, adminKeyHash: await adminKeyHash() });
+    },
+    (message, error) => logger.error(message, error instanceof Error ? error : String(error)),
+  ),
+  { logFailures: false },
+);

@@ -16,6 +16,7 @@ import {
   loadConfig,
   telemetryStore,
 } from '../shared/aws.js';
+import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
 import type { Principal } from './auth.js';
 import { composeApi } from './compose.js';
 import { API_SECURITY_HEADERS, type ApiRequest, badRequest, type Router, tooLarge } from './http.js';
@@ -67,7 +68,11 @@ function respond(status: number, body: unknown, headers: Record<string, string> 
 }
 
 /** The handler over any router factory (tests pass a router over in-memory ports). */
-export function createApiHandler(makeRouter: () => Promise<Router<Principal>>) {
+export function createApiHandler(
+  makeRouter: () => Promise<Router<Principal>>,
+  logError: (message: string, error: unknown) => void = (message, error) =>
+    console.error(JSON.stringify({ level: 'ERROR', message, error: String(error) })),
+) {
   let router: Promise<Router<Principal>> | undefined;
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     router ??= makeRouter();
@@ -76,9 +81,7 @@ export function createApiHandler(makeRouter: () => Promise<Router<Principal>>) {
       r = await router;
     } catch (error) {
       router = undefined; // the next request tries again (e.g. Secrets Manager throttled)
-      console.error(
-        JSON.stringify({ level: 'ERROR', message: 'API dependencies failed', error: String(error) }),
-      );
+      logError('API dependencies failed', error);
       return respond(
         503,
         { error: { code: 'UNAVAILABLE', message: 'temporarily unavailable' } },
@@ -90,20 +93,37 @@ export function createApiHandler(makeRouter: () => Promise<Router<Principal>>) {
   };
 }
 
-export const handler = createApiHandler(async () => {
-  const config = loadConfig();
-  const dynamo = dynamoPorts(config);
-  return composeApi({
-    ...dynamo,
-    store: telemetryStore(config, dynamo.doc),
-    publisher: iotPublisher(config),
-    clock: Date.now,
-    newId: randomUUID,
-    adminKeyHash: await adminKeyHash(),
-    ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
-    // Batch operations (ADR 0022), driven by the operations worker; no firmware packages in AWS yet.
-    operations: { store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }) },
-    // Device shadows (ADR 0023) on the registry table (Get/Put, already the API's grants).
-    shadows: new DynamoShadowStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
-  }).router;
-});
+const logger = functionLogger();
+
+export const handler = lambdaEntry(
+  logger,
+  createApiHandler(
+    async () => {
+      const config = loadConfig();
+      const dynamo = dynamoPorts(config);
+      return composeApi({
+        ...dynamo,
+        store: telemetryStore(config, dynamo.doc),
+        publisher: iotPublisher(config),
+        clock: Date.now,
+        newId: randomUUID,
+        adminKeyHash: await adminKeyHash(),
+        ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
+        // Batch operations (ADR 0022), driven by the operations worker; no firmware packages in AWS yet.
+        operations: {
+          store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
+        },
+        // Device shadows (ADR 0023) on the registry table (Get/Put, already the API's grants).
+        shadows: new DynamoShadowStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
+        // The cause of a 5xx goes to the log with the request id (the response says only "internal error").
+        onError: (error, req) =>
+          logger.error('request failed', {
+            method: req.method,
+            path: req.path,
+            error: error instanceof Error ? error : String(error),
+          }),
+      }).router;
+    },
+    (message, error) => logger.error(message, error instanceof Error ? error : String(error)),
+  ),
+);
