@@ -10,7 +10,7 @@
  * `--ingest-workers=N` runs the ingest handlers in N worker threads (0: on the stack's main thread;
  * default: the stack's, ADR 0026); the busy share of the main thread and of each worker is printed.
  * `--parallelization=N` sets the event source's parallelization factor (concurrent invocations per
- * stream; default: the pipeline's, as in AWS).
+ * stream; default: the pipeline's, as in AWS); `--batch-size=N` its batch size (records per invocation).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -41,6 +41,9 @@ export const benchmark: Benchmark = {
     // --parallelization=N: concurrent invocations per stream (the event source's parallelization factor).
     const parArg = argv.find((a) => a.startsWith('--parallelization='))?.split('=')[1];
     const parallelizationFactor = parArg === undefined ? undefined : Number(parArg);
+    // --batch-size=N: records per invocation at most (the event source's batch size).
+    const batchArg = argv.find((a) => a.startsWith('--batch-size='))?.split('=')[1];
+    const batchSize = batchArg === undefined ? undefined : Number(batchArg);
     const args = argv.filter((a) => !a.startsWith('--'));
     const devices = Number(args[0] ?? 1000);
     const rate = Number(args[1] ?? 1);
@@ -54,7 +57,14 @@ export const benchmark: Benchmark = {
       httpPort: 0,
       log: () => {},
       ...(ingestWorkers !== undefined ? { ingestWorkers } : {}),
-      ...(parallelizationFactor !== undefined ? { eventSource: { parallelizationFactor } } : {}),
+      ...(parallelizationFactor !== undefined || batchSize !== undefined
+        ? {
+            eventSource: {
+              ...(parallelizationFactor !== undefined ? { parallelizationFactor } : {}),
+              ...(batchSize !== undefined ? { batchSize } : {}),
+            },
+          }
+        : {}),
     });
     const url = `mqtt://127.0.0.1:${stack.mqttPort}`;
     const fleetOpts = { devices, rate, lwm2mRate, readingsPerMessage: perMessage, seed: 7 };
@@ -160,7 +170,7 @@ export const benchmark: Benchmark = {
         `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
         `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
         `CPU in the window (cores busy): ${cpu.map(([k, s]) => `${k} ${(s / elapsed).toFixed(2)}`).join(', ')}; total ${(cpu.reduce((n, [, s]) => n + s, 0) / elapsed).toFixed(2)}; stack ${((cpu.find(([k]) => k === 'stack')![1] / Math.max(1, stored)) * 1e6).toFixed(1)} µs CPU per stored reading`,
-        `threads: ${parallelizationFactor ?? 'default'} invocations per stream, ingest handlers ${s1.ingestWorkers ? `in ${s1.ingestWorkers.workers} worker thread(s) (${s1.ingestWorkers.crashes} crashes)` : 'on the main thread'}; event loop busy in the window: main ${(mainBusy * 100).toFixed(0)} %${workerBusy.map((u, i) => `, worker ${i + 1} ${(u * 100).toFixed(0)} %`).join('')}`,
+        `event source: ${parallelizationFactor ?? 'default'} invocations per stream, batch size ${batchSize ?? 'default'}; ingest handlers ${s1.ingestWorkers ? `in ${s1.ingestWorkers.workers} worker thread(s) (${s1.ingestWorkers.crashes} crashes)` : 'on the main thread'}; event loop busy in the window: main ${(mainBusy * 100).toFixed(0)} %${workerBusy.map((u, i) => `, worker ${i + 1} ${(u * 100).toFixed(0)} %`).join('')}`,
         `machine load average (1 min): ${load0.toFixed(1)} at the window's start, ${load1.toFixed(1)} at its end`,
         `lag trend (records, every 10 s): ${lag
           .filter((_, i) => i % 10 === 9 || i === lag.length - 1)
