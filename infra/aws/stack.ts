@@ -427,6 +427,8 @@ export class DualpathStack extends Stack {
       storeTables: [
         ...(['registry', 'state', 'events'] as const).map((t) => tables.get(t)),
         ...(telemetryTable ? [telemetryTable] : []),
+        // A throttled connections table means dashboards stop receiving pushes.
+        live.table,
       ],
       ...(timestream
         ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }

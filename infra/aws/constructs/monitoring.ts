@@ -46,7 +46,7 @@ export interface MonitoringProps {
   iteratorAgeAlarmMs: number;
   /** The REST API's stage: 5XX and p99 latency as clients see them (AWS/ApiGateway ApiName + Stage). */
   apiStage?: Stage;
-  /** DynamoDB tables whose throttled reads/writes users feel (registry, state, events, telemetry). */
+  /** DynamoDB tables whose throttled reads/writes users feel (registry, state, events, telemetry, live connections). */
   storeTables?: ITable[];
   /** Timestream for LiveAnalytics table (when it is the store): magnetic-store rejections. */
   timestream?: { databaseName: string; tableName: string };
@@ -333,7 +333,7 @@ export class Monitoring extends Construct {
           period,
         }),
         1,
-        'DynamoDB throttled reads or writes of the registry, state, events or telemetry tables',
+        'DynamoDB throttled reads or writes of the registry, state, events, telemetry or live connections tables',
       );
     }
     if (props.timestream) {
