@@ -480,7 +480,9 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     live,
     shadows: new DynamoShadowStore({ client: doc, tableName: tables.registry }),
     onError: (error, req) =>
-      log(`API ${req.method} ${req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
+      log(
+        `API ${req.method} ${req.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      ),
     // Degraded (503 with reasons) while the forwarder is stuck or a stream lags.
     health: async () => {
       const s = status();

@@ -199,7 +199,8 @@ describe('router: the cause of a 5xx is reported, never sent', () => {
     expect(JSON.stringify(internal.body)).not.toContain('disk on fire');
     expect(invalid.status).toBe(400);
     expect(seen).toHaveLength(1);
-    expect((seen[0]?.error as Error).message).toBe('disk on fire');
+    expect(seen[0]?.error).toBeInstanceOf(Error);
+    expect(String((seen[0]?.error as Error | undefined)?.message)).toBe('disk on fire');
     expect(seen[0]?.path).toBe('/devices');
   });
 });
