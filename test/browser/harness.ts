@@ -27,6 +27,7 @@ export interface PageElement {
   textContent: string | null;
   getAttribute(name: string): string | null;
   closest(selector: string): PageElement | null;
+  dataset: Record<string, string | undefined>;
 }
 export interface PageGlobals {
   document: {

@@ -190,9 +190,24 @@ function fillDeviceSelect(devices) {
 }
 
 // ---- device view -------------------------------------------------------------------------------
+// Refreshes overlap (the poll, a device change, the window select): only the latest may draw, and
+// the page says when one is in flight (data-device-refresh) so a viewer or a test can wait it out.
+let deviceRefreshes = 0;
+let deviceRefreshing = 0;
 async function refreshDevice() {
   const id = $('#device-select').value;
   if (!id) return;
+  const gen = ++deviceRefreshes;
+  deviceRefreshing++;
+  document.body.dataset.deviceRefresh = 'busy';
+  try {
+    await drawDevice(id, () => gen !== deviceRefreshes);
+  } finally {
+    if (--deviceRefreshing === 0) document.body.dataset.deviceRefresh = 'idle';
+  }
+}
+
+async function drawDevice(id, superseded) {
   const windowMs = Number($('#window-select').value);
   const to = Date.now();
   const from = to - windowMs;
@@ -200,6 +215,7 @@ async function refreshDevice() {
   try {
     device = await api(`/devices/${encodeURIComponent(id)}`);
   } catch (e) {
+    if (superseded()) return;
     // A device this key may not see (an application key: another type's, or missing: one answer for
     // both) or that does not exist: say so, and show nothing of it.
     if (e.status !== 403 && e.status !== 404) throw e;
@@ -213,6 +229,7 @@ async function refreshDevice() {
     $('#device-status').className = 'badge';
     return;
   }
+  if (superseded()) return;
   $('#device-error').hidden = true;
   live.watchDevice(id, state.key);
   const online = device.sparkplug?.online || device.lwm2m?.online;
@@ -228,6 +245,7 @@ async function refreshDevice() {
         .join('')
     : '<li>–</li>';
   const stateRes = await api(`/devices/${encodeURIComponent(id)}/state`);
+  if (superseded()) return;
   const points = Array.isArray(stateRes) ? stateRes : (stateRes.points ?? stateRes.metrics ?? []);
   $('#state-table tbody').innerHTML = points
     .map(
@@ -262,7 +280,8 @@ async function refreshDevice() {
         severity: a.severity,
         label: `${a.severity}: ${a.ruleName} (${a.status}) opened ${clock(a.openedAt)}${a.value !== undefined ? `, value ${alertValue(a.value)}` : ''}`,
       }));
-  const charts = $('#charts');
+  // Drawn off the page and swapped in whole: the charts (and their alert markers) never blink empty.
+  const charts = document.createElement('div');
   charts.innerHTML = numeric
     .map(
       (p, i) =>
@@ -282,12 +301,14 @@ async function refreshDevice() {
       const res = await api(`/devices/${encodeURIComponent(id)}/telemetry?${q}`);
       const buckets = res.buckets ?? [];
       lineChart(
-        document.getElementById(`chart-${i}`),
+        charts.querySelector(`#chart-${i}`),
         buckets.filter((b) => b.avg !== undefined && b.avg !== null).map((b) => ({ x: b.start, y: b.avg })),
         { height: 120, width: 320, markers: markersFor(p) },
       );
     }),
   );
+  if (superseded()) return;
+  $('#charts').replaceChildren(...charts.childNodes);
 }
 
 async function sendCommand(ev) {
