@@ -17,7 +17,33 @@ import { runScenario, type Scenario } from '../../scripts/faults.js';
 
 const RUN = { devices: 4, seconds: 2.5, rate: 3, readingsPerMessage: 5, timeoutMs: 40_000 };
 
-const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
+type Case = Scenario & { expect: Array<keyof FaultCounters> };
+
+const ALL_AT_ONCE: Case = {
+  name: 'all at once',
+  faults: {
+    store: { window: { from: 2, count: 3 } },
+    storeAfterWrite: { window: { from: 4, count: 1 } },
+    dynamo: { window: { from: 15, count: 3 }, kind: 'mixed' },
+    dynamoAfterCall: { window: { from: 50, count: 1 } },
+    handlerCrash: { window: { from: 4, count: 1 }, after: 1 },
+  },
+  runnerCrashes: 1,
+  brokerRestarts: 1,
+  brokerDownMs: 300,
+  atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
+  expect: [
+    'storeFailures',
+    'storeFailuresAfterWrite',
+    'dynamoFailures',
+    'dynamoFailuresAfterCall',
+    'handlerCrashes',
+    'runnerCrashes',
+    'brokerRestarts',
+  ],
+};
+
+const cases: Case[] = [
   {
     name: 'store throttling and timeouts',
     faults: { store: { window: { from: 2, count: 5 } }, storeAfterWrite: { window: { from: 3, count: 1 } } },
@@ -53,29 +79,7 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
     brokerDownMs: 300,
     expect: ['brokerRestarts'],
   },
-  {
-    name: 'all at once',
-    faults: {
-      store: { window: { from: 2, count: 3 } },
-      storeAfterWrite: { window: { from: 4, count: 1 } },
-      dynamo: { window: { from: 15, count: 3 }, kind: 'mixed' },
-      dynamoAfterCall: { window: { from: 50, count: 1 } },
-      handlerCrash: { window: { from: 4, count: 1 }, after: 1 },
-    },
-    runnerCrashes: 1,
-    brokerRestarts: 1,
-    brokerDownMs: 300,
-    atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
-    expect: [
-      'storeFailures',
-      'storeFailuresAfterWrite',
-      'dynamoFailures',
-      'dynamoFailuresAfterCall',
-      'handlerCrashes',
-      'runnerCrashes',
-      'brokerRestarts',
-    ],
-  },
+  ALL_AT_ONCE,
   // ADR 0026: an ingest worker thread dies mid-batch (a real thread exit, not a thrown error).
   {
     name: 'ingest worker thread crash mid-batch',
@@ -85,30 +89,7 @@ const cases: Array<Scenario & { expect: Array<keyof FaultCounters> }> = [
     expect: ['workerCrashes', 'recordsBeforeCrash'],
   },
   // The same disruptions with the handlers in a worker thread (`--ingest-workers 1`).
-  {
-    name: 'all at once, handlers in a worker thread',
-    ingestWorkers: 1,
-    faults: {
-      store: { window: { from: 2, count: 3 } },
-      storeAfterWrite: { window: { from: 4, count: 1 } },
-      dynamo: { window: { from: 15, count: 3 }, kind: 'mixed' },
-      dynamoAfterCall: { window: { from: 50, count: 1 } },
-      handlerCrash: { window: { from: 4, count: 1 }, after: 1 },
-    },
-    runnerCrashes: 1,
-    brokerRestarts: 1,
-    brokerDownMs: 300,
-    atStop: { store: 3, dynamo: 2, handlerCrash: 1 },
-    expect: [
-      'storeFailures',
-      'storeFailuresAfterWrite',
-      'dynamoFailures',
-      'dynamoFailuresAfterCall',
-      'handlerCrashes',
-      'runnerCrashes',
-      'brokerRestarts',
-    ],
-  },
+  { ...ALL_AT_ONCE, name: 'all at once, handlers in a worker thread', ingestWorkers: 1 },
   // Issue 15: poison messages among the good devices' QoS 1 traffic.
   { name: 'poison messages', faults: {}, poison: true, expect: [] },
 ];
