@@ -434,6 +434,16 @@ export class DualpathStack extends Stack {
         ? { timestream: { databaseName: timestream.databaseName, tableName: timestream.tableName } }
         : {}),
       ...(magneticRejects ? { magneticRejectsService: MAGNETIC_REJECTS_SERVICE } : {}),
+      liveApi: { apiId: live.api.apiId, stageName: live.stage.stageName },
+      backgroundFunctions: [
+        authorizerFn,
+        operations.worker,
+        alerts.clock,
+        live.fn,
+        onboarding.hook,
+        onboarding.claimFunction,
+        ...(magneticRejects ? [magneticRejects.fn] : []),
+      ],
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });

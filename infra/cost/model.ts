@@ -125,8 +125,10 @@ export interface CostInputs {
  * rejections, rejection-report upload failures and the rejected readings the reports count.
  */
 export function deployedAlarms(store: TelemetryStoreKind): number {
-  // With Timestream also ReadingsRejectedMagnetic, from the reports the magnetic-rejects function reads (ADR 0024).
-  return 2 * 7 + 4 + (store === 'timestream' ? 3 : 0);
+  // 7 per stream path; API 5XX and p99, rule error queue, store throttles, live-updates execution errors,
+  // background function errors. With Timestream also ReadingsRejectedMagnetic, from the reports the
+  // magnetic-rejects function reads (ADR 0024), and the two magnetic-store alarms.
+  return 2 * 7 + 6 + (store === 'timestream' ? 3 : 0);
 }
 
 /** Custom metrics beyond the default store's: the magnetic-rejects function's 3 (ADR 0024) with Timestream. */

@@ -56,6 +56,13 @@ export interface MonitoringProps {
   quarantineRatePercent?: number;
   /** API p99 latency that raises the alarm, ms (default 3000). */
   apiLatencyP99Ms?: number;
+  /** The live-updates WebSocket API (AWS/ApiGateway ApiId + Stage): failures to run its integration. */
+  liveApi?: { apiId: string; stageName: string };
+  /**
+   * Functions outside the stream paths and the REST API (authorizer, operations worker, rules clock, live
+   * connections, onboarding): one alarm over their Errors, each a failure nobody else retries or reports.
+   */
+  backgroundFunctions?: NodejsFunction[];
 }
 
 const period = Duration.minutes(1);
@@ -306,6 +313,46 @@ export class Monitoring extends Construct {
         props.apiStage.metricLatency({ period, statistic: 'p99' }),
         props.apiLatencyP99Ms ?? 3000,
         `API: p99 latency over ${props.apiLatencyP99Ms ?? 3000} ms`,
+      );
+    }
+    if (props.liveApi) {
+      const dimensionsMap = { ApiId: props.liveApi.apiId, Stage: props.liveApi.stageName };
+      const ws = (metricName: string) =>
+        new Metric({ namespace: 'AWS/ApiGateway', metricName, dimensionsMap, statistic: 'Sum', period });
+      // ExecutionError: API Gateway could not run the connections function (crash, timeout, throttle).
+      // Not IntegrationError: it also counts the 401/403 answers to wrong keys, which are no failure.
+      alarm(
+        'LiveExecutionErrors',
+        ws('ExecutionError'),
+        5,
+        'Live updates: the WebSocket API could not run its connections function (dashboards cannot connect or subscribe)',
+      );
+      detailed.addWidgets(
+        new GraphWidget({
+          title: 'Live updates (WebSocket): connects, messages, errors',
+          left: [ws('ConnectCount'), ws('MessageCount')],
+          right: [ws('ClientError'), ws('IntegrationError'), ws('ExecutionError')],
+          width: 24,
+        }),
+      );
+    }
+    const background = props.backgroundFunctions ?? [];
+    if (background.length > 0) {
+      const usingMetrics = Object.fromEntries(
+        background.map((fn, i) => [`e${i}`, fn.metricErrors({ period, statistic: 'Sum' })]),
+      );
+      alarm(
+        'BackgroundFunctionErrors',
+        new MathExpression({
+          expression: Object.keys(usingMetrics)
+            .map((k) => `FILL(${k}, 0)`)
+            .join(' + '),
+          usingMetrics,
+          label: 'errors',
+          period,
+        }),
+        1,
+        'Errors of the authorizer, operations worker, rules clock, live connections or onboarding functions (their logs say which)',
       );
     }
     const tables = props.storeTables ?? [];

@@ -110,7 +110,13 @@ interface Context {
   services: Set<string>;
 }
 
-function checkValue(ctx: Context, namespace: string, name: string, value: unknown): string | undefined {
+function checkValue(
+  ctx: Context,
+  namespace: string,
+  name: string,
+  value: unknown,
+  dims: Record<string, unknown> = {},
+): string | undefined {
   if (name === 'FilterId') {
     // S3 request metrics: the id of a bucket's metrics configuration.
     const ids = Object.values(ctx.resources).flatMap((r) =>
@@ -127,7 +133,9 @@ function checkValue(ctx: Context, namespace: string, name: string, value: unknow
       ? namespace === 'AWS/Timestream'
         ? { type: 'AWS::Timestream::Table', attribute: 'Name' }
         : { type: 'AWS::DynamoDB::Table' }
-      : DIMENSION_RESOURCE[name];
+      : name === 'Stage' && 'ApiId' in dims
+        ? { type: 'AWS::ApiGatewayV2::Stage' } // a WebSocket (API Gateway v2) stage, by its name
+        : DIMENSION_RESOURCE[name];
   if (!expected) return `no rule for the value of dimension ${name}`;
   const o = value as Record<string, unknown>;
   let id: string | undefined;
@@ -176,7 +184,7 @@ function checkMetric(ctx: Context, m: WatchedMetric): string[] {
   if (m.schema && !dimNames.every((d) => m.schema!.includes(d)))
     return [`${where}: filters on a dimension outside its SCHEMA`];
   return dimNames
-    .map((d) => checkValue(ctx, m.namespace, d, m.dims[d]))
+    .map((d) => checkValue(ctx, m.namespace, d, m.dims[d], m.dims))
     .filter((x): x is string => x !== undefined)
     .map((x) => `${where}: ${x}`);
 }
@@ -293,6 +301,18 @@ describe('the alarms users feel are there', () => {
     expect(has(dynamo, 'AWS/ApiGateway', 'Latency', undefined, 'p99')).toBe(true);
     const apiFn = Object.keys(functionEnvironments(dynamo)).find((k) => k.startsWith('ApiFunction'))!;
     expect(has(dynamo, 'AWS/Lambda', 'Errors', ['FunctionName', { Ref: apiFn }])).toBe(false);
+  });
+
+  it('live updates: execution errors at the WebSocket stage; errors of every function outside the paths and the API', () => {
+    const [wsApi] = ids(dynamo, 'AWS::ApiGatewayV2::Api');
+    expect(has(dynamo, 'AWS/ApiGateway', 'ExecutionError', ['ApiId', { Ref: wsApi }])).toBe(true);
+    const env = functionEnvironments(dynamo);
+    const watched = (id: string) => has(dynamo, 'AWS/Lambda', 'Errors', ['FunctionName', { Ref: id }]);
+    for (const id of Object.keys(env)) {
+      // The API answers its failures with 5XX responses (alarmed at the stage), never Lambda errors.
+      if (id.startsWith('ApiFunction')) continue;
+      expect(watched(id), id).toBe(true);
+    }
   });
 
   it('iterator age of each ingest function, quarantine rate of each path', () => {

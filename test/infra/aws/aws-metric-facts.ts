@@ -24,6 +24,15 @@ export const AWS_METRIC_FACTS: readonly AwsMetricFact[] = [
     dimensionSets: [['ApiName'], ['ApiName', 'Stage'], ['ApiName', 'Method', 'Resource', 'Stage']],
   },
   {
+    // WebSocket APIs: "ApiId; ApiId, Stage; ApiId, Method, Resource, Stage" (the last only with detailed
+    // metrics). IntegrationLatency is left to the REST row above (factFor takes the first match).
+    source:
+      'https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-logging.html',
+    namespace: 'AWS/ApiGateway',
+    metrics: ['ClientError', 'ConnectCount', 'ExecutionError', 'IntegrationError', 'MessageCount'],
+    dimensionSets: [['ApiId'], ['ApiId', 'Stage'], ['ApiId', 'Method', 'Resource', 'Stage']],
+  },
+  {
     // Invocation, performance (IteratorAge: "event source mappings that read from streams") and
     // concurrency metrics; dimension FunctionName (also Resource / ExecutedVersion for aliases).
     source: 'https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html',
@@ -103,6 +112,7 @@ export const AWS_METRIC_FACTS: readonly AwsMetricFact[] = [
 export const DIMENSION_RESOURCE: Record<string, { type: string; attribute?: string; nameProperty?: string }> =
   {
     ApiName: { type: 'AWS::ApiGateway::RestApi', nameProperty: 'Name' },
+    ApiId: { type: 'AWS::ApiGatewayV2::Api' },
     Stage: { type: 'AWS::ApiGateway::Stage' },
     FunctionName: { type: 'AWS::Lambda::Function' },
     QueueName: { type: 'AWS::SQS::Queue', attribute: 'QueueName' },
