@@ -16,7 +16,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Principal } from '../api/auth.js';
-import type { LiveKind, LiveSubscription } from '../core/live.js';
+import { type LiveKind, type LiveSubscription, liveViewer } from '../core/live.js';
 import type { LiveConnection, LiveConnectionSource } from '../core/live-fanout.js';
 
 const PK = 'WATCH';
@@ -93,8 +93,7 @@ export class DynamoLiveConnections implements LiveConnectionSource {
 function fromItem(item: Item): StoredLiveConnection {
   const principal = JSON.parse(item.principal) as Principal;
   const sub: LiveSubscription = {
-    viewer:
-      principal.kind === 'admin' ? { kind: 'admin' } : { kind: 'app', deviceTypes: principal.deviceTypes },
+    viewer: liveViewer(principal),
   };
   if (item.deviceId !== undefined) sub.deviceId = item.deviceId;
   if (item.kinds !== undefined) sub.kinds = item.kinds as LiveKind[];

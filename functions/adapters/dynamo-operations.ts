@@ -65,6 +65,7 @@ export class DynamoOperationStore implements OperationStore {
       gsi1pk: 'OPS',
       gsi1sk: `${String(op.createdAt).padStart(13, '0')}#${op.id}`,
       version: op.version,
+      ...(op.appId !== undefined ? { appId: op.appId } : {}),
       operation: op,
       expiresAt: Math.floor(op.createdAt / 1000) + RETENTION_S,
     };
@@ -137,21 +138,32 @@ export class DynamoOperationStore implements OperationStore {
     );
   }
 
-  async listOperations(limit: number): Promise<Operation[]> {
-    const out = await this.call('listOperations', () =>
-      this.c.send(
-        new QueryCommand({
-          TableName: this.t,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :p',
-          ExpressionAttributeValues: { ':p': 'OPS' },
-          ScanIndexForward: false,
-          Limit: limit,
-        }),
-      ),
-    );
+  async listOperations(limit: number, appId?: string): Promise<Operation[]> {
+    // An application's: filtered on the item's top-level appId, page after page until `limit` match
+    // (a page may hold none of them).
+    const keys: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await this.call('listOperations', () =>
+        this.c.send(
+          new QueryCommand({
+            TableName: this.t,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :p',
+            ...(appId === undefined
+              ? { ExpressionAttributeValues: { ':p': 'OPS' } }
+              : { FilterExpression: 'appId = :a', ExpressionAttributeValues: { ':p': 'OPS', ':a': appId } }),
+            ScanIndexForward: false,
+            Limit: appId === undefined ? limit : Math.max(limit, 100),
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      keys.push(...((out.Items ?? []) as Item[]));
+      start = out.LastEvaluatedKey as Item | undefined;
+    } while (appId !== undefined && start && keys.length < limit);
     // The index is eventually consistent: read each operation's current item.
-    const ops = await Promise.all((out.Items ?? []).map((i) => this.getOperation(String(i.pk).slice(3))));
+    const ops = await Promise.all(keys.slice(0, limit).map((i) => this.getOperation(String(i.pk).slice(3))));
     return ops.filter((o): o is Operation => o !== undefined);
   }
 

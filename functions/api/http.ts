@@ -3,7 +3,7 @@
  * integration) and the local HTTP server both translate to and from these, so the routes are served
  * identically in AWS and locally.
  */
-import { DualpathError, NotFoundError, ValidationError } from '../core/errors.js';
+import { DualpathError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.js';
 
 export interface ApiRequest {
   method: string;
@@ -72,6 +72,7 @@ export function errorResponse(error: unknown): ApiResponse {
   }
   if (error instanceof ValidationError) return { status: 400, body: { error: error.toJSON() } };
   if (error instanceof NotFoundError) return { status: 404, body: { error: error.toJSON() } };
+  if (error instanceof ForbiddenError) return { status: 403, body: { error: error.toJSON() } };
   if (error instanceof DualpathError && error.code === 'CONFLICT')
     return { status: 409, body: { error: error.toJSON() } };
   if (error instanceof DualpathError && error.retryable) {

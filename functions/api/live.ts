@@ -4,7 +4,7 @@
  * in AWS). A device filter is checked exactly like GET /devices/{id}: an application gets the same 403
  * for another type's device and for a missing one; without one, every event is filtered by scope.
  */
-import { LIVE_KINDS, type LiveKind, type LiveSubscription } from '../core/live.js';
+import { LIVE_KINDS, type LiveKind, type LiveSubscription, liveViewer } from '../core/live.js';
 import { type RegistryPort, validateDeviceId } from '../core/registry.js';
 import type { Principal } from './auth.js';
 import { badRequest, notFound } from './http.js';
@@ -16,8 +16,7 @@ export async function authorizeSubscription(
   query: Record<string, string | undefined>,
 ): Promise<LiveSubscription> {
   const sub: LiveSubscription = {
-    viewer:
-      principal.kind === 'admin' ? { kind: 'admin' } : { kind: 'app', deviceTypes: principal.deviceTypes },
+    viewer: liveViewer(principal),
   };
   if (query.kinds !== undefined) {
     const kinds = query.kinds.split(',').filter((k) => k.length > 0);

@@ -79,6 +79,7 @@ export const operationsSchemas: Record<string, Json> = {
       createdAt: { type: 'integer' },
       updatedAt: { type: 'integer' },
       finishedAt: { type: 'integer' },
+      appId: { type: 'string', description: 'The application whose key started it; absent: the admin' },
     },
   },
   OperationTarget: {
@@ -127,7 +128,7 @@ const one = (summary: string, operationId: string, code: string, schema: Json, e
 
 export const operationsPaths: Record<string, Record<string, Json>> = {
   '/firmware': {
-    get: one('Firmware packages (admin)', 'listFirmware', '200', {
+    get: one('Firmware packages (metadata; any key)', 'listFirmware', '200', {
       type: 'object',
       properties: { packages: { type: 'array', items: ref('FirmwarePackage') } },
     }),
@@ -144,30 +145,42 @@ export const operationsPaths: Record<string, Record<string, Json>> = {
     }),
   },
   '/firmware/{id}': {
-    get: one('A firmware package (admin)', 'getFirmware', '200', ref('FirmwarePackage'), {
+    get: one('A firmware package (metadata; any key)', 'getFirmware', '200', ref('FirmwarePackage'), {
       parameters: [pathParam('id', 'Package id')],
     }),
   },
   '/operations': {
     get: one(
-      'Batch operations, newest first (admin)',
+      'Batch operations, newest first (an application key: the ones it started)',
       'listOperations',
       '200',
       { type: 'object', properties: { operations: { type: 'array', items: ref('Operation') } } },
       { parameters: [queryParam('limit', '1-100, default 50', { type: 'integer' })] },
     ),
-    post: one('Start a batch operation (admin)', 'createOperation', '202', ref('Operation'), {
-      requestBody: body(ref('OperationInput')),
-    }),
+    post: one(
+      'Start a batch operation (an application key: on its device types only; 403 naming filter.type otherwise)',
+      'createOperation',
+      '202',
+      ref('Operation'),
+      {
+        requestBody: body(ref('OperationInput')),
+      },
+    ),
   },
   '/operations/{id}': {
-    get: one('An operation with its counts and progress (admin)', 'getOperation', '200', ref('Operation'), {
-      parameters: [opId],
-    }),
+    get: one(
+      'An operation with its counts and progress (an application key: its own, 404 otherwise)',
+      'getOperation',
+      '200',
+      ref('Operation'),
+      {
+        parameters: [opId],
+      },
+    ),
   },
   '/operations/{id}/targets': {
     get: one(
-      'Per-device status of an operation (admin)',
+      'Per-device status of an operation (an application key: its own)',
       'listOperationTargets',
       '200',
       { type: 'object', properties: { targets: { type: 'array', items: ref('OperationTarget') } } },
@@ -175,13 +188,25 @@ export const operationsPaths: Record<string, Record<string, Json>> = {
     ),
   },
   '/operations/{id}/cancel': {
-    post: one('Cancel: pending devices are not started (admin)', 'cancelOperation', '202', ref('Operation'), {
-      parameters: [opId],
-    }),
+    post: one(
+      'Cancel: pending devices are not started (an application key: its own)',
+      'cancelOperation',
+      '202',
+      ref('Operation'),
+      {
+        parameters: [opId],
+      },
+    ),
   },
   '/operations/{id}/retry': {
-    post: one('Retry the failed and timed-out devices (admin)', 'retryOperation', '202', ref('Operation'), {
-      parameters: [opId],
-    }),
+    post: one(
+      'Retry the failed and timed-out devices (an application key: its own)',
+      'retryOperation',
+      '202',
+      ref('Operation'),
+      {
+        parameters: [opId],
+      },
+    ),
   },
 };

@@ -83,6 +83,12 @@ export class NotFoundError extends DualpathError {
   readonly retryable = false;
 }
 
+/** The caller may not do this (an application key outside its device types). Never retried. */
+export class ForbiddenError extends DualpathError {
+  readonly code = 'FORBIDDEN';
+  readonly retryable = false;
+}
+
 export function isRetryable(error: unknown): boolean {
   return error instanceof DualpathError ? error.retryable : false;
 }

@@ -48,6 +48,8 @@ export interface LiveOperationEvent extends LiveBase {
   operationId: string;
   /** The device this step is about, when the step is per device. */
   deviceId?: string;
+  /** The application that started the operation (its key may watch it); absent: the admin. */
+  appId?: string;
   status: string;
   done?: number;
   total?: number;
@@ -68,11 +70,25 @@ export interface LivePublisher {
 }
 
 /** Who is asking: the API principal, reduced to what scoping needs. */
-export type LiveViewer = { kind: 'admin' } | { kind: 'app'; deviceTypes: string[] };
+export type LiveViewer = { kind: 'admin' } | { kind: 'app'; deviceTypes: string[]; appId?: string };
 
-/** The REST rule applied to an event: admin sees all; an app only its device types' events. */
+/** The viewer of an API principal (admin, or an application key with its id and device types). */
+export function liveViewer(
+  principal: { kind: 'admin' } | { kind: 'app'; appId: string; deviceTypes: string[] },
+): LiveViewer {
+  return principal.kind === 'admin'
+    ? { kind: 'admin' }
+    : { kind: 'app', deviceTypes: principal.deviceTypes, appId: principal.appId };
+}
+
+/**
+ * The REST rule applied to an event: admin sees all; an app its device types' events, and the progress
+ * of the operations it started (as GET /operations/{id} shows it only those).
+ */
 export function mayReceive(viewer: LiveViewer, event: LiveEvent): boolean {
   if (viewer.kind === 'admin') return true;
+  if (event.kind === 'operation' && event.deviceId === undefined)
+    return event.appId !== undefined && event.appId === viewer.appId;
   return event.deviceType !== undefined && viewer.deviceTypes.includes(event.deviceType);
 }
 
@@ -87,10 +103,16 @@ export function operationProgress(
 export interface OperationPass {
   changed: number;
   sent: number;
-  operation: { id: string; status: string; total: number; counts: { pending: number; sent: number } };
+  operation: {
+    id: string;
+    status: string;
+    total: number;
+    counts: { pending: number; sent: number };
+    appId?: string;
+  };
 }
 
-/** One progress event per operation that moved in a pass: finished targets out of all (admins only). */
+/** One progress event per operation that moved in a pass: finished targets out of all (admins, and its application). */
 export function operationPassEvents(results: readonly OperationPass[]): LiveEvent[] {
   return results
     .filter((r) => r.changed > 0 || r.sent > 0)
@@ -100,6 +122,7 @@ export function operationPassEvents(results: readonly OperationPass[]): LiveEven
         status: op.status,
         done: op.total - op.counts.pending - op.counts.sent,
         total: op.total,
+        ...(op.appId !== undefined ? { appId: op.appId } : {}),
       }),
     );
 }

@@ -55,6 +55,24 @@ describe.each([
     expect(ts[0]).toMatchObject({ deviceId: 'd000', status: 'pending' });
   });
 
+  it("lists one application's operations, newest first, past pages holding none of them", async () => {
+    const s = make();
+    const p = `${_name}-apps-`;
+    // 150 newer operations of others, then the application's two oldest: its list must page past them.
+    await s.createOperation({ ...op(`${p}mine-1`, 10), appId: `${p}app` }, targets(`${p}mine-1`, 1));
+    await s.createOperation({ ...op(`${p}mine-2`, 20), appId: `${p}app` }, targets(`${p}mine-2`, 1));
+    for (let i = 0; i < 150; i++)
+      await s.createOperation(
+        { ...op(`${p}other-${i}`, 100 + i), ...(i % 2 ? { appId: `${p}else` } : {}) },
+        targets(`${p}other-${i}`, 1),
+      );
+    const mine = await s.listOperations(10, `${p}app`);
+    expect(mine.map((o) => o.id)).toEqual([`${p}mine-2`, `${p}mine-1`]);
+    expect(mine[0]!.appId).toBe(`${p}app`);
+    expect((await s.listOperations(1, `${p}app`)).map((o) => o.id)).toEqual([`${p}mine-2`]);
+    expect(await s.listOperations(10, `${p}nobody`)).toEqual([]);
+  });
+
   it('keeps driving an old operation however many newer ones exist; finishing and retrying move it', async () => {
     const s = make();
     const p = `${_name}-old-`;

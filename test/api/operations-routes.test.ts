@@ -1,4 +1,4 @@
-/** /operations and /firmware through the router: admin only, errors named, the command path reused. */
+/** /operations and /firmware through the router: key scoping, errors named, the command path reused. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Api, createApi } from './fixture.js';
 
@@ -9,19 +9,72 @@ beforeAll(async () => {
 afterAll(async () => api.close());
 
 describe('operations routes', () => {
-  it('are admin only: an application key gets 403, no key 401', async () => {
+  it('need a key (401 without); only the admin uploads firmware, any key reads package metadata', async () => {
     for (const [method, path] of [
       ['GET', '/operations'],
       ['POST', '/operations'],
       ['GET', '/operations/x'],
       ['POST', '/operations/x/cancel'],
       ['GET', '/firmware'],
-    ] as const) {
-      expect((await api.call(method, path, { key: api.appKey, body: {} })).status, `${method} ${path}`).toBe(
-        403,
-      );
-      expect((await api.call(method, path, { key: null })).status).toBe(401);
-    }
+    ] as const)
+      expect((await api.call(method, path, { key: null })).status, `${method} ${path}`).toBe(401);
+    const upload = await api.call('POST', '/firmware', {
+      key: api.appKey,
+      body: { name: 'a.bin', version: '1', contentBase64: 'AA==' },
+    });
+    expect(upload.status).toBe(403);
+    expect((await api.call('GET', '/firmware', { key: api.appKey })).status).toBe(200);
+  });
+
+  it('an application key runs operations on its device types only and sees only its own', async () => {
+    const rebirth = { kind: 'command', command: { protocol: 'sparkplug', operation: 'rebirth' } };
+    // Another type in the filter: 403 naming it; another type's device: as unknown as a missing one.
+    const otherType = await api.call('POST', '/operations', {
+      key: api.appKey,
+      body: { filter: { type: 'env-sensor' }, operation: rebirth },
+    });
+    expect(otherType.status).toBe(403);
+    expect(otherType.body.error).toMatchObject({ code: 'FORBIDDEN', field: 'filter.type' });
+    const otherDevice = await api.call('POST', '/operations', {
+      key: api.appKey,
+      body: { filter: { deviceIds: ['e1'] }, operation: rebirth },
+    });
+    expect(otherDevice.status).toBe(400);
+    expect(otherDevice.body.error.field).toBe('filter.deviceIds');
+    expect(otherDevice.body.error.message).toContain('unknown device: e1');
+    // No type in the filter: its types only (e1 speaks LwM2M too, but is an env-sensor).
+    const mine = await api.call('POST', '/operations', {
+      key: api.appKey,
+      body: { filter: { protocol: 'lwm2m' }, operation: rebirth },
+    });
+    expect(mine.status).toBe(202);
+    expect(mine.body).toMatchObject({ total: 1, appId: expect.any(String) });
+    const targets = await api.call('GET', `/operations/${mine.body.id}/targets`, { key: api.appKey });
+    expect((targets.body.targets as Array<{ deviceId: string }>).map((t) => t.deviceId)).toEqual(['b1']);
+
+    // The admin's operation is invisible to the application (404, as if absent), the reverse is not.
+    const admins = await api.call('POST', '/operations', {
+      body: { filter: { deviceIds: ['e1'] }, operation: rebirth },
+    });
+    expect(admins.status).toBe(202);
+    expect(admins.body.appId).toBeUndefined();
+    for (const [method, path] of [
+      ['GET', `/operations/${admins.body.id}`],
+      ['GET', `/operations/${admins.body.id}/targets`],
+      ['POST', `/operations/${admins.body.id}/cancel`],
+      ['POST', `/operations/${admins.body.id}/retry`],
+    ] as const)
+      expect((await api.call(method, path, { key: api.appKey })).status, `${method} ${path}`).toBe(404);
+    const appList = (await api.call('GET', '/operations', { key: api.appKey })).body.operations as Array<{
+      id: string;
+    }>;
+    expect(appList.map((o) => o.id)).toContain(mine.body.id);
+    expect(appList.map((o) => o.id)).not.toContain(admins.body.id);
+    const adminList = (await api.call('GET', '/operations')).body.operations as Array<{ id: string }>;
+    expect(adminList.map((o) => o.id)).toEqual(expect.arrayContaining([mine.body.id, admins.body.id]));
+    // Its own it may cancel.
+    const cancel = await api.call('POST', `/operations/${mine.body.id}/cancel`, { key: api.appKey });
+    expect(cancel).toMatchObject({ status: 202, body: { status: 'cancelling' } });
   });
 
   it('creates a batch command over explicit devices, reads, lists and cancels it', async () => {

@@ -5,7 +5,9 @@ import {
   LiveHub,
   liveAlertSink,
   liveOnIngest,
+  liveViewer,
   mayReceive,
+  operationPassEvents,
   operationProgress,
 } from '../../functions/core/live.js';
 import type { InboundMessage, MessageProcessor } from '../../functions/core/processor.js';
@@ -49,6 +51,23 @@ describe('live scoping and hub', () => {
     const untyped = operationProgress({ operationId: 'op1', status: 'running', done: 1, total: 4 });
     expect(mayReceive(app('breaker'), untyped)).toBe(false);
     expect(mayReceive({ kind: 'admin' }, untyped)).toBe(true);
+  });
+
+  it("an application receives the progress of the operations it started, not another's or the admin's", () => {
+    const viewer = liveViewer({ kind: 'app', appId: 'a1', deviceTypes: ['breaker'] });
+    const [own] = operationPassEvents([
+      {
+        changed: 1,
+        sent: 0,
+        operation: { id: 'op1', status: 'running', total: 2, counts: { pending: 1, sent: 0 }, appId: 'a1' },
+      },
+    ]);
+    expect(own).toMatchObject({ kind: 'operation', operationId: 'op1', appId: 'a1', done: 1 });
+    expect(mayReceive(viewer, own!)).toBe(true);
+    expect(mayReceive(liveViewer({ kind: 'app', appId: 'a2', deviceTypes: ['breaker'] }), own!)).toBe(false);
+    expect(mayReceive({ kind: 'admin' }, own!)).toBe(true);
+    const admins = operationProgress({ operationId: 'op2', status: 'running' });
+    expect(mayReceive(viewer, admins)).toBe(false);
   });
 
   it('fans out by device, kind and scope; unsubscribe and watching', () => {

@@ -1,7 +1,6 @@
 /**
- * Batch operations and firmware packages (ADR 0022). Admin only: an operation reaches many devices at
- * once, across types.
- *   POST /firmware                     upload a package {name, version, contentBase64} → 201
+ * Batch operations and firmware packages (ADR 0022, amendment 2026-12-05 for application keys).
+ *   POST /firmware                     upload a package {name, version, contentBase64} → 201 (admin)
  *   GET  /firmware, /firmware/{id}     packages (metadata and SHA-256; never the bytes)
  *   POST /operations                   {filter, operation, settings?} → 202 with the operation
  *   GET  /operations                   newest first
@@ -9,6 +8,10 @@
  *   GET  /operations/{id}/targets      per-device status (?status= to filter)
  *   POST /operations/{id}/cancel       pending devices are not started; those in flight finish
  *   POST /operations/{id}/retry        re-runs only the failed and timed-out devices
+ * The admin key reaches every device and operation. An application key starts operations on its device
+ * types only (another type in the filter: 403; another type's device id: unknown) and sees, cancels and
+ * retries only the operations it started (any other: 404, as if absent). Uploading firmware stays with
+ * the admin: a package may be sent to any type's devices, so its bytes are the operator's to vouch for.
  */
 import { NotFoundError } from '../../core/errors.js';
 import { type Operation, TARGET_STATUSES, type TargetStatus } from '../../core/operations/model.js';
@@ -41,9 +44,11 @@ export function operationView(op: Operation) {
 export function registerOperationRoutes(r: Router<Principal>, api: OperationsApiDeps | undefined): void {
   if (!api) return;
   const { operations, packages } = api;
-  const mustGet = async (id: string) => {
+  /** The operation, if this principal may see it (an application: only its own). */
+  const mustGet = async (id: string, principal: Principal) => {
     const op = await operations.get(id);
-    if (!op) throw notFound(`operation ${id} not found`);
+    if (!op || (principal.kind === 'app' && op.appId !== principal.appId))
+      throw notFound(`operation ${id} not found`);
     return op;
   };
 
@@ -58,49 +63,48 @@ export function registerOperationRoutes(r: Router<Principal>, api: OperationsApi
     await packages.put(pkg, bytes);
     return { ...json(pkg, 201), headers: { location: `/firmware/${encodeURIComponent(pkg.id)}` } };
   });
-  r.add('GET', '/firmware', async (_req, _p, principal) => {
-    requireAdmin(principal);
+  r.add('GET', '/firmware', async () => {
     return json({ packages: packages ? await packages.list() : [] });
   });
-  r.add('GET', '/firmware/{id}', async (_req, p, principal) => {
-    requireAdmin(principal);
+  r.add('GET', '/firmware/{id}', async (_req, p) => {
     const pkg = await packages?.get(p.id!);
     if (!pkg) throw notFound(`firmware package ${p.id} not found`);
     return json(pkg);
   });
 
   r.add('POST', '/operations', async (req, _p, principal) => {
-    requireAdmin(principal);
-    const op = await operations.create(req.body);
+    const op = await operations.create(
+      req.body,
+      principal.kind === 'app'
+        ? { kind: 'app', appId: principal.appId, deviceTypes: principal.deviceTypes }
+        : { kind: 'admin' },
+    );
     return {
       ...json(operationView(op), 202),
       headers: { location: `/operations/${encodeURIComponent(op.id)}` },
     };
   });
   r.add('GET', '/operations', async (req, _p, principal) => {
-    requireAdmin(principal);
     const limit = queryInt(req.query, 'limit', { min: 1, max: 100, default: 50 })!;
-    return json({ operations: (await operations.list(limit)).map(operationView) });
+    const appId = principal.kind === 'app' ? principal.appId : undefined;
+    return json({ operations: (await operations.list(limit, appId)).map(operationView) });
   });
   r.add('GET', '/operations/{id}', async (_req, p, principal) => {
-    requireAdmin(principal);
-    return json(operationView(await mustGet(p.id!)));
+    return json(operationView(await mustGet(p.id!, principal)));
   });
   r.add('GET', '/operations/{id}/targets', async (req, p, principal) => {
-    requireAdmin(principal);
     const status = req.query.status;
     if (status !== undefined && !TARGET_STATUSES.includes(status as TargetStatus))
       throw badRequest(`status must be one of ${TARGET_STATUSES.join(', ')}`, 'status');
-    await mustGet(p.id!);
+    await mustGet(p.id!, principal);
     return json({ targets: await operations.targets(p.id!, status) });
   });
   r.add('POST', '/operations/{id}/cancel', async (_req, p, principal) => {
-    requireAdmin(principal);
-    await mustGet(p.id!);
+    await mustGet(p.id!, principal);
     return json(operationView(await operations.cancel(p.id!)), 202);
   });
   r.add('POST', '/operations/{id}/retry', async (_req, p, principal) => {
-    requireAdmin(principal);
+    await mustGet(p.id!, principal);
     try {
       return json(operationView(await operations.retry(p.id!)), 202);
     } catch (error) {

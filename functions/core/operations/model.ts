@@ -65,9 +65,16 @@ export interface Operation {
   createdAt: number;
   updatedAt: number;
   finishedAt?: number;
+  /** The application whose key started it (its devices only); absent: started with the admin key. */
+  appId?: string;
   /** Optimistic-concurrency version, bumped by every write. */
   version: number;
 }
+
+/** Who starts an operation: the admin (any device), or an application (its device types only). */
+export type OperationOwner =
+  | { kind: 'admin' }
+  | { kind: 'app'; appId: string; deviceTypes: readonly string[] };
 
 /** Why a target failed: `code` always; `updateResult` when the device reported LwM2M /5/0/5. */
 export interface TargetReason {

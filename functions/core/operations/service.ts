@@ -18,6 +18,7 @@ import {
   countTargets,
   type DEFAULT_SETTINGS,
   type Operation,
+  type OperationOwner,
   parseCreateOperation,
   type Target,
 } from './model.js';
@@ -48,7 +49,8 @@ export interface TickResult {
 export class OperationService {
   constructor(private readonly d: OperationDeps) {}
 
-  async create(body: unknown): Promise<Operation> {
+  /** `owner`: an application's operation runs on its device types only and is its own (default: admin). */
+  async create(body: unknown, owner: OperationOwner = { kind: 'admin' }): Promise<Operation> {
     const input: CreateOperationInput = parseCreateOperation(body, this.d.defaults);
     if (input.action.kind === 'firmware-update') {
       if (!this.d.packages)
@@ -58,7 +60,10 @@ export class OperationService {
           field: 'operation.packageId',
         });
     }
-    const ids = await this.d.selectDevices(input.filter);
+    const ids = await this.d.selectDevices(
+      input.filter,
+      owner.kind === 'app' ? owner.deviceTypes : undefined,
+    );
     const now = this.d.clock();
     const id = this.d.newId();
     const targets: Target[] = ids.map((deviceId) => ({
@@ -80,6 +85,7 @@ export class OperationService {
       bucket: fullBucket(input.settings, now),
       createdAt: now,
       updatedAt: now,
+      ...(owner.kind === 'app' ? { appId: owner.appId } : {}),
       version: 1,
     };
     await this.d.store.createOperation(op, targets);
@@ -90,8 +96,9 @@ export class OperationService {
     return this.d.store.getOperation(id);
   }
 
-  list(limit = 50): Promise<Operation[]> {
-    return this.d.store.listOperations(limit);
+  /** Newest first; `appId`: only that application's. */
+  list(limit = 50, appId?: string): Promise<Operation[]> {
+    return this.d.store.listOperations(limit, appId);
   }
 
   async targets(id: string, status?: string): Promise<Target[]> {

@@ -11,8 +11,8 @@ export interface OperationStore {
   getOperation(id: string): Promise<Operation | undefined>;
   /** Replaces the operation if its stored version is `expectedVersion` (ConflictError otherwise); bumps it. */
   putOperation(op: Operation, expectedVersion: number): Promise<Operation>;
-  /** Newest first. */
-  listOperations(limit: number): Promise<Operation[]>;
+  /** Newest first; `appId`: only the operations that application started. */
+  listOperations(limit: number, appId?: string): Promise<Operation[]>;
   /** Operations the worker still has to drive (running or cancelling). */
   listActive(): Promise<Operation[]>;
   listTargets(operationId: string): Promise<Target[]>;
@@ -45,8 +45,9 @@ export class MemoryOperationStore implements OperationStore {
     return clone(next);
   }
 
-  async listOperations(limit: number): Promise<Operation[]> {
+  async listOperations(limit: number, appId?: string): Promise<Operation[]> {
     return [...this.ops.values()]
+      .filter((o) => appId === undefined || o.appId === appId)
       .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
       .slice(0, limit)
       .map(clone);
