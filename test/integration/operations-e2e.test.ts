@@ -34,13 +34,28 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function waitFor(id: string, done: (op: { status: string }) => boolean, timeoutMs = 120_000) {
+async function waitFor(
+  id: string,
+  done: (op: { status: string; counts: Record<string, number> }) => boolean,
+  timeoutMs = 120_000,
+) {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const r = await api('GET', `/operations/${id}`);
     if (done(r.body)) return r.body;
     if (Date.now() > until) throw new Error(`operation ${id} still ${JSON.stringify(r.body.counts)}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A command's final state (its answer, or its failure). */
+async function waitForCommand(deviceId: string, commandId: string, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await api('GET', `/devices/${deviceId}/commands/${commandId}`);
+    if (r.body.status !== 'pending') return r.body;
+    if (Date.now() > until) throw new Error(`command ${commandId} still pending`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -114,6 +129,7 @@ afterAll(async () => {
 
 describe('firmware campaign over 100 simulated devices', () => {
   let opId = '';
+  let packageId = '';
 
   it('ends with 95 succeeded and 5 failed with their Update Result', async () => {
     const image = Buffer.from('flow-meter firmware 2.1.0 '.repeat(2000));
@@ -124,6 +140,7 @@ describe('firmware campaign over 100 simulated devices', () => {
     });
     expect(up.status).toBe(201);
     expect(up.body.size).toBe(image.length);
+    packageId = up.body.id;
 
     const live = await liveOperations();
     const started = Date.now();
@@ -136,8 +153,8 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(created.body).toMatchObject({ status: 'running', total: 100 });
     opId = created.body.id;
     let maxSent = 0;
-    const op = await waitFor(opId, (o: { status: string; counts?: { sent: number } }) => {
-      maxSent = Math.max(maxSent, o.counts?.sent ?? 0);
+    const op = await waitFor(opId, (o) => {
+      maxSent = Math.max(maxSent, o.counts.sent ?? 0);
       return o.status === 'completed';
     });
     const seconds = (Date.now() - started) / 1000;
@@ -202,6 +219,60 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(after.body.commands.length).toBe(before.body.commands.length);
   }, 120_000);
 
+  it('cancel during a firmware campaign cancels the downloads in flight on the devices (/5/0/10)', async () => {
+    // Polls 5 s apart: a device that took the Package URI is still Downloading or Downloaded (not yet
+    // told to Update) when the cancel reaches it.
+    const created = await api('POST', '/operations', {
+      filter: { type: 'flow-meter' },
+      operation: { kind: 'firmware-update', packageId },
+      settings: { concurrency: 10, ratePerSecond: 100, pollMs: 5000, targetTimeoutMs: 60_000 },
+    });
+    expect(created.status).toBe(202);
+    const id = created.body.id as string;
+    await waitFor(id, (o) => (o.counts.sent ?? 0) > 0, 30_000);
+    expect((await api('POST', `/operations/${id}/cancel`)).status).toBe(202);
+    const op = await waitFor(id, (o) => o.status === 'cancelled', 60_000);
+    const targets = (await api('GET', `/operations/${id}/targets`)).body.targets as Array<{
+      deviceId: string;
+      status: string;
+      attempts: number;
+      reason?: { code: string; updateResult?: number };
+    }>;
+    const started = targets.filter((t) => t.attempts > 0);
+    expect(started.length).toBeGreaterThan(0);
+    expect(op.counts.cancelled).toBe(100 - op.counts.failed);
+    expect(op.counts.succeeded).toBe(0);
+    for (const t of started) {
+      // Cancelled on the device (Update Result 10), unless its download had failed its integrity check first.
+      if (t.status === 'failed') {
+        expect(FAILING).toContain(t.deviceId);
+        expect(t.reason?.updateResult).toBe(5);
+      } else
+        expect(t, t.deviceId).toMatchObject({
+          status: 'cancelled',
+          reason: { code: 'CANCELLED', updateResult: 10 },
+        });
+    }
+    // The device agrees: Idle with Update Result 10.
+    const one = started.find((t) => t.status === 'cancelled')!;
+    const read = await api('POST', `/devices/${one.deviceId}/commands`, {
+      protocol: 'lwm2m',
+      operation: 'read-composite',
+      paths: ['/5/0/3', '/5/0/5'],
+    });
+    expect(read.status).toBeLessThan(300);
+    const cmd = read.body.commandId
+      ? await waitForCommand(one.deviceId, read.body.commandId as string)
+      : read.body;
+    const values = Object.fromEntries(
+      (cmd.response.readings as Array<{ metric: string; value: unknown }>).map((r) => [
+        r.metric,
+        Number(r.value),
+      ]),
+    );
+    expect(values).toEqual({ '/5/0/3': 0, '/5/0/5': 10 });
+  }, 120_000);
+
   it('cancel stops the pending devices; the ones in flight finish', async () => {
     const created = await api('POST', '/operations', {
       filter: { type: 'flow-meter' },
@@ -222,8 +293,8 @@ describe('firmware campaign over 100 simulated devices', () => {
 
   it('lists operations newest first, and refuses bad requests naming the field', async () => {
     const list = await api('GET', '/operations');
-    expect(list.body.operations).toHaveLength(2);
-    expect(list.body.operations[1].id).toBe(opId);
+    expect(list.body.operations).toHaveLength(3);
+    expect(list.body.operations[2].id).toBe(opId);
     const bad = await api('POST', '/operations', {
       filter: { type: 'flow-meter' },
       operation: { kind: 'nope' },

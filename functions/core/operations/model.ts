@@ -10,7 +10,10 @@ import { ValidationError } from '../errors.js';
 import { validateDeviceId } from '../registry.js';
 import type { Bucket, Limits } from './schedule.js';
 
-/** pending → sent → succeeded | failed | timed-out; pending → cancelled (cancel); failed/timed-out → pending (retry). */
+/**
+ * pending → sent → succeeded | failed | timed-out; pending → cancelled (cancel); a firmware target sent
+ * but not yet Executed → cancelled (cancel: Execute /5/0/10); failed/timed-out → pending (retry).
+ */
 export type TargetStatus = 'pending' | 'sent' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
 export const TARGET_STATUSES: readonly TargetStatus[] = [
   'pending',
@@ -85,7 +88,14 @@ export interface TargetReason {
 }
 
 /** Where a firmware update stands on a device (ADR 0022). */
-export type FirmwarePhase = 'write-uri' | 'await-download' | 'execute' | 'await-update';
+export type FirmwarePhase =
+  | 'write-uri'
+  | 'await-download'
+  | 'execute'
+  | 'await-update'
+  /** Execute /5/0/10 Cancel in flight, then State/Update Result read until the device is Idle. */
+  | 'cancel'
+  | 'await-cancel';
 
 export interface Target {
   operationId: string;
@@ -104,6 +114,10 @@ export interface Target {
   /** The device refused the Package URI write (CoAP code): kept to explain an Idle state with no result. */
   rejected?: number;
   lastState?: number;
+  /** The operation was cancelled while this firmware target was in flight: never Execute /5/0/2 now. */
+  cancelRequested?: boolean;
+  /** The device refused Execute /5/0/10 Cancel (CoAP code): kept to explain how the target ended. */
+  cancelRefused?: number;
   reason?: TargetReason;
   /** The final command's response (single-command operations). */
   response?: Record<string, unknown>;

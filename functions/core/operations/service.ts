@@ -221,10 +221,17 @@ export class OperationService {
       },
     );
 
-    // 2. Cancelled: pending targets never start.
+    // 2. Cancelled: pending targets never start; firmware targets in flight that have not been told to
+    // Update are cancelled on the device (Execute /5/0/10, target.ts).
     if (op.status === 'cancelling') {
       for (const t of targets)
         if (t.status === 'pending') changed.set(t.deviceId, { ...t, status: 'cancelled', updatedAt: now });
+      if (op.action.kind === 'firmware-update')
+        await eachLimit(
+          targets.map(current).filter((t) => t.status === 'sent' && !t.cancelRequested),
+          PARALLEL,
+          (t) => apply(t, { kind: 'cancel' }),
+        );
     }
 
     // 3. Admission.

@@ -14,11 +14,28 @@
  * returns to Idle). State and Update Result are read together (Read-Composite /5/0/3, /5/0/5) every
  * `pollMs` while the device downloads or updates; a read that fails or times out (a device rebooting
  * into its new firmware) is simply read again until the target's deadline.
+ *
+ * Cancel (the operation cancelled while a firmware target is in flight): a device that has not been told
+ * to Update yet (Package URI written, Downloading or Downloaded) gets Execute /5/0/10 Cancel — object 5
+ * allows it in Downloading and Downloaded, the device returns to Idle with Update Result 10 — and the
+ * target ends `cancelled` once State 0 / Result 10 is read. A device that refuses Cancel (4.05: it is
+ * Updating, or has no resource 10) is left alone: Downloaded, it is never Executed and the target ends
+ * `cancelled`; already Updating, the update runs to its end and decides. A command in flight is answered
+ * first.
  */
 import type { CommandStatus } from '../registry.js';
 import type { Action, OperationSettings, Target, TargetReason } from './model.js';
 
-export const FW = { state: '/5/0/3', result: '/5/0/5', uri: '/5/0/1', update: '/5/0/2' } as const;
+export const FW = {
+  state: '/5/0/3',
+  result: '/5/0/5',
+  uri: '/5/0/1',
+  update: '/5/0/2',
+  cancel: '/5/0/10',
+} as const;
+
+/** Update Result 10: "Firmware update cancelled" (object 5, after Execute /5/0/10). */
+const RESULT_CANCELLED = 10;
 
 /** OMA object 5 Update Result (resource 5) codes. */
 export const UPDATE_RESULTS: Readonly<Record<number, string>> = {
@@ -38,6 +55,8 @@ export const UPDATE_RESULTS: Readonly<Record<number, string>> = {
 
 export type TargetEvent =
   | { kind: 'start'; packageUri?: string }
+  /** The operation was cancelled: a firmware target not yet Executed is cancelled on the device. */
+  | { kind: 'cancel' }
   | { kind: 'answer'; status: CommandStatus; response?: Record<string, unknown> }
   | { kind: 'due' };
 
@@ -49,6 +68,10 @@ export interface Step {
 
 const POLL = { protocol: 'lwm2m', operation: 'read-composite', paths: [FW.state, FW.result] };
 const EXECUTE = { protocol: 'lwm2m', operation: 'execute', path: FW.update };
+const CANCEL = { protocol: 'lwm2m', operation: 'execute', path: FW.cancel };
+
+/** Phases in which the device has not been told to Update: Execute /5/0/10 may still stop it. */
+const CANCELLABLE: ReadonlySet<string | undefined> = new Set(['write-uri', 'await-download']);
 
 function fail(t: Target, now: number, reason: TargetReason): Step {
   const { commandId: _c, nextAt: _n, ...rest } = t;
@@ -106,7 +129,17 @@ export function step(
       deadline: now + settings.targetTimeoutMs,
       updatedAt: now,
     };
-    for (const k of ['commandId', 'nextAt', 'phase', 'rejected', 'lastState', 'reason', 'response'] as const)
+    for (const k of [
+      'commandId',
+      'nextAt',
+      'phase',
+      'rejected',
+      'lastState',
+      'reason',
+      'response',
+      'cancelRequested',
+      'cancelRefused',
+    ] as const)
       delete started[k];
     if (action.kind === 'command') return { target: started, send: action.command };
     if (!e.packageUri) throw new Error('a firmware target starts with its package URI');
@@ -164,8 +197,22 @@ export function step(
       target: { ...rest, ...(phase ? { phase } : {}), nextAt: now + settings.pollMs, updatedAt: now },
     };
   };
+  const sendCancel = (x: Target): Step => {
+    const { nextAt: _n, commandId: _c, ...rest } = x;
+    return { target: { ...rest, phase: 'cancel', cancelRequested: true, updatedAt: now }, send: CANCEL };
+  };
+  if (e.kind === 'cancel') {
+    if (t.cancelRequested) return { target: t };
+    const marked: Target = { ...t, cancelRequested: true, updatedAt: now };
+    // Told to Update already (Execute /5/0/2 sent): it runs to its end. A command in flight: its answer first.
+    if (!CANCELLABLE.has(t.phase) || t.commandId !== undefined) return { target: marked };
+    return sendCancel(marked);
+  }
   if (e.kind === 'due') {
-    if (t.commandId !== undefined || t.nextAt === undefined || now < t.nextAt) return { target: t };
+    if (t.commandId !== undefined || t.nextAt === undefined) return { target: t };
+    // Cancel requested and not (or not successfully) sent yet: send it now, not at the next poll.
+    if (t.cancelRequested && (CANCELLABLE.has(t.phase) || t.phase === 'cancel')) return sendCancel(t);
+    if (now < t.nextAt) return { target: t };
     const { nextAt: _n, ...rest } = t;
     return { target: { ...rest, updatedAt: now }, send: POLL };
   }
@@ -208,6 +255,7 @@ export function step(
             result: t.rejected,
           });
         }
+        if (state === 2 && t.cancelRequested) return sendCancel(t1);
         if (state === 2) return { target: { ...t1, phase: 'execute', updatedAt: now }, send: EXECUTE };
         if (state === 0 && result !== undefined && result >= 2) return fail(t1, now, updateFailure(result));
         return poll(t1);
@@ -218,6 +266,40 @@ export function step(
       }
       if ((state === 0 || state === 2) && result !== undefined && result >= 2)
         return fail(t1, now, updateFailure(result));
+      return poll(t1);
+    }
+    case 'cancel':
+      // Refused (4.05: Updating already, or no Cancel resource) or unanswered: read where the device is.
+      if (e.status === 'succeeded') return poll(t0, 'await-cancel');
+      return poll(code === undefined ? t0 : { ...t0, cancelRefused: code }, 'await-cancel');
+    case 'await-cancel': {
+      if (e.status !== 'succeeded') return poll(t0);
+      const { state, result } = firmwareStatus(e.response);
+      const t1: Target = state === undefined ? t0 : { ...t0, lastState: state };
+      const cancelled = (reason: TargetReason): Step => {
+        const { nextAt: _n, ...rest } = t1;
+        return { target: { ...rest, status: 'cancelled', reason, updatedAt: now } };
+      };
+      if (state === 0 && result === RESULT_CANCELLED)
+        return cancelled({
+          code: 'CANCELLED',
+          message: `Update Result 10: ${UPDATE_RESULTS[10]}`,
+          updateResult: RESULT_CANCELLED,
+        });
+      // Updating when the cancel came: the update decides.
+      if (state === 0 && result === 1) {
+        const { reason: _r, ...ok } = t1;
+        return { target: { ...ok, status: 'succeeded', updatedAt: now } };
+      }
+      if (state === 0 && result !== undefined && result >= 2) return fail(t1, now, updateFailure(result));
+      // Downloaded and the device would not cancel: it is never told to Update.
+      if (state === 2 && t.cancelRefused !== undefined)
+        return cancelled({
+          code: 'CANCELLED',
+          message: `not updated: the device refused Execute /5/0/10 Cancel with ${coap(t.cancelRefused)}; its downloaded package was not executed`,
+          result: t.cancelRefused,
+        });
+      // Still downloading after a refused cancel: wait for Downloaded (then stop) or a download failure.
       return poll(t1);
     }
     default:

@@ -65,6 +65,10 @@ class FakeFleet {
       else if (r.operation === 'execute' && r.path === '/5/0/2') {
         if (f.state === 2) Object.assign(f, { state: 3, ticks: 0 });
         else result = 405;
+      } else if (r.operation === 'execute' && r.path === '/5/0/10') {
+        // Cancel: allowed while Downloading or Downloaded, back to Idle with Update Result 10.
+        if (f.state === 1 || f.state === 2) Object.assign(f, { state: 0, result: 10, ticks: 0 });
+        else result = 405;
       } else if (r.operation === 'read-composite') {
         result = 205;
         readings = [
@@ -198,7 +202,7 @@ describe('OperationService', () => {
     expect(done.counts).toMatchObject({ succeeded: 30, failed: 0, pending: 0 });
   });
 
-  it('cancel stops the pending targets; those in flight finish', async () => {
+  it('cancel stops the pending targets and cancels downloads in flight on the device (/5/0/10)', async () => {
     const op = await svc.create(firmware({ concurrency: 3, ratePerSecond: 100 }));
     await svc.tick(op.id);
     fleet.advance();
@@ -206,9 +210,36 @@ describe('OperationService', () => {
     await expect(svc.cancel(op.id)).rejects.toThrow(/cancelling/);
     const done = await runToEnd(op.id);
     expect(done.status).toBe('cancelled');
-    expect(done.counts.cancelled).toBe(27);
-    expect(done.counts.succeeded + done.counts.failed).toBe(3);
+    expect(done.counts.cancelled).toBe(30);
     expect(new Set(fleet.sentTo).size).toBe(3);
+    const inFlight = (await svc.targets(op.id)).filter((t) => t.attempts > 0);
+    expect(inFlight).toHaveLength(3);
+    for (const t of inFlight) {
+      expect(t.reason).toMatchObject({ code: 'CANCELLED', updateResult: 10 });
+      expect(fleet.fw.get(t.deviceId)).toMatchObject({ state: 0, result: 10 });
+    }
+    // Nobody was told to Update.
+    const executes = [...fleet.commands.values()].filter(
+      (c) => (c.request as { path?: string }).path === '/5/0/2',
+    );
+    expect(executes).toHaveLength(0);
+  });
+
+  it('cancel leaves a device that is already Updating to finish', async () => {
+    const op = await svc.create(firmware({ concurrency: 1, ratePerSecond: 100 }));
+    // Run until the first device is Updating (Execute /5/0/2 sent and accepted).
+    for (let i = 0; i < 50 && ![...fleet.fw.values()].some((f) => f.state === 3); i++) {
+      await svc.tick(op.id);
+      fleet.advance();
+    }
+    await svc.cancel(op.id);
+    const done = await runToEnd(op.id);
+    expect(done.status).toBe('cancelled');
+    expect(done.counts).toMatchObject({ succeeded: 1, cancelled: 29 });
+    const cancels = [...fleet.commands.values()].filter(
+      (c) => (c.request as { path?: string }).path === '/5/0/10',
+    );
+    expect(cancels).toHaveLength(0);
   });
 
   it('a single command over explicit devices; a device that never answers times out', async () => {

@@ -114,6 +114,79 @@ describe('firmware target (LwM2M object 5)', () => {
     expect(s.target.reason).toMatchObject({ code: 'DEVICE_ERROR' });
   });
 
+  const ok204 = { kind: 'answer' as const, status: 'succeeded' as const, response: { result: 204 } };
+  const CANCEL = { protocol: 'lwm2m', operation: 'execute', path: '/5/0/10' };
+  /** A target whose device is Downloading (URI written, a State poll due at 1200). */
+  const downloading = () => step(fw, settings, started(), ok204, 200).target;
+
+  it('cancel while Downloading: Execute /5/0/10 at once, then cancelled with Update Result 10', () => {
+    let s = step(fw, settings, downloading(), { kind: 'cancel' }, 300);
+    expect(s.send).toEqual(CANCEL);
+    expect(s.target).toMatchObject({ status: 'sent', phase: 'cancel', cancelRequested: true });
+    // A second cancel event changes nothing.
+    expect(
+      step(fw, settings, { ...s.target, commandId: 'c9' }, { kind: 'cancel' }, 310).send,
+    ).toBeUndefined();
+    s = step(fw, settings, { ...s.target, commandId: 'c9' }, ok204, 400);
+    expect(s.target.phase).toBe('await-cancel');
+    const t = { ...step(fw, settings, s.target, { kind: 'due' }, 1400).target, commandId: 'c10' };
+    s = step(fw, settings, t, read(0, 10), 1500);
+    expect(s.target).toMatchObject({
+      status: 'cancelled',
+      reason: { code: 'CANCELLED', updateResult: 10 },
+    });
+  });
+
+  it('cancel with a command in flight waits for its answer; Downloaded then is cancelled, never Executed', () => {
+    const polling = { ...step(fw, settings, downloading(), { kind: 'due' }, 1200).target, commandId: 'c2' };
+    let s = step(fw, settings, polling, { kind: 'cancel' }, 1250);
+    expect(s.send).toBeUndefined();
+    expect(s.target.cancelRequested).toBe(true);
+    s = step(fw, settings, s.target, read(2, 0), 1300);
+    expect(s.send).toEqual(CANCEL);
+  });
+
+  it('a device that refuses Cancel: Downloaded is left unexecuted (cancelled); Updating runs to its end', () => {
+    let s = step(fw, settings, downloading(), { kind: 'cancel' }, 300);
+    s = step(
+      fw,
+      settings,
+      { ...s.target, commandId: 'c9' },
+      { kind: 'answer', status: 'failed', response: { result: 405 } },
+      400,
+    );
+    expect(s.target).toMatchObject({ phase: 'await-cancel', cancelRefused: 405 });
+    let t = { ...step(fw, settings, s.target, { kind: 'due' }, 1400).target, commandId: 'c10' };
+    // Still downloading: wait.
+    s = step(fw, settings, t, read(1, 0), 1500);
+    expect(s.target).toMatchObject({ status: 'sent', phase: 'await-cancel' });
+    t = { ...step(fw, settings, s.target, { kind: 'due' }, 2500).target, commandId: 'c11' };
+    s = step(fw, settings, t, read(2, 0), 2600);
+    expect(s.send).toBeUndefined();
+    expect(s.target).toMatchObject({ status: 'cancelled', reason: { code: 'CANCELLED', result: 405 } });
+    expect(s.target.reason!.message).toContain('4.05');
+
+    // Told to Update before the cancel: no Cancel is sent, and the update decides the outcome.
+    const updating: Target = { ...downloading(), phase: 'await-update', nextAt: 5000 };
+    s = step(fw, settings, updating, { kind: 'cancel' }, 4000);
+    expect(s.send).toBeUndefined();
+    expect(s.target).toMatchObject({ cancelRequested: true, phase: 'await-update' });
+    t = { ...step(fw, settings, s.target, { kind: 'due' }, 5000).target, commandId: 'c12' };
+    expect(step(fw, settings, t, read(0, 1), 5100).target.status).toBe('succeeded');
+  });
+
+  it('a retry starts clean: no cancel marks survive a new start', () => {
+    const cancelled: Target = {
+      ...downloading(),
+      status: 'failed',
+      cancelRequested: true,
+      cancelRefused: 405,
+    };
+    const s = step(fw, settings, cancelled, { kind: 'start', packageUri: 'http://h/f' }, 9000);
+    expect(s.target.cancelRequested).toBeUndefined();
+    expect(s.target.cancelRefused).toBeUndefined();
+  });
+
   it('times out at the deadline, naming the phase and the last state', () => {
     const t = { ...started(), phase: 'await-download' as const, lastState: 1 };
     const s = step(fw, settings, t, { kind: 'due' }, 30_100);
