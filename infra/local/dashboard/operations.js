@@ -46,8 +46,16 @@ const PANEL = `
       <h2>New operation</h2>
       <form id="op-form">
         <div class="row tight">
-          <label>Device type <input id="op-type" placeholder="e.g. flow-meter"></label>
-          <label>or device ids <input id="op-ids" placeholder="id1, id2, …"></label>
+          <label>Device type <input id="op-type" placeholder="e.g. flow-meter" size="12"></label>
+          <label>Group <input id="op-group" placeholder="any" size="10"></label>
+          <label>Tags <input id="op-tag" placeholder="key:value,key" size="18"></label>
+          <label>Protocol <select id="op-protocol">
+            <option value="">any</option><option value="sparkplug">Sparkplug</option><option value="lwm2m">LwM2M</option>
+          </select></label>
+          <label>Online <select id="op-online">
+            <option value="">any</option><option value="true">online</option><option value="false">offline</option>
+          </select></label>
+          <label>and/or device ids <input id="op-ids" placeholder="id1, id2, …"></label>
         </div>
         <div class="row tight">
           <label>Action <select id="op-kind">
@@ -88,7 +96,17 @@ function actionText(op) {
 }
 
 function filterText(f) {
-  return [f.type ? `type ${f.type}` : '', f.deviceIds ? `${f.deviceIds.length} ids` : '']
+  const tags = Object.entries(f.tags ?? {}).map(([k, v]) =>
+    v === undefined || v === null ? k : `${k}:${v}`,
+  );
+  return [
+    f.type ? `type ${f.type}` : '',
+    f.group ? `group ${f.group}` : '',
+    tags.length ? `tags ${tags.join(',')}` : '',
+    f.protocol ? f.protocol : '',
+    f.online === undefined ? '' : f.online ? 'online' : 'offline',
+    f.deviceIds ? `${f.deviceIds.length} ids` : '',
+  ]
     .filter(Boolean)
     .join(', ');
 }
@@ -176,12 +194,18 @@ async function startOperation(ev) {
   ev.preventDefault();
   $('#op-form-error').textContent = '';
   try {
-    const type = $('#op-type').value.trim();
+    // The fleet filter of GET /devices (type, group, tags, protocol, online) and/or explicit ids.
+    const filter = {};
+    for (const k of ['type', 'group', 'tag', 'protocol']) {
+      const v = $(`#op-${k}`).value.trim();
+      if (v) filter[k] = v;
+    }
+    if ($('#op-online').value) filter.online = $('#op-online').value === 'true';
     const ids = $('#op-ids')
       .value.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-    const filter = { ...(type ? { type } : {}), ...(ids.length ? { deviceIds: ids } : {}) };
+    if (ids.length) filter.deviceIds = ids;
     const kind = $('#op-kind').value;
     let operation;
     if (kind === 'firmware-update') operation = { kind, packageId: $('#op-package').value };
