@@ -149,6 +149,24 @@ export const operationsPaths: Record<string, Record<string, Json>> = {
       parameters: [pathParam('id', 'Package id')],
     }),
   },
+  '/packages/{id}/{name}': {
+    get: {
+      operationId: 'downloadPackage',
+      summary:
+        'A device fetches a firmware package by the signed path in its Package URI (/5/0/1): the signature is the credential',
+      security: [],
+      parameters: [
+        pathParam('id', 'Package id'),
+        pathParam('name', 'Package file name'),
+        queryParam('e', 'Expiry, epoch seconds', { type: 'integer' }),
+        queryParam('s', 'HMAC-SHA256 of id and expiry, base64url'),
+      ],
+      responses: {
+        '302': { description: 'To the bytes: a pre-signed S3 GET that lives 5 minutes (Location)' },
+        ...err(403, 404),
+      },
+    },
+  },
   '/operations': {
     get: one(
       'Batch operations, newest first (an application key: the ones it started)',

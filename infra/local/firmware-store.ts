@@ -5,17 +5,18 @@
  * `#sha256={hex}` for the device's integrity check. The key (32 random bytes) is created once in the
  * data directory with mode 0600, so URLs survive a restart until they expire; it never leaves the host.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type FirmwarePackage,
+  PACKAGE_ID as ID,
   type PackageStore,
+  signedPackagePath,
+  verifyPackageSignature,
   withDigest,
 } from '../../functions/core/operations/packages.js';
-
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class LocalPackageStore implements PackageStore {
   private readonly dir: string;
@@ -57,14 +58,8 @@ export class LocalPackageStore implements PackageStore {
     return all.filter((p): p is FirmwarePackage => p !== undefined).sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  private sign(id: string, e: number): string {
-    return createHmac('sha256', this.key).update(`${id}\n${e}`).digest('base64url');
-  }
-
   async downloadUri(pkg: FirmwarePackage, expiresAt: number): Promise<string> {
-    const e = Math.ceil(expiresAt / 1000);
-    const url = `${this.baseUrl()}/packages/${pkg.id}/${encodeURIComponent(pkg.name)}?e=${e}&s=${this.sign(pkg.id, e)}`;
-    return withDigest(url, pkg.sha256);
+    return withDigest(`${this.baseUrl()}${signedPackagePath(this.key, pkg, expiresAt)}`, pkg.sha256);
   }
 
   /**
@@ -75,15 +70,14 @@ export class LocalPackageStore implements PackageStore {
     const m = /^\/packages\/([A-Za-z0-9_-]{1,64})\/[^/]+$/.exec(path);
     if (!m) return { status: 404 };
     const id = m[1]!;
-    const e = Number(query.get('e'));
-    const s = query.get('s') ?? '';
-    const expected = Buffer.from(this.sign(id, e));
-    const given = Buffer.from(s);
     if (
-      !Number.isSafeInteger(e) ||
-      e * 1000 < this.clock() ||
-      given.length !== expected.length ||
-      !timingSafeEqual(given, expected)
+      !verifyPackageSignature(
+        this.key,
+        id,
+        query.get('e') ?? undefined,
+        query.get('s') ?? undefined,
+        this.clock(),
+      )
     )
       return { status: 403 };
     try {

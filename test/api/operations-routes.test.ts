@@ -1,5 +1,10 @@
 /** /operations and /firmware through the router: key scoping, errors named, the command path reused. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Principal } from '../../functions/api/auth.js';
+import { Router } from '../../functions/api/http.js';
+import { registerOperationRoutes } from '../../functions/api/routes/operations.js';
+import type { PackageStore } from '../../functions/core/operations/packages.js';
+import type { OperationService } from '../../functions/core/operations/service.js';
 import { type Api, createApi } from './fixture.js';
 
 let api: Api;
@@ -153,5 +158,58 @@ describe('operations routes', () => {
         .status,
     ).toBe(404);
     expect((await api.call('GET', '/firmware')).body).toEqual({ packages: [] });
+  });
+});
+
+describe('GET /packages/{id}/{name} (a device fetching firmware by its signed path)', () => {
+  const redirects: Array<[string, Record<string, string | undefined>]> = [];
+  const packages: PackageStore = {
+    put: async () => {},
+    get: async () => undefined,
+    list: async () => [],
+    downloadUri: async () => '',
+    redirect: async (id, query) => {
+      redirects.push([id, query]);
+      if (query.s === 'good')
+        return { status: 302, location: 'https://bucket.s3.amazonaws.com/firmware/p1.bin?X-Amz-Signature=1' };
+      return query.s === 'gone' ? { status: 404 } : { status: 403 };
+    },
+  };
+  const router = new Router<Principal>(async () => {
+    throw new Error('the route is public: no credential is asked for');
+  });
+  registerOperationRoutes(router, {
+    operations: {} as OperationService,
+    packages,
+    newId: () => 'x',
+    clock: () => 0,
+  });
+  const get = (s: string) =>
+    router.handle({
+      method: 'GET',
+      path: '/packages/p1/fw.bin',
+      query: { e: '99', s },
+      headers: {},
+      body: undefined,
+    });
+
+  it('redirects to the bytes with no credential, and never caches the redirect', async () => {
+    const out = await get('good');
+    expect(out.status).toBe(302);
+    expect(out.headers).toMatchObject({
+      location: 'https://bucket.s3.amazonaws.com/firmware/p1.bin?X-Amz-Signature=1',
+      'cache-control': 'no-store',
+    });
+    expect(redirects.at(-1)).toEqual(['p1', { e: '99', s: 'good' }]);
+  });
+
+  it('answers 403 for a bad or expired signature and 404 for a missing package', async () => {
+    expect(await get('bad')).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+    expect(await get('gone')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+  });
+
+  it('answers 404 where packages are served by the local server itself (no redirect)', async () => {
+    const out = await api.call('GET', '/packages/p1/fw.bin', { key: null, query: { e: '1', s: 'x' } });
+    expect(out.status).toBe(404);
   });
 });

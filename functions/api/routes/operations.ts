@@ -8,6 +8,9 @@
  *   GET  /operations/{id}/targets      per-device status (?status= to filter)
  *   POST /operations/{id}/cancel       pending devices are not started; those in flight finish
  *   POST /operations/{id}/retry        re-runs only the failed and timed-out devices
+ *   GET  /packages/{id}/{name}?e&s     public: a device fetching a package by its signed path → 302 to
+ *                                      the bytes (stores that keep them elsewhere: S3), 403 bad/expired
+ *                                      signature, 404 no package. The signature is the credential.
  * The admin key reaches every device and operation. An application key starts operations on its device
  * types only (another type in the filter: 403; another type's device id: unknown) and sees, cancels and
  * retries only the operations it started (any other: 404, as if absent). Uploading firmware stays with
@@ -71,6 +74,27 @@ export function registerOperationRoutes(r: Router<Principal>, api: OperationsApi
     if (!pkg) throw notFound(`firmware package ${p.id} not found`);
     return json(pkg);
   });
+
+  // Served here where the bytes live elsewhere (S3); the local stack's HTTP server serves them itself.
+  r.add(
+    'GET',
+    '/packages/{id}/{name}',
+    async (req, p) => {
+      const out = packages?.redirect ? await packages.redirect(p.id!, req.query) : { status: 404 as const };
+      if (out.status === 302)
+        return { status: 302, body: null, headers: { location: out.location, 'cache-control': 'no-store' } };
+      return out.status === 403
+        ? {
+            status: 403,
+            body: { error: { code: 'FORBIDDEN', message: 'the link is not valid or has expired' } },
+          }
+        : {
+            status: 404,
+            body: { error: { code: 'NOT_FOUND', message: `firmware package ${p.id} not found` } },
+          };
+    },
+    { public: true },
+  );
 
   r.add('POST', '/operations', async (req, _p, principal) => {
     const op = await operations.create(

@@ -5,7 +5,7 @@
  * never reaches the server (so it cannot disturb a signature) and the device checks the downloaded
  * bytes against it (LwM2M object 5 has no digest resource).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 
 export interface FirmwarePackage {
@@ -24,7 +24,47 @@ export interface PackageStore {
   list(): Promise<FirmwarePackage[]>;
   /** A URL the device may GET the bytes from until `expiresAt` (epoch ms), with `#sha256=` appended. */
   downloadUri(pkg: FirmwarePackage, expiresAt: number): Promise<string>;
+  /**
+   * Stores whose bytes live elsewhere (S3): checks a signed download path's signature and answers where
+   * the bytes are now (a short-lived pre-signed URL) — the API's public GET /packages/{id}/{name}
+   * redirects there. Absent: the server that signed the URL serves the bytes itself (local stack).
+   */
+  redirect?(id: string, query: Record<string, string | undefined>): Promise<PackageRedirect>;
 }
+
+/** The answer to a device's GET of a signed package path (never says which check failed). */
+export type PackageRedirect = { status: 302; location: string } | { status: 403 | 404 };
+
+/**
+ * The signed download path of a package, short enough for object 5's Package URI (0-255 bytes):
+ * `/packages/{id}/{name}?e={expiry, epoch s}&s={HMAC-SHA256(key, id + "\n" + e), base64url}`.
+ */
+export function signedPackagePath(key: Uint8Array, pkg: FirmwarePackage, expiresAt: number): string {
+  const e = Math.ceil(expiresAt / 1000);
+  return `/packages/${pkg.id}/${encodeURIComponent(pkg.name)}?e=${e}&s=${packageSignature(key, pkg.id, e)}`;
+}
+
+function packageSignature(key: Uint8Array, id: string, e: number): string {
+  return createHmac('sha256', key).update(`${id}\n${e}`).digest('base64url');
+}
+
+/** Is `s` the signature of package `id` with expiry `e` (epoch s), and `e` not past `now` (epoch ms)? */
+export function verifyPackageSignature(
+  key: Uint8Array,
+  id: string,
+  e: string | undefined,
+  s: string | undefined,
+  now: number,
+): boolean {
+  const expiry = Number(e);
+  if (!Number.isSafeInteger(expiry) || expiry * 1000 < now) return false;
+  const expected = Buffer.from(packageSignature(key, id, expiry));
+  const given = Buffer.from(s ?? '');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Package ids as the API makes them (path-safe). */
+export const PACKAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const MAX_PACKAGE_BYTES = 512 * 1024;
 
