@@ -16,6 +16,7 @@ import {
   loadConfig,
   telemetryStore,
 } from '../shared/aws.js';
+import { awsPackageStore } from '../shared/aws-firmware.js';
 import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
 import type { Principal } from './auth.js';
 import { composeApi } from './compose.js';
@@ -101,6 +102,7 @@ export const handler = lambdaEntry(
     async () => {
       const config = loadConfig();
       const dynamo = dynamoPorts(config);
+      const packages = awsPackageStore(config);
       return composeApi({
         ...dynamo,
         store: telemetryStore(config, dynamo.doc),
@@ -109,9 +111,10 @@ export const handler = lambdaEntry(
         newId: randomUUID,
         adminKeyHash: await adminKeyHash(),
         ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
-        // Batch operations (ADR 0022), driven by the operations worker; no firmware packages in AWS yet.
+        // Batch operations (ADR 0022), driven by the operations worker; firmware packages in S3.
         operations: {
           store: new DynamoOperationStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),
+          ...(packages ? { packages } : {}),
         },
         // Device shadows (ADR 0023) on the registry table (Get/Put, already the API's grants).
         shadows: new DynamoShadowStore({ client: dynamo.doc, tableName: config.REGISTRY_TABLE }),

@@ -114,6 +114,11 @@ export const ingestConfigSpec = {
   LIVE_ENDPOINT: { kind: 'string' },
   /** How long a publisher trusts its list of connections (a new dashboard gets events after at most this). */
   LIVE_CACHE_TTL_MS: { kind: 'int', default: '10000', min: 0 },
+  // Firmware packages in S3 (ADR 0022): the bucket, the secret keying the devices' signed download
+  // paths, and the API's base URL those paths start with; packages are served when all three are set.
+  FIRMWARE_BUCKET: { kind: 'string' },
+  FIRMWARE_URL_KEY_SECRET_ARN: { kind: 'string' },
+  PACKAGE_BASE_URL: { kind: 'string' },
 } as const satisfies ConfigSpec;
 
 export type IngestConfig = ConfigOf<typeof ingestConfigSpec>;

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
 import { awsLivePublisher, dynamoPorts, iotPublisher, lazyHandler, loadConfig } from '../shared/aws.js';
+import { awsPackageStore } from '../shared/aws-firmware.js';
 import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
 import { composeOperationsWorker } from './compose.js';
 
@@ -11,6 +12,8 @@ export const handler = lambdaEntry(
     const config = loadConfig();
     const dynamo = dynamoPorts(config);
     const live = awsLivePublisher(config, dynamo.doc);
+    // Firmware campaigns (ADR 0022): packages in S3, Package URIs signed with the stack's key.
+    const packages = awsPackageStore(config);
     return composeOperationsWorker(
       {
         registry: dynamo.registry,
@@ -22,6 +25,7 @@ export const handler = lambdaEntry(
         newId: randomUUID,
         // Progress of every pass to live connections (ADR 0023), when the stack has the WebSocket API.
         ...(live ? { live } : {}),
+        ...(packages ? { packages } : {}),
       },
       // One invocation a minute keeps passing for up to 50 s (the function's timeout is 58 s), or until
       // 10 passes in a row changed nothing.

@@ -279,3 +279,46 @@ export function s3ReadStatement(actions: readonly string[], bucketArn: string): 
     resources: [`${bucketArn}/*`],
   });
 }
+
+/**
+ * Firmware packages (ADR 0022): what each function does with the packages bucket, all under its
+ * `firmware/` prefix, and the signing key's secret. The API uploads (PutObject), reads and lists
+ * packages, and its role signs the 5-minute pre-signed GETs devices are redirected to (GetObject); the
+ * operations worker reads a package's metadata (GetObject) and signs its download path.
+ */
+export type FirmwareUser = 'api' | 'operationsWorker';
+export const FIRMWARE_ACCESS = {
+  api: ['PutObject', 'GetObject', 'ListBucket'],
+  operationsWorker: ['GetObject'],
+} as const satisfies Record<FirmwareUser, readonly ('PutObject' | 'GetObject' | 'ListBucket')[]>;
+
+export function firmwareStatements(
+  actions: readonly ('PutObject' | 'GetObject' | 'ListBucket')[],
+  bucketArn: string,
+  prefix: string,
+  secretArn: string,
+): PolicyStatement[] {
+  const objects = actions.filter((a) => a !== 'ListBucket');
+  const out = [
+    new PolicyStatement({
+      sid: 'FirmwareObjects',
+      actions: objects.map((a) => `s3:${a}`),
+      resources: [`${bucketArn}/${prefix}*`],
+    }),
+    new PolicyStatement({
+      sid: 'FirmwareUrlKey',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [secretArn],
+    }),
+  ];
+  if (actions.includes('ListBucket'))
+    out.push(
+      new PolicyStatement({
+        sid: 'FirmwareList',
+        actions: ['s3:ListBucket'],
+        resources: [bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+      }),
+    );
+  return out;
+}

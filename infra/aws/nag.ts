@@ -28,6 +28,8 @@ export interface NagTargets {
     taskDefinition: IConstruct;
     thingPrefix: string;
   };
+  /** Firmware packages (ADR 0022): the bucket and the functions granted its `firmware/*` objects. */
+  firmware?: { bucket: IConstruct; prefix: string; users: IConstruct[] };
   /** Only with -c telemetry=timestream. */
   timestream?: { rejectsBucket: IConstruct; database: IConstruct } & IConstruct;
 }
@@ -101,7 +103,24 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     );
   }
   for (const s of t.secrets) {
-    ack(s, 'SMG4', 'Rotated by redeploying (admin key); no rotation Lambda needed.');
+    ack(
+      s,
+      'SMG4',
+      'Rotated by putting a new value (or redeploying); the admin key and the firmware URL key need no rotation Lambda.',
+    );
+  }
+  if (t.firmware) {
+    ack(
+      t.firmware.bucket,
+      'S1',
+      'Packages are written and read only through the API (access logs) and its 5-minute pre-signed GETs.',
+    );
+    for (const fn of t.firmware.users)
+      ack(
+        fn,
+        `IAM5[Resource::<${logicalId(t.firmware.bucket)}.Arn>/${t.firmware.prefix}*]`,
+        'Package objects are named by their ids; the grant is limited to the firmware prefix of this bucket.',
+      );
   }
   ack(
     t.api,
@@ -115,7 +134,11 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     'API Gateway account role for execution and access logs.',
   );
   for (const m of t.publicMethods) {
-    ack(m, 'APIG4', 'GET /health and GET /openapi.json are public by design (no data).');
+    ack(
+      m,
+      'APIG4',
+      'GET /health and GET /openapi.json are public by design (no data); GET /packages/{id}/{name} is authorized by its HMAC-signed, expiring path.',
+    );
     ack(m, 'COG4', 'Public route, no authorizer by design.');
   }
   ack(

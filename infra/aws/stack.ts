@@ -11,6 +11,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
+import { FIRMWARE_PREFIX } from '../../functions/core/operations/packages.js';
 import {
   AUTO_REGISTER_ACCESS,
   DYNAMODB_ACCESS,
@@ -28,6 +29,7 @@ import {
 } from './access.js';
 import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
+import { FirmwarePackages } from './constructs/firmware.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
 import { DualpathLive, LIVE_ENTRY } from './constructs/live.js';
@@ -352,6 +354,10 @@ export class DualpathStack extends Stack {
     });
     grantData(operations.worker, 'operationsWorker');
     live.addPublisher(operations.worker);
+    // Firmware packages in S3 (ADR 0022): uploaded and served through the API, signed by the worker.
+    const firmware = new FirmwarePackages(this, 'Firmware');
+    firmware.attach(apiFn, 'api', api.baseUrl);
+    firmware.attach(operations.worker, 'operationsWorker', api.baseUrl);
 
     // The fleet simulator is opt-in (ADR 0014): its container image is the only part of the stack
     // that needs a Docker engine at deploy time, so a plain `cdk deploy` has none of it. Its devices
@@ -406,7 +412,8 @@ export class DualpathStack extends Stack {
         : [],
       queues: [iot.errorQueue],
       archives: paths.map((p) => ({ fn: p.fn, bucket: p.archive })),
-      secrets: [adminKey],
+      secrets: [adminKey, firmware.urlKey],
+      firmware: { bucket: firmware.bucket, prefix: FIRMWARE_PREFIX, users: [apiFn, operations.worker] },
       api: api.api,
       publicMethods: api.publicMethods,
       proxyMethod: api.proxyMethod,

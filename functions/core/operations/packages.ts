@@ -63,6 +63,9 @@ export function verifyPackageSignature(
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** Where packages live in the AWS bucket; the functions' grants are scoped to it. */
+export const FIRMWARE_PREFIX = 'firmware/';
+
 /** Package ids as the API makes them (path-safe). */
 export const PACKAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -4,7 +4,7 @@
  * accepts the admin key (hash in Secrets Manager) or an application key (hash in the registry).
  * Throttling, access logs, execution logs and request validation are on.
  */
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   AuthorizationType,
@@ -22,6 +22,9 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { API_SECURITY_HEADERS, AUTH_CHALLENGE } from '../../../functions/api/http.js';
 
+/** The REST API's one stage. */
+export const API_STAGE = 'v1';
+
 export interface ApiProps {
   handler: NodejsFunction;
   authorizer: NodejsFunction;
@@ -32,6 +35,12 @@ export interface ApiProps {
 export class DualpathApi extends Construct {
   readonly api: RestApi;
   readonly publicMethods: Method[] = [];
+  /**
+   * https://{api}.execute-api.{region}.{suffix}/{stage}, built from the API's id and the stage's literal
+   * name: the API's own function may carry it in its environment (RestApi.url refers to the stage, which
+   * depends on the function: a cycle).
+   */
+  readonly baseUrl: string;
   readonly proxyMethod: Method;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
@@ -46,7 +55,7 @@ export class DualpathApi extends Construct {
       description: 'Dualpath registries, telemetry, commands and events',
       cloudWatchRole: true,
       deployOptions: {
-        stageName: 'v1',
+        stageName: API_STAGE,
         throttlingRateLimit: props.throttle.rateLimit,
         throttlingBurstLimit: props.throttle.burstLimit,
         accessLogDestination: new LogGroupLogDestination(accessLogs),
@@ -55,6 +64,7 @@ export class DualpathApi extends Construct {
         metricsEnabled: true,
       },
     });
+    this.baseUrl = `https://${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${API_STAGE}`;
     this.addGatewayResponses();
     const authorizer = new RequestAuthorizer(this, 'KeyAuthorizer', {
       handler: props.authorizer,
@@ -66,7 +76,8 @@ export class DualpathApi extends Construct {
       validateRequestBody: false,
     });
     const integration = new LambdaIntegration(props.handler, { proxy: true });
-    // Public: health only.
+    // Public: health, the OpenAPI document, and devices fetching firmware by a signed path (ADR 0022:
+    // the path's HMAC is the credential; the router checks it and redirects to the bytes in S3).
     const health = this.api.root.addResource('health').addMethod('GET', integration, {
       authorizationType: AuthorizationType.NONE,
       requestValidator: validator,
@@ -75,9 +86,23 @@ export class DualpathApi extends Construct {
       authorizationType: AuthorizationType.NONE,
       requestValidator: validator,
     });
+    const packages = this.api.root
+      .addResource('packages')
+      .addResource('{id}')
+      .addResource('{name}')
+      .addMethod('GET', integration, {
+        authorizationType: AuthorizationType.NONE,
+        requestParameters: {
+          'method.request.path.id': true,
+          'method.request.path.name': true,
+          'method.request.querystring.e': true,
+          'method.request.querystring.s': true,
+        },
+        requestValidator: validator,
+      });
+    this.publicMethods.push(health, openapi, packages);
     // Everything else through the authorizer; the router validates bodies and parameters itself.
     const proxy = this.api.root.addResource('{proxy+}');
-    this.publicMethods.push(health, openapi);
     this.proxyMethod = proxy.addMethod('ANY', integration, {
       authorizer,
       authorizationType: AuthorizationType.CUSTOM,

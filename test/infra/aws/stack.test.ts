@@ -288,7 +288,8 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
       const secret = statementsOf(prefix).filter((st) =>
         actionsOf(st).some((a) => a.startsWith('secretsmanager:')),
       );
-      expect(secret.flatMap(actionsOf), prefix).toEqual(['secretsmanager:GetSecretValue']);
+      // The API also reads the firmware URL key (its own statement, its own secret).
+      expect([...new Set(secret.flatMap(actionsOf))], prefix).toEqual(['secretsmanager:GetSecretValue']);
     }
     for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction']) {
       const all = statementsOf(prefix).flatMap(actionsOf);
@@ -323,7 +324,27 @@ describe('least privilege: exactly the DynamoDB actions of infra/aws/access.ts',
 });
 
 describe('API, outputs and Docker', () => {
-  it('requires authorization on every method but health and openapi', () => {
+  it('firmware packages: the API and the worker reach only the firmware/ prefix of the packages bucket', () => {
+    const firmware = (prefix: string) =>
+      statementsOf(prefix).filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')));
+    const api = firmware('ApiFunction');
+    expect(api.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    expect(JSON.stringify(api)).toContain('/firmware/*');
+    expect(JSON.stringify(api)).toContain('"s3:prefix":["firmware/*"]');
+    expect(firmware('OperationsWorkerFunction').flatMap(actionsOf)).toEqual(['s3:GetObject']);
+    for (const prefix of ['SparkplugIngestFunction', 'Lwm2mIngestFunction', 'AuthorizerFunction'])
+      expect(JSON.stringify(firmware(prefix)), prefix).not.toContain('Firmware');
+    const [bucket] = Object.values(template.findResources('AWS::S3::Bucket')).filter((b) =>
+      JSON.stringify(b).includes('AbortIncompleteUploads'),
+    ) as Array<{ Properties: Record<string, unknown> }>;
+    expect(bucket!.Properties.PublicAccessBlockConfiguration).toMatchObject({
+      BlockPublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(JSON.stringify(bucket!.Properties.BucketEncryption)).toContain('AES256');
+  });
+
+  it('requires authorization on every method but health, openapi and the signed package path', () => {
     const methods = template.findResources('AWS::ApiGateway::Method');
     for (const m of Object.values(methods) as Array<{
       Properties: { HttpMethod: string; AuthorizationType: string };
@@ -334,7 +355,7 @@ describe('API, outputs and Docker', () => {
     const open = Object.values(methods).filter(
       (m) => (m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType === 'NONE',
     );
-    expect(open).toHaveLength(2);
+    expect(open).toHaveLength(3);
   });
 
   it("gives the gateway's own 401/403/429/4xx/5xx the router's security headers and error shape", () => {
