@@ -159,10 +159,11 @@ export const DEFAULT_INPUTS: CostInputs = {
   queriedSeriesPerDevice: 1,
   redeliveryRate: 0.001,
   // infra/aws/constructs/monitoring.ts: deployedAlarms() and 1 dashboard per path (2 paths) + 1 detailed
-  // dashboard; infra/aws/constructs/alerts.ts: the alerts dashboard; infra/aws/stack.ts: the admin key secret.
+  // dashboard; infra/aws/constructs/alerts.ts: the alerts dashboard; secrets: see below.
   alarms: deployedAlarms('dynamodb'),
   dashboards: 4,
-  secrets: 1,
+  // The admin key, the onboarding claim key (ADR 0018) and the firmware URL key (ADR 0022).
+  secrets: 3,
   // 13 names in functions/shared/ingest-handler.ts COUNTERS × 2 ingest services, plus at most
   // AlertsOpened/AlertsResolved × 5 severities × 2 ingest services (billed only in months they are
   // emitted: an upper bound). The alarm test checks both.

@@ -38,6 +38,8 @@ export interface RecordedCall {
   /** `sdk`: made by the function's code; `service`: made by AWS on the function's behalf. */
   origin: 'sdk' | 'service';
   detail?: string;
+  /** IAM request context keys of the call (e.g. `s3:prefix` of a ListBucket). */
+  context?: Record<string, string>;
 }
 
 export interface Publish {
@@ -184,8 +186,19 @@ export class RecordingEndpoint {
 
   private caller(req: http.IncomingMessage): string {
     const auth = String(req.headers.authorization ?? '');
-    const m = /Credential=([^/]+)\//.exec(auth);
+    // Signed in the Authorization header, or pre-signed in the query (X-Amz-Credential): the GET a
+    // device makes with the URL a function signed is that function's call.
+    const m =
+      /Credential=([^/]+)\//.exec(auth) ??
+      /^([^/]+)\//.exec(new URL(req.url ?? '/', 'http://local').searchParams.get('X-Amz-Credential') ?? '');
     return (m && this.keys.get(m[1]!)) ?? 'unknown-caller';
+  }
+
+  /** Objects under `bucket/prefix` (what functions and services wrote), for assertions. */
+  objectKeys(bucket: string, prefix = ''): string[] {
+    return [...this.s3Objects.keys()]
+      .filter((k) => k.startsWith(`${bucket}/${prefix}`))
+      .map((k) => k.slice(bucket.length + 1));
   }
 
   /** An object as an AWS service would write it (the scenario's Timestream rejection report). */
@@ -193,7 +206,14 @@ export class RecordingEndpoint {
     this.s3Objects.set(`${bucket}/${key}`, body);
   }
 
-  private record(fn: string, service: string, action: string, resource: string, detail?: string): void {
+  private record(
+    fn: string,
+    service: string,
+    action: string,
+    resource: string,
+    detail?: string,
+    context?: Record<string, string>,
+  ): void {
     this.calls.push({
       function: fn,
       service,
@@ -201,6 +221,7 @@ export class RecordingEndpoint {
       resource,
       origin: 'sdk',
       ...(detail ? { detail } : {}),
+      ...(context ? { context } : {}),
     });
   }
 
@@ -430,7 +451,38 @@ export class RecordingEndpoint {
       return;
     }
 
-    // S3 GetObject, path style (the SDK uses it for an IP endpoint): GET /{bucket}/{key}?x-id=GetObject
+    // S3 PutObject, path style: PUT /{bucket}/{key}?x-id=PutObject
+    if (req.method === 'PUT' && url.searchParams.get('x-id') === 'PutObject') {
+      const [, bucket = '', ...rest] = url.pathname.split('/');
+      const key = rest.map(decodeURIComponent).join('/');
+      this.record(fn, 's3', 'PutObject', `arn:aws:s3:::${bucket}/${key}`);
+      this.s3Objects.set(`${bucket}/${key}`, body);
+      res.writeHead(200, { etag: '"verify-deploy"' });
+      res.end();
+      return;
+    }
+
+    // S3 ListObjectsV2, path style: GET /{bucket}?list-type=2&prefix= (IAM: s3:ListBucket on the bucket,
+    // with the requested prefix as the s3:prefix condition key).
+    if (req.method === 'GET' && url.searchParams.get('list-type') === '2') {
+      const bucket = decodeURIComponent(url.pathname.split('/')[1] ?? '');
+      const prefix = url.searchParams.get('prefix') ?? '';
+      this.record(fn, 's3', 'ListBucket', `arn:aws:s3:::${bucket}`, prefix, { 's3:prefix': prefix });
+      const contents = this.objectKeys(bucket, prefix)
+        .map(
+          (k) =>
+            `<Contents><Key>${k}</Key><Size>${this.s3Objects.get(`${bucket}/${k}`)!.length}</Size></Contents>`,
+        )
+        .join('');
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${bucket}</Name><Prefix>${prefix}</Prefix><KeyCount>${this.objectKeys(bucket, prefix).length}</KeyCount><IsTruncated>false</IsTruncated>${contents}</ListBucketResult>`,
+      );
+      return;
+    }
+
+    // S3 GetObject, path style (the SDK uses it for an IP endpoint): GET /{bucket}/{key}?x-id=GetObject,
+    // signed in the header or pre-signed in the query.
     if (req.method === 'GET' && url.searchParams.get('x-id') === 'GetObject') {
       const [, bucket = '', ...rest] = url.pathname.split('/');
       const key = rest.map(decodeURIComponent).join('/');

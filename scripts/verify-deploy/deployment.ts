@@ -47,6 +47,8 @@ export interface ApiResponse {
   status: number;
   body: Record<string, unknown> & { [k: string]: unknown };
   raw: string;
+  /** The proxy response's headers (lower-case names), e.g. a redirect's location. */
+  headers?: Record<string, string>;
 }
 
 interface ApiMethod {
@@ -675,7 +677,12 @@ export class Deployment {
       this.failures.push(`${m.functionId}: ${method} ${pathWithQuery} failed: ${describeError(result)}`);
       return response(502, { message: 'Internal server error' });
     }
-    const out = result.value as { statusCode?: number; body?: string; isBase64Encoded?: boolean } | null;
+    const out = result.value as {
+      statusCode?: number;
+      body?: string;
+      isBase64Encoded?: boolean;
+      headers?: Record<string, string>;
+    } | null;
     if (!out || typeof out.statusCode !== 'number') {
       this.failures.push(
         `${m.functionId}: ${method} ${pathWithQuery}: malformed proxy response ${JSON.stringify(out)}`,
@@ -689,7 +696,10 @@ export class Deployment {
     } catch {
       body = { text: raw };
     }
-    return { status: out.statusCode, body, raw };
+    const outHeaders = Object.fromEntries(
+      Object.entries(out.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
+    );
+    return { status: out.statusCode, body, raw, headers: outHeaders };
   }
 
   private async authorize(

@@ -50,6 +50,7 @@ export function toAwsCall(c: RecordedCall): AwsCall {
     action: c.action.split(':').slice(1).join(':'),
     resource: c.resource,
     via: c.origin === 'service' ? 'service' : 'function',
+    ...(c.context ? { context: c.context } : {}),
   };
 }
 

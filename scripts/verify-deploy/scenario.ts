@@ -16,6 +16,7 @@ import { compressRecords, encodeSenml } from '../../functions/core/senml/index.j
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { ApiResponse, Deployment } from './deployment.js';
+import { runFirmwareScenario } from './firmware-scenario.js';
 import { startLiveScenario } from './live-scenario.js';
 import { runMagneticScenario } from './magnetic-scenario.js';
 import { runOnboardingScenario } from './onboarding-scenario.js';
@@ -433,6 +434,8 @@ export async function runScenarios(
   if (has('operations') && has('lwm2m') && has('sparkplug')) {
     await live?.gone('worker');
     await runOperationsScenario(ctx, { device: DEVICE, answerReads: !has('command') });
+    // Firmware packages in S3: upload, the worker's signed Package URI, the device's redirected GET.
+    await runFirmwareScenario(ctx, { device: DEVICE });
   }
 
   // ---- LwM2M De-register -------------------------------------------------------------------------

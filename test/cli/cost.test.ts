@@ -173,7 +173,7 @@ describe('telemetry store cost (default: packed DynamoDB, from measured capacity
     const text = formatReport(r);
     expect(text).toContain('TELEMETRY STORE: DynamoDB, packed (default)');
     expect(text).toContain(DYNAMO_STORE_MEASURED.command);
-    expect(text).toMatch(/WHOLE PIPELINE incl\. store: usage-priced .* fixed \$90\.42 per month/);
+    expect(text).toMatch(/WHOLE PIPELINE incl\. store: usage-priced .* fixed \$91\.22 per month/);
   });
 
   it('keeps Timestream as an explicit choice with its own lines', () => {

@@ -31,6 +31,10 @@ const server = createServer((req, res) => {
   if (req.url?.split('?')[0] === '/fw/meter-2.0.1.bin') {
     res.writeHead(200);
     res.end(bytes);
+  } else if (req.url?.startsWith('/packages/p1/')) {
+    // As the API answers in AWS: a redirect to a pre-signed GET elsewhere (ADR 0022).
+    res.writeHead(302, { location: '/fw/meter-2.0.1.bin?X-Amz-Signature=abc' });
+    res.end();
   } else {
     res.writeHead(403);
     res.end();
@@ -109,6 +113,12 @@ describe('simulated firmware update with a real download', () => {
     await d.advance(2500);
     expect([d.read('/5/0/3'), d.read('/5/0/5')]).toEqual([0, result]);
     expect(d.req({ operation: Operation.Execute, uri: '/5/0/2' })).toMatchObject({ result: 405 });
+  });
+
+  it('follows the redirect to the bytes and checks them against the SHA-256 of the URI it was given', async () => {
+    const uri = `${base}/packages/p1/meter-2.0.1.bin?e=1&s=x`;
+    expect(await downloadAndCheck(fetchPackage, `${uri}#sha256=${digest}`)).toBe(0);
+    expect(await downloadAndCheck(fetchPackage, `${uri}#sha256=${'0'.repeat(64)}`)).toBe(5);
   });
 
   it('a refused URL (expired signature → 403) is Update Result 7; a dead host 4; coap 9', async () => {
