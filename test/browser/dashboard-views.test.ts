@@ -318,16 +318,29 @@ describe.skipIf(!available)('dashboard views (headless Chromium)', { timeout: 12
       FM,
     ]);
     await pageText('events');
-    // Operations are the admin's: the page says so, and lists nothing.
+    // Operations: the application's own only (ADR 0022) — the admin's operation on the other type's
+    // device is not listed, its own is.
+    const admins = await h.api('/operations', {
+      method: 'POST',
+      body: {
+        filter: { deviceIds: [PR] },
+        operation: { kind: 'command', command: { protocol: 'sparkplug', operation: 'rebirth' } },
+      },
+    });
+    expect(admins.status).toBe(202);
+    const own = await h.api('/operations', {
+      method: 'POST',
+      key: apiKey,
+      body: {
+        filter: { type: 'flow-meter' },
+        operation: { kind: 'command', command: { protocol: 'sparkplug', operation: 'rebirth' } },
+      },
+    });
+    expect(own.status).toBe(202);
     await page.click('[data-tab="operations"]');
-    await page.waitForFunction(
-      () =>
-        ((globalThis as unknown as PageGlobals).document.querySelector('#ops-error')?.textContent ?? '') !==
-        '',
-      undefined,
-      { timeout: 30_000 },
-    );
-    expect(await page.$$eval('#ops-table tbody tr', (t) => t.length)).toBe(0);
+    await page.waitForSelector(`#ops-table tbody tr[data-op="${own.body.id}"]`, { timeout: 30_000 });
+    expect(await page.$$eval('#ops-table tbody tr', (t) => t.length)).toBe(1);
+    expect(await page.textContent('#ops-table')).not.toContain(String(admins.body.id).slice(0, 8));
     await pageText('operations');
     for (const b of bodies) expect(b).not.toContain(PR);
     expect(bodies.length).toBeGreaterThan(10);

@@ -278,7 +278,7 @@ describe('live-connections function ($connect, subscribe, $disconnect)', () => {
     expect(t.stored.size).toBe(0);
     const own = await t.connect('c3', APP_KEY, { device: 'b1' });
     expect(own.statusCode).toBe(200);
-    expect(t.stored.get('c3')?.sub).toEqual({ viewer: app('breaker'), deviceId: 'b1' });
+    expect(t.stored.get('c3')?.sub).toEqual({ viewer: { ...app('breaker'), appId: 'a1' }, deviceId: 'b1' });
   });
 
   it('no key or a wrong key: 401; bad kinds: 400 naming kinds; nothing stored', async () => {
@@ -306,7 +306,11 @@ describe('live-connections function ($connect, subscribe, $disconnect)', () => {
     const ok = await t.message('c1', { action: 'subscribe', device: 'b1', kinds: ['reading'] });
     expect(ok.statusCode).toBe(200);
     expect(JSON.parse(ok.body!)).toEqual({ type: 'subscribed', device: 'b1', kinds: ['reading'] });
-    expect(t.stored.get('c1')?.sub).toEqual({ viewer: app('breaker'), deviceId: 'b1', kinds: ['reading'] });
+    expect(t.stored.get('c1')?.sub).toEqual({
+      viewer: { ...app('breaker'), appId: 'a1' },
+      deviceId: 'b1',
+      kinds: ['reading'],
+    });
     const denied = await t.message('c1', { action: 'subscribe', device: 'e1' });
     expect(denied.statusCode).toBe(403);
     expect(t.stored.get('c1')?.sub.deviceId).toBe('b1'); // unchanged
@@ -364,7 +368,7 @@ describe('DynamoLiveConnections (dynalite)', () => {
     expect(await store.get('c1')).toEqual({
       id: 'c1',
       principal: { kind: 'app', appId: 'a1', name: 'Grid app', deviceTypes: ['breaker'] },
-      sub: { viewer: app('breaker'), deviceId: 'b1', kinds: ['reading'] },
+      sub: { viewer: { ...app('breaker'), appId: 'a1' }, deviceId: 'b1', kinds: ['reading'] },
       connectedAt: t0,
     });
     expect((await store.list(t0 + 1000)).map((c) => c.id).sort()).toEqual(['c1', 'c2']);

@@ -4,4 +4,5 @@
 // WebSocket. The bundling aliases `node:http` (the SDK's spelling) to this file, so the SDK's HTTP
 // handler gets the same module through require(), which reads no getter. The bare name below is not
 // aliased: aliasing it too would make this file require itself.
+// biome-ignore lint/style/useNodejsImportProtocol: node:http is the aliased name (see above)
 module.exports = require('http');

@@ -384,7 +384,9 @@ describe('the alarms users feel are there', () => {
     );
     // ... plus AlertsOpened/AlertsResolved per severity (functions/shared/ingest-function.ts alertMetrics).
     expect(DEFAULT_INPUTS.customMetrics).toBe((COUNTERS.length + 2 * SEVERITIES.length) * services.size);
-    const secrets = Object.values(dynamo.json.Resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret');
+    const secrets = Object.values(dynamo.json.Resources).filter(
+      (r) => r.Type === 'AWS::SecretsManager::Secret',
+    );
     expect(secrets).toHaveLength(DEFAULT_INPUTS.secrets);
     const dashboards = Object.values(dynamo.json.Resources).filter(
       (r) => r.Type === 'AWS::CloudWatch::Dashboard',
