@@ -138,6 +138,50 @@ describe('simulated firmware update with a real download', () => {
     expect(d.client.info.firmware).toBe('1.4.2');
   });
 
+  it('Cancel (/5/0/10): Downloading or Downloaded → Idle with Update Result 10; Idle and Updating refuse 4.05', async () => {
+    const cancel = (d: ReturnType<typeof device>) => d.req({ operation: Operation.Execute, uri: '/5/0/10' });
+    // Idle: nothing to cancel.
+    const idle = device();
+    expect(cancel(idle)).toMatchObject({ result: 405 });
+    expect([idle.read('/5/0/3'), idle.read('/5/0/5')]).toEqual([0, 0]);
+
+    // Downloading: abandoned at once; the download finishing later changes nothing.
+    const downloading = device();
+    const before = gets;
+    downloading.write(`${base}/fw/meter-2.0.1.bin#sha256=${digest}`);
+    expect(downloading.read('/5/0/3')).toBe(1);
+    expect(cancel(downloading)).toMatchObject({ result: 204 });
+    expect([downloading.read('/5/0/3'), downloading.read('/5/0/5')]).toEqual([0, 10]);
+    await downloading.advance(2500);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([downloading.read('/5/0/3'), downloading.read('/5/0/5')]).toEqual([0, 10]);
+    expect(gets - before).toBeLessThanOrEqual(1);
+    expect(downloading.req({ operation: Operation.Execute, uri: '/5/0/2' })).toMatchObject({ result: 405 });
+    expect(downloading.client.info.firmware).toBe('1.4.2');
+
+    // Downloaded: the package is dropped, Update is no longer allowed; a new download may start.
+    const downloaded = device();
+    downloaded.write(`${base}/fw/meter-2.0.1.bin#sha256=${digest}`);
+    await downloaded.advance(2500);
+    expect(downloaded.read('/5/0/3')).toBe(2);
+    expect(cancel(downloaded)).toMatchObject({ result: 204 });
+    expect([downloaded.read('/5/0/3'), downloaded.read('/5/0/5')]).toEqual([0, 10]);
+    expect(downloaded.req({ operation: Operation.Execute, uri: '/5/0/2' })).toMatchObject({ result: 405 });
+    expect(downloaded.write(`${base}/fw/meter-2.0.1.bin#sha256=${digest}`)).toMatchObject({ result: 204 });
+    expect(downloaded.read('/5/0/3')).toBe(1);
+
+    // Updating: too late — refused, and the update completes.
+    const updating = device();
+    updating.write(`${base}/fw/meter-2.0.1.bin#sha256=${digest}`);
+    await updating.advance(2500);
+    updating.req({ operation: Operation.Execute, uri: '/5/0/2' });
+    expect(updating.read('/5/0/3')).toBe(3);
+    expect(cancel(updating)).toMatchObject({ result: 405 });
+    await updating.advance(3500);
+    expect([updating.read('/5/0/3'), updating.read('/5/0/5')]).toEqual([0, 1]);
+    expect(updating.client.info.firmware).toBe('2.0.1');
+  });
+
   it('fleet failure selection: listed ids, and a deterministic fraction', () => {
     const ids = Array.from({ length: 2000 }, (_, i) => `sim-meter-${i}`);
     const o = { seed: 4, firmwareFailures: { ids: ['x'], fraction: 0.05, kind: 'integrity' as const } };
