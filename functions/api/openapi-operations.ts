@@ -207,7 +207,7 @@ export const operationsPaths: Record<string, Record<string, Json>> = {
   },
   '/operations/{id}/cancel': {
     post: one(
-      'Cancel: pending devices are not started (an application key: its own)',
+      'Cancel: pending devices are not started; firmware downloads in flight are cancelled on the device (Execute /5/0/10, the target ends cancelled with Update Result 10); other commands in flight finish (an application key: its own)',
       'cancelOperation',
       '202',
       ref('Operation'),

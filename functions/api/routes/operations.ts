@@ -6,7 +6,8 @@
  *   GET  /operations                   newest first
  *   GET  /operations/{id}              the operation, its counts and progress
  *   GET  /operations/{id}/targets      per-device status (?status= to filter)
- *   POST /operations/{id}/cancel       pending devices are not started; those in flight finish
+ *   POST /operations/{id}/cancel       pending devices are not started; firmware downloads in flight are
+ *                                      cancelled on the device (Execute /5/0/10); other commands in flight finish
  *   POST /operations/{id}/retry        re-runs only the failed and timed-out devices
  *   GET  /packages/{id}/{name}?e&s     public: a device fetching a package by its signed path → 302 to
  *                                      the bytes (stores that keep them elsewhere: S3), 403 bad/expired
