@@ -26,8 +26,11 @@ function prefixed(tab) {
   return Object.fromEntries(Object.entries(FLEET).map(([param, name]) => [param, `#${tab}-${name}`]));
 }
 
-/** The fleet filter's inputs for a tab's form (ids `#{tab}-type`, `-group`, `-tag`, `-protocol`, `-online`). */
-function fleetInputs(tab) {
+/**
+ * The fleet filter's inputs for a tab's form (ids `#{tab}-type`, `-group`, `-tag`, `-protocol`, `-online`);
+ * also the Operations tab's new-operation form (`op`), so both ask for the same filter the same way.
+ */
+export function fleetInputs(tab) {
   return `<label>${tab === 'fleet' ? 'Type' : 'Device type'} <input id="${tab}-type" placeholder="any" size="12"></label>
     <label>Group <input id="${tab}-group" placeholder="any" size="10"></label>
     <label>Tags <input id="${tab}-tag" placeholder="key:value,key" size="18"></label>

@@ -1,10 +1,12 @@
 // The Operations tab (ADR 0022): firmware packages, starting a batch operation (a firmware update or any
-// device command over a device type or a list of ids), live progress of each operation, per-device
-// status with the LwM2M Update Result of failures, cancel and retry. Self-contained: it fills the
+// device command over the fleet filter — the same inputs as the Fleet tab, filters.js — and/or a list of
+// ids), live progress of each operation, per-device status with the LwM2M Update Result of failures,
+// cancel and retry. Self-contained: it fills the
 // #tab-operations panel and refreshes it every second while the panel is shown. Same credential as the
 // rest of the dashboard (the admin key in sessionStorage); no inline script or style (CSP).
 
 import { $, api as call, esc } from './common.js';
+import { fleetInputs } from './filters.js';
 
 // The API's error with the field it names, as this tab has always shown it.
 const api = (path, init) =>
@@ -46,15 +48,7 @@ const PANEL = `
       <h2>New operation</h2>
       <form id="op-form">
         <div class="row tight">
-          <label>Device type <input id="op-type" placeholder="e.g. flow-meter" size="12"></label>
-          <label>Group <input id="op-group" placeholder="any" size="10"></label>
-          <label>Tags <input id="op-tag" placeholder="key:value,key" size="18"></label>
-          <label>Protocol <select id="op-protocol">
-            <option value="">any</option><option value="sparkplug">Sparkplug</option><option value="lwm2m">LwM2M</option>
-          </select></label>
-          <label>Online <select id="op-online">
-            <option value="">any</option><option value="true">online</option><option value="false">offline</option>
-          </select></label>
+          ${fleetInputs('op')}
           <label>and/or device ids <input id="op-ids" placeholder="id1, id2, …"></label>
         </div>
         <div class="row tight">
