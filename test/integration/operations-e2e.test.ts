@@ -242,6 +242,16 @@ describe('firmware campaign over 100 simulated devices', () => {
     expect(started.length).toBeGreaterThan(0);
     expect(op.counts.cancelled).toBe(100 - op.counts.failed);
     expect(op.counts.succeeded).toBe(0);
+    // The pending devices were never started: no command of this operation reached them.
+    const neverStarted = targets.filter((t) => t.attempts === 0);
+    expect(neverStarted.length).toBeGreaterThan(0);
+    for (const t of neverStarted) expect(t.status).toBe('cancelled');
+    const untouched = await api('GET', `/devices/${neverStarted[0]!.deviceId}/commands`);
+    expect(
+      (untouched.body.commands as Array<{ createdAt: number }>).filter(
+        (c) => c.createdAt >= (created.body.createdAt as number),
+      ),
+    ).toEqual([]);
     for (const t of started) {
       // Cancelled on the device (Update Result 10), unless its download had failed its integrity check first.
       if (t.status === 'failed') {
