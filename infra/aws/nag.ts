@@ -137,7 +137,7 @@ export function acknowledgeFindings(stack: Stack, t: NagTargets): void {
     ack(
       m,
       'APIG4',
-      'GET /health and GET /openapi.json are public by design (no data); GET /packages/{id}/{name} is authorized by its HMAC-signed, expiring path.',
+      "GET /health, GET /openapi.json and the dashboard's static files (GET /, GET /dashboard/{file}) are public by design (no data; the page asks for a key); GET /packages/{id}/{name} is authorized by its HMAC-signed, expiring path.",
     );
     ack(m, 'COG4', 'Public route, no authorizer by design.');
   }

@@ -29,6 +29,7 @@ import {
 } from './access.js';
 import { Alerts } from './constructs/alerts.js';
 import { DualpathApi } from './constructs/api.js';
+import { DASHBOARD_ENTRY, DualpathDashboard } from './constructs/dashboard.js';
 import { FirmwarePackages } from './constructs/firmware.js';
 import { type EventSourceSettings, IngestFunction, nodeFunction } from './constructs/ingest-function.js';
 import { IotIngress } from './constructs/iot.js';
@@ -293,6 +294,13 @@ export class DualpathStack extends Stack {
       logRetention,
       throttle: { rateLimit: 100, burstLimit: 200 },
     });
+    // The dashboard (ADR 0023 amendment): public GET / and /dashboard/{file}, live over the WebSocket API.
+    const dashboard = new DualpathDashboard(this, 'Dashboard', {
+      entry: entry(DASHBOARD_ENTRY),
+      api: api.api,
+      liveUrl: live.url,
+      logRetention,
+    });
     // The live-connections function checks keys as the authorizer does (admin key hash, app keys).
     live.fn.addEnvironment('ADMIN_KEY_SECRET_ARN', adminKey.secretArn);
     live.fn.addToRolePolicy(readAdminKey);
@@ -397,6 +405,7 @@ export class DualpathStack extends Stack {
         alerts.clock,
         operations.worker,
         live.fn,
+        dashboard.fn,
         ...(magneticRejects ? [magneticRejects.fn] : []),
       ],
       publishers: [
@@ -415,7 +424,7 @@ export class DualpathStack extends Stack {
       secrets: [adminKey, firmware.urlKey],
       firmware: { bucket: firmware.bucket, prefix: FIRMWARE_PREFIX, users: [apiFn, operations.worker] },
       api: api.api,
-      publicMethods: api.publicMethods,
+      publicMethods: [...api.publicMethods, ...dashboard.methods],
       proxyMethod: api.proxyMethod,
       endpointLookup: endpoint,
       ...(simulator ? { simulator } : {}),
@@ -449,11 +458,16 @@ export class DualpathStack extends Stack {
         live.fn,
         onboarding.hook,
         onboarding.claimFunction,
+        dashboard.fn,
         ...(magneticRejects ? [magneticRejects.fn] : []),
       ],
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.api.url });
+    new CfnOutput(this, 'DashboardUrl', {
+      description: 'The Dualpath dashboard (asks for an API key; live updates over LiveUrl)',
+      value: api.api.url,
+    });
     new CfnOutput(this, 'LiveUrl', {
       description:
         "Live updates (WebSocket): new WebSocket(url + '?device=<id>&kinds=reading,alert', ['dualpath', key])",

@@ -15,43 +15,22 @@ import {
   type Router,
   tooLarge,
 } from '../../functions/api/http.js';
+import {
+  DASHBOARD_CONFIG_PATH,
+  DASHBOARD_FILES,
+  dashboardConfig,
+  dashboardSecurityHeaders,
+} from '../../functions/dashboard/config.js';
 import { stringifyLine } from '../cli/json.js';
 import { LIVE_PATH, type LiveEndpoint, serveLive } from './live-sse.js';
 
 const DASHBOARD = fileURLToPath(new URL('./dashboard/', import.meta.url));
-const STATIC: Record<string, [string, string]> = {
-  '/': ['index.html', 'text/html; charset=utf-8'],
-  '/index.html': ['index.html', 'text/html; charset=utf-8'],
-  '/dashboard/app.js': ['app.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/style.css': ['style.css', 'text/css; charset=utf-8'],
-  '/dashboard/operations.js': ['operations.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/live.js': ['live.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/common.js': ['common.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/filters.js': ['filters.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/shadow.js': ['shadow.js', 'text/javascript; charset=utf-8'],
-  '/dashboard/events.js': ['events.js', 'text/javascript; charset=utf-8'],
-};
 const MAX_BODY = 1024 * 1024;
 
-/**
- * The dashboard's pages: its own scripts, styles and API calls only (no inline script or style, so
- * none is allowed), never framed, no referrer, no MIME sniffing.
- */
-export const DASHBOARD_SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy': [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "form-action 'self'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-  ].join('; '),
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
+/** The dashboard's headers with the local SSE transport (functions/dashboard/config.ts). */
+export const DASHBOARD_SECURITY_HEADERS: Readonly<Record<string, string>> = dashboardSecurityHeaders(
+  dashboardConfig(),
+);
 
 export interface HttpServerOptions {
   port: number;
@@ -63,6 +42,11 @@ export interface HttpServerOptions {
   packages?: (path: string, query: URLSearchParams) => Promise<{ status: number; body?: Uint8Array }>;
   /** Live updates as Server-Sent Events at /live (ADR 0023). */
   live?: LiveEndpoint;
+  /**
+   * The dashboard's live transport (dashboard/config.json): a WebSocket URL speaking the AWS
+   * live-connections protocol instead of /live (tests); SSE at /live when absent.
+   */
+  dashboardLiveUrl?: string;
 }
 
 /** The JSON body, read only when the router asks (after authentication); bounded to MAX_BODY bytes. */
@@ -104,12 +88,19 @@ function send(
 export async function startHttpServer(
   o: HttpServerOptions,
 ): Promise<{ port: number; server: Server; close(): Promise<void> }> {
+  const config = dashboardConfig(o.dashboardLiveUrl);
+  const pageHeaders = dashboardSecurityHeaders(config);
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      const asset = req.method === 'GET' ? STATIC[url.pathname] : undefined;
+      const asset = req.method === 'GET' ? DASHBOARD_FILES[url.pathname] : undefined;
+      if (req.method === 'GET' && url.pathname === DASHBOARD_CONFIG_PATH) {
+        res.writeHead(200, { 'content-type': 'application/json', ...pageHeaders });
+        res.end(JSON.stringify(config));
+        return;
+      }
       if (asset) {
-        res.writeHead(200, { 'content-type': asset[1], ...DASHBOARD_SECURITY_HEADERS });
+        res.writeHead(200, { 'content-type': asset[1], ...pageHeaders });
         res.end(await readFile(`${DASHBOARD}${asset[0]}`));
         return;
       }

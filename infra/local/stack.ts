@@ -48,6 +48,8 @@ import { redriveLocalDlq } from './redrive.js';
 
 export interface LocalStackOptions {
   dataDir: string;
+  /** The dashboard's live WebSocket URL (config.json); SSE at /live when absent (http-server.ts). */
+  dashboardLiveUrl?: string;
   mqttPort: number;
   httpPort: number;
   adminKey?: string;
@@ -546,6 +548,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     authenticate: (req) => authenticator.authenticate(req),
     packages: operations.serve,
     live: { hub: live, registry },
+    ...(o.dashboardLiveUrl ? { dashboardLiveUrl: o.dashboardLiveUrl } : {}),
   });
   httpBase = `http://127.0.0.1:${http.port}`;
   operations.start();

@@ -391,6 +391,34 @@ export async function runScenarios(
         ctx.fail('scenario reads: no lifecycle events for the device');
     }
     expectStatus(ctx, 'reads: GET /health', await d.api('GET', '/health'), 200);
+    // The dashboard (ADR 0023 amendment): public static files and config.json naming the WebSocket API.
+    const page = await d.api('GET', '/');
+    if (expectStatus(ctx, 'dashboard: GET /', page, 200)) {
+      if (!page.raw.includes('dashboard/app.js'))
+        ctx.fail('scenario dashboard: GET / is not the dashboard page');
+      if (!/connect-src 'self' wss:\/\//.test(page.headers?.['content-security-policy'] ?? ''))
+        ctx.fail(
+          `scenario dashboard: the page's CSP does not admit the wss:// live URL: ${JSON.stringify(page.headers)}`,
+        );
+    }
+    const script = await d.api('GET', '/dashboard/live.js');
+    if (
+      expectStatus(ctx, 'dashboard: GET /dashboard/live.js', script, 200) &&
+      !script.raw.includes("'dualpath'")
+    )
+      ctx.fail('scenario dashboard: live.js has no WebSocket transport');
+    const config = await d.api('GET', '/dashboard/config.json');
+    if (expectStatus(ctx, 'dashboard: GET /dashboard/config.json', config, 200)) {
+      const lv = config.body.live as { transport?: string; url?: string } | undefined;
+      if (lv?.transport !== 'websocket' || !lv.url?.startsWith('wss://'))
+        ctx.fail(`scenario dashboard: config.json does not name the WebSocket API: ${config.raw}`);
+    }
+    expectStatus(
+      ctx,
+      'dashboard: GET /dashboard/missing.js',
+      await d.api('GET', '/dashboard/missing.js'),
+      404,
+    );
     expectStatus(
       ctx,
       'reads: GET /apps?deviceType=breaker',

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.js';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Whether Chromium is installed: the browser suites are skipped (with a notice) when it is not. */
@@ -50,7 +50,7 @@ export class Harness {
   ) {}
 
   /** Starts the local stack (MQTT and HTTP on free ports) on a fresh data directory. */
-  async start(): Promise<LocalStack> {
+  async start(extra: Partial<LocalStackOptions> = {}): Promise<LocalStack> {
     mkdirSync(SHOTS, { recursive: true });
     this.dir = mkdtempSync(join(tmpdir(), this.prefix));
     this.stack = await startLocalStack({
@@ -58,6 +58,7 @@ export class Harness {
       mqttPort: 0,
       httpPort: 0,
       adminKey: this.adminKey,
+      ...extra,
     });
     return this.stack;
   }

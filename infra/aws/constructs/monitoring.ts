@@ -60,7 +60,7 @@ export interface MonitoringProps {
   liveApi?: { apiId: string; stageName: string };
   /**
    * Functions outside the stream paths and the REST API (authorizer, operations worker, rules clock, live
-   * connections, onboarding): one alarm over their Errors, each a failure nobody else retries or reports.
+   * connections, onboarding, dashboard): one alarm over their Errors, each a failure nobody else retries or reports.
    */
   backgroundFunctions?: NodejsFunction[];
 }
@@ -352,7 +352,7 @@ export class Monitoring extends Construct {
           period,
         }),
         1,
-        'Errors of the authorizer, operations worker, rules clock, live connections or onboarding functions (their logs say which)',
+        'Errors of the authorizer, operations worker, rules clock, live connections, onboarding or dashboard functions (their logs say which)',
       );
     }
     const tables = props.storeTables ?? [];

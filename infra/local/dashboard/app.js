@@ -1,6 +1,6 @@
 // Dualpath local dashboard: plain ES module, no build step. Talks only to the REST API (the same routes
 // API Gateway serves) plus /local/status, which the local stack adds for pipeline counters.
-import { formatValue } from './common.js';
+import { apiUrl, formatValue } from './common.js';
 import { filterParams, readHash, saveHash, setFilters } from './filters.js';
 import * as live from './live.js';
 
@@ -23,7 +23,7 @@ function esc(text) {
 }
 
 async function api(path, { key = state.key, method = 'GET', body } = {}) {
-  const res = await fetch(path, {
+  const res = await fetch(apiUrl(path), {
     method,
     headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,

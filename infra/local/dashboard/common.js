@@ -1,5 +1,14 @@
 // Helpers shared by the dashboard's self-contained modules (shadow.js, events.js, filters.js): the
 // signed-in key is the one app.js keeps in sessionStorage; API errors keep their status and field.
+/**
+ * Where the API is: the directory above this script (`<base>/dashboard/common.js`), so the page works
+ * at the local stack's root and under API Gateway's stage prefix (`https://…/v1/`) alike.
+ */
+export const API_BASE = new URL('../', import.meta.url);
+
+/** An API path (`/devices?limit=1`) as a URL under API_BASE. */
+export const apiUrl = (path) => new URL(String(path).replace(/^\//, ''), API_BASE);
+
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 export const esc = (v) =>
@@ -20,7 +29,7 @@ export class ApiError extends Error {
 
 export async function api(path, { method = 'GET', body } = {}) {
   const key = sessionStorage.getItem('dualpath-key') ?? '';
-  const res = await fetch(path, {
+  const res = await fetch(apiUrl(path), {
     method,
     headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,

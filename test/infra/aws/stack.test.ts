@@ -344,7 +344,7 @@ describe('API, outputs and Docker', () => {
     expect(JSON.stringify(bucket!.Properties.BucketEncryption)).toContain('AES256');
   });
 
-  it('requires authorization on every method but health, openapi and the signed package path', () => {
+  it('requires authorization on every method but health, openapi, the signed package path and the dashboard files', () => {
     const methods = template.findResources('AWS::ApiGateway::Method');
     for (const m of Object.values(methods) as Array<{
       Properties: { HttpMethod: string; AuthorizationType: string };
@@ -355,7 +355,16 @@ describe('API, outputs and Docker', () => {
     const open = Object.values(methods).filter(
       (m) => (m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType === 'NONE',
     );
-    expect(open).toHaveLength(3);
+    expect(open).toHaveLength(5);
+    // Two of them are the dashboard's (GET / and GET /dashboard/{file}), served by its own function,
+    // whose only configuration is the live WebSocket URL (ADR 0023 amendment).
+    const dashboardFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([, f]) =>
+      JSON.stringify(f).includes('DASHBOARD_LIVE_URL'),
+    );
+    expect(dashboardFn).toBeDefined();
+    const viaDashboard = open.filter((m) => JSON.stringify(m).includes(dashboardFn![0]));
+    expect(viaDashboard).toHaveLength(2);
+    expect(template.toJSON().Outputs.DashboardUrl).toBeDefined();
   });
 
   it("gives the gateway's own 401/403/429/4xx/5xx the router's security headers and error shape", () => {

@@ -81,6 +81,11 @@ describe('local HTTP server: security headers', () => {
     expect(csp).not.toContain('unsafe-eval');
   });
 
+  it('serves dashboard/config.json: SSE at /live on the local stack', async () => {
+    const res = await send('GET', '/dashboard/config.json');
+    expect(JSON.parse(res.text)).toEqual({ live: { transport: 'sse', url: 'live' } });
+  });
+
   it('loads nothing the CSP would block: no inline script or style, only same-origin files', async () => {
     const html = (await send('GET', '/')).text;
     const js = (await send('GET', '/dashboard/app.js')).text;
@@ -88,15 +93,16 @@ describe('local HTTP server: security headers', () => {
     const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
     expect(scripts.length).toBeGreaterThan(0);
     for (const [, attrs, body] of scripts) {
-      expect(attrs).toMatch(/src="\/dashboard\/[^"]+"/);
+      // Relative to the page (the API base: `/` here, the stage `/v1/` under API Gateway).
+      expect(attrs).toMatch(/src="dashboard\/[^"/:]+"/);
       expect(body!.trim()).toBe('');
     }
     expect(html).not.toMatch(/<style\b|\sstyle=|\son[a-z]+=/i);
     // Same-origin files only; the one exception is the empty icon (`data:,`, no content) that stops the
     // browser's /favicon.ico request.
-    expect(html.match(/(?:href|src)="([^"]+)"/g)?.every((m) => /="\//.test(m) || m === 'href="data:,"')).toBe(
-      true,
-    );
+    expect(
+      html.match(/(?:href|src)="([^"]+)"/g)?.every((m) => /="dashboard\//.test(m) || m === 'href="data:,"'),
+    ).toBe(true);
     // The script neither builds style attributes or inline handlers nor evaluates strings.
     expect(js).not.toMatch(/\sstyle=|\.style\b|\son[a-z]+=|\beval\(|new Function\(/);
     // Nor does any other module of the page (those it loads and those they import), each served.
