@@ -27,7 +27,29 @@ export interface LocalClientOptions {
   requestTimeoutMs?: number;
   /** Counts the client's calls by operation. */
   calls?: CallCounts;
+  /**
+   * The embedded emulators (kinesalite, dynalite) check that a SigV4 Authorization header is there and
+   * well formed, never its signature: skip the HMAC chain and the SHA-256 of every request body
+   * (PutRecords bodies are large) and send a fixed, well-formed header. Never with real credentials.
+   */
+  unsigned?: boolean;
 }
+
+/** Dummy SigV4 headers for an emulator that parses but does not verify them (see `unsigned`). */
+export const unsignedSigner = {
+  async sign<R extends { headers: Record<string, string> }>(
+    request: R,
+    options?: { signingDate?: Date; signingRegion?: string; signingService?: string },
+  ): Promise<R> {
+    const date = (options?.signingDate ?? new Date()).toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const scope = `${date.slice(0, 8)}/${options?.signingRegion ?? LOCAL_REGION}/${options?.signingService ?? 'unknown'}`;
+    request.headers['x-amz-date'] = date;
+    request.headers.authorization =
+      `AWS4-HMAC-SHA256 Credential=${LOCAL_CREDENTIALS.accessKeyId}/${scope}/aws4_request, ` +
+      `SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`;
+    return request;
+  },
+};
 
 function common(o: LocalClientOptions) {
   return {
@@ -35,6 +57,7 @@ function common(o: LocalClientOptions) {
     region: o.region ?? process.env.AWS_REGION ?? LOCAL_REGION,
     ...(o.useAwsCredentials ? {} : { credentials: LOCAL_CREDENTIALS }),
     maxAttempts: o.maxAttempts ?? 5,
+    ...(o.unsigned && !o.useAwsCredentials ? { signer: unsignedSigner } : {}),
     requestHandler: new NodeHttpHandler({
       connectionTimeout: 2000,
       requestTimeout: o.requestTimeoutMs ?? 10_000,

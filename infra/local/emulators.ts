@@ -273,11 +273,13 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
     const region = o.region;
     const kinesis = createKinesisClient({
       endpoint: kinesisEndpoint,
+      unsigned: k !== undefined,
       ...(region ? { region } : {}),
       ...(o.calls?.kinesis ? { calls: o.calls.kinesis } : {}),
     });
     const { client: dynamodb, doc } = createDynamoClients({
       endpoint: dynamoEndpoint,
+      unsigned: d !== undefined,
       ...(region ? { region } : {}),
       ...(o.calls?.dynamodb ? { calls: o.calls.dynamodb } : {}),
     });

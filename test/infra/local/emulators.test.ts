@@ -11,7 +11,12 @@ import {
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../functions/core/errors.js';
-import { endpointsFromEnv } from '../../../infra/local/aws-clients.js';
+import {
+  createDynamoClients,
+  createKinesisClient,
+  endpointsFromEnv,
+  unsignedSigner,
+} from '../../../infra/local/aws-clients.js';
 import { type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
 import { pipeline } from '../../../infra/pipeline.js';
 
@@ -54,6 +59,44 @@ describe('local emulators', () => {
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ]);
     expect(registry?.GlobalSecondaryIndexes?.map((g) => g.IndexName)).toEqual(['gsi1']);
+  });
+
+  it('talks to the embedded emulators with the unsigned SigV4 header, never with real credentials', async () => {
+    // Arrange
+    const emu = await start({});
+    const kinesis = createKinesisClient({ endpoint: emu.endpoints.kinesis, unsigned: true });
+    const { doc } = createDynamoClients({ endpoint: emu.endpoints.dynamodb, unsigned: true });
+    const real = createKinesisClient({
+      endpoint: emu.endpoints.kinesis,
+      unsigned: true,
+      useAwsCredentials: true,
+    });
+
+    // Act
+    const shards = await kinesis.send(new ListShardsCommand({ StreamName: emu.streamNames.sparkplug }));
+    await doc.send(new PutCommand({ TableName: emu.tableNames.registry, Item: { pk: 'u', sk: 'v', n: 1 } }));
+    const got = await doc.send(
+      new GetCommand({ TableName: emu.tableNames.registry, Key: { pk: 'u', sk: 'v' } }),
+    );
+    const headers = (
+      await unsignedSigner.sign(
+        { headers: {} as Record<string, string> },
+        {
+          signingDate: new Date('2026-12-05T07:00:00.123Z'),
+          signingRegion: 'eu-west-1',
+          signingService: 'kinesis',
+        },
+      )
+    ).headers;
+
+    // Assess
+    expect(shards.Shards?.length).toBeGreaterThan(0);
+    expect(got.Item).toEqual({ pk: 'u', sk: 'v', n: 1 });
+    expect(headers['x-amz-date']).toBe('20261205T070000Z');
+    expect(headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=dualpath-local\/20261205\/eu-west-1\/kinesis\/aws4_request, SignedHeaders=host;x-amz-date, Signature=0{64}$/,
+    );
+    expect(await real.config.signer({} as never)).not.toBe(unsignedSigner);
   });
 
   it('keeps DynamoDB data across a restart with a data dir, and ensures resources idempotently', async () => {
