@@ -24,6 +24,9 @@ import {
   withDigest,
 } from '../core/operations/packages.js';
 
+/** LwM2M object 5, resource 1 (Package URI): String, 0-255 bytes. */
+const PACKAGE_URI_MAX = 255;
+
 export interface S3PackageStoreOptions {
   s3: S3Client;
   bucket: string;
@@ -108,8 +111,18 @@ export class S3PackageStore implements PackageStore {
   }
 
   async downloadUri(pkg: FirmwarePackage, expiresAt: number): Promise<string> {
-    const path = signedPackagePath(await this.signingKey(), pkg, expiresAt);
-    return withDigest(`${this.o.apiBaseUrl}${path}`, pkg.sha256);
+    const key = await this.signingKey();
+    const uri = (name: string) =>
+      withDigest(`${this.o.apiBaseUrl}${signedPackagePath(key, { ...pkg, name }, expiresAt)}`, pkg.sha256);
+    // Object 5's Package URI holds 255 bytes. The name segment is not signed (only the id is), so a long
+    // name is shortened, keeping its extension: with a 36-character id and an execute-api base URL the
+    // rest takes ~235 bytes.
+    const full = uri(pkg.name);
+    const over = Buffer.byteLength(full) - PACKAGE_URI_MAX;
+    if (over <= 0) return full;
+    const ext = /\.[A-Za-z0-9]{1,8}$/.exec(pkg.name)?.[0] ?? '';
+    const stem = pkg.name.slice(0, pkg.name.length - ext.length);
+    return uri(`${stem.slice(0, Math.max(1, stem.length - over))}${ext}`);
   }
 
   async redirect(id: string, query: Record<string, string | undefined>): Promise<PackageRedirect> {

@@ -97,6 +97,30 @@ describe('S3 package store', () => {
     expect(Buffer.byteLength(uri)).toBeLessThanOrEqual(255);
   });
 
+  it('shortens a long name (not signed) so a real id on a real API URL still fits 255 bytes', async () => {
+    const long = {
+      ...pkg,
+      id: '0b7c4a52-6f7e-4d36-9a7d-1f0b8f7d2c11',
+      name: `${'flow-meter-firmware-'.repeat(3)}2.1.0.bin`,
+    };
+    const base = 'https://abcdefghij.execute-api.ap-southeast-2.amazonaws.com/v1';
+    const s = new S3PackageStore({
+      s3,
+      bucket: 'fw-bucket',
+      prefix: 'firmware/',
+      signingKey: async () => KEY,
+      apiBaseUrl: base,
+      clock: () => now,
+    });
+    const uri = await s.downloadUri(long, now + 600_000);
+    expect(Buffer.byteLength(uri)).toBe(255);
+    expect(uri).toMatch(/\/packages\/0b7c4a52-6f7e-4d36-9a7d-1f0b8f7d2c11\/flow-meter-[a-z0-9.-]*\.bin\?e=/);
+    // The shortened path still redirects (the signature covers the id and the expiry only).
+    const q = Object.fromEntries(new URL(uri.split('#')[0]!).searchParams);
+    objects.set('firmware/0b7c4a52-6f7e-4d36-9a7d-1f0b8f7d2c11.json', Buffer.from(JSON.stringify(long)));
+    expect((await s.redirect(long.id, q)).status).toBe(302);
+  });
+
   it('redirects a valid signed path to a pre-signed GET of the bytes that lives 5 minutes', async () => {
     const s = store();
     await s.put(pkg, bytes);
