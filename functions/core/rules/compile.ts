@@ -27,6 +27,13 @@ export interface EvalContext {
    * per series). Without it they are kept per window array in a WeakMap (same results, one lookup more).
    */
   cache?: WindowCache;
+  /**
+   * The start of the window beginning at `wsFrom` (the first index of `wt` at or after it), when the
+   * caller keeps it incrementally (the engine, for its rule's longest window): a window function whose
+   * own start `time - w` equals `wsFrom` takes it instead of searching. Absent: searched.
+   */
+  ws?: number;
+  wsFrom?: number;
 }
 
 /** The incremental structures of one series' window (prefix sums, sorted copies per window length). */
@@ -113,6 +120,7 @@ export function compileBool(e: Expr): BoolFn {
           return a === null || b === null ? null : (a === b) === eq;
         };
       }
+      if (e.r.k === 'num') return compareConst(e.op, e.l, e.r.v);
       const l = compileNum(e.l);
       const r = compileNum(e.r);
       const cmp = COMPARE[e.op];
@@ -124,6 +132,63 @@ export function compileBool(e: Expr): BoolFn {
     }
     default:
       throw new Error(`internal: ${e.k} is not a boolean expression`);
+  }
+}
+
+/**
+ * `x op k` with a number literal `k` (most conditions): one closure, the comparison inline, `value`
+ * read directly. Same results as the general form (NaN on either side is unknown).
+ */
+function compareConst(op: CompareOp, left: Expr, k: number): BoolFn {
+  if (Number.isNaN(k)) return () => null;
+  if (left.k === 'value') {
+    switch (op) {
+      case '>':
+        return (c) => (Number.isNaN(c.value) ? null : c.value > k);
+      case '>=':
+        return (c) => (Number.isNaN(c.value) ? null : c.value >= k);
+      case '<':
+        return (c) => (Number.isNaN(c.value) ? null : c.value < k);
+      case '<=':
+        return (c) => (Number.isNaN(c.value) ? null : c.value <= k);
+      case '==':
+        return (c) => (Number.isNaN(c.value) ? null : c.value === k);
+      case '!=':
+        return (c) => (Number.isNaN(c.value) ? null : c.value !== k);
+    }
+  }
+  const l = compileNum(left);
+  switch (op) {
+    case '>':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a > k;
+      };
+    case '>=':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a >= k;
+      };
+    case '<':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a < k;
+      };
+    case '<=':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a <= k;
+      };
+    case '==':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a === k;
+      };
+    case '!=':
+      return (c) => {
+        const a = l(c);
+        return Number.isNaN(a) ? null : a !== k;
+      };
   }
 }
 
@@ -177,6 +242,10 @@ export function compileNum(e: Expr): NumFn {
   throw new Error(`internal: ${e.k} is not a numeric expression`);
 }
 
+/** The window's start for `from`: the caller's incremental one when it is for `from`, else searched. */
+const startOf = (c: EvalContext, from: number): number =>
+  c.wsFrom === from ? c.ws! : windowStart(c.wt, from);
+
 /** Index of the first sample at or after `from` (binary search; wt ascending). */
 export function windowStart(wt: number[], from: number): number {
   let lo = 0;
@@ -206,10 +275,10 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
     case 'anomaly':
       return (c) => c.score;
     case 'count':
-      return (c) => c.wt.length - windowStart(c.wt, c.time - w);
+      return (c) => c.wt.length - startOf(c, c.time - w);
     case 'mean':
       return (c) => {
-        const s = windowStart(c.wt, c.time - w);
+        const s = startOf(c, c.time - w);
         const n = c.wv.length - s;
         if (n === 0) return Number.NaN;
         const p = sums(c);
@@ -217,14 +286,14 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
       };
     case 'stddev':
       return (c) => {
-        const s = windowStart(c.wt, c.time - w);
+        const s = startOf(c, c.time - w);
         return sd(sums(c), s, c.wv.length);
       };
     case 'zscore':
       // The current reading against the window before it.
       return (c) => {
         const end = c.wv.length - 1;
-        const s = windowStart(c.wt, c.time - w);
+        const s = startOf(c, c.time - w);
         if (end - s < 2) return Number.NaN;
         const p = sums(c);
         const mean = p.ref + range(p.s1, s, end) / (end - s);
@@ -234,13 +303,13 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
     case 'min':
       return (c) => {
         let m = Number.POSITIVE_INFINITY;
-        for (let i = windowStart(c.wt, c.time - w); i < c.wv.length; i++) if (c.wv[i]! < m) m = c.wv[i]!;
+        for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! < m) m = c.wv[i]!;
         return m === Number.POSITIVE_INFINITY ? Number.NaN : m;
       };
     case 'max':
       return (c) => {
         let m = Number.NEGATIVE_INFINITY;
-        for (let i = windowStart(c.wt, c.time - w); i < c.wv.length; i++) if (c.wv[i]! > m) m = c.wv[i]!;
+        for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! > m) m = c.wv[i]!;
         return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
       };
     case 'median':

@@ -262,6 +262,9 @@ class Context implements EvalContext {
   wv: number[] = EMPTY;
   score = 0.5;
   cache: WindowCache | undefined = undefined;
+  /** The start (index into wt) of the rule's longest window, which begins at `wsFrom`: kept per series. */
+  ws = 0;
+  wsFrom = 0.5;
 }
 
 export class RuleEngine {
@@ -765,6 +768,10 @@ export class RuleEngine {
     }
     ctx.wt = wt;
     ctx.wv = wv;
+    ctx.wsFrom = Number.NaN; // no window start known (never equal to a window function's start)
+    const windowMs = c.windowMs;
+    // The window's start index: searched once per call, then moved forward as the times ascend.
+    let ws = -1;
     let active = s.active;
     let pending = s.pendingSince ?? Number.NaN;
     let alertOpen = s.alertId !== undefined;
@@ -780,12 +787,19 @@ export class RuleEngine {
       if (windowed) {
         wt.push(t);
         wv.push(v);
-        // Samples older than the window are dropped in bulk (window functions search their start).
-        const drop = Math.max(windowStart(wt, t - c.windowMs), wt.length - this.maxSamples);
+        const from = t - windowMs;
+        if (ws < 0) ws = windowStart(wt, from);
+        else while (wt[ws]! < from) ws++; // stops at the sample just pushed at the latest (t >= from)
+        // Samples older than the window are dropped in bulk.
+        const drop = Math.max(ws, wt.length - this.maxSamples);
         if (drop > 0 && (drop >= 64 || drop * 2 >= wt.length || wt.length > this.maxSamples)) {
           dropHead(wt, drop);
           dropHead(wv, drop);
+          ws = 0; // drop >= ws: the window now starts at the head
         }
+        // The window functions of this length take their start from here instead of searching it.
+        ctx.ws = ws;
+        ctx.wsFrom = from;
       }
       if (c.anomaly) {
         s.detector ??= newDetectorState();

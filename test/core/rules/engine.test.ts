@@ -120,6 +120,13 @@ describe('RuleEngine', () => {
     for (let i = 12; i < 30; i++) out.push(...(await batch([reading(0, T0 + i * 10 * S)])));
     // Zeros from 120 s: at 150 s the window is 90, 100, 110, 0 ×4 (42.9); at 160 s 100, 110, 0 ×5 (30).
     expect(kinds(out)).toEqual(['open@90', 'resolve@160']);
+    // The same readings in two batches: within a batch the window start moves forward incrementally
+    // (the sample exactly at t − 60 s is in the window: a start one too far makes 50 at 80 s read 55).
+    const whole = await setup([{ condition: 'mean(1m) > 50 clear mean(1m) < 40' }]);
+    const values = Array.from({ length: 30 }, (_, i) => (i < 12 ? i * 10 : 0));
+    const rs = values.map((v, i) => reading(v, T0 + i * 10 * S));
+    const got = [...(await whole.batch(rs.slice(0, 12))), ...(await whole.batch(rs.slice(12)))];
+    expect(kinds(got)).toEqual(['open@90', 'resolve@160']);
   });
 
   it('bounds the window: at most maxWindowSamples per series', async () => {
