@@ -473,8 +473,8 @@ export class RuleEngine {
     };
     if (this.readingRules.length > 0) {
       // Fast path per reading: a plain reading (no sub-device, row or index) finds its groups on its
-      // memoised (device, metric) selection, built once per call; others build the series string and
-      // look it up.
+      // memoised (device, metric) selection, built once and re-activated per call; others build the
+      // series string and look it up.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
       // Outside the loop: a closure in the loop's body capturing the reading would allocate a context
       // per reading.
