@@ -10,7 +10,10 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { encodePayload } from '../../functions/core/sparkplug/codec.js';
+import { DataType } from '../../functions/core/sparkplug/types.js';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -169,4 +172,37 @@ export function lowestContrast(page: Page, root: string): Promise<{ ratio: numbe
     }
     return min;
   }, root);
+}
+
+/**
+ * A breaker edge node online with one Float metric (Voltage, alias 1): registered, connected, its NBIRTH
+ * stored. The live-page tests then publish NDATA on the returned connection.
+ */
+export async function birthBreaker(stack: LocalStack, mqttUrl: string, id: string): Promise<MqttClient> {
+  const now = Date.now();
+  await stack.registry.putDevice({
+    id,
+    type: 'breaker',
+    tags: {},
+    status: 'active',
+    protocols: [],
+    createdAt: now,
+    updatedAt: now,
+  });
+  const device = await mqtt.connectAsync(mqttUrl, { clientId: id, reconnectPeriod: 0 });
+  await device.publishAsync(
+    `spBv1.0/grid/NBIRTH/${id}`,
+    Buffer.from(
+      encodePayload({
+        timestamp: now,
+        seq: 0,
+        metrics: [
+          { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
+          { name: 'Voltage', alias: 1, datatype: DataType.Float, value: 230, timestamp: now },
+        ],
+      }),
+    ),
+    { qos: 1 },
+  );
+  return device;
 }

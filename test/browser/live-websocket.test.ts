@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { StoredLiveConnection } from '../../functions/adapters/dynamo-live-connections.js';
@@ -18,7 +18,7 @@ import { ConnectionFanout } from '../../functions/core/live-fanout.js';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
 import { composeLiveConnections } from '../../functions/live-connections/compose.js';
-import { available, Harness, type PageGlobals } from './harness.js';
+import { available, birthBreaker, Harness, type PageGlobals } from './harness.js';
 
 const ADMIN = 'dp_admin_live-ws-browser-key-7c1e94b2a05d3f68';
 const h = new Harness(ADMIN, 'dualpath-live-ws-ui-');
@@ -123,31 +123,7 @@ describe.skipIf(!available)('dashboard over the WebSocket live transport', { tim
     const stack = await h.start({ dashboardLiveUrl: `ws://127.0.0.1:${port}/v1` });
     // The AWS publishers' code path: every event of the stack's hub goes through the fanout.
     stack.live.subscribe({ viewer: { kind: 'admin' } }, (e) => void fanout.publish([e]));
-    const now = Date.now();
-    await stack.registry.putDevice({
-      id: ID,
-      type: 'breaker',
-      tags: {},
-      status: 'active',
-      protocols: [],
-      createdAt: now,
-      updatedAt: now,
-    });
-    device = await mqtt.connectAsync(h.mqttUrl, { clientId: ID, reconnectPeriod: 0 });
-    await device.publishAsync(
-      `spBv1.0/grid/NBIRTH/${ID}`,
-      Buffer.from(
-        encodePayload({
-          timestamp: now,
-          seq: 0,
-          metrics: [
-            { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
-            { name: 'Voltage', alias: 1, datatype: DataType.Float, value: 230, timestamp: now },
-          ],
-        }),
-      ),
-      { qos: 1 },
-    );
+    device = await birthBreaker(stack, h.mqttUrl, ID);
     expect(await stack.drain()).toBe(true);
     await h.launch();
   }, 90_000);

@@ -4,11 +4,11 @@
  * value on screen) is printed, not asserted beyond the issue's 1 s.
  */
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePayload } from '../../functions/core/sparkplug/codec.js';
 import { DataType } from '../../functions/core/sparkplug/types.js';
-import { available, Harness, type PageGlobals, SHOTS } from './harness.js';
+import { available, birthBreaker, Harness, type PageGlobals, SHOTS } from './harness.js';
 
 const h = new Harness('dp_admin_live-browser-key-2f8d61a9c3e7b054', 'dualpath-live-ui-');
 const ID = 'live-ui';
@@ -31,34 +31,7 @@ const data = (value: number) =>
 describe.skipIf(!available)('live device page in headless Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     const stack = await h.start();
-    const now = Date.now();
-    await stack.registry.putDevice({
-      id: ID,
-      type: 'breaker',
-      tags: {},
-      status: 'active',
-      protocols: [],
-      createdAt: now,
-      updatedAt: now,
-    });
-    device = await mqtt.connectAsync(h.mqttUrl, {
-      clientId: ID,
-      reconnectPeriod: 0,
-    });
-    await device.publishAsync(
-      `spBv1.0/grid/NBIRTH/${ID}`,
-      Buffer.from(
-        encodePayload({
-          timestamp: now,
-          seq: 0,
-          metrics: [
-            { name: 'bdSeq', datatype: DataType.Int64, value: 0 },
-            { name: 'Voltage', alias: 1, datatype: DataType.Float, value: 230, timestamp: now },
-          ],
-        }),
-      ),
-      { qos: 1 },
-    );
+    device = await birthBreaker(stack, h.mqttUrl, ID);
     expect(await stack.drain()).toBe(true);
     await h.launch();
   }, 90_000);
