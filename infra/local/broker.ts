@@ -25,13 +25,14 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from 'node:tls';
-import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { TransientError, ValidationError } from '../../functions/core/errors.js';
 import type { PublishAction } from '../../functions/core/reading.js';
 import { deviceMayPublish, deviceMaySubscribe, isValidEndpoint } from '../../functions/core/topics.js';
 import type { RuleDef, StreamKey } from '../pipeline.js';
+import { type KinesisRecords, sdkRecords } from './kinesis-records.js';
 import { createRuleEngine, KINESIS_MAX_RECORD_BYTES, NO_CLIENT_ID, type RuleOutput } from './rules.js';
 
 /** PutRecords limits: 500 records and 5 MiB (data + partition keys) per call. */
@@ -102,6 +103,8 @@ export interface BrokerCounters extends ForwarderCounters {
 
 export interface ForwarderOptions {
   kinesis: KinesisClient;
+  /** The PutRecords path; default: through `kinesis` (the stack passes its wire client for kinesalite). */
+  records?: KinesisRecords;
   streamNames: Record<StreamKey, string>;
   /**
    * A partial batch waits this many ms (a full one goes at once), also between two calls of one stream.
@@ -201,7 +204,10 @@ export class KinesisForwarder {
   /** When a record was last stored or dead-lettered, or the queue last became non-empty. */
   private progressAt: number;
 
+  private readonly records: KinesisRecords;
+
   constructor(private readonly o: ForwarderOptions) {
+    this.records = o.records ?? sdkRecords(o.kinesis);
     this.maxPending = o.maxPendingRecords ?? 20_000;
     this.now = o.now ?? Date.now;
     this.progressAt = this.now();
@@ -323,20 +329,17 @@ export class KinesisForwarder {
       if (this.aborted) return; // abort() dead-lettered them
       this.counters.putRecordsCalls++;
       try {
-        const res = await this.o.kinesis.send(
-          new PutRecordsCommand({
-            StreamName: this.o.streamNames[stream],
-            Records: pending.map((p) => ({ Data: p.data, PartitionKey: p.partitionKey })),
-          }),
-          { abortSignal: this.abortCalls.signal },
+        const results = await this.records.putRecords(
+          this.o.streamNames[stream],
+          pending.map((p) => ({ data: p.data, partitionKey: p.partitionKey })),
+          this.abortCalls.signal,
         );
-        const results = res.Records ?? [];
         const failed: Pending[] = [];
         pending.forEach((p, i) => {
           const r = results[i];
-          if (r && !r.ErrorCode) this.stored(stream, p);
-          else if (!r || RETRYABLE_RECORD_ERRORS.has(r.ErrorCode!)) failed.push(p);
-          else this.deadLetter(p, 'KINESIS_REFUSED', `${r.ErrorCode}: ${r.ErrorMessage ?? 'no message'}`);
+          if (r && !r.errorCode) this.stored(stream, p);
+          else if (!r || RETRYABLE_RECORD_ERRORS.has(r.errorCode!)) failed.push(p);
+          else this.deadLetter(p, 'KINESIS_REFUSED', `${r.errorCode}: ${r.errorMessage ?? 'no message'}`);
         });
         if (failed.length > 0)
           this.o.onForwardError?.(new Error(`${failed.length} records failed`), stream, failed.length);

@@ -32,7 +32,9 @@ import {
   createKinesisClient,
   type ExternalEndpoints,
   endpointsFromEnv,
+  LOCAL_REGION,
 } from './aws-clients.js';
+import { type KinesisRecords, sdkRecords, wireRecords } from './kinesis-records.js';
 
 export interface EmulatorOptions {
   /** Data directory: dynalite persists under `<dataDir>/dynamodb`. Without it, everything is in memory. */
@@ -72,6 +74,8 @@ export interface LocalEmulators {
   streamNames: Record<StreamKey, string>;
   tableNames: Record<TableKey, string>;
   kinesis: KinesisClient;
+  /** PutRecords/GetRecords, the hot path: plain wire calls to the embedded kinesalite, else the SDK client. */
+  records: KinesisRecords;
   dynamodb: DynamoDBClient;
   doc: DynamoDBDocumentClient;
   /** Process ids of the embedded emulators. */
@@ -277,6 +281,15 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
       ...(region ? { region } : {}),
       ...(o.calls?.kinesis ? { calls: o.calls.kinesis } : {}),
     });
+    const wire =
+      k !== undefined
+        ? wireRecords({
+            endpoint: kinesisEndpoint,
+            region: region ?? process.env.AWS_REGION ?? LOCAL_REGION,
+            ...(o.calls?.kinesis ? { calls: o.calls.kinesis } : {}),
+          })
+        : undefined;
+    const records = wire ?? sdkRecords(kinesis);
     const { client: dynamodb, doc } = createDynamoClients({
       endpoint: dynamoEndpoint,
       unsigned: d !== undefined,
@@ -308,11 +321,13 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
       >,
       tableNames,
       kinesis,
+      records,
       dynamodb,
       doc,
       pids: children.map((c) => c.pid),
       async stop() {
         kinesis.destroy();
+        wire?.destroy();
         dynamodb.destroy();
         await stopChildren();
       },

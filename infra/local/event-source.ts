@@ -17,9 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import {
-  type _Record,
   DescribeStreamSummaryCommand,
-  GetRecordsCommand,
   GetShardIteratorCommand,
   type GetShardIteratorCommandInput,
   type KinesisClient,
@@ -32,6 +30,7 @@ import type {
   KinesisStreamRecord,
 } from 'aws-lambda';
 import type { EventSourceDef } from '../pipeline.js';
+import { type KinesisRecords, type ReadRecord, sdkRecords } from './kinesis-records.js';
 
 // `void` as in aws-lambda's own Handler type: handlers that return nothing succeed.
 export type KinesisHandler = (
@@ -58,6 +57,10 @@ export interface EventSourceCounters {
   inFlight: number;
   /** Invocations running now. */
   invocationsInFlight: number;
+  /** Wall time of all invocations (ms; concurrent lanes add up): where a batch's time goes. */
+  invocationMs: number;
+  /** Wall time the shard pollers waited for a GetRecords answer (ms, summed over shards). */
+  readWaitMs: number;
 }
 
 /** What the AWS ESM sends to an on-failure destination for Kinesis, plus the records themselves. */
@@ -88,6 +91,8 @@ export interface OnFailureRecord {
 
 export interface EventSourceOptions {
   kinesis: KinesisClient;
+  /** The GetRecords path; default: through `kinesis` (the stack passes its wire client for kinesalite). */
+  records?: KinesisRecords;
   streamName: string;
   functionName: string;
   settings: EventSourceDef;
@@ -157,6 +162,8 @@ export class EventSourceRunner {
     millisBehind: 0,
     inFlight: 0,
     invocationsInFlight: 0,
+    invocationMs: 0,
+    readWaitMs: 0,
   };
   private stopping = false;
   /** Wakers of the sleeps in progress (stop() ends them early); a sleep removes its own when it ends. */
@@ -168,8 +175,10 @@ export class EventSourceRunner {
   private streamCreatedAt = 0;
   private readonly handlers: KinesisHandler[];
   private readonly clock: () => number;
+  private readonly records: KinesisRecords;
 
   constructor(private readonly o: EventSourceOptions) {
+    this.records = o.records ?? sdkRecords(o.kinesis);
     this.handlers = o.handlers ?? (o.handler ? [o.handler] : []);
     if (this.handlers.length === 0) throw new Error('EventSourceRunner needs a handler');
     this.clock = o.clock ?? Date.now;
@@ -275,9 +284,7 @@ export class EventSourceRunner {
   }
 
   private getRecords(iterator: string, limit: number) {
-    const p = this.o.kinesis.send(
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(10_000, Math.max(1, limit)) }),
-    );
+    const p = this.records.getRecords(iterator, Math.min(10_000, Math.max(1, limit)));
     p.catch(() => undefined); // a read-ahead may fail while nobody awaits it yet; the loop sees it later
     return p;
   }
@@ -288,7 +295,7 @@ export class EventSourceRunner {
     let iterator: string | undefined;
     /** The next GetRecords, started while the previous batch was being processed (read-ahead). */
     let ahead: ReturnType<EventSourceRunner['getRecords']> | undefined;
-    let buffer: _Record[] = [];
+    let buffer: ReadRecord[] = [];
     let bytes = 0;
     let windowStart = 0;
     let closed = false;
@@ -302,17 +309,19 @@ export class EventSourceRunner {
       try {
         if (!this.stopping && !closed && (ahead || buffer.length < s.batchSize)) {
           iterator ??= await this.iterator(shardId);
+          const waitFrom = performance.now();
           const out = await (ahead ?? this.getRecords(iterator, s.batchSize - buffer.length));
+          this.counters.readWaitMs += performance.now() - waitFrom;
           ahead = undefined;
-          iterator = out.NextShardIterator;
+          iterator = out.nextShardIterator;
           if (!iterator) closed = true; // shard closed (resharding): finish what was read
-          this.behind.set(shardId, out.MillisBehindLatest ?? 0);
+          this.behind.set(shardId, out.millisBehindLatest);
           this.counters.millisBehind = Math.max(...this.behind.values());
-          const records = out.Records ?? [];
+          const records = out.records;
           if (buffer.length === 0 && records.length > 0) windowStart = this.clock();
           for (const r of records) {
             buffer.push(r);
-            bytes += Math.ceil((r.Data?.length ?? 0) / 3) * 4;
+            bytes += r.data.length;
           }
           this.counters.recordsRead += records.length;
           this.counters.inFlight += records.length;
@@ -322,7 +331,7 @@ export class EventSourceRunner {
         if (buffer.length > 0 && (full || windowOver || this.stopping || closed)) {
           const batch = this.takeBatch(buffer);
           buffer = buffer.slice(batch.length);
-          bytes = buffer.reduce((n, r) => n + Math.ceil((r.Data?.length ?? 0) / 3) * 4, 0);
+          bytes = buffer.reduce((n, r) => n + r.data.length, 0);
           if (buffer.length > 0) windowStart = this.clock();
           // Read ahead, as the AWS poller does: the next records arrive while this batch is processed
           // (the wait for Kinesis overlaps the handler and the store instead of adding to them).
@@ -350,11 +359,11 @@ export class EventSourceRunner {
     }
   }
 
-  private takeBatch(buffer: _Record[]): _Record[] {
+  private takeBatch(buffer: ReadRecord[]): ReadRecord[] {
     let n = 0;
     let bytes = 0;
     while (n < buffer.length && n < this.o.settings.batchSize) {
-      const b = Math.ceil((buffer[n]!.Data?.length ?? 0) / 3) * 4;
+      const b = buffer[n]!.data.length;
       if (n > 0 && bytes + b > MAX_PAYLOAD_BYTES) break;
       bytes += b;
       n++;
@@ -362,28 +371,28 @@ export class EventSourceRunner {
     return buffer.slice(0, n);
   }
 
-  private toRecord(shardId: string, r: _Record): KinesisStreamRecord {
+  private toRecord(shardId: string, r: ReadRecord): KinesisStreamRecord {
     const region = this.streamArn.split(':')[3] || 'us-east-1';
     const account = this.streamArn.split(':')[4] || '000000000000';
     return {
       eventSource: 'aws:kinesis',
       eventVersion: '1.0',
-      eventID: `${shardId}:${r.SequenceNumber}`,
+      eventID: `${shardId}:${r.sequenceNumber}`,
       eventName: 'aws:kinesis:record',
       invokeIdentityArn: `arn:aws:iam::${account}:role/dualpath-local-${this.o.functionName}`,
       awsRegion: region,
       eventSourceARN: this.streamArn,
       kinesis: {
         kinesisSchemaVersion: '1.0',
-        partitionKey: r.PartitionKey!,
-        sequenceNumber: r.SequenceNumber!,
-        data: Buffer.from(r.Data ?? new Uint8Array()).toString('base64'),
-        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? this.clock()) / 1000,
+        partitionKey: r.partitionKey,
+        sequenceNumber: r.sequenceNumber,
+        data: r.data,
+        approximateArrivalTimestamp: r.arrivalSeconds ?? this.clock() / 1000,
       },
     };
   }
 
-  private async processBatch(shardId: string, raw: _Record[]): Promise<void> {
+  private async processBatch(shardId: string, raw: ReadRecord[]): Promise<void> {
     const items: Item[] = raw.map((r) => ({ record: this.toRecord(shardId, r), done: false }));
     const pf = Math.max(1, this.o.settings.parallelizationFactor);
     const lanes = Array.from({ length: pf }, () => [] as Item[]);
@@ -433,6 +442,7 @@ export class EventSourceRunner {
     this.counters.invocationsInFlight++;
     let failedFrom: number | undefined;
     let functionError: string | undefined;
+    const invokedAt = performance.now();
     try {
       const event: KinesisStreamEvent = { Records: items.map((i) => i.record) };
       const res = await handler(event, this.context());
@@ -455,6 +465,7 @@ export class EventSourceRunner {
       failedFrom = 0;
     } finally {
       this.counters.invocationsInFlight--;
+      this.counters.invocationMs += performance.now() - invokedAt;
     }
     invokes++;
     if (failedFrom === undefined) return this.complete(items);

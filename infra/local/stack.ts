@@ -74,6 +74,18 @@ export interface LocalStackOptions {
   ingestWorkers?: number;
 }
 
+/** Per stream: invocations and where the pollers' time went (cumulative for the runner in service). */
+export interface EventSourceTiming {
+  invocations: number;
+  invocationMs: number;
+  readWaitMs: number;
+}
+const pick = (c: EventSourceTiming): EventSourceTiming => ({
+  invocations: c.invocations,
+  invocationMs: c.invocationMs,
+  readWaitMs: c.readWaitMs,
+});
+
 export interface LocalStatus {
   uptimeMs: number;
   messages: Record<StreamKey, number>;
@@ -94,6 +106,7 @@ export interface LocalStatus {
   connected: number;
   /** Handler invocations (Lambda invocations in AWS). */
   invocations: number;
+  eventSource: Record<StreamKey, EventSourceTiming>;
   /** DynamoDB calls by operation since start. */
   dynamoCalls: CallCounts;
   /** Kinesis calls by operation since start. */
@@ -294,6 +307,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       ...(o.publishLimit !== undefined ? { publishLimit: o.publishLimit } : {}),
       rules: pipeline.rules,
       kinesis,
+      records: emulators.records,
       streamNames,
       onRefused: (clientId, what) => log(`refused: client ${clientId}: ${what}`),
       // Kinesis refused a record for itself, or shutdown left it: kept with its reason, logged once.
@@ -396,6 +410,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     retries: 0,
     functionErrors: 0,
     bisections: 0,
+    invocationMs: 0,
+    readWaitMs: 0,
   };
   const startRunner = async (protocol: Protocol) => {
     const fn = protocol === 'sparkplug' ? pipeline.functions.sparkplugIngest : pipeline.functions.lwm2mIngest;
@@ -403,6 +419,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     const settings = { ...fn.eventSource, ...o.eventSource };
     const runner = new EventSourceRunner({
       kinesis,
+      records: emulators.records,
       streamName: streamNames[fn.stream],
       functionName: `${protocol}-ingest`,
       settings,
@@ -529,6 +546,10 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     online,
     connected: broker.counters.connected,
     invocations: runnerTotal('invocations'),
+    eventSource: {
+      sparkplug: pick(runners.sparkplug.counters),
+      lwm2m: pick(runners.lwm2m.counters),
+    },
     ...(injector ? { faults: { ...injector.counters } } : {}),
     ...(pool ? { ingestWorkers: pool.status() } : {}),
     recovery: {
