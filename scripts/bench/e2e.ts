@@ -94,10 +94,17 @@ export const benchmark: Benchmark = {
     // is not the steady state. Wait until the stack has caught up with it (lag under 1 s of traffic
     // for 3 s in a row), at most WARMUP_MAX_S.
     const warmStart = Date.now();
-    await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
-    for (let calm = 0; calm < 3 && Date.now() - warmStart < WARMUP_MAX_S * 1000; ) {
+    // The lag every 10 s of the warm-up: how large the storm's backlog grew and whether it drained.
+    const warmLag: number[] = [];
+    for (let i = 1; i <= WARMUP_S; i++) {
       await new Promise((r) => setTimeout(r, 1000));
-      calm = stack.status().lag.records < devices * (rate + lwm2mRate) ? calm + 1 : 0;
+      if (i % 10 === 0) warmLag.push(stack.status().lag.records);
+    }
+    for (let calm = 0, i = WARMUP_S; calm < 3 && Date.now() - warmStart < WARMUP_MAX_S * 1000; ) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const lagNow = stack.status().lag.records;
+      if (++i % 10 === 0) warmLag.push(lagNow);
+      calm = lagNow < devices * (rate + lwm2mRate) ? calm + 1 : 0;
     }
     const warmupS = (Date.now() - warmStart) / 1000;
     stack.latency.reset();
@@ -170,8 +177,20 @@ export const benchmark: Benchmark = {
         `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
         `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
         `CPU in the window (cores busy): ${cpu.map(([k, s]) => `${k} ${(s / elapsed).toFixed(2)}`).join(', ')}; total ${(cpu.reduce((n, [, s]) => n + s, 0) / elapsed).toFixed(2)}; stack ${((cpu.find(([k]) => k === 'stack')![1] / Math.max(1, stored)) * 1e6).toFixed(1)} µs CPU per stored reading`,
+        `event source time in the window (per stream: invocations, mean invocation wall ms, share of the window in invocations summed over lanes, in GetRecords waits): ${(
+          ['sparkplug', 'lwm2m'] as const
+        )
+          .map((k) => {
+            const a = s0.eventSource[k];
+            const b = s1.eventSource[k];
+            const inv = b.invocations - a.invocations;
+            const ms = b.invocationMs - a.invocationMs;
+            return `${k} ${inv}, ${(ms / Math.max(1, inv)).toFixed(0)} ms, ${((100 * ms) / (elapsed * 1000)).toFixed(0)} %, ${((100 * (b.readWaitMs - a.readWaitMs)) / (elapsed * 1000)).toFixed(0)} %`;
+          })
+          .join('; ')}`,
         `event source: ${parallelizationFactor ?? 'default'} invocations per stream, batch size ${batchSize ?? 'default'}; ingest handlers ${s1.ingestWorkers ? `in ${s1.ingestWorkers.workers} worker thread(s) (${s1.ingestWorkers.crashes} crashes)` : 'on the main thread'}; event loop busy in the window: main ${(mainBusy * 100).toFixed(0)} %${workerBusy.map((u, i) => `, worker ${i + 1} ${(u * 100).toFixed(0)} %`).join('')}`,
         `machine load average (1 min): ${load0.toFixed(1)} at the window's start, ${load1.toFixed(1)} at its end`,
+        `warm-up lag (records, every 10 s): ${warmLag.map(n).join(' → ') || '(under 10 s)'}`,
         `lag trend (records, every 10 s): ${lag
           .filter((_, i) => i % 10 === 9 || i === lag.length - 1)
           .map(n)
