@@ -33,6 +33,8 @@ import { mapAwsError } from './dynamo-errors.js';
 
 /** BatchGetItem takes at most 100 keys per call. */
 const BATCH_GET_MAX = 100;
+/** BatchGetItem calls of one bulk read in flight at once. */
+const BATCH_GET_CONCURRENCY = 4;
 const BATCH_GET_ATTEMPTS = 5;
 
 export interface DynamoStateOptions {
@@ -74,8 +76,24 @@ abstract class VersionedItems {
     versionsOnly = false,
   ): Promise<T[]> {
     const out: T[] = [];
-    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
-      let pending: Array<Record<string, unknown>> = keys.slice(i, i + BATCH_GET_MAX);
+    const chunks: Array<Array<{ pk: string; sk: string }>> = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
+    // The calls of one batch run BATCH_GET_CONCURRENCY at a time: a 500-record batch names ~700 keys, and
+    // one call after another made the handler wait for 7 round trips before it could decode anything.
+    let next = 0;
+    let failing = false;
+    const worker = async () => {
+      while (next < chunks.length && !failing) {
+        try {
+          await readChunk(chunks[next++]!);
+        } catch (error) {
+          failing = true;
+          throw error;
+        }
+      }
+    };
+    const readChunk = async (chunk: Array<{ pk: string; sk: string }>) => {
+      let pending: Array<Record<string, unknown>> = chunk;
       for (let attempt = 1; pending.length > 0; attempt++) {
         if (attempt > BATCH_GET_ATTEMPTS) {
           throw new TransientError('AWS_UNPROCESSED', `${what}: ${pending.length} keys left unprocessed`);
@@ -105,7 +123,12 @@ abstract class VersionedItems {
           throw mapAwsError(error, what);
         }
       }
-    }
+    };
+    const workers = Array.from({ length: Math.min(BATCH_GET_CONCURRENCY, chunks.length) }, worker);
+    // Every call settles before the outcome is known (no call left running after a failure).
+    const results = await Promise.allSettled(workers);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return out;
   }
 

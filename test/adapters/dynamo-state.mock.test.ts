@@ -100,4 +100,51 @@ describe('DynamoSparkplugStateStore bulk reads: UnprocessedKeys', () => {
     expect((error as TransientError).retryable).toBe(true);
     expect(mock.commandCalls(BatchGetCommand)).toHaveLength(5);
   });
+
+  it('reads a large key set in concurrent calls of 100 keys, at most 4 in flight, and returns every record', async () => {
+    // Arrange: 950 nodes → 10 calls; each answers after a tick, finding every key it was asked for
+    let inFlight = 0;
+    let maxInFlight = 0;
+    mock.on(BatchGetCommand).callsFake(async (input: { RequestItems: Record<string, { Keys: Key[] }> }) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      const keys = input.RequestItems[TABLE]!.Keys;
+      return { Responses: { [TABLE]: keys.map((k) => nodeItem(k.pk.slice('SP#g/'.length), 1)) } };
+    });
+    const store = new DynamoSparkplugStateStore({ client: doc, tableName: TABLE });
+    const nodes = Array.from({ length: 950 }, (_, i) => ({ group: 'g', node: `n${i}` }));
+
+    // Act
+    const found = await store.getMany(nodes, []);
+
+    // Assert
+    expect(mock.commandCalls(BatchGetCommand)).toHaveLength(10);
+    expect(maxInFlight).toBe(4);
+    expect(found.nodes.map((n) => n.node).sort()).toEqual(nodes.map((n) => n.node).sort());
+  });
+
+  it('stops starting calls after one fails, and fails the read once every call in flight settled', async () => {
+    // Arrange: the second call fails for good
+    let calls = 0;
+    let settled = 0;
+    mock.on(BatchGetCommand).callsFake(async () => {
+      const n = ++calls;
+      await new Promise((r) => setTimeout(r, n === 2 ? 1 : 20));
+      settled++;
+      if (n === 2) throw Object.assign(new Error('boom'), { name: 'ValidationException' });
+      return { Responses: { [TABLE]: [] } };
+    });
+    const store = new DynamoSparkplugStateStore({ client: doc, tableName: TABLE });
+    const nodes = Array.from({ length: 1000 }, (_, i) => ({ group: 'g', node: `n${i}` }));
+
+    // Act
+    const error = await store.getMany(nodes, []).catch((e: unknown) => e);
+
+    // Assert: 4 started, the failure stopped the rest (10 chunks in all), nothing left running
+    expect(error).toBeInstanceOf(Error);
+    expect(calls).toBe(4);
+    expect(settled).toBe(calls);
+  });
 });
