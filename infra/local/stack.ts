@@ -263,9 +263,11 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const registry = new DynamoRegistry({ client: doc, tableName: tables.registry });
   const stateOpts = { client: doc, tableName: tables.state, clock };
   const memoryLimit = process.env.DUALPATH_DUCKDB_MEMORY;
+  const threads = Number(process.env.DUALPATH_DUCKDB_THREADS) || undefined;
   const store = await DuckDbTelemetryStore.open({
     dataDir: o.dataDir,
     ...(memoryLimit ? { memoryLimit } : {}),
+    ...(threads ? { threads } : {}),
   });
   const latency = new LatencyRecorder();
   // What the handlers write to: the store, behind the fault injector in fault-injection runs.
