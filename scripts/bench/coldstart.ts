@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options] [--cpu-prof <dir>]`: what a Lambda cold start costs the
+ * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options] [--cpu-prof <dir>] [--cpu-prof-interval <µs>]`: what a Lambda cold start costs the
  * functions `cdk deploy` ships. Synthesizes the default variant (or reads an assembly), then for each
  * function starts fresh Node.js 22 processes in a task root like Lambda's (the bundle, plus the
  * runtime's AWS SDK beside it), with the template's environment, and measures:
@@ -87,12 +87,14 @@ function runProbe(
   event: unknown,
   env: Record<string, string>,
   profileDir?: string,
+  profileIntervalUs?: string,
 ) {
   return new Promise<Sample>((resolve, reject) => {
     const child = spawn(
       node22(),
       [
         ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        ...(profileDir && profileIntervalUs ? ['--cpu-prof-interval', profileIntervalUs] : []),
         '--input-type=module',
         '-e',
         PROBE,
@@ -150,6 +152,8 @@ export const benchmark: Benchmark = {
     let outdir = arg(args, '--assembly');
     // --cpu-prof <dir>: a V8 CPU profile of each function's first run (<dir>/<logicalId>/*.cpuprofile).
     const profileDir = arg(args, '--cpu-prof');
+    // --cpu-prof-interval <µs>: the profile's sampling interval (V8's default is 1000 µs).
+    const profileInterval = arg(args, '--cpu-prof-interval');
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dualpath-coldstart-'));
     try {
       if (!outdir) {
@@ -208,6 +212,7 @@ export const benchmark: Benchmark = {
               EVENTS[kind],
               env,
               profileDir && r === 0 ? path.join(profileDir, fn.logicalId) : undefined,
+              profileInterval,
             ),
           );
         const failed = samples.find((s) => s.error);
