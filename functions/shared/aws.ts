@@ -36,6 +36,7 @@ export {
   loadConfig,
 } from './aws-base.js';
 export { awsLivePublisher } from './aws-live.js';
+export { lazyHandler } from './lazy-handler.js';
 
 /** The ingest tunables of the environment. */
 export function ingestSettings(config: IngestConfig): IngestSettings {
@@ -214,19 +215,4 @@ export function awsIngestPorts(config: IngestConfig, service: string) {
     logger: new Logger({ serviceName: service }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),
   } satisfies IngestPorts & Record<string, unknown>;
-}
-
-/**
- * A Lambda handler built at its first invocation (cold start), not at module load: a failing
- * dependency (a throttled secret read) fails that invocation, and the next one builds again.
- */
-export function lazyHandler<E, C, R>(build: () => Promise<(event: E, context: C) => Promise<R>>) {
-  let ready: Promise<(event: E, context: C) => Promise<R>> | undefined;
-  return async (event: E, context: C): Promise<R> => {
-    ready ??= build().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    return (await ready)(event, context);
-  };
 }
