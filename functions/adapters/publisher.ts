@@ -43,7 +43,9 @@ export interface IotDataPublisherOptions {
    * or how to make one at the first publish. The SDK module itself is imported at the first publish
    * too: a function that publishes nothing (most ingest batches) never loads it (ADR 0025 amendment 2).
    */
-  client: IoTDataPlaneClient | ((sdk: IotDataPlaneSdk) => IoTDataPlaneClient);
+  client: IoTDataPlaneClient | ((sdk: IotPublishSdk) => IoTDataPlaneClient);
+  /** The SDK module, when the caller imported it already (no import at the first publish). */
+  sdk?: IotPublishSdk;
   /** Attempts per message for transient errors (default 4). */
   maxAttempts?: number;
   /** Backoff base in ms, doubled per attempt (default 50). */
@@ -53,30 +55,43 @@ export interface IotDataPublisherOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+type IotDataPlaneSdk = typeof import('@aws-sdk/client-iot-data-plane');
+/** The part of the SDK module a publisher uses; given to forEndpoint, the client is built at once. */
+export type IotPublishSdk = Pick<IotDataPlaneSdk, 'IoTDataPlaneClient' | 'PublishCommand'>;
+
 /**
  * IoT data-plane Publish, one call per action (qos as asked, retain false). Transient failures are
  * retried with backoff; if they persist a TransientError is thrown (the batch is retried by the ESM).
  * A refused request (bad topic, unauthorized) is a ProtocolError: retrying cannot help.
  */
-type IotDataPlaneSdk = typeof import('@aws-sdk/client-iot-data-plane');
-
 export class IotDataPublisher implements Publisher {
   private readonly sleep: (ms: number) => Promise<void>;
-  private loaded: Promise<{ client: IoTDataPlaneClient; sdk: IotDataPlaneSdk }> | undefined;
+  private loaded: Promise<{ client: IoTDataPlaneClient; sdk: IotPublishSdk }> | undefined;
 
   constructor(private readonly o: IotDataPublisherOptions) {
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    const sdk = o.sdk;
+    if (sdk) {
+      const c = o.client;
+      this.loaded = Promise.resolve({ sdk, client: typeof c === 'function' ? c(sdk) : c });
+    }
   }
 
-  static forEndpoint(endpoint?: string, region?: string): IotDataPublisher {
+  /**
+   * A publisher to the account's data endpoint. Without `sdk` the SDK module and the client are loaded
+   * at the first publish; a function whose typical request publishes (every LwM2M request is answered)
+   * passes the module it imported, and the client is built now.
+   */
+  static forEndpoint(endpoint?: string, region?: string, sdk?: IotPublishSdk): IotDataPublisher {
     return new IotDataPublisher({
-      client: (sdk) =>
-        new sdk.IoTDataPlaneClient({
+      client: (m) =>
+        new m.IoTDataPlaneClient({
           ...(endpoint
             ? { endpoint: endpoint.startsWith('https://') ? endpoint : `https://${endpoint}` }
             : {}),
           ...(region ? { region } : {}),
         }),
+      ...(sdk ? { sdk } : {}),
     });
   }
 
