@@ -9,11 +9,11 @@
  *   init   — import + build: the time before the first event can be handled.
  * --first-request: the first invocation is a request that calls AWS instead, answered over HTTPS by a
  * local stub of the endpoints (AWS_ENDPOINT_URL and IOT_DATA_ENDPOINT, its self-signed certificate
- * through NODE_EXTRA_CA_CERTS; DynamoDB finds nothing, anything else answers `{}`): a one-record
- * Sparkplug NBIRTH or LwM2M Send batch from an unregistered device (registry and state lookups, the
- * quarantine event written; the LwM2M response published), and GET /devices through the authorizer's
- * decision (a registry scan).
- * Its "build" column is then that whole first invocation (SDK clients' first calls included).
+ * through NODE_EXTRA_CA_CERTS; DynamoDB finds nothing, a secret has a value, anything else answers
+ * `{}`): a one-record Sparkplug NBIRTH or LwM2M Send batch from an unregistered device (registry and
+ * state lookups, the quarantine event written; the LwM2M response published), and GET /devices
+ * through the authorizer's decision (a registry scan). Its "build" column is then that whole first
+ * invocation (the SDK clients' first calls included).
  * Prints the medians and the bundle sizes, and the CPU time (user + system) of import and init: on a
  * loaded machine wall time waits for a core, CPU time much less so. Node's own bootstrap (~40 ms) is not included: Lambda's
  * runtime process is up before INIT.
@@ -114,7 +114,7 @@ function firstRequestEvent(fn: FunctionModel, kind: keyof typeof EVENTS): unknow
   return kinesis('plant/edge-cold', 'spBv1.0/plant/NBIRTH/edge-cold', payload, 'edge-cold');
 }
 
-/** A stub of the AWS endpoints for --first-request: DynamoDB finds nothing, anything else is `{}`. */
+/** A stub of the AWS endpoints for --first-request: DynamoDB finds nothing, a secret has a value, anything else is `{}`. */
 async function stubEndpoint(dir: string): Promise<{
   url: string;
   authority: string;
@@ -139,6 +139,9 @@ async function stubEndpoint(dir: string): Promise<{
     Query: { Items: [], Count: 0, ScannedCount: 0 },
     Scan: { Items: [], Count: 0, ScannedCount: 0 },
     BatchWriteItem: { UnprocessedItems: {} },
+    // Functions that read the admin key at their first request (the API function before ADR 0025
+    // amendment 2, the authorizer) get one.
+    GetSecretValue: { SecretString: 'coldstart-admin-key-0123456789abcdefghijklmnopqrstuvwxyz' },
   };
   const server = https.createServer(
     { key: fs.readFileSync(keyFile), cert: fs.readFileSync(caFile) },
