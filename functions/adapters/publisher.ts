@@ -3,7 +3,7 @@
  * and its two adapters: the AWS IoT data plane (Publish API) and the in-process local broker, which
  * publishes as the server does in AWS — outside any device session, so the device ACL does not apply.
  */
-import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { ProtocolError, TransientError } from '../core/errors.js';
 import type { PublishAction } from '../core/reading.js';
 
@@ -38,8 +38,14 @@ export function isTransientPublishError(error: unknown): boolean {
 }
 
 export interface IotDataPublisherOptions {
-  /** A configured client (the account's data endpoint: `https://<id>-ats.iot.<region>.amazonaws.com`). */
-  client: IoTDataPlaneClient;
+  /**
+   * A configured client (the account's data endpoint: `https://<id>-ats.iot.<region>.amazonaws.com`),
+   * or how to make one at the first publish. The SDK module itself is imported at the first publish
+   * too: a function that publishes nothing (most ingest batches) never loads it (ADR 0025 amendment 2).
+   */
+  client: IoTDataPlaneClient | ((sdk: IotPublishSdk) => IoTDataPlaneClient);
+  /** The SDK module, when the caller imported it already (no import at the first publish). */
+  sdk?: IotPublishSdk;
   /** Attempts per message for transient errors (default 4). */
   maxAttempts?: number;
   /** Backoff base in ms, doubled per attempt (default 50). */
@@ -49,6 +55,10 @@ export interface IotDataPublisherOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+type IotDataPlaneSdk = typeof import('@aws-sdk/client-iot-data-plane');
+/** The part of the SDK module a publisher uses; given to forEndpoint, the client is built at once. */
+export type IotPublishSdk = Pick<IotDataPlaneSdk, 'IoTDataPlaneClient' | 'PublishCommand'>;
+
 /**
  * IoT data-plane Publish, one call per action (qos as asked, retain false). Transient failures are
  * retried with backoff; if they persist a TransientError is thrown (the batch is retried by the ESM).
@@ -56,18 +66,47 @@ export interface IotDataPublisherOptions {
  */
 export class IotDataPublisher implements Publisher {
   private readonly sleep: (ms: number) => Promise<void>;
+  private loaded: Promise<{ client: IoTDataPlaneClient; sdk: IotPublishSdk }> | undefined;
 
   constructor(private readonly o: IotDataPublisherOptions) {
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    const sdk = o.sdk;
+    if (sdk) {
+      const c = o.client;
+      this.loaded = Promise.resolve({ sdk, client: typeof c === 'function' ? c(sdk) : c });
+    }
   }
 
-  static forEndpoint(endpoint?: string, region?: string): IotDataPublisher {
+  /**
+   * A publisher to the account's data endpoint. Without `sdk` the SDK module and the client are loaded
+   * at the first publish; a function whose typical request publishes (every LwM2M request is answered)
+   * passes the module it imported, and the client is built now.
+   */
+  static forEndpoint(endpoint?: string, region?: string, sdk?: IotPublishSdk): IotDataPublisher {
     return new IotDataPublisher({
-      client: new IoTDataPlaneClient({
-        ...(endpoint ? { endpoint: endpoint.startsWith('https://') ? endpoint : `https://${endpoint}` } : {}),
-        ...(region ? { region } : {}),
-      }),
+      client: (m) =>
+        new m.IoTDataPlaneClient({
+          ...(endpoint
+            ? { endpoint: endpoint.startsWith('https://') ? endpoint : `https://${endpoint}` }
+            : {}),
+          ...(region ? { region } : {}),
+        }),
+      ...(sdk ? { sdk } : {}),
     });
+  }
+
+  /** The SDK module and the client, loaded at the first publish (a failed load is retried next time). */
+  private load() {
+    this.loaded ??= import('@aws-sdk/client-iot-data-plane')
+      .then((sdk) => {
+        const c = this.o.client;
+        return { sdk, client: typeof c === 'function' ? c(sdk) : c };
+      })
+      .catch((error: unknown) => {
+        this.loaded = undefined;
+        throw error;
+      });
+    return this.loaded;
   }
 
   async publish(actions: PublishAction[]): Promise<void> {
@@ -81,10 +120,11 @@ export class IotDataPublisher implements Publisher {
 
   private async publishOne(a: PublishAction): Promise<void> {
     const attempts = Math.max(1, this.o.maxAttempts ?? 4);
+    const { sdk, client } = await this.load();
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.o.client.send(
-          new PublishCommand({ topic: a.topic, qos: a.qos, retain: false, payload: a.payload }),
+        await client.send(
+          new sdk.PublishCommand({ topic: a.topic, qos: a.qos, retain: false, payload: a.payload }),
         );
         return;
       } catch (error) {

@@ -66,26 +66,33 @@ export function extractKey(headers: ApiRequest['headers']): string | undefined {
   return headers['x-api-key'] ?? headers['X-Api-Key'] ?? undefined;
 }
 
+/**
+ * Who a request is. With `adminKeyHash` undefined it trusts only an upstream decision (the REST
+ * authorizer's context: the API function in AWS, ADR 0025 amendment 2) and checks no key itself: a
+ * request without that decision is 401.
+ */
 export class Authenticator {
-  private readonly adminHash: Buffer;
+  private readonly adminHash: Buffer | undefined;
 
   constructor(
-    adminKeyHash: string,
+    adminKeyHash: string | undefined,
     private readonly apps: AppKeyLookup,
   ) {
-    this.adminHash = Buffer.from(adminKeyHash, 'hex');
+    this.adminHash = adminKeyHash === undefined ? undefined : Buffer.from(adminKeyHash, 'hex');
   }
 
   async authenticate(req: ApiRequest): Promise<Principal> {
     const upstream = req.authorizerContext;
     if (upstream && typeof upstream.principal === 'string')
       return JSON.parse(upstream.principal) as Principal;
+    if (!this.adminHash) throw unauthorized();
     const key = extractKey(req.headers);
     if (!key) throw unauthorized();
     return this.authenticateKey(key);
   }
 
   async authenticateKey(key: string): Promise<Principal> {
+    if (!this.adminHash) throw unauthorized();
     const hash = Buffer.from(hashKey(key), 'hex');
     if (hash.length === this.adminHash.length && timingSafeEqual(hash, this.adminHash))
       return { kind: 'admin' };

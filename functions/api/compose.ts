@@ -32,7 +32,13 @@ export interface AuthorizerPorts {
   adminKeyHash: string;
 }
 
-export interface ApiPorts extends AuthorizerPorts {
+export interface ApiPorts extends Omit<AuthorizerPorts, 'adminKeyHash'> {
+  /**
+   * SHA-256 (hex) of the admin key, to check the key of a request that carries no authorizer decision
+   * (the local stack). Undefined behind the REST authorizer (AWS): only its decision is trusted, and a
+   * request without one is 401 (ADR 0025 amendment 2).
+   */
+  adminKeyHash: string | undefined;
   events: EventLog;
   store: TelemetryStore;
   registrations: RegistrationStore;
@@ -74,7 +80,7 @@ export function composeApi(ports: ApiPorts): {
     clock,
     newId: ports.newId,
   });
-  const authenticator = composeAuthorizer(ports);
+  const authenticator = new Authenticator(ports.adminKeyHash, registry);
   const deps: ApiDeps = {
     registry,
     store: ports.store,

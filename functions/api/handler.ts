@@ -8,14 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DynamoOperationStore } from '../adapters/dynamo-operations.js';
 import { DynamoShadowStore } from '../adapters/dynamo-shadow.js';
-import {
-  adminKeyHash,
-  awsRuleStores,
-  dynamoPorts,
-  iotPublisher,
-  loadConfig,
-  telemetryStore,
-} from '../shared/aws.js';
+import { awsRuleStores, dynamoPorts, iotPublisher, loadConfig, telemetryStore } from '../shared/aws.js';
 import { awsPackageStore } from '../shared/aws-firmware.js';
 import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
 import type { Principal } from './auth.js';
@@ -109,7 +102,11 @@ export const handler = lambdaEntry(
         publisher: iotPublisher(config),
         clock: Date.now,
         newId: randomUUID,
-        adminKeyHash: await adminKeyHash(),
+        // Every route but the public ones is behind the REST authorizer, which checks the key (admin
+        // or application) and passes its decision in the request context: this function trusts that
+        // decision only, so it neither reads the admin key secret nor calls Secrets Manager on its
+        // first request (ADR 0025 amendment 2).
+        adminKeyHash: undefined,
         ...(config.RULES_ENABLED ? { rules: awsRuleStores(config, dynamo.doc) } : {}),
         // Batch operations (ADR 0022), driven by the operations worker; firmware packages in S3.
         operations: {

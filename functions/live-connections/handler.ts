@@ -6,8 +6,9 @@
 import { DynamoLiveConnections } from '../adapters/dynamo-live-connections.js';
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import { ValidationError } from '../core/errors.js';
-import { adminKeyHash, dynamoDocumentClient, lazyHandler, loadConfig } from '../shared/aws.js';
+import { adminKeyHash, dynamoDocumentClient, loadConfig } from '../shared/aws-base.js';
 import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
+import { lazyHandler } from '../shared/lazy-handler.js';
 import { composeLiveConnections } from './compose.js';
 
 export const handler = lambdaEntry(

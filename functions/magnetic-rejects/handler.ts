@@ -2,7 +2,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { S3ReportReader } from '../adapters/s3-objects.js';
-import { lazyHandler } from '../shared/aws.js';
+import { lazyHandler } from '../shared/lazy-handler.js';
 import { composeMagneticRejects } from './compose.js';
 
 export const handler = lazyHandler(

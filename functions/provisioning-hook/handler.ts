@@ -1,9 +1,9 @@
 /** Lambda entry point of the pre-provisioning hook: the composition root (compose.ts) over DynamoDB. */
 import { DynamoRegistry } from '../adapters/dynamo-registry.js';
 import { parseTypeList } from '../core/onboarding.js';
-import { lazyHandler } from '../shared/aws.js';
 import { dynamoDocumentClient, loadConfig } from '../shared/aws-base.js';
 import { functionLogger, lambdaEntry } from '../shared/lambda-entry.js';
+import { lazyHandler } from '../shared/lazy-handler.js';
 import { composeProvisioningHook } from './compose.js';
 
 export const handler = lambdaEntry(

@@ -4,7 +4,6 @@
  * The S3 client, the presigner and the signing key load on first use, so a cold start that serves no
  * firmware request pays for none of them.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import {
@@ -53,6 +52,8 @@ export function awsPackageStore(config: IngestConfig): PackageStore | undefined 
 
 /** The HMAC key: the secret's text (CloudFormation generates it; rotate by putting a new value). */
 async function signingKey(secretArn: string): Promise<Uint8Array> {
+  // Loaded here, with the S3 client: the API function's cold start carries no Secrets Manager client.
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   const out = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretArn }));
   if (!out.SecretString || out.SecretString.length < 32)
     throw new ValidationError('the firmware URL key secret is empty or shorter than 32 characters', {

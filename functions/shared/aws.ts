@@ -17,7 +17,7 @@ import {
   DynamoSparkplugStateStore,
 } from '../adapters/dynamo-state.js';
 import { DynamoTelemetryStore } from '../adapters/dynamo-telemetry-store.js';
-import { IotDataPublisher } from '../adapters/publisher.js';
+import { IotDataPublisher, type IotPublishSdk } from '../adapters/publisher.js';
 import type { IngestConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import { type LivePublisher, liveAlertSink } from '../core/live.js';
@@ -36,6 +36,7 @@ export {
   loadConfig,
 } from './aws-base.js';
 export { awsLivePublisher } from './aws-live.js';
+export { lazyHandler } from './lazy-handler.js';
 
 /** The ingest tunables of the environment. */
 export function ingestSettings(config: IngestConfig): IngestSettings {
@@ -193,13 +194,19 @@ const nullStore: TelemetryStore = {
   async close() {},
 };
 
-/** Server → device messages through the IoT data plane (rebirth NCMD, LwM2M responses, commands). */
-export function iotPublisher(config: IngestConfig): IotDataPublisher {
-  return IotDataPublisher.forEndpoint(config.IOT_DATA_ENDPOINT);
+/**
+ * Server → device messages through the IoT data plane (rebirth NCMD, LwM2M responses, commands). The
+ * SDK client is loaded at the first publish unless `sdk` (the module, imported by the caller) is given.
+ */
+export function iotPublisher(config: IngestConfig, sdk?: IotPublishSdk): IotDataPublisher {
+  return IotDataPublisher.forEndpoint(config.IOT_DATA_ENDPOINT, undefined, sdk);
 }
 
-/** Everything an ingest function needs in AWS; `service` names its logs and metrics. */
-export function awsIngestPorts(config: IngestConfig, service: string) {
+/**
+ * Everything an ingest function needs in AWS; `service` names its logs and metrics. `iotSdk`: the IoT
+ * data-plane SDK, for a function whose typical request publishes (its client is then built now).
+ */
+export function awsIngestPorts(config: IngestConfig, service: string, iotSdk?: IotPublishSdk) {
   const dynamo = dynamoPorts(config);
   // Live updates (ADR 0023): stored readings, lifecycle events and alert transitions, when the stack
   // has the WebSocket API.
@@ -207,26 +214,11 @@ export function awsIngestPorts(config: IngestConfig, service: string) {
   return {
     ...dynamo,
     store: telemetryStore(config, dynamo.doc),
-    publisher: iotPublisher(config),
+    publisher: iotPublisher(config, iotSdk),
     ...(config.RULES_ENABLED ? { rules: awsRulesPorts(config, dynamo.doc, live) } : {}),
     ...(live ? { live: { publisher: live, watching: (id: string) => live.watching(id) } } : {}),
     clock: Date.now,
     logger: new Logger({ serviceName: service }),
     metrics: new Metrics({ namespace: 'Dualpath', serviceName: service }),
   } satisfies IngestPorts & Record<string, unknown>;
-}
-
-/**
- * A Lambda handler built at its first invocation (cold start), not at module load: a failing
- * dependency (a throttled secret read) fails that invocation, and the next one builds again.
- */
-export function lazyHandler<E, C, R>(build: () => Promise<(event: E, context: C) => Promise<R>>) {
-  let ready: Promise<(event: E, context: C) => Promise<R>> | undefined;
-  return async (event: E, context: C): Promise<R> => {
-    ready ??= build().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    return (await ready)(event, context);
-  };
 }

@@ -255,7 +255,9 @@ export class DualpathStack extends Stack {
       description: 'Dualpath API admin key (send as Authorization: Bearer <key>)',
       generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
     });
-    // Both functions only read the secret's value (functions/shared/aws.ts adminKeyHash).
+    // The authorizer and the live-connections function only read the secret's value
+    // (functions/shared/aws-base.ts adminKeyHash). The API function trusts the authorizer's decision
+    // and never reads it (ADR 0025 amendment 2).
     const readAdminKey = new PolicyStatement({
       sid: 'ReadAdminKey',
       actions: ['secretsmanager:GetSecretValue'],
@@ -267,7 +269,7 @@ export class DualpathStack extends Stack {
       timeoutSeconds: pipeline.functions.api.timeoutSeconds,
       description: 'Dualpath REST API',
       logRetention,
-      environment: { ...common, POWERTOOLS_SERVICE_NAME: 'api', ADMIN_KEY_SECRET_ARN: adminKey.secretArn },
+      environment: { ...common, POWERTOOLS_SERVICE_NAME: 'api' },
     });
     // The authorizer builds the registry only; loadConfig still requires the three table names.
     const authorizerFn = nodeFunction(this, 'AuthorizerFunction', {
@@ -285,7 +287,6 @@ export class DualpathStack extends Stack {
     });
     grantData(apiFn, 'api');
     grantData(authorizerFn, 'authorizer');
-    apiFn.addToRolePolicy(readAdminKey);
     authorizerFn.addToRolePolicy(readAdminKey);
     apiFn.addToRolePolicy(iotPublishStatement(IOT_PUBLISH.api));
     const api = new DualpathApi(this, 'Api', {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options] [--cpu-prof <dir>]`: what a Lambda cold start costs the
+ * `npm run bench -- coldstart [--runs 10] [--assembly <cdk.out>] [--without-node-options] [--cpu-prof <dir>] [--cpu-prof-interval <µs>] [--first-request]`: what a Lambda cold start costs the
  * functions `cdk deploy` ships. Synthesizes the default variant (or reads an assembly), then for each
  * function starts fresh Node.js 22 processes in a task root like Lambda's (the bundle, plus the
  * runtime's AWS SDK beside it), with the template's environment, and measures:
@@ -7,15 +7,28 @@
  *   build  — the first invocation's composition (lazyHandler builds the function's root then) on an
  *            event that needs no AWS call (an empty Kinesis batch; an unknown API route);
  *   init   — import + build: the time before the first event can be handled.
+ * --first-request: the first invocation is a request that calls AWS instead, answered over HTTPS by a
+ * local stub of the endpoints (AWS_ENDPOINT_URL and IOT_DATA_ENDPOINT, its self-signed certificate
+ * through NODE_EXTRA_CA_CERTS; DynamoDB finds nothing, a secret has a value, anything else answers
+ * `{}`): a one-record Sparkplug NBIRTH or LwM2M Send batch from an unregistered device (registry and
+ * state lookups, the quarantine event written; the LwM2M response published), and GET /devices
+ * through the authorizer's decision (a registry scan). Its "build" column is then that whole first
+ * invocation (the SDK clients' first calls included).
  * Prints the medians and the bundle sizes, and the CPU time (user + system) of import and init: on a
  * loaded machine wall time waits for a core, CPU time much less so. Node's own bootstrap (~40 ms) is not included: Lambda's
  * runtime process is up before INIT.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encodeMessage, Operation } from '../../functions/core/lwm2m/message.js';
+import { encodeSenml } from '../../functions/core/senml/index.js';
+import { encodePayload } from '../../functions/core/sparkplug/codec.js';
+import { DataType } from '../../functions/core/sparkplug/types.js';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { node22 } from '../verify-deploy/lambda-process.js';
 import { synthesize } from '../verify-deploy/main.js';
@@ -41,6 +54,122 @@ const EVENTS: Record<string, unknown> = {
     isBase64Encoded: false,
   },
 };
+
+/** Typical first requests (--first-request), per function kind (sparkplug / lwm2m ingest, api). */
+function firstRequestEvent(fn: FunctionModel, kind: keyof typeof EVENTS): unknown {
+  const now = Date.now();
+  const kinesis = (partitionKey: string, topic: string, payload: Uint8Array, clientId: string) => ({
+    Records: [
+      {
+        eventSource: 'aws:kinesis',
+        eventID: 'shardId-000000000000:1',
+        kinesis: {
+          partitionKey,
+          sequenceNumber: '49590338271490256608559692538361571095921575989136588898',
+          approximateArrivalTimestamp: now / 1000,
+          data: Buffer.from(
+            JSON.stringify({
+              payload: Buffer.from(payload).toString('base64'),
+              topic,
+              receivedAt: now,
+              clientId,
+            }),
+          ).toString('base64'),
+        },
+      },
+    ],
+  });
+  if (kind === 'api')
+    return {
+      ...(EVENTS.api as object),
+      path: '/devices',
+      pathParameters: { proxy: 'devices' },
+      requestContext: {
+        requestId: 'coldstart',
+        authorizer: { principal: JSON.stringify({ kind: 'admin' }) },
+      },
+    };
+  if (fn.logicalId.toLowerCase().includes('lwm2m')) {
+    const payload = encodeMessage({
+      operation: Operation.Send,
+      token: 1,
+      contentFormat: 112,
+      payload: encodeSenml(
+        Array.from({ length: 10 }, (_, i) => ({ n: `/3303/${i}/5700`, t: now / 1000, v: 20 + i })),
+        112,
+      ),
+    });
+    return kinesis('ep-cold', 'lwm2m/rd/ep-cold', payload, 'ep-cold');
+  }
+  const payload = encodePayload({
+    timestamp: now,
+    seq: 0,
+    metrics: Array.from({ length: 10 }, (_, i) => ({
+      name: `m${i}`,
+      timestamp: now,
+      datatype: DataType.Double,
+      value: 20 + i,
+    })),
+  });
+  return kinesis('plant/edge-cold', 'spBv1.0/plant/NBIRTH/edge-cold', payload, 'edge-cold');
+}
+
+/** A stub of the AWS endpoints for --first-request: DynamoDB finds nothing, a secret has a value, anything else is `{}`. */
+async function stubEndpoint(dir: string): Promise<{
+  url: string;
+  authority: string;
+  caFile: string;
+  calls: Map<string, number>;
+  close: () => void;
+}> {
+  const keyFile = path.join(dir, 'stub-key.pem');
+  const caFile = path.join(dir, 'stub-cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile],
+      ...['-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'],
+    ],
+    { stdio: 'ignore' },
+  );
+  const calls = new Map<string, number>();
+  const EMPTY: Record<string, unknown> = {
+    GetItem: {},
+    BatchGetItem: { Responses: {}, UnprocessedKeys: {} },
+    Query: { Items: [], Count: 0, ScannedCount: 0 },
+    Scan: { Items: [], Count: 0, ScannedCount: 0 },
+    BatchWriteItem: { UnprocessedItems: {} },
+    // Functions that read the admin key at their first request (the API function before ADR 0025
+    // amendment 2, the authorizer) get one.
+    GetSecretValue: { SecretString: 'coldstart-admin-key-0123456789abcdefghijklmnopqrstuvwxyz' },
+  };
+  const server = https.createServer(
+    { key: fs.readFileSync(keyFile), cert: fs.readFileSync(caFile) },
+    (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const target = String(req.headers['x-amz-target'] ?? '');
+        const action = target.includes('.')
+          ? target.split('.')[1]!
+          : req.url?.startsWith('/topics/')
+            ? 'iot:Publish'
+            : `${req.method} ${req.url?.split('?')[0]}`;
+        calls.set(action, (calls.get(action) ?? 0) + 1);
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify(EMPTY[action] ?? {}));
+      });
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const authority = `localhost:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `https://${authority}`,
+    authority,
+    caFile,
+    calls,
+    close: () => server.close(),
+  };
+}
 
 /** The probe run in each fresh process: import the bundle, then one invocation; prints the times. */
 const PROBE = `
@@ -87,12 +216,14 @@ function runProbe(
   event: unknown,
   env: Record<string, string>,
   profileDir?: string,
+  profileIntervalUs?: string,
 ) {
   return new Promise<Sample>((resolve, reject) => {
     const child = spawn(
       node22(),
       [
         ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        ...(profileDir && profileIntervalUs ? ['--cpu-prof-interval', profileIntervalUs] : []),
         '--input-type=module',
         '-e',
         PROBE,
@@ -150,7 +281,11 @@ export const benchmark: Benchmark = {
     let outdir = arg(args, '--assembly');
     // --cpu-prof <dir>: a V8 CPU profile of each function's first run (<dir>/<logicalId>/*.cpuprofile).
     const profileDir = arg(args, '--cpu-prof');
+    // --cpu-prof-interval <µs>: the profile's sampling interval (V8's default is 1000 µs).
+    const profileInterval = arg(args, '--cpu-prof-interval');
+    const firstRequest = args.includes('--first-request');
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dualpath-coldstart-'));
+    const stub = firstRequest ? await stubEndpoint(work) : undefined;
     try {
       if (!outdir) {
         outdir = path.join(work, 'cdk.out');
@@ -196,18 +331,28 @@ export const benchmark: Benchmark = {
           AWS_LAMBDA_FUNCTION_NAME: fn.functionName,
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
           LAMBDA_TASK_ROOT: taskRoot,
+          ...(stub
+            ? {
+                AWS_ENDPOINT_URL: stub.url,
+                IOT_DATA_ENDPOINT: stub.authority,
+                NODE_EXTRA_CA_CERTS: stub.caFile,
+              }
+            : {}),
           PATH: process.env.PATH ?? '/usr/bin:/bin',
         };
         const samples: Sample[] = [];
+        const event = stub ? firstRequestEvent(fn, kind) : EVENTS[kind];
+        stub?.calls.clear();
         for (let r = 0; r < runs; r++)
           samples.push(
             await runProbe(
               taskRoot,
               file,
               exportName,
-              EVENTS[kind],
+              event,
               env,
               profileDir && r === 0 ? path.join(profileDir, fn.logicalId) : undefined,
+              profileInterval,
             ),
           );
         const failed = samples.find((s) => s.error);
@@ -220,9 +365,14 @@ export const benchmark: Benchmark = {
         process.stdout.write(
           `${(fn.cdkPath?.split('/').slice(1, -1).join('/') ?? fn.logicalId).slice(0, 33).padEnd(34)}${kb(dirBytes(taskRoot, '.mjs') + dirBytes(taskRoot, '.js')).padStart(10)}${kb(dirBytes(taskRoot, '.map')).padStart(9)}${imp.toFixed(1).padStart(11)}${build.toFixed(1).padStart(10)}${init.toFixed(1).padStart(9)}${importCpu.toFixed(1).padStart(12)}${initCpu.toFixed(1).padStart(10)}${failed ? `  (first call: ${failed.error?.slice(0, 80)})` : ''}\n`,
         );
+        if (stub)
+          process.stdout.write(
+            `${''.padEnd(34)}AWS calls per run: ${[...stub.calls].map(([a, n]) => `${a} ×${n / runs}`).join(', ') || 'none'}\n`,
+          );
       }
       process.stdout.write('target: init <= 100 ms for the ingest and API functions\n');
     } finally {
+      stub?.close();
       fs.rmSync(work, { recursive: true, force: true });
     }
   },

@@ -38,6 +38,32 @@ describe('IotDataPublisher', () => {
     ]);
   });
 
+  it('builds the client on the first publish, or at once when given the SDK module', async () => {
+    iot.on(PublishCommand).resolves({});
+    const made: string[] = [];
+    const lazy = new IotDataPublisher({
+      client: () => {
+        made.push('lazy');
+        return client;
+      },
+      sleep: noSleep,
+    });
+    const eager = new IotDataPublisher({
+      client: () => {
+        made.push('eager');
+        return client;
+      },
+      sdk: { IoTDataPlaneClient, PublishCommand },
+      sleep: noSleep,
+    });
+    expect(made).toEqual(['eager']);
+    await lazy.publish([action('lwm2m/rd/ep', [1])]);
+    await lazy.publish([action('lwm2m/rd/ep', [2])]);
+    await eager.publish([action('lwm2m/rd/ep', [3])]);
+    expect(made).toEqual(['eager', 'lazy']);
+    expect(iot.commandCalls(PublishCommand)).toHaveLength(3);
+  });
+
   it('retries throttling and 5xx, then succeeds', async () => {
     iot
       .on(PublishCommand)

@@ -41,6 +41,24 @@ function proxyEvent(over: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
 }
 
 describe('API Gateway proxy handler', () => {
+  it('behind the authorizer (no admin key hash): trusts its decision only, a request without one is 401', async () => {
+    const authenticator = new Authenticator(undefined, api.registry);
+    const handler = createApiHandler(async () => createApiRouter({ ...api.deps, authenticator }));
+    const principal = JSON.stringify({ kind: 'admin' });
+    const ok = await handler(
+      proxyEvent({
+        requestContext: { authorizer: { principal } } as unknown as APIGatewayProxyEvent['requestContext'],
+      }),
+    );
+    expect(ok.statusCode).toBe(200);
+    // The admin key itself, without the authorizer's decision, is not checked here.
+    const direct = await handler(proxyEvent({ headers: { authorization: `Bearer ${ADMIN}` } }));
+    expect(direct.statusCode).toBe(401);
+    await expect(authenticator.authenticateKey(ADMIN)).rejects.toMatchObject({ status: 401 });
+    // Public routes need no decision.
+    expect((await handler(proxyEvent({ path: '/health' }))).statusCode).toBe(200);
+  });
+
   it('serves the router: query, authorizer context, JSON body and status', async () => {
     const handler = createApiHandler(async () => createApiRouter(api.deps));
     const principal = JSON.stringify({ kind: 'admin' });

@@ -320,8 +320,11 @@ describe('the env check on the synthesized default template', () => {
         expect.arrayContaining(['REGISTRY_TABLE', 'STATE_TABLE', 'EVENTS_TABLE']),
       );
     }
+    const authorizer = all.reports.find((x) => x.functionLogicalId === idOf('AuthorizerFunction'))!;
+    expect(authorizer.required).toContain('ADMIN_KEY_SECRET_ARN');
+    // The API trusts the authorizer's decision and never reads the admin key (ADR 0025 amendment 2).
     const api = all.reports.find((x) => x.functionLogicalId === idOf('ApiFunction'))!;
-    expect(api.required).toContain('ADMIN_KEY_SECRET_ARN');
+    expect(api.required).not.toContain('ADMIN_KEY_SECRET_ARN');
     const sparkplug = all.reports.find((x) => x.functionLogicalId === idOf('SparkplugIngestFunction'))!;
     expect(sparkplug.required).toEqual(expect.arrayContaining(['TELEMETRY_TABLE', 'IOT_DATA_ENDPOINT']));
   });
@@ -334,8 +337,8 @@ describe('the env check on the synthesized default template', () => {
     expect(errorsOf(withEnv('Lwm2mIngestFunction', (v) => delete v.TELEMETRY_TABLE))).toEqual([
       `${idOf('Lwm2mIngestFunction')}: environment variable TELEMETRY_TABLE is required by its code (the DynamoDB telemetry store is built on it (TELEMETRY_BACKEND=dynamodb)) but the template does not set it`,
     ]);
-    expect(errorsOf(withEnv('ApiFunction', (v) => delete v.ADMIN_KEY_SECRET_ARN))).toEqual([
-      `${idOf('ApiFunction')}: environment variable ADMIN_KEY_SECRET_ARN is required by its code (the admin key hash is read from that secret at cold start) but the template does not set it`,
+    expect(errorsOf(withEnv('AuthorizerFunction', (v) => delete v.ADMIN_KEY_SECRET_ARN))).toEqual([
+      `${idOf('AuthorizerFunction')}: environment variable ADMIN_KEY_SECRET_ARN is required by its code (the admin key hash is read from that secret at cold start) but the template does not set it`,
     ]);
     expect(errorsOf(withEnv('SparkplugIngestFunction', (v) => delete v.IOT_DATA_ENDPOINT))).toEqual([
       expect.stringMatching(
@@ -377,9 +380,9 @@ describe('the env check on the synthesized default template', () => {
 
   it('checks observed reads against the real environment', () => {
     const m = model();
-    const api = m.function(idOf('ApiFunction'));
-    const code = fs.readFileSync(path.join(api.assetDir!, 'index.mjs'), 'utf8');
-    // what loadConfig and adminKeySecretArn read at a cold start of the API
+    const fn = m.function(idOf('AuthorizerFunction'));
+    const code = fs.readFileSync(path.join(fn.assetDir!, 'index.mjs'), 'utf8');
+    // what loadConfig and adminKeySecretArn read at a cold start of the authorizer
     const reads = [
       'REGISTRY_TABLE',
       'STATE_TABLE',
@@ -395,10 +398,10 @@ describe('the env check on the synthesized default template', () => {
       'ADMIN_KEY_SECRET_ARN',
       'AWS_REGION',
     ];
-    expect(checkObservedReads(api.logicalId, reads, api.environment, { code })).toEqual([]);
-    const { ADMIN_KEY_SECRET_ARN: _dropped, ...without } = api.environment;
-    expect(checkObservedReads(api.logicalId, reads, without, { code }).map((f) => f.message)).toEqual([
-      `${api.logicalId}: read environment variable ADMIN_KEY_SECRET_ARN, which the template does not set (required: the admin key hash is read from that secret at cold start)`,
+    expect(checkObservedReads(fn.logicalId, reads, fn.environment, { code })).toEqual([]);
+    const { ADMIN_KEY_SECRET_ARN: _dropped, ...without } = fn.environment;
+    expect(checkObservedReads(fn.logicalId, reads, without, { code }).map((f) => f.message)).toEqual([
+      `${fn.logicalId}: read environment variable ADMIN_KEY_SECRET_ARN, which the template does not set (required: the admin key hash is read from that secret at cold start)`,
     ]);
   });
 });

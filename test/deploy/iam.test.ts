@@ -310,16 +310,18 @@ describe('the synthesized default template', () => {
       `${sparkplug}: dynamodb:Scan on ${registry} is not allowed by its role — no statement allows it (implicit deny)`,
     ]);
 
+    // The API trusts the authorizer's decision: it cannot read the admin key (ADR 0025 amendment 2).
     const ap = evaluate(model.policiesFor(api).statements, [
       call('dynamodb:Query', `${registry}/index/gsi1`),
-      call('secretsmanager:GetSecretValue', secret),
       call('iot:Publish', topic('spBv1.0/plant/DCMD/edge-1/dev')),
       call('iot:Publish', topic('lwm2m/rd/ep-1')),
+      call('secretsmanager:GetSecretValue', secret),
     ]);
-    expect(ap.denied).toEqual([]);
+    expect(ap.denied.map((d) => d.call.action)).toEqual(['GetSecretValue']);
 
     const au = evaluate(model.policiesFor(authorizer).statements, [
       call('dynamodb:GetItem', registry),
+      call('secretsmanager:GetSecretValue', secret),
       call('dynamodb:PutItem', registry),
     ]);
     expect(au.denied.map((d) => d.call.action)).toEqual(['PutItem']);

@@ -223,6 +223,10 @@ describe('function environments (names of functions/core/config.ts)', () => {
     expect(env.ADMIN_KEY_SECRET_ARN).toBeDefined();
     expect(env.TELEMETRY_TABLE).toBeUndefined();
   });
+
+  it('does not give the API the admin key: it trusts the authorizer (ADR 0025 amendment 2)', () => {
+    expect(functionEnvironments(s)[functionId(s, 'ApiFunction')]!.ADMIN_KEY_SECRET_ARN).toBeUndefined();
+  });
 });
 
 const statementsOf = (prefix: string) => statementsOfStack(s, prefix);
