@@ -136,8 +136,13 @@ export function compileBool(e: Expr): BoolFn {
 }
 
 /**
- * `x op k` with a number literal `k` (most conditions): one closure, the comparison inline, `value`
- * read directly. Same results as the general form (NaN on either side is unknown).
+ * `x op k` with a number literal `k` (most conditions): one closure, the comparison inline. For `value`
+ * and for a call of a whitelisted function (`mean(1m) > 85`, `anomaly() > 5`, `abs(delta()) > 39`) the
+ * number is computed inside that closure by a top-level function of the context, called from a call site
+ * of its own: V8 inlines it, so the number is never boxed and there is one closure call per evaluation.
+ * (A closure returning the number to a shared comparison closure — the general form below — was a second
+ * call through a megamorphic site, every compared number a heap allocation.) Same results as the general
+ * form: NaN on either side is unknown.
  */
 function compareConst(op: CompareOp, left: Expr, k: number): BoolFn {
   if (Number.isNaN(k)) return () => null;
@@ -157,38 +162,62 @@ function compareConst(op: CompareOp, left: Expr, k: number): BoolFn {
         return (c) => (Number.isNaN(c.value) ? null : c.value !== k);
     }
   }
+  const o = OP_CODE[op];
+  if (left.k === 'call') {
+    const w = left.window?.ms ?? 0;
+    switch (left.fn) {
+      case 'abs': {
+        const f = compileNum(left.args[0]!);
+        return (c) => compareTo(o, Math.abs(f(c)), k);
+      }
+      case 'delta':
+        return (c) => compareTo(o, deltaOf(c), k);
+      case 'rate':
+        return (c) => compareTo(o, rateOf(c, w), k);
+      case 'anomaly':
+        return (c) => compareTo(o, c.score, k);
+      case 'count':
+        return (c) => compareTo(o, countOf(c, w), k);
+      case 'mean':
+        return (c) => compareTo(o, meanOf(c, w), k);
+      case 'stddev':
+        return (c) => compareTo(o, stddevOf(c, w), k);
+      case 'zscore':
+        return (c) => compareTo(o, zscoreOf(c, w), k);
+      case 'min':
+        return (c) => compareTo(o, minOf(c, w), k);
+      case 'max':
+        return (c) => compareTo(o, maxOf(c, w), k);
+      case 'median':
+        return (c) => compareTo(o, sortedPercentile(c, c.time - w, w, 50), k);
+      case 'percentile': {
+        const rank = (left.args[0] as { v: number }).v;
+        return (c) => compareTo(o, sortedPercentile(c, c.time - w, w, rank), k);
+      }
+    }
+  }
   const l = compileNum(left);
+  return (c) => compareTo(o, l(c), k);
+}
+
+const OP_CODE: Record<CompareOp, number> = { '>': 0, '>=': 1, '<': 2, '<=': 3, '==': 4, '!=': 5 };
+
+/** `a op k` (op an OP_CODE), unknown when `a` is NaN. Small: inlined where it is called. */
+function compareTo(op: number, a: number, k: number): boolean | null {
+  if (Number.isNaN(a)) return null;
   switch (op) {
-    case '>':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a > k;
-      };
-    case '>=':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a >= k;
-      };
-    case '<':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a < k;
-      };
-    case '<=':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a <= k;
-      };
-    case '==':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a === k;
-      };
-    case '!=':
-      return (c) => {
-        const a = l(c);
-        return Number.isNaN(a) ? null : a !== k;
-      };
+    case 0:
+      return a > k;
+    case 1:
+      return a >= k;
+    case 2:
+      return a < k;
+    case 3:
+      return a <= k;
+    case 4:
+      return a === k;
+    default:
+      return a !== k;
   }
 }
 
@@ -266,52 +295,23 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
       return (c) => Math.abs(f(c));
     }
     case 'delta':
-      return (c) => (c.prevValue === undefined ? Number.NaN : c.value - c.prevValue);
+      return (c) => deltaOf(c);
     case 'rate':
-      return (c) =>
-        c.prevValue === undefined || c.prevTime === undefined || c.time <= c.prevTime
-          ? Number.NaN
-          : ((c.value - c.prevValue) / (c.time - c.prevTime)) * w;
+      return (c) => rateOf(c, w);
     case 'anomaly':
       return (c) => c.score;
     case 'count':
-      return (c) => c.wt.length - startOf(c, c.time - w);
+      return (c) => countOf(c, w);
     case 'mean':
-      return (c) => {
-        const s = startOf(c, c.time - w);
-        const n = c.wv.length - s;
-        if (n === 0) return Number.NaN;
-        const p = sums(c);
-        return p.ref + range(p.s1, s, c.wv.length) / n;
-      };
+      return (c) => meanOf(c, w);
     case 'stddev':
-      return (c) => {
-        const s = startOf(c, c.time - w);
-        return sd(sums(c), s, c.wv.length);
-      };
+      return (c) => stddevOf(c, w);
     case 'zscore':
-      // The current reading against the window before it.
-      return (c) => {
-        const end = c.wv.length - 1;
-        const s = startOf(c, c.time - w);
-        if (end - s < 2) return Number.NaN;
-        const p = sums(c);
-        const mean = p.ref + range(p.s1, s, end) / (end - s);
-        const dev = sd(p, s, end);
-        return dev === 0 || Number.isNaN(dev) ? Number.NaN : (c.value - mean) / dev;
-      };
+      return (c) => zscoreOf(c, w);
     case 'min':
-      return (c) => {
-        let m = Number.POSITIVE_INFINITY;
-        for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! < m) m = c.wv[i]!;
-        return m === Number.POSITIVE_INFINITY ? Number.NaN : m;
-      };
+      return (c) => minOf(c, w);
     case 'max':
-      return (c) => {
-        let m = Number.NEGATIVE_INFINITY;
-        for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! > m) m = c.wv[i]!;
-        return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
-      };
+      return (c) => maxOf(c, w);
     case 'median':
       return (c) => sortedPercentile(c, c.time - w, w, 50);
     case 'percentile': {
@@ -319,6 +319,59 @@ function compileCall(fn: FunctionName, args: Expr[], windowMs: number | undefine
       return (c) => sortedPercentile(c, c.time - w, w, rank);
     }
   }
+}
+
+// The whitelisted functions over the context (w: the window in ms), shared by compileCall and
+// compareConst.
+
+function deltaOf(c: EvalContext): number {
+  return c.prevValue === undefined ? Number.NaN : c.value - c.prevValue;
+}
+
+function rateOf(c: EvalContext, w: number): number {
+  return c.prevValue === undefined || c.prevTime === undefined || c.time <= c.prevTime
+    ? Number.NaN
+    : ((c.value - c.prevValue) / (c.time - c.prevTime)) * w;
+}
+
+function countOf(c: EvalContext, w: number): number {
+  return c.wt.length - startOf(c, c.time - w);
+}
+
+function meanOf(c: EvalContext, w: number): number {
+  const s = startOf(c, c.time - w);
+  const n = c.wv.length - s;
+  if (n === 0) return Number.NaN;
+  const p = sums(c);
+  return p.ref + range(p.s1, s, c.wv.length) / n;
+}
+
+function stddevOf(c: EvalContext, w: number): number {
+  const s = startOf(c, c.time - w);
+  return sd(sums(c), s, c.wv.length);
+}
+
+/** The current reading against the window before it. */
+function zscoreOf(c: EvalContext, w: number): number {
+  const end = c.wv.length - 1;
+  const s = startOf(c, c.time - w);
+  if (end - s < 2) return Number.NaN;
+  const p = sums(c);
+  const mean = p.ref + range(p.s1, s, end) / (end - s);
+  const dev = sd(p, s, end);
+  return dev === 0 || Number.isNaN(dev) ? Number.NaN : (c.value - mean) / dev;
+}
+
+function minOf(c: EvalContext, w: number): number {
+  let m = Number.POSITIVE_INFINITY;
+  for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! < m) m = c.wv[i]!;
+  return m === Number.POSITIVE_INFINITY ? Number.NaN : m;
+}
+
+function maxOf(c: EvalContext, w: number): number {
+  let m = Number.NEGATIVE_INFINITY;
+  for (let i = startOf(c, c.time - w); i < c.wv.length; i++) if (c.wv[i]! > m) m = c.wv[i]!;
+  return m === Number.NEGATIVE_INFINITY ? Number.NaN : m;
 }
 
 /**
