@@ -146,10 +146,12 @@ export function wireRecords(o: WireOptions): KinesisRecords & { destroy(): void 
             try {
               parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
             } catch {
+              // Not the service's JSON (a crashed emulator, a proxy page): transient, never "refused" —
+              // the forwarder dead-letters records only for errors that name what they carry.
               reject(
                 new KinesisWireError(
-                  'SerializationException',
-                  `unreadable ${operation} answer`,
+                  'InternalFailure',
+                  `${operation}: unreadable answer (HTTP ${res.statusCode})`,
                   res.statusCode ?? 0,
                 ),
               );

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalEmulators, startEmulators } from '../../../infra/local/emulators.js';
@@ -138,5 +140,30 @@ describe('Kinesis hot-path port', () => {
 
     // Assert
     expect(calls).toEqual({ PutRecords: 1, GetRecords: 1 });
+  });
+
+  it('reports an answer that is not the service JSON as a transient InternalFailure, not as a refusal', async () => {
+    // Arrange: an endpoint that answers 502 with an HTML page
+    const server = createServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html>bad gateway</html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = wireRecords({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: 'us-east-1',
+    });
+
+    // Act
+    const error = await port
+      .putRecords(stream, [{ data: new Uint8Array([1]), partitionKey: 'k' }])
+      .catch((e) => e);
+    port.destroy();
+    await new Promise((r) => server.close(r));
+
+    // Assert
+    expect(error).toBeInstanceOf(KinesisWireError);
+    expect((error as KinesisWireError).name).toBe('InternalFailure');
+    expect((error as KinesisWireError).statusCode).toBe(502);
   });
 });
