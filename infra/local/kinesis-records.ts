@@ -65,10 +65,7 @@ export function sdkRecords(client: KinesisClient): KinesisRecords {
         }),
         signal ? { abortSignal: signal } : {},
       );
-      return (out.Records ?? []).map((r) => ({
-        ...(r.ErrorCode ? { errorCode: r.ErrorCode } : {}),
-        ...(r.ErrorMessage ? { errorMessage: r.ErrorMessage } : {}),
-      }));
+      return (out.Records ?? []).map(putResult);
     },
     async getRecords(shardIterator, limit) {
       const out = await client.send(new GetRecordsCommand({ ShardIterator: shardIterator, Limit: limit }));
@@ -78,6 +75,14 @@ export function sdkRecords(client: KinesisClient): KinesisRecords {
         millisBehindLatest: out.MillisBehindLatest ?? 0,
       };
     },
+  };
+}
+
+/** One entry of a PutRecords answer (the SDK's and the wire's have the same fields). */
+function putResult(r: { ErrorCode?: string; ErrorMessage?: string }): PutResult {
+  return {
+    ...(r.ErrorCode ? { errorCode: r.ErrorCode } : {}),
+    ...(r.ErrorMessage ? { errorMessage: r.ErrorMessage } : {}),
   };
 }
 
@@ -188,10 +193,7 @@ export function wireRecords(o: WireOptions): KinesisRecords & { destroy(): void 
       const out = (await call('PutRecords', body, signal)) as {
         Records?: { ErrorCode?: string; ErrorMessage?: string }[];
       };
-      return (out.Records ?? []).map((r) => ({
-        ...(r.ErrorCode ? { errorCode: r.ErrorCode } : {}),
-        ...(r.ErrorMessage ? { errorMessage: r.ErrorMessage } : {}),
-      }));
+      return (out.Records ?? []).map(putResult);
     },
     async getRecords(shardIterator, limit) {
       const out = (await call(
