@@ -171,9 +171,21 @@ export function assembleIngest(
 
 /** EMF: alerts opened and resolved per severity (the CloudWatch "alerts opened per minute" widget). */
 function alertMetrics(metrics: Metrics, ts: AlertTransition[]): void {
+  // One EMF record per severity per batch (not one per transition: a batch can carry hundreds).
+  const counts = new Map<string, { opened: number; resolved: number }>();
   for (const t of ts) {
+    let c = counts.get(t.severity);
+    if (!c) {
+      c = { opened: 0, resolved: 0 };
+      counts.set(t.severity, c);
+    }
+    if (t.kind === 'open') c.opened++;
+    else c.resolved++;
+  }
+  for (const [severity, c] of counts) {
     const m = metrics.singleMetric();
-    m.addDimension('severity', t.severity);
-    m.addMetric(t.kind === 'open' ? 'AlertsOpened' : 'AlertsResolved', MetricUnit.Count, 1);
+    m.addDimension('severity', severity);
+    if (c.opened > 0) m.addMetric('AlertsOpened', MetricUnit.Count, c.opened);
+    if (c.resolved > 0) m.addMetric('AlertsResolved', MetricUnit.Count, c.resolved);
   }
 }

@@ -6,6 +6,11 @@
  *   engine.begin();                                   // a batch starts: nothing staged
  *   const transitions = await engine.evaluate({ readings, events, enrichmentOf });
  *   const toDeliver = await engine.commit();          // after the readings are stored
+ *
+ * `evaluate` is `collect` (sort the input into per-(rule, series) groups: no I/O) then `run` (load the
+ * groups' states, evaluate each group once). The ingest path collects each stored chunk and runs once per
+ * batch: a series whose readings are spread over the batch's chunks is loaded and evaluated once, not
+ * once per chunk (ADR 0016 amendment 7).
  *   // on giving the batch up instead:  engine.abort();
  *
  * `commit` first records the batch's transitions in the AlertStore (idempotent on the transition id),
@@ -288,8 +293,13 @@ export class RuleEngine {
   private lastDevice: DeviceSelection | undefined;
   /** Groups by state key, kept across calls for their sample arrays (cleared with the rules). */
   private readonly groupCache = new Map<string, Group>();
-  /** Numbers evaluate() calls: a Selection's groups belong to the call that built them. */
+  /**
+   * Numbers the collections (the collects between two runs): a Selection's groups belong to the
+   * collection that activated them.
+   */
   private call = 0;
+  /** The groups collected since the last run, by state key. */
+  private collected = new Map<string, Group>();
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
@@ -319,6 +329,7 @@ export class RuleEngine {
 
   /** A batch starts: drops anything staged (a batch given up without abort() included). */
   begin(): void {
+    this.dropCollected();
     this.pending = [];
     // Cross-batch cache (ports with getVersions): clean states stay, to be re-checked by version before
     // they are trusted. Anything dirty (a commit that failed and was not aborted) is dropped.
@@ -333,6 +344,7 @@ export class RuleEngine {
 
   /** The batch is given up (it will be redelivered): nothing it staged survives. */
   abort(): void {
+    this.dropCollected();
     this.staged.clear();
     this.dirty = [];
     this.pending = [];
@@ -411,14 +423,28 @@ export class RuleEngine {
     return sel;
   }
 
-  /** Evaluates the batch's readings and events; returns the transitions (applied at commit). */
+  /** The next collection starts empty (its groups' samples are dropped, not evaluated). */
+  private dropCollected(): void {
+    if (this.collected.size > 0) this.collected = new Map();
+    this.call++;
+  }
+
+  /** Evaluates readings and events (with any collected before); returns the transitions (applied at commit). */
   async evaluate(input: EvaluationInput): Promise<AlertTransition[]> {
     await this.ensureRules();
-    const now = this.o.clock();
-    /** Every group of this call, by state key. */
-    const call = ++this.call;
-    const groups = new Map<string, Group>();
-    if (this.groupCache.size > MEMO_MAX) {
+    this.collect(input);
+    return this.run();
+  }
+
+  /**
+   * Sorts readings and events into the groups of the rules selecting them, to be evaluated by the next
+   * `run` (or `evaluate`), against the rule list of the last `prepare()`. Synchronous (no state is read):
+   * the ingest path calls it per stored chunk.
+   */
+  collect(input: EvaluationInput): void {
+    const call = this.call;
+    const groups = this.collected;
+    if (this.groupCache.size > MEMO_MAX && groups.size === 0) {
       // The selections hold groups: they go with them (one group object per key, always).
       this.groupCache.clear();
       this.clearMemo();
@@ -558,8 +584,20 @@ export class RuleEngine {
         }
       }
     }
-    await this.load(groups);
+  }
+
+  /**
+   * Evaluates what was collected: each group's state loaded (cached states checked by version), its
+   * samples in time order, then its events. A failed load keeps the collection for a retried run.
+   */
+  async run(): Promise<AlertTransition[]> {
+    const groups = this.collected;
     const out: AlertTransition[] = [];
+    if (groups.size === 0) return out;
+    const now = this.o.clock();
+    await this.load(groups);
+    this.collected = new Map();
+    this.call++;
     for (const g of groups.values()) {
       const entry =
         this.staged.get(g.key) ??

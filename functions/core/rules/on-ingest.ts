@@ -2,12 +2,13 @@
  * Rule evaluation on the ingest path (ADR 0016 "Integration"), as decorators of the two ports the
  * ingest path already drives, so functions/core/ingest.ts needs no change:
  *
- * - the StorePort: after a chunk of enriched readings is stored, the rule engine evaluates it (rules see
+ * - the StorePort: after a chunk of enriched readings is stored, the rule engine collects it (rules see
  *   only readings that are stored: a batch that fails to store is redelivered and evaluated then);
  * - the MessageProcessor: `begin` starts the engine's batch, `handle` collects the lifecycle events of
- *   the batch (evaluated at commit, with the enrichment of the batch's readings), `commit` commits the
- *   engine BEFORE the protocol state — a batch redelivered after a failed protocol commit finds the rule
- *   states past its readings and skips them; a failed engine commit redelivers the batch against the
+ *   the batch, `commit` evaluates what was collected, once per series (the batch's readings, then its
+ *   events with the enrichment of the batch's readings), then commits the engine BEFORE the protocol
+ *   state — a batch redelivered after a failed protocol commit finds the rule states past its readings
+ *   and skips them; a failed engine commit redelivers the batch against the
  *   rule states it started from, which reproduces the same transition ids (recorded once) — and then
  *   delivers the transitions still to deliver; `abort` drops what the engine staged.
  *
@@ -68,18 +69,18 @@ export function rulesOnIngest(
       undelivered = [];
     },
     commit: async () => {
-      if (events.length > 0) {
-        const batchEvents = events;
-        events = [];
-        try {
-          await engine.evaluate({ readings: [], events: batchEvents, enrichmentOf });
-        } catch (error) {
-          if (isRetryable(error)) {
-            events = batchEvents; // evaluated again by the retried commit
-            throw error;
-          }
-          o.onError?.('evaluate', error);
+      try {
+        if (events.length > 0) {
+          await engine.prepare();
+          engine.collect({ readings: [], events, enrichmentOf });
+          events = [];
         }
+        // One evaluation per series for the whole batch. A failed state read keeps the collection:
+        // the retried commit runs it again.
+        await engine.run();
+      } catch (error) {
+        if (isRetryable(error)) throw error;
+        o.onError?.('evaluate', error);
       }
       // Rules first (idempotent transitions), then the protocol state (see the module comment).
       for (const t of await engine.commit()) undelivered.push(t);
@@ -115,13 +116,19 @@ export function rulesOnIngest(
         const rejected = new Set(result.rejected.map((r) => r.reading));
         evaluated = readings.filter((r) => !rejected.has(r));
       }
-      for (const r of evaluated) enrichment.set(r.deviceId, r.enrichment);
+      // A message's readings come together: one map write per run of one device's readings.
+      let last: string | undefined;
+      for (let i = 0; i < evaluated.length; i++) {
+        const r = evaluated[i]!;
+        if (r.deviceId === last) continue;
+        last = r.deviceId;
+        enrichment.set(r.deviceId, r.enrichment);
+      }
       try {
-        await engine.evaluate({ readings: evaluated });
+        // Evaluated at commit with the rest of the batch, once per series (no state is read here).
+        engine.collect({ readings: evaluated });
       } catch (error) {
-        // A dependency failing (state reads): the chunk is stored again (duplicates) and evaluated again.
-        if (isRetryable(error)) throw error;
-        // Anything else is a rule problem, not the readings': they stay stored, the batch goes on.
+        // A rule problem, not the readings': they stay stored, the batch goes on.
         o.onError?.('evaluate', error);
       }
       return result;

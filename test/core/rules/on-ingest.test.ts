@@ -69,6 +69,14 @@ class FakeProcessor implements MessageProcessor {
 
 class FlakyState extends InMemoryRuleStateStore {
   conflicts = 0;
+  throttledReads = 0;
+  override async getMany(keys: Parameters<InMemoryRuleStateStore['getMany']>[0]) {
+    if (this.throttledReads > 0) {
+      this.throttledReads--;
+      throw new TransientError('THROTTLED', 'rule state read throttled');
+    }
+    return super.getMany(keys);
+  }
   override async put(state: RuleState, expected: number | undefined) {
     if (this.conflicts > 0) {
       this.conflicts--;
@@ -128,6 +136,7 @@ async function setup(
   };
   return {
     batch,
+    wired,
     delivered,
     alerts,
     state,
@@ -195,6 +204,34 @@ describe('rules on the ingest ports', () => {
     expect((await s.outbox()).delivered).toBe(1);
     expect((await s.outbox()).delivered).toBe(0);
     expect(s.delivered).toHaveLength(1);
+  });
+
+  it('a series spread over the chunks of a batch is read once and evaluated once, in time order, at commit', async () => {
+    const s = await setup('value > 80 for 2s clear value < 75');
+    s.wired.processor.begin!();
+    // Chunks stored in an order that is not time order: evaluated as one series at commit.
+    await s.wired.store.write([reading(85, T0 + 2000), reading(86, T0 + 3000)]);
+    await s.wired.store.write([reading(70, T0), reading(84, T0 + 1000)]);
+    expect(s.state.calls.getMany).toBe(0); // nothing read while chunks are stored
+    await s.wired.processor.commit!();
+    expect(s.state.calls.getMany).toBe(1);
+    // Held from 1000 (84) to 3000: 2 s, so open at 3000; in chunk order, the hold would have restarted.
+    expect(s.delivered.map((t) => [t.kind, t.at])).toEqual([['open', T0 + 3000]]);
+  });
+
+  it('a rule-state read throttled at commit keeps the collected readings for the retried commit', async () => {
+    const s = await setup();
+    s.state.throttledReads = 1;
+    s.wired.processor.begin!();
+    await s.wired.processor.handle({ topic: 't', payload: new Uint8Array(), receivedAt: T0 });
+    await s.wired.store.write([reading(70, T0), reading(85, T0 + 1000)]);
+    // The ingest path retries a commit that failed with a retryable error (withRetry in core/ingest).
+    await expect(s.wired.processor.commit!()).rejects.toThrow('throttled');
+    expect(s.delivered).toHaveLength(0);
+    await s.wired.processor.commit!();
+    expect(s.delivered.map((t) => t.kind)).toEqual(['open']);
+    expect(s.processor.commits).toBe(1);
+    expect(s.errors).toEqual([]);
   });
 
   it('evaluates the lifecycle events of the batch at commit (event rules)', async () => {
