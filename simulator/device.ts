@@ -156,6 +156,8 @@ export class SimulatedDevice {
   private connectedAt = 0;
   private registerAttempt = 0;
   private observeLoop = false;
+  /** Readings in the first LwM2M Send (a random share of a bulk, see scheduleSampling); then undefined. */
+  private firstBulk: number | undefined;
   /** Publishes handed to the client and not yet settled (no per-publish promise: see settled()). */
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
@@ -611,6 +613,9 @@ export class SimulatedDevice {
     const { sendRate, readingsPerSend } = this.cfg.lwm2m;
     if (!(sendRate > 0) || this.sendSignals.length === 0) return;
     const interval = (1000 * this.sendSignals.length) / (sendRate * readingsPerSend);
+    // The first Send carries a random share of a full bulk: the fleet's Sends are spread over the Send
+    // period from the start, as in a fleet that has run for a while (not all at one period after boot).
+    this.firstBulk = Math.max(1, Math.ceil(this.traffic.next() * readingsPerSend));
     // Drift-free like the emissions: the next tick follows the previous one's due time.
     let due = this.cfg.clock() + interval * this.traffic.next();
     const tick = () => {
@@ -645,9 +650,10 @@ export class SimulatedDevice {
   /** Sends the buffer in bulks of K (all of it, in larger bulks, after a reconnect or on stop). */
   private flushBuffer(all: boolean): void {
     if (!this.isConnected || !this.lwm2m.registered) return;
-    const k = this.cfg.lwm2m.readingsPerSend;
-    const chunk = all || this.buffer.length > 2 * k ? Math.max(k, 250) : k;
-    while (this.buffer.length >= k || (all && this.buffer.length > 0)) {
+    for (;;) {
+      const k = this.firstBulk ?? this.cfg.lwm2m.readingsPerSend;
+      if (!(this.buffer.length >= k || (all && this.buffer.length > 0))) return;
+      const chunk = all || this.buffer.length > 2 * k ? Math.max(k, 250) : k;
       const records = this.buffer.splice(0, Math.min(chunk, this.buffer.length));
       if (this.traffic.chance(this.cfg.badRatio)) {
         this.buffer.unshift(...records);
@@ -665,6 +671,7 @@ export class SimulatedDevice {
         continue;
       }
       const session = this.session;
+      this.firstBulk = undefined;
       this.sendLwm2m(this.lwm2m.send(records), (ok) => {
         // Not acknowledged: keep the records (with their own times) for the next session.
         if (!ok && !this.stopping && session <= this.session) this.buffer.unshift(...records);

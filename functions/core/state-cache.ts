@@ -99,6 +99,14 @@ const nodeKey = (k: NodeKey) => `${k.group}/${k.node}`;
 const deviceKey = (k: DeviceKey) => `${k.group}/${k.node}/${k.device}`;
 
 /**
+ * Default period of a Sparkplug node-state checkpoint in write-behind mode: 5 minutes (ADR 0012
+ * amendment 2). A checkpoint only refreshes the stored seq and lastSeen, which nothing decides on (a
+ * record read by another instance restarts its seq window anyway); at 60 s it was one PutItem per node
+ * per 30-60 s, the second-largest write load of a steady fleet.
+ */
+export const NODE_CHECKPOINT_MS = 300_000;
+
+/**
  * The Sparkplug host's state cache. Two modes, chosen by the backing port:
  *
  * - Batch-scoped write-back (ports without `getVersions`): every batch reads its keys once and writes
@@ -126,7 +134,7 @@ export class CachedSparkplugStateStore implements SparkplugStateStore {
     opts: { checkpointMs?: number; maxEntries?: number; clock?: () => number } = {},
   ) {
     this.writeBehind = typeof inner.getVersions === 'function';
-    this.checkpointMs = opts.checkpointMs ?? 60_000;
+    this.checkpointMs = opts.checkpointMs ?? NODE_CHECKPOINT_MS;
     this.maxEntries = opts.maxEntries ?? 50_000;
     this.clock = opts.clock ?? Date.now;
   }

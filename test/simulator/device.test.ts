@@ -187,7 +187,7 @@ describe('Sparkplug over the device session', () => {
 });
 
 describe('LwM2M over the device session', () => {
-  it('Register, bulk Send with each record at its sample time, Update at half the lifetime', async () => {
+  it('Register, bulk Send with each record at its sample time (the first a random share of a bulk), Update at half the lifetime', async () => {
     const f = await start({ types: ['env-sensor'] });
     const id = f.devices[0]!.id;
     const reg = h.lwm2m(id).find((m) => m.operation === Operation.Register)!;
@@ -195,17 +195,21 @@ describe('LwM2M over the device session', () => {
     expect(new TextDecoder().decode(reg.payload)).toContain('</3303/0>');
     await advance(12_000);
     // Counted on PUBACK; the listener may see the last one a moment later.
-    await waitFor(
-      () =>
-        h.lwm2m(id).filter((m) => m.operation === Operation.Send).length * 10 === f.stats().readings.lwm2m,
-      2000,
-      'listener to see every acknowledged Send',
-    );
+    const seen = () =>
+      h
+        .lwm2m(id)
+        .filter((m) => m.operation === Operation.Send)
+        .reduce((n, m) => n + decodeSenml(m.payload!, 112, { receivedAt: now }).length, 0);
+    await waitFor(() => seen() === f.stats().readings.lwm2m, 2000, 'listener to see every acknowledged Send');
     const sends = h.lwm2m(id).filter((m) => m.operation === Operation.Send);
     expect(sends.length).toBeGreaterThanOrEqual(3);
-    for (const s of sends) {
+    for (const [i, s] of sends.entries()) {
       const records = decodeSenml(s.payload!, 112, { receivedAt: now });
-      expect(records).toHaveLength(10);
+      // The first Send starts the device at a random point of its Send period (a fleet's Sends spread).
+      if (i === 0) {
+        expect(records.length).toBeGreaterThanOrEqual(1);
+        expect(records.length).toBeLessThanOrEqual(10);
+      } else expect(records).toHaveLength(10);
       expect(records.every((r) => r.timed && r.time >= T0 && r.time <= now)).toBe(true);
       expect(new Set(records.map((r) => r.name))).toEqual(
         new Set(['/3303/0/5700', '/3304/0/5700', '/3/0/9']),
@@ -214,7 +218,19 @@ describe('LwM2M over the device session', () => {
       expect(new Set(temps.map((r) => r.time)).size).toBe(temps.length); // one per sample
     }
     expect(h.lwm2m(id).filter((m) => m.operation === Operation.Update).length).toBe(1);
-    expect(f.stats().readings.lwm2m).toBe(sends.length * 10);
+    expect(f.stats().readings.lwm2m).toBe(seen());
+  });
+
+  it('a fleet started together does not Send in step: first Sends carry different shares of a bulk', async () => {
+    const f = await start({ types: ['env-sensor'], devices: 12, connectsPerSecond: 1000 });
+    await advance(8000);
+    const firstSizes = f.devices.map((d) => {
+      const first = h.lwm2m(d.id).find((m) => m.operation === Operation.Send);
+      return first ? decodeSenml(first.payload!, 112, { receivedAt: now }).length : 0;
+    });
+    expect(firstSizes.every((n) => n >= 1 && n <= 10)).toBe(true);
+    // With one fixed bulk size every device would Send its first bulk at the same time.
+    expect(new Set(firstSizes).size).toBeGreaterThan(2);
   });
 
   it('records sampled while offline are sent after re-registration with their own timestamps', async () => {
