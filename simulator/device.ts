@@ -155,6 +155,9 @@ export class SimulatedDevice {
   private readonly lastSampleAt: number[];
   private connectedAt = 0;
   private registerAttempt = 0;
+  /** Unanswered Registers in a row in `registerSession` (the retry timer doubles with each). */
+  private registerTries = 0;
+  private registerSession = -1;
   private observeLoop = false;
   /** Readings in the first LwM2M Send (a random share of a bulk, see scheduleSampling); then undefined. */
   private firstBulk: number | undefined;
@@ -593,8 +596,19 @@ export class SimulatedDevice {
 
   private register(session: number): void {
     const attempt = ++this.registerAttempt;
+    if (session !== this.registerSession) {
+      this.registerSession = session;
+      this.registerTries = 0;
+    }
+    // Unanswered Registers are retried after the timeout, doubling up to 8× (LwM2M 1.2 server object
+    // /1/x/17-18, Communication Retry Count and Timer: timer × 2^(n-1)), with ±10 % jitter: a server
+    // slowed by a connect storm is not sent the whole fleet's Registers again every timeout.
+    const wait =
+      this.cfg.lwm2m.registerTimeoutMs *
+      Math.min(8, 2 ** this.registerTries++) *
+      (0.9 + 0.2 * this.traffic.next());
     this.sendLwm2m(this.lwm2m.register());
-    this.cfg.scheduler.after(this.cfg.lwm2m.registerTimeoutMs, () => {
+    this.cfg.scheduler.after(wait, () => {
       if (session !== this.session || !this.isConnected || this.lwm2m.registered) return;
       if (attempt !== this.registerAttempt) return;
       this.register(session);
@@ -700,6 +714,7 @@ export class SimulatedDevice {
     for (const e of events) {
       switch (e.kind) {
         case 'registered':
+          this.registerTries = 0;
           this.scheduleUpdate(session);
           this.flushBuffer(true);
           break;

@@ -233,6 +233,38 @@ describe('LwM2M over the device session', () => {
     expect(new Set(firstSizes).size).toBeGreaterThan(2);
   });
 
+  it('an unanswered Register is retried with a doubling timer (LwM2M Communication Retry Timer)', async () => {
+    h.setAutoRespond(false);
+    fleet = await startFleet({
+      url: h.url,
+      devices: 1,
+      rate: 0.01,
+      lwm2mRate: 0,
+      lifetime: 60,
+      ndataEveryS: 0,
+      registerTimeoutMs: 1000,
+      clock: () => now,
+      scheduler: sched,
+      types: ['env-sensor'],
+    });
+    sched.runDue();
+    const id = fleet.devices[0]!.id;
+    const registers = () => h.lwm2m(id).filter((m) => m.operation === Operation.Register).length;
+    await waitFor(() => registers() === 1, 3000, 'first Register');
+    const times: number[] = [now];
+    for (let step = 0; step < 160; step++) {
+      await advance(100, 100);
+      if (registers() > times.length) times.push(now);
+    }
+    // Retries after ~1, ~2, ~4, ~8 s (±10 %): 5 Registers in 16 s, not 16 as with a fixed 1 s timer.
+    expect(times).toHaveLength(5);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    for (const [i, gap] of gaps.entries()) {
+      expect(gap).toBeGreaterThanOrEqual(1000 * 2 ** i * 0.9 - 100);
+      expect(gap).toBeLessThanOrEqual(1000 * 2 ** i * 1.1 + 200);
+    }
+  });
+
   it('records sampled while offline are sent after re-registration with their own timestamps', async () => {
     const f = await start({ types: ['pressure'], backoff: { baseMs: 20_000, maxMs: 20_000 } });
     const id = f.devices[0]!.id;
