@@ -10,7 +10,9 @@
  * Write budget: what messages say about a device (last seen, protocols, online flags, LwM2M registration
  * summary, Sparkplug metric catalog) is collected by `touch()`/`record()`/`enrich()` and written by
  * `flush()` — at most one UpdateItem per device per batch, and a lastSeen-only change only when it
- * advanced by at least `lastSeenResolutionMs`. Protocols are written as a set-add (RegistryPort), so the
+ * advanced by at least `lastSeenResolutionMs`. An auto-registered device is created by the same
+ * `flush()`, with what its batch said about it, in one conditional PutItem (not a create in `prepare()`
+ * and then an update): a connect storm of N new devices costs N writes per ingest path, not 2N. Protocols are written as a set-add (RegistryPort), so the
  * two ingest paths, each with its own cache, never overwrite each other's protocol.
  */
 import { ConflictError } from './errors.js';
@@ -53,7 +55,7 @@ export interface EnricherOptions {
    * every lastSeen in the same batch.
    */
   lastSeenResolutionMs?: number;
-  /** UpdateItem calls in flight during flush(), and auto-registration creates in prepare() (default 16). */
+  /** Registry writes in flight during flush() (updates and auto-registration creates; default 16). */
   flushConcurrency?: number;
 }
 
@@ -108,6 +110,11 @@ export class Enricher {
   private readonly devices = new Map<string, CachedDevice>();
   private readonly types = new Map<string, CachedType>();
   private readonly dirty = new Map<string, Patch>();
+  /**
+   * Auto-registered devices not written yet: the next flush() creates each with its batch's patch (a
+   * failed flush leaves them here for the next one; the cache serves them meanwhile).
+   */
+  private readonly creating = new Map<string, Device>();
   /** Latest time each device was seen in this batch (folded into writes that happen anyway). */
   private readonly latest = new Map<string, number>();
   /** Devices whose metric catalog reached CATALOG_LIMITS (checked without counting on the hot path). */
@@ -153,18 +160,21 @@ export class Enricher {
     if (cold.length > 0) {
       this.stats.misses += cold.length;
       const found = new Map(await this.opts.registry.getDevices(cold));
-      const unknown = new Set(
-        this.opts.autoRegister.enabled ? cold.filter((id) => !found.has(id) && isValidEndpoint(id)) : [],
-      );
-      // A connect storm brings thousands of new devices at once: create them `flushConcurrency` at a
-      // time (not one after another), and keep those created even if another create failed, so a
-      // redelivered batch only retries what is missing.
-      const failure = await this.autoRegisterAll([...unknown], now, found);
-      for (const id of cold) {
-        if (failure !== undefined && unknown.has(id) && !found.has(id)) continue;
-        this.remember(id, { device: found.get(id), at: now });
+      const unknown = this.opts.autoRegister.enabled
+        ? cold.filter((id) => !found.has(id) && isValidEndpoint(id))
+        : [];
+      if (unknown.length > 0) {
+        // The default type must exist before any device of it (a failure fails the batch: retried).
+        await this.ensureDefaultType();
+        const type = this.opts.autoRegister.defaultType;
+        for (const id of unknown) {
+          // Already pending from an earlier batch whose flush failed: the same device, still to create.
+          const device = this.creating.get(id) ?? autoRegisteredDevice(id, type, now);
+          this.creating.set(id, device);
+          found.set(id, device);
+        }
       }
-      if (failure !== undefined) throw failure;
+      for (const id of cold) this.remember(id, { device: found.get(id), at: now });
     }
     const coldTypes = new Set<string>();
     for (const id of deviceIds) {
@@ -317,6 +327,8 @@ export class Enricher {
   async flush(): Promise<void> {
     const now = this.opts.clock();
     const pending = [...this.dirty.entries()];
+    // Devices to create that no message of the batch said anything about are created as they are.
+    for (const id of this.creating.keys()) if (!this.dirty.has(id)) pending.push([id, {}]);
     for (const [id, patch] of pending) {
       // A write happens anyway: let it carry the newest lastSeen too.
       const seen = this.latest.get(id);
@@ -330,11 +342,19 @@ export class Enricher {
       while (next < pending.length) {
         const [id, patch] = pending[next++]!;
         try {
-          await this.opts.registry.updateDevice(id, { ...patch, updatedAt: now });
-          this.stats.writes++;
+          const creating = this.creating.get(id);
+          if (creating && (await this.create(id, creating, patch, now))) continue;
+          if (Object.keys(patch).length > 0) {
+            await this.opts.registry.updateDevice(id, { ...patch, updatedAt: now });
+            this.stats.writes++;
+          }
           if (this.dirty.get(id) === patch) this.dirty.delete(id);
           const cached = this.devices.get(id);
-          if (cached?.device) cached.device = { ...cached.device, ...patch, updatedAt: now };
+          if (creating) {
+            // Someone else created it first (the other protocol's path, an operator): theirs wins and
+            // this instance serves their record from now on (its type, group, status).
+            this.remember(id, { device: await this.opts.registry.getDevice(id), at: now });
+          } else if (cached?.device) cached.device = { ...cached.device, ...patch, updatedAt: now };
         } catch (error) {
           failure ??= error;
         }
@@ -444,34 +464,6 @@ export class Enricher {
     if (!patch) this.dirty.set(r.deviceId, p);
   }
 
-  /**
-   * Auto-registers `ids` (the default type first, once), `flushConcurrency` creates in flight; each
-   * device created (or found created by another writer) is put in `into`. Returns the first failure.
-   */
-  private async autoRegisterAll(ids: string[], now: number, into: Map<string, Device>): Promise<unknown> {
-    if (ids.length === 0) return undefined;
-    try {
-      await this.ensureDefaultType();
-    } catch (error) {
-      return error;
-    }
-    let failure: unknown;
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!;
-        try {
-          const device = await this.autoRegister(id, now);
-          if (device) into.set(id, device);
-        } catch (error) {
-          failure ??= error;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, ids.length) }, worker));
-    return failure;
-  }
-
   private async ensureDefaultType(): Promise<void> {
     const type = this.opts.autoRegister.defaultType;
     if (!this.defaultTypeReady) {
@@ -487,18 +479,26 @@ export class Enricher {
     }
   }
 
-  private async autoRegister(id: string, now: number): Promise<Device | undefined> {
-    const { registry } = this.opts;
-    const device = autoRegisteredDevice(id, this.opts.autoRegister.defaultType, now);
+  /**
+   * Creates an auto-registered device with its batch's patch, if nobody did first. True when created;
+   * false when another writer had (ConflictError): the caller then applies the patch as an update.
+   */
+  private async create(id: string, device: Device, patch: Patch, now: number): Promise<boolean> {
+    const created: Device = { ...device, ...patch, updatedAt: now };
     try {
-      await registry.putDevice(device, 'create');
-      this.stats.autoRegistered++;
-      return device;
+      await this.opts.registry.putDevice(created, 'create');
     } catch (error) {
-      // Another instance registered it first (or an operator did): theirs wins.
-      if (error instanceof ConflictError) return registry.getDevice(id);
-      throw error;
+      if (!(error instanceof ConflictError)) throw error;
+      this.creating.delete(id);
+      return false;
     }
+    this.creating.delete(id);
+    this.stats.autoRegistered++;
+    this.stats.writes++;
+    if (this.dirty.get(id) === patch) this.dirty.delete(id);
+    const cached = this.devices.get(id);
+    if (cached?.device) cached.device = created;
+    return true;
   }
 
   private remember(id: string, entry: CachedDevice): void {

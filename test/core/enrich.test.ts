@@ -246,19 +246,33 @@ describe('Enricher auto-registration', () => {
     expect(registry.calls.putDevice).toBeUndefined();
   });
 
-  it('on: creates each unknown device once with the default type, and the type once', async () => {
+  it('on: creates each unknown device once with the default type (at flush, with what its batch said), and the type once', async () => {
     const { registry, enricher, advance } = await setup({
       autoRegister: { enabled: true, defaultType: 'unclassified' },
     });
     await enricher.prepare(['new1', 'new2']);
+    // The readings are enriched at once; nothing is written before the batch's flush.
     const { enriched, unknownDevices } = enricher.enrich([reading('new1'), reading('new2')]);
+    expect(registry.calls.putDevice).toBeUndefined();
+    enricher.record('new1', 'sparkplug', T0 + 5, [
+      { type: 'birth', protocol: 'sparkplug', deviceId: 'new1', time: T0 + 5, data: { bdSeq: 0 } },
+    ]);
+    await enricher.flush();
     advance(120_000);
     await enricher.prepare(['new1', 'new2']);
     expect(unknownDevices).toEqual([]);
     expect(enriched.map((r) => r.enrichment.deviceType)).toEqual(['unclassified', 'unclassified']);
+    // One write per device: the create carries the batch's birth (no create-then-update).
     expect(registry.calls.putDevice).toBe(2);
+    expect(registry.calls.updateDevice).toBeUndefined();
     expect(registry.calls.putDeviceType).toBe(1);
-    expect(await registry.getDevice('new1')).toMatchObject({ type: 'unclassified', autoRegistered: true });
+    expect(await registry.getDevice('new1')).toMatchObject({
+      type: 'unclassified',
+      autoRegistered: true,
+      protocols: ['sparkplug'],
+      sparkplug: { online: true, lastBirth: T0 + 5, bdSeq: '0' },
+    });
+    expect(await registry.getDevice('new2')).toMatchObject({ type: 'unclassified', autoRegistered: true });
     expect(await registry.getDeviceType('unclassified')).toMatchObject({ category: 'auto-registered' });
     expect(enricher.stats.autoRegistered).toBe(2);
   });
@@ -274,24 +288,33 @@ describe('Enricher auto-registration', () => {
     ]);
   });
 
-  it('on: if another instance registered the device first, its record wins', async () => {
-    const { registry, enricher } = await setup({
+  it('on: if another writer registered the device first, its record wins (patched, not replaced) and is served from then on', async () => {
+    const { registry, enricher, advance } = await setup({
       autoRegister: { enabled: true, defaultType: 'unclassified' },
     });
-    // Another writer creates the device between our batch read and our create.
-    vi.spyOn(registry, 'getDevices').mockResolvedValueOnce(new Map());
+    await enricher.prepare(['racer']);
+    enricher.enrich([reading('racer')]);
+    // Another writer (the other protocol's path, an operator) creates it before our flush.
     await registry.putDevice(device('racer', 'breaker', { group: 'site-z' }));
+    enricher.record('racer', 'lwm2m', T0 + 5, [
+      { type: 'register', protocol: 'lwm2m', deviceId: 'racer', time: T0 + 5, data: { lifetime: 60 } },
+    ]);
+    await enricher.flush();
+    const stored = await registry.getDevice('racer');
+    expect(stored).toMatchObject({ type: 'breaker', group: 'site-z', lwm2m: { online: true, lifetime: 60 } });
+    expect(stored?.autoRegistered).toBeUndefined();
+    expect(enricher.stats.autoRegistered).toBe(0);
+    advance(1000);
     await enricher.prepare(['racer']);
     expect(enricher.enrich([reading('racer')]).enriched[0]?.enrichment).toMatchObject({
       deviceType: 'breaker',
       site: 'site-z',
     });
-    expect((await registry.getDevice('racer'))?.autoRegistered).toBeUndefined();
   });
 });
 
 describe('Enricher connect storm', () => {
-  it('creates the unknown devices of a batch concurrently, bounded by flushConcurrency', async () => {
+  it('creates the unknown devices of a batch concurrently at flush, bounded by flushConcurrency', async () => {
     const { registry, enricher } = await setup({
       autoRegister: { enabled: true, defaultType: 'unclassified' },
       flushConcurrency: 8,
@@ -308,13 +331,14 @@ describe('Enricher connect storm', () => {
     });
     const ids = Array.from({ length: 100 }, (_, i) => `storm-${i}`);
     await enricher.prepare(ids);
+    expect(enricher.enrich(ids.map((id) => reading(id))).unknownDevices).toEqual([]);
+    await enricher.flush();
     expect(peak).toBe(8);
     expect(enricher.stats.autoRegistered).toBe(100);
-    expect(enricher.enrich(ids.map((id) => reading(id))).unknownDevices).toEqual([]);
     expect(await registry.getDevice('storm-99')).toMatchObject({ autoRegistered: true });
   });
 
-  it('a failed create fails the batch, keeps the devices created, and a retry creates only the rest', async () => {
+  it('a failed create keeps the devices created, and the next flush creates only the rest', async () => {
     const { registry, enricher } = await setup({
       autoRegister: { enabled: true, defaultType: 'unclassified' },
     });
@@ -324,13 +348,36 @@ describe('Enricher connect storm', () => {
       return put(d, mode);
     });
     const ids = ['n1', 'n2', 'n3', 'n4'];
-    await expect(enricher.prepare(ids)).rejects.toThrow('throttled');
+    await enricher.prepare(ids);
+    await expect(enricher.flush()).rejects.toThrow('throttled');
     expect(enricher.stats.autoRegistered).toBe(3);
     spy.mockImplementation(put);
     spy.mockClear();
+    // A later batch (the device still served from the cache) flushes again: only n3 is written.
     await enricher.prepare(ids);
-    expect(spy.mock.calls.map(([d]) => d.id)).toEqual(['n3']);
     expect(enricher.enrich(ids.map((id) => reading(id))).unknownDevices).toEqual([]);
+    await enricher.flush();
+    expect(spy.mock.calls.map(([d]) => d.id)).toEqual(['n3']);
+    expect(await registry.getDevice('n3')).toMatchObject({ autoRegistered: true });
+  });
+
+  it('a device still to create that left the cache is created once, not twice', async () => {
+    const { registry, enricher, advance } = await setup({
+      autoRegister: { enabled: true, defaultType: 'unclassified' },
+    });
+    const put = registry.putDevice.bind(registry);
+    const spy = vi
+      .spyOn(registry, 'putDevice')
+      .mockRejectedValueOnce(new TransientError('Throttled', 'throttled'));
+    await enricher.prepare(['late']);
+    await expect(enricher.flush()).rejects.toThrow('throttled');
+    advance(120_000); // the cache entry expired: the next batch reads the registry (not there yet)
+    spy.mockImplementation(put);
+    await enricher.prepare(['late']);
+    await enricher.flush();
+    expect(spy.mock.calls.filter(([d]) => d.id === 'late')).toHaveLength(2); // the failed one, then one
+    expect(await registry.getDevice('late')).toMatchObject({ autoRegistered: true });
+    expect(enricher.stats.autoRegistered).toBe(1);
   });
 });
 
