@@ -12,8 +12,9 @@
  * `flush()` — at most one UpdateItem per device per batch, and a lastSeen-only change only when it
  * advanced by at least `lastSeenResolutionMs`. An auto-registered device is created by the same
  * `flush()`, with what its batch said about it, in one conditional PutItem (not a create in `prepare()`
- * and then an update): a connect storm of N new devices costs N writes per ingest path, not 2N. Protocols are written as a set-add (RegistryPort), so the
- * two ingest paths, each with its own cache, never overwrite each other's protocol.
+ * and then an update): a connect storm of N new devices costs N writes per ingest path, not 2N.
+ * Protocols are written as a set-add (RegistryPort), so the two ingest paths, each with its own cache,
+ * never overwrite each other's protocol.
  */
 import { ConflictError } from './errors.js';
 import type { Clock } from './processor.js';
@@ -50,9 +51,9 @@ export interface EnricherOptions {
   /** Unknown devices are created with `defaultType` (and the type too, if missing) when enabled. */
   autoRegister: { enabled: boolean; defaultType: string };
   /**
-   * Skip lastSeen-only updates more frequent than this (default LAST_SEEN_RESOLUTION_MS). Each device's own interval is
-   * between 1 and 1.5 times it, fixed per device, so a fleet that connected together does not update
-   * every lastSeen in the same batch.
+   * Skip lastSeen-only updates more frequent than this (default LAST_SEEN_RESOLUTION_MS). Each device's
+   * own interval is between 1 and 1.5 times it, fixed per device, so a fleet that connected together
+   * does not update every lastSeen in the same batch.
    */
   lastSeenResolutionMs?: number;
   /** Registry writes in flight during flush() (updates and auto-registration creates; default 16). */
@@ -343,14 +344,16 @@ export class Enricher {
         const [id, patch] = pending[next++]!;
         try {
           const creating = this.creating.get(id);
-          if (creating && (await this.create(id, creating, patch, now))) continue;
-          if (Object.keys(patch).length > 0) {
+          const created = creating ? await this.create(id, creating, patch, now) : undefined;
+          if (!created && Object.keys(patch).length > 0) {
             await this.opts.registry.updateDevice(id, { ...patch, updatedAt: now });
             this.stats.writes++;
           }
           if (this.dirty.get(id) === patch) this.dirty.delete(id);
           const cached = this.devices.get(id);
-          if (creating) {
+          if (created) {
+            if (cached?.device) cached.device = created;
+          } else if (creating) {
             // Someone else created it first (the other protocol's path, an operator): theirs wins and
             // this instance serves their record from now on (its type, group, status).
             this.remember(id, { device: await this.opts.registry.getDevice(id), at: now });
@@ -480,25 +483,23 @@ export class Enricher {
   }
 
   /**
-   * Creates an auto-registered device with its batch's patch, if nobody did first. True when created;
-   * false when another writer had (ConflictError): the caller then applies the patch as an update.
+   * Creates an auto-registered device with its batch's patch, if nobody did first: the device written,
+   * or undefined when another writer had (ConflictError; the caller then applies the patch as an update).
+   * Either way it is no longer to create; any other failure leaves it to the next flush().
    */
-  private async create(id: string, device: Device, patch: Patch, now: number): Promise<boolean> {
+  private async create(id: string, device: Device, patch: Patch, now: number): Promise<Device | undefined> {
     const created: Device = { ...device, ...patch, updatedAt: now };
     try {
       await this.opts.registry.putDevice(created, 'create');
     } catch (error) {
       if (!(error instanceof ConflictError)) throw error;
       this.creating.delete(id);
-      return false;
+      return undefined;
     }
     this.creating.delete(id);
     this.stats.autoRegistered++;
     this.stats.writes++;
-    if (this.dirty.get(id) === patch) this.dirty.delete(id);
-    const cached = this.devices.get(id);
-    if (cached?.device) cached.device = created;
-    return true;
+    return created;
   }
 
   private remember(id: string, entry: CachedDevice): void {

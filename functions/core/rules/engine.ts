@@ -6,12 +6,12 @@
  *   engine.begin();                                   // a batch starts: nothing staged
  *   const transitions = await engine.evaluate({ readings, events, enrichmentOf });
  *   const toDeliver = await engine.commit();          // after the readings are stored
+ *   // on giving the batch up instead:  engine.abort();
  *
  * `evaluate` is `collect` (sort the input into per-(rule, series) groups: no I/O) then `run` (load the
  * groups' states, evaluate each group once). The ingest path collects each stored chunk and runs once per
  * batch: a series whose readings are spread over the batch's chunks is loaded and evaluated once, not
  * once per chunk (ADR 0016 amendment 7).
- *   // on giving the batch up instead:  engine.abort();
  *
  * `commit` first records the batch's transitions in the AlertStore (idempotent on the transition id),
  * then writes every changed state conditional on the version it read. Transition ids are derived from
