@@ -108,12 +108,26 @@ export class OperationService {
 
   /** Stops starting targets: pending ones become cancelled (by the worker's next pass); those in flight finish. */
   async cancel(id: string): Promise<Operation> {
-    const op = await this.mustGet(id);
-    if (op.status !== 'running')
-      throw new ConflictError(`operation ${id} is ${op.status}; only a running operation can be cancelled`, {
-        field: 'status',
-      });
-    return this.d.store.putOperation({ ...op, status: 'cancelling', updatedAt: this.d.clock() }, op.version);
+    // The worker rewrites the operation's counts on every pass: a pass landing between the read and the
+    // flip bumps the version, so the flip re-reads and tries again rather than answering 409.
+    for (let attempt = 1; ; attempt++) {
+      const op = await this.mustGet(id);
+      if (op.status !== 'running')
+        throw new ConflictError(
+          `operation ${id} is ${op.status}; only a running operation can be cancelled`,
+          {
+            field: 'status',
+          },
+        );
+      try {
+        return await this.d.store.putOperation(
+          { ...op, status: 'cancelling', updatedAt: this.d.clock() },
+          op.version,
+        );
+      } catch (error) {
+        if (!(error instanceof ConflictError) || attempt >= FLIP_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /** Re-runs only the failed and timed-out targets of a finished operation. */
@@ -284,6 +298,9 @@ export class OperationService {
     return op;
   }
 }
+
+/** Reads and version-checked writes a status flip tries before it gives up on a busy worker. */
+const FLIP_ATTEMPTS = 5;
 
 /** Device steps run at once within one pass (each is a handful of store calls and one publish). */
 const PARALLEL = 16;

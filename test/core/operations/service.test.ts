@@ -225,6 +225,29 @@ describe('OperationService', () => {
     expect(executes).toHaveLength(0);
   });
 
+  it('cancel wins over a worker pass that rewrites the operation between its read and its flip', async () => {
+    const op = await svc.create(firmware({ concurrency: 3, ratePerSecond: 100 }));
+    await svc.tick(op.id);
+    // The worker's pass lands once, right after the cancel has read the operation.
+    const get = store.getOperation.bind(store);
+    let raced = false;
+    store.getOperation = async (id) => {
+      const read = await get(id);
+      if (!raced) {
+        raced = true;
+        fleet.advance();
+        await svc.tick(op.id);
+      }
+      return read;
+    };
+    const cancelled = await svc.cancel(op.id);
+    store.getOperation = get;
+    expect(raced).toBe(true);
+    expect(cancelled.status).toBe('cancelling');
+    expect((await svc.get(op.id))?.status).toBe('cancelling');
+    expect((await runToEnd(op.id)).status).toBe('cancelled');
+  });
+
   it('cancel leaves a device that is already Updating to finish', async () => {
     const op = await svc.create(firmware({ concurrency: 1, ratePerSecond: 100 }));
     // Run until the first device is Updating (Execute /5/0/2 sent and accepted).
