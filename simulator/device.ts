@@ -42,6 +42,8 @@ export interface DeviceStats {
   commands: Record<Proto, number>;
   reconnects: number;
   connectFailures: number;
+  /** Connect failures by reason (the error's code, or its message): made on the first failure. */
+  connectFailureReasons?: Record<string, number>;
   publishErrors: number;
   /** Publishes delayed by the per-connection token bucket. */
   throttled: number;
@@ -95,6 +97,12 @@ export interface DeviceConfig {
   publishRate: number;
   publishBurst: number;
   maxQueued: number;
+}
+
+/** A connect failure's reason: the socket error's code (ECONNRESET…) or the MQTT error's message. */
+export function failureReason(error: Error & { code?: string | number }): string {
+  if (typeof error.code === 'string') return error.code;
+  return (error.message || error.name || 'unknown').slice(0, 60);
 }
 
 export const emptyStats = (): DeviceStats => ({
@@ -293,8 +301,12 @@ export class SimulatedDevice {
     client.on('message', (topic, payload) => {
       if (session === this.session) this.onMessage(topic, payload);
     });
-    client.on('error', () => {
-      if (session === this.session && !this.isConnected) this.stats.connectFailures++;
+    client.on('error', (error: Error & { code?: string | number }) => {
+      if (session !== this.session || this.isConnected) return;
+      this.stats.connectFailures++;
+      const reasons = (this.stats.connectFailureReasons ??= {});
+      const reason = failureReason(error);
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
     });
     client.on('close', () => {
       if (session !== this.session) return;

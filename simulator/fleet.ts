@@ -128,6 +128,8 @@ export interface FleetStats {
   commands: Record<Proto, number>;
   reconnects: number;
   connectFailures: number;
+  /** Connect failures by reason (see DeviceStats); empty when there were none. */
+  connectFailureReasons: Record<string, number>;
   publishErrors: number;
   throttled: number;
   dropped: number;
@@ -316,6 +318,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         connected: 0,
         registered: 0,
         ...emptyStats(),
+        connectFailureReasons: {},
         buffered: 0,
         elapsedMs: clock() - started,
       };
@@ -352,6 +355,10 @@ function add(s: DeviceStats, d: DeviceStats): void {
   }
   s.reconnects += d.reconnects;
   s.connectFailures += d.connectFailures;
+  if (d.connectFailureReasons) {
+    const into = (s.connectFailureReasons ??= {});
+    for (const [k, v] of Object.entries(d.connectFailureReasons)) into[k] = (into[k] ?? 0) + v;
+  }
   s.publishErrors += d.publishErrors;
   s.throttled += d.throttled;
   s.dropped += d.dropped;

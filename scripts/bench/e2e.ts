@@ -32,6 +32,13 @@ interface FleetHandle {
   stop(): Promise<FleetStats>;
 }
 
+/** "ECONNRESET 12, connack timeout 3": the most frequent first. */
+const reasons = (r: Record<string, number> | undefined) =>
+  Object.entries(r ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+
 export const benchmark: Benchmark = {
   summary: 'end-to-end readings/s and latency through the local stack',
   async run(argv) {
@@ -206,6 +213,7 @@ export const benchmark: Benchmark = {
           .map(n)
           .join(' → ')}`,
         `accounting after a ${drainS.toFixed(1)} s drain: devices published ${f ? n(published) : 'unknown'} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f?.publishErrors ?? 'unknown'}, dropped ${f?.dropped ?? 'unknown'}`,
+        `connect failures: ${f ? n(f.connectFailures) : 'unknown'}${f && f.connectFailures > 0 ? ` (${reasons(f.connectFailureReasons)})` : ''}, reconnects ${f ? n(f.reconnects) : 'unknown'}`,
       ].join('\n')}\n`,
     );
   },
