@@ -304,7 +304,8 @@ export class SimulatedDevice {
     client.on('error', (error: Error & { code?: string | number }) => {
       if (session !== this.session || this.isConnected) return;
       this.stats.connectFailures++;
-      const reasons = (this.stats.connectFailureReasons ??= {});
+      this.stats.connectFailureReasons ??= {};
+      const reasons = this.stats.connectFailureReasons;
       const reason = failureReason(error);
       reasons[reason] = (reasons[reason] ?? 0) + 1;
     });

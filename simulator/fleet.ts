@@ -356,7 +356,8 @@ function add(s: DeviceStats, d: DeviceStats): void {
   s.reconnects += d.reconnects;
   s.connectFailures += d.connectFailures;
   if (d.connectFailureReasons) {
-    const into = (s.connectFailureReasons ??= {});
+    s.connectFailureReasons ??= {};
+    const into = s.connectFailureReasons;
     for (const [k, v] of Object.entries(d.connectFailureReasons)) into[k] = (into[k] ?? 0) + v;
   }
   s.publishErrors += d.publishErrors;
