@@ -254,6 +254,16 @@ export class Enricher {
     return this.devices.get(deviceId)?.device?.type;
   }
 
+  /**
+   * The enrichment of a known device as its readings carry it (the cached one; built from the cached
+   * device and type when none of its readings was enriched yet). Lifecycle events take theirs from here.
+   */
+  enrichmentOf(deviceId: string): Enrichment | undefined {
+    const cached = this.devices.get(deviceId);
+    if (!cached?.device) return undefined;
+    return cached.enrichment ?? this.enrichmentFor(cached, cached.device, undefined);
+  }
+
   /** Forgets a device (after an API write), so the next batch reads it again. */
   invalidate(deviceId: string): void {
     this.devices.delete(deviceId);

@@ -124,7 +124,7 @@ export function assembleIngest(
         alerts: rp.alerts,
         sink: rp.sink,
         clock: ports.clock,
-        deviceType: (id) => parts.enricher.deviceType(id),
+        enrichmentOf: (id) => parts.enricher.enrichmentOf(id),
         onError: (what, error, t) =>
           ports.logger.error(`rules: ${what} failed${t ? ` for transition ${t.id}` : ''}`, error as Error),
         onTransitions: (ts) => {

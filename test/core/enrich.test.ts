@@ -213,6 +213,25 @@ describe('Enricher output', () => {
     expect(first[0]?.enrichment).toMatchObject({ deviceType: 'breaker', site: 'plant' });
   });
 
+  it("enrichmentOf(): what the device's readings carry; from the cached device before any reading; unknown: none", async () => {
+    const { enricher } = await setup();
+    await enricher.prepare(['b1', 'b2', 'nobody']);
+    // b1 before any of its readings: its type's enrichment and its registry group as the site.
+    expect(enricher.enrichmentOf('b1')).toEqual({
+      deviceType: 'breaker',
+      typeName: 'Smart circuit breaker',
+      category: 'energy',
+      capabilities: ['trip'],
+      applications: ['audit', 'grid'],
+      site: 'site-a',
+    });
+    const [r] = enricher.enrich([reading('b2', 'm', { group: 'yard' })]).enriched;
+    expect(enricher.enrichmentOf('b2')).toBe(r?.enrichment);
+    expect(enricher.enrichmentOf('b2')?.site).toBe('yard');
+    expect(enricher.enrichmentOf('nobody')).toBeUndefined();
+    expect(enricher.enrichmentOf('never-prepared')).toBeUndefined();
+  });
+
   it('enriches a device whose type has no definition with the bare type id', async () => {
     const { registry, enricher } = await setup();
     await registry.putDevice(device('orphan', 'gone'));

@@ -6,7 +6,7 @@
  *   only readings that are stored: a batch that fails to store is redelivered and evaluated then);
  * - the MessageProcessor: `begin` starts the engine's batch, `handle` collects the lifecycle events of
  *   the batch, `commit` evaluates what was collected, once per series (the batch's readings, then its
- *   events with the enrichment of the batch's readings), then commits the engine BEFORE the protocol
+ *   events with their device's enrichment from the enricher's cache), then commits the engine BEFORE the protocol
  *   state — a batch redelivered after a failed protocol commit finds the rule states past its readings
  *   and skips them; a failed engine commit redelivers the batch against the
  *   rule states it started from, which reproduces the same transition ids (recorded once) — and then
@@ -29,8 +29,8 @@ export interface RulesOnIngestOptions {
   alerts: AlertStore;
   sink: AlertSink;
   clock: Clock;
-  /** The device type of a device the batch had no reading of (the enricher's cache). */
-  deviceType?: (deviceId: string) => string | undefined;
+  /** A device's enrichment, for its lifecycle events (the enricher's cache: what its readings carry). */
+  enrichmentOf?: (deviceId: string) => Enrichment | undefined;
   /** A rule evaluation or a delivery went wrong (logged; the batch goes on). */
   onError?: (what: 'evaluate' | 'deliver', error: unknown, t?: AlertTransition) => void;
   /** After each batch's delivery (counts, for metrics). */
@@ -45,15 +45,8 @@ export function rulesOnIngest(
   const inner = parts.processor;
   const { engine } = o;
   let events: LifecycleEvent[] = [];
-  const enrichment = new Map<string, Enrichment>();
   let undelivered: AlertTransition[] = [];
-
-  const enrichmentOf = (deviceId: string): Enrichment | undefined => {
-    const e = enrichment.get(deviceId);
-    if (e) return e;
-    const type = o.deviceType?.(deviceId);
-    return type === undefined ? undefined : { deviceType: type, applications: [] };
-  };
+  const enrichmentOf = (deviceId: string): Enrichment | undefined => o.enrichmentOf?.(deviceId);
 
   const processor: MessageProcessor = {
     handle: async (message: InboundMessage): Promise<MessageOutcome> => {
@@ -65,7 +58,6 @@ export function rulesOnIngest(
       inner.begin?.();
       engine.begin();
       events = [];
-      enrichment.clear();
       undelivered = [];
     },
     commit: async () => {
@@ -115,14 +107,6 @@ export function rulesOnIngest(
       if (result.rejected.length > 0) {
         const rejected = new Set(result.rejected.map((r) => r.reading));
         evaluated = readings.filter((r) => !rejected.has(r));
-      }
-      // A message's readings come together: one map write per run of one device's readings.
-      let last: string | undefined;
-      for (let i = 0; i < evaluated.length; i++) {
-        const r = evaluated[i]!;
-        if (r.deviceId === last) continue;
-        last = r.deviceId;
-        enrichment.set(r.deviceId, r.enrichment);
       }
       try {
         // Evaluated at commit with the rest of the batch, once per series (no state is read here).

@@ -119,7 +119,15 @@ async function setup(
   const errors: string[] = [];
   const wired = rulesOnIngest(
     { processor, store },
-    { engine, alerts, sink, clock, onError: (what) => errors.push(what) },
+    {
+      engine,
+      alerts,
+      sink,
+      clock,
+      // The enricher's cache: b1 is a known breaker (its readings carry the same enrichment).
+      enrichmentOf: (id) => (id === 'b1' ? reading(0, 0).enrichment : undefined),
+      onError: (what) => errors.push(what),
+    },
   );
   /** One batch as processBatch drives it; false when it was given up (to be redelivered). */
   const batch = async (readings: EnrichedReading[]): Promise<boolean> => {
@@ -239,5 +247,15 @@ describe('rules on the ingest ports', () => {
     s.processor.events = [{ type: 'death', protocol: 'sparkplug', deviceId: 'b1', time: T0 + 5000 }];
     expect(await s.batch([reading(1, T0)])).toBe(true);
     expect(s.delivered.map((t) => [t.kind, t.reason])).toEqual([['open', 'death']]);
+  });
+
+  it('selects the events of a device with no reading in the batch by its cached enrichment', async () => {
+    const s = await setup('on death', { deviceType: 'breaker' });
+    s.processor.events = [
+      { type: 'death', protocol: 'sparkplug', deviceId: 'b1', time: T0 + 5000 },
+      { type: 'death', protocol: 'sparkplug', deviceId: 'unknown-1', time: T0 + 5000 },
+    ];
+    expect(await s.batch([])).toBe(true);
+    expect(s.delivered.map((t) => [t.kind, t.reason, t.deviceId])).toEqual([['open', 'death', 'b1']]);
   });
 });
