@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Benchmark } from '../../infra/cli/bench.js';
-import { startLocalStack } from '../../infra/local/stack.js';
+import { type LocalStatus, startLocalStack } from '../../infra/local/stack.js';
 import { type FleetStats, startFleet } from '../../simulator/fleet.js';
 import { spawnFleet } from '../fleet-process.js';
 import { cpuSeconds, emulatorPids } from '../proc-stats.js';
@@ -30,6 +30,13 @@ interface FleetHandle {
   pid: number;
   /** Stops the devices (clean: deaths, de-registrations) and returns their final counters. */
   stop(): Promise<FleetStats>;
+}
+
+/** What the handlers sent devices and how often they retried, since `from` (or since the start). */
+function recoveryOf(to: LocalStatus, from?: LocalStatus): string {
+  const d = (k: keyof LocalStatus['recovery']) => to.recovery[k] - (from?.recovery[k] ?? 0);
+  const actions = to.actionsPublished - (from?.actionsPublished ?? 0);
+  return `${actions.toLocaleString('en-US')} actions, ${d('ingestRetries')} ingest retries, ${d('transientFailures')} transient failures, ${d('streamRetries')} stream retries, ${d('bisections')} bisections`;
 }
 
 /** "ECONNRESET 12, connack timeout 3": the most frequent first. */
@@ -213,6 +220,8 @@ export const benchmark: Benchmark = {
           .map(n)
           .join(' → ')}`,
         `accounting after a ${drainS.toFixed(1)} s drain: devices published ${f ? n(published) : 'unknown'} readings, stored ${n(final.readingsStored)}, duplicates ${n(final.duplicates)}, quarantined ${final.quarantined}, DLQ ${final.dlqRecords}, publish errors ${f?.publishErrors ?? 'unknown'}, dropped ${f?.dropped ?? 'unknown'}`,
+        `handler actions published (Sparkplug rebirth requests, LwM2M responses and requests), retries: warm-up ${recoveryOf(s0)}; window ${recoveryOf(s1, s0)}`,
+        `device commands received: sparkplug ${f ? n(f.commands.sparkplug) : 'unknown'}, lwm2m ${f ? n(f.commands.lwm2m) : 'unknown'}`,
         `connect failures: ${f ? n(f.connectFailures) : 'unknown'}${f && f.connectFailures > 0 ? ` (${reasons(f.connectFailureReasons)})` : ''}, reconnects ${f ? n(f.reconnects) : 'unknown'}`,
       ].join('\n')}\n`,
     );
