@@ -200,6 +200,7 @@ export const benchmark: Benchmark = {
         `stream lag (records not yet read, sampled each second): first ${n(lag[0]!)}, last ${n(lag.at(-1)!)}, max ${n(Math.max(...lag))}`,
         `efficiency: ${n(messages)} MQTT messages → ${n(records)} Kinesis records, ${(stored / Math.max(1, records)).toFixed(1)} readings per record, ${n(invocations)} handler invocations (${(records / Math.max(1, invocations)).toFixed(0)} records each)`,
         `AWS calls in the window: Kinesis ${kinesisCalls}; DynamoDB ${dynamo}`,
+        `AWS calls in the warm-up (the storm): Kinesis ${callsSince(s0.kinesisCalls, {})}; DynamoDB ${callsSince(s0.dynamoCalls, {})}`,
         `CPU in the window (cores busy): ${cpu.map(([k, s]) => `${k} ${(s / elapsed).toFixed(2)}`).join(', ')}; total ${(cpu.reduce((n, [, s]) => n + s, 0) / elapsed).toFixed(2)}; stack ${((cpu.find(([k]) => k === 'stack')![1] / Math.max(1, stored)) * 1e6).toFixed(1)} µs CPU per stored reading`,
         `event source time in the window (per stream: invocations, mean invocation wall ms, share of the window in invocations summed over lanes, in GetRecords waits): ${(
           ['sparkplug', 'lwm2m'] as const
