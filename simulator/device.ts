@@ -100,7 +100,7 @@ export interface DeviceConfig {
 }
 
 /** A connect failure's reason: the socket error's code (ECONNRESET…) or the MQTT error's message. */
-export function failureReason(error: Error & { code?: string | number }): string {
+function failureReason(error: Error & { code?: string | number }): string {
   if (typeof error.code === 'string') return error.code;
   return (error.message || error.name || 'unknown').slice(0, 60);
 }

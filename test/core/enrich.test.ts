@@ -167,6 +167,16 @@ describe('Enricher read budget', () => {
   });
 });
 
+/** b1's enrichment: its type's, with its registry group as the site. */
+const B1_ENRICHMENT = {
+  deviceType: 'breaker',
+  typeName: 'Smart circuit breaker',
+  category: 'energy',
+  capabilities: ['trip'],
+  applications: ['audit', 'grid'],
+  site: 'site-a',
+};
+
 describe('Enricher output', () => {
   it('attaches type, category, capabilities, site (registry group, else Sparkplug group) and applications', async () => {
     const { enricher } = await setup();
@@ -176,14 +186,7 @@ describe('Enricher output', () => {
       reading('b2'),
       reading('m1', 'x', { group: undefined }),
     ]).enriched;
-    expect(a?.enrichment).toEqual({
-      deviceType: 'breaker',
-      typeName: 'Smart circuit breaker',
-      category: 'energy',
-      capabilities: ['trip'],
-      applications: ['audit', 'grid'],
-      site: 'site-a',
-    });
+    expect(a?.enrichment).toEqual(B1_ENRICHMENT);
     expect(b?.enrichment.site).toBe('plant');
     expect(m?.enrichment).toEqual({
       deviceType: 'meter',
@@ -217,14 +220,7 @@ describe('Enricher output', () => {
     const { enricher } = await setup();
     await enricher.prepare(['b1', 'b2', 'nobody']);
     // b1 before any of its readings: its type's enrichment and its registry group as the site.
-    expect(enricher.enrichmentOf('b1')).toEqual({
-      deviceType: 'breaker',
-      typeName: 'Smart circuit breaker',
-      category: 'energy',
-      capabilities: ['trip'],
-      applications: ['audit', 'grid'],
-      site: 'site-a',
-    });
+    expect(enricher.enrichmentOf('b1')).toEqual(B1_ENRICHMENT);
     const [r] = enricher.enrich([reading('b2', 'm', { group: 'yard' })]).enriched;
     expect(enricher.enrichmentOf('b2')).toBe(r?.enrichment);
     expect(enricher.enrichmentOf('b2')?.site).toBe('yard');

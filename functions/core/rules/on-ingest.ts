@@ -6,8 +6,8 @@
  *   only readings that are stored: a batch that fails to store is redelivered and evaluated then);
  * - the MessageProcessor: `begin` starts the engine's batch, `handle` collects the lifecycle events of
  *   the batch, `commit` evaluates what was collected, once per series (the batch's readings, then its
- *   events with their device's enrichment from the enricher's cache), then commits the engine BEFORE the protocol
- *   state — a batch redelivered after a failed protocol commit finds the rule states past its readings
+ *   events with their device's enrichment from the enricher's cache), then commits the engine BEFORE
+ *   the protocol state — a batch redelivered after a failed protocol commit finds the rule states past its readings
  *   and skips them; a failed engine commit redelivers the batch against the
  *   rule states it started from, which reproduces the same transition ids (recorded once) — and then
  *   delivers the transitions still to deliver; `abort` drops what the engine staged.
@@ -46,7 +46,6 @@ export function rulesOnIngest(
   const { engine } = o;
   let events: LifecycleEvent[] = [];
   let undelivered: AlertTransition[] = [];
-  const enrichmentOf = (deviceId: string): Enrichment | undefined => o.enrichmentOf?.(deviceId);
 
   const processor: MessageProcessor = {
     handle: async (message: InboundMessage): Promise<MessageOutcome> => {
@@ -64,7 +63,11 @@ export function rulesOnIngest(
       try {
         if (events.length > 0) {
           await engine.prepare();
-          engine.collect({ readings: [], events, enrichmentOf });
+          engine.collect({
+            readings: [],
+            events,
+            ...(o.enrichmentOf ? { enrichmentOf: o.enrichmentOf } : {}),
+          });
           events = [];
         }
         // One evaluation per series for the whole batch. A failed state read keeps the collection:
