@@ -94,11 +94,15 @@ export function createDynamoClient(o: LocalClientOptions): DynamoDBClient {
   return client;
 }
 
-/** The document client every adapter uses: undefined attributes dropped, class instances as maps. */
+/** How every adapter's items are marshalled: undefined attributes dropped, class instances as maps. */
+export const DOCUMENT_MARSHALL_OPTIONS = {
+  removeUndefinedValues: true,
+  convertClassInstanceToMap: true,
+} as const;
+
+/** The document client every adapter uses. */
 export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-  });
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { ...DOCUMENT_MARSHALL_OPTIONS } });
 }
 
 export function createDynamoClients(o: LocalClientOptions): {

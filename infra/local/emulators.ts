@@ -28,12 +28,12 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { pipeline, type StreamDef, type StreamKey, type TableDef, type TableKey } from '../pipeline.js';
 import {
   type CallCounts,
-  createDynamoClients,
   createKinesisClient,
   type ExternalEndpoints,
   endpointsFromEnv,
   LOCAL_REGION,
 } from './aws-clients.js';
+import { type DynamoCallHook, localDynamoClients } from './dynamo-wire.js';
 import { type KinesisRecords, sdkRecords, wireRecords } from './kinesis-records.js';
 
 export interface EmulatorOptions {
@@ -77,7 +77,10 @@ export interface LocalEmulators {
   /** PutRecords/GetRecords, the hot path: plain wire calls to the embedded kinesalite, else the SDK client. */
   records: KinesisRecords;
   dynamodb: DynamoDBClient;
+  /** The adapters' client (wire calls to the embedded dynalite; see dynamo-wire.ts). */
   doc: DynamoDBDocumentClient;
+  /** Adds a hook around every DynamoDB call of `doc` and `dynamodb` (fault injection). */
+  hookDynamo(h: DynamoCallHook): void;
   /** Process ids of the embedded emulators. */
   pids: number[];
   /** Destroys the clients and closes the embedded emulators. */
@@ -290,9 +293,9 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
           })
         : undefined;
     const records = wire ?? sdkRecords(kinesis);
-    const { client: dynamodb, doc } = createDynamoClients({
+    const dynamo = localDynamoClients({
       endpoint: dynamoEndpoint,
-      unsigned: d !== undefined,
+      embedded: d !== undefined,
       ...(region ? { region } : {}),
       ...(o.calls?.dynamodb ? { calls: o.calls.dynamodb } : {}),
     });
@@ -307,7 +310,7 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
     const tableNames = {} as Record<TableKey, string>;
     for (const key of Object.keys(tableDefs) as TableKey[]) {
       tableNames[key] = tableName(key);
-      await ensureTable(dynamodb, tableNames[key], tableDefs[key], notice);
+      await ensureTable(dynamo.client, tableNames[key], tableDefs[key], notice);
     }
 
     return {
@@ -322,13 +325,14 @@ export async function startEmulators(o: EmulatorOptions = {}): Promise<LocalEmul
       tableNames,
       kinesis,
       records,
-      dynamodb,
-      doc,
+      dynamodb: dynamo.client,
+      doc: dynamo.doc,
+      hookDynamo: dynamo.hook,
       pids: children.map((c) => c.pid),
       async stop() {
         kinesis.destroy();
         wire?.destroy();
-        dynamodb.destroy();
+        dynamo.destroy();
         await stopChildren();
       },
     };

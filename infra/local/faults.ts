@@ -10,7 +10,6 @@
  * against what the broker accepted — not only against what devices saw acknowledged, which differs when
  * a PUBACK is lost in a broker restart.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TransientError } from '../../functions/core/errors.js';
 import type { StorePort } from '../../functions/core/ingest.js';
 import { checkTimes, parseRuleEnvelope } from '../../functions/core/ingest.js';
@@ -20,6 +19,7 @@ import { createInMemorySparkplugHost } from '../../functions/core/sparkplug/host
 import { identityString, pointKeyOf } from '../../functions/core/telemetry.js';
 import type { KinesisHandler } from '../../functions/shared/ingest-handler.js';
 import type { StreamKey } from '../pipeline.js';
+import type { DynamoCallHook } from './dynamo-wire.js';
 
 /** Which calls fail: a share of them (seeded), and/or a window of consecutive calls (1-based). */
 export interface FaultShare {
@@ -300,19 +300,19 @@ export class FaultInjector {
   }
   private alternate = 0;
 
-  /** DynamoDB calls failing (before or after reaching the emulator); installed even with no share (failNext). */
-  dynamo(client: DynamoDBClient): void {
-    client.middlewareStack.add(
-      (next) => async (args) => {
-        const before = this.dynamoFault(false);
-        if (before) throw before;
-        const out = await next(args);
-        const after = this.dynamoFault(true);
-        if (after) throw after;
-        return out;
-      },
-      { step: 'initialize', name: 'dualpathFaults' },
-    );
+  /**
+   * The hook that fails DynamoDB calls, before or after they reach the emulator (install it with the
+   * clients' `hookDynamo`; installed even with no share, for failNext).
+   */
+  dynamoHook(): DynamoCallHook {
+    return async (call) => {
+      const before = this.dynamoFault(false);
+      if (before) throw before;
+      const out = await call();
+      const after = this.dynamoFault(true);
+      if (after) throw after;
+      return out;
+    };
   }
 }
 

@@ -17,7 +17,8 @@ import type { IngestStats, PublisherPort, StorePort } from '../../functions/core
 import type { LiveEvent } from '../../functions/core/live.js';
 import type { AlertSink } from '../../functions/core/rules/delivery.js';
 import type { IngestFunction } from '../../functions/shared/ingest-function.js';
-import { type CallCounts, createDynamoClients } from './aws-clients.js';
+import type { CallCounts } from './aws-clients.js';
+import { localDynamoClients } from './dynamo-wire.js';
 import { composeLocalIngest } from './ingest-compose.js';
 import {
   type CallPort,
@@ -62,20 +63,22 @@ function report(): WorkerReport {
 
 // ---- ports --------------------------------------------------------------------------------------------
 const clock = Date.now;
-const { client, doc } = createDynamoClients({ endpoint: init.dynamoEndpoint, calls: dynamoCalls });
+const dynamo = localDynamoClients({
+  endpoint: init.dynamoEndpoint,
+  embedded: init.dynamoEmbedded,
+  calls: dynamoCalls,
+});
+const doc = dynamo.doc;
 if (init.dynamoFaults) {
   // The main thread's injector decides (one seeded sequence for the stack and every thread).
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      const before = await call<WireError | null>('dynamoFault', false);
-      if (before) throw fromWire(before);
-      const out = await next(args);
-      const after = await call<WireError | null>('dynamoFault', true);
-      if (after) throw fromWire(after);
-      return out;
-    },
-    { step: 'initialize', name: 'dualpathFaults' },
-  );
+  dynamo.hook(async (run) => {
+    const before = await call<WireError | null>('dynamoFault', false);
+    if (before) throw fromWire(before);
+    const out = await run();
+    const after = await call<WireError | null>('dynamoFault', true);
+    if (after) throw fromWire(after);
+    return out;
+  });
 }
 const tables = init.tables;
 const registry = new DynamoRegistry({ client: doc, tableName: tables.registry });
@@ -216,7 +219,7 @@ port.on('message', async (m: ToWorker) => {
     case 'stop':
       // Runners stop before the pool: nothing is in flight. The report holds what is left to count.
       send({ t: 'stopped', report: report() });
-      client.destroy();
+      dynamo.destroy();
       process.exit(0);
       return;
   }

@@ -43,6 +43,8 @@ import type { FaultInjector } from './faults.js';
 /** What a thread is started with (workerData). */
 export interface WorkerInit {
   dynamoEndpoint: string;
+  /** The endpoint is the stack's own dynalite: wire calls, unsigned (dynamo-wire.ts). */
+  dynamoEmbedded: boolean;
   tables: Record<TableKey, string>;
   settings: IngestSettings;
   /** DynamoDB faults are decided by the main thread's injector (one seeded sequence for all). */

@@ -12,7 +12,6 @@
  *
  * Neither ships to AWS: there IoT rules and the Lambda event source mapping make these calls.
  */
-import http from 'node:http';
 import {
   type _Record,
   GetRecordsCommand,
@@ -20,7 +19,7 @@ import {
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import type { CallCounts } from './aws-clients.js';
-import { unsignedSigner } from './aws-clients.js';
+import { jsonWire } from './aws-json-wire.js';
 
 /** A record as read: data still base64, as in the Lambda event. */
 export interface ReadRecord {
@@ -98,16 +97,8 @@ function fromSdk(r: _Record): ReadRecord {
   };
 }
 
-/** A failed Kinesis call: `name` is the service's error type, as the SDK names its exceptions. */
-export class KinesisWireError extends Error {
-  constructor(
-    override readonly name: string,
-    message: string,
-    readonly statusCode: number,
-  ) {
-    super(message);
-  }
-}
+/** A failed wire call (one class for every emulator the stack calls directly). */
+export { AwsWireError as KinesisWireError } from './aws-json-wire.js';
 
 export interface WireOptions {
   /** http://host:port of the emulator. */
@@ -125,60 +116,13 @@ export interface WireOptions {
  * One attempt per call: the broker's forwarder and the runner retry, as they do around the SDK.
  */
 export function wireRecords(o: WireOptions): KinesisRecords & { destroy(): void } {
-  const url = new URL(o.endpoint);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const timeout = o.requestTimeoutMs ?? 10_000;
-
-  async function call(operation: string, body: string, signal?: AbortSignal): Promise<unknown> {
-    if (o.calls) o.calls[operation] = (o.calls[operation] ?? 0) + 1;
-    const headers: Record<string, string> = {
-      'content-type': 'application/x-amz-json-1.1',
-      'x-amz-target': `Kinesis_20131202.${operation}`,
-      'content-length': String(Buffer.byteLength(body)),
-      host: url.host,
-    };
-    await unsignedSigner.sign({ headers }, { signingRegion: o.region, signingService: 'kinesis' });
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        { host: url.hostname, port: url.port, path: '/', method: 'POST', headers, agent, signal, timeout },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: Record<string, unknown>;
-            try {
-              parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-            } catch {
-              // Not the service's JSON (a crashed emulator, a proxy page): transient, never "refused" —
-              // the forwarder dead-letters records only for errors that name what they carry.
-              reject(
-                new KinesisWireError(
-                  'InternalFailure',
-                  `${operation}: unreadable answer (HTTP ${res.statusCode})`,
-                  res.statusCode ?? 0,
-                ),
-              );
-              return;
-            }
-            if ((res.statusCode ?? 0) >= 300) {
-              const type = String(parsed.__type ?? 'UnknownError');
-              const message = String(parsed.message ?? parsed.Message ?? `HTTP ${res.statusCode}`);
-              reject(
-                new KinesisWireError(type.slice(type.lastIndexOf('#') + 1), message, res.statusCode ?? 0),
-              );
-            } else resolve(parsed);
-          });
-        },
-      );
-      req.on('timeout', () =>
-        req.destroy(new KinesisWireError('TimeoutError', `${operation}: no answer in ${timeout} ms`, 0)),
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
+  const wire = jsonWire({
+    ...o,
+    service: 'kinesis',
+    targetPrefix: 'Kinesis_20131202',
+    contentType: 'application/x-amz-json-1.1',
+  });
+  const call = (operation: string, body: string, signal?: AbortSignal) => wire.post(operation, body, signal);
 
   return {
     async putRecords(streamName, records, signal) {
@@ -224,7 +168,7 @@ export function wireRecords(o: WireOptions): KinesisRecords & { destroy(): void 
       };
     },
     destroy() {
-      agent.destroy();
+      wire.destroy();
     },
   };
 }

@@ -255,7 +255,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   }
   const { kinesis, doc, streamNames } = emulators;
   const injector = o.faults ? new FaultInjector(o.faults) : undefined;
-  injector?.dynamo(emulators.dynamodb);
+  if (injector) emulators.hookDynamo(injector.dynamoHook());
   const tables = emulators.tableNames;
 
   // ---- ports ------------------------------------------------------------------------------------------
@@ -372,6 +372,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
           size: workerCount,
           init: {
             dynamoEndpoint: emulators.endpoints.dynamodb,
+            dynamoEmbedded: emulators.embedded.dynamodb,
             tables,
             settings: ingestSettings,
             dynamoFaults: injector !== undefined,
