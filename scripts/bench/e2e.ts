@@ -40,6 +40,10 @@ function recoveryOf(to: LocalStatus, from?: LocalStatus): string {
 }
 
 /** "ECONNRESET 12, connack timeout 3": the most frequent first. */
+/** CPU seconds so far of each process, by name. */
+const cpuOf = (pids: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+
 const reasons = (r: Record<string, number> | undefined) =>
   Object.entries(r ?? {})
     .sort((a, b) => b[1] - a[1])
@@ -117,6 +121,15 @@ export const benchmark: Benchmark = {
     // is not the steady state. Wait until every device is connected and the stack has caught up with
     // the storm (lag under 1 s of traffic for 3 s in a row), at most WARMUP_MAX_S.
     const warmStart = Date.now();
+    const emu = emulatorPids();
+    const pids = {
+      stack: process.pid,
+      ...(inProcess ? {} : { simulator: fleet.pid }),
+      ...(emu.kinesalite ? { kinesalite: emu.kinesalite } : {}),
+      ...(emu.dynalite ? { dynalite: emu.dynalite } : {}),
+    };
+    // The warm-up's CPU: what absorbing the storm cost each process, whatever its duration.
+    const warmCpu0 = cpuOf(pids);
     // The lag every 10 s of the warm-up: how large the storm's backlog grew and whether it drained.
     const warmLag: number[] = [];
     for (let i = 1; i <= WARMUP_S; i++) {
@@ -135,14 +148,8 @@ export const benchmark: Benchmark = {
     const s0 = stack.status();
     // CPU seconds of each process over the window: the stack's share per reading is the figure that
     // changes with the code, while readings/s also moves with whatever else the machine runs.
-    const emu = emulatorPids();
-    const pids = {
-      stack: process.pid,
-      ...(inProcess ? {} : { simulator: fleet.pid }),
-      ...(emu.kinesalite ? { kinesalite: emu.kinesalite } : {}),
-      ...(emu.dynalite ? { dynalite: emu.dynalite } : {}),
-    };
-    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const cpu0 = cpuOf(pids);
+    const warmCpu = Object.entries(cpu0).map(([k, sec]) => [k, sec - warmCpu0[k]!] as const);
     const load0 = loadavg()[0]!;
     const elu0 = performance.eventLoopUtilization();
     const workerElu0 = stack.ingestWorkers?.utilization() ?? [];
@@ -216,6 +223,7 @@ export const benchmark: Benchmark = {
         `event source: ${parallelizationFactor ?? 'default'} invocations per stream, batch size ${batchSize ?? 'default'}; ingest handlers ${s1.ingestWorkers ? `in ${s1.ingestWorkers.workers} worker thread(s) (${s1.ingestWorkers.crashes} crashes)` : 'on the main thread'}; event loop busy in the window: main ${(mainBusy * 100).toFixed(0)} %${workerBusy.map((u, i) => `, worker ${i + 1} ${(u * 100).toFixed(0)} %`).join('')}`,
         `machine load average (1 min): ${load0.toFixed(1)} at the window's start, ${load1.toFixed(1)} at its end`,
         `warm-up lag (records, every 10 s): ${warmLag.map(n).join(' → ') || '(under 10 s)'}; devices connected at the window's start: ${n(s0.connected)} of ${n(devices)}`,
+        `CPU in the warm-up (CPU-seconds over ${warmupS.toFixed(0)} s): ${warmCpu.map(([k, sec]) => `${k} ${sec.toFixed(1)}`).join(', ')}`,
         `lag trend (records, every 10 s): ${lag
           .filter((_, i) => i % 10 === 9 || i === lag.length - 1)
           .map(n)
