@@ -9,8 +9,11 @@ const TRANSIENT_NAMES = new Set([
   'ServiceUnavailable',
   'TransactionConflictException',
   'TimeoutError',
+  // Socket error codes (on `code`; the SDK renames some TimeoutError).
   'ECONNRESET',
   'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
 ]);
 
 export function mapAwsError(error: unknown, what: string): unknown {
@@ -24,7 +27,7 @@ export function mapAwsError(error: unknown, what: string): unknown {
     TRANSIENT_NAMES.has(error.name) ||
     status >= 500 ||
     status === 429 ||
-    (error as { code?: string }).code === 'ECONNREFUSED'
+    TRANSIENT_NAMES.has((error as { code?: string }).code ?? '')
   ) {
     return new TransientError('AWS_TRANSIENT', `${what}: ${error.name}: ${error.message}`, { cause: error });
   }

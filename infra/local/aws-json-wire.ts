@@ -32,7 +32,7 @@ export interface JsonWireOptions {
   contentType: string;
   /** Counts calls by operation, like the SDK clients' counters. */
   calls?: CallCounts;
-  /** Default 10 s, as the SDK clients. */
+  /** Socket idle time before a call fails with TimeoutError (default 10 s). */
   requestTimeoutMs?: number;
   /** Parses a 2xx answer's body (default JSON.parse). */
   parse?: (text: string) => Record<string, unknown>;
@@ -86,9 +86,14 @@ export function jsonWire(o: JsonWireOptions): JsonWire {
                 return;
               }
               if (status >= 300) {
-                const type = String(parsed.__type ?? 'UnknownError');
-                const message = String(parsed.message ?? parsed.Message ?? `HTTP ${status}`);
-                reject(new AwsWireError(type.slice(type.lastIndexOf('#') + 1), message, status));
+                const body = typeof parsed === 'object' && parsed !== null ? parsed : {};
+                const { __type, message, Message, ...rest } = body;
+                // "prefix#Name" or "Name:detail", as the SDK reads the type.
+                const type = String(__type ?? 'UnknownError');
+                const name = type.slice(type.lastIndexOf('#') + 1).split(/[:,]/)[0]!;
+                const error = new AwsWireError(name, String(message ?? Message ?? `HTTP ${status}`), status);
+                // The exception's own members (a ConditionalCheckFailedException's Item, ...), as the SDK's.
+                reject(Object.assign(error, rest));
               } else resolve(parsed);
             });
           },

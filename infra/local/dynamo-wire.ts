@@ -12,9 +12,10 @@
  *
  * Parity with the SDK client, which the adapters rely on: outputs unmarshalled the same way (and
  * `$metadata.httpStatusCode`); errors named by the service's `__type` with `$fault` and
- * `$metadata.httpStatusCode`, so `mapAwsError` classifies them as before; throttling, 5xx and socket
- * errors retried with the SDK's default (5 attempts, jittered exponential backoff); calls counted by
- * operation; hooks (fault injection) around every call, SDK-routed ones included.
+ * `$metadata.httpStatusCode` (socket resets renamed TimeoutError, as the SDK's HTTP handler does), so
+ * `mapAwsError` classifies them as before; throttling, 5xx and network errors retried as the SDK's
+ * strategy retries them (5 attempts, jittered exponential backoff); calls counted by operation; hooks
+ * (fault injection) around every call, SDK-routed ones included.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -200,7 +201,7 @@ function writeRequest(r: any, f: (v: any) => unknown) {
 /** Binary attributes (B, BS) travel as base64 in the JSON protocol. */
 function toJson(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
-  return raw instanceof Uint8Array
+  return ArrayBuffer.isView(raw)
     ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64')
     : value;
 }
@@ -211,22 +212,37 @@ function fromJson(key: string, value: unknown): unknown {
   return value;
 }
 
-/** The errors the SDK's standard retry strategy retries (throttling, transient). */
-const RETRYABLE_NAMES = new Set([
+/**
+ * What the SDK client's retry strategy retries (@smithy/core/retry: `isThrottlingError`,
+ * `isTransientError`, `isServerError` as the installed version applies them), and with which base
+ * delay: the DynamoDB client's 25 ms for transient and server errors, 1 s for throttling.
+ */
+const THROTTLING_NAMES = new Set([
   'ProvisionedThroughputExceededException',
   'ThrottlingException',
   'RequestLimitExceeded',
   'LimitExceededException',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'TimeoutError',
-  'InternalFailure',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'BandwidthLimitExceeded',
 ]);
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
+const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
+/** Socket errors the SDK's HTTP handler renames TimeoutError (so mapAwsError sees them as transient). */
+const SOCKET_TIMEOUT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
-function retryable(e: Error & { code?: string; $metadata?: { httpStatusCode?: number } }): boolean {
+type CallError = Error & { code?: string; $metadata?: { httpStatusCode?: number } };
+
+/** The base delay of a retry of `e` (ms), or undefined when the SDK would not retry it. */
+function retryDelayBase(e: CallError): number | undefined {
   const status = e.$metadata?.httpStatusCode ?? 0;
-  return RETRYABLE_NAMES.has(e.name) || RETRYABLE_CODES.has(e.code ?? '') || status >= 500 || status === 429;
+  if (THROTTLING_NAMES.has(e.name) || status === 429) return 1000;
+  if (TRANSIENT_NAMES.has(e.name) || TRANSIENT_STATUS.has(status) || NETWORK_CODES.has(e.code ?? ''))
+    return 25;
+  return undefined;
 }
 
 export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
@@ -245,29 +261,39 @@ export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
   });
   const maxAttempts = o.maxAttempts ?? 5;
   const hooks: DynamoCallHook[] = [];
-  const options = o.marshallOptions ?? DOCUMENT_MARSHALL_OPTIONS;
+  // Whole items and maps are marshalled here (the SDK marshals them value by value): never wrapped.
+  const options = { ...(o.marshallOptions ?? DOCUMENT_MARSHALL_OPTIONS), convertTopLevelContainer: false };
   const m = (v: unknown) => marshall(v, options) as Wire;
+  let destroyed = false;
   const u = (v: Wire) => unmarshall(v as Parameters<typeof unmarshall>[0]) as Item;
   const sdkSend = o.sdk.send.bind(o.sdk) as (command: unknown) => Promise<unknown>;
 
   async function call(op: Operation, input: Item): Promise<unknown> {
     const body = JSON.stringify(op.input(input, m), toJson);
     for (let attempt = 1; ; attempt++) {
+      if (destroyed) throw new Error(`${op.target}: the DynamoDB client was destroyed`);
       try {
         const out = op.output(await wire.post(op.target, body), u);
         return { ...out, $metadata: { httpStatusCode: 200, attempts: attempt } };
       } catch (error) {
-        const e = error as Error;
-        if (attempt >= maxAttempts || !retryable(e)) throw e;
-        // The SDK's default: full jitter over 100 ms × 2^attempt, at most 20 s.
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(20_000, 100 * 2 ** attempt)));
+        const e = error as CallError;
+        if (SOCKET_TIMEOUT_CODES.has(e.code ?? '')) e.name = 'TimeoutError';
+        const base = retryDelayBase(e);
+        if (attempt >= maxAttempts || base === undefined) throw e;
+        // Full jitter over base × 2^(retry - 1), at most 20 s, as the SDK's strategy (without its
+        // shared retry budget: dynalite neither throttles nor sheds load).
+        await new Promise((r) =>
+          setTimeout(r, Math.random() * Math.min(20_000, base * 2 ** (attempt - 1))).unref(),
+        );
       }
     }
   }
 
   function withHooks<T>(run: () => Promise<T>): Promise<T> {
     let next = run;
-    for (const h of hooks) {
+    // The first hook added runs outermost, as the first middleware added to the SDK's stack does.
+    for (let i = hooks.length - 1; i >= 0; i--) {
+      const h = hooks[i]!;
       const inner = next;
       next = () => h(inner);
     }
@@ -275,9 +301,11 @@ export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
   }
 
   const doc = {
-    send(command: { input: Item }): Promise<unknown> {
+    send(command: { input: Item }, ...more: unknown[]): Promise<unknown> {
       const op = OPERATIONS.get(command.constructor);
-      if (op === undefined || LEGACY.some((k) => command.input[k] !== undefined)) return sdkSend(command);
+      // Options (an abort signal, ...) and callbacks are the SDK's business.
+      if (op === undefined || more.length > 0 || LEGACY.some((k) => command.input[k] !== undefined))
+        return (sdkSend as (...args: unknown[]) => Promise<unknown>)(command, ...more);
       if (o.calls) o.calls[op.target] = (o.calls[op.target] ?? 0) + 1;
       return withHooks(() => call(op, command.input));
     },
@@ -289,7 +317,10 @@ export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
       hooks.push(h);
       addSdkHook(o.sdk, h);
     },
-    destroy: () => wire.destroy(),
+    destroy() {
+      destroyed = true;
+      wire.destroy();
+    },
   };
 }
 

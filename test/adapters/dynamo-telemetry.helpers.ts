@@ -4,6 +4,7 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-s
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { TELEMETRY_TABLE_SCHEMA } from '../../functions/adapters/dynamo-telemetry-store.js';
+import { testDocumentClient } from '../helpers/dynalite.js';
 
 export interface LocalTelemetryTable {
   client: DynamoDBClient;
@@ -20,11 +21,14 @@ export async function startTelemetryDynalite(): Promise<LocalTelemetryTable> {
     region: 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   });
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const marshallOptions = { removeUndefinedValues: true };
+  const sdkDoc = DynamoDBDocumentClient.from(client, { marshallOptions: { ...marshallOptions } });
+  const { doc, destroy } = testDocumentClient(`http://127.0.0.1:${port}`, sdkDoc, marshallOptions);
   return {
     client,
     doc,
     async stop() {
+      destroy();
       client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -3,7 +3,7 @@
  * what the SDK returns (items written by one read back by the other), errors carry the same names and
  * statuses, the rest goes to the SDK, and calls are counted, hooked and retried as the SDK does.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   BatchGetCommand,
@@ -21,7 +21,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapAwsError } from '../../../functions/adapters/dynamo-errors.js';
 import { ConflictError, TransientError } from '../../../functions/core/errors.js';
 import type { CallCounts } from '../../../infra/local/aws-clients.js';
-import { type WireDocumentClient, wireDocumentClient } from '../../../infra/local/dynamo-wire.js';
+import {
+  localDynamoClients,
+  type WireDocumentClient,
+  wireDocumentClient,
+} from '../../../infra/local/dynamo-wire.js';
 import { type LocalDynamo, startDynalite } from '../../helpers/dynalite.js';
 
 let local: LocalDynamo;
@@ -32,7 +36,7 @@ const calls: CallCounts = {};
 beforeAll(async () => {
   local = await startDynalite();
   table = local.tables.state!;
-  wire = wireDocumentClient({ endpoint: local.endpoint, sdk: local.doc, region: 'us-east-1', calls });
+  wire = wireDocumentClient({ endpoint: local.endpoint, sdk: local.sdkDoc, region: 'us-east-1', calls });
 });
 afterAll(async () => {
   wire.destroy();
@@ -61,7 +65,7 @@ function richItem(pk: string) {
 }
 
 async function both<T>(run: (doc: DynamoDBDocumentClient, tag: string) => Promise<T>): Promise<[T, T]> {
-  return [await run(local.doc, 'sdk'), await run(wire.doc, 'wire')];
+  return [await run(local.sdkDoc, 'sdk'), await run(wire.doc, 'wire')];
 }
 
 async function errorOf(p: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number } }> {
@@ -77,10 +81,10 @@ describe('wire document client: parity with the SDK document client', () => {
   it('writes and reads every attribute kind the same way, across the two clients', async () => {
     // Arrange
     await wire.doc.send(new PutCommand({ TableName: table, Item: richItem('by-wire') }));
-    await local.doc.send(new PutCommand({ TableName: table, Item: richItem('by-sdk') }));
+    await local.sdkDoc.send(new PutCommand({ TableName: table, Item: richItem('by-sdk') }));
 
     // Act: each client reads the other's item
-    const bySdk = await local.doc.send(
+    const bySdk = await local.sdkDoc.send(
       new GetCommand({ TableName: table, Key: { pk: 'by-wire', sk: 'META' } }),
     );
     const byWire = await wire.doc.send(
@@ -229,7 +233,7 @@ describe('wire document client: errors', () => {
       );
 
     // Act
-    const [sdk, wired] = [await errorOf(put(local.doc)), await errorOf(put(wire.doc))];
+    const [sdk, wired] = [await errorOf(put(local.sdkDoc)), await errorOf(put(wire.doc))];
 
     // Assert
     expect(wired.name).toBe('ConditionalCheckFailedException');
@@ -251,7 +255,7 @@ describe('wire document client: errors', () => {
       );
 
     // Act
-    const [sdk, wired] = [await errorOf(bad(local.doc)), await errorOf(bad(wire.doc))];
+    const [sdk, wired] = [await errorOf(bad(local.sdkDoc)), await errorOf(bad(wire.doc))];
 
     // Assert
     expect(wired.name).toBe('ValidationException');
@@ -268,7 +272,7 @@ describe('wire document client: errors', () => {
           TransactItems: [{ Put: { TableName: table, Item: { pk: 't', sk: 'T' } } }],
         }),
       );
-    const [sdk, wired] = [await errorOf(tx(local.doc)), await errorOf(tx(wire.doc))];
+    const [sdk, wired] = [await errorOf(tx(local.sdkDoc)), await errorOf(tx(wire.doc))];
     expect(wired.name).toBe(sdk.name);
     expect(calls.TransactWriteItems).toBeUndefined();
   });
@@ -278,7 +282,7 @@ describe('wire document client: hooks, counting, retries', () => {
   it('runs hooks around its own calls and the SDK-routed ones', async () => {
     // Arrange
     const dynamo = await startDynalite();
-    const client = wireDocumentClient({ endpoint: dynamo.endpoint, sdk: dynamo.doc, region: 'us-east-1' });
+    const client = wireDocumentClient({ endpoint: dynamo.endpoint, sdk: dynamo.sdkDoc, region: 'us-east-1' });
     let seen = 0;
     client.hook(async (run) => {
       seen++;
@@ -332,7 +336,7 @@ describe('wire document client: hooks, counting, retries', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = wireDocumentClient({
       endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      sdk: local.doc,
+      sdk: local.sdkDoc,
       region: 'us-east-1',
     });
 
@@ -360,7 +364,7 @@ describe('wire document client: hooks, counting, retries', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = wireDocumentClient({
       endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      sdk: local.doc,
+      sdk: local.sdkDoc,
       region: 'us-east-1',
       maxAttempts: 2,
     });
@@ -374,4 +378,127 @@ describe('wire document client: hooks, counting, retries', () => {
     expect(hits).toBe(2);
     expect(mapAwsError(error, 'test')).toBeInstanceOf(TransientError);
   });
+
+  it('names a reset connection TimeoutError, as the SDK does, so it stays transient after the attempts', async () => {
+    // Arrange: every connection is dropped before an answer
+    const server = await fakeEndpoint((req) => req.socket.destroy());
+    const client = wireDocumentClient({
+      endpoint: server.endpoint,
+      sdk: local.sdkDoc,
+      region: 'us-east-1',
+      maxAttempts: 2,
+    });
+
+    // Act
+    const error = (await errorOf(
+      client.doc.send(new GetCommand({ TableName: 't', Key: { pk: 'x' } })),
+    )) as Error & {
+      code?: string;
+    };
+    client.destroy();
+    await server.close();
+
+    // Assert
+    expect(error.code).toBe('ECONNRESET');
+    expect(error.name).toBe('TimeoutError');
+    expect(server.hits()).toBe(2);
+    expect(mapAwsError(error, 'test')).toBeInstanceOf(TransientError);
+  });
+
+  it("keeps an exception's own members and survives an answer that is not an object", async () => {
+    // Arrange
+    const answers: Array<[number, string]> = [
+      [
+        400,
+        JSON.stringify({
+          __type: 'x#ConditionalCheckFailedException',
+          message: 'no',
+          Item: { pk: { S: 'old' } },
+        }),
+      ],
+      [400, 'null'],
+    ];
+    const server = await fakeEndpoint((_req, res) => {
+      const [status, body] = answers.shift()!;
+      res.writeHead(status).end(body);
+    });
+    const client = wireDocumentClient({ endpoint: server.endpoint, sdk: local.sdkDoc, region: 'us-east-1' });
+
+    // Act
+    const failed = await errorOf(client.doc.send(new PutCommand({ TableName: 't', Item: { pk: 'x' } })));
+    const odd = await errorOf(client.doc.send(new PutCommand({ TableName: 't', Item: { pk: 'x' } })));
+    client.destroy();
+    await server.close();
+
+    // Assert
+    expect(failed.name).toBe('ConditionalCheckFailedException');
+    expect((failed as unknown as { Item: unknown }).Item).toEqual({ pk: { S: 'old' } });
+    expect(odd.name).toBe('UnknownError');
+    expect(odd.$metadata?.httpStatusCode).toBe(400);
+  });
+
+  it('runs the first hook added outermost, as the SDK middleware stack does', async () => {
+    // Arrange
+    const order: string[] = [];
+    const client = wireDocumentClient({ endpoint: local.endpoint, sdk: local.sdkDoc, region: 'us-east-1' });
+    for (const name of ['first', 'second'])
+      client.hook(async (run) => {
+        order.push(`${name} in`);
+        const out = await run();
+        order.push(`${name} out`);
+        return out;
+      });
+
+    // Act
+    await client.doc.send(new GetCommand({ TableName: table, Key: { pk: 'none', sk: 'x' } }));
+    client.destroy();
+
+    // Assert
+    expect(order).toEqual(['first in', 'second in', 'second out', 'first out']);
+  });
 });
+
+describe('localDynamoClients', () => {
+  it("takes the wire path for the stack's own dynalite and the SDK for an external endpoint", async () => {
+    // Arrange
+    const embeddedCalls: CallCounts = {};
+    const externalCalls: CallCounts = {};
+    const embedded = localDynamoClients({ endpoint: local.endpoint, embedded: true, calls: embeddedCalls });
+    const external = localDynamoClients({ endpoint: local.endpoint, embedded: false, calls: externalCalls });
+    let hooked = 0;
+    for (const c of [embedded, external])
+      c.hook((run) => {
+        hooked++;
+        return run();
+      });
+
+    // Act
+    for (const c of [embedded, external])
+      await c.doc.send(new PutCommand({ TableName: table, Item: { pk: 'l', sk: String(hooked) } }));
+    embedded.destroy();
+    external.destroy();
+
+    // Assert: both counted and hooked once; only the SDK client is a real DynamoDBDocumentClient
+    expect(embeddedCalls).toEqual({ PutItem: 1 });
+    expect(externalCalls).toEqual({ PutItem: 1 });
+    expect(hooked).toBe(2);
+    expect('middlewareStack' in embedded.doc).toBe(false);
+    expect('middlewareStack' in external.doc).toBe(true);
+  });
+});
+
+/** An HTTP endpoint answering with `respond`, counting requests. */
+async function fakeEndpoint(respond: (req: IncomingMessage, res: ServerResponse) => void) {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits++;
+    req.resume();
+    req.on('end', () => respond(req, res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits: () => hits,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
