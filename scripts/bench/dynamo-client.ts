@@ -13,17 +13,7 @@ import type { Benchmark } from '../../infra/cli/bench.js';
 import { createDynamoClients } from '../../infra/local/aws-clients.js';
 import { wireDocumentClient } from '../../infra/local/dynamo-wire.js';
 import { startEmulators } from '../../infra/local/emulators.js';
-
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return fallback;
-  const raw = args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1];
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { intOption, median } from '../bench-args.js';
 
 /** A Sparkplug node state of the size the storm writes (a few aliases and metric definitions). */
 function nodeItem(pk: string) {
@@ -56,9 +46,9 @@ async function cpuPerCall(calls: number, concurrency: number, f: (i: number) => 
 export const benchmark: Benchmark = {
   summary: "client CPU per DynamoDB call to the local stack's dynalite: SDK document client vs wire client",
   async run(args) {
-    const calls = option(args, 'calls', 3000);
-    const rounds = option(args, 'rounds', 5);
-    const concurrency = option(args, 'concurrency', 16);
+    const calls = intOption(args, 'calls', 3000);
+    const rounds = intOption(args, 'rounds', 5);
+    const concurrency = intOption(args, 'concurrency', 16);
     const emu = await startEmulators({ env: {} });
     const { client, doc: sdk } = createDynamoClients({ endpoint: emu.endpoints.dynamodb, unsigned: true });
     const wire = wireDocumentClient({ endpoint: emu.endpoints.dynamodb, sdk, region: 'us-east-1' });
@@ -106,7 +96,7 @@ export const benchmark: Benchmark = {
             [ops[1], get],
             [ops[2], batch],
           ] as const)
-            (figures[`${op}|${name}`] ??= []).push(us);
+            figures[`${op}|${name}`] = [...(figures[`${op}|${name}`] ?? []), us];
         }
       }
     } finally {

@@ -45,6 +45,7 @@ import {
 import type { EnrichedReading } from '../../functions/core/reading.js';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { DuckDbTelemetryStore } from '../../infra/local/duckdb-store.js';
+import { intOption } from '../bench-args.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 /** The query store's shape (kept from the first version of this benchmark, so figures compare). */
@@ -56,13 +57,6 @@ const FLEET_METRICS = 50;
 const FLEET_SECOND = FLEET_DEVICES * FLEET_METRICS;
 const UNITS = ['Cel', '%RH', 'kPa', 'm3/h', 'A', 'V', 'W', 'Hz'];
 const TYPES = ['breaker', 'meter', 'transmitter', 'sensor'];
-
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(args[i + 1]) : fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
 
 /** Readings k in [start, start+n): 100 devices × 10 metrics, one reading per metric per device per second. */
 function readings(start: number, n: number): EnrichedReading[] {
@@ -224,9 +218,9 @@ export const benchmark: Benchmark = {
     'telemetry stores: DuckDB write throughput and query latency; --dynamodb: requests, capacity and latency',
   async run(args) {
     if (args.includes('--dynamodb')) return runDynamo(args);
-    const rows = option(args, 'rows', 200_000);
-    const runs = option(args, 'runs', 5);
-    const batch = option(args, 'batch', 10_000);
+    const rows = intOption(args, 'rows', 200_000);
+    const runs = intOption(args, 'runs', 5);
+    const batch = intOption(args, 'batch', 10_000);
     const root = mkdtempSync(join(tmpdir(), 'dualpath-bench-store-'));
     try {
       // Writes: fresh store per run; readings are generated outside the measured sections.
@@ -494,9 +488,9 @@ async function storedBytes(
 }
 
 async function runDynamo(args: string[]): Promise<void> {
-  const devices = option(args, 'devices', 200);
-  const messages = option(args, 'messages', 30);
-  const runs = option(args, 'runs', 7);
+  const devices = intOption(args, 'devices', 200);
+  const messages = intOption(args, 'messages', 30);
+  const runs = intOption(args, 'runs', 7);
   const local = await startBenchDynalite();
   const tally = { current: newTally() };
   const client = countingClient(local.doc, tally);
