@@ -4,9 +4,9 @@
  * Scan, BatchGetItem, BatchWriteItem), marshalled with the same `@aws-sdk/util-dynamodb` options as the
  * SDK's document client; anything else (TransactWriteItems, legacy parameters) goes to that SDK client.
  *
- * Why: through the SDK one small PutItem cost the stack ~270 µs of CPU and a GetItem ~270 µs; these
- * calls cost ~75 and ~55 µs (3,000 calls, 16 in flight, warm). A 10,000-device connect storm makes
- * ~55,000 such calls, and the profile of the storm put 46 % of the stack's busy time in the SDK clients
+ * Why: through the SDK a conditional PutItem cost the stack 228-320 µs of CPU and a GetItem 216-227 µs;
+ * these calls cost 91-103 and 58-66 µs (`npm run bench -- dynamo-client`). A 10,000-device connect
+ * storm makes ~55,000 such calls, and the profile of the storm put 46 % of the stack's busy time in the SDK clients
  * and Node's HTTP client. Like the Kinesis wire calls (kinesis-records.ts), none of this ships to AWS:
  * the Lambda functions build their clients in functions/shared.
  *
