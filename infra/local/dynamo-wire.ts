@@ -6,8 +6,8 @@
  *
  * Why: through the SDK a conditional PutItem cost the stack 228-320 µs of CPU and a GetItem 216-227 µs;
  * these calls cost 91-103 and 58-66 µs (`npm run bench -- dynamo-client`). A 10,000-device connect
- * storm makes ~55,000 such calls, and the profile of the storm put 46 % of the stack's busy time in the SDK clients
- * and Node's HTTP client. Like the Kinesis wire calls (kinesis-records.ts), none of this ships to AWS:
+ * storm makes ~55,000 such calls, and its profile put 46 % of the stack's busy time in the SDK
+ * clients and Node's HTTP client. Like the Kinesis wire calls (kinesis-records.ts), none of this ships to AWS:
  * the Lambda functions build their clients in functions/shared.
  *
  * Parity with the SDK client, which the adapters rely on: outputs unmarshalled the same way (and
@@ -75,7 +75,6 @@ interface Operation {
   output(o: Wire, u: (v: Wire) => Item): Wire;
 }
 
-const mapItems = (items: unknown, f: (v: Wire) => Item) => (items as Wire[] | undefined)?.map(f);
 const withValues = (i: Item, m: (v: unknown) => Wire) =>
   i.ExpressionAttributeValues === undefined
     ? {}
@@ -129,7 +128,7 @@ const OPERATIONS = new Map<unknown, Operation>([
           }),
           output: (o: Wire, u: (v: Wire) => Item) => ({
             ...o,
-            ...(o.Items === undefined ? {} : { Items: mapItems(o.Items, u) }),
+            ...(o.Items === undefined ? {} : { Items: (o.Items as Wire[]).map(u) }),
             ...(o.LastEvaluatedKey === undefined ? {} : { LastEvaluatedKey: u(o.LastEvaluatedKey as Wire) }),
           }),
         },
@@ -264,9 +263,9 @@ export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
   // Whole items and maps are marshalled here (the SDK marshals them value by value): never wrapped.
   const options = { ...(o.marshallOptions ?? DOCUMENT_MARSHALL_OPTIONS), convertTopLevelContainer: false };
   const m = (v: unknown) => marshall(v, options) as Wire;
-  let destroyed = false;
   const u = (v: Wire) => unmarshall(v as Parameters<typeof unmarshall>[0]) as Item;
-  const sdkSend = o.sdk.send.bind(o.sdk) as (command: unknown) => Promise<unknown>;
+  const sdkSend = o.sdk.send.bind(o.sdk) as (...args: unknown[]) => Promise<unknown>;
+  let destroyed = false;
 
   async function call(op: Operation, input: Item): Promise<unknown> {
     const body = JSON.stringify(op.input(input, m), toJson);
@@ -305,7 +304,7 @@ export function wireDocumentClient(o: WireDocumentOptions): WireDocumentClient {
       const op = OPERATIONS.get(command.constructor);
       // Options (an abort signal, ...) and callbacks are the SDK's business.
       if (op === undefined || more.length > 0 || LEGACY.some((k) => command.input[k] !== undefined))
-        return (sdkSend as (...args: unknown[]) => Promise<unknown>)(command, ...more);
+        return sdkSend(command, ...more);
       if (o.calls) o.calls[op.target] = (o.calls[op.target] ?? 0) + 1;
       return withHooks(() => call(op, command.input));
     },

@@ -39,11 +39,11 @@ function recoveryOf(to: LocalStatus, from?: LocalStatus): string {
   return `${actions.toLocaleString('en-US')} actions, ${d('ingestRetries')} ingest retries, ${d('transientFailures')} transient failures, ${d('streamRetries')} stream retries, ${d('bisections')} bisections`;
 }
 
-/** "ECONNRESET 12, connack timeout 3": the most frequent first. */
 /** CPU seconds so far of each process, by name. */
 const cpuOf = (pids: Record<string, number>): Record<string, number> =>
   Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
 
+/** "ECONNRESET 12, connack timeout 3": the most frequent first. */
 const reasons = (r: Record<string, number> | undefined) =>
   Object.entries(r ?? {})
     .sort((a, b) => b[1] - a[1])

@@ -325,26 +325,18 @@ describe('wire document client: hooks, counting, retries', () => {
       [400, { __type: 'com.amazon.coral.validate#ValidationException', message: 'bad' }],
     ];
     const targets: string[] = [];
-    const server = createServer((req, res) => {
+    const server = await fakeEndpoint((req, res) => {
       targets.push(String(req.headers['x-amz-target']));
-      req.resume();
-      req.on('end', () => {
-        const [status, body] = script.shift() ?? [500, {}];
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify(body));
-      });
+      const [status, body] = script.shift() ?? [500, {}];
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify(body));
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = wireDocumentClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      sdk: local.sdkDoc,
-      region: 'us-east-1',
-    });
+    const client = wireDocumentClient({ endpoint: server.endpoint, sdk: local.sdkDoc, region: 'us-east-1' });
 
     // Act
     const got = await client.doc.send(new GetCommand({ TableName: 't', Key: { pk: 'r' } }));
     const refused = await errorOf(client.doc.send(new GetCommand({ TableName: 't', Key: { pk: 'r' } })));
     client.destroy();
-    await new Promise((r) => server.close(r));
+    await server.close();
 
     // Assert
     expect(got.Item).toEqual({ pk: 'r', n: 7 });
@@ -355,15 +347,9 @@ describe('wire document client: hooks, counting, retries', () => {
 
   it('gives up after the attempts, with an error the adapters see as transient', async () => {
     // Arrange
-    let hits = 0;
-    const server = createServer((req, res) => {
-      hits++;
-      req.resume();
-      req.on('end', () => res.writeHead(503).end('<html>unavailable</html>'));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const server = await fakeEndpoint((_req, res) => res.writeHead(503).end('<html>unavailable</html>'));
     const client = wireDocumentClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      endpoint: server.endpoint,
       sdk: local.sdkDoc,
       region: 'us-east-1',
       maxAttempts: 2,
@@ -372,10 +358,10 @@ describe('wire document client: hooks, counting, retries', () => {
     // Act
     const error = await errorOf(client.doc.send(new PutCommand({ TableName: 't', Item: { pk: 'x' } })));
     client.destroy();
-    await new Promise((r) => server.close(r));
+    await server.close();
 
     // Assert
-    expect(hits).toBe(2);
+    expect(server.hits()).toBe(2);
     expect(mapAwsError(error, 'test')).toBeInstanceOf(TransientError);
   });
 
