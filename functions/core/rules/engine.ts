@@ -114,12 +114,18 @@ interface Selection {
   rules: Compiled[];
   call: number;
   groups: Group[];
+  /** What the groups of its plain readings are made of (they are built in `run`, not from a reading). */
+  deviceId: string;
+  metric: string;
+  deviceType: string | undefined;
+  protocol: 'sparkplug' | 'lwm2m';
 }
 
-/** The reading rules of one device (its type and site): candidates, then per metric. */
+/** The reading rules of one device (its type, site and protocol): candidates, then per metric. */
 interface DeviceSelection {
   type: string;
   site: string | undefined;
+  protocol: 'sparkplug' | 'lwm2m';
   candidates: Compiled[];
   byMetric: Map<string, Selection>;
 }
@@ -300,6 +306,14 @@ export class RuleEngine {
   private call = 0;
   /** The groups collected since the last run, by state key. */
   private collected = new Map<string, Group>();
+  /**
+   * The plain readings collected since the last run, not yet in their groups: their selection, time and
+   * value in arrival order. `run` puts them in their groups (ADR 0016 amendment 9).
+   */
+  private logSel: Selection[] = [];
+  private logTime = new Float64Array(4096);
+  private logValue = new Float64Array(4096);
+  private logN = 0;
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
@@ -390,42 +404,52 @@ export class RuleEngine {
     this.lastDevice = undefined;
   }
 
-  /** The reading rules selecting a reading: memoised per device (type, site) and metric. */
-  private rulesFor(r: EnrichedReading): Selection {
+  /**
+   * The reading rules of a reading's device, memoised per device: built, or rebuilt when its type, site
+   * or protocol moved. Per metric: `byMetric`, else `newSelection`.
+   */
+  private deviceSelection(r: EnrichedReading): DeviceSelection {
     const type = r.enrichment.deviceType;
     const site = r.enrichment.site ?? r.group;
     // A message's readings come together: the last device's entry first, then the memo.
     let d = r.deviceId === this.lastDeviceId ? this.lastDevice : this.memo.get(r.deviceId);
-    if (!d || d.type !== type || d.site !== site) {
+    if (!d || d.type !== type || d.site !== site || d.protocol !== r.protocol) {
       if (this.memoSize >= MEMO_MAX) {
         this.memo.clear();
         this.memoSize = 0;
       }
-      // Device-level selection once per device; the metric test per metric below.
+      // Device-level selection once per device; the metric test per metric (newSelection).
       const candidates = this.readingRules.filter((c) =>
         selectsDevice(c.rule.select, r.deviceId, r.protocol, r.enrichment, r.group),
       );
-      d = { type, site, candidates, byMetric: new Map() };
+      d = { type, site, protocol: r.protocol, candidates, byMetric: new Map() };
       this.memo.set(r.deviceId, d);
     }
     this.lastDeviceId = r.deviceId;
     this.lastDevice = d;
-    let sel = d.byMetric.get(r.metric);
-    if (!sel) {
-      sel = {
-        rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
-        call: -1,
-        groups: [],
-      };
-      d.byMetric.set(r.metric, sel);
-      this.memoSize++;
-    }
+    return d;
+  }
+
+  /** The (device, metric) entry of a reading the device's memo has no entry for yet. */
+  private newSelection(d: DeviceSelection, r: EnrichedReading): Selection {
+    const sel: Selection = {
+      rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
+      call: -1,
+      groups: [],
+      deviceId: r.deviceId,
+      metric: r.metric,
+      deviceType: r.enrichment.deviceType,
+      protocol: r.protocol,
+    };
+    d.byMetric.set(r.metric, sel);
+    this.memoSize++;
     return sel;
   }
 
   /** The next collection starts empty (its groups' samples are dropped, not evaluated). */
   private dropCollected(): void {
     if (this.collected.size > 0) this.collected = new Map();
+    this.logN = 0;
     this.call++;
   }
 
@@ -442,71 +466,23 @@ export class RuleEngine {
    * the ingest path calls it per stored chunk.
    */
   collect(input: EvaluationInput): void {
-    const call = this.call;
-    const groups = this.collected;
-    if (this.groupCache.size > MEMO_MAX && groups.size === 0) {
+    if (this.groupCache.size > MEMO_MAX && this.collected.size === 0 && this.logN === 0) {
       // The selections hold groups: they go with them (one group object per key, always).
       this.groupCache.clear();
       this.clearMemo();
     }
-    const group = (
-      c: Compiled,
-      series: string,
-      deviceId: string,
-      subDevice: string | undefined,
-      metric: string | undefined,
-      deviceType: string | undefined,
-      protocol: 'sparkplug' | 'lwm2m',
-    ): Group => {
-      const key = `${c.rule.id}\u0000${series}`;
-      let g = groups.get(key);
-      if (!g) {
-        // Reused from an earlier call (its sample arrays keep their capacity), or new.
-        g = this.groupCache.get(key);
-        if (!g) {
-          g = {
-            c,
-            key,
-            stateKey: { ruleId: c.rule.id, series },
-            series,
-            deviceId,
-            subDevice,
-            metric,
-            deviceType,
-            protocol,
-            times: [],
-            values: [],
-            n: 0,
-            call,
-            events: undefined,
-            cache: undefined,
-          };
-          this.groupCache.set(key, g);
-        }
-        g.c = c;
-        g.deviceType = deviceType;
-        g.protocol = protocol;
-        activate(g);
-      }
-      return g;
-    };
-    /** A group joins this call (no samples yet). */
-    const activate = (g: Group): void => {
-      g.n = 0;
-      g.call = call;
-      g.events = undefined;
-      groups.set(g.key, g);
-    };
     if (this.readingRules.length > 0) {
-      // Fast path per reading: a plain reading (no sub-device, row or index) finds its groups on its
-      // memoised (device, metric) selection, built once and re-activated per call; others build the
-      // series string and look it up.
+      // Per reading, only what the reading itself and its device's memo entry tell: the selection of a
+      // plain reading (no sub-device, row or index) is logged with its time and value, and `run` puts
+      // the log into the groups once per batch. Here, between the chunks' decoding, the per-series
+      // selections, groups and sample arrays are out of the CPU caches; in `run` they are not.
+      // Others build their series string and join their groups here.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
       // Outside the loop: a closure in the loop's body capturing the reading would allocate a context
       // per reading.
       const groupsOf = (r: EnrichedReading, rules: Compiled[], series: string): Group[] =>
         rules.map((c) =>
-          group(
+          this.groupOf(
             c,
             c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series,
             r.deviceId,
@@ -517,53 +493,52 @@ export class RuleEngine {
           ),
         );
       const readings = input.readings;
+      let logN = this.logN;
       for (let ri = 0; ri < readings.length; ri++) {
         const r = readings[ri]!;
-        // rulesFor's first case inline (the last reading's device, a metric seen before): the call
-        // allocated ~40 bytes per reading here (measured, V8 12.4), the inline test nothing.
+        // deviceSelection's first case inline (the last reading's device): the call allocated ~40 bytes
+        // per reading here (measured, V8 12.4), the inline test nothing.
         const last = this.lastDevice;
-        const sel =
-          (last !== undefined &&
-            r.deviceId === this.lastDeviceId &&
-            last.type === r.enrichment.deviceType &&
-            last.site === (r.enrichment.site ?? r.group) &&
-            last.byMetric.get(r.metric)) ||
-          this.rulesFor(r);
-        const rules = sel.rules;
-        if (rules.length === 0) continue;
+        const d =
+          last !== undefined &&
+          r.deviceId === this.lastDeviceId &&
+          last.type === r.enrichment.deviceType &&
+          last.site === (r.enrichment.site ?? r.group) &&
+          last.protocol === r.protocol
+            ? last
+            : this.deviceSelection(r);
+        if (d.candidates.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
-        this.stats.readings++;
-        const plain = r.subDevice === undefined && r.row === undefined && r.index === undefined;
-        let gs: Group[];
-        if (plain && sel.call === call) {
-          gs = sel.groups;
-        } else if (plain && sel.groups.length > 0) {
-          // Built in an earlier call: its groups join this one (a device-level group may already have).
-          gs = sel.groups;
-          for (let i = 0; i < gs.length; i++) if (gs[i]!.call !== call) activate(gs[i]!);
-          sel.call = call;
-        } else {
-          const series = readingSeries(r);
-          let entry = bySeries.get(series);
-          if (entry?.rules !== rules) {
-            entry = { rules, groups: groupsOf(r, rules, series) };
-            bySeries.set(series, entry);
-          }
-          gs = entry.groups;
-          if (plain) {
-            sel.groups = gs;
-            sel.call = call;
-          }
+        const sel = d.byMetric.get(r.metric) ?? this.newSelection(d, r);
+        if (r.subDevice === undefined && r.row === undefined && r.index === undefined) {
+          if (logN === this.logTime.length) this.growLog();
+          this.logSel[logN] = sel;
+          this.logTime[logN] = r.time;
+          this.logValue[logN++] = value;
+          continue;
         }
+        const rules = sel.rules;
+        if (rules.length === 0) continue;
+        this.stats.readings++;
+        const series = readingSeries(r);
+        let entry = bySeries.get(series);
+        if (entry?.rules !== rules) {
+          entry = { rules, groups: groupsOf(r, rules, series) };
+          bySeries.set(series, entry);
+        }
+        const gs = entry.groups;
         for (let i = 0; i < gs.length; i++) {
           const g = gs[i]!;
           g.times[g.n] = r.time;
           g.values[g.n++] = value;
         }
       }
+      this.logN = logN;
     }
     if (this.eventRules.length > 0 && input.events) {
+      // The readings logged so far join their groups first: transitions come out in collection order.
+      this.groupLogged();
       const fromReadings = new Map<string, Enrichment>();
       for (const r of input.readings) fromReadings.set(r.deviceId, r.enrichment);
       for (const e of input.events) {
@@ -578,7 +553,15 @@ export class RuleEngine {
             counted = true;
           }
           const series = deviceSeries(e.deviceId, e.subDevice);
-          const g = group(c, series, e.deviceId, e.subDevice, undefined, enrichment?.deviceType, e.protocol);
+          const g = this.groupOf(
+            c,
+            series,
+            e.deviceId,
+            e.subDevice,
+            undefined,
+            enrichment?.deviceType,
+            e.protocol,
+          );
           g.events ??= [];
           g.events.push(e);
         }
@@ -586,11 +569,119 @@ export class RuleEngine {
     }
   }
 
+  /** Doubles the log's capacity (the arrays are kept across batches). */
+  private growLog(): void {
+    const time = new Float64Array(this.logTime.length * 2);
+    time.set(this.logTime);
+    this.logTime = time;
+    const value = new Float64Array(this.logValue.length * 2);
+    value.set(this.logValue);
+    this.logValue = value;
+  }
+
+  /** Puts the logged plain readings into their groups, in arrival order (see `collect`). */
+  private groupLogged(): void {
+    const n = this.logN;
+    if (n === 0) return;
+    this.logN = 0;
+    const call = this.call;
+    const { logSel, logTime, logValue } = this;
+    let selected = 0;
+    for (let k = 0; k < n; k++) {
+      const sel = logSel[k]!;
+      const rules = sel.rules;
+      if (rules.length === 0) continue;
+      selected++;
+      let gs = sel.groups;
+      if (sel.call !== call) {
+        if (gs.length > 0) {
+          // Built in an earlier call: its groups join this one (a device-level group may already have).
+          for (let i = 0; i < gs.length; i++) if (gs[i]!.call !== call) this.activate(gs[i]!);
+        } else {
+          const series = `${sel.deviceId}|${sel.metric}`; // readingSeries of a plain reading
+          gs = rules.map((c) =>
+            this.groupOf(
+              c,
+              c.deviceSeries ? sel.deviceId : series,
+              sel.deviceId,
+              undefined,
+              c.deviceSeries ? undefined : sel.metric,
+              sel.deviceType,
+              sel.protocol,
+            ),
+          );
+          sel.groups = gs;
+        }
+        sel.call = call;
+      }
+      const t = logTime[k]!;
+      const v = logValue[k]!;
+      for (let i = 0; i < gs.length; i++) {
+        const g = gs[i]!;
+        g.times[g.n] = t;
+        g.values[g.n++] = v;
+      }
+    }
+    this.stats.readings += selected;
+  }
+
+  /** The group of (rule, series) in this collection: joined (no samples yet) when not already in it. */
+  private groupOf(
+    c: Compiled,
+    series: string,
+    deviceId: string,
+    subDevice: string | undefined,
+    metric: string | undefined,
+    deviceType: string | undefined,
+    protocol: 'sparkplug' | 'lwm2m',
+  ): Group {
+    const key = `${c.rule.id}\u0000${series}`;
+    let g = this.collected.get(key);
+    if (!g) {
+      // Reused from an earlier call (its sample arrays keep their capacity), or new.
+      g = this.groupCache.get(key);
+      if (!g) {
+        g = {
+          c,
+          key,
+          stateKey: { ruleId: c.rule.id, series },
+          series,
+          deviceId,
+          subDevice,
+          metric,
+          deviceType,
+          protocol,
+          times: [],
+          values: [],
+          n: 0,
+          call: this.call,
+          events: undefined,
+          cache: undefined,
+        };
+        this.groupCache.set(key, g);
+      }
+      g.c = c;
+      g.deviceType = deviceType;
+      g.protocol = protocol;
+      this.activate(g);
+    }
+    return g;
+  }
+
+  /** A group joins this collection (no samples yet). */
+  private activate(g: Group): void {
+    g.n = 0;
+    g.call = this.call;
+    g.events = undefined;
+    this.collected.set(g.key, g);
+  }
+
   /**
    * Evaluates what was collected: each group's state loaded (cached states checked by version), its
    * samples in time order, then its events. A failed load keeps the collection for a retried run.
    */
   async run(): Promise<AlertTransition[]> {
+    this.groupLogged();
     const groups = this.collected;
     const out: AlertTransition[] = [];
     if (groups.size === 0) return out;

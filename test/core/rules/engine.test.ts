@@ -520,4 +520,33 @@ describe('rule list loading for the ingest path (prepare)', () => {
     engine.begin();
     await expect(engine.evaluate({ readings: [] })).resolves.toBeDefined();
   });
+
+  it('selects by protocol per reading, also when one device id speaks both protocols', async () => {
+    const { batch } = await setup([
+      { condition: 'value > 80', select: { protocol: 'lwm2m', metric: 'L1/current' } },
+    ]);
+    // The Sparkplug reading comes first and builds the device's selection; the LwM2M one must not reuse it.
+    const out = await batch([reading(90, T0), reading(91, T0 + S, { protocol: 'lwm2m' })]);
+    expect(kinds(out)).toEqual(['open@1']);
+  });
+
+  it('readings collected over several chunks, plain and with sub-devices, run once in time order', async () => {
+    const { engine } = await setup([
+      { condition: 'value > 80 for 2s', select: { metric: 'L1/current' } },
+      { condition: 'absent for 1m' },
+    ]);
+    engine.begin();
+    await engine.prepare();
+    // Chunk 2 holds the earlier times of the plain series: `run` evaluates each series in time order.
+    engine.collect({ readings: [reading(85, T0 + 2 * S), reading(85, T0 + 2 * S, { subDevice: 'child' })] });
+    engine.collect({ readings: [reading(85, T0), reading(70, T0 + S, { subDevice: 'child' })] });
+    engine.collect({ readings: [reading(85, T0 + 3 * S)] });
+    const out = await engine.run();
+    await engine.commit();
+    // The plain series holds from 0 s to 2 s (open at 2 s); the sub-device's series never holds 2 s.
+    expect(out.map((t) => `${t.series}:${t.kind}@${(t.at - T0) / S}`)).toEqual([
+      'breaker-1|L1/current:open@2',
+    ]);
+    expect(engine.stats.readings).toBe(5);
+  });
 });

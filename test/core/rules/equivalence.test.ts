@@ -208,6 +208,8 @@ async function engineRun(
   cuts: number[],
   chunks: number,
   redeliver: boolean,
+  /** As the ingest path: `collect` per chunk, one `run` per batch (else one `evaluate` per chunk). */
+  runOnce: boolean,
 ): Promise<string[]> {
   const store = new InMemoryRuleStore();
   for (const r of rules) await store.put(r, 'create');
@@ -220,10 +222,16 @@ async function engineRun(
   const got: AlertTransition[] = [];
   const batch = async (rs: EnrichedReading[]) => {
     engine.begin();
-    // Several evaluate() calls per batch, as the ingest path's chunks make.
+    // Several chunks per batch, as the ingest path makes.
     const size = Math.max(1, Math.ceil(rs.length / chunks));
-    for (let i = 0; i < rs.length; i += size)
-      got.push(...(await engine.evaluate({ readings: rs.slice(i, i + size) })));
+    if (runOnce) {
+      await engine.prepare();
+      for (let i = 0; i < rs.length; i += size) engine.collect({ readings: rs.slice(i, i + size) });
+      got.push(...(await engine.run()));
+    } else {
+      for (let i = 0; i < rs.length; i += size)
+        got.push(...(await engine.evaluate({ readings: rs.slice(i, i + size) })));
+    }
     await engine.commit();
   };
   let i = 0;
@@ -246,7 +254,8 @@ describe('RuleEngine against a plain reference evaluation', () => {
         fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 8 }),
         fc.integer({ min: 1, max: 3 }),
         fc.boolean(),
-        async (docs, samples, cuts, chunks, redeliver) => {
+        fc.boolean(),
+        async (docs, samples, cuts, chunks, redeliver, runOnce) => {
           const rules = docs.map((d, i) =>
             validateRule(
               {
@@ -264,7 +273,7 @@ describe('RuleEngine against a plain reference evaluation', () => {
           );
           const readings = stream(samples);
           const want = reference(rules, readings);
-          const got = await engineRun(rules, readings, cuts, chunks, redeliver);
+          const got = await engineRun(rules, readings, cuts, chunks, redeliver, runOnce);
           // Same transitions; within a batch the engine emits series by series, so compare as multisets
           // and per series in order (the id embeds rule, series, kind and time).
           expect([...got].sort()).toEqual([...want].sort());
