@@ -111,6 +111,8 @@ interface Compiled {
  * across calls: a call only re-activates them), `call` the last call that activated them.
  */
 interface Selection {
+  /** Its index in the engine's `selections` (what the log holds). */
+  index: number;
   rules: Compiled[];
   call: number;
   groups: Group[];
@@ -127,7 +129,8 @@ interface DeviceSelection {
   site: string | undefined;
   protocol: 'sparkplug' | 'lwm2m';
   candidates: Compiled[];
-  byMetric: Map<string, Selection>;
+  /** Per metric, the index of its Selection (an integer: looking it up touches no per-series object). */
+  byMetric: Map<string, number>;
 }
 
 interface Entry {
@@ -306,14 +309,21 @@ export class RuleEngine {
   private call = 0;
   /** The groups collected since the last run, by state key. */
   private collected = new Map<string, Group>();
+  /** Every Selection by index; only reset when the log holds no index (see `clearMemo`). */
+  private selections: Selection[] = [];
+  private selectionsStale = false;
   /**
-   * The plain readings collected since the last run, not yet in their groups: their selection, time and
-   * value in arrival order. `run` puts them in their groups (ADR 0016 amendment 9).
+   * The plain readings collected since the last run, not yet in their groups: their selection's index,
+   * time and value in arrival order. `run` puts them in their groups (ADR 0016 amendment 9).
    */
-  private logSel: Selection[] = [];
+  private logSel = new Int32Array(4096);
   private logTime = new Float64Array(4096);
   private logValue = new Float64Array(4096);
   private logN = 0;
+  /** `groupLogged`'s counting sort: per selection, then the samples in selection order. */
+  private sortCount = new Int32Array(1024);
+  private sortTime = new Float64Array(4096);
+  private sortValue = new Float64Array(4096);
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
@@ -402,6 +412,9 @@ export class RuleEngine {
     this.memoSize = 0;
     this.lastDeviceId = undefined;
     this.lastDevice = undefined;
+    // The log's indices must stay valid until it is grouped: the list is reset then (settleSelections).
+    if (this.logN === 0) this.selections = [];
+    else this.selectionsStale = true;
   }
 
   /**
@@ -414,10 +427,7 @@ export class RuleEngine {
     // A message's readings come together: the last device's entry first, then the memo.
     let d = r.deviceId === this.lastDeviceId ? this.lastDevice : this.memo.get(r.deviceId);
     if (!d || d.type !== type || d.site !== site || d.protocol !== r.protocol) {
-      if (this.memoSize >= MEMO_MAX) {
-        this.memo.clear();
-        this.memoSize = 0;
-      }
+      if (this.memoSize >= MEMO_MAX) this.clearMemo();
       // Device-level selection once per device; the metric test per metric (newSelection).
       const candidates = this.readingRules.filter((c) =>
         selectsDevice(c.rule.select, r.deviceId, r.protocol, r.enrichment, r.group),
@@ -431,8 +441,9 @@ export class RuleEngine {
   }
 
   /** The (device, metric) entry of a reading the device's memo has no entry for yet. */
-  private newSelection(d: DeviceSelection, r: EnrichedReading): Selection {
+  private newSelection(d: DeviceSelection, r: EnrichedReading): number {
     const sel: Selection = {
+      index: this.selections.length,
       rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
       call: -1,
       groups: [],
@@ -441,15 +452,17 @@ export class RuleEngine {
       deviceType: r.enrichment.deviceType,
       protocol: r.protocol,
     };
-    d.byMetric.set(r.metric, sel);
+    this.selections.push(sel);
+    d.byMetric.set(r.metric, sel.index);
     this.memoSize++;
-    return sel;
+    return sel.index;
   }
 
   /** The next collection starts empty (its groups' samples are dropped, not evaluated). */
   private dropCollected(): void {
     if (this.collected.size > 0) this.collected = new Map();
     this.logN = 0;
+    this.settleSelections();
     this.call++;
   }
 
@@ -510,15 +523,15 @@ export class RuleEngine {
         if (d.candidates.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
-        const sel = d.byMetric.get(r.metric) ?? this.newSelection(d, r);
+        const index = d.byMetric.get(r.metric) ?? this.newSelection(d, r);
         if (r.subDevice === undefined && r.row === undefined && r.index === undefined) {
           if (logN === this.logTime.length) this.growLog();
-          this.logSel[logN] = sel;
+          this.logSel[logN] = index;
           this.logTime[logN] = r.time;
           this.logValue[logN++] = value;
           continue;
         }
-        const rules = sel.rules;
+        const rules = this.selections[index]!.rules;
         if (rules.length === 0) continue;
         this.stats.readings++;
         const series = readingSeries(r);
@@ -571,32 +584,66 @@ export class RuleEngine {
 
   /** Doubles the log's capacity (the arrays are kept across batches). */
   private growLog(): void {
-    const time = new Float64Array(this.logTime.length * 2);
+    const n = this.logTime.length * 2;
+    const sel = new Int32Array(n);
+    sel.set(this.logSel);
+    this.logSel = sel;
+    const time = new Float64Array(n);
     time.set(this.logTime);
     this.logTime = time;
-    const value = new Float64Array(this.logValue.length * 2);
+    const value = new Float64Array(n);
     value.set(this.logValue);
     this.logValue = value;
   }
 
-  /** Puts the logged plain readings into their groups, in arrival order (see `collect`). */
+  /**
+   * Puts the logged plain readings into their groups (see `collect`): a counting sort by selection
+   * (stable: each selection's samples keep their arrival order), then each selection's run of samples
+   * copied into its groups in one pass. Per reading this touches only the log and a counter, never a
+   * per-series object: those are touched once per selection.
+   */
   private groupLogged(): void {
     const n = this.logN;
     if (n === 0) return;
     this.logN = 0;
-    const call = this.call;
+    const selections = this.selections;
+    const m = selections.length;
     const { logSel, logTime, logValue } = this;
-    let selected = 0;
+    if (this.sortCount.length < m + 1)
+      this.sortCount = new Int32Array(Math.max(m + 1, this.sortCount.length * 2));
+    if (this.sortTime.length < n) {
+      this.sortTime = new Float64Array(this.logTime.length);
+      this.sortValue = new Float64Array(this.logTime.length);
+    }
+    const count = this.sortCount;
+    const sortTime = this.sortTime;
+    const sortValue = this.sortValue;
+    count.fill(0, 0, m + 1);
+    for (let k = 0; k < n; k++) count[logSel[k]! + 1]!++;
+    for (let i = 1; i <= m; i++) count[i]! += count[i - 1]!;
+    // count[i]: where selection i's samples start; after placing, where they end.
     for (let k = 0; k < n; k++) {
-      const sel = logSel[k]!;
+      const p = count[logSel[k]!]!++;
+      sortTime[p] = logTime[k]!;
+      sortValue[p] = logValue[k]!;
+    }
+    const call = this.call;
+    let selected = 0;
+    let start = 0;
+    for (let i = 0; i < m; i++) {
+      const end = count[i]!;
+      if (end === start) continue;
+      const from = start;
+      start = end;
+      const sel = selections[i]!;
       const rules = sel.rules;
       if (rules.length === 0) continue;
-      selected++;
+      selected += end - from;
       let gs = sel.groups;
       if (sel.call !== call) {
         if (gs.length > 0) {
           // Built in an earlier call: its groups join this one (a device-level group may already have).
-          for (let i = 0; i < gs.length; i++) if (gs[i]!.call !== call) this.activate(gs[i]!);
+          for (let j = 0; j < gs.length; j++) if (gs[j]!.call !== call) this.activate(gs[j]!);
         } else {
           const series = `${sel.deviceId}|${sel.metric}`; // readingSeries of a plain reading
           gs = rules.map((c) =>
@@ -614,15 +661,28 @@ export class RuleEngine {
         }
         sel.call = call;
       }
-      const t = logTime[k]!;
-      const v = logValue[k]!;
-      for (let i = 0; i < gs.length; i++) {
-        const g = gs[i]!;
-        g.times[g.n] = t;
-        g.values[g.n++] = v;
+      for (let j = 0; j < gs.length; j++) {
+        const g = gs[j]!;
+        const times = g.times;
+        const values = g.values;
+        let at = g.n;
+        for (let q = from; q < end; q++) {
+          times[at] = sortTime[q]!;
+          values[at++] = sortValue[q]!;
+        }
+        g.n = at;
       }
     }
     this.stats.readings += selected;
+    this.settleSelections();
+  }
+
+  /** A memo cleared while the log held indices: cleared again now that it holds none (see `clearMemo`). */
+  private settleSelections(): void {
+    if (!this.selectionsStale || this.logN > 0) return;
+    this.selectionsStale = false;
+    // The device entries made since point into the old list too: they go with it.
+    this.clearMemo();
   }
 
   /** The group of (rule, series) in this collection: joined (no samples yet) when not already in it. */

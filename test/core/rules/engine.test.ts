@@ -549,4 +549,55 @@ describe('rule list loading for the ingest path (prepare)', () => {
     ]);
     expect(engine.stats.readings).toBe(5);
   });
+
+  it('a rule list reloaded between the chunks of a batch: the same transitions as a list kept', async () => {
+    /** Three batches of three chunks; the list is read again before chunk `reloadAt` (counting from 0). */
+    const run = async (reloadAt: number | undefined) => {
+      const rules = new InMemoryRuleStore();
+      await rules.put(
+        validateRule(
+          { name: 'hot', severity: 'major', condition: 'value > 80 for 2s' },
+          { id: 'hot', now: T0 },
+        ),
+        'create',
+      );
+      let now = T0;
+      const engine = new RuleEngine({
+        rules,
+        state: new InMemoryRuleStateStore(),
+        alerts: new InMemoryAlertStore(),
+        clock: () => now,
+        rulesTtlMs: 60_000,
+      });
+      const out: string[] = [];
+      for (let b = 0; b < 3; b++) {
+        engine.begin();
+        for (let c = 0; c < 3; c++) {
+          if (b * 3 + c === reloadAt) now += 120_000; // the TTL runs out: this prepare reads the list again
+          await engine.prepare();
+          const t = T0 + (b * 3 + c) * S;
+          engine.collect({
+            readings: [
+              reading(90, t),
+              reading(90, t, { deviceId: `d${c}` }),
+              reading(70, t, { metric: 'L2' }),
+            ],
+          });
+        }
+        for (const x of await engine.run()) out.push(`${x.series}:${x.kind}@${(x.at - T0) / S}`);
+        await engine.commit();
+      }
+      return out.sort();
+    };
+    const kept = await run(undefined);
+    // breaker-1 holds from 0 s; d<c> reports once per batch, in chunk c (at c, c + 3, c + 6 s).
+    expect(kept).toEqual([
+      'breaker-1|L1/current:open@2',
+      'd0|L1/current:open@3',
+      'd1|L1/current:open@4',
+      'd2|L1/current:open@5',
+    ]);
+    // Reloaded mid-batch (the log holds selections made before and after), at a batch's start, at its end.
+    for (const at of [1, 3, 5]) expect(await run(at)).toEqual(kept);
+  });
 });
