@@ -754,6 +754,7 @@ async function processRecord(
   const message = parsed;
   try {
     const outcome = await handleWithRetry(message, deps, stats);
+    deps.processor.handled?.(outcome);
     const rs = outcome.readings;
     checkTimes(outcome, message.receivedAt);
     const readingStart = readings.length;

@@ -270,10 +270,10 @@ export function liveOnIngest(
     }
   };
   const processor: MessageProcessor = {
-    handle: async (message: InboundMessage): Promise<MessageOutcome> => {
-      const outcome = await inner.handle(message);
+    handle: (message: InboundMessage) => inner.handle(message),
+    handled: (outcome: MessageOutcome) => {
+      inner.handled?.(outcome);
       for (const e of outcome.events) if (watching(e.deviceId)) events.push(e);
-      return outcome;
     },
     begin: () => {
       inner.begin?.();

@@ -24,6 +24,11 @@ export interface InboundMessage {
 export interface MessageProcessor {
   handle(message: InboundMessage): Promise<MessageOutcome>;
   /**
+   * Optional: told synchronously of every outcome `handle` returned to the ingest path. Decorators that
+   * need each message's events take them here rather than wrap `handle` in one more promise per message.
+   */
+  handled?(outcome: MessageOutcome): void;
+  /**
    * Optional: called once per batch, before `handle`, with every message of the batch, so protocol
    * state can be read in bulk (one BatchGetItem per 100 keys instead of one GetItem per key).
    */

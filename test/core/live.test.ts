@@ -185,13 +185,13 @@ describe('liveOnIngest', () => {
     });
     const msg = {} as InboundMessage;
     processor.begin!();
-    await processor.handle(msg);
+    processor.handled!(await processor.handle(msg)); // as processBatch does
     processor.abort!();
     processor.begin!();
     await processor.commit!();
     expect(published).toEqual([]);
     processor.begin!();
-    await processor.handle(msg);
+    processor.handled!(await processor.handle(msg)); // as processBatch does
     await processor.commit!();
     expect(published).toEqual([
       { kind: 'lifecycle', deviceId: 'b1', deviceType: 'breaker', time: 5, event: birth },

@@ -4,7 +4,7 @@
  *
  * - the StorePort: after a chunk of enriched readings is stored, the rule engine collects it (rules see
  *   only readings that are stored: a batch that fails to store is redelivered and evaluated then);
- * - the MessageProcessor: `begin` starts the engine's batch, `handle` collects the lifecycle events of
+ * - the MessageProcessor: `begin` starts the engine's batch, `handled` collects the lifecycle events of
  *   the batch, `commit` evaluates what was collected, once per series (the batch's readings, then its
  *   events with their device's enrichment from the enricher's cache), then commits the engine BEFORE
  *   the protocol state — a batch redelivered after a failed protocol commit finds the rule states past its readings
@@ -48,10 +48,10 @@ export function rulesOnIngest(
   let undelivered: AlertTransition[] = [];
 
   const processor: MessageProcessor = {
-    handle: async (message: InboundMessage): Promise<MessageOutcome> => {
-      const outcome = await inner.handle(message);
+    handle: (message: InboundMessage) => inner.handle(message),
+    handled: (outcome: MessageOutcome) => {
+      inner.handled?.(outcome);
       for (const e of outcome.events) events.push(e);
-      return outcome;
     },
     begin: () => {
       inner.begin?.();

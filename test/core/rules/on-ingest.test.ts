@@ -132,7 +132,10 @@ async function setup(
   /** One batch as processBatch drives it; false when it was given up (to be redelivered). */
   const batch = async (readings: EnrichedReading[]): Promise<boolean> => {
     wired.processor.begin!();
-    await wired.processor.handle({ topic: 't', payload: new Uint8Array(), receivedAt: T0 });
+    // As processBatch: each outcome of `handle` is told to `handled`.
+    wired.processor.handled!(
+      await wired.processor.handle({ topic: 't', payload: new Uint8Array(), receivedAt: T0 }),
+    );
     await wired.store.write(readings);
     try {
       await wired.processor.commit!();
@@ -231,7 +234,9 @@ describe('rules on the ingest ports', () => {
     const s = await setup();
     s.state.throttledReads = 1;
     s.wired.processor.begin!();
-    await s.wired.processor.handle({ topic: 't', payload: new Uint8Array(), receivedAt: T0 });
+    s.wired.processor.handled!(
+      await s.wired.processor.handle({ topic: 't', payload: new Uint8Array(), receivedAt: T0 }),
+    );
     await s.wired.store.write([reading(70, T0), reading(85, T0 + 1000)]);
     // The ingest path retries a commit that failed with a retryable error (withRetry in core/ingest).
     await expect(s.wired.processor.commit!()).rejects.toThrow('throttled');
