@@ -242,6 +242,10 @@ export function readingSeries(r: EnrichedReading): string {
   return s;
 }
 
+/** A reading rule's transition reason (built only for a transition: not for a step held back by the throttle). */
+const valueReason = (c: Compiled, value: number | undefined) =>
+  `${c.rule.condition} (value ${value === undefined ? value : numberText(value)})`;
+
 const deviceSeries = (deviceId: string, subDevice: string | undefined) =>
   subDevice === undefined ? deviceId : `${deviceId}/${subDevice}`;
 
@@ -1139,7 +1143,6 @@ export class RuleEngine {
     reason: string | undefined,
     out: AlertTransition[],
   ): void {
-    reason ??= `${c.rule.condition} (value ${value === undefined ? value : numberText(value)})`;
     if (s.active && s.alertId === undefined) {
       if (s.lastOpenedAt !== undefined && at - s.lastOpenedAt < c.rule.throttleMs) {
         if (!s.heldBack) {
@@ -1149,7 +1152,7 @@ export class RuleEngine {
         return;
       }
       const id = transitionId(c.rule.id, s.series, 'open', at);
-      const t = this.transition(c, s, 'open', id, id, at, reason);
+      const t = this.transition(c, s, 'open', id, id, at, reason ?? valueReason(c, value));
       if (value !== undefined) t.value = value;
       if (score !== undefined && Number.isFinite(score)) t.score = score;
       if (s.suppressed) t.suppressed = s.suppressed;
@@ -1160,7 +1163,7 @@ export class RuleEngine {
       s.heldBack = undefined;
       this.emit(t, out);
     } else if (!s.active && s.alertId !== undefined) {
-      this.resolve(c, s, at, 'rule', value, out, reason);
+      this.resolve(c, s, at, 'rule', value, out, reason ?? valueReason(c, value));
     }
     if (!s.active) s.heldBack = undefined;
   }
