@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- anomaly [threshold] [runs]`:
+ * `npm run bench -- anomaly [threshold] [runs]`, or `npm run bench -- anomaly --against <dir> [batches]`
+ * (the rules' cost in the handler here and in another checkout, one process: `againstFigures`):
  *
  * 1. The streaming anomaly detector (functions/core/rules/detector.ts) on the simulator's labelled
  *    streams (simulator/anomalies.ts): one stream family per anomaly kind (5 seeds × 20,000 readings at
@@ -14,6 +15,8 @@
  *    collection runs before each timed part, so none pays for the garbage of the parts before it. Each
  *    rule layout's first batches (WARMUP) are printed apart and left out of its median.
  */
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -315,6 +318,115 @@ function threadCpu(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** The modules a Sparkplug ingest handler with rules is composed of: this checkout's, or another's. */
+interface Tree {
+  composeSparkplugIngest: typeof composeSparkplugIngest;
+  InMemoryRegistry: typeof InMemoryRegistry;
+  InMemoryEventLog: typeof InMemoryEventLog;
+  InMemorySparkplugStateStore: typeof InMemorySparkplugStateStore;
+  InMemoryRuleStore: typeof InMemoryRuleStore;
+  InMemoryRuleStateStore: typeof InMemoryRuleStateStore;
+  InMemoryAlertStore: typeof InMemoryAlertStore;
+  validateRule: typeof validateRule;
+}
+
+const THIS_TREE: Tree = {
+  composeSparkplugIngest,
+  InMemoryRegistry,
+  InMemoryEventLog,
+  InMemorySparkplugStateStore,
+  InMemoryRuleStore,
+  InMemoryRuleStateStore,
+  InMemoryAlertStore,
+  validateRule,
+};
+
+/** The same modules from another checkout (with its own node_modules), loaded through tsx as this one is. */
+async function treeAt(dir: string): Promise<Tree> {
+  const load = (path: string) => import(pathToFileURL(join(resolve(dir), path)).href);
+  const [compose, registry, events, state, rules] = await Promise.all([
+    load('functions/sparkplug-ingest/compose.ts'),
+    load('functions/core/registry-memory.ts'),
+    load('functions/core/events.ts'),
+    load('functions/core/sparkplug/host/state.ts'),
+    load('functions/core/rules/index.ts'),
+  ]);
+  return { ...compose, ...registry, ...events, ...state, ...rules } as Tree;
+}
+
+/** A Sparkplug ingest handler of `tree` (in-memory ports; with the 100 rules of `layout`, if given). */
+async function composeHandler(
+  tree: Tree,
+  layout: Layout | undefined,
+  clock: () => number,
+  onTransition: () => void,
+) {
+  const registry = new tree.InMemoryRegistry();
+  await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
+  let rules: IngestRulesPorts | undefined;
+  if (layout) {
+    const source = new tree.InMemoryRuleStore();
+    for (const [i, d] of hundredRules(layout).entries()) {
+      await source.put(tree.validateRule(d, { id: `r${i}`, now: T0 }), 'create');
+    }
+    rules = {
+      rules: source,
+      state: new tree.InMemoryRuleStateStore(),
+      alerts: new tree.InMemoryAlertStore(),
+      sink: {
+        deliver: async () => {
+          onTransition();
+        },
+      },
+    };
+  }
+  return tree.composeSparkplugIngest(
+    {
+      registry,
+      events: new tree.InMemoryEventLog(1000),
+      store: {
+        write: async (rs: EnrichedReading[]) => ({ written: rs.length, duplicates: 0, rejected: [] }),
+      },
+      publisher: { publish: async () => {} },
+      clock,
+      logger: new Logger({ serviceName: 'bench', logLevel: 'ERROR' }),
+      metrics: new Metrics({ namespace: 'bench' }),
+      sparkplugState: new tree.InMemorySparkplugStateStore(),
+      ...(rules ? { rules } : {}),
+    },
+    {
+      autoRegister: true,
+      defaultDeviceType: 'bench',
+      concurrency: 8,
+      rulesTtlMs: Number.POSITIVE_INFINITY,
+    },
+  );
+}
+
+type Handler = Awaited<ReturnType<typeof composeHandler>>;
+
+/** Batch k of `handlers` (each on its own copy of the records), in the given order: CPU ms per handler. */
+async function timeBatch(
+  handlers: Handler[],
+  batch: IngestRecord[],
+  k: number,
+): Promise<Array<{ ms: number; threadMs: number }>> {
+  const out: Array<{ ms: number; threadMs: number }> = [];
+  for (const fn of handlers) {
+    // Each handler decodes its own copy (the records' buffers are not shared between them).
+    const records = batch.map((r) => ({ ...r, data: Buffer.from(r.data) }));
+    await settle();
+    const t0 = threadCpu();
+    const c0 = process.cpuUsage();
+    const result = await fn.processRecords(records);
+    const ms = cpuMs(c0);
+    const threadMs = threadCpu() - t0;
+    if (result.batchItemFailures.length > 0) throw new Error(`batch ${k} failed`);
+    out.push({ ms, threadMs });
+  }
+  return out;
+}
+
 /**
  * The rules' cost where they run: two Sparkplug ingest handlers over the same stream of batches, one
  * without rules and one with the 100 rules of `layout` (in-memory rule, state and alert stores; a sink
@@ -338,50 +450,12 @@ export async function handlerRulesRun(
 }> {
   let now = T0;
   let transitions = 0;
-  const compose = async (withRules: boolean) => {
-    const registry = new InMemoryRegistry();
-    await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
-    let rules: IngestRulesPorts | undefined;
-    if (withRules) {
-      const source = new InMemoryRuleStore();
-      for (const [i, d] of hundredRules(layout).entries()) {
-        await source.put(validateRule(d, { id: `r${i}`, now: T0 }), 'create');
-      }
-      rules = {
-        rules: source,
-        state: new InMemoryRuleStateStore(),
-        alerts: new InMemoryAlertStore(),
-        sink: {
-          deliver: async () => {
-            transitions++;
-          },
-        },
-      };
-    }
-    return composeSparkplugIngest(
-      {
-        registry,
-        events: new InMemoryEventLog(1000),
-        store: {
-          write: async (rs: EnrichedReading[]) => ({ written: rs.length, duplicates: 0, rejected: [] }),
-        },
-        publisher: { publish: async () => {} },
-        clock: () => now,
-        logger: new Logger({ serviceName: 'bench', logLevel: 'ERROR' }),
-        metrics: new Metrics({ namespace: 'bench' }),
-        sparkplugState: new InMemorySparkplugStateStore(),
-        ...(rules ? { rules } : {}),
-      },
-      {
-        autoRegister: true,
-        defaultDeviceType: 'bench',
-        concurrency: 8,
-        rulesTtlMs: Number.POSITIVE_INFINITY,
-      },
-    );
+  const clock = () => now;
+  const count = () => {
+    transitions++;
   };
-  const plain = await compose(false);
-  const withRules = await compose(true);
+  const plain = await composeHandler(THIS_TREE, undefined, clock, count);
+  const withRules = await composeHandler(THIS_TREE, layout, clock, count);
   const { births } = sparkplugBatch(0);
   if (only !== 'rules') await plain.processRecords(births);
   if (only !== 'plain') await withRules.processRecords(births);
@@ -400,24 +474,72 @@ export async function handlerRulesRun(
           : k % 2 === 0
             ? [plain, withRules]
             : [withRules, plain];
-    for (const fn of order) {
-      // Each handler decodes its own copy (the records' buffers are not shared between the two).
-      const records = batch.map((r) => ({ ...r, data: Buffer.from(r.data) }));
-      await settle();
-      const t0 = threadCpu();
-      const c0 = process.cpuUsage();
-      const result = await fn.processRecords(records);
-      const ms = cpuMs(c0);
-      const threadMs = threadCpu() - t0;
-      if (result.batchItemFailures.length > 0) throw new Error(`batch ${k} failed`);
-      if (k > warmup) {
-        (fn === plain ? plainMs : rulesMs).push(ms);
-        (fn === plain ? plainThreadMs : rulesThreadMs).push(threadMs);
-      }
+    const times = await timeBatch(order, batch, k);
+    if (k > warmup) {
+      order.forEach((fn, i) => {
+        (fn === plain ? plainMs : rulesMs).push(times[i]!.ms);
+        (fn === plain ? plainThreadMs : rulesThreadMs).push(times[i]!.threadMs);
+      });
     }
     if (k === warmup) transitions = 0;
   }
   return { plainMs, rulesMs, plainThreadMs, rulesThreadMs, transitions };
+}
+
+/**
+ * `--against <dir>`: the rules' cost in this checkout and in another one (e.g. a `git worktree` of an
+ * earlier commit, node_modules linked), measured in one process: three handlers (plain, rules there,
+ * rules here) over the same batches, their order rotated every batch, so both are timed under the same
+ * machine conditions. Prints what the rules add in each, and the per-batch difference here − there.
+ */
+async function againstFigures(dir: string, runs: number): Promise<void> {
+  const other = await treeAt(dir);
+  let now = T0;
+  const clock = () => now;
+  const none = () => {};
+  const handlers = {
+    plain: await composeHandler(THIS_TREE, undefined, clock, none),
+    there: await composeHandler(other, 'per-device', clock, none),
+    here: await composeHandler(THIS_TREE, 'per-device', clock, none),
+  };
+  const names = Object.keys(handlers) as Array<keyof typeof handlers>;
+  const { births } = sparkplugBatch(0);
+  for (const n of names) await handlers[n].processRecords(births);
+  const warmup = 5;
+  const threadMs = { plain: [] as number[], there: [] as number[], here: [] as number[] };
+  for (let k = 1; k <= warmup + runs; k++) {
+    const { batch } = sparkplugBatch(0, k);
+    now = T0 + k * (RECORDS / DEVICES) * 1000;
+    const order = names.map((_, i) => names[(i + k) % names.length]!);
+    const times = await timeBatch(
+      order.map((n) => handlers[n]),
+      batch,
+      k,
+    );
+    if (k <= warmup) continue;
+    order.forEach((n, i) => {
+      threadMs[n].push(times[i]!.threadMs);
+    });
+  }
+  const diff = (a: number[], b: number[]) => median(a.map((v, i) => v - b[i]!));
+  out('');
+  out(
+    `Rules here vs in ${dir} (100 rules, one per node), one process, median of ${runs} batches after ${warmup}:`,
+  );
+  // The main thread only: the GC helper threads work for the one heap the three handlers share, so the
+  // process's CPU cannot be told apart per handler here.
+  if (!threadMs.plain.every(Number.isFinite)) {
+    out('  needs process.threadCpuUsage (Node >= 22.19)');
+    return;
+  }
+  const base = median(threadMs.plain);
+  const share = (n: 'there' | 'here') => {
+    const d = diff(threadMs[n], threadMs.plain);
+    return `${d.toFixed(1)} ms = ${((100 * d) / base).toFixed(1)} %`;
+  };
+  out(
+    `  main thread: plain handler ${base.toFixed(1)} ms; the rules add ${share('there')} there, ${share('here')} here; here − there ${diff(threadMs.here, threadMs.there).toFixed(1)} ms per batch`,
+  );
 }
 
 async function rulesFigures(runs: number): Promise<void> {
@@ -471,6 +593,14 @@ export const benchmark: Benchmark = {
   summary:
     'anomaly detector precision/recall per kind and µs/reading; cost of 100 rules vs the ingest handler',
   async run(args) {
+    const against = args.indexOf('--against');
+    if (against >= 0) {
+      const dir = args[against + 1];
+      if (!dir) throw new Error('--against needs the directory of another checkout');
+      out(`node ${process.version}`);
+      await againstFigures(dir, Number(args[against + 2] ?? 15));
+      return;
+    }
     const threshold = Number(args[0] ?? 5);
     const runs = Number(args[1] ?? 7);
     out(`node ${process.version}`);
