@@ -154,15 +154,26 @@ interface Group {
   metric: string | undefined;
   deviceType: string | undefined;
   protocol: 'sparkplug' | 'lwm2m';
-  /** This call's samples are times[0, n) and values[0, n): the arrays are reused across calls. */
+  /**
+   * This call's samples: its own times[0, n) and values[0, n) (arrays reused across calls), or, when
+   * `shared` is set, the range [from, from + n) of the engine's sorted log (see `groupLogged`).
+   */
   times: number[];
   values: number[];
   n: number;
+  shared: SortedLog | undefined;
+  from: number;
   /** The evaluate() call the samples belong to. */
   call: number;
   events?: LifecycleEvent[];
   /** The window functions' incremental structures for this series (rules with a window). */
   cache: WindowCache | undefined;
+}
+
+/** The collect log sorted by selection (`groupLogged`): each selection's samples in one range. */
+interface SortedLog {
+  times: Float64Array;
+  values: Float64Array;
 }
 
 /**
@@ -198,6 +209,17 @@ function shaped(s: RuleState): RuleState {
   };
 }
 
+/** A group reading a range of the sorted log takes its samples into its own arrays. */
+function ownSamples(g: Group): void {
+  const log = g.shared!;
+  for (let i = 0; i < g.n; i++) {
+    g.times[i] = log.times[g.from + i]!;
+    g.values[i] = log.values[g.from + i]!;
+  }
+  g.shared = undefined;
+  g.from = 0;
+}
+
 /** Removes the first `n` elements in place (no array of removed elements, unlike splice). */
 function dropHead(xs: number[], n: number): void {
   const len = xs.length - n;
@@ -205,18 +227,24 @@ function dropHead(xs: number[], n: number): void {
   xs.length = len;
 }
 
-function ascending(times: number[], n: number): boolean {
-  for (let i = 1; i < n; i++) if (times[i]! < times[i - 1]!) return false;
+function ascending(times: ArrayLike<number>, from: number, to: number): boolean {
+  for (let i = from + 1; i < to; i++) if (times[i]! < times[i - 1]!) return false;
   return true;
 }
 
-/** Sorts a group's samples by time (stable: equal times keep batch order). */
+/** Sorts a group's samples by time (stable: equal times keep batch order), in place. */
 function sortByTime(g: Group): void {
-  g.times.length = g.n;
-  g.values.length = g.n;
-  const order = g.times.map((_, i) => i).sort((a, b) => g.times[a]! - g.times[b]! || a - b);
-  g.times = order.map((i) => g.times[i]!);
-  g.values = order.map((i) => g.values[i]!);
+  const times = g.shared ? g.shared.times : g.times;
+  const values = g.shared ? g.shared.values : g.values;
+  const from = g.shared ? g.from : 0;
+  const t = Array.from({ length: g.n }, (_, i) => times[from + i]!);
+  const v = Array.from({ length: g.n }, (_, i) => values[from + i]!);
+  const order = t.map((_, i) => i).sort((a, b) => t[a]! - t[b]! || a - b);
+  // A shared range is its selection's: sorted once, the selection's other groups then find it sorted.
+  order.forEach((k, i) => {
+    times[from + i] = t[k]!;
+    values[from + i] = v[k]!;
+  });
 }
 
 const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'deregister']);
@@ -326,8 +354,9 @@ export class RuleEngine {
   private logN = 0;
   /** `groupLogged`'s counting sort: per selection, then the samples in selection order. */
   private sortCount = new Int32Array(1024);
-  private sortTime = new Float64Array(4096);
-  private sortValue = new Float64Array(4096);
+  private sorted: SortedLog = { times: new Float64Array(4096), values: new Float64Array(4096) };
+  /** Groups whose samples are a range of `sorted` (copied out before `sorted` is written again). */
+  private sharing: Group[] = [];
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
@@ -547,6 +576,7 @@ export class RuleEngine {
         const gs = entry.groups;
         for (let i = 0; i < gs.length; i++) {
           const g = gs[i]!;
+          if (g.shared) ownSamples(g); // (a series of plain readings only: not expected here)
           g.times[g.n] = r.time;
           g.values[g.n++] = value;
         }
@@ -610,18 +640,23 @@ export class RuleEngine {
     const n = this.logN;
     if (n === 0) return;
     this.logN = 0;
+    const call = this.call;
+    // Groups of this collection still reading an earlier sort's ranges keep them in their own arrays.
+    for (const g of this.sharing) if (g.shared && g.call === call) ownSamples(g);
+    this.sharing = [];
     const selections = this.selections;
     const m = selections.length;
     const { logSel, logTime, logValue } = this;
     if (this.sortCount.length < m + 1)
       this.sortCount = new Int32Array(Math.max(m + 1, this.sortCount.length * 2));
-    if (this.sortTime.length < n) {
-      this.sortTime = new Float64Array(this.logTime.length);
-      this.sortValue = new Float64Array(this.logTime.length);
+    if (this.sorted.times.length < n) {
+      const size = this.logTime.length;
+      this.sorted = { times: new Float64Array(size), values: new Float64Array(size) };
     }
     const count = this.sortCount;
-    const sortTime = this.sortTime;
-    const sortValue = this.sortValue;
+    const sorted = this.sorted;
+    const sortTime = sorted.times;
+    const sortValue = sorted.values;
     count.fill(0, 0, m + 1);
     for (let k = 0; k < n; k++) count[logSel[k]! + 1]!++;
     for (let i = 1; i <= m; i++) count[i]! += count[i - 1]!;
@@ -631,7 +666,6 @@ export class RuleEngine {
       sortTime[p] = logTime[k]!;
       sortValue[p] = logValue[k]!;
     }
-    const call = this.call;
     let selected = 0;
     let start = 0;
     for (let i = 0; i < m; i++) {
@@ -667,6 +701,17 @@ export class RuleEngine {
       }
       for (let j = 0; j < gs.length; j++) {
         const g = gs[j]!;
+        if (g.n === 0 && !g.c.deviceSeries) {
+          // The series' samples are this range: read in place, no copy (a (device, metric) series has
+          // only this selection's samples).
+          g.shared = sorted;
+          g.from = from;
+          g.n = end - from;
+          this.sharing.push(g);
+          continue;
+        }
+        // A device-level series (samples from each of the device's metrics), or one with samples already.
+        if (g.shared) ownSamples(g);
         const times = g.times;
         const values = g.values;
         let at = g.n;
@@ -718,6 +763,8 @@ export class RuleEngine {
           times: [],
           values: [],
           n: 0,
+          shared: undefined,
+          from: 0,
           call: this.call,
           events: undefined,
           cache: undefined,
@@ -735,6 +782,7 @@ export class RuleEngine {
   /** A group joins this collection (no samples yet). */
   private activate(g: Group): void {
     g.n = 0;
+    g.shared = undefined;
     g.call = this.call;
     g.events = undefined;
     this.collected.set(g.key, g);
@@ -765,12 +813,15 @@ export class RuleEngine {
       const c = g.c;
       this.checkRevision(c, s);
       if (g.n > 0) {
-        if (!ascending(g.times, g.n)) sortByTime(g);
-        const { times, values, n } = g;
+        const log = g.shared;
+        const times = log ? log.times : g.times;
+        const values = log ? log.values : g.values;
+        const from = log ? g.from : 0;
+        if (!ascending(times, from, from + g.n)) sortByTime(g);
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
-        this.onReadings(c, s, times, values, n, out);
-        this.stats.evaluations += n;
+        this.onReadings(c, s, times, values, from, from + g.n, out);
+        this.stats.evaluations += g.n;
       }
       if (g.events) {
         // Per series, in time order (stable for equal times: batch order).
@@ -954,20 +1005,21 @@ export class RuleEngine {
   private onReadings(
     c: Compiled,
     s: RuleState,
-    times: number[],
-    values: number[],
-    n: number,
+    times: ArrayLike<number>,
+    values: ArrayLike<number>,
+    from: number,
+    to: number,
     out: AlertTransition[],
   ): void {
     // NaN stands for "none" in the locals: every comparison with it is false, as `undefined` was.
     let lastTime = s.lastTime ?? Number.NaN;
     let lastValue = s.lastValue ?? Number.NaN;
-    let i = 0;
+    let i = from;
     // Replays, duplicates and readings out of order: at or before the series' last time.
-    while (i < n && times[i]! <= lastTime) i++;
-    if (i === n) return;
+    while (i < to && times[i]! <= lastTime) i++;
+    if (i === to) return;
     if (c.cond.kind === 'absent') {
-      for (; i < n; i++) {
+      for (; i < to; i++) {
         const t = times[i]!;
         if (t <= lastTime) continue;
         lastTime = t;
@@ -1006,7 +1058,7 @@ export class RuleEngine {
     let active = s.active;
     let pending = s.pendingSince ?? Number.NaN;
     let alertOpen = s.alertId !== undefined;
-    for (; i < n; i++) {
+    for (; i < to; i++) {
       const t = times[i]!;
       if (t <= lastTime) continue; // out of order within the batch (sorted: equal times)
       const v = values[i]!;

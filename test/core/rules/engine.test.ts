@@ -600,4 +600,32 @@ describe('rule list loading for the ingest path (prepare)', () => {
     // Reloaded mid-batch (the log holds selections made before and after), at a batch's start, at its end.
     for (const at of [1, 3, 5]) expect(await run(at)).toEqual(kept);
   });
+
+  it('readings collected before and after a collection of events: one series, evaluated whole', async () => {
+    // Collecting events groups the readings logged so far (their samples a range of the sorted log);
+    // readings collected after that are sorted again into the same series, which keeps both.
+    const docs = [
+      { condition: 'value > 80 for 3s clear < 70', select: { metric: 'L1/current' } },
+      { condition: 'offline' },
+    ];
+    const values = [85, 85, 85, 85, 60, 90, 90, 90, 90];
+    const split = await setup(docs);
+    split.engine.begin();
+    await split.engine.prepare();
+    split.engine.collect({ readings: values.slice(0, 3).map((v, i) => reading(v, T0 + i * S)) });
+    split.engine.collect({ readings: [], events: [event('death', T0 + 2 * S)] });
+    split.engine.collect({ readings: values.slice(3, 6).map((v, i) => reading(v, T0 + (3 + i) * S)) });
+    split.engine.collect({ readings: [], events: [event('birth', T0 + 5 * S)] });
+    split.engine.collect({ readings: values.slice(6).map((v, i) => reading(v, T0 + (6 + i) * S)) });
+    const got = await split.engine.run();
+    await split.engine.commit();
+    const whole = await setup(docs);
+    const want = await whole.batch(
+      values.map((v, i) => reading(v, T0 + i * S)),
+      [event('death', T0 + 2 * S), event('birth', T0 + 5 * S)],
+    );
+    const ids = (ts: AlertTransition[]) => ts.map((t) => `${t.ruleId}:${t.kind}@${(t.at - T0) / S}`).sort();
+    expect(ids(got)).toEqual(['r0:open@3', 'r0:open@8', 'r0:resolve@4', 'r1:open@2', 'r1:resolve@5']);
+    expect(ids(got)).toEqual(ids(want));
+  });
 });
