@@ -431,7 +431,7 @@ async function timeBatch(
  * The rules' cost where they run: two Sparkplug ingest handlers over the same stream of batches, one
  * without rules and one with the 100 rules of `layout` (in-memory rule, state and alert stores; a sink
  * that takes every transition), each batch timed in both, the order swapped every batch. The difference
- * is what evaluation adds on the ingest path (selection, grouping per stored chunk, evaluation, the
+ * is what evaluation adds on the ingest path (selection and logging per stored chunk, grouping, evaluation, the
  * engine's commit, the decorators), the readings as warm as they are there.
  */
 export async function handlerRulesRun(
