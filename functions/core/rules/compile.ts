@@ -378,69 +378,96 @@ function maxOf(c: EvalContext, w: number): number {
  * A window's values kept sorted, per (series, window length), updated as the window slides: each
  * reading inserts one value and removes those that left (binary search + shift), so a percentile costs
  * O(n) moves of a typed array at worst and no copy or selection. It keeps its own copy of the samples in
- * time order (the window array may lose its head before the sorted copy learns of it). Samples are
- * identified by time: a window's times strictly ascend (the engine skips readings at or before the
- * series' last time). Anything unexpected (times going back) rebuilds it from the window.
+ * time order, in a ring (the window array may lose its head before the sorted copy learns of it).
+ * Samples are identified by time: a window's times strictly ascend (the engine skips readings at or
+ * before the series' last time). Anything unexpected (times going back) rebuilds it from the window.
  */
 interface SortedWindow {
-  /** Samples in the structure, in time order: ft/fv[head, ft.length). */
-  ft: number[];
-  fv: number[];
+  /** Samples in the structure, in time order: ring slots head, head + 1, ... (mod capacity), n of them. */
+  rt: Float64Array;
+  rv: Float64Array;
   head: number;
+  /** The values of those n samples, ascending: sorted[0, n). */
   sorted: Float64Array;
   n: number;
   /** The window start of the last call (starts only move forward; one further back rebuilds). */
   start: number;
 }
 
+const newSortedWindow = (start: number): SortedWindow => ({
+  rt: new Float64Array(64),
+  rv: new Float64Array(64),
+  head: 0,
+  sorted: new Float64Array(64),
+  n: 0,
+  start,
+});
+
+/** Appends a sample to the ring (its capacity, a power of two, doubles when full; so does `sorted`'s). */
+function ringPush(sw: SortedWindow, t: number, v: number): void {
+  const cap = sw.rt.length;
+  if (sw.n === cap) {
+    const rt = new Float64Array(cap * 2);
+    const rv = new Float64Array(cap * 2);
+    for (let i = 0; i < sw.n; i++) {
+      rt[i] = sw.rt[(sw.head + i) & (cap - 1)]!;
+      rv[i] = sw.rv[(sw.head + i) & (cap - 1)]!;
+    }
+    sw.rt = rt;
+    sw.rv = rv;
+    sw.head = 0;
+    const sorted = new Float64Array(cap * 2);
+    sorted.set(sw.sorted.subarray(0, sw.n));
+    sw.sorted = sorted;
+  }
+  const at = (sw.head + sw.n) & (sw.rt.length - 1);
+  sw.rt[at] = t;
+  sw.rv[at] = v;
+}
+
 function sortedPercentile(c: EvalContext, from: number, w: number, rank: number): number {
   const wt = c.wt;
   const wv = c.wv;
   const k = windowCache(c);
-  const at = k.sortedMs.indexOf(w);
-  let sw = at < 0 ? undefined : k.sorted[at];
+  const ms = k.sortedMs;
+  let at = 0;
+  while (at < ms.length && ms[at] !== w) at++;
+  let sw = at < ms.length ? k.sorted[at] : undefined;
   const len = wt.length;
-  const lastIn = sw && sw.ft.length > sw.head ? sw.ft[sw.ft.length - 1]! : Number.NEGATIVE_INFINITY;
+  const lastIn =
+    sw && sw.n > 0 ? sw.rt[(sw.head + sw.n - 1) & (sw.rt.length - 1)]! : Number.NEGATIVE_INFINITY;
   // The start: the window's, or the oldest sample the array still holds (it may have dropped more).
   const start = len > 0 && wt[0]! > from ? wt[0]! : from;
-  if (
-    !sw ||
-    start < sw.start ||
-    (len > 0 && wt[len - 1]! < lastIn) ||
-    (len === 0 && sw.ft.length > sw.head)
-  ) {
-    sw = { ft: [], fv: [], head: 0, sorted: new Float64Array(64), n: 0, start };
-    if (at < 0) {
-      k.sortedMs.push(w);
+  if (!sw || start < sw.start || (len > 0 && wt[len - 1]! < lastIn) || (len === 0 && sw.n > 0)) {
+    sw = newSortedWindow(start);
+    if (at === ms.length) {
+      ms.push(w);
       k.sorted.push(sw);
     } else k.sorted[at] = sw;
   }
   sw.start = start;
-  // New samples at the end (usually one).
+  // New samples at the end (usually one): those after the last one in the structure.
+  const newest = sw.n > 0 ? lastIn : Number.NEGATIVE_INFINITY;
   let i = len;
-  while (i > 0 && wt[i - 1]! > (sw.ft.length > sw.head ? sw.ft[sw.ft.length - 1]! : Number.NEGATIVE_INFINITY))
-    i--;
+  while (i > 0 && wt[i - 1]! > newest) i--;
   for (; i < len; i++) {
     if (wt[i]! < start) continue;
     const v = wv[i]!;
-    sw.ft.push(wt[i]!);
-    sw.fv.push(v);
+    ringPush(sw, wt[i]!, v);
     // The usual slide, one sample in and the oldest out: one move of the values between the two.
-    if (sw.ft[sw.head]! < start) {
-      sortedReplace(sw, sw.fv[sw.head]!, v);
-      sw.head++;
-    } else sortedInsert(sw, v);
+    if (sw.rt[sw.head]! < start) {
+      sortedReplace(sw, sw.rv[sw.head]!, v);
+      sw.head = (sw.head + 1) & (sw.rt.length - 1);
+    } else {
+      sortedInsert(sw, v);
+      sw.n++;
+    }
   }
   // Samples that left the window.
-  while (sw.head < sw.ft.length && sw.ft[sw.head]! < start) {
-    sortedRemove(sw, sw.fv[sw.head]!);
-    sw.head++;
-  }
-  if (sw.head > 256 && sw.head * 2 > sw.ft.length) {
-    // Compacted in place (no array of the removed samples).
-    dropFirst(sw.ft, sw.head);
-    dropFirst(sw.fv, sw.head);
-    sw.head = 0;
+  while (sw.n > 0 && sw.rt[sw.head]! < start) {
+    sortedRemove(sw, sw.rv[sw.head]!);
+    sw.head = (sw.head + 1) & (sw.rt.length - 1);
+    sw.n--;
   }
   const n = sw.n;
   if (n === 0) return Number.NaN;
@@ -451,12 +478,8 @@ function sortedPercentile(c: EvalContext, from: number, w: number, rank: number)
   return a + (h - lo) * (sw.sorted[lo + 1]! - a);
 }
 
+/** Inserts `v` into sorted[0, n) (the caller counts it). */
 function sortedInsert(sw: SortedWindow, v: number): void {
-  if (sw.n === sw.sorted.length) {
-    const bigger = new Float64Array(sw.sorted.length * 2);
-    bigger.set(sw.sorted);
-    sw.sorted = bigger;
-  }
   const a = sw.sorted;
   let lo = 0;
   let hi = sw.n;
@@ -467,14 +490,6 @@ function sortedInsert(sw: SortedWindow, v: number): void {
   }
   a.copyWithin(lo + 1, lo, sw.n);
   a[lo] = v;
-  sw.n++;
-}
-
-/** Removes the first `n` elements in place. */
-function dropFirst(xs: number[], n: number): void {
-  const len = xs.length - n;
-  for (let i = 0; i < len; i++) xs[i] = xs[i + n]!;
-  xs.length = len;
 }
 
 /** Removes `out` (present) and inserts `v`: moves only the values between their two positions. */
@@ -508,6 +523,7 @@ function sortedReplace(sw: SortedWindow, out: number, v: number): void {
   }
 }
 
+/** Removes `v` (present) from sorted[0, n) (the caller counts it). */
 function sortedRemove(sw: SortedWindow, v: number): void {
   const a = sw.sorted;
   let lo = 0;
@@ -519,7 +535,6 @@ function sortedRemove(sw: SortedWindow, v: number): void {
   }
   // a[lo] === v: every value removed was inserted.
   a.copyWithin(lo, lo + 1, sw.n);
-  sw.n--;
 }
 
 let scratch = new Float64Array(1024);
