@@ -74,6 +74,8 @@ export interface RuleEngineOptions {
    */
   cacheAcrossBatches?: boolean;
   maxCachedStates?: number;
+  /** (device, metric) selections memoised (default 100,000); beyond it the memo starts over. */
+  maxSelections?: number;
 }
 
 export interface EvaluationInput {
@@ -374,6 +376,7 @@ export class RuleEngine {
   private readonly ttl: number;
   private readonly crossBatch: boolean;
   private readonly maxCached: number;
+  private readonly memoMax: number;
   /** Reused for every evaluation (no allocation per reading; see `Context`). */
   private readonly ctx = new Context();
 
@@ -382,6 +385,7 @@ export class RuleEngine {
     this.ttl = o.rulesTtlMs ?? 30_000;
     this.crossBatch = (o.cacheAcrossBatches ?? true) && typeof o.state.getVersions === 'function';
     this.maxCached = o.maxCachedStates ?? 100_000;
+    this.memoMax = o.maxSelections ?? MEMO_MAX;
   }
 
   /** A batch starts: drops anything staged (a batch given up without abort() included). */
@@ -460,7 +464,7 @@ export class RuleEngine {
     // A message's readings come together: the last device's entry first, then the memo.
     let d = r.deviceId === this.lastDeviceId ? this.lastDevice : this.memo.get(r.deviceId);
     if (!d || d.type !== type || d.site !== site || d.protocol !== r.protocol) {
-      if (this.memoSize >= MEMO_MAX) this.clearMemo();
+      if (this.memoSize >= this.memoMax) this.clearMemo();
       // Device-level selection once per device; the metric test per metric (newSelection).
       const candidates = this.readingRules.filter((c) =>
         selectsDevice(c.rule.select, r.deviceId, r.protocol, r.enrichment, r.group),
@@ -512,7 +516,7 @@ export class RuleEngine {
    * the ingest path calls it per stored chunk.
    */
   collect(input: EvaluationInput): void {
-    if (this.groupCache.size > MEMO_MAX && this.collected.size === 0 && this.logN === 0) {
+    if (this.groupCache.size > this.memoMax && this.collected.size === 0 && this.logN === 0) {
       // The selections hold groups: they go with them (one group object per key, always).
       this.groupCache.clear();
       this.clearMemo();
@@ -544,15 +548,18 @@ export class RuleEngine {
         const r = readings[ri]!;
         // deviceSelection's first case inline (the last reading's device): the call allocated ~40 bytes
         // per reading here (measured, V8 12.4), the inline test nothing.
-        const last = this.lastDevice;
-        const d =
-          last !== undefined &&
-          r.deviceId === this.lastDeviceId &&
-          last.type === r.enrichment.deviceType &&
-          last.site === (r.enrichment.site ?? r.group) &&
-          last.protocol === r.protocol
-            ? last
-            : this.deviceSelection(r);
+        let d = this.lastDevice;
+        if (
+          d === undefined ||
+          r.deviceId !== this.lastDeviceId ||
+          d.type !== r.enrichment.deviceType ||
+          d.site !== (r.enrichment.site ?? r.group) ||
+          d.protocol !== r.protocol
+        ) {
+          // The log's length first: a memo that fills up here must see the indices it holds.
+          this.logN = logN;
+          d = this.deviceSelection(r);
+        }
         if (d.candidates.length === 0) continue;
         const value = numericValue(r);
         if (value === undefined) continue;
@@ -584,7 +591,7 @@ export class RuleEngine {
       this.logN = logN;
     }
     if (this.eventRules.length > 0 && input.events) {
-      // The readings logged so far join their groups first: transitions come out in collection order.
+      // The readings logged so far join their groups before the events' groups do.
       this.groupLogged();
       const fromReadings = new Map<string, Enrichment>();
       for (const r of input.readings) fromReadings.set(r.deviceId, r.enrichment);

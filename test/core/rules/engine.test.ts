@@ -628,4 +628,39 @@ describe('rule list loading for the ingest path (prepare)', () => {
     expect(ids(got)).toEqual(['r0:open@3', 'r0:open@8', 'r0:resolve@4', 'r1:open@2', 'r1:resolve@5']);
     expect(ids(got)).toEqual(ids(want));
   });
+
+  it('a selection memo that fills up in the middle of a chunk keeps every logged reading on its series', async () => {
+    const rules = new InMemoryRuleStore();
+    await rules.put(
+      validateRule(
+        { name: 'hot', severity: 'major', condition: 'value > 80', select: { metric: 'm' } },
+        { id: 'hot', now: T0 },
+      ),
+      'create',
+    );
+    const engine = new RuleEngine({
+      rules,
+      state: new InMemoryRuleStateStore(),
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+      maxSelections: 3,
+    });
+    const batch = async (readings: EnrichedReading[]) => {
+      engine.begin();
+      await engine.prepare();
+      engine.collect({ readings });
+      const out = await engine.run();
+      await engine.commit();
+      return out.map((t) => `${t.series}:${t.kind}@${(t.at - T0) / S}`);
+    };
+    // The first batch fills the memo; in the second, d0's reading is logged before d9, a new device,
+    // finds the memo full and starts it over.
+    await batch(['d0', 'd1', 'd2'].map((deviceId) => reading(10, T0, { deviceId, metric: 'm' })));
+    const got = await batch([
+      reading(99, T0 + S, { deviceId: 'd0', metric: 'm' }),
+      reading(1, T0 + S, { deviceId: 'd9', metric: 'm' }),
+      reading(95, T0 + 2 * S, { deviceId: 'd1', metric: 'm' }),
+    ]);
+    expect(got.sort()).toEqual(['d0|m:open@1', 'd1|m:open@2']);
+  });
 });
