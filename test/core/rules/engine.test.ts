@@ -10,6 +10,7 @@ import {
   InMemoryRuleStore,
   type Rule,
   RuleEngine,
+  type RuleEngineOptions,
   type RuleState,
   validateRule,
 } from '../../../functions/core/rules/index.js';
@@ -42,7 +43,10 @@ function event(type: LifecycleEvent['type'], t: number, over: Partial<LifecycleE
   return { type, protocol: 'sparkplug', deviceId: 'breaker-1', time: t, ...over };
 }
 
-async function setup(docs: Array<Record<string, unknown>>) {
+async function setup(
+  docs: Array<Record<string, unknown>>,
+  options: Pick<RuleEngineOptions, 'rulesTtlMs' | 'maxSelections'> = {},
+) {
   const rules = new InMemoryRuleStore();
   let i = 0;
   for (const d of docs) {
@@ -54,7 +58,7 @@ async function setup(docs: Array<Record<string, unknown>>) {
   const state = new InMemoryRuleStateStore();
   const alerts = new InMemoryAlertStore();
   let now = T0;
-  const engine = new RuleEngine({ rules, state, alerts, clock: () => now });
+  const engine = new RuleEngine({ rules, state, alerts, clock: () => now, ...options });
   /** One batch: begin, evaluate, commit; returns the transitions to deliver. */
   const batch = async (readings: EnrichedReading[], events: LifecycleEvent[] = []) => {
     engine.begin();
@@ -553,27 +557,14 @@ describe('rule list loading for the ingest path (prepare)', () => {
   it('a rule list reloaded between the chunks of a batch: the same transitions as a list kept', async () => {
     /** Three batches of three chunks; the list is read again before chunk `reloadAt` (counting from 0). */
     const run = async (reloadAt: number | undefined) => {
-      const rules = new InMemoryRuleStore();
-      await rules.put(
-        validateRule(
-          { name: 'hot', severity: 'major', condition: 'value > 80 for 2s' },
-          { id: 'hot', now: T0 },
-        ),
-        'create',
-      );
+      const { engine, setNow } = await setup([{ condition: 'value > 80 for 2s' }], { rulesTtlMs: 60_000 });
       let now = T0;
-      const engine = new RuleEngine({
-        rules,
-        state: new InMemoryRuleStateStore(),
-        alerts: new InMemoryAlertStore(),
-        clock: () => now,
-        rulesTtlMs: 60_000,
-      });
       const out: string[] = [];
       for (let b = 0; b < 3; b++) {
         engine.begin();
         for (let c = 0; c < 3; c++) {
-          if (b * 3 + c === reloadAt) now += 120_000; // the TTL runs out: this prepare reads the list again
+          // The TTL runs out: this prepare reads the list again.
+          if (b * 3 + c === reloadAt) setNow((now += 120_000));
           await engine.prepare();
           const t = T0 + (b * 3 + c) * S;
           engine.collect({
@@ -630,19 +621,7 @@ describe('rule list loading for the ingest path (prepare)', () => {
   });
 
   it('a selection memo that fills up in the middle of a chunk keeps every logged reading on its series', async () => {
-    const rules = new InMemoryRuleStore();
-    await rules.put(
-      validateRule(
-        { name: 'hot', severity: 'major', condition: 'value > 80', select: { metric: 'm' } },
-        { id: 'hot', now: T0 },
-      ),
-      'create',
-    );
-    const engine = new RuleEngine({
-      rules,
-      state: new InMemoryRuleStateStore(),
-      alerts: new InMemoryAlertStore(),
-      clock: () => T0,
+    const { engine } = await setup([{ condition: 'value > 80', select: { metric: 'm' } }], {
       maxSelections: 3,
     });
     const batch = async (readings: EnrichedReading[]) => {
