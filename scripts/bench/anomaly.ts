@@ -47,6 +47,11 @@ const RECORDS = 10_000;
 const METRICS = 10;
 const out = (s: string) => process.stdout.write(`${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The first and third quartiles (nearest rank): how far the per-batch figures spread. */
+const quartiles = (xs: number[]): [number, number] => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return [sorted[Math.floor((sorted.length - 1) / 4)]!, sorted[Math.ceil((3 * (sorted.length - 1)) / 4)]!];
+};
 /** CPU time of the process (user + system), ms: robust on a shared, loaded machine, unlike wall time. */
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
@@ -534,8 +539,10 @@ async function againstFigures(dir: string, runs: number): Promise<void> {
   }
   const base = median(threadMs.plain);
   const share = (n: 'there' | 'here') => {
-    const d = diff(threadMs[n], threadMs.plain);
-    return `${d.toFixed(1)} ms = ${((100 * d) / base).toFixed(1)} %`;
+    const added = threadMs[n].map((v, i) => v - threadMs.plain[i]!);
+    const [q1, q3] = quartiles(added);
+    const d = median(added);
+    return `${d.toFixed(1)} ms = ${((100 * d) / base).toFixed(1)} % (middle half ${q1.toFixed(1)} to ${q3.toFixed(1)})`;
   };
   out(
     `  main thread: plain handler ${base.toFixed(1)} ms; the rules add ${share('there')} there, ${share('here')} here; here − there ${diff(threadMs.here, threadMs.there).toFixed(1)} ms per batch`,
@@ -573,11 +580,12 @@ async function rulesFigures(runs: number): Promise<void> {
     );
   }
   // Where the rules run: the same handler with and without them, interleaved per batch.
-  const h = await handlerRulesRun('per-device', Math.max(runs, 15), 5);
+  const h = await handlerRulesRun('per-device', Math.max(runs, 25), 5);
   const share = (withRules: number[], without: number[]) => {
     const base = median(without);
-    const added = median(withRules.map((v, i) => v - without[i]!));
-    return `${median(withRules).toFixed(1)} vs ${base.toFixed(1)} CPU-ms per batch, the rules add ${added.toFixed(1)} = ${((100 * added) / base).toFixed(1)} %`;
+    const added = withRules.map((v, i) => v - without[i]!);
+    const [q1, q3] = quartiles(added);
+    return `${median(withRules).toFixed(1)} vs ${base.toFixed(1)} CPU-ms per batch, the rules add ${median(added).toFixed(1)} = ${((100 * median(added)) / base).toFixed(1)} % (middle half of the batches: ${q1.toFixed(1)} to ${q3.toFixed(1)} ms)`;
   };
   out(
     `ingest handler with the 100 rules (one per node) vs without, interleaved per batch, median of ${h.plainMs.length} after 5: process CPU ${share(h.rulesMs, h.plainMs)}`,
