@@ -564,7 +564,10 @@ describe('rule list loading for the ingest path (prepare)', () => {
         engine.begin();
         for (let c = 0; c < 3; c++) {
           // The TTL runs out: this prepare reads the list again.
-          if (b * 3 + c === reloadAt) setNow((now += 120_000));
+          if (b * 3 + c === reloadAt) {
+            now += 120_000;
+            setNow(now);
+          }
           await engine.prepare();
           const t = T0 + (b * 3 + c) * S;
           engine.collect({
