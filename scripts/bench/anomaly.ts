@@ -40,13 +40,13 @@ import type { IngestRulesPorts } from '../../functions/shared/ingest-function.js
 import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose.js';
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { ANOMALY_KINDS, generateAnomalyStream, scoreDetections } from '../../simulator/anomalies.js';
+import { median } from '../bench-args.js';
 
 const T0 = 1_700_000_000_000;
 const DEVICES = 100;
 const RECORDS = 10_000;
 const METRICS = 10;
 const out = (s: string) => process.stdout.write(`${s}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 /** The first and third quartiles (nearest rank): how far the per-batch figures spread. */
 const quartiles = (xs: number[]): [number, number] => {
   const sorted = [...xs].sort((a, b) => a - b);

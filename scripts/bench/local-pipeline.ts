@@ -12,19 +12,14 @@ import { startEmulators } from '../../infra/local/emulators.js';
 import { EventSourceRunner } from '../../infra/local/event-source.js';
 import { createRuleEngine } from '../../infra/local/rules.js';
 import { pipeline } from '../../infra/pipeline.js';
-
-function arg(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { intOption, median } from '../bench-args.js';
 
 export const benchmark: Benchmark = {
   summary: 'local plumbing: rule engine, MQTT → rules → kinesalite, event-source runner read-back',
   async run(args) {
-    const messages = arg(args, 'messages', 20_000);
-    const clients = arg(args, 'clients', 20);
-    const runs = arg(args, 'runs', 3);
+    const messages = intOption(args, 'messages', 20_000);
+    const clients = intOption(args, 'clients', 20);
+    const runs = intOption(args, 'runs', 3);
     const payload = Buffer.alloc(200, 7);
 
     // (1) rule engine only

@@ -113,8 +113,6 @@ interface Compiled {
  * across calls: a call only re-activates them), `call` the last call that activated them.
  */
 interface Selection {
-  /** Its index in the engine's `selections` (what the log holds). */
-  index: number;
   rules: Compiled[];
   call: number;
   groups: Group[];
@@ -479,8 +477,8 @@ export class RuleEngine {
 
   /** The (device, metric) entry of a reading the device's memo has no entry for yet. */
   private newSelection(d: DeviceSelection, r: EnrichedReading): number {
+    const index = this.selections.length;
     const sel: Selection = {
-      index: this.selections.length,
       rules: d.candidates.filter((c) => selectsReading(c.rule.select, r, c.metricRe)),
       call: -1,
       groups: [],
@@ -490,9 +488,9 @@ export class RuleEngine {
       protocol: r.protocol,
     };
     this.selections.push(sel);
-    d.byMetric.set(r.metric, sel.index);
+    d.byMetric.set(r.metric, index);
     this.memoSize++;
-    return sel.index;
+    return index;
   }
 
   /** The next collection starts empty (its groups' samples are dropped, not evaluated). */
@@ -528,20 +526,6 @@ export class RuleEngine {
       // selections, groups and sample arrays are out of the CPU caches; in `run` they are not.
       // Others build their series string and join their groups here.
       const bySeries = new Map<string, { rules: Compiled[]; groups: Group[] }>();
-      // Outside the loop: a closure in the loop's body capturing the reading would allocate a context
-      // per reading.
-      const groupsOf = (r: EnrichedReading, rules: Compiled[], series: string): Group[] =>
-        rules.map((c) =>
-          this.groupOf(
-            c,
-            c.deviceSeries ? deviceSeries(r.deviceId, r.subDevice) : series,
-            r.deviceId,
-            r.subDevice,
-            c.deviceSeries ? undefined : r.metric,
-            r.enrichment.deviceType,
-            r.protocol,
-          ),
-        );
       const readings = input.readings;
       let logN = this.logN;
       for (let ri = 0; ri < readings.length; ri++) {
@@ -577,7 +561,18 @@ export class RuleEngine {
         const series = readingSeries(r);
         let entry = bySeries.get(series);
         if (entry?.rules !== rules) {
-          entry = { rules, groups: groupsOf(r, rules, series) };
+          entry = {
+            rules,
+            groups: this.groupsOf(
+              rules,
+              series,
+              r.deviceId,
+              r.subDevice,
+              r.metric,
+              r.enrichment.deviceType,
+              r.protocol,
+            ),
+          };
           bySeries.set(series, entry);
         }
         const gs = entry.groups;
@@ -690,17 +685,14 @@ export class RuleEngine {
           // Built in an earlier call: its groups join this one (a device-level group may already have).
           for (let j = 0; j < gs.length; j++) if (gs[j]!.call !== call) this.activate(gs[j]!);
         } else {
-          const series = `${sel.deviceId}|${sel.metric}`; // readingSeries of a plain reading
-          gs = rules.map((c) =>
-            this.groupOf(
-              c,
-              c.deviceSeries ? sel.deviceId : series,
-              sel.deviceId,
-              undefined,
-              c.deviceSeries ? undefined : sel.metric,
-              sel.deviceType,
-              sel.protocol,
-            ),
+          gs = this.groupsOf(
+            rules,
+            `${sel.deviceId}|${sel.metric}`, // readingSeries of a plain reading
+            sel.deviceId,
+            undefined,
+            sel.metric,
+            sel.deviceType,
+            sel.protocol,
           );
           sel.groups = gs;
         }
@@ -739,6 +731,31 @@ export class RuleEngine {
     this.selectionsStale = false;
     // The device entries made since point into the old list too: they go with it.
     this.clearMemo();
+  }
+
+  /** The groups of a reading series for each of its rules (a device-level rule's: its device's series). */
+  private groupsOf(
+    rules: Compiled[],
+    series: string,
+    deviceId: string,
+    subDevice: string | undefined,
+    metric: string,
+    deviceType: string | undefined,
+    protocol: 'sparkplug' | 'lwm2m',
+  ): Group[] {
+    return rules.map((c) =>
+      c.deviceSeries
+        ? this.groupOf(
+            c,
+            deviceSeries(deviceId, subDevice),
+            deviceId,
+            subDevice,
+            undefined,
+            deviceType,
+            protocol,
+          )
+        : this.groupOf(c, series, deviceId, subDevice, metric, deviceType, protocol),
+    );
   }
 
   /** The group of (rule, series) in this collection: joined (no samples yet) when not already in it. */
