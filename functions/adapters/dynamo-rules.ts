@@ -39,11 +39,14 @@ import {
   alertFromOpen,
   alertLimit,
   alertSortKey,
+  fromStoredState,
   type RuleState,
   type RuleStateKey,
   type RuleStateStore,
   type RuleStore,
+  type StoredRuleState,
   type TransitionRecord,
+  toStoredState,
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
 import { mapAwsError } from './dynamo-errors.js';
@@ -188,6 +191,11 @@ export interface DynamoRuleStateOptions extends DynamoRulesOptions {
   ttlDays?: number;
   /** BatchGetItem attempts for unprocessed keys before a TransientError (default 8). */
   maxBatchAttempts?: number;
+  /**
+   * A stored window could not be decoded: the state is used without it (default: one JSON warning on
+   * stderr, which Lambda sends to CloudWatch Logs).
+   */
+  onDamagedWindow?: (key: RuleStateKey, error: unknown) => void;
 }
 
 export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: string } {
@@ -197,19 +205,40 @@ export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: 
 export class DynamoRuleStateStore extends Base implements RuleStateStore {
   private readonly ttlSeconds: number;
   private readonly maxAttempts: number;
+  private readonly onDamagedWindow: (key: RuleStateKey, error: unknown) => void;
 
   constructor(o: DynamoRuleStateOptions) {
     super(o);
     this.ttlSeconds = (o.ttlDays ?? 30) * 86_400;
     this.maxAttempts = o.maxBatchAttempts ?? 8;
+    this.onDamagedWindow =
+      o.onDamagedWindow ??
+      ((key, error) =>
+        console.warn(
+          JSON.stringify({
+            level: 'WARN',
+            message: 'rule state window damaged: the series window starts over',
+            ruleId: key.ruleId,
+            series: key.series,
+            error: error instanceof Error ? error.message : String(error),
+          }),
+        ));
   }
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
     const out: RuleState[] = [];
     for (const item of await this.batchGet(keys, false)) {
-      out.push({ ...(item.data as RuleState), version: item.version as number });
+      out.push(this.loaded(item));
     }
     return out;
+  }
+
+  /** A stored item's state (its window decoded; the version is the item's). */
+  private loaded(item: Item): RuleState {
+    const data = item.data as StoredRuleState;
+    const s = fromStoredState(data, (error) => this.onDamagedWindow(data, error));
+    s.version = item.version as number;
+    return s;
   }
 
   /** Versions only (ProjectionExpression pk, sk, version): the engine's cross-batch cache check. */
@@ -264,7 +293,7 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
     const item: Item = {
       ...ruleStateKey(state.ruleId, state.series),
       version,
-      data: { ...state, version },
+      data: { ...toStoredState(state), version },
       expiresAt: Math.floor(this.clock() / 1000) + this.ttlSeconds,
     };
     if (state.dueAt !== undefined) item.dueAt = state.dueAt;
@@ -289,7 +318,7 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
         ExpressionAttributeValues: { ':pk': `RS#${ruleId}#${shard}`, ':now': now },
         ConsistentRead: true,
       });
-      for (const item of items) out.push({ ...(item.data as RuleState), version: item.version as number });
+      for (const item of items) out.push(this.loaded(item));
     }
     return out;
   }

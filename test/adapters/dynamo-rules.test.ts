@@ -438,6 +438,47 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     expect(mock.commandCalls(BatchGetCommand)).toHaveLength(3);
   });
 
+  it('state windows are stored as one binary attribute; list-form items are still read; a damaged window is reported and dropped', async () => {
+    mock.reset();
+    mock.on(PutCommand).resolves({});
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    const wt = Array.from({ length: 300 }, (_, i) => T0 + i * 1000);
+    const wv = wt.map((_, i) => i / 7);
+    await store.put(state('r', 'a|m', { wt, wv }), 1);
+    const item = mock.commandCalls(PutCommand)[0]!.args[0].input.Item!;
+    const data = item.data as Record<string, unknown>;
+    expect(data.w).toBeInstanceOf(Uint8Array);
+    expect(data).not.toHaveProperty('wt');
+    expect(data).not.toHaveProperty('wv');
+    expect((data.w as Uint8Array).length).toBeLessThan(3_100);
+
+    const damaged: Array<[unknown, unknown]> = [];
+    const reader = new DynamoRuleStateStore({
+      client: doc,
+      tableName: 'state',
+      onDamagedWindow: (key, error) => damaged.push([key, error]),
+    });
+    const key = (series: string) => ruleStateKey('r', series);
+    mock.on(BatchGetCommand).resolves({
+      Responses: {
+        state: [
+          { ...key('a|m'), version: 2, data: { ...data, version: 2 } },
+          { ...key('old|m'), version: 5, data: state('r', 'old|m', { wt: [1, 2], wv: [3, 4] }) },
+          { ...key('bad|m'), version: 1, data: { ...state('r', 'bad|m'), w: Uint8Array.from([1, 9, 0]) } },
+        ],
+      },
+    });
+    const got = await reader.getMany(['a|m', 'old|m', 'bad|m'].map((series) => ({ ruleId: 'r', series })));
+    const by = new Map(got.map((s) => [s.series, s]));
+    expect(by.get('a|m')).toMatchObject({ version: 2, wt, wv });
+    expect(by.get('a|m')).not.toHaveProperty('w');
+    expect(by.get('old|m')).toMatchObject({ version: 5, wt: [1, 2], wv: [3, 4] });
+    expect(by.get('bad|m')).toEqual(state('r', 'bad|m', { version: 1 }));
+    expect(damaged).toHaveLength(1);
+    expect(damaged[0]![0]).toMatchObject({ ruleId: 'r', series: 'bad|m' });
+    expect(damaged[0]![1]).toMatchObject({ code: 'RULE_STATE_WINDOW' });
+  });
+
   it('listDue queries each of the 16 shards of the rule with a dueAt filter', async () => {
     mock.reset();
     mock.on(QueryCommand).resolves({ Items: [] });

@@ -49,6 +49,7 @@ export {
 export { printCondition, printExpr } from './print.js';
 export {
   type AlertStore,
+  fromStoredState,
   InMemoryAlertStore,
   InMemoryRuleStateStore,
   InMemoryRuleStore,
@@ -56,7 +57,9 @@ export {
   type RuleStateKey,
   type RuleStateStore,
   type RuleStore,
+  type StoredRuleState,
   type TransitionRecord,
+  toStoredState,
 } from './store.js';
 export {
   type Condition,

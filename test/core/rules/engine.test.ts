@@ -5,6 +5,7 @@ import { ConflictError, TransientError } from '../../../functions/core/errors.js
 import type { EnrichedReading, LifecycleEvent } from '../../../functions/core/reading.js';
 import {
   type AlertTransition,
+  fromStoredState,
   InMemoryAlertStore,
   InMemoryRuleStateStore,
   InMemoryRuleStore,
@@ -118,7 +119,7 @@ describe('RuleEngine', () => {
     for (let i = 0; i < 12; i++) out.push(...(await batch([reading(i * 10, T0 + i * 10 * S)])));
     expect(kinds(out)).toEqual(['open@90']);
     // Samples older than the window are dropped in bulk: never more than twice the window here.
-    const s = [...state.states.values()][0]!;
+    const s = fromStoredState([...state.states.values()][0]!);
     expect(s.wt!.length).toBeLessThanOrEqual(14);
     expect(s.wt!.slice(-7)).toEqual([5, 6, 7, 8, 9, 10, 11].map((i) => T0 + i * 10 * S));
     for (let i = 12; i < 30; i++) out.push(...(await batch([reading(0, T0 + i * 10 * S)])));
@@ -150,7 +151,7 @@ describe('RuleEngine', () => {
     engine.begin();
     await engine.evaluate({ readings: Array.from({ length: 200 }, (_, i) => reading(i, T0 + i * S)) });
     await engine.commit();
-    const s = [...state.states.values()][0]!;
+    const s = fromStoredState([...state.states.values()][0]!);
     expect(s.wt).toHaveLength(50);
     expect(s.wv![0]).toBe(150);
   });
