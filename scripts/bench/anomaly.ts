@@ -12,8 +12,9 @@
  *    function its composition root builds (store mocked; its enriched readings are captured), then
  *    RuleEngine begin → evaluate → commit over those readings with in-memory rule state and alert stores.
  *    Times are the process's CPU time (user + system, GC threads included), median of the runs; a full
- *    collection runs before each timed part, so none pays for the garbage of the parts before it. Each
- *    rule layout's first batches (WARMUP) are printed apart and left out of its median.
+ *    collection runs before each timed engine run, so none pays for the garbage of the parts before it
+ *    (the handlers' batches: see `timeBatch`). Each rule layout's first batches (WARMUP) are printed
+ *    apart and left out of its median.
  */
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -60,14 +61,16 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
 
 setFlagsFromString('--expose-gc');
 /**
- * A full collection before each timed part: each is charged for collecting its own garbage, not for the
- * garbage of the parts before it (the ingest runs leave garbage that the rules would else pay for).
+ * A full collection before each timed engine run: each is charged for collecting its own garbage, not for
+ * the garbage of the parts before it (the ingest runs leave garbage that the rules would else pay for).
  */
 const gc = runInNewContext('gc') as () => void;
-/** The collection, then a pause for its concurrent sweeping (its CPU time would else count). */
+/** A pause: the concurrent sweeping of the collections before is done (its CPU time would else count). */
+const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+/** A full collection, then the pause. */
 const settle = async () => {
   gc();
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await pause();
 };
 
 function detectorFigures(threshold: number): void {
@@ -420,7 +423,13 @@ async function timeBatch(
   for (const fn of handlers) {
     // Each handler decodes its own copy (the records' buffers are not shared between them).
     const records = batch.map((r) => ({ ...r, data: Buffer.from(r.data) }));
-    await settle();
+    // A full collection before the first batch only, not between the handlers' batches (before
+    // 2026-12-06 each batch had one): a full collection with no batch in flight frees what the last
+    // batch's optimized code was specialized to (its closures, the maps of its objects), and V8 throws
+    // that code away — the decoder's functions were deoptimized once per batch, the rules' `collect`
+    // every third, and both handlers timed partly unoptimized. The heap's own full collections come
+    // mid-batch, with the batch's objects alive: without the forced ones, none of that code was dropped.
+    await (k === 1 ? settle() : pause());
     const t0 = threadCpu();
     const c0 = process.cpuUsage();
     const result = await fn.processRecords(records);
