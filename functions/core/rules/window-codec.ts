@@ -26,35 +26,62 @@ export function encodeWindow(times: ArrayLike<number>, values: ArrayLike<number>
   if (values.length !== n) {
     throw new Error(`internal: window has ${n} times and ${values.length} values`);
   }
+  // Every time a safe integer and none before the last: each delta, and each sum of them on decoding,
+  // is then exact. The deltas' varint bytes are counted on the way (the value is allocated once, exact).
   let deltas = true;
+  let deltaBytes = 0;
   for (let i = 0; i < n && deltas; i++) {
     const t = times[i]!;
-    // Every time a safe integer and none before the last: each delta, and each sum of them on decoding,
-    // is then exact.
     if (!Number.isSafeInteger(t)) deltas = false;
-    else if (i > 0 && !(t >= times[i - 1]! && t - times[i - 1]! <= Number.MAX_SAFE_INTEGER)) deltas = false;
+    else if (i > 0) {
+      const d = t - times[i - 1]!;
+      if (!(d >= 0 && d <= Number.MAX_SAFE_INTEGER)) deltas = false;
+      else deltaBytes += varintLength(d);
+    }
   }
-  // Upper bound: varints of at most 8 bytes (deltas ≤ 2^53 − 1: 8 groups of 7 bits).
-  const bytes = new Uint8Array(1 + 10 + 1 + (deltas ? 8 + 8 * Math.max(0, n - 1) : 8 * n) + 8 * n);
-  const view = new DataView(bytes.buffer);
+  const timeBytes = n === 0 ? 0 : deltas ? 8 + deltaBytes : 8 * n;
+  const bytes = new Uint8Array(1 + varintLength(n) + 1 + timeBytes + 8 * n);
   let p = 0;
   bytes[p++] = FORMAT;
   p = writeVarint(bytes, p, n);
   bytes[p++] = deltas ? DELTAS : RAW;
   if (deltas && n > 0) {
-    view.setFloat64(p, times[0]!, true);
-    p += 8;
+    p = putFloat64s(bytes, p, times, 0, 1);
     for (let i = 1; i < n; i++) p = writeVarint(bytes, p, times[i]! - times[i - 1]!);
   } else {
-    for (let i = 0; i < n; i++, p += 8) view.setFloat64(p, times[i]!, true);
+    p = putFloat64s(bytes, p, times, 0, n);
   }
-  for (let i = 0; i < n; i++, p += 8) view.setFloat64(p, values[i]!, true);
-  return bytes.subarray(0, p);
+  putFloat64s(bytes, p, values, 0, n);
+  return bytes;
 }
+
+/** Little-endian f64s, copied as a block (the host's order is little-endian on every Lambda and PC). */
+function putFloat64s(bytes: Uint8Array, p: number, xs: ArrayLike<number>, from: number, n: number): number {
+  const block = new Float64Array(n);
+  for (let i = 0; i < n; i++) block[i] = xs[from + i]!;
+  if (LITTLE_ENDIAN) bytes.set(new Uint8Array(block.buffer), p);
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) view.setFloat64(p + 8 * i, block[i]!, true);
+  }
+  return p + 8 * n;
+}
+
+/** n little-endian f64s from byte p (copied out first: p need not be 8-byte aligned). */
+function getFloat64s(bytes: Uint8Array, p: number, n: number, into: number[], at: number): void {
+  if (LITTLE_ENDIAN) {
+    const block = new Float64Array(bytes.slice(p, p + 8 * n).buffer);
+    for (let i = 0; i < n; i++) into[at + i] = block[i]!;
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) into[at + i] = view.getFloat64(p + 8 * i, true);
+  }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** Decodes what encodeWindow wrote; a malformed value is a DecodeError (RULE_STATE_WINDOW) naming what is wrong. */
 export function decodeWindow(bytes: Uint8Array): { wt: number[]; wv: number[] } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
   let p = 0;
   const need = (k: number, what: string) => {
@@ -63,8 +90,8 @@ export function decodeWindow(bytes: Uint8Array): { wt: number[]; wv: number[] } 
   need(1, 'format');
   const format = bytes[p++];
   if (format !== FORMAT) throw bad(`window format ${format} is not known`);
-  const [n, afterN] = readVarint(bytes, p);
-  p = afterN;
+  const n = readVarint(bytes, p);
+  p = varintEnd;
   if (n > MAX_SAMPLES) throw bad(`window claims ${n} samples`);
   need(1, 'time encoding');
   const mode = bytes[p++];
@@ -72,22 +99,23 @@ export function decodeWindow(bytes: Uint8Array): { wt: number[]; wv: number[] } 
   const wt = new Array<number>(n);
   if (mode === DELTAS && n > 0) {
     need(8, 'first time');
-    let t = view.getFloat64(p, true);
+    getFloat64s(bytes, p, 1, wt, 0);
     p += 8;
-    wt[0] = t;
+    let t = wt[0]!;
     for (let i = 1; i < n; i++) {
-      const [d, next] = readVarint(bytes, p);
-      p = next;
-      t += d;
+      t += readVarint(bytes, p);
+      p = varintEnd;
       wt[i] = t;
     }
   } else if (mode === RAW) {
     need(8 * n, 'times');
-    for (let i = 0; i < n; i++, p += 8) wt[i] = view.getFloat64(p, true);
+    getFloat64s(bytes, p, n, wt, 0);
+    p += 8 * n;
   }
   need(8 * n, 'values');
   const wv = new Array<number>(n);
-  for (let i = 0; i < n; i++, p += 8) wv[i] = view.getFloat64(p, true);
+  getFloat64s(bytes, p, n, wv, 0);
+  p += 8 * n;
   if (p !== end) throw bad(`window has ${end - p} bytes after its values`);
   return { wt, wv };
 }
@@ -102,14 +130,29 @@ function writeVarint(bytes: Uint8Array, p: number, v: number): number {
   return p;
 }
 
-function readVarint(bytes: Uint8Array, p: number): [number, number] {
+function varintLength(v: number): number {
+  let k = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    k++;
+  }
+  return k;
+}
+
+/** Where the last readVarint stopped (a module variable: no tuple allocated per sample). */
+let varintEnd = 0;
+
+function readVarint(bytes: Uint8Array, p: number): number {
   let v = 0;
   let scale = 1;
   for (let k = 0; k < 8; k++) {
     if (p >= bytes.length) throw bad(`window truncated at byte ${p} (varint)`);
     const b = bytes[p++]!;
     v += (b & 0x7f) * scale;
-    if (b < 0x80) return [v, p];
+    if (b < 0x80) {
+      varintEnd = p;
+      return v;
+    }
     scale *= 0x80;
   }
   throw bad(`window varint longer than 8 bytes at byte ${p}`);
