@@ -1,6 +1,8 @@
 /**
  * `npm run bench -- anomaly [threshold] [runs]`, or `npm run bench -- anomaly --against <dir> [batches]`
- * (the rules' cost in the handler here and in another checkout, one process: `againstFigures`):
+ * (the rules' cost in the handler here and in another checkout, one process: `againstFigures`), or
+ * `npm run bench -- anomaly --aws [batches] [records per invocation]` (against the handler with its AWS
+ * stores: `awsFigures`):
  *
  * 1. The streaming anomaly detector (functions/core/rules/detector.ts) on the simulator's labelled
  *    streams (simulator/anomalies.ts): one stream family per anomaly kind (5 seeds × 20,000 readings at
@@ -22,6 +24,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoAlertStore, DynamoRuleStateStore } from '../../functions/adapters/dynamo-rules.js';
+import { DynamoTelemetryStore } from '../../functions/adapters/dynamo-telemetry-store.js';
 import { InMemoryEventLog } from '../../functions/core/events.js';
 import type { IngestRecord } from '../../functions/core/ingest.js';
 import type { EnrichedReading } from '../../functions/core/reading.js';
@@ -42,6 +46,7 @@ import { composeSparkplugIngest } from '../../functions/sparkplug-ingest/compose
 import type { Benchmark } from '../../infra/cli/bench.js';
 import { ANOMALY_KINDS, generateAnomalyStream, scoreDetections } from '../../simulator/anomalies.js';
 import { median } from '../bench-args.js';
+import { type StubbedDynamo, stubbedDynamo } from './dynamo-stub.js';
 
 const T0 = 1_700_000_000_000;
 const DEVICES = 100;
@@ -362,12 +367,17 @@ async function treeAt(dir: string): Promise<Tree> {
   return { ...compose, ...registry, ...events, ...state, ...rules } as Tree;
 }
 
-/** A Sparkplug ingest handler of `tree` (in-memory ports; with the 100 rules of `layout`, if given). */
+/**
+ * A Sparkplug ingest handler of `tree` (in-memory ports; with the 100 rules of `layout`, if given). With
+ * `dynamo`, the telemetry store and the rule state and alert stores are the AWS adapters over it (this
+ * checkout's), as deployed; the registry, event log and Sparkplug state stay in memory.
+ */
 async function composeHandler(
   tree: Tree,
   layout: Layout | undefined,
   clock: () => number,
   onTransition: () => void,
+  dynamo?: StubbedDynamo,
 ) {
   const registry = new tree.InMemoryRegistry();
   await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
@@ -379,8 +389,12 @@ async function composeHandler(
     }
     rules = {
       rules: source,
-      state: new tree.InMemoryRuleStateStore(),
-      alerts: new tree.InMemoryAlertStore(),
+      state: dynamo
+        ? new DynamoRuleStateStore({ client: dynamo.doc, tableName: 'state', clock })
+        : new tree.InMemoryRuleStateStore(),
+      alerts: dynamo
+        ? new DynamoAlertStore({ client: dynamo.doc, tableName: 'registry', clock })
+        : new tree.InMemoryAlertStore(),
       sink: {
         deliver: async () => {
           onTransition();
@@ -392,9 +406,11 @@ async function composeHandler(
     {
       registry,
       events: new tree.InMemoryEventLog(1000),
-      store: {
-        write: async (rs: EnrichedReading[]) => ({ written: rs.length, duplicates: 0, rejected: [] }),
-      },
+      store: dynamo
+        ? new DynamoTelemetryStore({ client: dynamo.doc, tableName: 'telemetry', clock })
+        : {
+            write: async (rs: EnrichedReading[]) => ({ written: rs.length, duplicates: 0, rejected: [] }),
+          },
       publisher: { publish: async () => {} },
       clock,
       logger: new Logger({ serviceName: 'bench', logLevel: 'ERROR' }),
@@ -558,6 +574,83 @@ async function againstFigures(dir: string, runs: number): Promise<void> {
   );
 }
 
+/**
+ * `--aws`: the rules' cost against the handler as deployed. Two Sparkplug ingest handlers, without and
+ * with the 100 rules (one per node), whose telemetry store, rule state and alert stores are the DynamoDB
+ * adapters over the AWS SDK with the HTTP layer answered in-process (dynamo-stub.ts): each frame, state
+ * and alert write costs what the SDK spends on a request (marshalling, serialization, signing,
+ * middleware, response parsing). The stub's own CPU is subtracted; the network's latency is not there,
+ * so this is CPU, not duration. Registry, event log and Sparkplug state in memory in both.
+ */
+async function awsFigures(runs: number, perInvocation: number): Promise<void> {
+  let now = T0;
+  const clock = () => now;
+  const none = () => {};
+  const plainDynamo = stubbedDynamo(['state']);
+  const rulesDynamo = stubbedDynamo(['state']);
+  const handlers = [
+    {
+      name: 'plain',
+      dynamo: plainDynamo,
+      fn: await composeHandler(THIS_TREE, undefined, clock, none, plainDynamo),
+    },
+    {
+      name: 'rules',
+      dynamo: rulesDynamo,
+      fn: await composeHandler(THIS_TREE, 'per-device', clock, none, rulesDynamo),
+    },
+  ];
+  const { births } = sparkplugBatch(0);
+  for (const h of handlers) await h.fn.processRecords(births);
+  const warmup = 3;
+  const ms = { plain: [] as number[], rules: [] as number[] };
+  const counted = [new Map<string, number>(), new Map<string, number>()];
+  for (let k = 1; k <= warmup + runs; k++) {
+    const { batch } = sparkplugBatch(0, k);
+    now = T0 + k * (RECORDS / DEVICES) * 1000;
+    const order = k % 2 === 0 ? handlers : [...handlers].reverse();
+    for (const h of order) {
+      const records = batch.map((r) => ({ ...r, data: Buffer.from(r.data) }));
+      await (k === 1 ? settle() : pause());
+      const before = new Map(h.dynamo.requests);
+      const t0 = threadCpu();
+      const s0 = h.dynamo.stubMs();
+      // The stream's records as Lambda hands them over: `perInvocation` at a time, in order.
+      for (let from = 0; from < records.length; from += perInvocation) {
+        const result = await h.fn.processRecords(records.slice(from, from + perInvocation));
+        if (result.batchItemFailures.length > 0) throw new Error(`batch ${k} failed (${h.name})`);
+      }
+      const spent = threadCpu() - t0 - (h.dynamo.stubMs() - s0);
+      if (k <= warmup) continue;
+      ms[h.name as 'plain' | 'rules'].push(spent);
+      const c = counted[handlers.indexOf(h)]!;
+      for (const [op, n] of h.dynamo.requests) c.set(op, (c.get(op) ?? 0) + n - (before.get(op) ?? 0));
+    }
+  }
+  out('');
+  out(
+    `Rules vs the handler as deployed (DynamoDB telemetry store, rule state and alert stores through the AWS SDK, HTTP answered in-process; 100 rules, one per node; invocations of ${perInvocation} records), main thread per ${RECORDS.toLocaleString('en-US')} records, median of ${runs} after ${warmup}:`,
+  );
+  if (!ms.plain.every(Number.isFinite)) {
+    out('  needs process.threadCpuUsage (Node >= 22.19)');
+    return;
+  }
+  const base = median(ms.plain);
+  const added = ms.rules.map((v, i) => v - ms.plain[i]!);
+  const [q1, q3] = quartiles(added);
+  const d = median(added);
+  const perBatch = (c: Map<string, number>) =>
+    [...c]
+      .sort((a, b) => b[1] - a[1])
+      .map(([op, n]) => `${op} ${Math.round(n / runs)}`)
+      .join(', ');
+  out(
+    `  plain handler ${base.toFixed(0)} ms; the rules add ${d.toFixed(0)} ms = ${((100 * d) / base).toFixed(1)} % (middle half ${q1.toFixed(0)} to ${q3.toFixed(0)})`,
+  );
+  out(`  requests per batch, plain: ${perBatch(counted[0]!)}`);
+  out(`  requests per batch, with rules: ${perBatch(counted[1]!)}`);
+}
+
 async function rulesFigures(runs: number): Promise<void> {
   out('');
   out(
@@ -610,6 +703,13 @@ export const benchmark: Benchmark = {
   summary:
     'anomaly detector precision/recall per kind and µs/reading; cost of 100 rules vs the ingest handler',
   async run(args) {
+    const aws = args.indexOf('--aws');
+    if (aws >= 0) {
+      out(`node ${process.version}`);
+      // 500 records per invocation: the ingest functions' BatchSize (infra/pipeline.ts).
+      await awsFigures(Number(args[aws + 1] ?? 9), Number(args[aws + 2] ?? 500));
+      return;
+    }
     const against = args.indexOf('--against');
     if (against >= 0) {
       const dir = args[against + 1];
