@@ -236,7 +236,9 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
   /** A stored item's state (its window decoded; the version is the item's). */
   private loaded(item: Item): RuleState {
     const data = item.data as StoredRuleState;
-    const s = fromStoredState(data, (error) => this.onDamagedWindow(data, error));
+    const s = fromStoredState(data, (error) =>
+      this.onDamagedWindow({ ruleId: data.ruleId, series: data.series }, error),
+    );
     s.version = item.version as number;
     return s;
   }

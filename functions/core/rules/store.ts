@@ -8,7 +8,7 @@
  * - AlertStore: alerts and their lifecycle. `record` is idempotent on the transition id, which is what
  *   makes a replayed batch harmless.
  */
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, DecodeError, NotFoundError, ValidationError } from '../errors.js';
 import { decodePageToken, encodePageToken, type Page } from '../registry.js';
 import type { DetectorState } from './detector.js';
 import type { Alert, AlertFilter, AlertTransition, Rule } from './model.js';
@@ -197,8 +197,23 @@ export function toStoredState(s: RuleState): StoredRuleState {
 export function fromStoredState(stored: StoredRuleState, onDamaged?: (error: unknown) => void): RuleState {
   const { w, ...rest } = stored;
   const s: RuleState = rest;
-  if (s.wt) s.wt = s.wt.slice();
-  if (s.wv) s.wv = s.wv.slice();
+  if (s.wt !== undefined || s.wv !== undefined) {
+    // The list form (stored before the binary one): used only when it is a window (an unusable one
+    // would fail every later put of the series, at its encoding).
+    const { wt, wv } = s;
+    if (isNumbers(wt) && isNumbers(wv) && wt.length === wv.length) {
+      s.wt = wt.slice();
+      s.wv = wv.slice();
+    } else {
+      s.wt = undefined;
+      s.wv = undefined;
+      onDamaged?.(
+        new DecodeError('RULE_STATE_WINDOW', 'window lists are not two number lists of one length', {
+          field: 'wt',
+        }),
+      );
+    }
+  }
   if (w !== undefined) {
     try {
       const window = decodeWindow(w);
@@ -211,6 +226,9 @@ export function fromStoredState(stored: StoredRuleState, onDamaged?: (error: unk
   if (s.detector) s.detector = { ...s.detector, recent: s.detector.recent.slice() };
   return s;
 }
+
+const isNumbers = (xs: unknown): xs is number[] =>
+  Array.isArray(xs) && xs.every((x) => typeof x === 'number');
 
 // ---- in-memory implementations -------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
  * Format (little-endian), version 1:
  *   u8 format (1) · varint n · u8 time encoding · times · n × f64 values
  *   time encoding 0: f64 first time, then n−1 varint deltas (integer milliseconds, ascending times);
- *   time encoding 1: n × f64 times (any time that is not an integer, or a gap beyond 2^53).
+ *   time encoding 1: n × f64 times (otherwise: a time that is not a safe integer — fractional, NaN,
+ *   ±Infinity, beyond 2^53 — a time before the one preceding it, or −0 after the first).
  * Values stay f64: exact, as the window functions need them.
  */
 import { DecodeError } from '../errors.js';
@@ -32,7 +33,8 @@ export function encodeWindow(times: ArrayLike<number>, values: ArrayLike<number>
   let deltaBytes = 0;
   for (let i = 0; i < n && deltas; i++) {
     const t = times[i]!;
-    if (!Number.isSafeInteger(t)) deltas = false;
+    // (−0 after the first time would come back as +0 from a delta of 0.)
+    if (!Number.isSafeInteger(t) || (i > 0 && Object.is(t, -0))) deltas = false;
     else if (i > 0) {
       const d = t - times[i - 1]!;
       if (!(d >= 0 && d <= Number.MAX_SAFE_INTEGER)) deltas = false;
@@ -67,14 +69,16 @@ function putFloat64s(bytes: Uint8Array, p: number, xs: ArrayLike<number>, from: 
   return p + 8 * n;
 }
 
-/** n little-endian f64s from byte p (copied out first: p need not be 8-byte aligned). */
-function getFloat64s(bytes: Uint8Array, p: number, n: number, into: number[], at: number): void {
+/** n little-endian f64s from byte p, pushed onto `into`. */
+function getFloat64s(bytes: Uint8Array, p: number, n: number, into: number[]): void {
   if (LITTLE_ENDIAN) {
-    const block = new Float64Array(bytes.slice(p, p + 8 * n).buffer);
-    for (let i = 0; i < n; i++) into[at + i] = block[i]!;
+    // A copy of exactly these bytes into a buffer of their own (aligned): `bytes` may be a view into a
+    // larger one (the SDK's responses are), or a Buffer, whose `slice` is a view, not a copy.
+    const block = new Float64Array(new Uint8Array(bytes.buffer, bytes.byteOffset + p, 8 * n).slice().buffer);
+    for (let i = 0; i < n; i++) into.push(block[i]!);
   } else {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < n; i++) into[at + i] = view.getFloat64(p + 8 * i, true);
+    for (let i = 0; i < n; i++) into.push(view.getFloat64(p + 8 * i, true));
   }
 }
 
@@ -96,25 +100,28 @@ export function decodeWindow(bytes: Uint8Array): { wt: number[]; wv: number[] } 
   need(1, 'time encoding');
   const mode = bytes[p++];
   if (mode !== DELTAS && mode !== RAW) throw bad(`window time encoding ${mode} is not known`);
-  const wt = new Array<number>(n);
+  // Arrays filled by push stay packed (the engine goes on pushing into them).
+  const wt: number[] = [];
   if (mode === DELTAS && n > 0) {
     need(8, 'first time');
-    getFloat64s(bytes, p, 1, wt, 0);
+    getFloat64s(bytes, p, 1, wt);
     p += 8;
     let t = wt[0]!;
+    if (!Number.isSafeInteger(t)) throw bad(`window first time ${t} is not an integer (time encoding 0)`);
     for (let i = 1; i < n; i++) {
       t += readVarint(bytes, p);
       p = varintEnd;
-      wt[i] = t;
+      if (t > Number.MAX_SAFE_INTEGER) throw bad(`window time ${i} is beyond 2^53 (time encoding 0)`);
+      wt.push(t);
     }
   } else if (mode === RAW) {
     need(8 * n, 'times');
-    getFloat64s(bytes, p, n, wt, 0);
+    getFloat64s(bytes, p, n, wt);
     p += 8 * n;
   }
   need(8 * n, 'values');
-  const wv = new Array<number>(n);
-  getFloat64s(bytes, p, n, wv, 0);
+  const wv: number[] = [];
+  getFloat64s(bytes, p, n, wv);
   p += 8 * n;
   if (p !== end) throw bad(`window has ${end - p} bytes after its values`);
   return { wt, wv };

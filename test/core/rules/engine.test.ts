@@ -496,6 +496,60 @@ describe('RuleEngine', () => {
     }
     expect(state.calls).toMatchObject({ getMany: 3, getVersions: 0, put: 3 });
   });
+
+  it('windowed rules: the same transitions when every batch reads its window back from the store; a damaged window starts over', async () => {
+    const conditions = [
+      'mean(1m) > 60 clear mean(1m) < 40',
+      'stddev(2m) > 25',
+      'percentile(90, 1m) > 90',
+      'max(30s) - min(30s) > 20',
+    ];
+    // A value that moves through the thresholds: a triangle wave with noise-free steps.
+    const values = Array.from({ length: 240 }, (_, i) =>
+      i % 80 < 40 ? (i % 80) * 2.5 : (80 - (i % 80)) * 2.5,
+    );
+    const run = async (cacheAcrossBatches: boolean, damageAt?: number) => {
+      const rules = new InMemoryRuleStore();
+      for (const [i, condition] of conditions.entries()) {
+        await rules.put(
+          validateRule({ name: `w${i}`, severity: 'minor', condition }, { id: `w${i}`, now: T0 }),
+          'create',
+        );
+      }
+      const state = new InMemoryRuleStateStore();
+      const engine = new RuleEngine({
+        rules,
+        state,
+        alerts: new InMemoryAlertStore(),
+        clock: () => T0,
+        cacheAcrossBatches,
+      });
+      const out: AlertTransition[] = [];
+      // Batches of 7 readings at 5 s.
+      for (let from = 0; from < values.length; from += 7) {
+        if (from === damageAt) {
+          for (const s of state.states.values()) s.w = Uint8Array.from([1, 200, 0]);
+        }
+        engine.begin();
+        await engine.evaluate({
+          readings: values.slice(from, from + 7).map((v, k) => reading(v, T0 + (from + k) * 5 * S)),
+        });
+        out.push(...(await engine.commit()));
+      }
+      return { ids: out.map((t) => t.id), state };
+    };
+    const cached = await run(true);
+    expect(cached.ids.length).toBeGreaterThan(8);
+    expect((await run(false)).ids).toEqual(cached.ids);
+    // Every stored window damaged mid-stream: the engine goes on, each series rebuilds its window.
+    const damaged = await run(false, 119);
+    expect(damaged.ids.length).toBeGreaterThan(0);
+    for (const s of damaged.state.states.values()) {
+      const back = fromStoredState(s);
+      expect(back.wt!.length).toBeGreaterThan(0);
+      expect(back.wt!.at(-1)).toBe(T0 + 239 * 5 * S);
+    }
+  });
 });
 
 describe('rule list loading for the ingest path (prepare)', () => {

@@ -13,7 +13,7 @@ const T0 = 1_700_000_000_000;
 /** A window as the engine keeps it: ascending times (equal ones allowed), any doubles as values. */
 const windows = fc
   .tuple(
-    fc.oneof(fc.constant(T0), fc.integer({ min: -1e15, max: 1e15 }), fc.double({ noNaN: true })),
+    fc.oneof(fc.constant(T0), fc.constant(-0), fc.integer({ min: -1e15, max: 1e15 }), fc.double()),
     fc.array(
       fc.tuple(
         fc.oneof(
@@ -21,8 +21,10 @@ const windows = fc
           fc.constant(0),
           fc.double({ min: 0, max: 1e6, noNaN: true }),
           fc.constant(Number.MAX_SAFE_INTEGER),
+          fc.constant(-5), // a time before the one preceding it (never from the engine; kept as given)
         ),
         fc.double(), // NaN, ±Infinity, −0 and subnormals included
+        fc.constantFrom('step', 'step', 'step', 'minus zero', 'NaN'),
       ),
       { maxLength: 400 },
     ),
@@ -31,26 +33,48 @@ const windows = fc
     const wt: number[] = [];
     const wv: number[] = [];
     let t = start;
-    for (const [d, v] of steps) {
+    for (const [d, v, odd] of steps) {
       t += d;
-      wt.push(t);
+      wt.push(odd === 'step' ? t : odd === 'NaN' ? Number.NaN : -0);
       wv.push(v);
     }
     return { wt, wv };
   });
 
+const sameNumbers = (a: number[], b: number[]) =>
+  a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
+
 describe('rule state window codec', () => {
   it('decodes exactly what it encoded (times ascending, any values)', () => {
     fc.assert(
       fc.property(windows, ({ wt, wv }) => {
-        const back = decodeWindow(encodeWindow(wt, wv));
-        // Object.is per element: −0 and NaN must come back as they went in.
-        expect(back.wt.length).toBe(wt.length);
-        expect(back.wt.findIndex((t, i) => !Object.is(t, wt[i]))).toBe(-1);
-        expect(back.wv.findIndex((v, i) => !Object.is(v, wv[i]))).toBe(-1);
+        const bytes = encodeWindow(wt, wv);
+        // Object.is per element: −0 and NaN must come back as they went in. Decoded from the value
+        // itself, from a view at an odd offset into a larger buffer (the SDK hands back views into its
+        // response buffer) and from a pooled Buffer (whose `slice` is a view, not a copy).
+        const inLarger = new Uint8Array(bytes.length + 11);
+        inLarger.set(bytes, 7);
+        const pooled = Buffer.from(Buffer.from(bytes).toString('base64'), 'base64');
+        for (const from of [bytes, inLarger.subarray(7, 7 + bytes.length), pooled]) {
+          const back = decodeWindow(from);
+          expect(sameNumbers(back.wt, wt)).toBe(true);
+          expect(sameNumbers(back.wv, wv)).toBe(true);
+        }
       }),
       { numRuns: 300 },
     );
+    // The cases a random stream may miss, spelled out.
+    for (const wt of [
+      [0, -0],
+      [-1, -0],
+      [-0, -0],
+      [T0, Number.NaN],
+      [T0, T0 - 1],
+      [T0, 2 ** 60],
+    ]) {
+      const back = decodeWindow(encodeWindow(wt, [1, 2]));
+      expect(sameNumbers(back.wt, wt)).toBe(true);
+    }
   });
 
   it('is compact for the usual window: 300 samples at 1 s in about 3 KB (10.4 bytes per sample)', () => {
@@ -77,6 +101,10 @@ describe('rule state window codec', () => {
       [Uint8Array.from([...good, 0]), /1 bytes after its values/],
       [Uint8Array.from([1, 0xff, 0xff, 0xff, 0x7f, 0]), /claims \d+ samples/],
       [Uint8Array.from([1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0]), /varint longer than 8 bytes/],
+      [
+        Uint8Array.from([1, 1, 0, ...new Uint8Array(new Float64Array([0.5]).buffer), 0, 0, 0, 0, 0, 0, 0, 0]),
+        /first time 0.5 is not an integer/,
+      ],
     ];
     for (const [bytes, message] of cases) {
       let caught: unknown;
@@ -119,6 +147,18 @@ describe('stored rule states', () => {
 
   it('read states stored with the window as lists, and drop a damaged window (reported)', () => {
     expect(fromStoredState({ ...base, wt: [1, 2], wv: [3, 4] })).toEqual({ ...base, wt: [1, 2], wv: [3, 4] });
+    // Lists that are not a window would fail every later put of the series (at its encoding): dropped.
+    for (const lists of [{ wt: [1, 2], wv: [3] }, { wt: [1, 'x'], wv: [3, 4] }, { wt: [1, 2] }] as Array<{
+      wt?: number[];
+      wv?: number[];
+    }>) {
+      const dropped: unknown[] = [];
+      const s = fromStoredState({ ...base, ...lists }, (e) => dropped.push(e));
+      expect(s.wt).toBeUndefined();
+      expect(s.wv).toBeUndefined();
+      expect(dropped).toEqual([expect.objectContaining({ code: 'RULE_STATE_WINDOW' })]);
+      expect(() => toStoredState(s)).not.toThrow();
+    }
     const damaged: unknown[] = [];
     const s = fromStoredState({ ...base, w: Uint8Array.from([1, 5, 0]) }, (e) => damaged.push(e));
     expect(s).toEqual(base);
