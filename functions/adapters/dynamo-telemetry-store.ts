@@ -648,11 +648,12 @@ export class DynamoTelemetryStore implements TelemetryStore {
   }
 
   /** The device's catalogs and latest items, by sub-device (one Query). */
-  private async device(deviceId: string): Promise<DeviceState> {
+  private async device(deviceId: string, consistent = false): Promise<DeviceState> {
     const state: DeviceState = { catalogs: new Map(), latest: new Map() };
     const input: Omit<QueryCommandInput, 'TableName'> = {
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': devicePk(deviceId) },
+      ...(consistent ? { ConsistentRead: true } : {}),
     };
     for await (const items of this.pages('telemetry.query', input)) {
       for (const item of items) {
@@ -693,7 +694,7 @@ export class DynamoTelemetryStore implements TelemetryStore {
   async queryRaw(q: RawQuery): Promise<{ points: StoredPoint[]; nextToken?: string }> {
     const { limit, order, after } = checkRawQuery(q);
     if (q.to <= q.from) return { points: [] };
-    const dev = await this.device(q.deviceId);
+    const dev = await this.device(q.deviceId, q.consistent === true);
     if (dev.catalogs.size === 0) return { points: [] };
     let lo = frameSkLow(q.from);
     let hi = frameSkHigh(q.to - 1);
@@ -708,6 +709,7 @@ export class DynamoTelemetryStore implements TelemetryStore {
       KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
       ExpressionAttributeValues: { ':pk': framePk(q.deviceId), ':lo': lo, ':hi': hi },
       ScanIndexForward: order === 'asc',
+      ...(q.consistent ? { ConsistentRead: true } : {}),
     };
     if (q.subDevice !== undefined) {
       input.FilterExpression = 's = :s';

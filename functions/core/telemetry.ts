@@ -30,6 +30,8 @@ export interface RawQuery {
   limit?: number;
   nextToken?: string;
   order?: 'asc' | 'desc';
+  /** Reads every write acknowledged before it (DynamoDB: ConsistentRead), where the store can. */
+  consistent?: boolean;
 }
 
 export interface BucketQuery {

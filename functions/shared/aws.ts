@@ -23,6 +23,7 @@ import { ValidationError } from '../core/errors.js';
 import { type LivePublisher, liveAlertSink } from '../core/live.js';
 import type { EnrichedReading } from '../core/reading.js';
 import { type AlertSink, allSinks } from '../core/rules/delivery.js';
+import { telemetryHistory } from '../core/rules/history.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
 import { dynamoDocumentClient } from './aws-base.js';
 import { awsLivePublisher } from './aws-live.js';
@@ -48,6 +49,7 @@ export function ingestSettings(config: IngestConfig): IngestSettings {
     reorderTimeoutMs: config.REORDER_TIMEOUT_MS,
     concurrency: config.INGEST_CONCURRENCY,
     rulesTtlMs: config.RULES_CACHE_TTL_MS,
+    rulesStateFlushMs: config.RULES_STATE_FLUSH_MS,
   };
 }
 
@@ -211,11 +213,23 @@ export function awsIngestPorts(config: IngestConfig, service: string, iotSdk?: I
   // Live updates (ADR 0023): stored readings, lifecycle events and alert transitions, when the stack
   // has the WebSocket API.
   const live = awsLivePublisher(config, dynamo.doc);
+  const store = telemetryStore(config, dynamo.doc);
   return {
     ...dynamo,
-    store: telemetryStore(config, dynamo.doc),
+    store,
     publisher: iotPublisher(config, iotSdk),
-    ...(config.RULES_ENABLED ? { rules: awsRulesPorts(config, dynamo.doc, live) } : {}),
+    ...(config.RULES_ENABLED
+      ? {
+          rules: {
+            ...awsRulesPorts(config, dynamo.doc, live),
+            // Rule states written behind are read back from the DynamoDB store (consistent reads);
+            // Timestream offers no read-after-write, and `none` keeps nothing to read back.
+            ...(config.TELEMETRY_BACKEND === 'dynamodb'
+              ? { history: telemetryHistory(store, Date.now) }
+              : {}),
+          },
+        }
+      : {}),
     ...(live ? { live: { publisher: live, watching: (id: string) => live.watching(id) } } : {}),
     clock: Date.now,
     logger: new Logger({ serviceName: service }),

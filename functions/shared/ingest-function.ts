@@ -22,7 +22,7 @@ import type { Clock, MessageProcessor } from '../core/processor.js';
 import type { Protocol } from '../core/reading.js';
 import type { RegistryPort } from '../core/registry.js';
 import type { AlertSink } from '../core/rules/delivery.js';
-import { RuleEngine, type RuleSource } from '../core/rules/engine.js';
+import { RuleEngine, type RuleHistory, type RuleSource } from '../core/rules/engine.js';
 import type { AlertTransition } from '../core/rules/model.js';
 import { rulesOnIngest } from '../core/rules/on-ingest.js';
 import type { AlertStore, RuleStateStore } from '../core/rules/store.js';
@@ -49,6 +49,11 @@ export interface IngestRulesPorts {
   state: RuleStateStore;
   alerts: AlertStore;
   sink: AlertSink;
+  /**
+   * The telemetry store's readings, read back (consistently) for rule states written behind them
+   * (ADR 0016 amendment 10). Without it every changed rule state is written every batch.
+   */
+  history?: RuleHistory;
 }
 
 /** Tunables (in AWS: the function's environment, parsed once by loadConfig). */
@@ -64,6 +69,8 @@ export interface IngestSettings {
   chunkReadings?: number;
   /** How long the rule list is cached per function instance (default 30 s). */
   rulesTtlMs?: number;
+  /** Rule states whose change is only their last reading or window: written at most this often (ms). */
+  rulesStateFlushMs?: number;
 }
 
 /** Observers the local stack and the benchmarks attach (none in AWS). */
@@ -115,6 +122,8 @@ export function assembleIngest(
       alerts: rp.alerts,
       clock: ports.clock,
       ...(settings.rulesTtlMs !== undefined ? { rulesTtlMs: settings.rulesTtlMs } : {}),
+      ...(rp.history ? { history: rp.history } : {}),
+      ...(settings.rulesStateFlushMs !== undefined ? { stateFlushMs: settings.rulesStateFlushMs } : {}),
     });
     const emitAlertMetrics = alertMetrics(ports.metrics);
     ({ processor, store } = rulesOnIngest(

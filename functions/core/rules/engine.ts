@@ -76,6 +76,28 @@ export interface RuleEngineOptions {
   maxCachedStates?: number;
   /** (device, metric) selections memoised (default 100,000); beyond it the memo starts over. */
   maxSelections?: number;
+  /**
+   * Where the stored readings a state has not seen can be read back (the telemetry store). With it and
+   * the cross-batch cache, a state whose change is only its last reading, window or detector is written
+   * at most once per `stateFlushMs` of reading time (ADR 0016 amendment 10): any other change — alert,
+   * hold, activity, throttle, revision, a due time for the clock — is written in its batch, as are new
+   * states and series that cannot be read back (sub-device, row or element readings; device-level
+   * rules). A state read from the store (cold start, another writer, a dropped cache) first replays
+   * the stored readings after its last time. Without it, every changed state is written every batch.
+   */
+  history?: RuleHistory;
+  /** Default 60,000 ms; 0 writes every changed state every batch. */
+  stateFlushMs?: number;
+}
+
+/** The stored readings of a plain (device, metric) series, for states written behind (see `history`). */
+export interface RuleHistory {
+  /** The numeric readings stored after `after` (exclusive), ascending by time. */
+  samples(q: {
+    deviceId: string;
+    metric: string;
+    after: number;
+  }): Promise<{ times: number[]; values: number[] }>;
 }
 
 export interface EvaluationInput {
@@ -92,6 +114,8 @@ export interface EngineStats {
   evaluations: number;
   statesLoaded: number;
   statesWritten: number;
+  /** Stored readings evaluated again for states read back behind them (see `history`). */
+  replayed: number;
   transitions: number;
 }
 
@@ -139,7 +163,18 @@ interface Entry {
   dirty: boolean;
   /** Checked against the store in this batch (always true without the cross-batch cache). */
   verified: boolean;
+  /** Read from the store in this batch: its series replays the stored readings after its last time. */
+  fresh: boolean;
+  /** Its series can be replayed from the history (a plain (device, metric) series of an expression rule). */
+  replayable: boolean;
+  /** What the store has: `flushKey` of the state and its last time, as last written or read. */
+  flushedKey: string;
+  flushedTime: number;
 }
+
+/** The fields whose change is written in its batch (all but last reading, window, detector, updatedAt). */
+const flushKey = (s: RuleState): string =>
+  `${s.revision}|${s.active}|${s.pendingSince}|${s.alertId}|${s.openedAt}|${s.lastOpenedAt}|${s.suppressed}|${s.heldBack}|${s.lastEvent}|${s.dueAt}`;
 
 /** What one evaluate() call has for one (rule, series). */
 interface Group {
@@ -253,7 +288,7 @@ const MEMO_MAX = 100_000;
 const EMPTY: number[] = [];
 
 /** A reading's value as a number, or undefined when a rule cannot compare it. */
-export function numericValue(r: EnrichedReading): number | undefined {
+export function numericValue(r: Pick<EnrichedReading, 'quality' | 'value'>): number | undefined {
   if (r.quality === 'BAD' || r.quality === 'STALE') return undefined;
   const v = r.value;
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
@@ -273,6 +308,13 @@ export function readingSeries(r: EnrichedReading): string {
 /** A reading rule's transition reason (built only for a transition: not for a step held back by the throttle). */
 const valueReason = (c: Compiled, value: number | undefined) =>
   `${c.rule.condition} (value ${value === undefined ? value : numberText(value)})`;
+
+/** A plain (device, metric) series of an expression rule: the history can give its readings back. */
+const replayable = (g: Group): boolean =>
+  g.c.cond.kind === 'expr' &&
+  !g.c.deviceSeries &&
+  g.subDevice === undefined &&
+  g.series === `${g.deviceId}|${g.metric}`;
 
 const deviceSeries = (deviceId: string, subDevice: string | undefined) =>
   subDevice === undefined ? deviceId : `${deviceId}/${subDevice}`;
@@ -368,6 +410,7 @@ export class RuleEngine {
     evaluations: 0,
     statesLoaded: 0,
     statesWritten: 0,
+    replayed: 0,
     transitions: 0,
   };
   private readonly maxSamples: number;
@@ -375,6 +418,8 @@ export class RuleEngine {
   private readonly crossBatch: boolean;
   private readonly maxCached: number;
   private readonly memoMax: number;
+  /** Write-behind interval (0: none; see `RuleEngineOptions.history`). */
+  private readonly flushMs: number;
   /** Reused for every evaluation (no allocation per reading; see `Context`). */
   private readonly ctx = new Context();
 
@@ -384,6 +429,7 @@ export class RuleEngine {
     this.crossBatch = (o.cacheAcrossBatches ?? true) && typeof o.state.getVersions === 'function';
     this.maxCached = o.maxCachedStates ?? 100_000;
     this.memoMax = o.maxSelections ?? MEMO_MAX;
+    this.flushMs = o.history && this.crossBatch ? (o.stateFlushMs ?? 60_000) : 0;
   }
 
   /** A batch starts: drops anything staged (a batch given up without abort() included). */
@@ -823,6 +869,7 @@ export class RuleEngine {
     if (groups.size === 0) return out;
     const now = this.o.clock();
     await this.load(groups);
+    const replays = await this.readReplays(groups);
     this.collected = new Map();
     this.call++;
     for (const g of groups.values()) {
@@ -835,6 +882,8 @@ export class RuleEngine {
         );
       const s = entry.value;
       const c = g.c;
+      entry.replayable = replayable(g);
+      entry.fresh = false;
       this.checkRevision(c, s);
       if (g.n > 0) {
         const log = g.shared;
@@ -844,6 +893,16 @@ export class RuleEngine {
         if (!ascending(times, from, from + g.n)) sortByTime(g);
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
+        const replay = replays?.get(g);
+        if (replay) {
+          // Every stored reading after the stored state's last time, in time order: the earlier
+          // batches' the state was written behind, and this batch's own (stored before they are
+          // evaluated), which then come again below and are skipped as replays. For a time stored
+          // twice the store kept the first, as the evaluation did.
+          this.onReadings(c, s, replay.times, replay.values, 0, replay.times.length, out);
+          this.stats.evaluations += replay.times.length;
+          this.stats.replayed += replay.times.length;
+        }
         this.onReadings(c, s, times, values, from, from + g.n, out);
         this.stats.evaluations += g.n;
       }
@@ -859,6 +918,35 @@ export class RuleEngine {
     return out;
   }
 
+  /**
+   * The stored readings the states read from the store this batch have not seen (written behind:
+   * `RuleEngineOptions.history`), per group with readings. Undefined without a history.
+   */
+  private async readReplays(
+    groups: Map<string, Group>,
+  ): Promise<Map<Group, { times: number[]; values: number[] }> | undefined> {
+    const history = this.o.history;
+    if (!history || this.flushMs === 0) return undefined;
+    const wanted: Group[] = [];
+    for (const g of groups.values()) {
+      if (g.n === 0 || !replayable(g)) continue;
+      const e = this.staged.get(g.key);
+      if (e?.fresh && e.value.lastTime !== undefined) wanted.push(g);
+    }
+    if (wanted.length === 0) return undefined;
+    const out = new Map<Group, { times: number[]; values: number[] }>();
+    let next = 0;
+    const worker = async () => {
+      while (next < wanted.length) {
+        const g = wanted[next++]!;
+        const after = this.staged.get(g.key)!.value.lastTime!;
+        out.set(g, await history.samples({ deviceId: g.deviceId, metric: g.metric!, after }));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 16, wanted.length) }, worker));
+    return out;
+  }
+
   /** Clock-driven evaluation: absence, offline-for, auto-resolve and throttled openings that fall due. */
   async evaluateClock(now: number): Promise<AlertTransition[]> {
     await this.ensureRules();
@@ -870,7 +958,8 @@ export class RuleEngine {
         const key = `${stored.ruleId}\u0000${stored.series}`;
         let entry = this.staged.get(key);
         if (!entry || (!entry.dirty && entry.base !== stored.version)) {
-          entry = this.stage(key, stored, stored.version);
+          // Fresh: should the ingest path use it next, it replays what the store has after it.
+          entry = this.stage(key, stored, stored.version, true);
         } else if (!entry.dirty) {
           entry.verified = true; // the cached copy is the stored version
         }
@@ -897,7 +986,12 @@ export class RuleEngine {
       p.dispatched = (await this.o.alerts.record(p.t, now)).dispatched;
       p.recorded = true;
     }
-    const dirty = this.dirty.filter((e) => e.dirty);
+    const dirty: Entry[] = [];
+    for (const e of this.dirty) {
+      if (!e.dirty) continue;
+      if (this.mustWrite(e)) dirty.push(e);
+      else e.dirty = false; // ahead of the store, kept in the cache (written behind)
+    }
     this.dirty = dirty;
     const limit = this.o.concurrency ?? 16;
     let next = 0;
@@ -910,6 +1004,8 @@ export class RuleEngine {
           e.base = (e.base ?? 0) + 1;
           e.value.version = e.base;
           e.dirty = false;
+          e.flushedKey = flushKey(e.value);
+          e.flushedTime = e.value.lastTime ?? Number.NEGATIVE_INFINITY;
           this.stats.statesWritten++;
         } catch (error) {
           failure ??= error;
@@ -967,7 +1063,7 @@ export class RuleEngine {
     if (read.length === 0) return;
     const found = await this.o.state.getMany(read.map((g) => g.stateKey));
     this.stats.statesLoaded += found.length;
-    for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version);
+    for (const st of found) this.stage(`${st.ruleId}\u0000${st.series}`, st, st.version, true);
   }
 
   private markDirty(e: Entry): void {
@@ -976,10 +1072,27 @@ export class RuleEngine {
     this.dirty.push(e);
   }
 
-  private stage(key: string, value: RuleState, base: number | undefined): Entry {
-    const e: Entry = { base, value: shaped(value), dirty: false, verified: true };
+  private stage(key: string, value: RuleState, base: number | undefined, fresh = false): Entry {
+    const e: Entry = {
+      base,
+      value: shaped(value),
+      dirty: false,
+      verified: true,
+      fresh,
+      replayable: false,
+      flushedKey: flushKey(value),
+      flushedTime: value.lastTime ?? Number.NEGATIVE_INFINITY,
+    };
     this.staged.set(key, e);
     return e;
+  }
+
+  /** Whether a changed state is written in this batch (else it stays ahead of the store, in the cache). */
+  private mustWrite(e: Entry): boolean {
+    if (this.flushMs === 0 || e.base === undefined || !e.replayable) return true;
+    const s = e.value;
+    if (s.dueAt !== undefined || flushKey(s) !== e.flushedKey) return true;
+    return (s.lastTime ?? Number.NEGATIVE_INFINITY) - e.flushedTime >= this.flushMs;
   }
 
   private newState(

@@ -25,10 +25,12 @@ export {
   numericValue,
   RuleEngine,
   type RuleEngineOptions,
+  type RuleHistory,
   type RuleSource,
   readingSeries,
 } from './engine.js';
 export { transitionId } from './hash.js';
+export { telemetryHistory } from './history.js';
 export {
   type ActionDescriptor,
   type Alert,
