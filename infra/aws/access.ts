@@ -133,13 +133,15 @@ export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAc
 
 /**
  * With rules on (ADR 0016), the ingest functions also evaluate them: the rule list (gsi1 Query), rule
- * state (BatchGet, conditional Put — granted for protocol state already) and alert transitions
- * (conditional Put, Update).
+ * state (BatchGet, conditional Put — granted for protocol state already), alert transitions
+ * (conditional Put, Update), and the readings a rule state written behind has not seen (amendment 10:
+ * the telemetry table's device catalog and frames, consistent Query; no grant without the table).
  */
 export const RULES_INGEST_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
   registry: ['PutItem', 'UpdateItem'],
   'registry/index/gsi1': ['Query'],
   state: ['BatchGetItem', 'PutItem'],
+  telemetry: ['Query'],
 };
 
 /**

@@ -31,6 +31,7 @@ import type { IngestRecord } from '../../functions/core/ingest.js';
 import type { EnrichedReading } from '../../functions/core/reading.js';
 import { InMemoryRegistry } from '../../functions/core/registry-memory.js';
 import { detect, newDetectorState } from '../../functions/core/rules/detector.js';
+import { telemetryHistory } from '../../functions/core/rules/history.js';
 import {
   InMemoryAlertStore,
   InMemoryRuleStateStore,
@@ -381,6 +382,9 @@ async function composeHandler(
 ) {
   const registry = new tree.InMemoryRegistry();
   await registry.putDeviceType({ id: 'bench', name: 'bench', capabilities: [], units: {} });
+  const telemetry = dynamo
+    ? new DynamoTelemetryStore({ client: dynamo.doc, tableName: 'telemetry', clock })
+    : undefined;
   let rules: IngestRulesPorts | undefined;
   if (layout) {
     const source = new tree.InMemoryRuleStore();
@@ -400,14 +404,16 @@ async function composeHandler(
           onTransition();
         },
       },
+      // As deployed (functions/shared/aws.ts): states written behind, read back from the store.
+      ...(telemetry ? { history: telemetryHistory(telemetry, clock) } : {}),
     };
   }
   return tree.composeSparkplugIngest(
     {
       registry,
       events: new tree.InMemoryEventLog(1000),
-      store: dynamo
-        ? new DynamoTelemetryStore({ client: dynamo.doc, tableName: 'telemetry', clock })
+      store: telemetry
+        ? telemetry
         : {
             write: async (rs: EnrichedReading[]) => ({ written: rs.length, duplicates: 0, rejected: [] }),
           },
