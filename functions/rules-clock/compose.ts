@@ -14,7 +14,7 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Clock } from '../core/processor.js';
 import { type AlertSink, dispatchTransitions, redeliverOutbox } from '../core/rules/delivery.js';
-import { RuleEngine, type RuleSource } from '../core/rules/engine.js';
+import { RuleEngine, type RuleHistory, type RuleSource } from '../core/rules/engine.js';
 import type { AlertStore, RuleStateStore } from '../core/rules/store.js';
 
 /** What the clock logs through (Powertools' Logger locally or in AWS, or a line printer). */
@@ -29,6 +29,11 @@ export interface RulesClockPorts {
   alerts: AlertStore;
   sink: AlertSink;
   clock: Clock;
+  /**
+   * The telemetry store's readings, when the ingest functions write rule states behind them (ADR 0016
+   * amendment 10): an absence state found due is replayed from it first.
+   */
+  history?: RuleHistory;
   logger?: ClockLogger;
   metrics?: Metrics;
 }
@@ -62,6 +67,7 @@ export function composeRulesClock(ports: RulesClockPorts, settings: RulesClockSe
     alerts: ports.alerts,
     clock: ports.clock,
     ...(settings.rulesTtlMs !== undefined ? { rulesTtlMs: settings.rulesTtlMs } : {}),
+    ...(ports.history ? { history: ports.history } : {}),
   });
   const onError = (t: { id: string }, error: unknown) =>
     ports.logger?.error(`rules-clock: delivery of transition ${t.id} failed`, error as Error);

@@ -3,11 +3,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   awsLivePublisher,
+  awsRuleHistory,
   awsRulesPorts,
   dynamoDocumentClient,
   ingestSettings,
   lazyHandler,
   loadConfig,
+  telemetryStore,
 } from '../shared/aws.js';
 import { composeRulesClock } from './compose.js';
 
@@ -18,6 +20,7 @@ export const handler = lazyHandler(async () => {
   return composeRulesClock(
     {
       ...awsRulesPorts(config, doc, awsLivePublisher(config, doc)),
+      ...awsRuleHistory(config, telemetryStore(config, doc)),
       clock: Date.now,
       logger: new Logger({ serviceName: 'rules-clock' }),
       metrics: new Metrics({ namespace: 'Dualpath', serviceName: 'rules-clock' }),

@@ -23,6 +23,7 @@ import { ValidationError } from '../core/errors.js';
 import { type LivePublisher, liveAlertSink } from '../core/live.js';
 import type { EnrichedReading } from '../core/reading.js';
 import { type AlertSink, allSinks } from '../core/rules/delivery.js';
+import type { RuleHistory } from '../core/rules/engine.js';
 import { telemetryHistory } from '../core/rules/history.js';
 import type { TelemetryStore, WriteResult } from '../core/telemetry.js';
 import { dynamoDocumentClient } from './aws-base.js';
@@ -120,6 +121,16 @@ function lazyStore(build: () => Promise<TelemetryStore>): TelemetryStore {
       if (store) await (await store).close();
     },
   };
+}
+
+/**
+ * The readings a rule state written behind has not seen (ADR 0016 amendment 10), for the ingest
+ * functions and the rules clock alike (the clock replays an absence state before finding it due): the
+ * DynamoDB store only (consistent reads). Timestream offers no read-after-write and `none` keeps
+ * nothing, so there every changed rule state is written every batch.
+ */
+export function awsRuleHistory(config: IngestConfig, store: TelemetryStore): { history?: RuleHistory } {
+  return config.TELEMETRY_BACKEND === 'dynamodb' ? { history: telemetryHistory(store, Date.now) } : {};
 }
 
 /** The DynamoDB-backed ports every function shares (one client per cold start). */
@@ -220,14 +231,7 @@ export function awsIngestPorts(config: IngestConfig, service: string, iotSdk?: I
     publisher: iotPublisher(config, iotSdk),
     ...(config.RULES_ENABLED
       ? {
-          rules: {
-            ...awsRulesPorts(config, dynamo.doc, live),
-            // Rule states written behind are read back from the DynamoDB store (consistent reads);
-            // Timestream offers no read-after-write, and `none` keeps nothing to read back.
-            ...(config.TELEMETRY_BACKEND === 'dynamodb'
-              ? { history: telemetryHistory(store, Date.now) }
-              : {}),
-          },
+          rules: { ...awsRulesPorts(config, dynamo.doc, live), ...awsRuleHistory(config, store) },
         }
       : {}),
     ...(live ? { live: { publisher: live, watching: (id: string) => live.watching(id) } } : {}),

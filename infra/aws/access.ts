@@ -99,6 +99,8 @@ export const DYNAMODB_ACCESS: AccessTable = {
     'registry/index/gsi1': ['Query'],
     // Rule state: listDue (Query per shard), put (conditional Put).
     state: ['Query', 'PutItem'],
+    // An absence state written behind: the readings after it (ADR 0016 amendment 10; consistent Query).
+    telemetry: ['Query'],
   },
   operationsWorker: {
     // Batch operations (ADR 0022, functions/adapters/dynamo-operations.ts): operation and command reads

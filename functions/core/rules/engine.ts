@@ -84,6 +84,8 @@ export interface RuleEngineOptions {
    * states and series that cannot be read back (sub-device, row or element readings; device-level
    * rules). A state read from the store (cold start, another writer, a dropped cache) first replays
    * the stored readings after its last time. Without it, every changed state is written every batch.
+   * An absence state's due time is written behind too: the clock's engine must be given the same
+   * history, to replay such a state before it finds it due.
    */
   history?: RuleHistory;
   /** Default 60,000 ms; 0 writes every changed state every batch. */
@@ -165,16 +167,21 @@ interface Entry {
   verified: boolean;
   /** Read from the store in this batch: its series replays the stored readings after its last time. */
   fresh: boolean;
-  /** Its series can be replayed from the history (a plain (device, metric) series of an expression rule). */
+  /** Its series can be replayed from the history (a plain (device, metric) series of a reading rule). */
   replayable: boolean;
+  /** An absence rule's: its due time follows its last reading, and the clock replays before acting on it. */
+  absence: boolean;
   /** What the store has: `flushKey` of the state and its last time, as last written or read. */
   flushedKey: string;
   flushedTime: number;
 }
 
-/** The fields whose change is written in its batch (all but last reading, window, detector, updatedAt). */
+/**
+ * The fields whose change is written in its batch: all but the last reading, window, detector,
+ * updatedAt and the due time (a due time forces its write on its own, see `mustWrite`).
+ */
 const flushKey = (s: RuleState): string =>
-  `${s.revision}|${s.active}|${s.pendingSince}|${s.alertId}|${s.openedAt}|${s.lastOpenedAt}|${s.suppressed}|${s.heldBack}|${s.lastEvent}|${s.dueAt}`;
+  `${s.revision}|${s.active}|${s.pendingSince}|${s.alertId}|${s.openedAt}|${s.lastOpenedAt}|${s.suppressed}|${s.heldBack}|${s.lastEvent}`;
 
 /** What one evaluate() call has for one (rule, series). */
 interface Group {
@@ -311,10 +318,17 @@ const valueReason = (c: Compiled, value: number | undefined) =>
 
 /** A plain (device, metric) series of an expression rule: the history can give its readings back. */
 const replayable = (g: Group): boolean =>
-  g.c.cond.kind === 'expr' &&
+  (g.c.cond.kind === 'expr' || g.c.cond.kind === 'absent') &&
   !g.c.deviceSeries &&
   g.subDevice === undefined &&
   g.series === `${g.deviceId}|${g.metric}`;
+
+/** A stored state of a plain (device, metric) series, with a reading (what the history can replay). */
+const plainSeries = (s: RuleState): boolean =>
+  s.subDevice === undefined &&
+  s.metric !== undefined &&
+  s.lastTime !== undefined &&
+  s.series === `${s.deviceId}|${s.metric}`;
 
 const deviceSeries = (deviceId: string, subDevice: string | undefined) =>
   subDevice === undefined ? deviceId : `${deviceId}/${subDevice}`;
@@ -883,6 +897,7 @@ export class RuleEngine {
       const s = entry.value;
       const c = g.c;
       entry.replayable = replayable(g);
+      entry.absence = g.c.cond.kind === 'absent';
       entry.fresh = false;
       this.checkRevision(c, s);
       if (g.n > 0) {
@@ -965,6 +980,22 @@ export class RuleEngine {
         }
         const s = entry.value;
         if (s.dueAt === undefined || s.dueAt > now) continue;
+        if (c.cond.kind === 'absent' && !s.active && this.o.history && plainSeries(s)) {
+          // Written behind by the ingest path (amendment 10): the readings stored after it come first.
+          const h = await this.o.history.samples({
+            deviceId: s.deviceId,
+            metric: s.metric!,
+            after: s.lastTime!,
+          });
+          if (h.times.length > 0) {
+            this.checkRevision(c, s);
+            this.onReadings(c, s, h.times, h.values, 0, h.times.length, out);
+            this.stats.replayed += h.times.length;
+            s.updatedAt = this.o.clock();
+            this.markDirty(entry);
+            if (s.dueAt === undefined || s.dueAt > now) continue;
+          }
+        }
         this.checkRevision(c, s);
         this.onClock(c, s, now, out);
         s.updatedAt = this.o.clock();
@@ -1080,6 +1111,7 @@ export class RuleEngine {
       verified: true,
       fresh,
       replayable: false,
+      absence: false,
       flushedKey: flushKey(value),
       flushedTime: value.lastTime ?? Number.NEGATIVE_INFINITY,
     };
@@ -1091,7 +1123,8 @@ export class RuleEngine {
   private mustWrite(e: Entry): boolean {
     if (this.flushMs === 0 || e.base === undefined || !e.replayable) return true;
     const s = e.value;
-    if (s.dueAt !== undefined || flushKey(s) !== e.flushedKey) return true;
+    if (s.dueAt !== undefined && !(e.absence && !s.active)) return true;
+    if (flushKey(s) !== e.flushedKey) return true;
     return (s.lastTime ?? Number.NEGATIVE_INFINITY) - e.flushedTime >= this.flushMs;
   }
 
