@@ -79,10 +79,10 @@ export interface RuleEngineOptions {
   /**
    * Where the stored readings a state has not seen can be read back (the telemetry store). With it and
    * the cross-batch cache, a state whose change is only its last reading, window or detector is written
-   * at most once per `stateFlushMs` of reading time (ADR 0016 amendment 10): any other change — alert,
-   * hold, activity, throttle, revision, a due time for the clock — is written in its batch, as are new
-   * states and series that cannot be read back (sub-device, row or element readings; device-level
-   * rules). A state read from the store (cold start, another writer, a dropped cache) first replays
+   * at most once per `stateFlushMs` of reading time (ADR 0016 amendment 10), as is a change of its hold,
+   * activity or throttle bookkeeping (a replay rebuilds those too); an alert transition, a rule revision
+   * or a due time for the clock is written in its batch, as are new states and series that cannot be
+   * read back (sub-device, row or element readings; device-level rules). A state read from the store (cold start, another writer, a dropped cache) first replays
    * the stored readings after its last time. Without it, every changed state is written every batch.
    * An absence state's due time is written behind too: the clock's engine must be given the same
    * history, to replay such a state before it finds it due.
@@ -171,17 +171,21 @@ interface Entry {
   replayable: boolean;
   /** An absence rule's: its due time follows its last reading, and the clock replays before acting on it. */
   absence: boolean;
+  /** A transition came from it since it was last written (written with it: a replay never repeats one). */
+  transitioned: boolean;
   /** What the store has: `flushKey` of the state and its last time, as last written or read. */
   flushedKey: string;
   flushedTime: number;
 }
 
 /**
- * The fields whose change is written in its batch: all but the last reading, window, detector,
- * updatedAt and the due time (a due time forces its write on its own, see `mustWrite`).
+ * The fields whose change is written in its batch: the rule revision (a replay under a newer rule would
+ * not reset where the evaluation did) and the alert (also written whenever a transition came from the
+ * state — `Entry.transitioned` — so a replay never produces one again). The rest — activity, hold start,
+ * throttle bookkeeping, last reading, window, detector — follows from the readings, and a replay
+ * rebuilds it; a due time forces its write on its own (the clock acts on the stored state).
  */
-const flushKey = (s: RuleState): string =>
-  `${s.revision}|${s.active}|${s.pendingSince}|${s.alertId}|${s.openedAt}|${s.lastOpenedAt}|${s.suppressed}|${s.heldBack}|${s.lastEvent}`;
+const flushKey = (s: RuleState): string => `${s.revision}|${s.alertId}|${s.openedAt}|${s.lastEvent}`;
 
 /** What one evaluate() call has for one (rule, series). */
 interface Group {
@@ -899,6 +903,7 @@ export class RuleEngine {
       entry.replayable = replayable(g);
       entry.absence = g.c.cond.kind === 'absent';
       entry.fresh = false;
+      const transitions = this.stats.transitions;
       this.checkRevision(c, s);
       if (g.n > 0) {
         const log = g.shared;
@@ -928,6 +933,9 @@ export class RuleEngine {
         this.stats.evaluations += events.length;
       }
       s.updatedAt = now;
+      // Transitions that net out within the batch (open, then resolve) leave the alert fields as they
+      // were: the count tells.
+      if (this.stats.transitions !== transitions) entry.transitioned = true;
       this.markDirty(entry);
     }
     return out;
@@ -1035,6 +1043,7 @@ export class RuleEngine {
           e.base = (e.base ?? 0) + 1;
           e.value.version = e.base;
           e.dirty = false;
+          e.transitioned = false;
           e.flushedKey = flushKey(e.value);
           e.flushedTime = e.value.lastTime ?? Number.NEGATIVE_INFINITY;
           this.stats.statesWritten++;
@@ -1112,6 +1121,7 @@ export class RuleEngine {
       fresh,
       replayable: false,
       absence: false,
+      transitioned: false,
       flushedKey: flushKey(value),
       flushedTime: value.lastTime ?? Number.NEGATIVE_INFINITY,
     };
@@ -1121,7 +1131,7 @@ export class RuleEngine {
 
   /** Whether a changed state is written in this batch (else it stays ahead of the store, in the cache). */
   private mustWrite(e: Entry): boolean {
-    if (this.flushMs === 0 || e.base === undefined || !e.replayable) return true;
+    if (this.flushMs === 0 || e.base === undefined || !e.replayable || e.transitioned) return true;
     const s = e.value;
     if (s.dueAt !== undefined && !(e.absence && !s.active)) return true;
     if (flushKey(s) !== e.flushedKey) return true;
