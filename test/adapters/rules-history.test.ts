@@ -127,6 +127,7 @@ describe('rule states written behind, read back from the DynamoDB telemetry stor
       deviceId: 'edge-1',
       metric: 'load',
       after: T0 + 1000,
+      until: T0 + 60_000,
     });
     expect(got).toEqual({ times: [T0 + 2000], values: [6] });
     expect(sent.length).toBeGreaterThan(0);

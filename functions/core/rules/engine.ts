@@ -94,11 +94,12 @@ export interface RuleEngineOptions {
 
 /** The stored readings of a plain (device, metric) series, for states written behind (see `history`). */
 export interface RuleHistory {
-  /** The numeric readings stored after `after` (exclusive), ascending by time. */
+  /** The numeric readings stored after `after` (exclusive) up to `until` (inclusive), ascending by time. */
   samples(q: {
     deviceId: string;
     metric: string;
     after: number;
+    until: number;
   }): Promise<{ times: number[]; values: number[] }>;
 }
 
@@ -171,17 +172,23 @@ interface Entry {
   replayable: boolean;
   /** An absence rule's: its due time follows its last reading, and the clock replays before acting on it. */
   absence: boolean;
-  /** A transition came from it since it was last written (written with it: a replay never repeats one). */
-  transitioned: boolean;
-  /** What the store has: `flushKey` of the state and its last time, as last written or read. */
+  /**
+   * Written in this batch whatever else: a transition came from it (a replay must never repeat one), it
+   * was read from the store (another environment caching it at that version must find it moved), or
+   * the store will not give all of this batch's readings back (a late, transient or unusable reading).
+   */
+  mustFlush: boolean;
+  /** What the store has: `flushKey` of the state, its last time, due time and activity, as last written or read. */
   flushedKey: string;
   flushedTime: number;
+  flushedDue: number | undefined;
+  flushedActive: boolean;
 }
 
 /**
  * The fields whose change is written in its batch: the rule revision (a replay under a newer rule would
  * not reset where the evaluation did) and the alert (also written whenever a transition came from the
- * state — `Entry.transitioned` — so a replay never produces one again). The rest — activity, hold start,
+ * state — `Entry.mustFlush` — so a replay never produces one again). The rest — activity, hold start,
  * throttle bookkeeping, last reading, window, detector — follows from the readings, and a replay
  * rebuilds it; a due time forces its write on its own (the clock acts on the stored state).
  */
@@ -214,6 +221,8 @@ interface Group {
   events?: LifecycleEvent[];
   /** The window functions' incremental structures for this series (rules with a window). */
   cache: WindowCache | undefined;
+  /** A reading of this collection the store may not give back (transient, unusable): write the state. */
+  force: boolean;
 }
 
 /** The collect log sorted by selection (`groupLogged`): each selection's samples in one range. */
@@ -417,6 +426,8 @@ export class RuleEngine {
   private sorted: SortedLog = { times: new Float64Array(4096), values: new Float64Array(4096) };
   /** Groups whose samples are a range of `sorted` (copied out before `sorted` is written again). */
   private sharing: Group[] = [];
+  /** Selections with a reading the store may not give back, in the log (see `collect`). */
+  private readonly forced = new Set<number>();
   private memoSize = 0;
   private readonly staged = new Map<string, Entry>();
   /** The staged entries marked dirty in this batch (commit writes these: no scan of every cached state). */
@@ -561,6 +572,7 @@ export class RuleEngine {
   private dropCollected(): void {
     if (this.collected.size > 0) this.collected = new Map();
     this.logN = 0;
+    this.forced.clear();
     this.settleSelections();
     this.call++;
   }
@@ -610,7 +622,12 @@ export class RuleEngine {
         }
         if (d.candidates.length === 0) continue;
         const value = numericValue(r);
-        if (value === undefined) continue;
+        if (value === undefined || r.transient) {
+          // The telemetry store keeps no transient reading, and for a time it already has (an unusable
+          // reading first) it keeps that: a replay would not see what is evaluated here.
+          if (this.flushMs > 0) this.forced.add(d.byMetric.get(r.metric) ?? this.newSelection(d, r));
+          if (value === undefined) continue;
+        }
         const index = d.byMetric.get(r.metric) ?? this.newSelection(d, r);
         if (r.subDevice === undefined && r.row === undefined && r.index === undefined) {
           if (logN === this.logTime.length) this.growLog();
@@ -743,6 +760,7 @@ export class RuleEngine {
       const rules = sel.rules;
       if (rules.length === 0) continue;
       selected += end - from;
+      const force = this.forced.size > 0 && this.forced.has(i);
       let gs = sel.groups;
       if (sel.call !== call) {
         if (gs.length > 0) {
@@ -764,6 +782,7 @@ export class RuleEngine {
       }
       for (let j = 0; j < gs.length; j++) {
         const g = gs[j]!;
+        if (force) g.force = true;
         if (g.n === 0 && !g.c.deviceSeries) {
           // The series' samples are this range: read in place, no copy (a (device, metric) series has
           // only this selection's samples).
@@ -786,6 +805,7 @@ export class RuleEngine {
       }
     }
     this.stats.readings += selected;
+    this.forced.clear();
     this.settleSelections();
   }
 
@@ -856,6 +876,7 @@ export class RuleEngine {
           call: this.call,
           events: undefined,
           cache: undefined,
+          force: false,
         };
         this.groupCache.set(key, g);
       }
@@ -904,7 +925,14 @@ export class RuleEngine {
       entry.absence = g.c.cond.kind === 'absent';
       entry.fresh = false;
       const transitions = this.stats.transitions;
+      // Read under another revision: its unwritten readings were evaluated under the old rule (a batch
+      // that met the new one wrote the state), so a replay only moves its last reading forward.
+      const oldRevision = s.revision !== c.rule.revision;
       this.checkRevision(c, s);
+      if (g.force) {
+        entry.mustFlush = true;
+        g.force = false;
+      }
       if (g.n > 0) {
         const log = g.shared;
         const times = log ? log.times : g.times;
@@ -913,15 +941,30 @@ export class RuleEngine {
         if (!ascending(times, from, from + g.n)) sortByTime(g);
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
+        // A reading at or before the last one evaluated is skipped, but a replay would evaluate it. (A
+        // state read from the store this batch is written anyway; its replay covers this batch too.)
+        if (entry.replayable && s.lastTime !== undefined && times[from]! <= s.lastTime)
+          entry.mustFlush = true;
         const replay = replays?.get(g);
-        if (replay) {
+        if (replay && replay.times.length > 0) {
           // Every stored reading after the stored state's last time, in time order: the earlier
           // batches' the state was written behind, and this batch's own (stored before they are
           // evaluated), which then come again below and are skipped as replays. For a time stored
           // twice the store kept the first, as the evaluation did.
-          this.onReadings(c, s, replay.times, replay.values, 0, replay.times.length, out);
-          this.stats.evaluations += replay.times.length;
-          this.stats.replayed += replay.times.length;
+          const k = replay.times.length;
+          if (oldRevision) {
+            // Up to this batch's own readings (the store has them already): those meet the new rule.
+            let j = k - 1;
+            while (j >= 0 && replay.times[j]! >= times[from]!) j--;
+            if (j >= 0) {
+              s.lastTime = replay.times[j]!;
+              s.lastValue = replay.values[j]!;
+            }
+          } else {
+            this.onReadings(c, s, replay.times, replay.values, 0, k, out);
+            this.stats.evaluations += k;
+          }
+          this.stats.replayed += k;
         }
         this.onReadings(c, s, times, values, from, from + g.n, out);
         this.stats.evaluations += g.n;
@@ -935,7 +978,7 @@ export class RuleEngine {
       s.updatedAt = now;
       // Transitions that net out within the batch (open, then resolve) leave the alert fields as they
       // were: the count tells.
-      if (this.stats.transitions !== transitions) entry.transitioned = true;
+      if (this.stats.transitions !== transitions) entry.mustFlush = true;
       this.markDirty(entry);
     }
     return out;
@@ -963,7 +1006,17 @@ export class RuleEngine {
       while (next < wanted.length) {
         const g = wanted[next++]!;
         const after = this.staged.get(g.key)!.value.lastTime!;
-        out.set(g, await history.samples({ deviceId: g.deviceId, metric: g.metric!, after }));
+        // What a state written behind has not seen lies within `flushMs` after its last time (it is
+        // written once its readings reach that far).
+        out.set(
+          g,
+          await history.samples({
+            deviceId: g.deviceId,
+            metric: g.metric!,
+            after,
+            until: after + this.flushMs,
+          }),
+        );
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 16, wanted.length) }, worker));
@@ -990,18 +1043,18 @@ export class RuleEngine {
         if (s.dueAt === undefined || s.dueAt > now) continue;
         if (c.cond.kind === 'absent' && !s.active && this.o.history && plainSeries(s)) {
           // Written behind by the ingest path (amendment 10): the readings stored after it come first.
-          const h = await this.o.history.samples({
-            deviceId: s.deviceId,
-            metric: s.metric!,
-            after: s.lastTime!,
-          });
+          const after = s.lastTime!;
+          const until = after + (this.o.stateFlushMs ?? 60_000);
+          const h = await this.o.history.samples({ deviceId: s.deviceId, metric: s.metric!, after, until });
           if (h.times.length > 0) {
             this.checkRevision(c, s);
             this.onReadings(c, s, h.times, h.values, 0, h.times.length, out);
             this.stats.replayed += h.times.length;
+            // Not due after all: nothing to write (the ingest writes it; a write here would only meet
+            // the ingest's own in a version conflict).
+            if (s.dueAt === undefined || s.dueAt > now) continue;
             s.updatedAt = this.o.clock();
             this.markDirty(entry);
-            if (s.dueAt === undefined || s.dueAt > now) continue;
           }
         }
         this.checkRevision(c, s);
@@ -1043,9 +1096,11 @@ export class RuleEngine {
           e.base = (e.base ?? 0) + 1;
           e.value.version = e.base;
           e.dirty = false;
-          e.transitioned = false;
+          e.mustFlush = false;
           e.flushedKey = flushKey(e.value);
           e.flushedTime = e.value.lastTime ?? Number.NEGATIVE_INFINITY;
+          e.flushedDue = e.value.dueAt;
+          e.flushedActive = e.value.active;
           this.stats.statesWritten++;
         } catch (error) {
           failure ??= error;
@@ -1121,9 +1176,11 @@ export class RuleEngine {
       fresh,
       replayable: false,
       absence: false,
-      transitioned: false,
+      mustFlush: fresh && base !== undefined,
       flushedKey: flushKey(value),
       flushedTime: value.lastTime ?? Number.NEGATIVE_INFINITY,
+      flushedDue: value.dueAt,
+      flushedActive: value.active,
     };
     this.staged.set(key, e);
     return e;
@@ -1131,9 +1188,17 @@ export class RuleEngine {
 
   /** Whether a changed state is written in this batch (else it stays ahead of the store, in the cache). */
   private mustWrite(e: Entry): boolean {
-    if (this.flushMs === 0 || e.base === undefined || !e.replayable || e.transitioned) return true;
+    if (this.flushMs === 0 || e.base === undefined || !e.replayable || e.mustFlush) return true;
     const s = e.value;
-    if (s.dueAt !== undefined && !(e.absence && !s.active)) return true;
+    // The clock acts on the stored copy: its due time must be the state's, except for an absence state
+    // inactive in both, whose due time only follows its last reading (the clock replays it first) —
+    // as long as the stored due time is still ahead of the readings (else the clock would find it due
+    // while the device reports, replay it every tick, and meet the ingest's writes).
+    const quietAbsence = e.absence && !s.active && !e.flushedActive;
+    if (s.dueAt !== e.flushedDue && !quietAbsence) return true;
+    if (s.dueAt !== undefined && !quietAbsence) return true;
+    if (quietAbsence && e.flushedDue !== undefined && s.lastTime !== undefined && e.flushedDue <= s.lastTime)
+      return true;
     if (flushKey(s) !== e.flushedKey) return true;
     return (s.lastTime ?? Number.NEGATIVE_INFINITY) - e.flushedTime >= this.flushMs;
   }

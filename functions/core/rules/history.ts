@@ -9,7 +9,7 @@ import { numericValue, type RuleHistory } from './engine.js';
 
 export function telemetryHistory(store: Pick<TelemetryStore, 'queryRaw'>, clock: Clock): RuleHistory {
   return {
-    async samples({ deviceId, metric, after }) {
+    async samples({ deviceId, metric, after, until }) {
       const times: number[] = [];
       const values: number[] = [];
       // Node-level readings only (subDevice ''), up to the latest time a reading may carry.
@@ -18,7 +18,7 @@ export function telemetryHistory(store: Pick<TelemetryStore, 'queryRaw'>, clock:
         metric,
         subDevice: '',
         from: Math.floor(after),
-        to: clock() + MAX_READING_AHEAD_MS + 1,
+        to: Math.min(Math.floor(until) + 1, clock() + MAX_READING_AHEAD_MS + 1),
         limit: MAX_RAW_LIMIT,
         order: 'asc' as const,
         // Readings written by the invocation before, perhaps a second ago in another environment.
@@ -29,7 +29,7 @@ export function telemetryHistory(store: Pick<TelemetryStore, 'queryRaw'>, clock:
         const page = await store.queryRaw(nextToken === undefined ? query : { ...query, nextToken });
         for (const p of page.points) {
           // Plain readings only: a row or an element is a series of its own.
-          if (p.time <= after || p.row !== undefined || p.index !== undefined) continue;
+          if (p.time <= after || p.time > until || p.row !== undefined || p.index !== undefined) continue;
           const v = numericValue(p);
           if (v === undefined) continue;
           times.push(p.time);
