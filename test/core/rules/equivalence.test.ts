@@ -203,6 +203,24 @@ function reference(rules: Rule[], readings: EnrichedReading[]): string[] {
   return out;
 }
 
+/** The rules of generated documents. */
+const rulesOf = (docs: RuleDoc[]): Rule[] =>
+  docs.map((d, i) =>
+    validateRule(
+      {
+        name: `r${i}`,
+        severity: 'minor',
+        condition: d.condition,
+        select: {
+          ...(d.device ? { devices: [d.device] } : {}),
+          ...(d.metric ? { metric: d.metric } : {}),
+        },
+        ...(d.throttle ? { throttle: d.throttle } : {}),
+      },
+      { id: `r${i}`, now: T0 },
+    ),
+  );
+
 async function engineRun(
   rules: Rule[],
   readings: EnrichedReading[],
@@ -304,21 +322,7 @@ describe('RuleEngine against a plain reference evaluation', () => {
         fc.boolean(),
         fc.boolean(),
         async (docs, samples, cuts, chunks, redeliver, runOnce) => {
-          const rules = docs.map((d, i) =>
-            validateRule(
-              {
-                name: `r${i}`,
-                severity: 'minor',
-                condition: d.condition,
-                select: {
-                  ...(d.device ? { devices: [d.device] } : {}),
-                  ...(d.metric ? { metric: d.metric } : {}),
-                },
-                ...(d.throttle ? { throttle: d.throttle } : {}),
-              },
-              { id: `r${i}`, now: T0 },
-            ),
-          );
+          const rules = rulesOf(docs);
           const readings = stream(samples);
           const want = reference(rules, readings);
           const got = await engineRun(rules, readings, cuts, chunks, redeliver, runOnce);
@@ -350,21 +354,7 @@ describe('RuleEngine against a plain reference evaluation', () => {
         fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 8 }),
         fc.constantFrom(1, 1, 2, 3),
         async (docs, samples, cuts, chunks, redeliver, flushMs, cold, envs) => {
-          const rules = docs.map((d, i) =>
-            validateRule(
-              {
-                name: `r${i}`,
-                severity: 'minor',
-                condition: d.condition,
-                select: {
-                  ...(d.device ? { devices: [d.device] } : {}),
-                  ...(d.metric ? { metric: d.metric } : {}),
-                },
-                ...(d.throttle ? { throttle: d.throttle } : {}),
-              },
-              { id: `r${i}`, now: T0 },
-            ),
-          );
+          const rules = rulesOf(docs);
           const readings = stream(samples);
           const want = reference(rules, readings);
           const coldAfter = new Set(cold);
