@@ -475,6 +475,11 @@ export class Deployment {
   }
 
   /** Deliver everything pending (records, and the publishes the functions make) until quiet. */
+  /** Cold starts of the functions whose logical id starts with `prefix` (their next invocation). */
+  async coldStart(prefix: string): Promise<void> {
+    for (const [id, f] of this.functions) if (id.startsWith(prefix)) await f.process.recycle();
+  }
+
   async drain(): Promise<void> {
     for (let round = 0; round < 50; round++) {
       for (const p of this.publishQueue.splice(0)) {

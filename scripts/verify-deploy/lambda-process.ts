@@ -232,6 +232,15 @@ export class LambdaProcess {
     });
   }
 
+  /** A cold start: the next invocation runs in a new process (its init again, no warm caches). */
+  async recycle(): Promise<void> {
+    await this.stop();
+    this.child = undefined;
+    this.ready = undefined;
+    this.exited = undefined;
+    this.initError = undefined;
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || this.exited) return;

@@ -150,6 +150,12 @@ export async function runScenarios(
       }),
       DEVICE,
     );
+    if (has('rules')) {
+      // A cold start between the births and the data: the new process reads the host state and the
+      // rule states back, and replays the stored readings after them (ADR 0016 amendment 10).
+      await d.drain();
+      await d.coldStart('SparkplugIngestFunction');
+    }
     d.publish(
       `spBv1.0/${GROUP}/NDATA/${DEVICE}`,
       encodePayload({
@@ -277,6 +283,21 @@ export async function runScenarios(
     });
     lwm2m(ctx, { operation: Operation.Update, token: 3, lifetime: 300 });
     await d.drain();
+    if (has('rules')) {
+      // After a cold start, a later reading of the same series: its rule states are read back and
+      // replayed (ADR 0016 amendment 10). Outside the range the telemetry check below reads.
+      await d.coldStart('Lwm2mIngestFunction');
+      lwm2m(ctx, {
+        operation: Operation.Send,
+        token: 4,
+        contentFormat: ContentFormat.SenmlCbor,
+        payload: encodeSenml(
+          compressRecords([{ name: '/3316/0/5700', time: t0 + 500, value: { kind: 'v', value: 231 } }]),
+          ContentFormat.SenmlCbor,
+        ),
+      });
+      await d.drain();
+    }
     const answers = deviceMessages
       .filter((m) => m.topic === `lwm2m/rd/${DEVICE}`)
       .map((m) => decodeMessage(new Uint8Array(m.payload)))
@@ -522,6 +543,15 @@ async function createScenarioRules(ctx: ScenarioContext): Promise<void> {
       select: { deviceType: 'breaker' },
       condition: 'absent for 1s',
     },
+    {
+      // Per series: its states are written behind the readings, and the clock replays them before it
+      // finds one due (ADR 0016 amendment 10: the clock's Query of the telemetry table).
+      id: 'scenario-silent-voltage',
+      name: 'Breaker voltage silent',
+      severity: 'warning',
+      select: { deviceType: 'breaker', metric: 'Voltage/*' },
+      condition: 'absent for 1s',
+    },
   ]) {
     expectStatus(ctx, `rules: POST /rules ${body.id}`, await d.api('POST', '/rules', { key, body }), 201);
   }
@@ -545,7 +575,7 @@ async function checkScenarioRules(ctx: ScenarioContext): Promise<void> {
   const list = await d.api('GET', '/alerts?status=open&limit=100', { key });
   if (!expectStatus(ctx, 'rules: GET /alerts', list, 200)) return;
   const alerts = (list.body.alerts ?? []) as Array<{ id: string; ruleId: string }>;
-  for (const ruleId of ['scenario-any-reading', 'scenario-silent']) {
+  for (const ruleId of ['scenario-any-reading', 'scenario-silent', 'scenario-silent-voltage']) {
     if (!alerts.some((a) => a.ruleId === ruleId)) ctx.fail(`scenario rules: no open alert of rule ${ruleId}`);
   }
   const first = alerts[0];
