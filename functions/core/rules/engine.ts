@@ -78,17 +78,16 @@ export interface RuleEngineOptions {
   maxSelections?: number;
   /**
    * Where the stored readings a state has not seen can be read back (the telemetry store). With it and
-   * the cross-batch cache, a state whose change is only its last reading, window or detector is written
-   * at most once per `stateFlushMs` of reading time (ADR 0016 amendment 10), as is a change of its hold,
-   * activity or throttle bookkeeping (a replay rebuilds those too); an alert transition, a rule revision
-   * or a due time for the clock is written in its batch, as are new states and series that cannot be
-   * read back (sub-device, row or element readings; device-level rules). A state read from the store (cold start, another writer, a dropped cache) first replays
-   * the stored readings after its last time. Without it, every changed state is written every batch.
-   * An absence state's due time is written behind too: the clock's engine must be given the same
-   * history, to replay such a state before it finds it due.
+   * the cross-batch cache, a state whose change follows from its readings alone (last reading, window,
+   * detector, hold, throttle bookkeeping) is written at most once per `stateFlushMs` of reading time
+   * (ADR 0016 amendment 10); what `mustWrite` lists is written in its batch. A state read from the
+   * store (cold start, another writer, a dropped cache) first replays the stored readings after its
+   * last time. Without it, every changed state is written every batch. An absence state's due time is
+   * written behind too: the clock's engine must be given the same history, to replay such a state
+   * before it finds it due.
    */
   history?: RuleHistory;
-  /** Default 60,000 ms; 0 writes every changed state every batch. */
+  /** Default DEFAULT_STATE_FLUSH_MS; 0 writes every changed state every batch. */
   stateFlushMs?: number;
 }
 
@@ -193,6 +192,14 @@ interface Entry {
  * rebuilds it; a due time forces its write on its own (the clock acts on the stored state).
  */
 const flushKey = (s: RuleState): string => `${s.revision}|${s.alertId}|${s.openedAt}|${s.lastEvent}`;
+
+/** The entry's record of what the store has: `s` as just written or read. */
+function flushed(e: Entry, s: RuleState): void {
+  e.flushedKey = flushKey(s);
+  e.flushedTime = s.lastTime ?? Number.NEGATIVE_INFINITY;
+  e.flushedDue = s.dueAt;
+  e.flushedActive = s.active;
+}
 
 /** What one evaluate() call has for one (rule, series). */
 interface Group {
@@ -305,6 +312,8 @@ function sortByTime(g: Group): void {
 const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'deregister']);
 const ONLINE: ReadonlySet<LifecycleEventType> = new Set(['birth', 'register', 'update']);
 const MEMO_MAX = 100_000;
+/** How far a state may be written behind its readings, by default (ms of reading time). */
+export const DEFAULT_STATE_FLUSH_MS = 60_000;
 const EMPTY: number[] = [];
 
 /** A reading's value as a number, or undefined when a rule cannot compare it. */
@@ -329,19 +338,17 @@ export function readingSeries(r: EnrichedReading): string {
 const valueReason = (c: Compiled, value: number | undefined) =>
   `${c.rule.condition} (value ${value === undefined ? value : numberText(value)})`;
 
-/** A plain (device, metric) series of an expression rule: the history can give its readings back. */
-const replayable = (g: Group): boolean =>
-  (g.c.cond.kind === 'expr' || g.c.cond.kind === 'absent') &&
-  !g.c.deviceSeries &&
-  g.subDevice === undefined &&
-  g.series === `${g.deviceId}|${g.metric}`;
+/** A plain (device, metric) series — no sub-device, row or element: the history has its readings. */
+const plain = (x: {
+  series: string;
+  deviceId: string;
+  subDevice?: string | undefined;
+  metric?: string | undefined;
+}) => x.subDevice === undefined && x.metric !== undefined && x.series === `${x.deviceId}|${x.metric}`;
 
-/** A stored state of a plain (device, metric) series, with a reading (what the history can replay). */
-const plainSeries = (s: RuleState): boolean =>
-  s.subDevice === undefined &&
-  s.metric !== undefined &&
-  s.lastTime !== undefined &&
-  s.series === `${s.deviceId}|${s.metric}`;
+/** A group the history can replay: a plain series of a reading rule (not a device-level one). */
+const replayable = (g: Group): boolean =>
+  (g.c.cond.kind === 'expr' || g.c.cond.kind === 'absent') && !g.c.deviceSeries && plain(g);
 
 const deviceSeries = (deviceId: string, subDevice: string | undefined) =>
   subDevice === undefined ? deviceId : `${deviceId}/${subDevice}`;
@@ -458,7 +465,7 @@ export class RuleEngine {
     this.crossBatch = (o.cacheAcrossBatches ?? true) && typeof o.state.getVersions === 'function';
     this.maxCached = o.maxCachedStates ?? 100_000;
     this.memoMax = o.maxSelections ?? MEMO_MAX;
-    this.flushMs = o.history && this.crossBatch ? (o.stateFlushMs ?? 60_000) : 0;
+    this.flushMs = o.history && this.crossBatch ? (o.stateFlushMs ?? DEFAULT_STATE_FLUSH_MS) : 0;
   }
 
   /** A batch starts: drops anything staged (a batch given up without abort() included). */
@@ -1041,10 +1048,10 @@ export class RuleEngine {
         }
         const s = entry.value;
         if (s.dueAt === undefined || s.dueAt > now) continue;
-        if (c.cond.kind === 'absent' && !s.active && this.o.history && plainSeries(s)) {
+        if (c.cond.kind === 'absent' && !s.active && this.o.history && plain(s) && s.lastTime !== undefined) {
           // Written behind by the ingest path (amendment 10): the readings stored after it come first.
-          const after = s.lastTime!;
-          const until = after + (this.o.stateFlushMs ?? 60_000);
+          const after = s.lastTime;
+          const until = after + (this.o.stateFlushMs ?? DEFAULT_STATE_FLUSH_MS);
           const h = await this.o.history.samples({ deviceId: s.deviceId, metric: s.metric!, after, until });
           if (h.times.length > 0) {
             this.checkRevision(c, s);
@@ -1097,10 +1104,7 @@ export class RuleEngine {
           e.value.version = e.base;
           e.dirty = false;
           e.mustFlush = false;
-          e.flushedKey = flushKey(e.value);
-          e.flushedTime = e.value.lastTime ?? Number.NEGATIVE_INFINITY;
-          e.flushedDue = e.value.dueAt;
-          e.flushedActive = e.value.active;
+          flushed(e, e.value);
           this.stats.statesWritten++;
         } catch (error) {
           failure ??= error;
@@ -1177,11 +1181,12 @@ export class RuleEngine {
       replayable: false,
       absence: false,
       mustFlush: fresh && base !== undefined,
-      flushedKey: flushKey(value),
-      flushedTime: value.lastTime ?? Number.NEGATIVE_INFINITY,
-      flushedDue: value.dueAt,
-      flushedActive: value.active,
+      flushedKey: '',
+      flushedTime: 0,
+      flushedDue: undefined,
+      flushedActive: false,
     };
+    flushed(e, value);
     this.staged.set(key, e);
     return e;
   }

@@ -173,7 +173,8 @@ export function alertLimit(f: AlertFilter): number {
 /**
  * A state as the state stores keep it (ADR 0016 amendment 10): its window as one binary value `w`
  * (window-codec.ts) instead of the two lists `wt`/`wv` (a 5-minute window at 1 Hz: 30 instead of
- * 404 µs to marshal and serialize the state, a 4.4 instead of 14.6 KiB request). States stored before it, with the lists, are read as they are.
+ * 404 µs to marshal and serialize the state, a 4.4 instead of 14.6 KiB request). States stored before
+ * it, with the lists, are read as they are.
  */
 export type StoredRuleState = Omit<RuleState, 'wt' | 'wv'> & {
   w?: Uint8Array;
