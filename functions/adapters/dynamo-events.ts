@@ -6,15 +6,10 @@
  * partitions from the cursor forward and merges the shards of a day (only the device's shard when the
  * query names devices).
  */
-import {
-  BatchWriteCommand,
-  type DynamoDBDocumentClient,
-  QueryCommand,
-  type QueryCommandOutput,
-} from '@aws-sdk/lib-dynamodb';
-import { TransientError } from '../core/errors.js';
+import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { type EventLog, type EventQuery, eventTime, type StoredEvent } from '../core/events.js';
 import { mapAwsError } from './dynamo-errors.js';
+import { batchWriteAll } from './dynamo-query.js';
 
 const DAY_MS = 86_400_000;
 
@@ -68,25 +63,19 @@ export class DynamoEventLog implements EventLog {
         },
       },
     }));
-    for (let i = 0; i < items.length; i += 25) {
-      let pending: typeof items = items.slice(i, i + 25);
-      for (let attempt = 0; pending.length > 0; attempt++) {
+    await batchWriteAll(this.options.client, this.options.tableName, items, {
+      what: 'events.append',
+      code: 'EVENTS_UNPROCESSED',
+      maxAttempts: 9,
+      sleep: this.sleep,
+      call: async (fn) => {
         try {
-          const out = await this.options.client.send(
-            new BatchWriteCommand({ RequestItems: { [this.options.tableName]: pending } }),
-          );
-          pending = (out.UnprocessedItems?.[this.options.tableName] ?? []) as typeof items;
+          return await fn();
         } catch (error) {
           throw mapAwsError(error, 'events.append');
         }
-        if (pending.length > 0) {
-          if (attempt >= 8) {
-            throw new TransientError('EVENTS_UNPROCESSED', `${pending.length} events left unprocessed`);
-          }
-          await this.sleep(25 * 2 ** attempt);
-        }
-      }
-    }
+      },
+    });
   }
 
   async list(query: EventQuery): Promise<{ events: StoredEvent[]; nextCursor?: string }> {

@@ -9,25 +9,22 @@
  * their targets expire 90 days after creation (TTL `expiresAt`).
  */
 import {
-  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { TransientError } from '../core/errors.js';
 import type { Operation, Target } from '../core/operations/model.js';
 import type { OperationStore } from '../core/operations/store.js';
 import { mapAwsError } from './dynamo-errors.js';
-import { queryAllPages } from './dynamo-query.js';
+import { batchWriteAll, queryAllPages } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
 const ACTIVE_PK = 'OPS#ACTIVE';
 const isActive = (op: Operation) => op.status === 'running' || op.status === 'cancelling';
 const RETENTION_S = 90 * 86_400;
-const BATCH = 25;
 
 export interface DynamoOperationStoreOptions {
   client: DynamoDBDocumentClient;
@@ -215,23 +212,13 @@ export class DynamoOperationStore implements OperationStore {
     );
   }
 
-  private async batchWrite(what: string, requests: Item[]): Promise<void> {
-    for (let i = 0; i < requests.length; i += BATCH) {
-      let pending: Item[] = requests.slice(i, i + BATCH);
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        const out = await this.call(what, () =>
-          this.c.send(new BatchWriteCommand({ RequestItems: { [this.t]: pending as never } })),
-        );
-        pending = (out.UnprocessedItems?.[this.t] ?? []) as Item[];
-        if (pending.length > 0) {
-          if (attempt >= this.maxAttempts)
-            throw new TransientError(
-              'OPERATIONS_UNPROCESSED',
-              `${what}: ${pending.length} writes still unprocessed after ${attempt} attempts`,
-            );
-          await this.sleep(Math.min(1000, 25 * 2 ** attempt));
-        }
-      }
-    }
+  private batchWrite(what: string, requests: Item[]): Promise<void> {
+    return batchWriteAll(this.c, this.t, requests, {
+      what,
+      code: 'OPERATIONS_UNPROCESSED',
+      maxAttempts: this.maxAttempts,
+      sleep: this.sleep,
+      call: (fn) => this.call(what, fn),
+    });
   }
 }

@@ -14,7 +14,6 @@
  */
 import {
   BatchGetCommand,
-  BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -43,7 +42,7 @@ import {
   type WriteMode,
 } from '../core/registry.js';
 import { mapAwsError } from './dynamo-errors.js';
-import { queryAllPages } from './dynamo-query.js';
+import { batchWriteAll, queryAllPages } from './dynamo-query.js';
 
 export interface DynamoRegistryOptions {
   client: DynamoDBDocumentClient;
@@ -64,7 +63,6 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 
 const META = 'META';
 const BATCH_GET_MAX = 100;
-const BATCH_WRITE_MAX = 25;
 const TRANSACT_MAX = 100;
 
 const deviceKey = (id: string) => ({ pk: `DEVICE#${id}`, sk: META });
@@ -135,29 +133,18 @@ export class DynamoRegistry implements RegistryPort {
   }
 
   /** BatchWriteItem in chunks of 25, retrying UnprocessedItems. */
-  private async batchWrite(what: string, puts: Item[], deletes: Item[]): Promise<void> {
+  private batchWrite(what: string, puts: Item[], deletes: Item[]): Promise<void> {
     const requests: Item[] = [
       ...puts.map((Item) => ({ PutRequest: { Item } })),
       ...deletes.map((Key) => ({ DeleteRequest: { Key } })),
     ];
-    for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) {
-      let pending = requests.slice(i, i + BATCH_WRITE_MAX);
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        const out = await this.call(what, () =>
-          this.c.send(new BatchWriteCommand({ RequestItems: { [this.t]: pending as never } })),
-        );
-        pending = (out.UnprocessedItems?.[this.t] ?? []) as Item[];
-        if (pending.length > 0) {
-          if (attempt >= this.maxAttempts) {
-            throw new TransientError(
-              'REGISTRY_UNPROCESSED',
-              `${what}: ${pending.length} writes still unprocessed after ${attempt} attempts`,
-            );
-          }
-          await this.sleep(backoff(attempt));
-        }
-      }
-    }
+    return batchWriteAll(this.c, this.t, requests, {
+      what,
+      code: 'REGISTRY_UNPROCESSED',
+      maxAttempts: this.maxAttempts,
+      sleep: this.sleep,
+      call: (fn) => this.call(what, fn),
+    });
   }
 
   /** Every page of a query (the registry's lists are small: types, applications, one device's commands). */
