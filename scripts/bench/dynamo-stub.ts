@@ -21,7 +21,7 @@ export interface StubbedDynamo {
   doc: DynamoDBDocumentClient;
   /** Main-thread CPU ms the stub itself has used (NaN where the runtime cannot tell: Node < 22.19). */
   stubMs: () => number;
-  /** Requests answered, per operation. */
+  /** Requests answered, per operation and table ("PutItem state"). */
   requests: Map<string, number>;
 }
 
@@ -77,10 +77,13 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
     async handle(request: { headers: Record<string, string>; body?: unknown }) {
       const t0 = threadCpuUs();
       const op = String(request.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
-      requests.set(op, (requests.get(op) ?? 0) + 1);
       const raw = request.body;
       const text = typeof raw === 'string' ? raw : decoder.decode(raw as Uint8Array);
-      const body = Buffer.from(JSON.stringify(answer(op, JSON.parse(text) as Wire)));
+      const input = JSON.parse(text) as Wire;
+      const tables = input.TableName ?? Object.keys((input.RequestItems ?? {}) as Wire).join('+');
+      const counted = `${op} ${tables}`;
+      requests.set(counted, (requests.get(counted) ?? 0) + 1);
+      const body = Buffer.from(JSON.stringify(answer(op, input)));
       // The shape of a smithy HttpResponse (the SDK checks the shape, not the class).
       const response = {
         statusCode: 200,
