@@ -108,7 +108,7 @@ export const ingestConfigSpec = {
   RULES_CACHE_TTL_MS: { kind: 'int', default: '30000', min: 0 },
   // Rule states whose change is only their last reading or window are written at most this often, and
   // read back by replaying the stored readings (DynamoDB telemetry store only; 0: every batch).
-  RULES_STATE_FLUSH_MS: { kind: 'int', default: '60000', min: 0 },
+  RULES_STATE_FLUSH_MS: { kind: 'int', default: '300000', min: 0 },
   ALERTS_TOPIC_ARN: { kind: 'string' },
   ALERTS_EVENT_BUS: { kind: 'string' },
   // Live updates over the WebSocket API (ADR 0023): the connections table and the API's management

@@ -43,6 +43,8 @@ export interface RulesClockSettings {
   rulesTtlMs?: number;
   /** Undispatched transitions older than this are delivered again (default 60 s). */
   outboxGraceMs?: number;
+  /** The ingest functions' `stateFlushMs` (with a history): how far an absence state's replay reads. */
+  stateFlushMs?: number;
 }
 
 export interface TickResult {
@@ -68,6 +70,7 @@ export function composeRulesClock(ports: RulesClockPorts, settings: RulesClockSe
     clock: ports.clock,
     ...(settings.rulesTtlMs !== undefined ? { rulesTtlMs: settings.rulesTtlMs } : {}),
     ...(ports.history ? { history: ports.history } : {}),
+    ...(settings.stateFlushMs !== undefined ? { stateFlushMs: settings.stateFlushMs } : {}),
   });
   const onError = (t: { id: string }, error: unknown) =>
     ports.logger?.error(`rules-clock: delivery of transition ${t.id} failed`, error as Error);

@@ -15,6 +15,7 @@ import { composeRulesClock } from './compose.js';
 
 export const handler = lazyHandler(async () => {
   const config = loadConfig();
+  const settings = ingestSettings(config);
   const doc = dynamoDocumentClient();
   // Clock-driven transitions (absence, auto-resolve) are pushed live too (ADR 0023).
   return composeRulesClock(
@@ -25,6 +26,10 @@ export const handler = lazyHandler(async () => {
       logger: new Logger({ serviceName: 'rules-clock' }),
       metrics: new Metrics({ namespace: 'Dualpath', serviceName: 'rules-clock' }),
     },
-    { rulesTtlMs: ingestSettings(config).rulesTtlMs ?? 30_000 },
+    {
+      rulesTtlMs: settings.rulesTtlMs ?? 30_000,
+      // The ingest functions' interval: an absence state's replay must reach as far as they write behind.
+      ...(settings.rulesStateFlushMs !== undefined ? { stateFlushMs: settings.rulesStateFlushMs } : {}),
+    },
   ).handler;
 });

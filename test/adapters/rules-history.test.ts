@@ -37,12 +37,17 @@ const CONDITIONS = [
   'value > 85 for 5s clear < 70',
 ];
 
-/** A node-level and a sub-device series of one device, 1 Hz, values moving through the thresholds. */
+/**
+ * Two node-level series of one device (one frame per second: a cold start reads them back at once) and
+ * a sub-device series, 1 Hz, values moving through the thresholds.
+ */
 function stream(n: number): EnrichedReading[] {
   const out: EnrichedReading[] = [];
+  const wave = (i: number) => (i % 50 < 25 ? (i % 50) * 4 : (50 - (i % 50)) * 4);
   for (let i = 0; i < n; i++) {
-    const v = i % 50 < 25 ? (i % 50) * 4 : (50 - (i % 50)) * 4;
+    const v = wave(i);
     out.push(reading({ metric: 'load', value: v, time: T0 + i * 1000, unit: undefined }));
+    out.push(reading({ metric: 'temp', value: wave(i + 17), time: T0 + i * 1000, unit: undefined }));
     // Half a second later: read back with the node-level series, it would interleave with it.
     out.push(
       reading({
@@ -125,11 +130,11 @@ describe('rule states written behind, read back from the DynamoDB telemetry stor
     ]);
     const got = await telemetryHistory(telemetry, () => NOW).samples({
       deviceId: 'edge-1',
-      metric: 'load',
+      metrics: ['load'],
       after: T0 + 1000,
       until: T0 + 60_000,
     });
-    expect(got).toEqual({ times: [T0 + 2000], values: [6] });
+    expect(got).toEqual(new Map([['load', { times: [T0 + 2000], values: [6] }]]));
     expect(sent.length).toBeGreaterThan(0);
     for (const q of sent) expect(q.ConsistentRead).toBe(true);
   });

@@ -91,15 +91,24 @@ export interface RuleEngineOptions {
   stateFlushMs?: number;
 }
 
-/** The stored readings of a plain (device, metric) series, for states written behind (see `history`). */
+/** The stored readings of plain (device, metric) series, for states written behind (see `history`). */
 export interface RuleHistory {
-  /** The numeric readings stored after `after` (exclusive) up to `until` (inclusive), ascending by time. */
+  /**
+   * The numeric readings of a device's `metrics` stored after `after` (exclusive) up to `until`
+   * (inclusive), per metric ascending by time (a metric without readings may be left out). One call per
+   * device and time range: a device's frames hold all its metrics, so one read serves its series.
+   */
   samples(q: {
     deviceId: string;
-    metric: string;
+    metrics: readonly string[];
     after: number;
     until: number;
-  }): Promise<{ times: number[]; values: number[] }>;
+  }): Promise<Map<string, Samples>>;
+}
+
+export interface Samples {
+  times: number[];
+  values: number[];
 }
 
 export interface EvaluationInput {
@@ -313,8 +322,26 @@ const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'd
 const ONLINE: ReadonlySet<LifecycleEventType> = new Set(['birth', 'register', 'update']);
 const MEMO_MAX = 100_000;
 /** How far a state may be written behind its readings, by default (ms of reading time). */
-export const DEFAULT_STATE_FLUSH_MS = 60_000;
+export const DEFAULT_STATE_FLUSH_MS = 300_000;
 const EMPTY: number[] = [];
+
+/** A group whose state was read from the store, and the last time that state has seen. */
+interface Behind {
+  g: Group;
+  after: number;
+}
+
+/** The samples in (after, until] (ascending in, ascending out): a series' share of a device's read. */
+function within(s: Samples | undefined, after: number, until: number): Samples {
+  if (s === undefined) return { times: [], values: [] };
+  let lo = 0;
+  while (lo < s.times.length && s.times[lo]! <= after) lo++;
+  let hi = lo;
+  while (hi < s.times.length && s.times[hi]! <= until) hi++;
+  return lo === 0 && hi === s.times.length
+    ? s
+    : { times: s.times.slice(lo, hi), values: s.values.slice(lo, hi) };
+}
 
 /** A reading's value as a number, or undefined when a rule cannot compare it. */
 export function numericValue(r: Pick<EnrichedReading, 'quality' | 'value'>): number | undefined {
@@ -995,38 +1022,55 @@ export class RuleEngine {
    * The stored readings the states read from the store this batch have not seen (written behind:
    * `RuleEngineOptions.history`), per group with readings. Undefined without a history.
    */
-  private async readReplays(
-    groups: Map<string, Group>,
-  ): Promise<Map<Group, { times: number[]; values: number[] }> | undefined> {
+  private async readReplays(groups: Map<string, Group>): Promise<Map<Group, Samples> | undefined> {
     const history = this.o.history;
     if (!history || this.flushMs === 0) return undefined;
-    const wanted: Group[] = [];
+    const wanted = new Map<string, Behind[]>();
     for (const g of groups.values()) {
       if (g.n === 0 || !replayable(g)) continue;
       const e = this.staged.get(g.key);
-      if (e?.fresh && e.value.lastTime !== undefined) wanted.push(g);
+      if (!e?.fresh || e.value.lastTime === undefined) continue;
+      const of = wanted.get(g.deviceId);
+      if (of) of.push({ g, after: e.value.lastTime });
+      else wanted.set(g.deviceId, [{ g, after: e.value.lastTime }]);
     }
-    if (wanted.length === 0) return undefined;
-    const out = new Map<Group, { times: number[]; values: number[] }>();
+    if (wanted.size === 0) return undefined;
+    // What a state written behind has not seen lies within `flushMs` after its last time (it is written
+    // once its readings reach that far). A device's ranges that overlap are read at once: never more
+    // reading time than the ranges one by one, and one read for series that move together.
+    const reads: Array<{ deviceId: string; after: number; until: number; of: Behind[] }> = [];
+    for (const [deviceId, of] of wanted) {
+      of.sort((a, b) => a.after - b.after);
+      let read = { deviceId, after: of[0]!.after, until: of[0]!.after + this.flushMs, of: [of[0]!] };
+      reads.push(read);
+      for (const x of of.slice(1)) {
+        if (x.after <= read.until) {
+          read.until = Math.max(read.until, x.after + this.flushMs);
+          read.of.push(x);
+        } else {
+          read = { deviceId, after: x.after, until: x.after + this.flushMs, of: [x] };
+          reads.push(read);
+        }
+      }
+    }
+    const out = new Map<Group, Samples>();
     let next = 0;
     const worker = async () => {
-      while (next < wanted.length) {
-        const g = wanted[next++]!;
-        const after = this.staged.get(g.key)!.value.lastTime!;
-        // What a state written behind has not seen lies within `flushMs` after its last time (it is
-        // written once its readings reach that far).
-        out.set(
-          g,
-          await history.samples({
-            deviceId: g.deviceId,
-            metric: g.metric!,
-            after,
-            until: after + this.flushMs,
-          }),
-        );
+      while (next < reads.length) {
+        const r = reads[next++]!;
+        const metrics = [...new Set(r.of.map((x) => x.g.metric!))];
+        const found = await history.samples({
+          deviceId: r.deviceId,
+          metrics,
+          after: r.after,
+          until: r.until,
+        });
+        for (const { g, after } of r.of) {
+          out.set(g, within(found.get(g.metric!), after, after + this.flushMs));
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 16, wanted.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 16, reads.length) }, worker));
     return out;
   }
 
@@ -1052,7 +1096,13 @@ export class RuleEngine {
           // Written behind by the ingest path (amendment 10): the readings stored after it come first.
           const after = s.lastTime;
           const until = after + (this.o.stateFlushMs ?? DEFAULT_STATE_FLUSH_MS);
-          const h = await this.o.history.samples({ deviceId: s.deviceId, metric: s.metric!, after, until });
+          const h = within(
+            (await this.o.history.samples({ deviceId: s.deviceId, metrics: [s.metric!], after, until })).get(
+              s.metric!,
+            ),
+            after,
+            until,
+          );
           if (h.times.length > 0) {
             this.checkRevision(c, s);
             this.onReadings(c, s, h.times, h.values, 0, h.times.length, out);

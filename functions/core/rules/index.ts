@@ -28,6 +28,7 @@ export {
   type RuleHistory,
   type RuleSource,
   readingSeries,
+  type Samples,
 } from './engine.js';
 export { transitionId } from './hash.js';
 export { telemetryHistory } from './history.js';

@@ -20,11 +20,11 @@ import {
   numericValue,
   type Rule,
   RuleEngine,
-  type RuleHistory,
   transitionId,
   validateRule,
 } from '../../../functions/core/rules/index.js';
 import { parseCondition } from '../../../functions/core/rules/syntax.js';
+import { fakeHistory } from './history-fake.js';
 
 const T0 = 1_700_000_000_000;
 const S = 1000;
@@ -247,14 +247,7 @@ async function engineRun(
   const alerts = new InMemoryAlertStore();
   // The telemetry store as the history sees it: plain numeric readings, the first of a (series, time).
   const stored = new Map<string, Map<number, number>>();
-  const history: RuleHistory = {
-    async samples({ deviceId, metric, after }) {
-      const points = [...(stored.get(`${deviceId}|${metric}`) ?? new Map<number, number>())]
-        .filter(([t]) => t > after)
-        .sort((a, b) => a[0] - b[0]);
-      return { times: points.map((p) => p[0]), values: points.map((p) => p[1]) };
-    },
-  };
+  const history = fakeHistory((deviceId, metric) => stored.get(`${deviceId}|${metric}`) ?? []);
   const store_ = (rs: EnrichedReading[]) => {
     for (const r of rs) {
       if (r.subDevice !== undefined || r.row !== undefined || r.index !== undefined) continue;

@@ -15,6 +15,7 @@ import {
   type RuleHistory,
   validateRule,
 } from '../../../functions/core/rules/index.js';
+import { fakeHistory } from './history-fake.js';
 
 const T0 = 1_700_000_000_000;
 const S = 1000;
@@ -39,21 +40,20 @@ function rd(value: number | string, t: number, o: Partial<EnrichedReading> = {})
 /** Mimics the DynamoDB telemetry store: first write of an identity wins (whatever its value/quality); transient not stored. */
 function telemetry() {
   const stored = new Map<string, Map<number, EnrichedReading>>();
+  const fake = fakeHistory(function* (deviceId, metric) {
+    for (const p of stored.get(`${deviceId}|${metric}`)?.values() ?? []) {
+      const v = numericValue(p);
+      if (v !== undefined) yield [p.time, v];
+    }
+  });
+  /** The history's reads: device, metrics, range in seconds from T0. */
+  const reads: string[] = [];
   const history: RuleHistory = {
-    async samples({ deviceId, metric, after }) {
-      const pts = [...(stored.get(`${deviceId}|${metric}`)?.values() ?? [])]
-        .filter((r) => r.time > after)
-        .sort((a, b) => a.time - b.time);
-      const times: number[] = [];
-      const values: number[] = [];
-      for (const p of pts) {
-        const v = numericValue(p);
-        if (v !== undefined) {
-          times.push(p.time);
-          values.push(v);
-        }
-      }
-      return { times, values };
+    samples(q) {
+      reads.push(
+        `${q.deviceId} ${[...q.metrics].sort().join(',')} (${(q.after - T0) / S}, ${(q.until - T0) / S}]`,
+      );
+      return fake.samples(q);
     },
   };
   const write = (rs: EnrichedReading[]) => {
@@ -65,10 +65,13 @@ function telemetry() {
       if (!m.has(r.time)) m.set(r.time, r);
     }
   };
-  return { history, write };
+  return { history, write, reads };
 }
 
-async function setup(conditions: Array<{ condition: string; throttle?: string }>, behind: boolean) {
+async function setup(
+  conditions: Array<{ condition: string; throttle?: string; select?: { metric: string } }>,
+  behind: boolean,
+) {
   const rules = new InMemoryRuleStore();
   for (const [i, d] of conditions.entries())
     await rules.put(
@@ -99,7 +102,7 @@ async function setup(conditions: Array<{ condition: string; throttle?: string }>
     await e.run();
     ids.push(...(await e.commit()).map((t) => t.id));
   };
-  return { engine, batch, ids, rules, state };
+  return { engine, batch, ids, rules, state, reads: tel.reads };
 }
 
 describe('rule states written behind: the cases a review found', () => {
@@ -189,6 +192,26 @@ describe('rule states written behind: the cases a review found', () => {
     const behind = await go(true);
     expect(behind).toEqual(every);
   });
+
+  it("H: a device's series read back at once, each from its own last time", async () => {
+    const go = async (behind: boolean) => {
+      const x = await setup([{ condition: 'mean(30s) > 50', select: { metric: 'm*' } }], behind);
+      let e = x.engine();
+      const a = (v: number, t: number) => rd(v, t, { metric: 'ma' });
+      const b = (v: number, t: number) => rd(v, t, { metric: 'mb' });
+      await x.batch(e, [a(0, 0), b(0, 0)]); // both new: written at 0
+      await x.batch(e, [a(0, 10), a(0, 20), a(0, 30)]);
+      await x.batch(e, [b(100, 40)]); // mb opens: written at 40
+      await x.batch(e, [a(0, 50), b(100, 70), b(100, 90)]); // behind: ma since 0, mb since 40
+      e = x.engine(); // cold start: ma replays (0, 60], mb (40, 100]: one read of (0, 100]
+      await x.batch(e, [a(0, 100), b(0, 100)]); // mb's mean over (70, 100] is 66.7: stays open
+      return x;
+    };
+    const every = await go(false);
+    const behind = await go(true);
+    expect(behind.ids).toEqual(every.ids);
+    expect(behind.reads).toEqual(['d1 ma,mb (0, 100]']);
+  });
 });
 
 describe('rule states written behind: the clock and the ingest', () => {
@@ -222,12 +245,7 @@ describe('rule states written behind: throttle and clock', () => {
       const state = new InMemoryRuleStateStore();
       const alerts = new InMemoryAlertStore();
       const stored: Array<[number, number]> = [];
-      const history: RuleHistory = {
-        async samples({ after }) {
-          const p = stored.filter(([t]) => t > after);
-          return { times: p.map((x) => x[0]), values: p.map((x) => x[1]) };
-        },
-      };
+      const history = fakeHistory(() => stored);
       let now = T0;
       const opts = { rules, state, alerts, clock: () => now, rulesTtlMs: 0, ...(behind ? { history } : {}) };
       const ing = new RuleEngine(opts);

@@ -1,0 +1,23 @@
+import type { RuleHistory, Samples } from '../../../functions/core/rules/index.js';
+
+/**
+ * A RuleHistory over readings the test keeps: `points(deviceId, metric)` gives a series' stored
+ * (time, value) pairs in any order. It keeps the port's contract exactly — (after, until], ascending,
+ * the asked metrics only — so a test fails if the engine asks for too short a range.
+ */
+export function fakeHistory(
+  points: (deviceId: string, metric: string) => Iterable<[number, number]>,
+): RuleHistory {
+  return {
+    async samples({ deviceId, metrics, after, until }) {
+      const out = new Map<string, Samples>();
+      for (const m of metrics) {
+        const p = [...points(deviceId, m)]
+          .filter(([t]) => t > after && t <= until)
+          .sort((a, b) => a[0] - b[0]);
+        out.set(m, { times: p.map((x) => x[0]), values: p.map((x) => x[1]) });
+      }
+      return out;
+    },
+  };
+}
