@@ -12,11 +12,13 @@
  *   rule state  pk RS#{ruleId}#{shard}  sk {series}   version, dueAt, data, expiresAt
  *               shard = 0..15 from a hash of the series: one rule over a large fleet spreads its
  *               writes over 16 partitions; the clock's listDue queries the 16.
+ *   claim       pk CLAIM#{deviceId}     sk rules     owner (the engine that last evaluated the device's
+ *               states), expiresAt — the engines' cross-batch cache check (ADR 0016 amendment 11)
  *
  * DynamoDB actions, per adapter (for the IAM policies):
  *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
- *   DynamoRuleStateStore   BatchGetItem (consistent; versions only for getVersions), PutItem
- *                          (conditional), Query (table)
+ *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims), PutItem (conditional),
+ *                          BatchWriteItem (claims), Query (table)
  *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
  * the item is missing), as in the other adapters (dynamo-errors.ts).
@@ -50,7 +52,7 @@ import {
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
 import { mapAwsError } from './dynamo-errors.js';
-import { queryAllPages } from './dynamo-query.js';
+import { batchWriteAll, queryAllPages } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
@@ -202,6 +204,9 @@ export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: 
   return { pk: `RS#${ruleId}#${Math.floor(keyFraction(series) * RULE_STATE_SHARDS)}`, sk: series };
 }
 
+const CLAIM = 'CLAIM#';
+const claimKey = (deviceId: string) => ({ pk: `${CLAIM}${deviceId}`, sk: 'rules' });
+
 export class DynamoRuleStateStore extends Base implements RuleStateStore {
   private readonly ttlSeconds: number;
   private readonly maxAttempts: number;
@@ -227,7 +232,11 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
     const out: RuleState[] = [];
-    for (const item of await this.batchGet(keys, false)) {
+    const unique = [...new Map(keys.map((k) => [`${k.ruleId}\u0000${k.series}`, k])).values()];
+    for (const item of await this.batchGet(
+      'ruleState.getMany',
+      unique.map((k) => ruleStateKey(k.ruleId, k.series)),
+    )) {
       out.push(this.loaded(item));
     }
     return out;
@@ -243,23 +252,37 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
     return s;
   }
 
-  /** Versions only (ProjectionExpression pk, sk, version): the engine's cross-batch cache check. */
-  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    for (const item of await this.batchGet(keys, true)) {
-      const pk = item.pk as string; // RS#{ruleId}#{shard}; rule ids have no '#'
-      out.set(`${pk.slice(3, pk.lastIndexOf('#'))}\u0000${item.sk as string}`, item.version as number);
+  /** The engines' cross-batch cache check: who last claimed each device (one key per device). */
+  async getClaims(deviceIds: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const keys = [...new Set(deviceIds)].map(claimKey);
+    for (const item of await this.batchGet('ruleState.getClaims', keys, 'pk, #o')) {
+      if (typeof item.owner === 'string') out.set((item.pk as string).slice(CLAIM.length), item.owner);
     }
     return out;
   }
 
+  async claim(deviceIds: string[], owner: string): Promise<void> {
+    const expiresAt = Math.floor(this.clock() / 1000) + this.ttlSeconds;
+    await batchWriteAll(
+      this.c,
+      this.t,
+      [...new Set(deviceIds)].map((d) => ({ PutRequest: { Item: { ...claimKey(d), owner, expiresAt } } })),
+      {
+        what: 'ruleState.claim',
+        code: 'AWS_UNPROCESSED',
+        maxAttempts: this.maxAttempts,
+        sleep: this.sleep,
+        call: (fn) => this.call('ruleState.claim', fn),
+      },
+    );
+  }
+
   /** Consistent BatchGetItem, 100 keys per call, unprocessed keys retried with backoff. */
-  private async batchGet(keys: RuleStateKey[], versionsOnly: boolean): Promise<Item[]> {
-    const what = versionsOnly ? 'ruleState.getVersions' : 'ruleState.getMany';
+  private async batchGet(what: string, keys: Item[], projection?: string): Promise<Item[]> {
     const out: Item[] = [];
-    const unique = [...new Map(keys.map((k) => [`${k.ruleId}\u0000${k.series}`, k])).values()];
-    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) {
-      let pending: Item[] = unique.slice(i, i + BATCH_GET_MAX).map((k) => ruleStateKey(k.ruleId, k.series));
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+      let pending: Item[] = keys.slice(i, i + BATCH_GET_MAX);
       for (let attempt = 1; pending.length > 0; attempt++) {
         const res = await this.call(what, () =>
           this.c.send(
@@ -268,7 +291,9 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
                 [this.t]: {
                   Keys: pending,
                   ConsistentRead: true,
-                  ...(versionsOnly ? { ProjectionExpression: 'pk, sk, version' } : {}),
+                  ...(projection
+                    ? { ProjectionExpression: projection, ExpressionAttributeNames: { '#o': 'owner' } }
+                    : {}),
                 },
               },
             }),
@@ -331,6 +356,8 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
 export interface DynamoAlertOptions extends DynamoRulesOptions {
   /** Resolved alerts and their transitions expire this many days after resolution (TTL; default 90). */
   retentionDays?: number;
+  /** Attempts for BatchWriteItem unprocessed items before a TransientError (default 8). */
+  maxBatchAttempts?: number;
 }
 
 const ALERT_FILTERS: Array<[keyof AlertFilter, string]> = [
@@ -341,12 +368,30 @@ const ALERT_FILTERS: Array<[keyof AlertFilter, string]> = [
   ['deviceType', 'deviceType'],
 ];
 
+/** Transition items this store knows the stored form of, for marking them with one BatchWriteItem. */
+const MAX_KNOWN_TRANSITIONS = 10_000;
+
 export class DynamoAlertStore extends Base implements AlertStore {
   private readonly retentionS: number;
+  private readonly maxAttempts: number;
+  /**
+   * The undispatched transition items this store wrote or read (by transition id), as stored: marked
+   * dispatched by a put of the same item without its outbox keys, 25 per request, instead of an update
+   * each. Bounded (oldest dropped: those are marked by an update).
+   */
+  private readonly known = new Map<string, Item>();
 
   constructor(o: DynamoAlertOptions) {
     super(o);
     this.retentionS = (o.retentionDays ?? 90) * 86_400;
+    this.maxAttempts = o.maxBatchAttempts ?? 8;
+  }
+
+  private remember(item: Item): void {
+    const { gsi1pk: _pk, gsi1sk: _sk, ...rest } = item;
+    this.known.delete((item.transition as AlertTransition).id);
+    this.known.set((item.transition as AlertTransition).id, rest);
+    if (this.known.size > MAX_KNOWN_TRANSITIONS) this.known.delete(this.known.keys().next().value!);
   }
 
   private alertItem(a: Alert): Item {
@@ -410,33 +455,67 @@ export class DynamoAlertStore extends Base implements AlertStore {
     }
     // 2. The transition: history + outbox entry (sparse gsi1 until dispatched).
     const sk = `TR#${t.id}`;
+    const item: Item = {
+      pk: `ALERT#${t.alertId}`,
+      sk,
+      gsi1pk: 'ALERTOUTBOX',
+      gsi1sk: `${pad(now)}#${t.alertId}#${t.id}`,
+      recordedAt: now,
+      transition: t,
+      expiresAt: Math.floor(t.at / 1000) + this.retentionS,
+    };
     try {
       await this.call('alerts.recordTransition', () =>
         this.c.send(
-          new PutCommand({
-            TableName: this.t,
-            Item: {
-              pk: `ALERT#${t.alertId}`,
-              sk,
-              gsi1pk: 'ALERTOUTBOX',
-              gsi1sk: `${pad(now)}#${t.alertId}#${t.id}`,
-              recordedAt: now,
-              transition: t,
-              expiresAt: Math.floor(t.at / 1000) + this.retentionS,
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
+          new PutCommand({ TableName: this.t, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
         ),
       );
+      this.remember(item);
       return { dispatched: false };
     } catch (error) {
       if (!(error instanceof ConflictError)) throw error;
       const existing = await this.getItem('alerts.recordTransition', `ALERT#${t.alertId}`, sk, true);
-      return { dispatched: existing?.dispatchedAt !== undefined };
+      const dispatched = existing?.dispatchedAt !== undefined;
+      if (existing && !dispatched) this.remember(existing);
+      return { dispatched };
     }
   }
 
-  async markDispatched(alertId: string, transitionId: string, at: number): Promise<void> {
+  async markDispatched(
+    transitions: ReadonlyArray<Pick<AlertTransition, 'alertId' | 'id'>>,
+    at: number,
+  ): Promise<void> {
+    // Known items: the same item again, dispatched and out of the outbox (a blind put: only the
+    // dispatch marks this item after it is recorded, and a second mark only moves dispatchedAt).
+    const puts: Item[] = [];
+    const others: Array<Pick<AlertTransition, 'alertId' | 'id'>> = [];
+    for (const t of new Map(transitions.map((x) => [x.id, x])).values()) {
+      const item = this.known.get(t.id);
+      if (item && item.pk === `ALERT#${t.alertId}`)
+        puts.push({ PutRequest: { Item: { ...item, dispatchedAt: at } } });
+      else others.push(t);
+    }
+    await batchWriteAll(this.c, this.t, puts, {
+      what: 'alerts.markDispatched',
+      code: 'AWS_UNPROCESSED',
+      maxAttempts: this.maxAttempts,
+      sleep: this.sleep,
+      call: (fn) => this.call('alerts.markDispatched', fn),
+    });
+    for (const t of transitions) this.known.delete(t.id);
+    let missing: unknown;
+    for (const t of others) {
+      try {
+        await this.markOne(t.alertId, t.id, at);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        missing ??= error;
+      }
+    }
+    if (missing !== undefined) throw missing;
+  }
+
+  private async markOne(alertId: string, transitionId: string, at: number): Promise<void> {
     try {
       await this.call('alerts.markDispatched', () =>
         this.c.send(
@@ -472,6 +551,7 @@ export class DynamoAlertStore extends Base implements AlertStore {
         }),
       ),
     );
+    for (const i of out.Items ?? []) this.remember(i);
     return (out.Items ?? []).map((i) => ({
       transition: i.transition as AlertTransition,
       recordedAt: i.recordedAt as number,

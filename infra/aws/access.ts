@@ -93,12 +93,14 @@ export const DYNAMODB_ACCESS: AccessTable = {
   },
   rulesClock: {
     // Rules and alerts (functions/adapters/dynamo-rules.ts): alert open (conditional Put), resolve and
-    // markDispatched (Update), transition record (conditional Put).
-    registry: ['PutItem', 'UpdateItem'],
+    // markDispatched of a transition another store recorded (Update), transition record (conditional
+    // Put), markDispatched of the ones it recorded or listed (BatchWrite).
+    registry: ['PutItem', 'UpdateItem', 'BatchWriteItem'],
     // The rule list and the outbox of undelivered transitions (gsi1).
     'registry/index/gsi1': ['Query'],
-    // Rule state: listDue (Query per shard), put (conditional Put).
-    state: ['Query', 'PutItem'],
+    // Rule state: listDue (Query per shard), put (conditional Put), the claims of the devices whose
+    // states it writes (BatchWrite: the ingest functions' cached copies are then read again).
+    state: ['Query', 'PutItem', 'BatchWriteItem'],
     // An absence state written behind: the readings after it (ADR 0016 amendment 10; consistent Query).
     telemetry: ['Query'],
   },
@@ -135,14 +137,15 @@ export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAc
 
 /**
  * With rules on (ADR 0016), the ingest functions also evaluate them: the rule list (gsi1 Query), rule
- * state (BatchGet, conditional Put — granted for protocol state already), alert transitions
- * (conditional Put, Update), and the readings a rule state written behind has not seen (amendment 10:
- * the telemetry table's device catalog and frames, consistent Query; no grant without the table).
+ * state (BatchGet, conditional Put — granted for protocol state already — and the devices' claims,
+ * BatchWrite: amendment 11), alert transitions (conditional Put, Update; marked dispatched by
+ * BatchWrite), and the readings a rule state written behind has not seen (amendment 10: the telemetry
+ * table's device catalog and frames, consistent Query; no grant without the table).
  */
 export const RULES_INGEST_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
-  registry: ['PutItem', 'UpdateItem'],
+  registry: ['PutItem', 'UpdateItem', 'BatchWriteItem'],
   'registry/index/gsi1': ['Query'],
-  state: ['BatchGetItem', 'PutItem'],
+  state: ['BatchGetItem', 'PutItem', 'BatchWriteItem'],
   telemetry: ['Query'],
 };
 

@@ -158,17 +158,16 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
     await expect(store.put({ ...one, active: false }, 1)).rejects.toBeInstanceOf(ConflictError);
     const [again] = await store.getMany([{ ruleId: r, series: 'dev-1|m' }]);
     expect(again).toMatchObject({ version: 2, active: true });
-    const versions = await store.getVersions!([
-      { ruleId: r, series: 'dev-1|m' },
-      { ruleId: r, series: 'dev-0|m' },
-      { ruleId: r, series: 'absent|m' },
-    ]);
-    expect(versions).toEqual(
-      new Map([
-        [`${r}\u0000dev-1|m`, 2],
-        [`${r}\u0000dev-0|m`, 1],
-      ]),
-    );
+    // Claims: one item per device, the last claim wins; never claimed = missing (130 > one BatchGetItem).
+    const devices = Array.from({ length: 130 }, (_, i) => `dev-${i}`);
+    await store.claim!(devices, 'engine-a');
+    await store.claim!(['dev-1', 'dev-1'], 'engine-b');
+    const claims = await store.getClaims!([...devices, 'absent']);
+    expect(claims.size).toBe(130);
+    expect(claims.get('dev-0')).toBe('engine-a');
+    expect(claims.get('dev-1')).toBe('engine-b');
+    expect(claims.has('absent')).toBe(false);
+    // Claims are not states: listDue and getMany do not see them.
     const due = await store.listDue(r, T0 + 10);
     expect(due.map((s) => s.series).sort()).toEqual([
       'dev-0|m',
@@ -188,12 +187,14 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
     expect(await alerts.record(open, T0 + 5)).toEqual({ dispatched: false }); // replay, not yet delivered
     const outbox = await alerts.listUndispatched(T0 + 1_000_000);
     expect(outbox.map((r) => r.transition.id)).toContain(open.id);
-    await alerts.markDispatched(id, open.id, T0 + 1);
+    await alerts.markDispatched([{ alertId: id, id: open.id }], T0 + 1);
     expect(await alerts.record(open, T0 + 6)).toEqual({ dispatched: true }); // replay after delivery
     expect((await alerts.listUndispatched(T0 + 1_000_000)).map((r) => r.transition.id)).not.toContain(
       open.id,
     );
-    await expect(alerts.markDispatched(id, 'nope', T0)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(alerts.markDispatched([{ alertId: id, id: 'nope' }], T0)).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
 
     const acked = await alerts.acknowledge(id, 'alice', T0 + 10, 'on it');
     expect(acked).toMatchObject({
@@ -503,5 +504,41 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
       ConditionExpression: 'attribute_not_exists(pk)',
       Item: { pk: 'ALERT#a1', sk: 'TR#a1', gsi1pk: 'ALERTOUTBOX', recordedAt: T0 + 7 },
     });
+  });
+});
+
+describe('DynamoAlertStore.markDispatched (dynalite)', () => {
+  it('marks what it recorded 25 per BatchWriteItem, the others one update each, and a missing one last', async () => {
+    const sent: string[] = [];
+    const doc = dynamo.doc;
+    const send = doc.send.bind(doc);
+    const counting = Object.assign(Object.create(doc), {
+      send: (command: { constructor: { name: string } }, ...rest: unknown[]) => {
+        sent.push(command.constructor.name);
+        return (send as (...a: unknown[]) => unknown)(command, ...rest);
+      },
+    });
+    const registry = { client: counting, tableName: dynamo.tables.registry!, clock: () => T0 };
+    const here = new DynamoAlertStore(registry);
+    const elsewhere = new DynamoAlertStore({ ...registry, client: dynamo.doc });
+    const mine = Array.from({ length: 30 }, () => opening(fresh(), T0));
+    const theirs = opening(fresh(), T0);
+    for (const t of mine) await here.record(t, T0);
+    await elsewhere.record(theirs, T0);
+    sent.length = 0;
+    const missing = { alertId: fresh(), id: 'never-recorded' };
+    await expect(here.markDispatched([...mine, theirs, missing], T0 + 5)).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    expect(sent.filter((c) => c === 'BatchWriteCommand')).toHaveLength(2); // 30 = 25 + 5
+    expect(sent.filter((c) => c === 'UpdateCommand')).toHaveLength(2); // theirs, and the missing one
+    // Every one marked, out of the outbox, the item otherwise as recorded.
+    for (const t of [...mine, theirs]) {
+      const [r] = await here.history(t.alertId);
+      expect(r).toEqual({ transition: t, recordedAt: T0, dispatchedAt: T0 + 5 });
+      expect(await here.record(t, T0 + 6)).toEqual({ dispatched: true });
+    }
+    const outbox = (await here.listUndispatched(T0 + 1_000_000, 1000)).map((r) => r.transition.id);
+    for (const t of [...mine, theirs]) expect(outbox).not.toContain(t.id);
   });
 });

@@ -35,8 +35,10 @@ export function allSinks(...sinks: AlertSink[]): AlertSink {
 }
 
 /**
- * Delivers transitions in order and marks each dispatched. Never throws: a failed delivery is reported
- * (`onError`) and left in the outbox, so a stored batch is never redelivered because a webhook is down.
+ * Delivers transitions in order, then marks the delivered ones dispatched (one call). Never throws: a
+ * failed delivery is reported (`onError`) and left in the outbox, so a stored batch is never redelivered
+ * because a webhook is down; so is every delivered one if the marking fails (delivered again later:
+ * at-least-once, the transition id the idempotency key).
  */
 export async function dispatchTransitions(
   transitions: AlertTransition[],
@@ -48,15 +50,23 @@ export async function dispatchTransitions(
   },
 ): Promise<DispatchResult> {
   const out: DispatchResult = { delivered: 0, failed: 0 };
+  const delivered: AlertTransition[] = [];
   for (const t of transitions) {
     try {
       await o.sink.deliver(t);
-      await o.alerts.markDispatched(t.alertId, t.id, o.clock());
-      out.delivered++;
+      delivered.push(t);
     } catch (error) {
       out.failed++;
       o.onError?.(t, error);
     }
+  }
+  if (delivered.length === 0) return out;
+  try {
+    await o.alerts.markDispatched(delivered, o.clock());
+    out.delivered += delivered.length;
+  } catch (error) {
+    out.failed += delivered.length;
+    for (const t of delivered) o.onError?.(t, error);
   }
   return out;
 }

@@ -24,6 +24,7 @@
  * Absence, offline-for and auto-resolve need a clock: `evaluateClock(now)` (a scheduled function in
  * AWS, a timer locally), followed by `commit`, same as a batch.
  */
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../processor.js';
 import type { EnrichedReading, Enrichment, LifecycleEvent, LifecycleEventType } from '../reading.js';
 import { numberText } from '../reading.js';
@@ -68,11 +69,13 @@ export interface RuleEngineOptions {
   /** States written at once during commit (default 16). */
   concurrency?: number;
   /**
-   * Keep states across batches when the state port has `getVersions` (default true): a batch then
-   * reads only the versions of the states it has cached, and the states of the others. At most
-   * `maxCachedStates` (default 100,000) are kept.
+   * Keep states across batches when the state port has claims (`getClaims`/`claim`; default true): a
+   * batch then reads one claim per device it has states of cached, and the states of the others. At
+   * most `maxCachedStates` (default 100,000) are kept.
    */
   cacheAcrossBatches?: boolean;
+  /** This engine's id in the state port's claims (default: a random UUID; unique per engine). */
+  instanceId?: string;
   maxCachedStates?: number;
   /** (device, metric) selections memoised (default 100,000); beyond it the memo starts over. */
   maxSelections?: number;
@@ -172,7 +175,7 @@ interface Entry {
   base: number | undefined;
   value: RuleState;
   dirty: boolean;
-  /** Checked against the store in this batch (always true without the cross-batch cache). */
+  /** Its device's claim checked in this batch (always true without the cross-batch cache). */
   verified: boolean;
   /** Read from the store in this batch: its series replays the stored readings after its last time. */
   fresh: boolean;
@@ -181,8 +184,7 @@ interface Entry {
   /** An absence rule's: its due time follows its last reading, and the clock replays before acting on it. */
   absence: boolean;
   /**
-   * Written in this batch whatever else: a transition came from it (a replay must never repeat one), it
-   * was read from the store (another environment caching it at that version must find it moved), or
+   * Written in this batch whatever else: a transition came from it (a replay must never repeat one), or
    * the store will not give all of this batch's readings back (a late, transient or unusable reading).
    */
   mustFlush: boolean;
@@ -479,6 +481,13 @@ export class RuleEngine {
   private readonly maxSamples: number;
   private readonly ttl: number;
   private readonly crossBatch: boolean;
+  private readonly id: string;
+  /** Devices whose claim this batch found to be this engine's: their cached states are trusted. */
+  private owned = new Set<string>();
+  /** Devices whose claim this batch checked (owned or not). */
+  private checked = new Set<string>();
+  /** Devices this batch evaluated or writes states of without owning them: claimed by `commit`. */
+  private toClaim = new Set<string>();
   private readonly maxCached: number;
   private readonly memoMax: number;
   /** Write-behind interval (0: none; see `RuleEngineOptions.history`). */
@@ -489,7 +498,11 @@ export class RuleEngine {
   constructor(private readonly o: RuleEngineOptions) {
     this.maxSamples = o.maxWindowSamples ?? 1000;
     this.ttl = o.rulesTtlMs ?? 30_000;
-    this.crossBatch = (o.cacheAcrossBatches ?? true) && typeof o.state.getVersions === 'function';
+    this.crossBatch =
+      (o.cacheAcrossBatches ?? true) &&
+      typeof o.state.getClaims === 'function' &&
+      typeof o.state.claim === 'function';
+    this.id = o.instanceId ?? randomUUID();
     this.maxCached = o.maxCachedStates ?? 100_000;
     this.memoMax = o.maxSelections ?? MEMO_MAX;
     this.flushMs = o.history && this.crossBatch ? (o.stateFlushMs ?? DEFAULT_STATE_FLUSH_MS) : 0;
@@ -499,8 +512,9 @@ export class RuleEngine {
   begin(): void {
     this.dropCollected();
     this.pending = [];
-    // Cross-batch cache (ports with getVersions): clean states stay, to be re-checked by version before
-    // they are trusted. Anything dirty (a commit that failed and was not aborted) is dropped.
+    this.dropClaims();
+    // Cross-batch cache (ports with claims): clean states stay, to be trusted once their device's claim
+    // is found to be still this engine's. Anything dirty (a commit that failed, not aborted) is dropped.
     const keep = this.crossBatch && this.staged.size <= this.maxCached && this.dirty.every((e) => !e.dirty);
     this.dirty = [];
     if (!keep) {
@@ -513,9 +527,16 @@ export class RuleEngine {
   /** The batch is given up (it will be redelivered): nothing it staged survives. */
   abort(): void {
     this.dropCollected();
+    this.dropClaims();
     this.staged.clear();
     this.dirty = [];
     this.pending = [];
+  }
+
+  private dropClaims(): void {
+    this.owned = new Set();
+    this.checked = new Set();
+    this.toClaim = new Set();
   }
 
   /** Forces the rule list to be read again at the next evaluation (after a rule changed). */
@@ -932,8 +953,9 @@ export class RuleEngine {
   }
 
   /**
-   * Evaluates what was collected: each group's state loaded (cached states checked by version), its
-   * samples in time order, then its events. A failed load keeps the collection for a retried run.
+   * Evaluates what was collected: each group's state loaded (cached states trusted while their device's
+   * claim is this engine's), its samples in time order, then its events. A failed load keeps the
+   * collection for a retried run.
    */
   async run(): Promise<AlertTransition[]> {
     this.groupLogged();
@@ -958,6 +980,8 @@ export class RuleEngine {
       entry.replayable = replayable(g);
       entry.absence = g.c.cond.kind === 'absent';
       entry.fresh = false;
+      // Evaluated here, perhaps ahead of the store: another engine caching the device must let it go.
+      if (this.crossBatch && !this.owned.has(g.deviceId)) this.toClaim.add(g.deviceId);
       const transitions = this.stats.transitions;
       // Read under another revision: its unwritten readings were evaluated under the old rule (a batch
       // that met the new one wrote the state), so a replay only moves its last reading forward.
@@ -1142,6 +1166,16 @@ export class RuleEngine {
       else e.dirty = false; // ahead of the store, kept in the cache (written behind)
     }
     this.dirty = dirty;
+    if (this.crossBatch) {
+      // Claimed before anything is written: an engine caching these devices finds them moved (the
+      // clock's writes included) and reads their states again.
+      for (const e of dirty) if (!this.owned.has(e.value.deviceId)) this.toClaim.add(e.value.deviceId);
+      if (this.toClaim.size > 0) {
+        await this.o.state.claim!([...this.toClaim], this.id);
+        for (const d of this.toClaim) this.owned.add(d);
+        this.toClaim = new Set();
+      }
+    }
     const limit = this.o.concurrency ?? 16;
     let next = 0;
     let failure: unknown;
@@ -1176,38 +1210,41 @@ export class RuleEngine {
   // ---- internals -------------------------------------------------------------------------------
 
   /**
-   * Makes sure every group of this call has its state staged: cached states not yet checked in this
-   * batch are checked by version (one bulk read), the others read (one bulk read). One pass over the
-   * groups, one staged lookup per group, the keys built once per group.
+   * Makes sure every group of this call has its state staged: the claims of the devices not yet checked
+   * in this batch are read (one bulk read); cached states of devices still this engine's are trusted,
+   * the others read (one bulk read). One pass over the groups, one staged lookup per group.
    */
   private async load(groups: Map<string, Group>): Promise<void> {
-    const checkKeys: RuleStateKey[] = [];
-    const check: Entry[] = [];
-    const checkGroups: Group[] = [];
     const read: Group[] = [];
-    const canCheck = this.o.state.getVersions !== undefined;
+    const cached: Group[] = [];
+    const devices = new Set<string>();
     for (const g of groups.values()) {
+      // Every device this batch evaluates, cached or not: claiming one back without a check would
+      // trust the states cached before another engine had it.
+      if (this.crossBatch && !this.checked.has(g.deviceId)) devices.add(g.deviceId);
       const e = this.staged.get(g.key);
       if (e === undefined) read.push(g);
-      else if (!e.verified) {
-        if (canCheck) {
-          checkKeys.push(g.stateKey);
-          check.push(e);
-          checkGroups.push(g);
-        } else read.push(g);
-      }
+      else if (!e.verified) cached.push(g);
     }
-    if (check.length > 0) {
-      // One bulk version read for the cached states: those nobody moved since are trusted as they are.
-      const versions = await this.o.state.getVersions!(checkKeys);
-      for (let i = 0; i < check.length; i++) {
-        const g = checkGroups[i]!;
-        if (versions.get(g.key) === check[i]!.base) check[i]!.verified = true;
-        else {
-          this.staged.delete(g.key);
-          read.push(g);
-        }
+    if (devices.size > 0) {
+      // One claim per device: a device nobody else claimed since this engine did has not been evaluated
+      // or written elsewhere, so its cached states are the stored ones or ahead of them.
+      const claims = await this.o.state.getClaims!([...devices]);
+      const lost = new Set<string>();
+      for (const d of devices) {
+        this.checked.add(d);
+        if (claims.get(d) === this.id) this.owned.add(d);
+        else lost.add(d);
       }
+      // Another engine (or the clock) had the device: every cached state of it may be behind.
+      if (lost.size > 0)
+        for (const [k, e] of this.staged) if (lost.has(e.value.deviceId)) this.staged.delete(k);
+    }
+    for (const g of cached) {
+      // Still staged: its device is this engine's (a lost device's states were dropped just above).
+      const e = this.staged.get(g.key);
+      if (e !== undefined) e.verified = true;
+      else read.push(g);
     }
     if (read.length === 0) return;
     const found = await this.o.state.getMany(read.map((g) => g.stateKey));
@@ -1230,7 +1267,7 @@ export class RuleEngine {
       fresh,
       replayable: false,
       absence: false,
-      mustFlush: fresh && base !== undefined,
+      mustFlush: false,
       flushedKey: '',
       flushedTime: 0,
       flushedDue: undefined,

@@ -78,10 +78,14 @@ export interface RuleStateStore {
   /** The states of a rule with `dueAt <= now`. */
   listDue(ruleId: string, now: number): Promise<RuleState[]>;
   /**
-   * Optional: the stored versions of `keys` (absent ones missing), keyed `ruleId + "\u0000" + series`.
-   * With it the engine keeps states across batches and re-checks them by version (ADR 0012's pattern).
+   * Optional, both or neither: claims on a device's rule states (ADR 0016 amendment 11). `claim` records
+   * `owner` (an engine's id) as the last to evaluate the devices' states, unconditionally; `getClaims`
+   * gives each device's owner (devices never claimed missing). With them the engine keeps states across
+   * batches: a device whose claim is still its own has not been evaluated or written elsewhere since, so
+   * its cached states are trusted without a read; any other claim drops them.
    */
-  getVersions?(keys: RuleStateKey[]): Promise<Map<string, number>>;
+  getClaims?(deviceIds: string[]): Promise<Map<string, string>>;
+  claim?(deviceIds: string[], owner: string): Promise<void>;
 }
 
 /** A transition as the AlertStore keeps it: the alert's history, and the outbox of its actions. */
@@ -102,8 +106,15 @@ export interface AlertStore {
    * call `markDispatched`.
    */
   record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }>;
-  /** The transition's actions were delivered. */
-  markDispatched(alertId: string, transitionId: string, at: number): Promise<void>;
+  /**
+   * The transitions' actions were delivered: all of a batch's at once (DynamoDB: 25 per request for the
+   * transitions this store recorded or listed). NotFoundError, once the others are marked, if one is
+   * not recorded.
+   */
+  markDispatched(
+    transitions: ReadonlyArray<Pick<AlertTransition, 'alertId' | 'id'>>,
+    at: number,
+  ): Promise<void>;
   /**
    * Transitions recorded before `before` whose actions were never marked dispatched, oldest first (a
    * crash between commit and delivery): the timer delivers them.
@@ -275,17 +286,23 @@ export class InMemoryRuleStore implements RuleStore {
 export class InMemoryRuleStateStore implements RuleStateStore {
   readonly states = new Map<string, StoredRuleState>();
   /** Calls, for tests that check how many round trips a batch costs. */
-  readonly calls = { getMany: 0, put: 0, listDue: 0, getVersions: 0 };
+  readonly calls = { getMany: 0, put: 0, listDue: 0, getClaims: 0, claim: 0 };
+  /** Device id → the engine that last claimed its states. */
+  readonly claims = new Map<string, string>();
 
-  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
-    this.calls.getVersions++;
-    const out = new Map<string, number>();
-    for (const k of keys) {
-      const key = `${k.ruleId}\u0000${k.series}`;
-      const s = this.states.get(key);
-      if (s) out.set(key, s.version);
+  async getClaims(deviceIds: string[]): Promise<Map<string, string>> {
+    this.calls.getClaims++;
+    const out = new Map<string, string>();
+    for (const d of deviceIds) {
+      const owner = this.claims.get(d);
+      if (owner !== undefined) out.set(d, owner);
     }
     return out;
+  }
+
+  async claim(deviceIds: string[], owner: string): Promise<void> {
+    this.calls.claim++;
+    for (const d of deviceIds) this.claims.set(d, owner);
   }
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
@@ -348,10 +365,18 @@ export class InMemoryAlertStore implements AlertStore {
     return { dispatched: false };
   }
 
-  async markDispatched(alertId: string, transitionId: string, at: number): Promise<void> {
-    const r = this.transitions.get(alertId)?.find((x) => x.transition.id === transitionId);
-    if (!r) throw new NotFoundError(`transition ${transitionId} not found`, { field: 'transitionId' });
-    r.dispatchedAt ??= at;
+  async markDispatched(
+    transitions: ReadonlyArray<Pick<AlertTransition, 'alertId' | 'id'>>,
+    at: number,
+  ): Promise<void> {
+    let missing: string | undefined;
+    for (const t of transitions) {
+      const r = this.transitions.get(t.alertId)?.find((x) => x.transition.id === t.id);
+      if (r) r.dispatchedAt ??= at;
+      else missing ??= t.id;
+    }
+    if (missing !== undefined)
+      throw new NotFoundError(`transition ${missing} not found`, { field: 'transitionId' });
   }
 
   async listUndispatched(before: number, limit = 100): Promise<TransitionRecord[]> {

@@ -270,7 +270,7 @@ describe('RuleEngine', () => {
     expect(second.map((t) => t.id)).toEqual(first.map((t) => t.id));
     const deliver = await engine.commit();
     expect(deliver.map((t) => t.id)).toEqual(first.map((t) => t.id)); // never delivered before
-    await alerts.markDispatched(deliver[0]!.alertId, deliver[0]!.id, T0);
+    await alerts.markDispatched([deliver[0]!], T0);
     expect((await alerts.list({})).items).toHaveLength(1);
     expect(await alerts.history(first[0]!.alertId)).toHaveLength(1);
     // Redelivered again (say the checkpoint was lost): the state is written, readings are skipped.
@@ -288,7 +288,7 @@ describe('RuleEngine', () => {
       throw new ConflictError('lost a race');
     };
     await expect(engine.commit()).rejects.toBeInstanceOf(ConflictError);
-    await alerts.markDispatched(t!.alertId, t!.id, T0);
+    await alerts.markDispatched([t!], T0);
     engine.abort();
     state.put = InMemoryRuleStateStore.prototype.put.bind(state);
     engine.begin();
@@ -453,12 +453,13 @@ describe('RuleEngine', () => {
     });
   });
 
-  it('keeps states across batches, re-checked by version: a state moved by another writer is read again', async () => {
+  it("keeps states across batches while the device's claim is its own: a device another engine evaluated is read again", async () => {
     const { state, engine, batch } = await setup([{ condition: 'value > 80 for 20s' }]);
     await batch([reading(90, T0)]); // hold starts
-    expect(state.calls).toMatchObject({ getMany: 1, getVersions: 0 });
+    expect(state.calls).toMatchObject({ getMany: 1, getClaims: 1, claim: 1 });
     await batch([reading(90, T0 + 10 * S)]);
-    expect(state.calls).toMatchObject({ getMany: 1, getVersions: 1 }); // versions only
+    expect(state.calls).toMatchObject({ getMany: 1, getClaims: 2, claim: 1 }); // one claim read, no state
+    const mine = state.claims.get('breaker-1');
     // Another instance takes the series over for a while: it breaks the hold (value 70 at 15 s).
     const other = new RuleEngine({
       rules: (engine as unknown as { o: { rules: InMemoryRuleStore } }).o.rules,
@@ -469,9 +470,11 @@ describe('RuleEngine', () => {
     other.begin();
     await other.evaluate({ readings: [reading(70, T0 + 15 * S)] });
     await other.commit();
+    expect(state.claims.get('breaker-1')).not.toBe(mine);
     // This engine's cached state (hold since 0 s) is stale: it must not open at 20 s.
     expect(await batch([reading(90, T0 + 20 * S)])).toEqual([]);
     expect(state.calls.getMany).toBe(3); // + the other engine's read and this engine's re-read
+    expect(state.claims.get('breaker-1')).toBe(mine); // claimed back
     expect(kinds(await batch([reading(90, T0 + 40 * S)]))).toEqual(['open@40']); // hold from 20 s
   });
 
@@ -494,7 +497,7 @@ describe('RuleEngine', () => {
       await engine.evaluate({ readings: [reading(0, T0 + i * S)] });
       await engine.commit();
     }
-    expect(state.calls).toMatchObject({ getMany: 3, getVersions: 0, put: 3 });
+    expect(state.calls).toMatchObject({ getMany: 3, getClaims: 0, claim: 0, put: 3 });
   });
 
   it('windowed rules: the same transitions when every batch reads its window back from the store; a damaged window starts over', async () => {

@@ -212,6 +212,24 @@ describe('rule states written behind: the cases a review found', () => {
     expect(behind.ids).toEqual(every.ids);
     expect(behind.reads).toEqual(['d1 ma,mb (0, 100]']);
   });
+
+  it('I: an engine taking a device back first drops what it cached before another engine had it', async () => {
+    const go = async (behind: boolean) => {
+      const x = await setup([{ condition: 'value > 80', select: { metric: 'm*' } }], behind);
+      const A = x.engine();
+      const B = x.engine();
+      const m = (metric: string, v: number, t: number) => rd(v, t, { metric });
+      await x.batch(A, [m('ma', 0, 0), m('mb', 0, 0)]); // A caches both
+      await x.batch(B, [m('ma', 90, 2)]); // B opens ma's alert: A's copy of ma is stale
+      await x.batch(A, [m('mc', 0, 4)]); // A evaluates only a new series of the device, and claims it
+      await x.batch(A, [m('ma', 95, 6)]); // still open: no second open (nor a version conflict)
+      return x.ids;
+    };
+    const every = await go(false);
+    const behind = await go(true);
+    expect(every).toHaveLength(1);
+    expect(behind).toEqual(every);
+  });
 });
 
 describe('rule states written behind: the clock and the ingest', () => {
