@@ -6,8 +6,8 @@
  * be subtracted from a measurement.
  *
  * What it answers is what a fresh table with one writer would: every PutItem and UpdateItem succeeds,
- * GetItem and Query find nothing, except that the items put into `keepTables` are kept and served to
- * BatchGetItem (with the projection `pk, sk, version` or whole). Enough for the ingest path's writes and
+ * GetItem and Query find nothing, except that the items put (PutItem, BatchWriteItem) into `keepTables`
+ * are kept and served to BatchGetItem (whole or projected). Enough for the ingest path's writes and
  * the rule engine's cross-batch version checks; not a DynamoDB emulator (dynalite is, in the tests).
  */
 import { Readable } from 'node:stream';
@@ -53,16 +53,35 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
         return {};
       case 'Query':
         return { Items: [], Count: 0, ScannedCount: 0 };
+      case 'BatchWriteItem': {
+        for (const [name, reqs] of Object.entries(input.RequestItems as Record<string, Wire[]>)) {
+          const table = kept.get(name);
+          for (const r of reqs) {
+            const put = (r.PutRequest as { Item: WireItem } | undefined)?.Item;
+            if (table && put) table.set(keyOf(put), put);
+          }
+        }
+        return { UnprocessedItems: {} };
+      }
       case 'BatchGetItem': {
         const responses: Record<string, WireItem[]> = {};
         for (const [name, req] of Object.entries(input.RequestItems as Record<string, Wire>)) {
           const table = kept.get(name);
-          const versionsOnly = typeof req.ProjectionExpression === 'string';
+          // A projection of plain names or #placeholders (ExpressionAttributeNames).
+          const names = req.ExpressionAttributeNames as Record<string, string> | undefined;
+          const projection =
+            typeof req.ProjectionExpression === 'string'
+              ? req.ProjectionExpression.split(',').map((p) => names?.[p.trim()] ?? p.trim())
+              : undefined;
           const found: WireItem[] = [];
           for (const key of req.Keys as WireItem[]) {
             const item = table?.get(keyOf(key));
             if (!item) continue;
-            found.push(versionsOnly ? { pk: item.pk!, sk: item.sk!, version: item.version! } : item);
+            found.push(
+              projection
+                ? Object.fromEntries(projection.filter((a) => a in item).map((a) => [a, item[a]!]))
+                : item,
+            );
           }
           responses[name] = found;
         }

@@ -552,6 +552,15 @@ async function createScenarioRules(ctx: ScenarioContext): Promise<void> {
       select: { deviceType: 'breaker', metric: 'Voltage/*' },
       condition: 'absent for 1s',
     },
+    {
+      // Opened by the node's NDEATH, resolved by the rules clock a second later (its alert Update).
+      id: 'scenario-died',
+      name: 'Breaker node died',
+      severity: 'major',
+      select: { deviceType: 'breaker', protocol: 'sparkplug' },
+      condition: 'on death',
+      autoResolve: '1s',
+    },
   ]) {
     expectStatus(ctx, `rules: POST /rules ${body.id}`, await d.api('POST', '/rules', { key, body }), 201);
   }
@@ -577,6 +586,14 @@ async function checkScenarioRules(ctx: ScenarioContext): Promise<void> {
   const alerts = (list.body.alerts ?? []) as Array<{ id: string; ruleId: string }>;
   for (const ruleId of ['scenario-any-reading', 'scenario-silent', 'scenario-silent-voltage']) {
     if (!alerts.some((a) => a.ruleId === ruleId)) ctx.fail(`scenario rules: no open alert of rule ${ruleId}`);
+  }
+  const died = await d.api('GET', '/alerts?ruleId=scenario-died&limit=10', { key });
+  if (expectStatus(ctx, 'rules: GET /alerts?ruleId=scenario-died', died, 200)) {
+    const got = (died.body.alerts ?? []) as Array<{ status: string; resolvedBy?: string }>;
+    if (!got.some((a) => a.status === 'resolved' && a.resolvedBy === 'auto'))
+      ctx.fail(
+        `scenario rules: the NDEATH alert was not auto-resolved by the clock: ${died.raw.slice(0, 300)}`,
+      );
   }
   const first = alerts[0];
   if (first) {
