@@ -411,6 +411,48 @@ export class DynamoAlertStore extends Base implements AlertStore {
   }
 
   async record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }> {
+    return (await this.recordAll([t], now))[0]!;
+  }
+
+  /**
+   * Each transition's alert write first, in order. One that changed the alert is the transition's first
+   * recording (its record is written only after it), so its record goes unconditionally into one
+   * BatchWriteItem per 25; one that changed nothing (a redelivery, or a user resolved the alert) is
+   * recorded conditionally, and an existing record tells whether it was dispatched.
+   */
+  async recordAll(
+    transitions: readonly AlertTransition[],
+    now: number,
+  ): Promise<Array<{ dispatched: boolean }>> {
+    const out: Array<{ dispatched: boolean }> = [];
+    const batch = new Map<string, Item>();
+    for (const t of transitions) {
+      const item = this.transitionItem(t, now);
+      if (batch.has(t.id) || !(await this.applyToAlert(t, now))) {
+        out.push(batch.has(t.id) ? { dispatched: false } : await this.recordOnce(item));
+      } else {
+        batch.set(t.id, item);
+        out.push({ dispatched: false });
+      }
+    }
+    await batchWriteAll(
+      this.c,
+      this.t,
+      [...batch.values()].map((Item) => ({ PutRequest: { Item } })),
+      {
+        what: 'alerts.recordTransition',
+        code: 'AWS_UNPROCESSED',
+        maxAttempts: this.maxAttempts,
+        sleep: this.sleep,
+        call: (fn) => this.call('alerts.recordTransition', fn),
+      },
+    );
+    for (const item of batch.values()) this.remember(item);
+    return out;
+  }
+
+  /** The alert itself, idempotently: false when it changed nothing (it exists / is resolved already). */
+  private async applyToAlert(t: AlertTransition, now: number): Promise<boolean> {
     // 1. The alert itself, idempotently (an existing alert / an alert resolved already is left as is).
     if (t.kind === 'open') {
       try {
@@ -425,6 +467,7 @@ export class DynamoAlertStore extends Base implements AlertStore {
         );
       } catch (error) {
         if (!(error instanceof ConflictError)) throw error;
+        return false;
       }
     } else {
       try {
@@ -451,19 +494,27 @@ export class DynamoAlertStore extends Base implements AlertStore {
       } catch (error) {
         // Resolved already (by a user), or gone (TTL): nothing to change, the transition is still kept.
         if (!(error instanceof ConflictError)) throw error;
+        return false;
       }
     }
-    // 2. The transition: history + outbox entry (sparse gsi1 until dispatched).
-    const sk = `TR#${t.id}`;
-    const item: Item = {
+    return true;
+  }
+
+  /** The transition: history + outbox entry (sparse gsi1 until dispatched). */
+  private transitionItem(t: AlertTransition, now: number): Item {
+    return {
       pk: `ALERT#${t.alertId}`,
-      sk,
+      sk: `TR#${t.id}`,
       gsi1pk: 'ALERTOUTBOX',
       gsi1sk: `${pad(now)}#${t.alertId}#${t.id}`,
       recordedAt: now,
       transition: t,
       expiresAt: Math.floor(t.at / 1000) + this.retentionS,
     };
+  }
+
+  /** A record that may exist already: conditional, and an existing one tells whether it was dispatched. */
+  private async recordOnce(item: Item): Promise<{ dispatched: boolean }> {
     try {
       await this.call('alerts.recordTransition', () =>
         this.c.send(
@@ -474,7 +525,12 @@ export class DynamoAlertStore extends Base implements AlertStore {
       return { dispatched: false };
     } catch (error) {
       if (!(error instanceof ConflictError)) throw error;
-      const existing = await this.getItem('alerts.recordTransition', `ALERT#${t.alertId}`, sk, true);
+      const existing = await this.getItem(
+        'alerts.recordTransition',
+        item.pk as string,
+        item.sk as string,
+        true,
+      );
       const dispatched = existing?.dispatchedAt !== undefined;
       if (existing && !dispatched) this.remember(existing);
       return { dispatched };

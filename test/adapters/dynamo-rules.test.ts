@@ -3,7 +3,13 @@
  * contract as the in-memory stores, and the RuleEngine driven over them.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -491,19 +497,41 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     expect(calls[0]).toMatchObject({ FilterExpression: 'dueAt <= :now', ConsistentRead: true });
   });
 
-  it('alert writes: the open is conditional, the transition goes to the outbox index', async () => {
+  it('alert writes: the open is conditional; a new transition goes to the outbox index in a batch, a repeated one conditionally', async () => {
     mock.reset();
     mock.on(PutCommand).resolves({});
-    await new DynamoAlertStore({ client: doc, tableName: 'registry' }).record(opening('a1', T0), T0 + 7);
-    const [alert, transition] = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
+    mock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
+    const store = new DynamoAlertStore({ client: doc, tableName: 'registry' });
+    await store.record(opening('a1', T0), T0 + 7);
+    const [alert] = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
     expect(alert).toMatchObject({
       ConditionExpression: 'attribute_not_exists(pk)',
       Item: { pk: 'ALERT#a1', sk: 'META', gsi1pk: 'ALERTS', status: 'open', ruleId: 'r1', deviceId: 'dev-1' },
     });
-    expect(transition).toMatchObject({
-      ConditionExpression: 'attribute_not_exists(pk)',
-      Item: { pk: 'ALERT#a1', sk: 'TR#a1', gsi1pk: 'ALERTOUTBOX', recordedAt: T0 + 7 },
+    const [batch] = mock.commandCalls(BatchWriteCommand).map((c) => c.args[0].input);
+    expect(batch!.RequestItems!.registry).toEqual([
+      {
+        PutRequest: {
+          Item: expect.objectContaining({
+            pk: 'ALERT#a1',
+            sk: 'TR#a1',
+            gsi1pk: 'ALERTOUTBOX',
+            recordedAt: T0 + 7,
+          }),
+        },
+      },
+    ]);
+    // The alert exists already (a redelivery): the transition is recorded only if it is not there yet.
+    mock.reset();
+    mock.on(PutCommand).callsFake((input: { Item: { sk: string } }) => {
+      if (input.Item.sk === 'META')
+        throw Object.assign(new Error('exists'), { name: 'ConditionalCheckFailedException' });
+      return {};
     });
+    expect(await store.record(opening('a1', T0), T0 + 9)).toEqual({ dispatched: false });
+    const puts = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
+    expect(puts[1]).toMatchObject({ ConditionExpression: 'attribute_not_exists(pk)', Item: { sk: 'TR#a1' } });
+    expect(mock.commandCalls(BatchWriteCommand)).toHaveLength(0);
   });
 });
 

@@ -1154,10 +1154,16 @@ export class RuleEngine {
    */
   async commit(): Promise<AlertTransition[]> {
     const now = this.o.clock();
-    for (const p of this.pending) {
-      if (p.recorded) continue;
-      p.dispatched = (await this.o.alerts.record(p.t, now)).dispatched;
-      p.recorded = true;
+    const toRecord = this.pending.filter((p) => !p.recorded);
+    if (toRecord.length > 0) {
+      const recorded = await this.o.alerts.recordAll(
+        toRecord.map((p) => p.t),
+        now,
+      );
+      toRecord.forEach((p, i) => {
+        p.dispatched = recorded[i]!.dispatched;
+        p.recorded = true;
+      });
     }
     const dirty: Entry[] = [];
     for (const e of this.dirty) {

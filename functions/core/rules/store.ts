@@ -106,6 +106,8 @@ export interface AlertStore {
    * call `markDispatched`.
    */
   record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }>;
+  /** `record` of each, in order (DynamoDB: the new records in one request per 25). */
+  recordAll(transitions: readonly AlertTransition[], now: number): Promise<Array<{ dispatched: boolean }>>;
   /**
    * The transitions' actions were delivered: all of a batch's at once (DynamoDB: 25 per request for the
    * transitions this store recorded or listed). NotFoundError, once the others are marked, if one is
@@ -339,6 +341,15 @@ export class InMemoryAlertStore implements AlertStore {
   private readonly alerts = new Map<string, Alert>();
   private readonly transitions = new Map<string, TransitionRecord[]>();
   private readonly byId = new Map<string, TransitionRecord>();
+
+  async recordAll(
+    transitions: readonly AlertTransition[],
+    now: number,
+  ): Promise<Array<{ dispatched: boolean }>> {
+    const out: Array<{ dispatched: boolean }> = [];
+    for (const t of transitions) out.push(await this.record(t, now));
+    return out;
+  }
 
   async record(t: AlertTransition, now: number): Promise<{ dispatched: boolean }> {
     const history = this.transitions.get(t.alertId) ?? [];
