@@ -17,7 +17,7 @@
  *
  * DynamoDB actions, per adapter (for the IAM policies):
  *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
- *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims), PutItem (conditional),
+ *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims, versions), PutItem (conditional),
  *                          BatchWriteItem (claims), Query (table)
  *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
@@ -256,7 +256,10 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
   async getClaims(deviceIds: string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const keys = [...new Set(deviceIds)].map(claimKey);
-    for (const item of await this.batchGet('ruleState.getClaims', keys, 'pk, #o')) {
+    for (const item of await this.batchGet('ruleState.getClaims', keys, {
+      ProjectionExpression: 'pk, #o',
+      ExpressionAttributeNames: { '#o': 'owner' },
+    })) {
       if (typeof item.owner === 'string') out.set((item.pk as string).slice(CLAIM.length), item.owner);
     }
     return out;
@@ -278,8 +281,27 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
     );
   }
 
+  /** Versions only: the states the rules clock may have written since the engine cached them. */
+  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const unique = [...new Map(keys.map((k) => [`${k.ruleId}\u0000${k.series}`, k])).values()];
+    for (const item of await this.batchGet(
+      'ruleState.getVersions',
+      unique.map((k) => ruleStateKey(k.ruleId, k.series)),
+      { ProjectionExpression: 'pk, sk, version' },
+    )) {
+      const pk = item.pk as string; // RS#{ruleId}#{shard}; rule ids have no '#'
+      out.set(`${pk.slice(3, pk.lastIndexOf('#'))}\u0000${item.sk as string}`, item.version as number);
+    }
+    return out;
+  }
+
   /** Consistent BatchGetItem, 100 keys per call, unprocessed keys retried with backoff. */
-  private async batchGet(what: string, keys: Item[], projection?: string): Promise<Item[]> {
+  private async batchGet(
+    what: string,
+    keys: Item[],
+    projection?: { ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> },
+  ): Promise<Item[]> {
     const out: Item[] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
       let pending: Item[] = keys.slice(i, i + BATCH_GET_MAX);
@@ -291,9 +313,7 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
                 [this.t]: {
                   Keys: pending,
                   ConsistentRead: true,
-                  ...(projection
-                    ? { ProjectionExpression: projection, ExpressionAttributeNames: { '#o': 'owner' } }
-                    : {}),
+                  ...projection,
                 },
               },
             }),

@@ -98,9 +98,8 @@ export const DYNAMODB_ACCESS: AccessTable = {
     registry: ['PutItem', 'UpdateItem', 'BatchWriteItem'],
     // The rule list and the outbox of undelivered transitions (gsi1).
     'registry/index/gsi1': ['Query'],
-    // Rule state: listDue (Query per shard), put (conditional Put), the claims of the devices whose
-    // states it writes (BatchWrite: the ingest functions' cached copies are then read again).
-    state: ['Query', 'PutItem', 'BatchWriteItem'],
+    // Rule state: listDue (Query per shard), put (conditional Put).
+    state: ['Query', 'PutItem'],
     // An absence state written behind: the readings after it (ADR 0016 amendment 10; consistent Query).
     telemetry: ['Query'],
   },

@@ -323,6 +323,12 @@ function sortByTime(g: Group): void {
 const OFFLINE: ReadonlySet<LifecycleEventType> = new Set(['death', 'expired', 'deregister']);
 const ONLINE: ReadonlySet<LifecycleEventType> = new Set(['birth', 'register', 'update']);
 const MEMO_MAX = 100_000;
+/**
+ * Cached states whose stored due time is within this of now are checked by version before they are
+ * trusted: the rules clock may act on them (it ticks every minute in AWS; the margin also covers the
+ * functions' clocks being apart).
+ */
+const CLOCK_MARGIN_MS = 60_000;
 /** How far a state may be written behind its readings, by default (ms of reading time). */
 export const DEFAULT_STATE_FLUSH_MS = 300_000;
 const EMPTY: number[] = [];
@@ -486,7 +492,7 @@ export class RuleEngine {
   private owned = new Set<string>();
   /** Devices whose claim this batch checked (owned or not). */
   private checked = new Set<string>();
-  /** Devices this batch evaluated or writes states of without owning them: claimed by `commit`. */
+  /** Devices this batch evaluated without owning them: claimed by `commit`. */
   private toClaim = new Set<string>();
   private readonly maxCached: number;
   private readonly memoMax: number;
@@ -501,7 +507,8 @@ export class RuleEngine {
     this.crossBatch =
       (o.cacheAcrossBatches ?? true) &&
       typeof o.state.getClaims === 'function' &&
-      typeof o.state.claim === 'function';
+      typeof o.state.claim === 'function' &&
+      typeof o.state.getVersions === 'function';
     this.id = o.instanceId ?? randomUUID();
     this.maxCached = o.maxCachedStates ?? 100_000;
     this.memoMax = o.maxSelections ?? MEMO_MAX;
@@ -1173,9 +1180,8 @@ export class RuleEngine {
     }
     this.dirty = dirty;
     if (this.crossBatch) {
-      // Claimed before anything is written: an engine caching these devices finds them moved (the
-      // clock's writes included) and reads their states again.
-      for (const e of dirty) if (!this.owned.has(e.value.deviceId)) this.toClaim.add(e.value.deviceId);
+      // Claimed before anything is recorded or written: an engine caching these devices finds them
+      // moved and reads their states again.
       if (this.toClaim.size > 0) {
         await this.o.state.claim!([...this.toClaim], this.id);
         for (const d of this.toClaim) this.owned.add(d);
@@ -1246,11 +1252,31 @@ export class RuleEngine {
       if (lost.size > 0)
         for (const [k, e] of this.staged) if (lost.has(e.value.deviceId)) this.staged.delete(k);
     }
+    // Still staged: its device is this engine's (a lost device's states were dropped just above). The
+    // rules clock writes states without claiming (it runs beside the ingest, so a claim would not
+    // fence it): a state whose stored due time has come, or comes within CLOCK_MARGIN_MS, is checked
+    // by version.
+    const dueBy = this.o.clock() + CLOCK_MARGIN_MS;
+    const check: Entry[] = [];
+    const checkGroups: Group[] = [];
     for (const g of cached) {
-      // Still staged: its device is this engine's (a lost device's states were dropped just above).
       const e = this.staged.get(g.key);
-      if (e !== undefined) e.verified = true;
-      else read.push(g);
+      if (e === undefined) read.push(g);
+      else if (e.flushedDue !== undefined && e.flushedDue <= dueBy) {
+        check.push(e);
+        checkGroups.push(g);
+      } else e.verified = true;
+    }
+    if (check.length > 0) {
+      const versions = await this.o.state.getVersions!(checkGroups.map((g) => g.stateKey));
+      check.forEach((e, i) => {
+        const g = checkGroups[i]!;
+        if (versions.get(g.key) === e.base) e.verified = true;
+        else {
+          this.staged.delete(g.key);
+          read.push(g);
+        }
+      });
     }
     if (read.length === 0) return;
     const found = await this.o.state.getMany(read.map((g) => g.stateKey));

@@ -78,14 +78,16 @@ export interface RuleStateStore {
   /** The states of a rule with `dueAt <= now`. */
   listDue(ruleId: string, now: number): Promise<RuleState[]>;
   /**
-   * Optional, both or neither: claims on a device's rule states (ADR 0016 amendment 11). `claim` records
-   * `owner` (an engine's id) as the last to evaluate the devices' states, unconditionally; `getClaims`
-   * gives each device's owner (devices never claimed missing). With them the engine keeps states across
-   * batches: a device whose claim is still its own has not been evaluated or written elsewhere since, so
-   * its cached states are trusted without a read; any other claim drops them.
+   * Optional, all three or none: with them the engine keeps states across batches (ADR 0016 amendments
+   * 10-11). `claim` records `owner` (an ingest engine's id) as the last to evaluate the devices' states,
+   * unconditionally; `getClaims` gives each device's owner (devices never claimed missing): a device
+   * whose claim is still an engine's own was not evaluated elsewhere since. `getVersions` gives the
+   * stored versions of `keys` (absent ones missing), keyed `ruleId + "\u0000" + series`: the states the
+   * rules clock may have written are checked by version.
    */
   getClaims?(deviceIds: string[]): Promise<Map<string, string>>;
   claim?(deviceIds: string[], owner: string): Promise<void>;
+  getVersions?(keys: RuleStateKey[]): Promise<Map<string, number>>;
 }
 
 /** A transition as the AlertStore keeps it: the alert's history, and the outbox of its actions. */
@@ -288,7 +290,7 @@ export class InMemoryRuleStore implements RuleStore {
 export class InMemoryRuleStateStore implements RuleStateStore {
   readonly states = new Map<string, StoredRuleState>();
   /** Calls, for tests that check how many round trips a batch costs. */
-  readonly calls = { getMany: 0, put: 0, listDue: 0, getClaims: 0, claim: 0 };
+  readonly calls = { getMany: 0, put: 0, listDue: 0, getClaims: 0, claim: 0, getVersions: 0 };
   /** Device id → the engine that last claimed its states. */
   readonly claims = new Map<string, string>();
 
@@ -305,6 +307,17 @@ export class InMemoryRuleStateStore implements RuleStateStore {
   async claim(deviceIds: string[], owner: string): Promise<void> {
     this.calls.claim++;
     for (const d of deviceIds) this.claims.set(d, owner);
+  }
+
+  async getVersions(keys: RuleStateKey[]): Promise<Map<string, number>> {
+    this.calls.getVersions++;
+    const out = new Map<string, number>();
+    for (const k of keys) {
+      const key = `${k.ruleId}\u0000${k.series}`;
+      const s = this.states.get(key);
+      if (s) out.set(key, s.version);
+    }
+    return out;
   }
 
   async getMany(keys: RuleStateKey[]): Promise<RuleState[]> {
