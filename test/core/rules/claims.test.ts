@@ -18,27 +18,7 @@ import {
   RuleEngine,
   validateRule,
 } from '../../../functions/core/rules/index.js';
-import { fakeHistory } from './history-fake.js';
-
-const T0 = 1_700_000_000_000;
-const S = 1000;
-
-function rd(value: number, t: number, o: Partial<EnrichedReading> = {}): EnrichedReading {
-  return {
-    protocol: 'sparkplug',
-    deviceId: 'd1',
-    group: 'plant',
-    metric: 'm',
-    type: 'Double',
-    value,
-    time: T0 + t * S,
-    historical: false,
-    transient: false,
-    quality: 'GOOD',
-    enrichment: { deviceType: 'pump', applications: [] },
-    ...o,
-  } as EnrichedReading;
-}
+import { fakeHistory, rd, S, T0 } from './write-behind-helpers.js';
 
 function ev(type: 'death' | 'birth', t: number, deviceId = 'd1'): LifecycleEvent {
   return { type, protocol: 'sparkplug', deviceId, time: T0 + t * S } as LifecycleEvent;

@@ -24,7 +24,7 @@ import {
   validateRule,
 } from '../../../functions/core/rules/index.js';
 import { parseCondition } from '../../../functions/core/rules/syntax.js';
-import { fakeHistory } from './history-fake.js';
+import { fakeHistory } from './write-behind-helpers.js';
 
 const T0 = 1_700_000_000_000;
 const S = 1000;

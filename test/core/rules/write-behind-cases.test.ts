@@ -15,27 +15,7 @@ import {
   type RuleHistory,
   validateRule,
 } from '../../../functions/core/rules/index.js';
-import { fakeHistory } from './history-fake.js';
-
-const T0 = 1_700_000_000_000;
-const S = 1000;
-
-function rd(value: number | string, t: number, o: Partial<EnrichedReading> = {}): EnrichedReading {
-  return {
-    protocol: 'sparkplug',
-    deviceId: 'd1',
-    group: 'plant',
-    metric: 'm',
-    type: 'Double',
-    value,
-    time: T0 + t * S,
-    historical: false,
-    transient: false,
-    quality: 'GOOD',
-    enrichment: { deviceType: 'pump', applications: [] },
-    ...o,
-  } as EnrichedReading;
-}
+import { fakeHistory, rd, S, T0 } from './write-behind-helpers.js';
 
 /** Mimics the DynamoDB telemetry store: first write of an identity wins (whatever its value/quality); transient not stored. */
 function telemetry() {

@@ -14,7 +14,7 @@ import {
   RuleEngine,
   validateRule,
 } from '../../../functions/core/rules/index.js';
-import { fakeHistory } from './history-fake.js';
+import { fakeHistory } from './write-behind-helpers.js';
 
 const T0 = 1_700_000_000_000;
 const S = 1000;

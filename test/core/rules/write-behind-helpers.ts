@@ -1,4 +1,27 @@
+import type { EnrichedReading } from '../../../functions/core/reading.js';
 import type { RuleHistory, Samples } from '../../../functions/core/rules/index.js';
+
+/** The time origin of the write-behind tests; `rd`'s times are seconds after it. */
+export const T0 = 1_700_000_000_000;
+export const S = 1000;
+
+/** A Sparkplug reading of d1's metric m (pump) at `t` seconds after T0. */
+export function rd(value: number | string, t: number, o: Partial<EnrichedReading> = {}): EnrichedReading {
+  return {
+    protocol: 'sparkplug',
+    deviceId: 'd1',
+    group: 'plant',
+    metric: 'm',
+    type: 'Double',
+    value,
+    time: T0 + t * S,
+    historical: false,
+    transient: false,
+    quality: 'GOOD',
+    enrichment: { deviceType: 'pump', applications: [] },
+    ...o,
+  } as EnrichedReading;
+}
 
 /**
  * A RuleHistory over readings the test keeps: `points(deviceId, metric)` gives a series' stored
