@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoAlertStore, DynamoRuleStateStore } from '../../functions/adapters/dynamo-rules.js';
@@ -588,59 +589,102 @@ async function againstFigures(dir: string, runs: number): Promise<void> {
  * middleware, response parsing). The stub's own CPU is subtracted; the network's latency is not there,
  * so this is CPU, not duration. Registry, event log and Sparkplug state in memory in both.
  */
-async function awsFigures(runs: number, perInvocation: number): Promise<void> {
+export interface AwsHandlerRequest {
+  /** The batch (sparkplugBatch(0, k)) and the invocation's slice of it. */
+  k: number;
+  from: number;
+  to: number;
+}
+export interface AwsHandlerResult {
+  /** This thread's CPU ms for the invocation, the stub's own subtracted. */
+  ms: number;
+  requests: Array<[string, number]>;
+  failed: number;
+}
+
+/** A handler thread's work (aws-handler-thread.ts): the handler, its births processed, then invocations. */
+export async function awsBenchHandler(
+  rules: boolean,
+): Promise<(m: AwsHandlerRequest) => Promise<AwsHandlerResult>> {
   let now = T0;
-  const clock = () => now;
-  const none = () => {};
-  const plainDynamo = stubbedDynamo(['state']);
-  const rulesDynamo = stubbedDynamo(['state']);
-  const handlers = [
-    {
-      name: 'plain',
-      dynamo: plainDynamo,
-      fn: await composeHandler(THIS_TREE, undefined, clock, none, plainDynamo),
-    },
-    {
-      name: 'rules',
-      dynamo: rulesDynamo,
-      fn: await composeHandler(THIS_TREE, 'per-device', clock, none, rulesDynamo),
-    },
-  ];
-  const { births } = sparkplugBatch(0);
-  for (const h of handlers) await h.fn.processRecords(births);
+  const dynamo = stubbedDynamo(['state']);
+  const fn = await composeHandler(
+    THIS_TREE,
+    rules ? 'per-device' : undefined,
+    () => now,
+    () => {},
+    dynamo,
+  );
+  await fn.processRecords(sparkplugBatch(0).births);
+  let batch: { k: number; records: IngestRecord[] } | undefined;
+  return async ({ k, from, to }) => {
+    if (batch?.k !== k) batch = { k, records: sparkplugBatch(0, k).batch };
+    now = T0 + k * (RECORDS / DEVICES) * 1000;
+    const before = new Map(dynamo.requests);
+    const t0 = threadCpu();
+    const s0 = dynamo.stubMs();
+    const result = await fn.processRecords(batch.records.slice(from, to));
+    const ms = threadCpu() - t0 - (dynamo.stubMs() - s0);
+    const requests = [...dynamo.requests].map(
+      ([op, n]) => [op, n - (before.get(op) ?? 0)] as [string, number],
+    );
+    return { ms, requests, failed: result.batchItemFailures.length };
+  };
+}
+
+async function awsFigures(runs: number, perInvocation: number): Promise<void> {
+  // Each handler in a thread of its own (its own heap and collections, as in its own Lambda
+  // environment); they take each invocation in turn, the first one alternating, so a burst of load on
+  // this shared machine falls on both.
+  const handlers = await Promise.all(
+    (['plain', 'rules'] as const).map(async (name) => {
+      const worker = new Worker(new URL('./aws-handler-worker.mjs', import.meta.url), {
+        workerData: { rules: name === 'rules' },
+      });
+      await new Promise<void>((resolve, reject) => {
+        worker.once('error', reject);
+        worker.once('message', () => resolve());
+      });
+      const call = (m: AwsHandlerRequest) =>
+        new Promise<AwsHandlerResult>((resolve, reject) => {
+          worker.once('error', reject);
+          worker.once('message', (r: AwsHandlerResult) => {
+            worker.off('error', reject);
+            resolve(r);
+          });
+          worker.postMessage(m);
+        });
+      return { name, worker, call };
+    }),
+  );
   const warmup = 3;
   const ms = { plain: [] as number[], rules: [] as number[] };
   const counted = [new Map<string, number>(), new Map<string, number>()];
-  for (let k = 1; k <= warmup + runs; k++) {
-    const { batch } = sparkplugBatch(0, k);
-    now = T0 + k * (RECORDS / DEVICES) * 1000;
-    // Both handlers take the same invocations in turn (which goes first alternates), so a burst of
-    // load on this shared machine falls on both rather than on one handler's whole batch.
-    const records = handlers.map(() => batch.map((r) => ({ ...r, data: Buffer.from(r.data) })));
-    const spent = handlers.map(() => 0);
-    const before = handlers.map((h) => new Map(h.dynamo.requests));
-    await (k === 1 ? settle() : pause());
-    // The stream's records as Lambda hands them over: `perInvocation` at a time, in order.
-    for (let from = 0, i = 0; from < batch.length; from += perInvocation, i++) {
-      for (const j of (k + i) % 2 === 0 ? [0, 1] : [1, 0]) {
-        const h = handlers[j]!;
-        const t0 = threadCpu();
-        const s0 = h.dynamo.stubMs();
-        const result = await h.fn.processRecords(records[j]!.slice(from, from + perInvocation));
-        spent[j]! += threadCpu() - t0 - (h.dynamo.stubMs() - s0);
-        if (result.batchItemFailures.length > 0) throw new Error(`batch ${k} failed (${h.name})`);
+  try {
+    for (let k = 1; k <= warmup + runs; k++) {
+      const spent = [0, 0];
+      const requests = [new Map<string, number>(), new Map<string, number>()];
+      // The stream's records as Lambda hands them over: `perInvocation` at a time, in order.
+      for (let from = 0, i = 0; from < RECORDS; from += perInvocation, i++) {
+        for (const j of (k + i) % 2 === 0 ? [0, 1] : [1, 0]) {
+          const r = await handlers[j]!.call({ k, from, to: from + perInvocation });
+          if (r.failed > 0) throw new Error(`batch ${k} failed (${handlers[j]!.name})`);
+          spent[j]! += r.ms;
+          for (const [op, n] of r.requests) requests[j]!.set(op, (requests[j]!.get(op) ?? 0) + n);
+        }
       }
+      if (k <= warmup) continue;
+      handlers.forEach((h, j) => {
+        ms[h.name].push(spent[j]!);
+        for (const [op, n] of requests[j]!) counted[j]!.set(op, (counted[j]!.get(op) ?? 0) + n);
+      });
     }
-    if (k <= warmup) continue;
-    handlers.forEach((h, j) => {
-      ms[h.name as 'plain' | 'rules'].push(spent[j]!);
-      const c = counted[j]!;
-      for (const [op, n] of h.dynamo.requests) c.set(op, (c.get(op) ?? 0) + n - (before[j]!.get(op) ?? 0));
-    });
+  } finally {
+    await Promise.all(handlers.map((h) => h.worker.terminate()));
   }
   out('');
   out(
-    `Rules vs the handler as deployed (DynamoDB telemetry store, rule state and alert stores through the AWS SDK, HTTP answered in-process; 100 rules, one per node; invocations of ${perInvocation} records), main thread per ${RECORDS.toLocaleString('en-US')} records, median of ${runs} after ${warmup}:`,
+    `Rules vs the handler as deployed (DynamoDB telemetry store, rule state and alert stores through the AWS SDK, HTTP answered in-process; 100 rules, one per node; each handler in its own thread, invocations of ${perInvocation} records in turn), handler thread per ${RECORDS.toLocaleString('en-US')} records, median of ${runs} after ${warmup}:`,
   );
   if (!ms.plain.every(Number.isFinite)) {
     out('  needs process.threadCpuUsage (Node >= 22.19)');
