@@ -69,9 +69,10 @@ export interface RuleEngineOptions {
   /** States written at once during commit (default 16). */
   concurrency?: number;
   /**
-   * Keep states across batches when the state port has claims (`getClaims`/`claim`; default true): a
-   * batch then reads one claim per device it has states of cached, and the states of the others. At
-   * most `maxCachedStates` (default 100,000) are kept.
+   * Keep states across batches when the state port has claims and versions (`getClaims`, `claim`,
+   * `getVersions`; default true): a batch then reads one claim per device it evaluates, the versions of
+   * the cached states the clock may have written, and the states of the others. At most
+   * `maxCachedStates` (default 100,000) are kept.
    */
   cacheAcrossBatches?: boolean;
   /** This engine's id in the state port's claims (default: a random UUID; unique per engine). */
@@ -175,7 +176,10 @@ interface Entry {
   base: number | undefined;
   value: RuleState;
   dirty: boolean;
-  /** Its device's claim checked in this batch (always true without the cross-batch cache). */
+  /**
+   * Trusted in this batch: its device's claim is this engine's and, if the clock may have written it,
+   * its version is the cached one (always true without the cross-batch cache).
+   */
   verified: boolean;
   /** Read from the store in this batch: its series replays the stored readings after its last time. */
   fresh: boolean;
