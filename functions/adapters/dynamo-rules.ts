@@ -79,6 +79,17 @@ abstract class Base {
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
+  /** BatchWriteItem of `requests` (25 per call, unprocessed ones retried; see batchWriteAll). */
+  protected batchWrite(what: string, requests: Item[], maxAttempts: number): Promise<void> {
+    return batchWriteAll(this.c, this.t, requests, {
+      what,
+      code: 'AWS_UNPROCESSED',
+      maxAttempts,
+      sleep: this.sleep,
+      call: (fn) => this.call(what, fn),
+    });
+  }
+
   protected async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -267,17 +278,10 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
 
   async claim(deviceIds: string[], owner: string): Promise<void> {
     const expiresAt = Math.floor(this.clock() / 1000) + this.ttlSeconds;
-    await batchWriteAll(
-      this.c,
-      this.t,
+    await this.batchWrite(
+      'ruleState.claim',
       [...new Set(deviceIds)].map((d) => ({ PutRequest: { Item: { ...claimKey(d), owner, expiresAt } } })),
-      {
-        what: 'ruleState.claim',
-        code: 'AWS_UNPROCESSED',
-        maxAttempts: this.maxAttempts,
-        sleep: this.sleep,
-        call: (fn) => this.call('ruleState.claim', fn),
-      },
+      this.maxAttempts,
     );
   }
 
@@ -409,8 +413,9 @@ export class DynamoAlertStore extends Base implements AlertStore {
 
   private remember(item: Item): void {
     const { gsi1pk: _pk, gsi1sk: _sk, ...rest } = item;
-    this.known.delete((item.transition as AlertTransition).id);
-    this.known.set((item.transition as AlertTransition).id, rest);
+    const id = (item.transition as AlertTransition).id;
+    this.known.delete(id); // re-inserted last: the oldest is dropped first
+    this.known.set(id, rest);
     if (this.known.size > MAX_KNOWN_TRANSITIONS) this.known.delete(this.known.keys().next().value!);
   }
 
@@ -448,24 +453,16 @@ export class DynamoAlertStore extends Base implements AlertStore {
     const batch = new Map<string, Item>();
     for (const t of transitions) {
       const item = this.transitionItem(t, now);
-      if (batch.has(t.id) || !(await this.applyToAlert(t, now))) {
-        out.push(batch.has(t.id) ? { dispatched: false } : await this.recordOnce(item));
-      } else {
+      if (batch.has(t.id)) out.push({ dispatched: false });
+      else if (await this.applyToAlert(t, now)) {
         batch.set(t.id, item);
         out.push({ dispatched: false });
-      }
+      } else out.push(await this.recordOnce(item));
     }
-    await batchWriteAll(
-      this.c,
-      this.t,
+    await this.batchWrite(
+      'alerts.recordTransition',
       [...batch.values()].map((Item) => ({ PutRequest: { Item } })),
-      {
-        what: 'alerts.recordTransition',
-        code: 'AWS_UNPROCESSED',
-        maxAttempts: this.maxAttempts,
-        sleep: this.sleep,
-        call: (fn) => this.call('alerts.recordTransition', fn),
-      },
+      this.maxAttempts,
     );
     for (const item of batch.values()) this.remember(item);
     return out;
@@ -571,13 +568,7 @@ export class DynamoAlertStore extends Base implements AlertStore {
         puts.push({ PutRequest: { Item: { ...item, dispatchedAt: at } } });
       else others.push(t);
     }
-    await batchWriteAll(this.c, this.t, puts, {
-      what: 'alerts.markDispatched',
-      code: 'AWS_UNPROCESSED',
-      maxAttempts: this.maxAttempts,
-      sleep: this.sleep,
-      call: (fn) => this.call('alerts.markDispatched', fn),
-    });
+    await this.batchWrite('alerts.markDispatched', puts, this.maxAttempts);
     for (const t of transitions) this.known.delete(t.id);
     let missing: unknown;
     for (const t of others) {
