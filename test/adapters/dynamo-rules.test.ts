@@ -570,3 +570,29 @@ describe('DynamoAlertStore.markDispatched (dynalite)', () => {
     for (const t of [...mine, theirs]) expect(outbox).not.toContain(t.id);
   });
 });
+
+describe('DynamoRuleStateStore claims (dynalite): damaged items', () => {
+  it('a claim item without a string owner reads as unclaimed; the good claims beside it are kept', async () => {
+    const store = new DynamoRuleStateStore({
+      client: dynamo.doc,
+      tableName: dynamo.tables.state!,
+      clock: () => T0,
+    });
+    const [good, bad, other] = [fresh(), fresh(), fresh()];
+    await store.claim([good, other], 'engine-a');
+    // Written by hand, as a damaged or foreign item would be: an owner that is not a string.
+    await dynamo.doc.send(
+      new PutCommand({
+        TableName: dynamo.tables.state!,
+        Item: { pk: `CLAIM#${bad}`, sk: 'rules', owner: 42 },
+      }),
+    );
+    const claims = await store.getClaims([good, bad, other]);
+    expect(claims).toEqual(
+      new Map([
+        [good, 'engine-a'],
+        [other, 'engine-a'],
+      ]),
+    );
+  });
+});
