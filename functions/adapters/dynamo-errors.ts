@@ -33,3 +33,34 @@ export function mapAwsError(error: unknown, what: string): unknown {
   }
   return error;
 }
+
+/**
+ * mapAwsError plus TransactWriteItems: a cancelled transaction is a ConflictError when an item's
+ * condition failed, a TransientError when it met a conflicting write or throttling (nothing written).
+ */
+export function mapTransactionError(error: unknown, what: string): unknown {
+  if (error instanceof Error && error.name === 'TransactionCanceledException') {
+    const codes = cancellationCodes(error);
+    if (codes.includes('ConditionalCheckFailed')) {
+      return new ConflictError(`${what}: condition failed (${codes.join(', ')})`, { cause: error });
+    }
+    if (codes.some((c) => TRANSIENT_CANCELLATIONS.has(c))) {
+      return new TransientError('AWS_TRANSIENT', `${what}: transaction cancelled (${codes.join(', ')})`, {
+        cause: error,
+      });
+    }
+  }
+  return mapAwsError(error, what);
+}
+
+const TRANSIENT_CANCELLATIONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
+/** Per item of a cancelled transaction, why ('None': that item was not the cause). */
+export function cancellationCodes(error: Error): string[] {
+  const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons ?? [];
+  return reasons.map((r) => r.Code ?? 'None');
+}

@@ -31,6 +31,9 @@ export async function queryAllPages(
   return items;
 }
 
+/** TransactWriteItems' limit of items per call. */
+export const TRANSACT_WRITE_MAX = 100;
+
 /** BatchWriteItem's limit of requests per call. */
 export const BATCH_WRITE_MAX = 25;
 

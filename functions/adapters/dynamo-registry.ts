@@ -41,8 +41,8 @@ import {
   type RegistryPort,
   type WriteMode,
 } from '../core/registry.js';
-import { mapAwsError } from './dynamo-errors.js';
-import { batchWriteAll, queryAllPages } from './dynamo-query.js';
+import { mapTransactionError } from './dynamo-errors.js';
+import { batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
 
 export interface DynamoRegistryOptions {
   client: DynamoDBDocumentClient;
@@ -63,7 +63,6 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 
 const META = 'META';
 const BATCH_GET_MAX = 100;
-const TRANSACT_MAX = 100;
 
 const deviceKey = (id: string) => ({ pk: `DEVICE#${id}`, sk: META });
 /** The top-level string set ingest adds protocols to (ADD works on top-level attributes only). */
@@ -96,7 +95,7 @@ export class DynamoRegistry implements RegistryPort {
     try {
       return await fn();
     } catch (error) {
-      throw mapError(error, `registry.${what}`);
+      throw mapTransactionError(error, `registry.${what}`);
     }
   }
 
@@ -433,7 +432,7 @@ export class DynamoRegistry implements RegistryPort {
    * (remembered), or the write is larger than one transaction allows.
    */
   private async transact(what: string, items: TransactItem[]): Promise<boolean> {
-    if (this.transactions === false || items.length > TRANSACT_MAX) return false;
+    if (this.transactions === false || items.length > TRANSACT_WRITE_MAX) return false;
     try {
       await this.c.send(new TransactWriteCommand({ TransactItems: items }));
       this.transactions = true;
@@ -443,7 +442,7 @@ export class DynamoRegistry implements RegistryPort {
         this.transactions = false;
         return false;
       }
-      throw mapError(error, `registry.${what}`);
+      throw mapTransactionError(error, `registry.${what}`);
     }
   }
 
@@ -588,26 +587,4 @@ export class DynamoRegistry implements RegistryPort {
 
 function backoff(attempt: number): number {
   return Math.min(20 * 2 ** (attempt - 1), 1000);
-}
-
-/** mapAwsError plus transactions: a cancelled transaction is a conflict or transient by its reasons. */
-function mapError(error: unknown, what: string): unknown {
-  if (error instanceof Error && error.name === 'TransactionCanceledException') {
-    const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons ?? [];
-    const codes = reasons.map((r) => r.Code ?? 'None');
-    if (codes.includes('ConditionalCheckFailed')) {
-      return new ConflictError(`${what}: condition failed (${codes.join(', ')})`, { cause: error });
-    }
-    if (
-      codes.some(
-        (c) =>
-          c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded',
-      )
-    ) {
-      return new TransientError('AWS_TRANSIENT', `${what}: transaction cancelled (${codes.join(', ')})`, {
-        cause: error,
-      });
-    }
-  }
-  return mapAwsError(error, what);
 }

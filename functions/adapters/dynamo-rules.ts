@@ -17,8 +17,9 @@
  *
  * DynamoDB actions, per adapter (for the IAM policies):
  *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
- *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims, versions), PutItem (conditional),
- *                          BatchWriteItem (claims), Query (table)
+ *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims, versions), PutItem (conditional;
+ *                          also as the Put items of TransactWriteItems, which has no action of its
+ *                          own), BatchWriteItem (claims), Query (table)
  *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
  * the item is missing), as in the other adapters (dynamo-errors.ts).
@@ -31,6 +32,8 @@ import {
   PutCommand,
   QueryCommand,
   type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, TransientError } from '../core/errors.js';
@@ -45,14 +48,15 @@ import {
   type RuleState,
   type RuleStateKey,
   type RuleStateStore,
+  type RuleStateWrite,
   type RuleStore,
   type StoredRuleState,
   type TransitionRecord,
   toStoredState,
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
-import { mapAwsError } from './dynamo-errors.js';
-import { batchWriteAll, queryAllPages } from './dynamo-query.js';
+import { mapAwsError, mapTransactionError } from './dynamo-errors.js';
+import { batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
@@ -61,7 +65,15 @@ export interface DynamoRulesOptions {
   tableName: string;
   clock?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Several writes in one TransactWriteItems (states, alert transitions). `undefined` (default): tried,
+   * and single writes from the first answer that the endpoint has no such operation (dynalite); false:
+   * single writes only.
+   */
+  transactions?: boolean;
 }
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 const META = 'META';
 const pad = (n: number) => String(Math.max(0, Math.floor(n))).padStart(15, '0');
@@ -71,12 +83,34 @@ abstract class Base {
   protected readonly c: DynamoDBDocumentClient;
   protected readonly clock: () => number;
   protected readonly sleep: (ms: number) => Promise<void>;
+  private transactions: boolean | undefined;
 
   constructor(o: DynamoRulesOptions) {
     this.t = o.tableName;
     this.c = o.client;
     this.clock = o.clock ?? Date.now;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.transactions = o.transactions;
+  }
+
+  /**
+   * One TransactWriteItems of `items`: true when it landed, false where the endpoint has no
+   * transactions (remembered: false from then on, nothing sent). A cancelled one throws ConflictError
+   * (a condition failed) or TransientError (a conflicting write, throttling); nothing of it was written.
+   */
+  protected async transact(what: string, items: TransactItem[]): Promise<boolean> {
+    if (this.transactions === false) return false;
+    try {
+      await this.c.send(new TransactWriteCommand({ TransactItems: items }));
+      this.transactions = true;
+      return true;
+    } catch (error) {
+      if (this.transactions === undefined && (error as Error).name === 'UnknownOperationException') {
+        this.transactions = false;
+        return false;
+      }
+      throw mapTransactionError(error, what);
+    }
   }
 
   /** BatchWriteItem of `requests` (25 per call, unprocessed ones retried; see batchWriteAll). */
@@ -211,6 +245,24 @@ export interface DynamoRuleStateOptions extends DynamoRulesOptions {
   onDamagedWindow?: (key: RuleStateKey, error: unknown) => void;
 }
 
+/** TransactWriteItems takes 4 MB at most: a transaction of states stops short of it. */
+const TRANSACT_BYTES = 3_000_000;
+/** PutItems in flight at once where putAll cannot use a transaction. */
+const PUT_CONCURRENCY = 16;
+
+type StatePut = { TableName: string; Item: Item; ConditionExpression: string } & Item;
+
+/**
+ * At least the stored size of a state item, cheaply: its window's bytes, its strings at 3 bytes a
+ * character (UTF-8 at most), 16 bytes a number (name included) and the detector's recent values.
+ */
+function itemSizeBound(item: Item): number {
+  const data = item.data as StoredRuleState;
+  let bytes = 768 + (data.w?.byteLength ?? 0) + 16 * (data.detector?.recent.length ?? 0);
+  for (const v of Object.values(data)) bytes += typeof v === 'string' ? 16 + 3 * v.length : 16;
+  return bytes;
+}
+
 export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: string } {
   return { pk: `RS#${ruleId}#${Math.floor(keyFraction(series) * RULE_STATE_SHARDS)}`, sk: series };
 }
@@ -340,6 +392,73 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
   }
 
   async put(state: RuleState, expected: number | undefined): Promise<void> {
+    await this.call('ruleState.put', () => this.c.send(new PutCommand(this.stateWrite({ state, expected }))));
+  }
+
+  /**
+   * Several states written at once: one TransactWriteItems per 100 (and per ~3 MB), where a PutItem
+   * each cost the ingest most of the rules' requests (ADR 0016 amendment 12). A transaction lands
+   * whole or not at all; a failed condition makes every write of it a ConflictError (the engine reads
+   * those states again on the batch's retry, as after a conflicting put). Where the endpoint has no
+   * transactions (dynalite), and for a single write, PutItems.
+   */
+  async putAll(writes: readonly RuleStateWrite[]): Promise<unknown[]> {
+    const results: unknown[] = writes.map(() => undefined);
+    const chunks: number[][] = [];
+    let chunk: number[] = [];
+    let bytes = 0;
+    const puts = writes.map((w, i) => {
+      const put = this.stateWrite(w);
+      const size = itemSizeBound(put.Item);
+      if (chunk.length === TRANSACT_WRITE_MAX || (chunk.length > 0 && bytes + size > TRANSACT_BYTES)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(i);
+      bytes += size;
+      return put;
+    });
+    if (chunk.length > 0) chunks.push(chunk);
+    await Promise.all(
+      chunks.map(async (indexes) => {
+        if (indexes.length > 1 && (await this.transactStates(indexes, puts, results))) return;
+        await this.putEach(indexes, puts, results);
+      }),
+    );
+    return results;
+  }
+
+  /** One transaction of `indexes`; false where the endpoint has none (see Base.transact). */
+  private async transactStates(indexes: number[], puts: StatePut[], results: unknown[]): Promise<boolean> {
+    try {
+      return await this.transact(
+        `ruleState.putAll (${indexes.length} states)`,
+        indexes.map((i) => ({ Put: puts[i]! })),
+      );
+    } catch (error) {
+      for (const i of indexes) results[i] = error;
+      return true;
+    }
+  }
+
+  private async putEach(indexes: number[], puts: StatePut[], results: unknown[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < indexes.length) {
+        const i = indexes[next++]!;
+        try {
+          await this.call('ruleState.put', () => this.c.send(new PutCommand(puts[i]!)));
+        } catch (error) {
+          results[i] = error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, indexes.length) }, worker));
+  }
+
+  /** The conditional put of a state: version expected+1 if `expected` is stored (undefined: absent). */
+  private stateWrite({ state, expected }: RuleStateWrite): StatePut {
     const version = (expected ?? 0) + 1;
     const item: Item = {
       ...ruleStateKey(state.ruleId, state.series),
@@ -348,16 +467,12 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
       expiresAt: Math.floor(this.clock() / 1000) + this.ttlSeconds,
     };
     if (state.dueAt !== undefined) item.dueAt = state.dueAt;
-    await this.call('ruleState.put', () =>
-      this.c.send(
-        new PutCommand({
-          TableName: this.t,
-          Item: item,
-          ConditionExpression: expected === undefined ? 'attribute_not_exists(pk)' : 'version = :v',
-          ...(expected === undefined ? {} : { ExpressionAttributeValues: { ':v': expected } }),
-        }),
-      ),
-    );
+    return {
+      TableName: this.t,
+      Item: item,
+      ConditionExpression: expected === undefined ? 'attribute_not_exists(pk)' : 'version = :v',
+      ...(expected === undefined ? {} : { ExpressionAttributeValues: { ':v': expected } }),
+    };
   }
 
   async listDue(ruleId: string, now: number): Promise<RuleState[]> {
@@ -445,74 +560,137 @@ export class DynamoAlertStore extends Base implements AlertStore {
    * BatchWriteItem per 25; one that changed nothing (a redelivery, or a user resolved the alert) is
    * recorded conditionally, and an existing record tells whether it was dispatched.
    */
+  /**
+   * Each transition's alert write and record, an alert's in order. First as transactions (two items
+   * per transition; an alert at most once per transaction, so its open and resolve of one batch go in
+   * order): a transaction lands only when every alert write changes its alert and every record is new,
+   * which is every first delivery. A cancelled one (a redelivery, a user's resolve) wrote nothing, and its
+   * transitions are recorded one by one as before: conditionally, to learn which were delivered.
+   */
   async recordAll(
     transitions: readonly AlertTransition[],
     now: number,
   ): Promise<Array<{ dispatched: boolean }>> {
+    const out: Array<{ dispatched: boolean } | undefined> = transitions.map(() => undefined);
+    const first = new Map<string, number>(); // transition id → its first index (a repeat gets its answer)
+    // Layers: an alert's k-th transition goes into layer k, so each layer holds an alert at most once and
+    // an alert's writes land in order; a layer is cut into transactions of 50 transitions.
+    const layers: number[][] = [];
+    const writes = new Map<string, number>(); // alert id → its transitions so far
+    transitions.forEach((t, i) => {
+      if (first.has(t.id)) return;
+      first.set(t.id, i);
+      const k = writes.get(t.alertId) ?? 0;
+      writes.set(t.alertId, k + 1);
+      if (k === layers.length) layers.push([]);
+      layers[k]!.push(i);
+    });
+    const chunks = layers.flatMap((layer) => {
+      const cut: number[][] = [];
+      for (let i = 0; i < layer.length; i += TRANSACT_WRITE_MAX / 2)
+        cut.push(layer.slice(i, i + TRANSACT_WRITE_MAX / 2));
+      return cut;
+    });
+    for (const indexes of chunks) {
+      const items = indexes.map((i) => this.transitionItem(transitions[i]!, now));
+      let landed = false;
+      try {
+        landed = await this.transact(
+          'alerts.recordAll',
+          indexes.flatMap((i, k) => [
+            this.alertWrite(transitions[i]!, now),
+            { Put: { TableName: this.t, Item: items[k]!, ConditionExpression: 'attribute_not_exists(pk)' } },
+          ]),
+        );
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+      if (landed) {
+        for (const i of indexes) out[i] = { dispatched: false };
+        for (const item of items) this.remember(item);
+      } else {
+        const answers = await this.recordEach(
+          indexes.map((i) => transitions[i]!),
+          now,
+        );
+        indexes.forEach((i, k) => {
+          out[i] = answers[k]!;
+        });
+      }
+    }
+    return transitions.map((t) => out[first.get(t.id)!]!);
+  }
+
+  /**
+   * Transitions recorded one by one, in order: the alert write first; a record whose alert write
+   * changed the alert is new (it is written only after it), so it goes into a BatchWriteItem, the
+   * others are recorded conditionally.
+   */
+  private async recordEach(
+    transitions: readonly AlertTransition[],
+    now: number,
+  ): Promise<Array<{ dispatched: boolean }>> {
     const out: Array<{ dispatched: boolean }> = [];
-    const batch = new Map<string, Item>();
+    const batch: Item[] = [];
     for (const t of transitions) {
       const item = this.transitionItem(t, now);
-      if (batch.has(t.id)) out.push({ dispatched: false });
-      else if (await this.applyToAlert(t, now)) {
-        batch.set(t.id, item);
+      if (await this.applyToAlert(t, now)) {
+        batch.push(item);
         out.push({ dispatched: false });
       } else out.push(await this.recordOnce(item));
     }
     await this.batchWrite(
       'alerts.recordTransition',
-      [...batch.values()].map((Item) => ({ PutRequest: { Item } })),
+      batch.map((Item) => ({ PutRequest: { Item } })),
       this.maxAttempts,
     );
-    for (const item of batch.values()) this.remember(item);
+    for (const item of batch) this.remember(item);
     return out;
   }
 
-  /** The alert itself, idempotently: false when it changed nothing (it exists / is resolved already). */
-  private async applyToAlert(t: AlertTransition, now: number): Promise<boolean> {
-    // 1. The alert itself, idempotently (an existing alert / an alert resolved already is left as is).
+  /** The alert's own write for a transition, conditional: it changes the alert or fails. */
+  private alertWrite(t: AlertTransition, now: number): TransactItem {
+    // An existing alert / an alert resolved already is left as is.
     if (t.kind === 'open') {
-      try {
-        await this.call('alerts.open', () =>
-          this.c.send(
-            new PutCommand({
-              TableName: this.t,
-              Item: this.alertItem(alertFromOpen(t, now)),
-              ConditionExpression: 'attribute_not_exists(pk)',
-            }),
-          ),
-        );
-      } catch (error) {
-        if (!(error instanceof ConflictError)) throw error;
-        return false;
-      }
-    } else {
-      try {
-        await this.call('alerts.resolve', () =>
-          this.c.send(
-            new UpdateCommand({
-              TableName: this.t,
-              Key: { pk: `ALERT#${t.alertId}`, sk: META },
-              UpdateExpression:
-                'SET #st = :r, alert.#st = :r, alert.resolvedAt = :at, alert.resolvedBy = :by, alert.resolveTransition = :tid, alert.updatedAt = :now, expiresAt = :exp',
-              ConditionExpression: 'attribute_exists(pk) AND #st <> :r',
-              ExpressionAttributeNames: { '#st': 'status' },
-              ExpressionAttributeValues: {
-                ':r': 'resolved',
-                ':at': t.at,
-                ':by': t.resolvedBy ?? 'rule',
-                ':tid': t.id,
-                ':now': now,
-                ':exp': Math.floor(t.at / 1000) + this.retentionS,
-              },
-            }),
-          ),
-        );
-      } catch (error) {
-        // Resolved already (by a user), or gone (TTL): nothing to change, the transition is still kept.
-        if (!(error instanceof ConflictError)) throw error;
-        return false;
-      }
+      return {
+        Put: {
+          TableName: this.t,
+          Item: this.alertItem(alertFromOpen(t, now)),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      };
+    }
+    return {
+      Update: {
+        TableName: this.t,
+        Key: { pk: `ALERT#${t.alertId}`, sk: META },
+        UpdateExpression:
+          'SET #st = :r, alert.#st = :r, alert.resolvedAt = :at, alert.resolvedBy = :by, alert.resolveTransition = :tid, alert.updatedAt = :now, expiresAt = :exp',
+        ConditionExpression: 'attribute_exists(pk) AND #st <> :r',
+        ExpressionAttributeNames: { '#st': 'status' },
+        ExpressionAttributeValues: {
+          ':r': 'resolved',
+          ':at': t.at,
+          ':by': t.resolvedBy ?? 'rule',
+          ':tid': t.id,
+          ':now': now,
+          ':exp': Math.floor(t.at / 1000) + this.retentionS,
+        },
+      },
+    };
+  }
+
+  /** The alert written for one transition: false when it changed nothing (it exists / is resolved already). */
+  private async applyToAlert(t: AlertTransition, now: number): Promise<boolean> {
+    const write = this.alertWrite(t, now);
+    try {
+      const { Put: put, Update: update } = write;
+      if (put) await this.call('alerts.open', () => this.c.send(new PutCommand(put)));
+      else await this.call('alerts.resolve', () => this.c.send(new UpdateCommand(update!)));
+    } catch (error) {
+      // Opened already, resolved already (by a user), or gone (TTL): the transition is still kept.
+      if (!(error instanceof ConflictError)) throw error;
+      return false;
     }
     return true;
   }

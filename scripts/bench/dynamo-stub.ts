@@ -6,9 +6,10 @@
  * be subtracted from a measurement.
  *
  * What it answers is what a fresh table with one writer would: every PutItem and UpdateItem succeeds,
- * GetItem and Query find nothing, except that the items put (PutItem, BatchWriteItem) into `keepTables`
- * are kept and served to BatchGetItem (whole or projected). Enough for the ingest path's writes and
- * the rule engine's cross-batch version checks; not a DynamoDB emulator (dynalite is, in the tests).
+ * GetItem and Query find nothing, except that the items put (PutItem, BatchWriteItem, TransactWriteItems)
+ * into `keepTables` are kept and served to BatchGetItem (whole or projected). Enough for the ingest
+ * path's writes and the rule engine's cross-batch version checks; not a DynamoDB emulator (dynalite
+ * is, in the tests).
  */
 import { Readable } from 'node:stream';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -87,6 +88,13 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
         }
         return { Responses: responses, UnprocessedKeys: {} };
       }
+      case 'TransactWriteItems': {
+        // Every item's condition holds (one writer): its Puts land, in kept tables kept.
+        for (const t of input.TransactItems as Array<{ Put?: { TableName: string; Item: WireItem } }>) {
+          if (t.Put) kept.get(t.Put.TableName)?.set(keyOf(t.Put.Item), t.Put.Item);
+        }
+        return {};
+      }
       default:
         throw new Error(`dynamo stub: ${op} is not answered`);
     }
@@ -99,7 +107,16 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
       const raw = request.body;
       const text = typeof raw === 'string' ? raw : decoder.decode(raw as Uint8Array);
       const input = JSON.parse(text) as Wire;
-      const tables = input.TableName ?? Object.keys((input.RequestItems ?? {}) as Wire).join('+');
+      const tables =
+        input.TableName ??
+        [
+          ...new Set([
+            ...Object.keys((input.RequestItems ?? {}) as Wire),
+            ...((input.TransactItems ?? []) as Array<Record<string, { TableName: string }>>).map(
+              (t) => Object.values(t)[0]!.TableName,
+            ),
+          ]),
+        ].join('+');
       const counted = `${op} ${tables}`;
       requests.set(counted, (requests.get(counted) ?? 0) + 1);
       const body = Buffer.from(JSON.stringify(answer(op, input)));

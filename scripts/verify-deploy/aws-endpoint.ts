@@ -544,9 +544,10 @@ export class RecordingEndpoint {
 
   /**
    * TransactWriteItems, which dynalite lacks, applied item by item (Put/Update/Delete with their
-   * conditions) so that the code takes its AWS path, not its no-transactions fallback. Not atomic:
-   * items before a failed condition stay applied (the scenario has no conflicting writers). False
-   * (forwarded as is) when an item is a ConditionCheck.
+   * conditions) so that the code takes its AWS path, not its no-transactions fallback. All or nothing
+   * as in DynamoDB: each item's previous state is read first, and on a failed condition the items
+   * applied before it are put back (not isolated from concurrent writers: the scenario has none on one
+   * item). False (forwarded as is) when an item is a ConditionCheck or has no pk/sk key.
    */
   private async transactWrite(
     req: http.IncomingMessage,
@@ -554,8 +555,21 @@ export class RecordingEndpoint {
     res: http.ServerResponse,
   ): Promise<boolean> {
     const items = (input.TransactItems ?? []) as Array<Record<string, Record<string, unknown>>>;
-    if (items.some((i) => i.ConditionCheck)) return false;
+    const keyed = (i: Record<string, Record<string, unknown>>) => {
+      const spec = i.Put ?? i.Update ?? i.Delete;
+      const source = (spec?.Key ?? spec?.Item) as Record<string, unknown> | undefined;
+      return source?.pk !== undefined && source.sk !== undefined;
+    };
+    if (!items.every(keyed)) return false;
     const reasons: Array<{ Code: string; Message?: string }> = items.map(() => ({ Code: 'None' }));
+    const undo: Array<{ TableName: unknown; Key: Record<string, unknown>; Item?: unknown }> = [];
+    const rollBack = async () => {
+      for (const u of undo.reverse()) {
+        await (u.Item
+          ? this.send(req, 'DynamoDB_20120810.PutItem', { TableName: u.TableName, Item: u.Item })
+          : this.send(req, 'DynamoDB_20120810.DeleteItem', { TableName: u.TableName, Key: u.Key }));
+      }
+    };
     for (const [index, item] of items.entries()) {
       const [kind, spec] = Object.entries(item)[0] ?? [];
       if (!kind || !spec) continue;
@@ -563,9 +577,17 @@ export class RecordingEndpoint {
       const target = (
         { Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem' } as Record<string, string>
       )[kind];
-      if (!target) return false;
+      if (!target) continue;
+      const source = (spec.Key ?? spec.Item) as Record<string, unknown>;
+      const Key = { pk: source.pk, sk: source.sk };
+      const before = await this.send(req, 'DynamoDB_20120810.GetItem', {
+        TableName: spec.TableName,
+        Key,
+        ConsistentRead: true,
+      });
       const out = await this.send(req, `DynamoDB_20120810.${target}`, single);
       if (out.status !== 200) {
+        await rollBack();
         const error = JSON.parse(out.body || '{}') as { __type?: string };
         const code = String(error.__type ?? '').split('#')[1] ?? 'ValidationError';
         if (code !== 'ConditionalCheckFailedException') {
@@ -584,6 +606,11 @@ export class RecordingEndpoint {
         );
         return true;
       }
+      undo.push({
+        TableName: spec.TableName,
+        Key,
+        Item: (JSON.parse(before.body || '{}') as { Item?: unknown }).Item,
+      });
     }
     res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
     res.end('{}');

@@ -7,8 +7,11 @@ import {
   BatchGetCommand,
   BatchWriteCommand,
   DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +186,36 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
       'dev-6|m',
       'dev-8|m',
     ]);
+  });
+
+  it('rule state putAll: each write conditional on its version, a conflict reported for its write, what is reported written stored', async () => {
+    const { state: store } = make();
+    const r = fresh();
+    const series = Array.from({ length: 30 }, (_, i) => `dev-${i}|m`);
+    const created = await store.putAll(
+      series.map((s, i) => ({ state: state(r, s, { lastTime: i }), expected: undefined })),
+    );
+    expect(created).toEqual(series.map(() => undefined));
+    const read = async () =>
+      new Map((await store.getMany(series.map((s) => ({ ruleId: r, series: s })))).map((s) => [s.series, s]));
+    const before = await read();
+    expect(series.map((s) => [before.get(s)?.version, before.get(s)?.lastTime])).toEqual(
+      series.map((_, i) => [1, i]),
+    );
+    // dev-3 is expected at a version it is not at: its write is a conflict; nothing reported written is lost.
+    const writes = series.map((s, i) => ({
+      state: state(r, s, { lastTime: 100 + i }),
+      expected: i === 3 ? 7 : 1,
+    }));
+    const results = await store.putAll(writes);
+    expect(results[3]).toBeInstanceOf(ConflictError);
+    const after = await read();
+    for (const [i, s] of series.entries()) {
+      const stored = after.get(s)!;
+      if (results[i] === undefined) expect([stored.version, stored.lastTime]).toEqual([2, 100 + i]);
+      else expect([stored.version, stored.lastTime]).toEqual([1, i]);
+    }
+    expect(await store.putAll([])).toEqual([]);
   });
 
   it('alerts: idempotent record, resolve, outbox, history, ack with who/when, manual resolve', async () => {
@@ -418,6 +451,107 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     await expect(store.put(state('r', 'dev|m'), 5)).rejects.toBeInstanceOf(TransientError);
   });
 
+  it('putAll: one TransactWriteItems of conditional Puts per 100 states; a lone state is a PutItem', async () => {
+    mock.reset();
+    mock.on(TransactWriteCommand).resolves({});
+    mock.on(PutCommand).resolves({});
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    const writes = Array.from({ length: 230 }, (_, i) => ({
+      state: state('r', `d${i}|m`, i === 0 ? { dueAt: T0 + 5 } : {}),
+      expected: i % 2 === 0 ? undefined : i,
+    }));
+    expect(await store.putAll(writes)).toEqual(writes.map(() => undefined));
+    const calls = mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!);
+    expect(calls.map((items) => items.length)).toEqual([100, 100, 30]);
+    const puts = calls.flat().map((t) => t.Put!);
+    expect(puts.map((p) => p.Item!.sk)).toEqual(writes.map((w) => w.state.series));
+    expect(puts[0]).toMatchObject({
+      TableName: 'state',
+      ConditionExpression: 'attribute_not_exists(pk)',
+      Item: { ...ruleStateKey('r', 'd0|m'), version: 1, dueAt: T0 + 5, expiresAt: T0 / 1000 + 30 * 86_400 },
+    });
+    expect(puts[1]).toMatchObject({
+      ConditionExpression: 'version = :v',
+      ExpressionAttributeValues: { ':v': 1 },
+      Item: { version: 2 },
+    });
+    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+    await store.putAll([writes[1]!]);
+    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(3);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(1);
+  });
+
+  it('putAll: a transaction stops short of 4 MB (states with large windows)', async () => {
+    mock.reset();
+    mock.on(TransactWriteCommand).resolves({});
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    // Times that do not delta-encode: 16 bytes a sample, ~320 KB a state.
+    const wt = Array.from({ length: 20_000 }, (_, i) => T0 + i + 0.5);
+    const wv = wt.map((_, i) => i / 7);
+    await store.putAll(
+      Array.from({ length: 25 }, (_, i) => ({ state: state('r', `d${i}|m`, { wt, wv }), expected: 1 })),
+    );
+    const calls = mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!);
+    expect(calls.length).toBeGreaterThan(1);
+    expect(calls.flat()).toHaveLength(25);
+    for (const items of calls) {
+      const bytes = items.reduce((n, t) => n + ((t.Put!.Item!.data as { w: Uint8Array }).w.length ?? 0), 0);
+      expect(bytes).toBeLessThan(4_000_000);
+    }
+  });
+
+  it('putAll: a failed condition makes the writes of its transaction conflicts, a conflicting write or throttling transient; an endpoint without transactions gets PutItems from then on', async () => {
+    mock.reset();
+    const cancelled = (...codes: string[]) =>
+      Object.assign(new Error('Transaction cancelled'), {
+        name: 'TransactionCanceledException',
+        $metadata: { httpStatusCode: 400 },
+        CancellationReasons: codes.map((Code) => ({ Code })),
+      });
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    const writes = ['a', 'b', 'c'].map((d) => ({ state: state('r', `${d}|m`), expected: 1 }));
+    mock
+      .on(TransactWriteCommand)
+      .rejectsOnce(cancelled('None', 'ConditionalCheckFailed', 'None'))
+      .rejectsOnce(cancelled('None', 'TransactionConflict', 'None'));
+    const conflicted = await store.putAll(writes);
+    expect(conflicted.map((e) => e instanceof ConflictError)).toEqual([true, true, true]);
+    const raced = await store.putAll(writes);
+    expect(raced.map((e) => e instanceof TransientError)).toEqual([true, true, true]);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+
+    mock.reset();
+    const unknown = Object.assign(new Error('unknown operation'), {
+      name: 'UnknownOperationException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    mock.on(TransactWriteCommand).rejects(unknown);
+    const conditionFailed = Object.assign(new Error('The conditional request failed'), {
+      name: 'ConditionalCheckFailedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    mock
+      .on(PutCommand)
+      .resolves({})
+      .on(PutCommand, { Item: { sk: 'b|m' } })
+      .rejects(conditionFailed);
+    const local = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
+    const first = await local.putAll(writes);
+    expect(first.map((e) => (e === undefined ? 'written' : (e as Error).constructor.name))).toEqual([
+      'written',
+      'ConflictError',
+      'written',
+    ]);
+    await local.putAll(writes);
+    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(6);
+    // Switched off: never tried.
+    mock.resetHistory();
+    const off = new DynamoRuleStateStore({ client: doc, tableName: 'state', transactions: false });
+    await off.putAll(writes);
+    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(0);
+  });
+
   it('bulk state reads are consistent and retry unprocessed keys, then give up with a TransientError', async () => {
     mock.reset();
     const key = ruleStateKey('r', 'a|m');
@@ -497,11 +631,11 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     expect(calls[0]).toMatchObject({ FilterExpression: 'dueAt <= :now', ConsistentRead: true });
   });
 
-  it('alert writes: the open is conditional; a new transition goes to the outbox index in a batch, a repeated one conditionally', async () => {
+  it('alert writes one by one (no transactions): the open is conditional; a new transition goes to the outbox index in a batch, a repeated one conditionally', async () => {
     mock.reset();
     mock.on(PutCommand).resolves({});
     mock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
-    const store = new DynamoAlertStore({ client: doc, tableName: 'registry' });
+    const store = new DynamoAlertStore({ client: doc, tableName: 'registry', transactions: false });
     await store.record(opening('a1', T0), T0 + 7);
     const [alert] = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
     expect(alert).toMatchObject({
@@ -532,6 +666,78 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     const puts = mock.commandCalls(PutCommand).map((c) => c.args[0].input);
     expect(puts[1]).toMatchObject({ ConditionExpression: 'attribute_not_exists(pk)', Item: { sk: 'TR#a1' } });
     expect(mock.commandCalls(BatchWriteCommand)).toHaveLength(0);
+  });
+});
+
+describe('DynamoAlertStore.recordAll in transactions (aws-sdk-client-mock)', () => {
+  const doc = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  const mock = mockClient(doc);
+  const resolving = (alertId: string, at: number): AlertTransition => ({
+    ...opening(alertId, at),
+    id: `${alertId}-r`,
+    kind: 'resolve',
+  });
+
+  it('each alert write with its record in one transaction, an alert at most once per transaction (its open one before its resolve)', async () => {
+    mock.reset();
+    mock.on(TransactWriteCommand).resolves({});
+    const store = new DynamoAlertStore({ client: doc, tableName: 'registry' });
+    const batch = [opening('a1', T0), resolving('a1', T0 + 5), opening('a2', T0 + 6), opening('a1', T0)];
+    expect(await store.recordAll(batch, T0 + 9)).toEqual(batch.map(() => ({ dispatched: false })));
+    const calls = mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!);
+    const shape = (t: (typeof calls)[number][number]) =>
+      t.Put
+        ? `put ${t.Put.Item!.sk}${t.Put.ConditionExpression ? ' if new' : ''}`
+        : `update ${t.Update!.Key!.pk}`;
+    expect(calls.map((items) => items.map(shape))).toEqual([
+      ['put META if new', 'put TR#a1 if new', 'put META if new', 'put TR#a2 if new'],
+      ['update ALERT#a1', 'put TR#a1-r if new'],
+    ]);
+    expect(calls[1]![0]!.Update).toMatchObject({ ConditionExpression: 'attribute_exists(pk) AND #st <> :r' });
+    expect(calls[0]![1]!.Put!.Item).toMatchObject({ gsi1pk: 'ALERTOUTBOX', recordedAt: T0 + 9 });
+    // What it recorded it marks dispatched in one BatchWriteItem.
+    mock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
+    await store.markDispatched(batch, T0 + 10);
+    expect(mock.commandCalls(BatchWriteCommand)).toHaveLength(1);
+    expect(mock.commandCalls(UpdateCommand)).toHaveLength(0);
+    // 50 transitions (100 items) per transaction.
+    mock.resetHistory();
+    await store.recordAll(
+      Array.from({ length: 120 }, (_, i) => opening(`b${i}`, T0)),
+      T0 + 11,
+    );
+    expect(mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!.length)).toEqual(
+      [100, 100, 40],
+    );
+  });
+
+  it('a cancelled transaction (a redelivery) wrote nothing: its transitions are recorded one by one and say whether they were delivered', async () => {
+    mock.reset();
+    mock.on(TransactWriteCommand).rejects(
+      Object.assign(new Error('cancelled'), {
+        name: 'TransactionCanceledException',
+        $metadata: { httpStatusCode: 400 },
+        CancellationReasons: [{ Code: 'ConditionalCheckFailed' }, { Code: 'ConditionalCheckFailed' }],
+      }),
+    );
+    const exists = () =>
+      Object.assign(new Error('exists'), { name: 'ConditionalCheckFailedException', $metadata: {} });
+    mock.on(PutCommand).rejects(exists());
+    mock.on(GetCommand).resolves({ Item: { pk: 'ALERT#a1', sk: 'TR#a1', dispatchedAt: T0 + 3 } });
+    const store = new DynamoAlertStore({ client: doc, tableName: 'registry' });
+    expect(await store.recordAll([opening('a1', T0)], T0 + 9)).toEqual([{ dispatched: true }]);
+    expect(mock.commandCalls(PutCommand).map((c) => c.args[0].input.Item!.sk)).toEqual(['META', 'TR#a1']);
+    // A throttled transaction is not a redelivery: the batch fails and is retried.
+    mock.on(TransactWriteCommand).rejects(
+      Object.assign(new Error('cancelled'), {
+        name: 'TransactionCanceledException',
+        $metadata: { httpStatusCode: 400 },
+        CancellationReasons: [{ Code: 'ThrottlingError' }, { Code: 'None' }],
+      }),
+    );
+    await expect(store.recordAll([opening('a2', T0)], T0 + 9)).rejects.toBeInstanceOf(TransientError);
   });
 });
 

@@ -66,7 +66,7 @@ export interface RuleEngineOptions {
   /** Samples kept per series window (default 1,000); beyond it the oldest are dropped. */
   maxWindowSamples?: number;
   detector?: DetectorOptions;
-  /** States written at once during commit (default 16). */
+  /** History reads in flight at once (default 16). */
   concurrency?: number;
   /**
    * Keep states across batches when the state port has claims and versions (`getClaims`, `claim`,
@@ -1192,26 +1192,25 @@ export class RuleEngine {
         this.toClaim = new Set();
       }
     }
-    const limit = this.o.concurrency ?? 16;
-    let next = 0;
+    // One putAll: the store writes them in as few requests as it can (a transaction per 100 in DynamoDB).
     let failure: unknown;
-    const worker = async () => {
-      while (next < dirty.length && failure === undefined) {
-        const e = dirty[next++]!;
-        try {
-          await this.o.state.put(e.value, e.base);
-          e.base = (e.base ?? 0) + 1;
-          e.value.version = e.base;
-          e.dirty = false;
-          e.mustFlush = false;
-          flushed(e, e.value);
-          this.stats.statesWritten++;
-        } catch (error) {
-          failure ??= error;
-        }
+    const results =
+      dirty.length === 0
+        ? []
+        : await this.o.state.putAll(dirty.map((e) => ({ state: e.value, expected: e.base })));
+    dirty.forEach((e, i) => {
+      const error = results[i];
+      if (error !== undefined) {
+        failure ??= error;
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, dirty.length) }, worker));
+      e.base = (e.base ?? 0) + 1;
+      e.value.version = e.base;
+      e.dirty = false;
+      e.mustFlush = false;
+      flushed(e, e.value);
+      this.stats.statesWritten++;
+    });
     if (failure !== undefined) {
       this.dirty = dirty.filter((e) => e.dirty);
       throw failure;

@@ -70,11 +70,24 @@ export interface RuleStateKey {
   series: string;
 }
 
+/** A state to write with version expected+1, if the stored version is `expected` (undefined: absent). */
+export interface RuleStateWrite {
+  state: RuleState;
+  expected: number | undefined;
+}
+
 export interface RuleStateStore {
   /** The states that exist among `keys`. */
   getMany(keys: RuleStateKey[]): Promise<RuleState[]>;
   /** Writes `state` with version expected+1, if the stored version is `expected` (undefined: absent). */
   put(state: RuleState, expected: number | undefined): Promise<void>;
+  /**
+   * `put` for each write (keys distinct), in as few requests as the store allows: per write, undefined
+   * when it was written, else the error `put` would have thrown (ConflictError: another version is
+   * stored). Writes may land together or one by one; one that failed for another reason than its own
+   * version may have been held back with the others of its request (never written in part).
+   */
+  putAll(writes: readonly RuleStateWrite[]): Promise<unknown[]>;
   /** The states of a rule with `dueAt <= now`. */
   listDue(ruleId: string, now: number): Promise<RuleState[]>;
   /**
@@ -290,7 +303,7 @@ export class InMemoryRuleStore implements RuleStore {
 export class InMemoryRuleStateStore implements RuleStateStore {
   readonly states = new Map<string, StoredRuleState>();
   /** Calls, for tests that check how many round trips a batch costs. */
-  readonly calls = { getMany: 0, put: 0, listDue: 0, getClaims: 0, claim: 0, getVersions: 0 };
+  readonly calls = { getMany: 0, put: 0, putAll: 0, listDue: 0, getClaims: 0, claim: 0, getVersions: 0 };
   /** Device id → the engine that last claimed its states. */
   readonly claims = new Map<string, string>();
 
@@ -340,6 +353,24 @@ export class InMemoryRuleStateStore implements RuleStateStore {
     const stored = toStoredState(state);
     stored.version = (expected ?? 0) + 1;
     this.states.set(key, stored);
+  }
+
+  /**
+   * One call; the writes land one by one through `put` (a conflict leaves the others written; `put`
+   * counts each, and a test that wraps `put` wraps these too).
+   */
+  async putAll(writes: readonly RuleStateWrite[]): Promise<unknown[]> {
+    this.calls.putAll++;
+    const out: unknown[] = [];
+    for (const w of writes) {
+      try {
+        await this.put(w.state, w.expected);
+        out.push(undefined);
+      } catch (error) {
+        out.push(error);
+      }
+    }
+    return out;
   }
 
   async listDue(ruleId: string, now: number): Promise<RuleState[]> {
