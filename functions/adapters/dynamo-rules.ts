@@ -25,11 +25,13 @@
  * the item is missing), as in the other adapters (dynamo-errors.ts).
  */
 import {
+  BatchExecuteStatementCommand,
   BatchGetCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  type PutCommandInput,
   QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
@@ -56,7 +58,7 @@ import {
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
 import { mapAwsError, mapTransactionError } from './dynamo-errors.js';
-import { batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
+import { BATCH_WRITE_MAX, batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
@@ -243,25 +245,23 @@ export interface DynamoRuleStateOptions extends DynamoRulesOptions {
    * stderr, which Lambda sends to CloudWatch Logs).
    */
   onDamagedWindow?: (key: RuleStateKey, error: unknown) => void;
+  /**
+   * putAll in BatchExecuteStatement (PartiQL). `undefined` (default): tried, and PutItems from the first
+   * answer that the endpoint has no such operation (dynalite); false: PutItems only.
+   */
+  partiql?: boolean;
 }
 
-/** TransactWriteItems takes 4 MB at most: a transaction of states stops short of it. */
-const TRANSACT_BYTES = 3_000_000;
-/** PutItems in flight at once where putAll cannot use a transaction. */
+/** PutItems in flight at once where putAll cannot batch (no PartiQL). */
 const PUT_CONCURRENCY = 16;
-
-type StatePut = { TableName: string; Item: Item; ConditionExpression: string } & Item;
-
-/**
- * At least the stored size of a state item, cheaply: its window's bytes, its strings at 3 bytes a
- * character (UTF-8 at most), 16 bytes a number (name included) and the detector's recent values.
- */
-function itemSizeBound(item: Item): number {
-  const data = item.data as StoredRuleState;
-  let bytes = 768 + (data.w?.byteLength ?? 0) + 16 * (data.detector?.recent.length ?? 0);
-  for (const v of Object.values(data)) bytes += typeof v === 'string' ? 16 + 3 * v.length : 16;
-  return bytes;
-}
+/** Statement errors of a batch retried with backoff, as BatchWriteItem's unprocessed items. */
+const RETRIED_STATEMENT_ERRORS = new Set([
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'TransactionConflict',
+]);
 
 export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: string } {
   return { pk: `RS#${ruleId}#${Math.floor(keyFraction(series) * RULE_STATE_SHARDS)}`, sk: series };
@@ -274,11 +274,13 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
   private readonly ttlSeconds: number;
   private readonly maxAttempts: number;
   private readonly onDamagedWindow: (key: RuleStateKey, error: unknown) => void;
+  private partiql: boolean | undefined;
 
   constructor(o: DynamoRuleStateOptions) {
     super(o);
     this.ttlSeconds = (o.ttlDays ?? 30) * 86_400;
     this.maxAttempts = o.maxBatchAttempts ?? 8;
+    this.partiql = o.partiql;
     this.onDamagedWindow =
       o.onDamagedWindow ??
       ((key, error) =>
@@ -396,69 +398,111 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
   }
 
   /**
-   * Several states written at once: one TransactWriteItems per 100 (and per ~3 MB), where a PutItem
-   * each cost the ingest most of the rules' requests (ADR 0016 amendment 12). A transaction lands
-   * whole or not at all; a failed condition makes every write of it a ConflictError (the engine reads
-   * those states again on the batch's retry, as after a conflicting put). Where the endpoint has no
-   * transactions (dynalite), and for a single write, PutItems.
+   * Several states at once: BatchExecuteStatement, 25 conditional PartiQL writes per request (INSERT
+   * for a new state, which fails where one exists; UPDATE ... WHERE version = expected), where a PutItem
+   * each cost the ingest most of the rules' requests (ADR 0016 amendment 12). Each statement lands or
+   * fails on its own and costs what a PutItem costs (a TransactWriteItems would cost twice). Throttled
+   * statements are retried. Where the endpoint has no PartiQL (dynalite), PutItems.
    */
   async putAll(writes: readonly RuleStateWrite[]): Promise<unknown[]> {
     const results: unknown[] = writes.map(() => undefined);
-    const chunks: number[][] = [];
-    let chunk: number[] = [];
-    let bytes = 0;
-    const puts = writes.map((w, i) => {
-      const put = this.stateWrite(w);
-      const size = itemSizeBound(put.Item);
-      if (chunk.length === TRANSACT_WRITE_MAX || (chunk.length > 0 && bytes + size > TRANSACT_BYTES)) {
-        chunks.push(chunk);
-        chunk = [];
-        bytes = 0;
-      }
-      chunk.push(i);
-      bytes += size;
-      return put;
-    });
-    if (chunk.length > 0) chunks.push(chunk);
-    await Promise.all(
-      chunks.map(async (indexes) => {
-        if (indexes.length > 1 && (await this.transactStates(indexes, puts, results))) return;
-        await this.putEach(indexes, puts, results);
-      }),
-    );
+    if (writes.length === 0) return results;
+    if (this.partiql !== false) {
+      const chunks: RuleStateWrite[][] = [];
+      for (let i = 0; i < writes.length; i += BATCH_WRITE_MAX)
+        chunks.push(writes.slice(i, i + BATCH_WRITE_MAX));
+      const answers = await Promise.all(chunks.map((chunk) => this.execute(chunk)));
+      if (answers.every((a) => a !== undefined)) return answers.flat();
+    }
+    await this.putEach(writes, results);
     return results;
   }
 
-  /** One transaction of `indexes`; false where the endpoint has none (see Base.transact). */
-  private async transactStates(indexes: number[], puts: StatePut[], results: unknown[]): Promise<boolean> {
-    try {
-      return await this.transact(
-        `ruleState.putAll (${indexes.length} states)`,
-        indexes.map((i) => ({ Put: puts[i]! })),
-      );
-    } catch (error) {
-      for (const i of indexes) results[i] = error;
-      return true;
+  /**
+   * One BatchExecuteStatement of `writes` (statements retried while throttled): per write, undefined or
+   * its error. Undefined where the endpoint has no PartiQL (remembered: PutItems from then on).
+   */
+  private async execute(writes: readonly RuleStateWrite[]): Promise<unknown[] | undefined> {
+    const out: unknown[] = writes.map(() => undefined);
+    let pending = writes.map((_, i) => i);
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      let responses: Array<{ Error?: { Code?: string; Message?: string } }>;
+      try {
+        responses =
+          (
+            await this.c.send(
+              new BatchExecuteStatementCommand({
+                Statements: pending.map((i) => this.stateStatement(writes[i]!)),
+              }),
+            )
+          ).Responses ?? [];
+        this.partiql = true;
+      } catch (error) {
+        // (`!== true`: the chunks run at once; each may get this answer.)
+        if (this.partiql !== true && (error as Error).name === 'UnknownOperationException') {
+          this.partiql = false;
+          return undefined;
+        }
+        throw mapAwsError(error, 'ruleState.putAll');
+      }
+      const retry: number[] = [];
+      pending.forEach((i, k) => {
+        const e = responses[k]?.Error;
+        const code = e?.Code;
+        if (code === undefined) out[i] = undefined;
+        else if (code === 'ConditionalCheckFailed' || code === 'DuplicateItem') {
+          out[i] = new ConflictError(`ruleState.putAll: condition failed (${code})`);
+        } else if (RETRIED_STATEMENT_ERRORS.has(code) && attempt < this.maxAttempts) retry.push(i);
+        else if (RETRIED_STATEMENT_ERRORS.has(code)) {
+          out[i] = new TransientError('AWS_TRANSIENT', `ruleState.putAll: ${code} after ${attempt} attempts`);
+        } else {
+          out[i] = Object.assign(new Error(`ruleState.putAll: ${code}: ${e?.Message ?? ''}`), { name: code });
+        }
+      });
+      pending = retry;
+      if (pending.length > 0) await this.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));
     }
+    return out;
   }
 
-  private async putEach(indexes: number[], puts: StatePut[], results: unknown[]): Promise<void> {
+  private async putEach(writes: readonly RuleStateWrite[], results: unknown[]): Promise<void> {
     let next = 0;
     const worker = async () => {
-      while (next < indexes.length) {
-        const i = indexes[next++]!;
+      while (next < writes.length) {
+        const i = next++;
         try {
-          await this.call('ruleState.put', () => this.c.send(new PutCommand(puts[i]!)));
+          await this.put(writes[i]!.state, writes[i]!.expected);
         } catch (error) {
           results[i] = error;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, indexes.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, writes.length) }, worker));
+  }
+
+  /** A state's write as a PartiQL statement: the same item and condition as `stateWrite`. */
+  private stateStatement(w: RuleStateWrite): { Statement: string; Parameters: unknown[] } {
+    const { Item: item } = this.stateWrite(w);
+    const table = `"${this.t}"`;
+    if (w.expected === undefined) {
+      const names = Object.keys(item);
+      return {
+        Statement: `INSERT INTO ${table} VALUE {${names.map((n) => `'${n}': ?`).join(', ')}}`,
+        Parameters: names.map((n) => item[n]),
+      };
+    }
+    const { pk, sk, ...rest } = item;
+    const names = Object.keys(rest);
+    const clauses = names.map((n) => `SET "${n}" = ?`);
+    if (item.dueAt === undefined) clauses.push('REMOVE "dueAt"');
+    return {
+      Statement: `UPDATE ${table} ${clauses.join(' ')} WHERE "pk" = ? AND "sk" = ? AND "version" = ?`,
+      Parameters: [...names.map((n) => rest[n]), pk, sk, w.expected],
+    };
   }
 
   /** The conditional put of a state: version expected+1 if `expected` is stored (undefined: absent). */
-  private stateWrite({ state, expected }: RuleStateWrite): StatePut {
+  private stateWrite({ state, expected }: RuleStateWrite): PutCommandInput & { Item: Item } {
     const version = (expected ?? 0) + 1;
     const item: Item = {
       ...ruleStateKey(state.ruleId, state.series),

@@ -5,8 +5,10 @@
  * (function, table); nothing else grants DynamoDB access. Adjust a row when an adapter starts or stops
  * using an action — the deploy harness fails on an action granted but unused, or used but not granted.
  *
- * IAM notes: TransactWriteItems has no action of its own (its Put/Delete items are authorized as
- * PutItem/DeleteItem); a Query/Scan on an index needs the index ARN (`registry/index/gsi1`).
+ * IAM notes: TransactWriteItems has no action of its own (its Put/Update/Delete items are authorized
+ * as PutItem/UpdateItem/DeleteItem); neither has BatchExecuteStatement (its statements are authorized
+ * as PartiQLInsert/PartiQLUpdate...); a Query/Scan on an index needs the index ARN
+ * (`registry/index/gsi1`).
  */
 import { Aws } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -20,7 +22,9 @@ export type DynamoAction =
   | 'UpdateItem'
   | 'DeleteItem'
   | 'BatchWriteItem'
-  | 'ConditionCheckItem';
+  | 'ConditionCheckItem'
+  | 'PartiQLInsert'
+  | 'PartiQLUpdate';
 
 /** A table of the stack, or one of its indexes (`<table>/index/<name>`). */
 export type TableTarget = 'registry' | 'registry/index/gsi1' | 'state' | 'events' | 'telemetry' | 'live';
@@ -94,12 +98,14 @@ export const DYNAMODB_ACCESS: AccessTable = {
   rulesClock: {
     // Rules and alerts (functions/adapters/dynamo-rules.ts): alert open (conditional Put), resolve and
     // markDispatched of a transition another store recorded (Update), transition record (conditional
-    // Put), markDispatched of the ones it recorded or listed (BatchWrite).
+    // Put) — the alert write and the record of a transition in one TransactWriteItems —, markDispatched
+    // of the ones it recorded or listed (BatchWrite).
     registry: ['PutItem', 'UpdateItem', 'BatchWriteItem'],
     // The rule list and the outbox of undelivered transitions (gsi1).
     'registry/index/gsi1': ['Query'],
-    // Rule state: listDue (Query per shard), put (conditional Put).
-    state: ['Query', 'PutItem'],
+    // Rule state: listDue (Query per shard); the states it writes exist (it finds them due), so its
+    // conditional writes are PartiQL UPDATEs in BatchExecuteStatement (amendment 12).
+    state: ['Query', 'PartiQLUpdate'],
     // An absence state written behind: the readings after it (ADR 0016 amendment 10; consistent Query).
     telemetry: ['Query'],
   },
@@ -136,15 +142,16 @@ export const SELF_REGISTER_ACCESS: Partial<Record<TableTarget, readonly DynamoAc
 
 /**
  * With rules on (ADR 0016), the ingest functions also evaluate them: the rule list (gsi1 Query), rule
- * state (BatchGet, conditional Put — granted for protocol state already — and the devices' claims,
- * BatchWrite: amendment 11), alert transitions (conditional Put, Update; marked dispatched by
- * BatchWrite), and the readings a rule state written behind has not seen (amendment 10: the telemetry
- * table's device catalog and frames, consistent Query; no grant without the table).
+ * state (BatchGet; conditional PartiQL INSERT / UPDATE in BatchExecuteStatement: amendment 12; the
+ * devices' claims, BatchWrite: amendment 11), alert transitions (conditional Put, Update, in
+ * TransactWriteItems or one by one; marked dispatched by BatchWrite), and the readings a rule state
+ * written behind has not seen (amendment 10: the telemetry table's device catalog and frames,
+ * consistent Query; no grant without the table).
  */
 export const RULES_INGEST_ACCESS: Partial<Record<TableTarget, readonly DynamoAction[]>> = {
   registry: ['PutItem', 'UpdateItem', 'BatchWriteItem'],
   'registry/index/gsi1': ['Query'],
-  state: ['BatchGetItem', 'PutItem', 'BatchWriteItem'],
+  state: ['BatchGetItem', 'PartiQLInsert', 'PartiQLUpdate', 'BatchWriteItem'],
   telemetry: ['Query'],
 };
 

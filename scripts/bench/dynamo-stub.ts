@@ -5,15 +5,16 @@
  * there. The stub's own CPU time (parsing the request, building the answer) is counted in `stubMs`, to
  * be subtracted from a measurement.
  *
- * What it answers is what a fresh table with one writer would: every PutItem and UpdateItem succeeds,
- * GetItem and Query find nothing, except that the items put (PutItem, BatchWriteItem, TransactWriteItems)
- * into `keepTables` are kept and served to BatchGetItem (whole or projected). Enough for the ingest
- * path's writes and the rule engine's cross-batch version checks; not a DynamoDB emulator (dynalite
- * is, in the tests).
+ * What it answers is what a fresh table with one writer would: every write succeeds, GetItem and
+ * Query find nothing, except that the items written (PutItem, BatchWriteItem, TransactWriteItems,
+ * BatchExecuteStatement) into `keepTables` are kept and served to BatchGetItem (whole or projected).
+ * Enough for the ingest path's writes and the rule engine's cross-batch version checks; not a
+ * DynamoDB emulator (dynalite is, in the tests).
  */
 import { Readable } from 'node:stream';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { readPartiqlWrite } from '../verify-deploy/partiql-writes.js';
 
 type Wire = Record<string, unknown>;
 type WireItem = Record<string, Record<string, unknown>>;
@@ -87,6 +88,23 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
           responses[name] = found;
         }
         return { Responses: responses, UnprocessedKeys: {} };
+      }
+      case 'BatchExecuteStatement': {
+        // Every statement lands (one writer): INSERTs and UPDATEs into kept tables kept.
+        const statements = input.Statements as Array<{ Statement: string; Parameters?: Wire[] }>;
+        for (const st of statements) {
+          const w = readPartiqlWrite(st.Statement, st.Parameters);
+          const table = kept.get(w.table);
+          if (!table) continue;
+          if (w.kind === 'insert') table.set(keyOf(w.item as WireItem), w.item as WireItem);
+          else {
+            const key = keyOf(w.where as WireItem);
+            const item = { ...table.get(key), ...(w.where as WireItem), ...(w.set as WireItem) };
+            for (const r of w.remove) delete item[r];
+            table.set(key, item);
+          }
+        }
+        return { Responses: statements.map(() => ({})) };
       }
       case 'TransactWriteItems': {
         // Every item's condition holds (one writer): its Puts land, in kept tables kept.

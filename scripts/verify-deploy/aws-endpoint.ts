@@ -26,7 +26,10 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { type PartiqlWrite, readPartiqlWrite } from './partiql-writes.js';
 import { ACCOUNT, REGION } from './template.js';
+
+type Wire = Record<string, unknown>;
 
 export interface RecordedCall {
   /** The function's logical id. */
@@ -249,6 +252,7 @@ export class RecordingEndpoint {
       const input = JSON.parse(body.toString() || '{}') as Record<string, unknown>;
       this.recordDynamo(fn, op, input);
       if (op === 'TransactWriteItems' && (await this.transactWrite(req, input, res))) return;
+      if (op === 'BatchExecuteStatement') return this.batchExecute(req, input, res);
       await this.forward(this.o.dynamoEndpoint(), req, body, res);
       return;
     }
@@ -526,6 +530,13 @@ export class RecordingEndpoint {
           this.record(fn, 'dynamodb', op, tableArn(name));
         }
         return;
+      case 'BatchExecuteStatement':
+        // IAM authorizes each statement as its PartiQL action on its table.
+        for (const w of this.statements(fn, input)) {
+          const action = w.kind === 'insert' ? 'PartiQLInsert' : 'PartiQLUpdate';
+          this.record(fn, 'dynamodb', action, tableArn(w.table), `in ${op}`);
+        }
+        return;
       case 'TransactWriteItems':
       case 'TransactGetItems':
         // IAM authorizes each item of a transaction as its single-item action.
@@ -615,6 +626,97 @@ export class RecordingEndpoint {
     res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
     res.end('{}');
     return true;
+  }
+
+  /** The write statements of a BatchExecuteStatement; one of another form is reported unhandled. */
+  private statements(fn: string, input: Record<string, unknown>): PartiqlWrite[] {
+    const out: PartiqlWrite[] = [];
+    for (const st of (input.Statements ?? []) as Array<{ Statement: string; Parameters?: Wire[] }>) {
+      try {
+        out.push(readPartiqlWrite(st.Statement, st.Parameters));
+      } catch (error) {
+        this.unhandled.push(`${fn}: ${(error as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * BatchExecuteStatement, which dynalite lacks: each write statement (the forms partiql-writes.ts
+   * reads) applied as the PutItem or UpdateItem it stands for, on its own as in DynamoDB; a failed
+   * condition is the statement's DuplicateItem (INSERT) or ConditionalCheckFailed (UPDATE). Tables
+   * keyed pk/sk, as every table the adapters write with PartiQL.
+   */
+  private async batchExecute(
+    req: http.IncomingMessage,
+    input: Record<string, unknown>,
+    res: http.ServerResponse,
+  ): Promise<void> {
+    const responses: Wire[] = [];
+    for (const w of this.statements(this.caller(req), input)) {
+      const names: Record<string, string> = {};
+      const values: Record<string, Wire> = {};
+      const name = (n: string) => {
+        const k = `#n${Object.keys(names).length}`;
+        names[k] = n;
+        return k;
+      };
+      const value = (v: Wire) => {
+        const k = `:v${Object.keys(values).length}`;
+        values[k] = v;
+        return k;
+      };
+      let request: { target: string; body: Wire };
+      if (w.kind === 'insert') {
+        request = {
+          target: 'PutItem',
+          body: { TableName: w.table, Item: w.item, ConditionExpression: 'attribute_not_exists(pk)' },
+        };
+      } else {
+        const { pk, sk, ...conditions } = w.where;
+        const set = Object.entries(w.set).map(([n, v]) => `${name(n)} = ${value(v)}`);
+        const remove = w.remove.map(name);
+        const condition = [
+          'attribute_exists(pk)',
+          ...Object.entries(conditions).map(([n, v]) => `${name(n)} = ${value(v)}`),
+        ];
+        request = {
+          target: 'UpdateItem',
+          body: {
+            TableName: w.table,
+            Key: { pk, sk },
+            UpdateExpression: [
+              set.length > 0 ? `SET ${set.join(', ')}` : '',
+              remove.length > 0 ? `REMOVE ${remove.join(', ')}` : '',
+            ].join(' '),
+            ConditionExpression: condition.join(' AND '),
+            ExpressionAttributeNames: names,
+            ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+          },
+        };
+      }
+      const out = await this.send(req, `DynamoDB_20120810.${request.target}`, request.body);
+      if (out.status === 200) {
+        responses.push({ TableName: w.table });
+        continue;
+      }
+      const error = JSON.parse(out.body || '{}') as { __type?: string; message?: string };
+      const code = String(error.__type ?? '').split('#')[1] ?? 'ValidationException';
+      responses.push({
+        TableName: w.table,
+        Error: {
+          Code:
+            code === 'ConditionalCheckFailedException'
+              ? w.kind === 'insert'
+                ? 'DuplicateItem'
+                : 'ConditionalCheckFailed'
+              : code.replace(/Exception$/, 'Error'),
+          Message: error.message ?? '',
+        },
+      });
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+    res.end(JSON.stringify({ Responses: responses }));
   }
 
   /** One request to dynalite with the caller's headers and another operation. */

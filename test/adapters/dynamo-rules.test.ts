@@ -4,6 +4,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchExecuteStatementCommand,
   BatchGetCommand,
   BatchWriteCommand,
   DynamoDBDocumentClient,
@@ -13,6 +14,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -42,7 +44,10 @@ import {
   transitionId,
   validateRule,
 } from '../../functions/core/rules/index.js';
+import { readPartiqlWrite } from '../../scripts/verify-deploy/partiql-writes.js';
 import { type LocalDynamo, startDynalite } from '../helpers/dynalite.js';
+
+const unmarshallAll = (wire: Record<string, unknown>) => unmarshall(wire as never);
 
 const T0 = 1_700_000_000_000;
 let dynamo: LocalDynamo;
@@ -451,81 +456,92 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     await expect(store.put(state('r', 'dev|m'), 5)).rejects.toBeInstanceOf(TransientError);
   });
 
-  it('putAll: one TransactWriteItems of conditional Puts per 100 states; a lone state is a PutItem', async () => {
+  it('putAll: one BatchExecuteStatement per 25 states, INSERT for a new state and UPDATE conditional on the version, each read back as the PutItem it stands for', async () => {
     mock.reset();
-    mock.on(TransactWriteCommand).resolves({});
-    mock.on(PutCommand).resolves({});
+    mock.on(BatchExecuteStatementCommand).callsFake((input: { Statements: unknown[] }) => ({
+      Responses: input.Statements.map(() => ({})),
+    }));
     const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
-    const writes = Array.from({ length: 230 }, (_, i) => ({
-      state: state('r', `d${i}|m`, i === 0 ? { dueAt: T0 + 5 } : {}),
+    const writes = Array.from({ length: 60 }, (_, i) => ({
+      state: state('r', `d${i}|m`, i < 2 ? { dueAt: T0 + 5 } : { wt: [T0, T0 + 1], wv: [1, 2] }),
       expected: i % 2 === 0 ? undefined : i,
     }));
     expect(await store.putAll(writes)).toEqual(writes.map(() => undefined));
-    const calls = mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!);
-    expect(calls.map((items) => items.length)).toEqual([100, 100, 30]);
-    const puts = calls.flat().map((t) => t.Put!);
-    expect(puts.map((p) => p.Item!.sk)).toEqual(writes.map((w) => w.state.series));
-    expect(puts[0]).toMatchObject({
-      TableName: 'state',
-      ConditionExpression: 'attribute_not_exists(pk)',
-      Item: { ...ruleStateKey('r', 'd0|m'), version: 1, dueAt: T0 + 5, expiresAt: T0 / 1000 + 30 * 86_400 },
-    });
-    expect(puts[1]).toMatchObject({
-      ConditionExpression: 'version = :v',
-      ExpressionAttributeValues: { ':v': 1 },
-      Item: { version: 2 },
-    });
-    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
-    await store.putAll([writes[1]!]);
-    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(3);
-    expect(mock.commandCalls(PutCommand)).toHaveLength(1);
-  });
-
-  it('putAll: a transaction stops short of 4 MB (states with large windows)', async () => {
-    mock.reset();
-    mock.on(TransactWriteCommand).resolves({});
-    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
-    // Times that do not delta-encode: 16 bytes a sample, ~320 KB a state.
-    const wt = Array.from({ length: 20_000 }, (_, i) => T0 + i + 0.5);
-    const wv = wt.map((_, i) => i / 7);
-    await store.putAll(
-      Array.from({ length: 25 }, (_, i) => ({ state: state('r', `d${i}|m`, { wt, wv }), expected: 1 })),
+    const calls = mock.commandCalls(BatchExecuteStatementCommand).map((c) => c.args[0].input.Statements!);
+    expect(calls.map((c) => c.length)).toEqual([25, 25, 10]);
+    const [insert, update, later] = calls.flat();
+    expect(insert!.Statement).toBe(
+      `INSERT INTO "state" VALUE {'pk': ?, 'sk': ?, 'version': ?, 'data': ?, 'expiresAt': ?, 'dueAt': ?}`,
     );
-    const calls = mock.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!);
-    expect(calls.length).toBeGreaterThan(1);
-    expect(calls.flat()).toHaveLength(25);
-    for (const items of calls) {
-      const bytes = items.reduce((n, t) => n + ((t.Put!.Item!.data as { w: Uint8Array }).w.length ?? 0), 0);
-      expect(bytes).toBeLessThan(4_000_000);
+    expect(update!.Statement).toBe(
+      'UPDATE "state" SET "version" = ? SET "data" = ? SET "expiresAt" = ? SET "dueAt" = ? WHERE "pk" = ? AND "sk" = ? AND "version" = ?',
+    );
+    expect(calls.flat()[3]!.Statement).toContain('REMOVE "dueAt" WHERE');
+    // What each statement means is the item and condition a PutItem of the state would send.
+    mock.on(PutCommand).resolves({});
+    for (const [i, w] of writes.slice(0, 4).entries()) {
+      await store.put(w.state, w.expected);
+      const put = mock.commandCalls(PutCommand)[i]!.args[0].input;
+      const statement = calls.flat()[i]!;
+      const wire = statement.Parameters!.map(
+        (p) => marshall({ p }, { removeUndefinedValues: true, convertClassInstanceToMap: true }).p,
+      );
+      const read = readPartiqlWrite(statement.Statement!, wire as never);
+      const item = unmarshallAll(read.kind === 'insert' ? read.item : { ...read.set, ...read.where });
+      expect(item).toEqual({ ...put.Item, ...(read.kind === 'update' ? { version: w.expected } : {}) });
+      if (read.kind === 'update') {
+        expect(unmarshallAll(read.set).version).toBe(w.expected! + 1);
+        expect(read.remove).toEqual(w.state.dueAt === undefined ? ['dueAt'] : []);
+      }
     }
+    expect(later!.Parameters![2]).toBe(1); // INSERT: version 1
   });
 
-  it('putAll: a failed condition makes the writes of its transaction conflicts, a conflicting write or throttling transient; an endpoint without transactions gets PutItems from then on', async () => {
+  it('putAll: a failed condition or an existing state is a conflict of that write only; throttled statements are retried, then transient; an endpoint without PartiQL gets PutItems from then on', async () => {
     mock.reset();
-    const cancelled = (...codes: string[]) =>
-      Object.assign(new Error('Transaction cancelled'), {
-        name: 'TransactionCanceledException',
-        $metadata: { httpStatusCode: 400 },
-        CancellationReasons: codes.map((Code) => ({ Code })),
-      });
-    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', clock: () => T0 });
-    const writes = ['a', 'b', 'c'].map((d) => ({ state: state('r', `${d}|m`), expected: 1 }));
+    const store = new DynamoRuleStateStore({
+      client: doc,
+      tableName: 'state',
+      sleep: async () => {},
+      maxBatchAttempts: 3,
+    });
+    const writes = ['a', 'b', 'c', 'd'].map((d, i) => ({
+      state: state('r', `${d}|m`),
+      expected: i === 0 ? undefined : 1,
+    }));
     mock
-      .on(TransactWriteCommand)
-      .rejectsOnce(cancelled('None', 'ConditionalCheckFailed', 'None'))
-      .rejectsOnce(cancelled('None', 'TransactionConflict', 'None'));
-    const conflicted = await store.putAll(writes);
-    expect(conflicted.map((e) => e instanceof ConflictError)).toEqual([true, true, true]);
-    const raced = await store.putAll(writes);
-    expect(raced.map((e) => e instanceof TransientError)).toEqual([true, true, true]);
-    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+      .on(BatchExecuteStatementCommand)
+      .resolvesOnce({
+        Responses: [
+          { Error: { Code: 'DuplicateItem' } },
+          { Error: { Code: 'ConditionalCheckFailed' } },
+          { Error: { Code: 'ThrottlingError' } },
+          {},
+        ],
+      })
+      .resolvesOnce({ Responses: [{}] });
+    const results = await store.putAll(writes);
+    expect(results.map((e) => (e === undefined ? 'written' : (e as Error).constructor.name))).toEqual([
+      'ConflictError',
+      'ConflictError',
+      'written',
+      'written',
+    ]);
+    const calls = mock.commandCalls(BatchExecuteStatementCommand).map((c) => c.args[0].input.Statements!);
+    expect(calls.map((c) => c.length)).toEqual([4, 1]); // only the throttled one again
+    mock.reset();
+    mock.on(BatchExecuteStatementCommand).resolves({ Responses: [{ Error: { Code: 'ThrottlingError' } }] });
+    const [stubborn] = await store.putAll([writes[1]!]);
+    expect(stubborn).toBeInstanceOf(TransientError);
+    expect(mock.commandCalls(BatchExecuteStatementCommand)).toHaveLength(3);
 
     mock.reset();
-    const unknown = Object.assign(new Error('unknown operation'), {
-      name: 'UnknownOperationException',
-      $metadata: { httpStatusCode: 400 },
-    });
-    mock.on(TransactWriteCommand).rejects(unknown);
+    mock.on(BatchExecuteStatementCommand).rejects(
+      Object.assign(new Error('unknown operation'), {
+        name: 'UnknownOperationException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     const conditionFailed = Object.assign(new Error('The conditional request failed'), {
       name: 'ConditionalCheckFailedException',
       $metadata: { httpStatusCode: 400 },
@@ -541,15 +557,16 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
       'written',
       'ConflictError',
       'written',
+      'written',
     ]);
     await local.putAll(writes);
-    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(1);
-    expect(mock.commandCalls(PutCommand)).toHaveLength(6);
+    expect(mock.commandCalls(BatchExecuteStatementCommand)).toHaveLength(1);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(8);
     // Switched off: never tried.
     mock.resetHistory();
-    const off = new DynamoRuleStateStore({ client: doc, tableName: 'state', transactions: false });
-    await off.putAll(writes);
-    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(0);
+    await new DynamoRuleStateStore({ client: doc, tableName: 'state', partiql: false }).putAll(writes);
+    expect(mock.commandCalls(BatchExecuteStatementCommand)).toHaveLength(0);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(4);
   });
 
   it('bulk state reads are consistent and retry unprocessed keys, then give up with a TransientError', async () => {
