@@ -17,10 +17,12 @@
  *
  * DynamoDB actions, per adapter (for the IAM policies):
  *   DynamoRuleStore        GetItem, PutItem (conditional), DeleteItem, Query (gsi1)
- *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims, versions), PutItem (conditional;
- *                          also as the Put items of TransactWriteItems, which has no action of its
- *                          own), BatchWriteItem (claims), Query (table)
- *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional), Query (table, gsi1)
+ *   DynamoRuleStateStore   BatchGetItem (consistent: states, claims, versions), BatchExecuteStatement
+ *                          (putAll: PartiQLInsert / PartiQLUpdate, conditional), PutItem (put, and
+ *                          putAll where the endpoint has no PartiQL), BatchWriteItem (claims), Query
+ *   DynamoAlertStore       GetItem, PutItem (conditional), UpdateItem (conditional) — an alert write
+ *                          and its transition record together in TransactWriteItems, which IAM
+ *                          authorizes as those actions —, BatchWriteItem, Query (table, gsi1)
  * Errors: throttling / 5xx → TransientError, failed conditions → ConflictError (or NotFoundError when
  * the item is missing), as in the other adapters (dynamo-errors.ts).
  */
