@@ -133,6 +133,9 @@ export function stubbedDynamo(keepTables: string[]): StubbedDynamo {
             ...((input.TransactItems ?? []) as Array<Record<string, { TableName: string }>>).map(
               (t) => Object.values(t)[0]!.TableName,
             ),
+            ...((input.Statements ?? []) as Array<{ Statement: string }>).map(
+              (st) => /^\s*(?:INSERT INTO|UPDATE) "([^"]+)"/.exec(st.Statement)?.[1] ?? '?',
+            ),
           ]),
         ].join('+');
       const counted = `${op} ${tables}`;
