@@ -1,13 +1,51 @@
-/** Paging and batch writes shared by the DynamoDB adapters. */
+/** Paging, batch writes and transactions shared by the DynamoDB adapters. */
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
   QueryCommand,
   type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../core/errors.js';
+import { mapTransactionError } from './dynamo-errors.js';
 
 type Item = Record<string, unknown>;
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/**
+ * Whether an endpoint has TransactWriteItems: undefined until its first answer (or set by the
+ * adapter's options), false once it answered that it has no such operation (dynalite).
+ */
+export interface TransactionSupport {
+  transactions: boolean | undefined;
+}
+
+/**
+ * One TransactWriteItems of `items`: true when it landed; false where the endpoint has no
+ * transactions (remembered in `support`: nothing is sent from then on). A cancelled one throws
+ * ConflictError (a condition failed) or TransientError (a conflicting write, throttling); nothing of it
+ * was written.
+ */
+export async function transactWrite(
+  client: DynamoDBDocumentClient,
+  items: TransactItem[],
+  support: TransactionSupport,
+  what: string,
+): Promise<boolean> {
+  if (support.transactions === false) return false;
+  try {
+    await client.send(new TransactWriteCommand({ TransactItems: items }));
+    support.transactions = true;
+    return true;
+  } catch (error) {
+    if (support.transactions !== true && (error as Error).name === 'UnknownOperationException') {
+      support.transactions = false;
+      return false;
+    }
+    throw mapTransactionError(error, what);
+  }
+}
 
 /**
  * Every page of a query, in order. `call` is the adapter's own wrapper (its error mapping), applied to

@@ -21,8 +21,6 @@ import {
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, TransientError, ValidationError } from '../core/errors.js';
@@ -42,7 +40,14 @@ import {
   type WriteMode,
 } from '../core/registry.js';
 import { mapTransactionError } from './dynamo-errors.js';
-import { batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
+import {
+  batchWriteAll,
+  queryAllPages,
+  TRANSACT_WRITE_MAX,
+  type TransactItem,
+  type TransactionSupport,
+  transactWrite,
+} from './dynamo-query.js';
 
 export interface DynamoRegistryOptions {
   client: DynamoDBDocumentClient;
@@ -59,7 +64,6 @@ export interface DynamoRegistryOptions {
 }
 
 type Item = Record<string, unknown>;
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 const META = 'META';
 const BATCH_GET_MAX = 100;
@@ -81,12 +85,12 @@ export class DynamoRegistry implements RegistryPort {
   private readonly c: DynamoDBDocumentClient;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly maxAttempts: number;
-  private transactions: boolean | undefined;
+  private readonly support: TransactionSupport;
 
   constructor(o: DynamoRegistryOptions) {
     this.t = o.tableName;
     this.c = o.client;
-    this.transactions = o.transactions;
+    this.support = { transactions: o.transactions };
     this.maxAttempts = o.maxBatchAttempts ?? 8;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -431,19 +435,9 @@ export class DynamoRegistry implements RegistryPort {
    * One TransactWriteItems call; false when transactions are off, unsupported by the endpoint
    * (remembered), or the write is larger than one transaction allows.
    */
-  private async transact(what: string, items: TransactItem[]): Promise<boolean> {
-    if (this.transactions === false || items.length > TRANSACT_WRITE_MAX) return false;
-    try {
-      await this.c.send(new TransactWriteCommand({ TransactItems: items }));
-      this.transactions = true;
-      return true;
-    } catch (error) {
-      if (this.transactions === undefined && (error as Error).name === 'UnknownOperationException') {
-        this.transactions = false;
-        return false;
-      }
-      throw mapTransactionError(error, `registry.${what}`);
-    }
+  private transact(what: string, items: TransactItem[]): Promise<boolean> {
+    if (items.length > TRANSACT_WRITE_MAX) return Promise.resolve(false);
+    return transactWrite(this.c, items, this.support, `registry.${what}`);
   }
 
   async getApplication(id: string): Promise<Application | undefined> {

@@ -36,8 +36,6 @@ import {
   type PutCommandInput,
   QueryCommand,
   type QueryCommandInput,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, TransientError } from '../core/errors.js';
@@ -59,8 +57,16 @@ import {
   toStoredState,
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
-import { mapAwsError, mapTransactionError } from './dynamo-errors.js';
-import { BATCH_WRITE_MAX, batchWriteAll, queryAllPages, TRANSACT_WRITE_MAX } from './dynamo-query.js';
+import { mapAwsError } from './dynamo-errors.js';
+import {
+  BATCH_WRITE_MAX,
+  batchWriteAll,
+  queryAllPages,
+  TRANSACT_WRITE_MAX,
+  type TransactItem,
+  type TransactionSupport,
+  transactWrite,
+} from './dynamo-query.js';
 
 type Item = Record<string, unknown>;
 
@@ -77,8 +83,6 @@ export interface DynamoRulesOptions {
   transactions?: boolean;
 }
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
-
 const META = 'META';
 const pad = (n: number) => String(Math.max(0, Math.floor(n))).padStart(15, '0');
 
@@ -87,34 +91,19 @@ abstract class Base {
   protected readonly c: DynamoDBDocumentClient;
   protected readonly clock: () => number;
   protected readonly sleep: (ms: number) => Promise<void>;
-  private transactions: boolean | undefined;
+  private readonly support: TransactionSupport;
 
   constructor(o: DynamoRulesOptions) {
     this.t = o.tableName;
     this.c = o.client;
     this.clock = o.clock ?? Date.now;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.transactions = o.transactions;
+    this.support = { transactions: o.transactions };
   }
 
-  /**
-   * One TransactWriteItems of `items`: true when it landed, false where the endpoint has no
-   * transactions (remembered: false from then on, nothing sent). A cancelled one throws ConflictError
-   * (a condition failed) or TransientError (a conflicting write, throttling); nothing of it was written.
-   */
-  protected async transact(what: string, items: TransactItem[]): Promise<boolean> {
-    if (this.transactions === false) return false;
-    try {
-      await this.c.send(new TransactWriteCommand({ TransactItems: items }));
-      this.transactions = true;
-      return true;
-    } catch (error) {
-      if (this.transactions === undefined && (error as Error).name === 'UnknownOperationException') {
-        this.transactions = false;
-        return false;
-      }
-      throw mapTransactionError(error, what);
-    }
+  /** One TransactWriteItems (see transactWrite); false where the endpoint has none. */
+  protected transact(what: string, items: TransactItem[]): Promise<boolean> {
+    return transactWrite(this.c, items, this.support, what);
   }
 
   /** BatchWriteItem of `requests` (25 per call, unprocessed ones retried; see batchWriteAll). */
