@@ -411,7 +411,9 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
 
   /**
    * One BatchExecuteStatement of `writes` (statements retried while throttled): per write, undefined or
-   * its error. Undefined where the endpoint has no PartiQL (remembered: PutItems from then on).
+   * its error — never thrown: a request that fails is the error of the statements it carried only, so
+   * what landed before (another chunk, an earlier attempt) stays reported written, and a retried commit
+   * writes only the rest. Undefined where the endpoint has no PartiQL (remembered: PutItems from then on).
    */
   private async execute(writes: readonly RuleStateWrite[]): Promise<unknown[] | undefined> {
     const out: unknown[] = writes.map(() => undefined);
@@ -434,13 +436,17 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
           this.partiql = false;
           return undefined;
         }
-        throw mapAwsError(error, 'ruleState.putAll');
+        const mapped = mapAwsError(error, 'ruleState.putAll');
+        for (const i of pending) out[i] = mapped;
+        return out;
       }
       const retry: number[] = [];
       pending.forEach((i, k) => {
-        const e = responses[k]?.Error;
+        const answer = responses[k];
+        const e = answer?.Error;
         const code = e?.Code;
-        if (code === undefined) out[i] = undefined;
+        if (answer === undefined) out[i] = new Error('ruleState.putAll: no answer for the statement');
+        else if (code === undefined) out[i] = undefined;
         else if (code === 'ConditionalCheckFailed' || code === 'DuplicateItem') {
           out[i] = new ConflictError(`ruleState.putAll: condition failed (${code})`);
         } else if (RETRIED_STATEMENT_ERRORS.has(code) && attempt < this.maxAttempts) retry.push(i);

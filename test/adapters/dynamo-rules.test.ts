@@ -130,6 +130,19 @@ function state(ruleId: string, series: string, over: Partial<RuleState> = {}): R
   };
 }
 
+const reading = (value: number, t: number, deviceId = 'breaker-1'): EnrichedReading => ({
+  protocol: 'sparkplug',
+  deviceId,
+  metric: 'L1/current',
+  type: 'Double',
+  value,
+  time: t,
+  historical: false,
+  transient: false,
+  quality: 'GOOD',
+  enrichment: { deviceType: 'breaker', applications: [] },
+});
+
 describe.each(implementations)('rule stores contract: %s', (_name, make) => {
   it('rules: create, conflict on duplicate, update guarded by revision, list by device type, delete', async () => {
     const { rules } = make();
@@ -341,19 +354,6 @@ describe.each(implementations)('rule stores contract: %s', (_name, make) => {
 });
 
 describe('RuleEngine over DynamoDB', () => {
-  const reading = (value: number, t: number, deviceId = 'breaker-1'): EnrichedReading => ({
-    protocol: 'sparkplug',
-    deviceId,
-    metric: 'L1/current',
-    type: 'Double',
-    value,
-    time: t,
-    historical: false,
-    transient: false,
-    quality: 'GOOD',
-    enrichment: { deviceType: 'breaker', applications: [] },
-  });
-
   it('fires, resolves with hysteresis, survives a cold start, and a redelivered batch fires nothing twice', async () => {
     const registry = { client: dynamo.doc, tableName: dynamo.tables.registry!, clock: () => T0 };
     const rules = new DynamoRuleStore(registry);
@@ -567,6 +567,67 @@ describe('rule adapters: request shapes and error mapping (aws-sdk-client-mock)'
     await new DynamoRuleStateStore({ client: doc, tableName: 'state', partiql: false }).putAll(writes);
     expect(mock.commandCalls(BatchExecuteStatementCommand)).toHaveLength(0);
     expect(mock.commandCalls(PutCommand)).toHaveLength(4);
+  });
+
+  it('putAll never throws for a failed request: what landed before it (another chunk, an earlier attempt) stays reported written', async () => {
+    mock.reset();
+    const sent: number[] = [];
+    mock.on(BatchExecuteStatementCommand).callsFake(async (input: { Statements: unknown[] }) => {
+      sent.push(input.Statements.length);
+      if (sent.length === 1) return { Responses: [{}, { Error: { Code: 'ThrottlingError' } }] };
+      throw throttled();
+    });
+    const store = new DynamoRuleStateStore({ client: doc, tableName: 'state', sleep: async () => {} });
+    const writes = ['a|m', 'b|m'].map((series) => ({ state: state('r', series), expected: 1 }));
+    const results = await store.putAll(writes);
+    expect(results.map((e) => (e === undefined ? 'written' : (e as Error).constructor.name))).toEqual([
+      'written',
+      'TransientError',
+    ]);
+    expect(sent).toEqual([2, 1]);
+  });
+
+  it('a commit whose second batch of states failed as a request is retried by writing only the rest (the engine over the PartiQL store)', async () => {
+    mock.reset();
+    // A table of versions applying INSERT / UPDATE ... WHERE version = ? as DynamoDB would; the first
+    // request of 5 statements (the second chunk of 30 states) fails whole.
+    const versions = new Map<string, number>();
+    let failed = false;
+    type Statement = { Statement: string; Parameters: unknown[] };
+    mock.on(BatchExecuteStatementCommand).callsFake(async (input: { Statements: Statement[] }) => {
+      if (input.Statements.length === 5 && !failed) {
+        failed = true;
+        throw throttled();
+      }
+      return {
+        Responses: input.Statements.map(({ Statement: st, Parameters: p }) => {
+          const [key, expected] = st.startsWith('INSERT')
+            ? [`${p[0]}|${p[1]}`, undefined]
+            : [`${p.at(-3)}|${p.at(-2)}`, p.at(-1) as number];
+          if (versions.get(key) !== expected)
+            return { Error: { Code: st.startsWith('INSERT') ? 'DuplicateItem' : 'ConditionalCheckFailed' } };
+          versions.set(key, (expected ?? 0) + 1);
+          return {};
+        }),
+      };
+    });
+    mock.on(BatchGetCommand).resolves({ Responses: { state: [] } }); // no claims, no states yet
+    mock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} }); // claims
+    const rules = new InMemoryRuleStore();
+    await rules.put(rule('hot'), 'create');
+    const engine = new RuleEngine({
+      rules,
+      state: new DynamoRuleStateStore({ client: doc, tableName: 'state', sleep: async () => {} }),
+      alerts: new InMemoryAlertStore(),
+      clock: () => T0,
+    });
+    engine.begin();
+    await engine.evaluate({ readings: Array.from({ length: 30 }, (_, i) => reading(90, T0, `dev-${i}`)) });
+    await expect(engine.commit()).rejects.toBeInstanceOf(TransientError);
+    expect(versions.size).toBe(25);
+    await engine.commit(); // as the ingest path retries a transient commit
+    expect(versions.size).toBe(30);
+    expect([...versions.values()].every((v) => v === 1)).toBe(true);
   });
 
   it('bulk state reads are consistent and retry unprocessed keys, then give up with a TransientError', async () => {
