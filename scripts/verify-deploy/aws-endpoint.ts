@@ -31,6 +31,17 @@ import { ACCOUNT, REGION } from './template.js';
 
 type Wire = Record<string, unknown>;
 
+/** A single-item operation's error name as a BatchExecuteStatement statement's error code. */
+function statementCode(name: string): string {
+  const codes: Record<string, string> = {
+    ValidationException: 'ValidationError',
+    ThrottlingException: 'ThrottlingError',
+    ResourceNotFoundException: 'ResourceNotFound',
+    AccessDeniedException: 'AccessDenied',
+  };
+  return codes[name] ?? name.replace(/Exception$/, '');
+}
+
 export interface RecordedCall {
   /** The function's logical id. */
   function: string;
@@ -572,6 +583,22 @@ export class RecordingEndpoint {
       return source?.pk !== undefined && source.sk !== undefined;
     };
     if (!items.every(keyed)) return false;
+    // DynamoDB refuses the whole transaction when two of its operations touch one item.
+    const targets = items.map((i) => {
+      const spec = (i.Put ?? i.Update ?? i.Delete)!;
+      const key = (spec.Key ?? spec.Item) as Record<string, unknown>;
+      return JSON.stringify([spec.TableName, key.pk, key.sk]);
+    });
+    if (new Set(targets).size < targets.length) {
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(
+        JSON.stringify({
+          __type: 'com.amazon.coral.validate#ValidationException',
+          message: 'Transaction request cannot include multiple operations on one item',
+        }),
+      );
+      return true;
+    }
     const reasons: Array<{ Code: string; Message?: string }> = items.map(() => ({ Code: 'None' }));
     const undo: Array<{ TableName: unknown; Key: Record<string, unknown>; Item?: unknown }> = [];
     const rollBack = async () => {
@@ -710,7 +737,7 @@ export class RecordingEndpoint {
               ? w.kind === 'insert'
                 ? 'DuplicateItem'
                 : 'ConditionalCheckFailed'
-              : code.replace(/Exception$/, 'Error'),
+              : statementCode(code),
           Message: error.message ?? '',
         },
       });
