@@ -355,42 +355,6 @@ function within(s: Samples | undefined, after: number, until: number): Samples {
     : { times: s.times.slice(lo, hi), values: s.values.slice(lo, hi) };
 }
 
-/**
- * `stored` (ascending) without the samples of [from, to) of `times`/`values` (ascending: a group's,
- * sorted): each of those removes one stored sample of its time and value. What is left of a replay
- * arrived before the batch (a device's readings come in order through its shard).
- */
-function withoutOwn(
-  stored: Samples,
-  times: ArrayLike<number>,
-  values: ArrayLike<number>,
-  from: number,
-  to: number,
-): Samples {
-  if (from === to || stored.times[stored.times.length - 1]! < times[from]!) return stored;
-  const out: Samples = { times: [], values: [] };
-  let j = from;
-  for (let i = 0; i < stored.times.length; ) {
-    const t = stored.times[i]!;
-    while (j < to && times[j]! < t) j++;
-    let end = j; // this batch's samples at t: [j, end)
-    while (end < to && times[end] === t) end++;
-    const own: number[] = [];
-    for (let k = j; k < end; k++) own.push(values[k]!);
-    for (; i < stored.times.length && stored.times[i] === t; i++) {
-      const v = stored.values[i]!;
-      const m = own.indexOf(v);
-      if (m >= 0) own.splice(m, 1);
-      else {
-        out.times.push(t);
-        out.values.push(v);
-      }
-    }
-    j = end;
-  }
-  return out;
-}
-
 /** A reading's value as a number, or undefined when a rule cannot compare it. */
 export function numericValue(r: Pick<EnrichedReading, 'quality' | 'value'>): number | undefined {
   if (r.quality === 'BAD' || r.quality === 'STALE') return undefined;
@@ -1046,20 +1010,24 @@ export class RuleEngine {
         if (!ascending(times, from, from + g.n)) sortByTime(g);
         if (c.windowMs > 0) g.cache ??= newWindowCache();
         this.ctx.cache = c.windowMs > 0 ? g.cache : undefined;
-        const stored = replays?.get(g);
-        if (stored && stored.times.length > 0) {
-          // The stored readings after the stored state's last time, in time order, without this
-          // batch's own (stored before they are evaluated): what arrived before this batch, which the
-          // state was written behind. This batch's readings are evaluated below, as they came: a late
-          // one among them is skipped here as where the state was (in time order it would count). For
-          // a time stored twice the store kept the first, as the evaluation did.
-          const replay = withoutOwn(stored, times, values, from, from + g.n);
+        // A reading at or before the last one evaluated is skipped, but a replay would evaluate it. (A
+        // state read from the store this batch is written anyway; its replay covers this batch too.)
+        if (entry.replayable && s.lastTime !== undefined && times[from]! <= s.lastTime)
+          entry.mustFlush = true;
+        const replay = replays?.get(g);
+        if (replay && replay.times.length > 0) {
+          // Every stored reading after the stored state's last time, in time order: the earlier
+          // batches' the state was written behind, and this batch's own (stored before they are
+          // evaluated), which then come again below and are skipped as replays. For a time stored
+          // twice the store kept the first, as the evaluation did.
           const k = replay.times.length;
           if (oldRevision) {
-            // Evaluated under the old rule: the replay only moves the last reading forward.
-            if (k > 0) {
-              s.lastTime = replay.times[k - 1]!;
-              s.lastValue = replay.values[k - 1]!;
+            // Up to this batch's own readings (the store has them already): those meet the new rule.
+            let j = k - 1;
+            while (j >= 0 && replay.times[j]! >= times[from]!) j--;
+            if (j >= 0) {
+              s.lastTime = replay.times[j]!;
+              s.lastValue = replay.values[j]!;
             }
           } else {
             this.onReadings(c, s, replay.times, replay.values, 0, k, out);
@@ -1067,10 +1035,6 @@ export class RuleEngine {
           }
           this.stats.replayed += k;
         }
-        // A reading at or before the last one evaluated is skipped, but a replay from the store would
-        // evaluate it: the state is written, so the store's last time passes it.
-        if (entry.replayable && s.lastTime !== undefined && times[from]! <= s.lastTime)
-          entry.mustFlush = true;
         this.onReadings(c, s, times, values, from, from + g.n, out);
         this.stats.evaluations += g.n;
       }

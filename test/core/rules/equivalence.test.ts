@@ -74,11 +74,9 @@ interface Sample {
   value: number;
   /** 0 numeric, 1 BAD quality, 2 a string value. */
   odd: number;
-  /** Seconds before the series' latest reading (a late reading; 0: in order, as `step` says). */
-  late?: number;
 }
 
-const sample = fc.record({
+const sample: fc.Arbitrary<Sample> = fc.record({
   device: fc.integer({ min: 0, max: DEVICES.length - 1 }),
   metric: fc.integer({ min: 0, max: METRICS.length - 1 }),
   sub: fc.boolean(),
@@ -91,21 +89,7 @@ const sample = fc.record({
   ),
 });
 
-/** Samples of which about one in eight comes late, 1-30 s before its series' latest reading. */
-const lateSample: fc.Arbitrary<Sample> = fc
-  .tuple(
-    sample,
-    fc.oneof(
-      { weight: 7, arbitrary: fc.constant(0) },
-      { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) },
-    ),
-  )
-  .map(([x, late]) => ({ ...x, late }));
-
-/**
- * Readings whose times ascend per series (equal times are duplicates), series interleaved at random;
- * a sample with `late` comes that many seconds before its series' latest reading.
- */
+/** Readings whose times ascend per series (equal times are duplicates), series interleaved at random. */
 function stream(samples: Sample[]): EnrichedReading[] {
   const last = new Map<string, number>();
   return samples.map((x) => {
@@ -113,9 +97,8 @@ function stream(samples: Sample[]): EnrichedReading[] {
     const subDevice = x.sub ? 'child' : undefined;
     const metric = METRICS[x.metric]!;
     const key = `${deviceId}/${subDevice}|${metric}`;
-    const latest = last.get(key) ?? T0;
-    const time = x.late ? latest - x.late * S : latest + x.step * S;
-    if (!x.late) last.set(key, time);
+    const time = (last.get(key) ?? T0) + x.step * S;
+    last.set(key, time);
     const r: EnrichedReading = {
       protocol: 'sparkplug',
       deviceId,
@@ -389,47 +372,8 @@ describe('RuleEngine against a plain reference evaluation', () => {
       { numRuns: 150 },
     );
     expect(fired).toBeGreaterThan(1000);
-    // The property exercised what it is about: states were written behind, and read back by replaying
-    // (readings that arrived before the batch that read the state: 70-167 over 150 runs).
-    expect(behindCounts.replayed).toBeGreaterThan(20);
+    // The property exercised what it is about: states were written behind, and read back by replaying.
+    expect(behindCounts.replayed).toBeGreaterThan(100);
     expect(behindCounts.puts).toBeLessThan(everyBatch.puts);
-  });
-
-  it('property: with late readings (out of order across batches), states written behind fire exactly what states written every batch fire', async () => {
-    let fired = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(ruleDoc, { minLength: 1, maxLength: 6, size: 'max' }),
-        fc.array(lateSample, { minLength: 20, maxLength: 200, size: 'max' }),
-        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 8 }),
-        fc.boolean(),
-        fc.constantFrom(10_000, 60_000, 3_600_000),
-        fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 8 }),
-        fc.constantFrom(1, 2, 3),
-        async (docs, samples, cuts, redeliver, flushMs, cold, envs) => {
-          const rules = rulesOf(docs);
-          const readings = stream(samples);
-          const coldAfter = new Set(cold);
-          // A series' late reading within its batch is evaluated in time order (a batch is), one
-          // behind an earlier batch's is skipped: the engine writing every batch is the reference.
-          const want = await engineRun(rules, readings, cuts, 1, redeliver, true, {
-            flushMs: 0,
-            coldAfter,
-            envs,
-          });
-          const got = await engineRun(rules, readings, cuts, 1, redeliver, true, {
-            flushMs,
-            coldAfter,
-            envs,
-          });
-          expect([...got].sort()).toEqual([...want].sort());
-          fired += want.length;
-        },
-      ),
-      // No shrinking: each step runs two engines over up to 200 readings, and shrinking such a
-      // counterexample took longer than a CI run has.
-      { numRuns: 150, endOnFailure: true },
-    );
-    expect(fired).toBeGreaterThan(500);
   });
 });

@@ -210,40 +210,6 @@ describe('rule states written behind: the cases a review found', () => {
     expect(every).toHaveLength(1);
     expect(behind).toEqual(every);
   });
-  it('J: a late reading that reaches another environment is skipped there too (its replay leaves out the batch it came in)', async () => {
-    const go = async (behind: boolean) => {
-      const x = await setup([{ condition: 'value > 80' }], behind);
-      const A = x.engine();
-      const B = x.engine();
-      await x.batch(A, [rd(10, 0)]); // new state: written
-      await x.batch(A, [rd(10, 3)]); // A ahead of the store (written behind)
-      // Late (2 <= 3), in a batch that lands in another environment: B reads the state (last time 0)
-      // back and replays the stored readings after it — which include this batch's own 99@2.
-      await x.batch(B, [rd(99, 2)]);
-      await x.batch(B, [rd(10, 5)]);
-      return x.ids;
-    };
-    const every = await go(false);
-    const behind = await go(true);
-    expect(every).toEqual([]);
-    expect(behind).toEqual(every);
-  });
-
-  it('K: the late reading of J, then a cold start elsewhere: the state B wrote keeps it out of every later replay', async () => {
-    const go = async (behind: boolean) => {
-      const x = await setup([{ condition: 'value > 80' }], behind);
-      const A = x.engine();
-      await x.batch(A, [rd(10, 0)]);
-      await x.batch(A, [rd(10, 3)]);
-      await x.batch(x.engine(), [rd(99, 2)]); // B: late, skipped
-      await x.batch(x.engine(), [rd(10, 5)]); // C: cold, replays from what the store has
-      return x.ids;
-    };
-    const every = await go(false);
-    const behind = await go(true);
-    expect(every).toEqual([]);
-    expect(behind).toEqual(every);
-  });
 });
 
 describe('rule states written behind: the clock and the ingest', () => {
