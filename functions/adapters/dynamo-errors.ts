@@ -44,7 +44,7 @@ export function mapTransactionError(error: unknown, what: string): unknown {
     if (codes.includes('ConditionalCheckFailed')) {
       return new ConflictError(`${what}: condition failed (${codes.join(', ')})`, { cause: error });
     }
-    if (codes.some((c) => TRANSIENT_CANCELLATIONS.has(c))) {
+    if (codes.some((c) => TRANSIENT_ITEM_CODES.has(c))) {
       return new TransientError('AWS_TRANSIENT', `${what}: transaction cancelled (${codes.join(', ')})`, {
         cause: error,
       });
@@ -53,10 +53,16 @@ export function mapTransactionError(error: unknown, what: string): unknown {
   return mapAwsError(error, what);
 }
 
-const TRANSIENT_CANCELLATIONS = new Set([
+/**
+ * Per-item error codes (a cancelled transaction's reasons, a PartiQL batch's statement errors) that a
+ * retry may get past.
+ */
+export const TRANSIENT_ITEM_CODES: ReadonlySet<string> = new Set([
   'TransactionConflict',
   'ThrottlingError',
   'ProvisionedThroughputExceeded',
+  'RequestLimitExceeded',
+  'InternalServerError',
 ]);
 
 /** Per item of a cancelled transaction, why ('None': that item was not the cause). */

@@ -69,6 +69,11 @@ export async function queryAllPages(
   return items;
 }
 
+/** The wait before retry `attempt` + 1 of unprocessed items or statements: 20 ms doubling, at most 1 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(20 * 2 ** (attempt - 1), 1000);
+}
+
 /** TransactWriteItems' limit of items per call. */
 export const TRANSACT_WRITE_MAX = 100;
 
@@ -106,7 +111,7 @@ export async function batchWriteAll(
           `${o.what}: ${pending.length} writes still unprocessed after ${attempt} attempts`,
         );
       }
-      await o.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));
+      await o.sleep(backoffMs(attempt));
     }
   }
 }

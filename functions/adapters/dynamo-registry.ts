@@ -41,6 +41,7 @@ import {
 } from '../core/registry.js';
 import { mapTransactionError } from './dynamo-errors.js';
 import {
+  backoffMs,
   batchWriteAll,
   queryAllPages,
   TRANSACT_WRITE_MAX,
@@ -128,7 +129,7 @@ export class DynamoRegistry implements RegistryPort {
               `${what}: ${pending.length} keys still unprocessed after ${attempt} attempts`,
             );
           }
-          await this.sleep(backoff(attempt));
+          await this.sleep(backoffMs(attempt));
         }
       }
     }
@@ -577,8 +578,4 @@ export class DynamoRegistry implements RegistryPort {
       .sort((a, b) => b.createdAt - a.createdAt || (a.commandId < b.commandId ? 1 : -1))
       .slice(0, limit);
   }
-}
-
-function backoff(attempt: number): number {
-  return Math.min(20 * 2 ** (attempt - 1), 1000);
 }

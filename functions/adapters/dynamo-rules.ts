@@ -57,9 +57,10 @@ import {
   toStoredState,
 } from '../core/rules/store.js';
 import { keyFraction } from '../core/spread.js';
-import { mapAwsError } from './dynamo-errors.js';
+import { mapAwsError, TRANSIENT_ITEM_CODES } from './dynamo-errors.js';
 import {
   BATCH_WRITE_MAX,
+  backoffMs,
   batchWriteAll,
   queryAllPages,
   TRANSACT_WRITE_MAX,
@@ -76,7 +77,7 @@ export interface DynamoRulesOptions {
   clock?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /**
-   * Several writes in one TransactWriteItems (states, alert transitions). `undefined` (default): tried,
+   * An alert write and its transition record in one TransactWriteItems. `undefined` (default): tried,
    * and single writes from the first answer that the endpoint has no such operation (dynalite); false:
    * single writes only.
    */
@@ -245,14 +246,6 @@ export interface DynamoRuleStateOptions extends DynamoRulesOptions {
 
 /** PutItems in flight at once where putAll cannot batch (no PartiQL). */
 const PUT_CONCURRENCY = 16;
-/** Statement errors of a batch retried with backoff, as BatchWriteItem's unprocessed items. */
-const RETRIED_STATEMENT_ERRORS = new Set([
-  'ThrottlingError',
-  'ProvisionedThroughputExceeded',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'TransactionConflict',
-]);
 
 export function ruleStateKey(ruleId: string, series: string): { pk: string; sk: string } {
   return { pk: `RS#${ruleId}#${Math.floor(keyFraction(series) * RULE_STATE_SHARDS)}`, sk: series };
@@ -377,7 +370,7 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
               `${what}: ${pending.length} keys still unprocessed after ${attempt} attempts`,
             );
           }
-          await this.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));
+          await this.sleep(backoffMs(attempt));
         }
       }
     }
@@ -449,15 +442,15 @@ export class DynamoRuleStateStore extends Base implements RuleStateStore {
         else if (code === undefined) out[i] = undefined;
         else if (code === 'ConditionalCheckFailed' || code === 'DuplicateItem') {
           out[i] = new ConflictError(`ruleState.putAll: condition failed (${code})`);
-        } else if (RETRIED_STATEMENT_ERRORS.has(code) && attempt < this.maxAttempts) retry.push(i);
-        else if (RETRIED_STATEMENT_ERRORS.has(code)) {
+        } else if (TRANSIENT_ITEM_CODES.has(code) && attempt < this.maxAttempts) retry.push(i);
+        else if (TRANSIENT_ITEM_CODES.has(code)) {
           out[i] = new TransientError('AWS_TRANSIENT', `ruleState.putAll: ${code} after ${attempt} attempts`);
         } else {
           out[i] = Object.assign(new Error(`ruleState.putAll: ${code}: ${e?.Message ?? ''}`), { name: code });
         }
       });
       pending = retry;
-      if (pending.length > 0) await this.sleep(Math.min(20 * 2 ** (attempt - 1), 1000));
+      if (pending.length > 0) await this.sleep(backoffMs(attempt));
     }
     return out;
   }
@@ -595,12 +588,6 @@ export class DynamoAlertStore extends Base implements AlertStore {
     return (await this.recordAll([t], now))[0]!;
   }
 
-  /**
-   * Each transition's alert write first, in order. One that changed the alert is the transition's first
-   * recording (its record is written only after it), so its record goes unconditionally into one
-   * BatchWriteItem per 25; one that changed nothing (a redelivery, or a user resolved the alert) is
-   * recorded conditionally, and an existing record tells whether it was dispatched.
-   */
   /**
    * Each transition's alert write and record, an alert's in order. First as transactions (two items
    * per transition; an alert at most once per transaction, so its open and resolve of one batch go in

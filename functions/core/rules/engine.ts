@@ -1192,7 +1192,7 @@ export class RuleEngine {
         this.toClaim = new Set();
       }
     }
-    // One putAll: the store writes them in as few requests as it can (a transaction per 100 in DynamoDB).
+    // One putAll: the store writes them in as few requests as it can (25 a request in DynamoDB).
     let failure: unknown;
     const results =
       dirty.length === 0
