@@ -543,7 +543,7 @@ export class RecordingEndpoint {
         return;
       case 'BatchExecuteStatement':
         // IAM authorizes each statement as its PartiQL action on its table.
-        for (const w of this.statements(fn, input)) {
+        for (const w of this.statements(input, fn)) {
           const action = w.kind === 'insert' ? 'PartiQLInsert' : 'PartiQLUpdate';
           this.record(fn, 'dynamodb', action, tableArn(w.table), `in ${op}`);
         }
@@ -577,18 +577,17 @@ export class RecordingEndpoint {
     res: http.ServerResponse,
   ): Promise<boolean> {
     const items = (input.TransactItems ?? []) as Array<Record<string, Record<string, unknown>>>;
-    const keyed = (i: Record<string, Record<string, unknown>>) => {
+    // Each item's key (pk, sk), or undefined where it has none of the kind this emulation handles.
+    const keys = items.map((i) => {
       const spec = i.Put ?? i.Update ?? i.Delete;
       const source = (spec?.Key ?? spec?.Item) as Record<string, unknown> | undefined;
-      return source?.pk !== undefined && source.sk !== undefined;
-    };
-    if (!items.every(keyed)) return false;
-    // DynamoDB refuses the whole transaction when two of its operations touch one item.
-    const targets = items.map((i) => {
-      const spec = (i.Put ?? i.Update ?? i.Delete)!;
-      const key = (spec.Key ?? spec.Item) as Record<string, unknown>;
-      return JSON.stringify([spec.TableName, key.pk, key.sk]);
+      return source?.pk !== undefined && source.sk !== undefined
+        ? { TableName: spec!.TableName, Key: { pk: source.pk, sk: source.sk } }
+        : undefined;
     });
+    if (keys.some((k) => k === undefined)) return false;
+    // DynamoDB refuses the whole transaction when two of its operations touch one item.
+    const targets = keys.map((k) => JSON.stringify([k!.TableName, k!.Key.pk, k!.Key.sk]));
     if (new Set(targets).size < targets.length) {
       res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
       res.end(
@@ -616,10 +615,9 @@ export class RecordingEndpoint {
         { Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem' } as Record<string, string>
       )[kind];
       if (!target) continue;
-      const source = (spec.Key ?? spec.Item) as Record<string, unknown>;
-      const Key = { pk: source.pk, sk: source.sk };
+      const { TableName, Key } = keys[index]!;
       const before = await this.send(req, 'DynamoDB_20120810.GetItem', {
-        TableName: spec.TableName,
+        TableName,
         Key,
         ConsistentRead: true,
       });
@@ -645,7 +643,7 @@ export class RecordingEndpoint {
         return true;
       }
       undo.push({
-        TableName: spec.TableName,
+        TableName,
         Key,
         Item: (JSON.parse(before.body || '{}') as { Item?: unknown }).Item,
       });
@@ -655,14 +653,17 @@ export class RecordingEndpoint {
     return true;
   }
 
-  /** The write statements of a BatchExecuteStatement; one of another form is reported unhandled. */
-  private statements(fn: string, input: Record<string, unknown>): PartiqlWrite[] {
+  /**
+   * The write statements of a BatchExecuteStatement; one of another form is left out, and reported
+   * unhandled when `fn` is given (once per request: its IAM recording reports, its execution does not).
+   */
+  private statements(input: Record<string, unknown>, fn?: string): PartiqlWrite[] {
     const out: PartiqlWrite[] = [];
     for (const st of (input.Statements ?? []) as Array<{ Statement: string; Parameters?: Wire[] }>) {
       try {
         out.push(readPartiqlWrite(st.Statement, st.Parameters));
       } catch (error) {
-        this.unhandled.push(`${fn}: ${(error as Error).message}`);
+        if (fn !== undefined) this.unhandled.push(`${fn}: ${(error as Error).message}`);
       }
     }
     return out;
@@ -680,7 +681,7 @@ export class RecordingEndpoint {
     res: http.ServerResponse,
   ): Promise<void> {
     const responses: Wire[] = [];
-    for (const w of this.statements(this.caller(req), input)) {
+    for (const w of this.statements(input)) {
       const names: Record<string, string> = {};
       const values: Record<string, Wire> = {};
       const name = (n: string) => {
